@@ -1,0 +1,197 @@
+// Policy decisions for one context → a classic BPF seccomp program.
+//
+// Shape: check arch (a foreign arch is killed), load nr, then a balanced binary search over
+// ranges of syscall numbers that share a decision (x86_64's x32 range is one of them, killed).
+// Argument checks appear only under the leaves of syscalls that have conditions, so the path
+// to every unconditional ALLOW reads only `arch` and `nr` and the kernel can cache it as a
+// constant action. The program is built backwards (each piece is emitted after what it jumps
+// to), so all jumps go forward; a conditional jump further than 255 goes through a `ja`.
+
+import {
+  AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT,
+  BPF_JMP, BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR,
+  SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_LOG, SECCOMP_RET_TRAP,
+  X32_SYSCALL_BIT, argOffset, jump, stmt, type Insn,
+} from "./insn.js";
+import type { Action } from "../policy/actions.js";
+import type { ArgCondition } from "../policy/entries.js";
+import { contextDecisions, decisionFor, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
+import type { Policy } from "../policy/policy.js";
+import { maxSyscallNumber, type Arch } from "../syscalls/index.js";
+
+export class CompileError extends Error {
+  override name = "CompileError";
+}
+
+export const AUDIT_ARCH: Record<Arch, number> = { x86_64: AUDIT_ARCH_X86_64, aarch64: AUDIT_ARCH_AARCH64 };
+
+/** The seccomp return value of an action. */
+export function actionRet(a: Action): number {
+  switch (a.kind) {
+    case "allow": return SECCOMP_RET_ALLOW;
+    case "log": return SECCOMP_RET_LOG;
+    case "error": return (SECCOMP_RET_ERRNO | (a.errno! & 0xffff)) >>> 0;
+    case "trap": return SECCOMP_RET_TRAP;
+    case "kill": return SECCOMP_RET_KILL_PROCESS;
+  }
+}
+
+export interface CompileOptions {
+  /** Maps a decided leaf to a return value; defaults to actionRet(leaf.action). */
+  retFor?: (leaf: Leaf) => number;
+}
+
+export function compilePolicy(policy: Policy, arch: Arch, context: ContextSpec, opts: CompileOptions = {}): Insn[] {
+  return compileDecisions(contextDecisions(policy, arch, context), opts);
+}
+
+interface Range {
+  lo: number; // first nr, inclusive
+  decision: Decision;
+}
+
+/** Consecutive numbers with the same unconditional return value become one range. */
+function buildRanges(cd: ContextDecisions, retOf: (l: Leaf) => number): Range[] {
+  const ranges: Range[] = [];
+  const top = maxSyscallNumber(cd.arch);
+  let prevRet: number | undefined;
+  const push = (lo: number, d: Decision) => {
+    const ret = d.kind === "leaf" ? retOf(d) : undefined;
+    if (ret !== undefined && ret === prevRet) return;
+    ranges.push({ lo, decision: d });
+    prevRet = ret;
+  };
+  for (let nr = 0; nr <= top; nr++) push(nr, decisionFor(cd, nr));
+  push(top + 1, cd.unknownDecision);
+  if (cd.arch === "x86_64") {
+    // x32 syscalls arrive with the x86_64 audit arch and bit 30 set in nr: a different ABI.
+    push(X32_SYSCALL_BIT, { kind: "leaf", action: { kind: "kill" }, source: "arch" });
+  }
+  return ranges;
+}
+
+export function compileDecisions(cd: ContextDecisions, opts: CompileOptions = {}): Insn[] {
+  const retOf = opts.retFor ?? ((l: Leaf) => actionRet(l.action));
+  const e = new BackwardEmitter();
+  const ranges = buildRanges(cd, retOf);
+
+  const emitDecision = (d: Decision): number => {
+    if (d.kind === "leaf") return e.ret(retOf(d));
+    const then = emitDecision(d.then);
+    const otherwise = emitDecision(d.else);
+    let cur = then;
+    for (let i = d.conds.length - 1; i >= 0; i--) cur = emitCondition(e, d.conds[i]!, cur, otherwise);
+    return cur;
+  };
+  // Binary search over ranges[lo..hi): A holds nr at every search node.
+  const emitSearch = (lo: number, hi: number): number => {
+    if (hi - lo === 1) return emitDecision(ranges[lo]!.decision);
+    const mid = (lo + hi) >>> 1;
+    const right = emitSearch(mid, hi);
+    const left = emitSearch(lo, mid);
+    return e.jump(BPF_JMP | BPF_JGE | BPF_K, ranges[mid]!.lo, right, left);
+  };
+  const search = emitSearch(0, ranges.length);
+  const loadNr = e.seq(stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR), search);
+  const kill = e.ret(SECCOMP_RET_KILL_PROCESS);
+  const archOk = e.jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH[cd.arch], loadNr, kill);
+  e.seq(stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_ARCH), archOk);
+  const prog = e.finish();
+  if (prog.length > BPF_MAXINSNS) {
+    throw new CompileError(
+      `the filter for ${cd.context.context} on ${cd.arch} is ${prog.length} instructions, over the kernel's limit of ${BPF_MAXINSNS}; ` +
+        `use fewer argument conditions, or give syscalls with the same action neighbouring numbers`,
+    );
+  }
+  return prog;
+}
+
+/** Jumps to `t` when the condition holds, else to `f`; 64-bit arguments compare both halves. */
+function emitCondition(e: BackwardEmitter, c: ArgCondition, t: number, f: number): number {
+  const lo32 = Number(c.value & 0xffffffffn);
+  const hi32 = Number(c.value >> 32n);
+  const wide = c.width === 64;
+  const load = (half: "lo" | "hi", next: number) => e.seq(stmt(BPF_LD | BPF_W | BPF_ABS, argOffset(c.arg, half)), next);
+  const jeq = BPF_JMP | BPF_JEQ | BPF_K;
+  const jgt = BPF_JMP | BPF_JGT | BPF_K;
+  const jge = BPF_JMP | BPF_JGE | BPF_K;
+  switch (c.op) {
+    case "eq":
+    case "ne": {
+      const [yes, no] = c.op === "eq" ? [t, f] : [f, t];
+      const low = load("lo", e.jump(jeq, lo32, yes, no));
+      return wide ? load("hi", e.jump(jeq, hi32, low, no)) : low;
+    }
+    case "gt":
+    case "ge":
+    case "lt":
+    case "le": {
+      // gt/ge directly; lt is !(ge) and le is !(gt).
+      const strict = c.op === "gt" || c.op === "le";
+      const [yes, no] = c.op === "gt" || c.op === "ge" ? [t, f] : [f, t];
+      const low = load("lo", e.jump(strict ? jgt : jge, lo32, yes, no));
+      if (!wide) return low;
+      const hiEqual = e.jump(jeq, hi32, low, no);
+      return load("hi", e.jump(jgt, hi32, yes, hiEqual));
+    }
+    case "masked_eq": {
+      const mask = c.mask!;
+      const mlo = Number(mask & 0xffffffffn);
+      const mhi = Number(mask >> 32n);
+      const part = (half: "lo" | "hi", m: number, v: number, yes: number) => {
+        if (m === 0) return yes; // no bits of this half are tested (and v is 0 there)
+        const test = e.jump(jeq, v, yes, f);
+        const masked = m === 0xffffffff ? test : e.seq(stmt(BPF_ALU | BPF_AND | BPF_K, m), test);
+        return load(half, masked);
+      };
+      const low = part("lo", mlo, lo32, t);
+      return wide ? part("hi", mhi, hi32, low) : low;
+    }
+  }
+}
+
+/**
+ * Builds a program from its end to its start. Positions count from the end (0 = the last
+ * instruction), so a position stays valid as more code is put in front of it.
+ */
+class BackwardEmitter {
+  private rev: Insn[] = [];
+  private rets = new Map<number, number>();
+
+  /** A return, shared by every path that returns the same value. */
+  ret(k: number): number {
+    const have = this.rets.get(k >>> 0);
+    if (have !== undefined) return have;
+    const pos = this.push(stmt(BPF_RET | BPF_K, k));
+    this.rets.set(k >>> 0, pos);
+    return pos;
+  }
+
+  /** An instruction that falls through to `next`. */
+  seq(ins: Insn, next: number): number {
+    if (next !== this.rev.length - 1) this.push(this.ja(next));
+    return this.push(ins);
+  }
+
+  /** A conditional jump; the same target both ways needs no jump at all. */
+  jump(code: number, k: number, t: number, f: number): number {
+    if (t === f) return t;
+    if (this.rev.length - t - 1 > 255) t = this.push(this.ja(t));
+    if (this.rev.length - f - 1 > 255) f = this.push(this.ja(f));
+    const here = this.rev.length;
+    return this.push(jump(code, k, here - t - 1, here - f - 1));
+  }
+
+  private ja(target: number): Insn {
+    return stmt(BPF_JMP | BPF_JA, this.rev.length - target - 1);
+  }
+
+  private push(ins: Insn): number {
+    this.rev.push(ins);
+    return this.rev.length - 1;
+  }
+
+  finish(): Insn[] {
+    return [...this.rev].reverse();
+  }
+}

@@ -1,0 +1,141 @@
+// What a context decides for each syscall, as a small decision tree per syscall number. The
+// compiler turns these trees into BPF; the effective-filter table prints them. Stacking is
+// modelled exactly: the effective decision of a context is, for every possible call, the most
+// restrictive of the decisions of the filters that apply to it (later filter wins a tie).
+
+import { sameAction, actionRank, type Action } from "./actions.js";
+import type { ArgCondition } from "./entries.js";
+import { resolveFilter, type FilterSpec, type Policy, type ResolvedFilter } from "./policy.js";
+import { allSyscalls, syscallName, type Arch } from "../syscalls/index.js";
+
+export interface Leaf {
+  kind: "leaf";
+  action: Action;
+  /** The filter that decided ("global", "session"). */
+  source: string;
+}
+
+export interface Branch {
+  kind: "branch";
+  /** All must hold to take `then`. */
+  conds: ArgCondition[];
+  then: Decision;
+  else: Decision;
+}
+
+export type Decision = Leaf | Branch;
+
+/** A context: the global filter alone, or a client session (optionally of one role). */
+export interface ContextSpec {
+  context: "global" | "session";
+  role?: string;
+}
+
+export function contextLabel(c: ContextSpec): string {
+  return c.context;
+}
+
+/** The filters that apply in a context, outermost (installed first) first. */
+export function contextFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
+  if (c.context === "global") return [policy.global];
+  const overlay = c.role !== undefined ? policy.roles.get(c.role) ?? policy.session : policy.session;
+  return [policy.global, overlay];
+}
+
+function leaf(action: Action, source: string): Leaf {
+  return { kind: "leaf", action, source };
+}
+
+/** Public name of a filter for tables: a role overlay is still the session filter. */
+function sourceName(f: { name: string }): string {
+  return f.name.startsWith("session") ? "session" : f.name;
+}
+
+/**
+ * One filter's decision for one syscall: its rules in precedence order (most restrictive
+ * first, so the first that matches is the most restrictive that matches), then the default.
+ */
+export function filterDecision(f: ResolvedFilter, nr: number): Decision {
+  const src = sourceName(f);
+  const entry = f.rules.get(nr);
+  let d: Decision = leaf(f.defaultAction, src);
+  if (!entry) return d;
+  const sorted = [...entry.rules].sort((a, b) => actionRank(a.action) - actionRank(b.action));
+  // Fold from the least restrictive up, so the most restrictive rule is tested first.
+  for (const r of sorted) {
+    d = r.conditions.length === 0 ? leaf(r.action, src) : { kind: "branch", conds: r.conditions, then: leaf(r.action, src), else: d };
+  }
+  return d;
+}
+
+function mapLeaves(d: Decision, f: (l: Leaf) => Decision): Decision {
+  if (d.kind === "leaf") return f(d);
+  return simplify({ kind: "branch", conds: d.conds, then: mapLeaves(d.then, f), else: mapLeaves(d.else, f) });
+}
+
+function simplify(b: Branch): Decision {
+  if (sameDecision(b.then, b.else)) return b.then;
+  return b;
+}
+
+export function sameDecision(a: Decision, b: Decision): boolean {
+  if (a.kind === "leaf" || b.kind === "leaf") {
+    return a.kind === "leaf" && b.kind === "leaf" && sameAction(a.action, b.action) && a.source === b.source;
+  }
+  return JSON.stringify(a.conds, bigintJson) === JSON.stringify(b.conds, bigintJson) && sameDecision(a.then, b.then) && sameDecision(a.else, b.else);
+}
+
+function bigintJson(_k: string, v: unknown): unknown {
+  return typeof v === "bigint" ? v.toString() : v;
+}
+
+/** The stacked decision: every outcome of `outer` combined with every outcome of `inner`. */
+export function stack(outer: Decision, inner: Decision): Decision {
+  return mapLeaves(outer, (o) =>
+    // The later (inner) filter wins a tie, as the kernel returns the newest filter's data.
+    mapLeaves(inner, (i) => (actionRank(o.action) > actionRank(i.action) ? o : i)),
+  );
+}
+
+/** Everything a context decides on one arch. */
+export interface ContextDecisions {
+  arch: Arch;
+  context: ContextSpec;
+  /** For syscalls in the table that no list names. */
+  defaultDecision: Leaf;
+  /** For numbers the arch table does not know. */
+  unknownDecision: Leaf;
+  /** Syscalls some list of some applicable filter names. */
+  named: Map<number, { name: string; decision: Decision }>;
+}
+
+export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec): ContextDecisions {
+  const filters = contextFilters(policy, c).map((f) => resolveFilter(f, arch));
+  const stackAll = (per: (f: ResolvedFilter) => Decision) => filters.map(per).reduce((acc, d) => stack(acc, d));
+  const defaultDecision = stackAll((f) => leaf(f.defaultAction, sourceName(f))) as Leaf;
+  const named = new Map<number, { name: string; decision: Decision }>();
+  const nrs = new Set<number>(filters.flatMap((f) => [...f.rules.keys()]));
+  for (const nr of [...nrs].sort((a, b) => a - b)) {
+    named.set(nr, { name: syscallName(arch, nr)!, decision: stackAll((f) => filterDecision(f, nr)) });
+  }
+  return { arch, context: c, defaultDecision, unknownDecision: unknownLeaf(policy, defaultDecision), named };
+}
+
+/**
+ * Numbers the table does not know (a kernel newer than our table, or a hole). When the default
+ * lets calls through (allow, log) they follow it; when it denies, they get the unknown action
+ * (ENOSYS unless configured), so that glibc falls back to an older syscall instead of dying.
+ */
+function unknownLeaf(policy: Policy, def: Leaf): Leaf {
+  if (policy.unknownAction === "default" || def.action.kind === "allow" || def.action.kind === "log") return def;
+  return leaf(policy.unknownAction, "unknown");
+}
+
+/** Decision for any number on this arch (the table's numbers, named or not, and unknown ones). */
+export function decisionFor(cd: ContextDecisions, nr: number): Decision {
+  const n = cd.named.get(nr);
+  if (n) return n.decision;
+  return syscallName(cd.arch, nr) !== undefined ? cd.defaultDecision : cd.unknownDecision;
+}
+
+export { allSyscalls };

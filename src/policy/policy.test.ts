@@ -1,0 +1,122 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parsePolicyText, resolveFilter, loadPolicyFile } from "./policy.js";
+import { memorySource } from "./source.js";
+import { PolicyError } from "./errors.js";
+import { contextDecisions, decisionFor } from "./decision.js";
+import { syscallNumber } from "../syscalls/index.js";
+
+const base = "seccomp = on\nglobal_syscall_default = 'error'\n";
+
+function fails(text: string, re: RegExp, line?: number): void {
+  assert.throws(() => parsePolicyText(text, "t.conf"), (e: unknown) => {
+    assert.ok(e instanceof PolicyError, String(e));
+    assert.match(e.message, re);
+    if (line !== undefined) assert.equal(e.loc?.line, line, e.message);
+    return true;
+  });
+}
+
+const nr = (name: string) => syscallNumber("x86_64", name)!;
+const leafOf = (text: string, ctx: "global" | "session", name: string, role?: string) => {
+  const p = parsePolicyText(text, "t.conf");
+  const d = decisionFor(contextDecisions(p, "x86_64", { context: ctx, role }), nr(name));
+  assert.equal(d.kind, "leaf");
+  return d.kind === "leaf" ? `${d.source}->${d.action.kind}${d.action.errno !== undefined ? ":" + d.action.errno : ""}` : "";
+};
+
+test("seed semantics: session adds restrictions; '*' inherits; ties go to the session", () => {
+  const text = base + "global_syscall_allow = 'read,write,clone'\nsession_syscall_default = 'log'\nsession_syscall_allow = 'read'\nsession_syscall_kill = '*'\n";
+  assert.equal(leafOf(text, "global", "clone"), "global->allow");
+  assert.equal(leafOf(text, "session", "clone"), "session->log");
+  assert.equal(leafOf(text, "session", "read"), "session->allow");
+  // Global error (default) beats session log for a syscall no list names.
+  assert.equal(leafOf(text, "session", "mount"), "global->error:13");
+});
+
+test("a policy without session settings restricts sessions exactly as the global filter", () => {
+  const text = base + "global_syscall_allow = 'read'\nglobal_syscall_kill = 'ptrace'\n";
+  assert.equal(leafOf(text, "session", "read"), "session->allow");
+  assert.equal(leafOf(text, "session", "ptrace"), "session->kill");
+  assert.equal(leafOf(text, "session", "mount"), "session->error:13");
+});
+
+test("pgseccomp names, per-role lists, and fallback of a role's missing lists", () => {
+  const text = [
+    "shared_preload_libraries = 'pgseccomp'",
+    "pgseccomp.enabled = on",
+    "pgseccomp.global_syscall_default = 'allow'",
+    "pgseccomp.session_syscall_default = 'error'",
+    "pgseccomp.session_syscall_allow = 'read,write'",
+    "pgseccomp.session_roles = 'joe,alice'",
+    "session_syscall_allow.joe = 'read,write,clone'",
+    "session_syscall_default.joe = 'log'",
+  ].join("\n");
+  const p = parsePolicyText(text, "t.conf");
+  assert.deepEqual([...p.roles.keys()], ["alice", "joe"]);
+  assert.match(p.notes[0]!.message, /shared_preload_libraries is ignored/);
+  assert.equal(leafOf(text, "session", "clone"), "session->error:13");
+  assert.equal(leafOf(text, "session", "clone", "joe"), "session->allow");
+  assert.equal(leafOf(text, "session", "mount", "joe"), "session->log");
+  assert.equal(leafOf(text, "session", "clone", "alice"), "session->error:13");
+});
+
+test("errno: configurable default, per entry, and in defaults", () => {
+  const text = base + "syscall_error_errno = EPERM\nglobal_syscall_error = 'clone3:ENOSYS, mount'\nsession_syscall_default = 'error:38'\n";
+  assert.equal(leafOf(text, "global", "clone3"), "global->error:38");
+  assert.equal(leafOf(text, "global", "mount"), "global->error:1");
+  assert.equal(leafOf(text, "global", "read"), "global->error:1");
+});
+
+test("groups expand per arch; an explicit name beats a group", () => {
+  const text = base + "global_syscall_kill = '@mount'\nglobal_syscall_allow = 'mount_setattr'\n";
+  assert.equal(leafOf(text, "global", "umount2"), "global->kill");
+  assert.equal(leafOf(text, "global", "mount_setattr"), "global->allow");
+  const p = parsePolicyText(text, "t.conf");
+  assert.ok(resolveFilter(p.global, "aarch64").rules.size > 3);
+});
+
+test("errors name the place and say what to do", () => {
+  fails(base + "global_syscall_allow = 'read,opennat'\n", /unknown syscall "opennat".*openat/s, 3);
+  fails(base + "global_syscall_allow = 'read'\nglobal_syscall_kill = 'read'\n", /"read" is in both the allow list \(t.conf:3:/, 4);
+  fails(base + "global_syscall_allow = '*'\n", /can only be used in session lists/, 3);
+  fails(base + "global_syscall_loq = ''\n", /unknown setting "global_syscall_loq".*global_syscall_log/s, 3);
+  fails(base + "global_syscall_kill = '@mnt'\n", /unknown syscall group "@mnt"/, 3);
+  fails(base + "global_syscall_error = 'clone3:ENOSYX'\n", /unknown errno "ENOSYX"/, 3);
+  fails(base + "global_syscall_allow = 'read:EPERM'\n", /errno belongs only in an error list/, 3);
+  fails(base + "session_syscall_default = 'deny'\n", /unknown action "deny"/, 3);
+  fails(base + "global_syscall_allow = 'socket(arg7 == 1)'\n", /arg0 to arg5/, 3);
+  fails(base + "global_syscall_allow = 'socket(arg0 = 1)'\n", /cannot read argument condition/, 3);
+  fails(base + "global_syscall_allow = 'read,,write'\n", /empty entry/, 3);
+  fails("seccomp = on\nglobal_syscall_allow = 'read'\n", /global_syscall_default is not set/, 2);
+  fails("seccomp = maybe\nglobal_syscall_default = allow\n", /not a boolean/, 1);
+});
+
+test("a syscall that does not exist on the target arch is an error saying so", () => {
+  const p = parsePolicyText(base + "global_syscall_allow = 'read,stat'\n", "t.conf");
+  assert.throws(() => resolveFilter(p.global, "aarch64"), /"stat" does not exist on aarch64/);
+  assert.equal(resolveFilter(p.global, "x86_64").rules.size, 2);
+});
+
+test("conditions: ORed across entries, ANDed within one, most restrictive match wins", () => {
+  const text = base + "global_syscall_allow = 'socket(arg0 == 1), socket(arg0 == 2, arg1 & 0xf == 1), read'\nglobal_syscall_kill = 'socket(arg0 == 16)'\n";
+  const p = parsePolicyText(text, "t.conf");
+  const f = resolveFilter(p.global, "x86_64");
+  assert.equal(f.rules.get(nr("socket"))!.rules.length, 3);
+  assert.equal(f.rules.get(nr("socket"))!.rules[0]!.conditions[0]!.width, 32);
+});
+
+test("a role not listed in session_roles is ignored with a note", () => {
+  const p = parsePolicyText(base + "session_roles = 'a'\nsession_syscall_allow.b = 'read'\n", "t.conf");
+  assert.deepEqual([...p.roles.keys()], ["a"]);
+  assert.ok(p.notes.some((n) => /role "b" is not listed/.test(n.message)));
+});
+
+test("files are read through includes and listed for permission checks", () => {
+  const p = loadPolicyFile("/etc/pg/main.conf", memorySource({
+    "/etc/pg/main.conf": "include 'lists.conf'\nglobal_syscall_default = kill\n",
+    "/etc/pg/lists.conf": "global_syscall_allow = 'read'\n",
+  }));
+  assert.deepEqual(p.files, ["/etc/pg/main.conf", "/etc/pg/lists.conf"]);
+  assert.equal(p.global.defaultAction.kind, "kill");
+});

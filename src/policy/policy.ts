@@ -1,0 +1,292 @@
+// A policy: the settings of a seed-compatible policy file, interpreted. Arch-independent:
+// syscall names are checked to exist on some supported arch here, and resolved to numbers
+// for one arch by resolveFilter().
+
+import { PolicyError, type PolicyNote, type SourceLoc } from "./errors.js";
+import { ACTION_KINDS, parseAction, type Action, type ActionKind } from "./actions.js";
+import { parseList, type ArgCondition, type ListEntry } from "./entries.js";
+import { readConf, type ConfSetting } from "./conf.js";
+import { fileSystemSource, type PolicySource } from "./source.js";
+import { errnoNumber } from "../syscalls/errno.js";
+import { ARCHES, resolveSyscall, suggestNames, type Arch } from "../syscalls/index.js";
+import { expandGroup, groupNames } from "../syscalls/groups.js";
+
+export const FILTER_ACTIONS: readonly ActionKind[] = ACTION_KINDS;
+
+/** An entry of a list as the policy holds it, with where it came from. */
+export interface PolicyEntry extends ListEntry {
+  action: Action;
+  /** Set when the entry came from `*` (inherited from the global list). */
+  inheritedFrom?: SourceLoc;
+}
+
+export interface FilterSpec {
+  /** "global", "session", or "session.<role>" for a role's overlay. */
+  name: string;
+  defaultAction: Action;
+  defaultLoc?: SourceLoc;
+  entries: PolicyEntry[];
+}
+
+export interface Policy {
+  enabled: boolean;
+  /** errno for `error` entries that name none (syscall_error_errno; EACCES as pgseccomp). */
+  errorErrno: number;
+  /** For syscall numbers the arch table does not know, when the default denies. */
+  unknownAction: Action | "default";
+  global: FilterSpec;
+  session: FilterSpec;
+  /** Per-role session overlays (pgseccomp's session_syscall_<action>.<role>). */
+  roles: Map<string, FilterSpec>;
+  notes: PolicyNote[];
+  /** Every file read, the main file first. */
+  files: string[];
+}
+
+export const DEFAULT_ERROR_ERRNO = errnoNumber("EACCES")!;
+export const DEFAULT_UNKNOWN_ACTION: Action = { kind: "error", errno: errnoNumber("ENOSYS")! };
+
+const LIST_SETTING = /^(global|session)_syscall_(default|allow|log|error|trap|kill)(?:\.([a-z_][a-z0-9_$]*))?$/;
+const KNOWN_SETTINGS = [
+  "seccomp", "enabled", "session_roles", "syscall_error_errno", "syscall_unknown_action", "shared_preload_libraries",
+  ...["global", "session"].flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}`)),
+];
+
+export function loadPolicyFile(path: string, source: PolicySource = fileSystemSource): Policy {
+  const conf = readConf(path, source);
+  return buildPolicy(conf.settings, conf.files);
+}
+
+export function parsePolicyText(text: string, name = "<policy>"): Policy {
+  const files: Record<string, string> = { [name]: text };
+  return loadPolicyFile(name, {
+    read: (p) => {
+      if (p !== name && !p.endsWith("/" + name)) throw Object.assign(new Error("no includes here"), { code: "ENOENT" });
+      return files[name]!;
+    },
+    canonical: (p) => p,
+    list: () => [],
+    exists: () => false,
+  });
+}
+
+interface Setting {
+  value: string;
+  setting: ConfSetting;
+}
+
+export function buildPolicy(settings: readonly ConfSetting[], files: string[]): Policy {
+  const notes: PolicyNote[] = [];
+  // Last one wins, as in postgresql.conf; an override is worth a note.
+  const byName = new Map<string, Setting>();
+  for (const s of settings) {
+    const name = s.name.startsWith("pgseccomp.") ? s.name.slice("pgseccomp.".length) : s.name;
+    if (name === "shared_preload_libraries") {
+      notes.push({ loc: s.loc, message: "shared_preload_libraries is ignored: pg_seccomp needs no library in the server" });
+      continue;
+    }
+    if (!LIST_SETTING.test(name) && !KNOWN_SETTINGS.includes(name)) {
+      const maybe = suggestNames(KNOWN_SETTINGS, name);
+      throw new PolicyError(s.loc, `unknown setting "${s.name}"`, maybe.length ? `did you mean "${maybe[0]}"?` : "see `pg_seccomp help policy` for the settings");
+    }
+    if (name === "enabled" && !s.name.startsWith("pgseccomp.")) {
+      throw new PolicyError(s.loc, `unknown setting "enabled"`, `write "seccomp = on" or "pgseccomp.enabled = on"`);
+    }
+    const prev = byName.get(name);
+    if (prev) notes.push({ loc: s.loc, message: `${s.name} overrides the value set at ${prev.setting.loc.file}:${prev.setting.loc.line}` });
+    byName.set(name, { value: s.value, setting: s });
+  }
+  const get = (n: string) => byName.get(n);
+
+  const enabledSetting = get("seccomp") ?? get("enabled");
+  const enabled = enabledSetting ? parseBool(enabledSetting) : true;
+
+  const errnoSetting = get("syscall_error_errno");
+  let errorErrno = DEFAULT_ERROR_ERRNO;
+  if (errnoSetting) {
+    const a = parseAction(`error:${errnoSetting.value}`, DEFAULT_ERROR_ERRNO, errnoSetting.setting.valueLoc);
+    errorErrno = a.errno!;
+  }
+  const unknownSetting = get("syscall_unknown_action");
+  let unknownAction: Action | "default" = DEFAULT_UNKNOWN_ACTION;
+  if (unknownSetting) {
+    unknownAction = unknownSetting.value.trim().toLowerCase() === "default"
+      ? "default"
+      : parseAction(unknownSetting.value, errorErrno, unknownSetting.setting.valueLoc);
+  }
+
+  const globalDefault = get("global_syscall_default");
+  if (!globalDefault) {
+    const anyList = settings.find((s) => LIST_SETTING.test(s.name.replace(/^pgseccomp\./, "")));
+    throw new PolicyError(
+      anyList?.loc ?? (files[0] ? { file: files[0], line: 1, column: 1 } : undefined),
+      "global_syscall_default is not set",
+      "say what happens to syscalls that no list names: global_syscall_default = 'error' (or allow, log, kill)",
+    );
+  }
+
+  const global = buildFilter("global", get, errorErrno, undefined, undefined);
+  const session = buildFilter("session", get, errorErrno, global, undefined);
+
+  // Roles: every role that has a setting of its own; session_roles, when set, must list them.
+  const rolesSetting = get("session_roles");
+  const listedRoles = rolesSetting ? rolesSetting.value.split(",").map((r) => r.trim()).filter(Boolean) : undefined;
+  const roleNames = new Set<string>(listedRoles ?? []);
+  for (const [name, s] of byName) {
+    const m = LIST_SETTING.exec(name);
+    if (m?.[3] === undefined) continue;
+    if (m[1] === "global") {
+      throw new PolicyError(s.setting.loc, `per-role settings exist only for session lists, not "${s.setting.name}"`, `write session_syscall_${m[2]}.${m[3]}`);
+    }
+    if (listedRoles && !listedRoles.includes(m[3])) {
+      notes.push({ loc: s.setting.loc, message: `role "${m[3]}" is not listed in session_roles, so this setting is ignored (as pgseccomp does)` });
+      continue;
+    }
+    roleNames.add(m[3]);
+  }
+  const roles = new Map<string, FilterSpec>();
+  for (const role of [...roleNames].sort()) roles.set(role, buildFilter("session", get, errorErrno, global, { role, session }));
+
+  for (const f of [global, session, ...roles.values()]) checkEntries(f);
+  return { enabled, errorErrno, unknownAction, global, session, roles, notes, files };
+}
+
+function parseBool(s: Setting): boolean {
+  const v = s.value.trim().toLowerCase();
+  if (["on", "true", "yes", "1", "t", "y"].includes(v)) return true;
+  if (["off", "false", "no", "0", "f", "n"].includes(v)) return false;
+  throw new PolicyError(s.setting.valueLoc, `"${s.value}" is not a boolean`, "write on or off");
+}
+
+/**
+ * Builds one filter from its settings. For the session filter, a missing list means '*'
+ * (inherit the global list) and a missing default means the global default, so that a policy
+ * without session settings restricts sessions exactly as much as the global filter. A role's
+ * missing list or default falls back to the session's.
+ */
+function buildFilter(
+  kind: "global" | "session",
+  get: (n: string) => Setting | undefined,
+  errorErrno: number,
+  global: FilterSpec | undefined,
+  role: { role: string; session: FilterSpec } | undefined,
+): FilterSpec {
+  const suffix = role ? `.${role.role}` : "";
+  const name = role ? `session.${role.role}` : kind;
+  const defSetting = get(`${kind}_syscall_default${suffix}`);
+  let defaultAction: Action;
+  let defaultLoc: SourceLoc | undefined;
+  if (defSetting) {
+    defaultAction = parseAction(defSetting.value, errorErrno, defSetting.setting.valueLoc);
+    defaultLoc = defSetting.setting.loc;
+  } else {
+    const from = role ? role.session : global!;
+    defaultAction = from.defaultAction;
+    defaultLoc = from.defaultLoc;
+  }
+  const entries: PolicyEntry[] = [];
+  for (const action of ACTION_KINDS) {
+    const s = get(`${kind}_syscall_${action}${suffix}`);
+    if (!s) {
+      if (role) entries.push(...role.session.entries.filter((e) => e.action.kind === action));
+      else if (global) entries.push(...inheritList(global, action, undefined));
+      continue;
+    }
+    for (const e of parseList(s.value, s.setting.valueLoc)) {
+      if (e.kind === "inherit") {
+        if (kind === "global") {
+          throw new PolicyError(e.loc, `"*" means "inherit the global list" and can only be used in session lists`, `list the syscalls, or write '' for an empty list`);
+        }
+        entries.push(...inheritList(global!, action, e.loc));
+        continue;
+      }
+      if (e.errno !== undefined && action !== "error") {
+        throw new PolicyError(e.loc, `"${e.text}" gives an errno in the ${action} list`, `an errno belongs only in an error list: move it to ${kind}_syscall_error`);
+      }
+      const act: Action = action === "error" ? { kind: "error", errno: e.errno ?? errorErrno } : { kind: action };
+      entries.push({ ...e, action: act });
+    }
+  }
+  return { name, defaultAction, defaultLoc, entries };
+}
+
+function inheritList(global: FilterSpec, action: ActionKind, at: SourceLoc | undefined): PolicyEntry[] {
+  return global.entries
+    .filter((e) => e.action.kind === action)
+    .map((e) => ({ ...e, inheritedFrom: at ?? e.loc }));
+}
+
+/** Names must exist on some arch; groups must exist; no syscall may sit unconditionally in two lists. */
+function checkEntries(f: FilterSpec): void {
+  const unconditional = new Map<string, PolicyEntry>();
+  for (const e of f.entries) {
+    if (e.kind === "group") {
+      if (!groupNames().includes(e.name)) {
+        const maybe = suggestNames(groupNames(), e.name);
+        throw new PolicyError(e.loc, `unknown syscall group "${e.name}"`, maybe.length ? `did you mean "${maybe[0]}"? (pg_seccomp groups lists them)` : "pg_seccomp groups lists the groups");
+      }
+      continue;
+    }
+    if (!ARCHES.some((a) => resolveSyscall(a, e.name).ok)) {
+      const r = resolveSyscall(ARCHES[0]!, e.name);
+      throw new PolicyError(e.loc, r.ok ? `unknown syscall "${e.name}"` : r.message, "pg_seccomp syscalls lists the names this version knows");
+    }
+    if (e.conditions.length > 0 || e.inheritedFrom) continue;
+    const prev = unconditional.get(e.name);
+    if (prev && prev.action.kind !== e.action.kind) {
+      throw new PolicyError(
+        e.loc,
+        `syscall "${e.name}" is in both the ${prev.action.kind} list (${prev.loc.file}:${prev.loc.line}:${prev.loc.column}) and the ${e.action.kind} list of the ${f.name} filter`,
+        "keep it in one list; to treat some calls differently, give one entry argument conditions",
+      );
+    }
+    unconditional.set(e.name, e);
+  }
+}
+
+/** One syscall's rules in one filter, for one arch. */
+export interface SyscallRule {
+  action: Action;
+  conditions: ArgCondition[];
+  entry: PolicyEntry;
+}
+
+export interface ResolvedFilter {
+  name: string;
+  defaultAction: Action;
+  /** Only syscalls some entry names. */
+  rules: Map<number, { name: string; rules: SyscallRule[] }>;
+}
+
+/**
+ * The rules of a filter for one arch. When a syscall is reached by more than one entry, the
+ * most specific kind of entry decides: an explicit name beats one inherited with '*', which
+ * beats a group. Among entries of the same kind every rule counts (the most restrictive match
+ * wins at run time).
+ */
+export function resolveFilter(f: FilterSpec, arch: Arch): ResolvedFilter {
+  const tiered = new Map<number, { name: string; tier: number; rules: SyscallRule[] }>();
+  const add = (nr: number, name: string, tier: number, rule: SyscallRule) => {
+    const cur = tiered.get(nr);
+    if (!cur || cur.tier < tier) tiered.set(nr, { name, tier, rules: [rule] });
+    else if (cur.tier === tier) cur.rules.push(rule);
+  };
+  for (const e of f.entries) {
+    const tierBase = e.inheritedFrom ? 2 : 3;
+    if (e.kind === "group") {
+      for (const name of expandGroup(e.name, arch).syscalls) {
+        const r = resolveSyscall(arch, name);
+        if (r.ok) add(r.nr, name, e.inheritedFrom ? 0 : 1, { action: e.action, conditions: [], entry: e });
+      }
+      continue;
+    }
+    const r = resolveSyscall(arch, e.name);
+    if (!r.ok) {
+      throw new PolicyError(e.loc, r.message, `remove "${e.name}" from the policy for ${arch}, or write the ${arch} equivalent`);
+    }
+    add(r.nr, e.name, tierBase, { action: e.action, conditions: e.conditions, entry: e });
+  }
+  const rules = new Map<number, { name: string; rules: SyscallRule[] }>();
+  for (const [nr, { name, rules: rs }] of tiered) rules.set(nr, { name, rules: rs });
+  return { name: f.name, defaultAction: f.defaultAction, rules };
+}
