@@ -120,3 +120,17 @@ test("files are read through includes and listed for permission checks", () => {
   assert.deepEqual(p.files, ["/etc/pg/main.conf", "/etc/pg/lists.conf"]);
   assert.equal(p.global.defaultAction.kind, "kill");
 });
+
+test("explicit session entries beat inherited ones; a role's explicit entry beats the session's", () => {
+  const text = base + [
+    "global_syscall_allow = 'read, write, execve'",
+    "session_syscall_error = '*, execve'",
+    "session_syscall_allow.etl = '*, execve'",
+  ].join("\n");
+  assert.equal(leafOf(text, "global", "execve"), "global->allow");
+  assert.equal(leafOf(text, "session", "execve"), "session->error:13");
+  assert.equal(leafOf(text, "session", "execve", "etl"), "session->allow");
+  assert.equal(leafOf(text, "session", "read", "etl"), "session->allow");
+  // The role cannot loosen what the global filter denies.
+  assert.equal(leafOf(base + "session_syscall_allow.etl = 'mount'\n", "session", "mount", "etl"), "global->error:13");
+});

@@ -188,7 +188,9 @@ function buildFilter(
   for (const action of ACTION_KINDS) {
     const s = get(`${kind}_syscall_${action}${suffix}`);
     if (!s) {
-      if (role) entries.push(...role.session.entries.filter((e) => e.action.kind === action));
+      // A role's missing list falls back to the session's, as inherited entries: the role's own
+      // explicit entries beat them.
+      if (role) entries.push(...role.session.entries.filter((e) => e.action.kind === action).map((e) => ({ ...e, inheritedFrom: e.inheritedFrom ?? e.loc })));
       else if (global) entries.push(...inheritList(global, action, undefined));
       continue;
     }
