@@ -1,0 +1,34 @@
+// Public surface of the kernel layer. Importing this loads nothing native: koffi and libc are
+// bound on first use, so a pure consumer can import types and constants on any platform.
+
+export * from "./errno.js";
+export * from "./errors.js";
+export * from "./arch.js";
+export {
+  addressOf,
+  clearSignalMask,
+  close,
+  execve,
+  exitGroup,
+  getCloexec,
+  ioctlFunction,
+  ioctlRaw,
+  lastErrno,
+  libcAvailable,
+  pidfdGetFd,
+  pidfdOpen,
+  prctl,
+  prepareForExec,
+  rawSyscall,
+  resetSignalToDefault,
+  setCloexec,
+  setErrno,
+  syscall6,
+  u64,
+  write,
+  type ExecveOptions,
+  type RawSyscall,
+} from "./libc.js";
+export * from "./seccomp.js";
+export * from "./notify.js";
+export * from "./signals.js";
