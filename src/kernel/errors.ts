@@ -1,6 +1,6 @@
 // The Error type every failing call in src/kernel throws. Pure: no FFI.
 
-import { errnoMessage, errnoName } from "./errno.js";
+import { errnoMessage, errnoName } from "../syscalls/errno.js";
 
 /** A system call (or libc wrapper) failed with `errno`. `code` is the errno name ("EINVAL"). */
 export class KernelError extends Error {

@@ -1,7 +1,7 @@
 // Public surface of the kernel layer. Importing this loads nothing native: koffi and libc are
 // bound on first use, so a pure consumer can import types and constants on any platform.
 
-export * from "./errno.js";
+export * from "../syscalls/errno.js";
 export * from "./errors.js";
 export * from "./arch.js";
 export {

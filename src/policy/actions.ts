@@ -42,7 +42,7 @@ export const ALLOW: Action = { kind: "allow" };
 export function formatAction(a: Action, defaultErrno?: number): string {
   if (a.kind !== "error") return a.kind;
   if (a.errno === undefined || a.errno === defaultErrno) return "error";
-  return `error:${errnoName(a.errno) ?? a.errno}`;
+  return `error:${errnoName(a.errno)}`;
 }
 
 /** Parses an errno given by name (`EPERM`) or number (`1`). */
