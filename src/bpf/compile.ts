@@ -176,10 +176,28 @@ class BackwardEmitter {
   /** A conditional jump; the same target both ways needs no jump at all. */
   jump(code: number, k: number, t: number, f: number): number {
     if (t === f) return t;
-    if (this.rev.length - t - 1 > 255) t = this.push(this.ja(t));
-    if (this.rev.length - f - 1 > 255) f = this.push(this.ja(f));
+    t = this.reach(t);
+    f = this.reach(f);
+    // Placing f's copy moved this jump one further from t: reach again (t is then adjacent).
+    t = this.reach(t);
     const here = this.rev.length;
     return this.push(jump(code, k, here - t - 1, here - f - 1));
+  }
+
+  /**
+   * A target a conditional jump from here can reach. A far return is copied next to the jump
+   * (one instruction, like a `ja`, but one fewer to execute), and later jumps share the copy.
+   */
+  private reach(target: number): number {
+    if (this.rev.length - target - 1 <= 255) return target;
+    const ins = this.rev[target]!;
+    if (ins.code === (BPF_RET | BPF_K)) {
+      const pos = this.push(stmt(BPF_RET | BPF_K, ins.k));
+      this.rets.set(ins.k >>> 0, pos);
+      return pos;
+    }
+    // Not a return: hop through a `ja`, which can jump anywhere.
+    return this.push(this.ja(target));
   }
 
   private ja(target: number): Insn {
