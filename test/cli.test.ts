@@ -1,0 +1,107 @@
+// The pg_seccomp command as a user meets it: help on every subcommand, one clear message and a
+// non-zero exit for bad input (never a stack trace), the raw program format.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { repoPath } from "./support/paths.js";
+import { decodeProgram } from "../src/bpf/insn.js";
+import { compilePolicy } from "../src/bpf/compile.js";
+import { loadPolicyFile } from "../src/policy/policy.js";
+
+const BIN = repoPath("dist/src/cli/main.js");
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-cli-"));
+function policy(name: string, text: string): string {
+  const p = join(dir, name);
+  writeFileSync(p, text);
+  return p;
+}
+
+test("--help works for the command and every subcommand", () => {
+  const top = cli("--help");
+  assert.equal(top.code, 0);
+  const subs = ["show", "compile", "sim", "check", "groups", "syscalls", "bpf", "bpf disasm", "bpf asm"];
+  for (const s of subs) assert.match(top.out + cli("bpf", "--help").out, new RegExp(`\\b${s.split(" ").pop()}\\b`));
+  for (const s of subs) {
+    const r = cli(...s.split(" "), "--help");
+    assert.equal(r.code, 0, `${s} --help: ${r.err}`);
+    assert.match(r.out, /Usage: pg_seccomp/, s);
+  }
+});
+
+test("bad input: one message with file:line:column and a hint, exit 1, no stack trace", () => {
+  const cases: Array<[string, RegExp]> = [
+    [policy("unknown-syscall.conf", "global_syscall_default = error\nglobal_syscall_allow = 'read, opennat'\n"), /unknown-syscall.conf:2:31: unknown syscall "opennat"; did you mean "openat"\?/],
+    [policy("overlap.conf", "global_syscall_default = error\nglobal_syscall_allow = 'read'\nglobal_syscall_error = 'read'\n"), /overlap.conf:3:25: syscall "read" is in both the allow list \(.*overlap.conf:2:25\) and the error list/],
+    [policy("quote.conf", "global_syscall_default = 'error\n"), /quote.conf:1:26: unterminated quoted string/],
+    [policy("action.conf", "global_syscall_default = deny\n"), /action.conf:1:26: unknown action "deny"/],
+    [policy("errno.conf", "global_syscall_default = 'error:EFOO'\n"), /errno.conf:1:27: unknown errno "EFOO"/],
+    [policy("setting.conf", "global_syscal_default = error\n"), /setting.conf:1:1: unknown setting "global_syscal_default"; did you mean|did you mean "global_syscall_default"/],
+    [policy("loop.conf", "include 'loop.conf'\n"), /loop.conf:1:1: include loop/],
+    [join(dir, "missing.conf"), /policy file ".*missing.conf" does not exist/],
+  ];
+  for (const [file, re] of cases) {
+    const r = cli("show", file);
+    assert.equal(r.code, 1, `${file}: exit ${r.code}, ${r.err}`);
+    assert.match(r.err, re);
+    assert.match(r.err, /^pg_seccomp: error: /);
+    assert.doesNotMatch(r.err, /\n\s+at /, "no stack trace");
+    assert.equal(r.out, "");
+  }
+});
+
+test("a name missing on the target arch is refused for that arch only", () => {
+  const p = policy("stat.conf", "global_syscall_default = error\nglobal_syscall_allow = 'stat'\n");
+  assert.equal(cli("compile", p, "--arch", "x86_64").code, 0);
+  const r = cli("compile", p, "--arch", "aarch64");
+  assert.equal(r.code, 1);
+  assert.match(r.err, /stat.conf:2:25: syscall "stat" does not exist on aarch64 \(it exists on x86_64\); use "newfstatat"/);
+});
+
+test("compile -o writes 8-byte little-endian sock_filter records; bpf disasm reads them back; asm round-trips", () => {
+  const out = join(dir, "seed.bpf");
+  const r = cli("compile", repoPath("examples/seed.conf"), "--arch", "x86_64", "--context", "global", "-o", out);
+  assert.equal(r.code, 0, r.err);
+  const raw = readFileSync(out);
+  const expected = compilePolicy(loadPolicyFile(repoPath("examples/seed.conf")), "x86_64", { context: "global" });
+  assert.equal(raw.length, expected.length * 8);
+  assert.deepEqual(decodeProgram(raw), expected);
+  assert.equal(raw.readUInt16LE(0), 0x20); // ld [arch]
+  assert.equal(raw.readUInt32LE(4), 4);
+  const text = cli("bpf", "disasm", out);
+  assert.equal(text.code, 0);
+  assert.match(text.out, /ld  \[arch\]/);
+  const asmIn = join(dir, "seed.s");
+  writeFileSync(asmIn, text.out);
+  const again = join(dir, "again.bpf");
+  assert.equal(cli("bpf", "asm", asmIn, "-o", again).code, 0);
+  assert.deepEqual(readFileSync(again), raw);
+});
+
+test("sim prints the action, the policy's decision and the instruction count; --json for scripts", () => {
+  const r = cli("sim", repoPath("examples/seed.conf"), "--syscall", "listen", "--context", "session", "--arch", "x86_64");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^listen \(50\) on x86_64, context session: LOG\npolicy: session->log\nexecuted \d+ of \d+ BPF instructions\n$/);
+  const j = JSON.parse(cli("sim", repoPath("examples/seed.conf"), "--syscall", "41", "--json", "--arch", "x86_64").out);
+  assert.equal(j.syscall, "socket");
+  assert.equal(j.action, "ALLOW");
+  const bad = cli("sim", repoPath("examples/seed.conf"), "--syscall", "sokcet");
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /did you mean "socket"/);
+});
+
+test("groups and syscalls list their tables", () => {
+  const g = cli("groups", "--arch", "x86_64");
+  assert.match(g.out, /@mount\s+\|\s+\d+ \|/);
+  const m = cli("groups", "@mount", "--json", "--arch", "x86_64");
+  assert.ok(JSON.parse(m.out).syscalls.includes("mount"));
+  assert.match(cli("groups", "@mnt").err, /unknown syscall group "@mnt".*@mount/);
+  assert.match(cli("syscalls", "--arch", "aarch64").out, / openat\s+\|\s+56\n/);
+});
