@@ -37,8 +37,11 @@ export function actionRet(a: Action): number {
 }
 
 export interface CompileOptions {
-  /** Maps a decided leaf to a return value; defaults to actionRet(leaf.action). */
-  retFor?: (leaf: Leaf) => number;
+  /**
+   * Maps a decided leaf of syscall number `nr` to a return value; defaults to
+   * actionRet(leaf.action). The launcher uses it to send some decisions to its supervisor.
+   */
+  retFor?: (leaf: Leaf, nr: number) => number;
 }
 
 export function compilePolicy(policy: Policy, arch: Arch, context: ContextSpec, opts: CompileOptions = {}): Insn[] {
@@ -51,12 +54,12 @@ interface Range {
 }
 
 /** Consecutive numbers with the same unconditional return value become one range. */
-function buildRanges(cd: ContextDecisions, retOf: (l: Leaf) => number): Range[] {
+function buildRanges(cd: ContextDecisions, retOf: (l: Leaf, nr: number) => number): Range[] {
   const ranges: Range[] = [];
   const top = maxSyscallNumber(cd.arch);
   let prevRet: number | undefined;
   const push = (lo: number, d: Decision) => {
-    const ret = d.kind === "leaf" ? retOf(d) : undefined;
+    const ret = d.kind === "leaf" ? retOf(d, lo) : undefined;
     if (ret !== undefined && ret === prevRet) return;
     ranges.push({ lo, decision: d });
     prevRet = ret;
@@ -75,17 +78,17 @@ export function compileDecisions(cd: ContextDecisions, opts: CompileOptions = {}
   const e = new BackwardEmitter();
   const ranges = buildRanges(cd, retOf);
 
-  const emitDecision = (d: Decision): number => {
-    if (d.kind === "leaf") return e.ret(retOf(d));
-    const then = emitDecision(d.then);
-    const otherwise = emitDecision(d.else);
+  const emitDecision = (d: Decision, nr: number): number => {
+    if (d.kind === "leaf") return e.ret(retOf(d, nr));
+    const then = emitDecision(d.then, nr);
+    const otherwise = emitDecision(d.else, nr);
     let cur = then;
     for (let i = d.conds.length - 1; i >= 0; i--) cur = emitCondition(e, d.conds[i]!, cur, otherwise);
     return cur;
   };
   // Binary search over ranges[lo..hi): A holds nr at every search node.
   const emitSearch = (lo: number, hi: number): number => {
-    if (hi - lo === 1) return emitDecision(ranges[lo]!.decision);
+    if (hi - lo === 1) return emitDecision(ranges[lo]!.decision, ranges[lo]!.lo);
     const mid = (lo + hi) >>> 1;
     const right = emitSearch(mid, hi);
     const left = emitSearch(lo, mid);
