@@ -17,6 +17,7 @@ import { ARCHES, allSyscalls, hostArch, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/groups.js";
 import { parseValue } from "../policy/entries.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
+import { describePreflight, explainExit, preflight, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
 const program = new Command("pg_seccomp")
   .description("seccomp-bpf syscall filtering for PostgreSQL, enforced from outside the server")
@@ -180,6 +181,41 @@ program
     process.stdout.write(psqlTable(["syscall", "syscallnum"], rows));
   });
 
+program
+  .command("run")
+  .description("start PostgreSQL under a policy: the filter is installed before postgres runs, and this process stays as its supervisor")
+  .argument("<postgres...>", "after --: the postgres executable and its arguments, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main")
+  .option("--policy <file>", "policy file (default: the bundled starter profile for the server's version and arch)")
+  .option("--user <name>", "the server's OS user, when started as root", undefined)
+  .option("--check", "validate and print what would be installed; start nothing")
+  .option("--log <file>", "violation log (JSON lines; default: in the run-state directory)")
+  .option("--spec-allow", "do not force the speculative-store-bypass mitigation that seccomp turns on (faster on some CPUs, less safe)")
+  .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a policy the server's user could change")
+  .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; log?: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+    const arch = safeHostArch();
+    const policyPath = opts.policy ?? starterProfile(command[0]!, arch);
+    const policy = loadPolicy(policyPath);
+    const req: RunRequest = {
+      policy, policyPath, arch, command, user: opts.user, specAllow: opts.specAllow ?? false,
+      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log,
+      say: (line) => process.stderr.write(line + "\n"),
+    };
+    const pre = preflight(req);
+    if (opts.check) {
+      process.stdout.write(describePreflight(req, pre));
+      return;
+    }
+    const result = await runServer(req, pre);
+    if (result.code !== 0 || result.signal) {
+      for (const line of explainExit(result, result.pid, arch)) process.stderr.write(`pg_seccomp: ${line}\n`);
+    }
+    if (result.signal) {
+      process.kill(process.pid, result.signal);
+      return;
+    }
+    process.exitCode = result.code ?? 1;
+  });
+
 const bpf = program.command("bpf").description("assemble, disassemble and validate classic BPF programs");
 bpf
   .command("disasm")
@@ -206,7 +242,7 @@ bpf
 async function main(): Promise<number> {
   try {
     await program.parseAsync(process.argv);
-    return 0;
+    return typeof process.exitCode === "number" ? process.exitCode : 0;
   } catch (e) {
     if (e instanceof CommanderError) return e.exitCode === 0 ? 0 : 2;
     return reportError(e);

@@ -32,3 +32,5 @@ export {
 export * from "./seccomp.js";
 export * from "./notify.js";
 export * from "./signals.js";
+export * from "./process.js";
+export * from "./ptrace.js";

@@ -28,9 +28,15 @@ export interface KernelPrograms {
   usesSupervisor: boolean;
 }
 
-export function kernelRet(leaf: Leaf, nr: number, execveNr: number | undefined): number {
+/**
+ * The kernel's verdict for one decided leaf. `execveToSupervisor` is set when execve must go to
+ * the supervisor: whenever the policy does not allow it outright, and whenever anything else
+ * goes there (the launcher's exec of postgres is then the moment the supervisor takes over the
+ * listener, so it must wait for the supervisor).
+ */
+export function kernelRet(leaf: Leaf, isExecve: boolean, execveToSupervisor: boolean): number {
   const kind = leaf.action.kind;
-  if (nr === execveNr && kind !== "allow") return SECCOMP_RET_USER_NOTIF;
+  if (isExecve && execveToSupervisor) return SECCOMP_RET_USER_NOTIF;
   if (kind === "error" || kind === "log") return SECCOMP_RET_USER_NOTIF;
   return actionRet(leaf.action);
 }
@@ -38,13 +44,17 @@ export function kernelRet(leaf: Leaf, nr: number, execveNr: number | undefined):
 export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec): KernelPrograms {
   const cd = contextDecisions(policy, arch, context);
   const execveNr = syscallNumber(arch, "execve");
-  let usesSupervisor = false;
-  const installed = compileDecisions(cd, {
+  let othersRouted = false;
+  let execveAllowed = true;
+  // A first pass finds out whether anything goes to the supervisor besides execve.
+  compileDecisions(cd, {
     retFor: (leaf, nr) => {
-      const ret = kernelRet(leaf, nr, execveNr);
-      if (ret === SECCOMP_RET_USER_NOTIF) usesSupervisor = true;
-      return ret;
+      if (nr === execveNr) execveAllowed &&= leaf.action.kind === "allow";
+      else if (kernelRet(leaf, false, false) === SECCOMP_RET_USER_NOTIF) othersRouted = true;
+      return 0;
     },
   });
-  return { arch, context, installed, decisions: compileDecisions(cd), usesSupervisor };
+  const execveToSupervisor = othersRouted || !execveAllowed;
+  const installed = compileDecisions(cd, { retFor: (leaf, nr) => kernelRet(leaf, nr === execveNr, execveToSupervisor) });
+  return { arch, context, installed, decisions: compileDecisions(cd), usesSupervisor: execveToSupervisor };
 }

@@ -1,0 +1,310 @@
+// `pg_seccomp run`: start PostgreSQL under a policy, the way a DBA, a systemd unit or a
+// container entrypoint would. The launcher (this process) stays as the supervisor and as the
+// postmaster's parent: it forwards signals, answers the notifications the filter sends it,
+// writes the violation log, and exits as the postmaster exits.
+
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { appendFileSync, closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync, constants as fsc } from "node:fs";
+import { resolve } from "node:path";
+import { Worker } from "node:worker_threads";
+import { encodeProgram } from "../bpf/insn.js";
+import { close, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
+import type { Policy } from "../policy/policy.js";
+import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
+import { errnoName } from "../syscalls/errno.js";
+import { lookupUser, postgresMajorVersion, type OsUser } from "../postgres/cluster.js";
+import { checkPolicyPermissions } from "./permissions.js";
+import { kernelPrograms, type KernelPrograms } from "./program.js";
+import type { StageInstructions } from "./stage.js";
+import type { SupervisorWorkerData } from "./supervisor-worker.js";
+import type { ViolationEvent } from "./supervisor.js";
+import { removeRunState, runStateDir, writeRunState } from "./state.js";
+
+export class LaunchError extends Error {
+  override name = "UsageError";
+}
+
+export interface RunRequest {
+  policy: Policy;
+  policyPath: string;
+  arch: Arch;
+  /** postgres and its arguments. */
+  command: string[];
+  /** The server's OS user when started as root. */
+  user?: string;
+  specAllow: boolean;
+  insecurePolicyPermissions: boolean;
+  logPath?: string;
+  /** Where the launcher's own messages go. */
+  say: (line: string) => void;
+}
+
+/** The data directory from postgres's arguments (-D DIR, -DDIR, --pgdata=DIR) or PGDATA. */
+export function dataDirOf(args: readonly string[], env = process.env): string | undefined {
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-D") return args[i + 1];
+    if (a.startsWith("-D")) return a.slice(2);
+    if (a.startsWith("--pgdata=")) return a.slice("--pgdata=".length);
+    if (a === "--pgdata") return args[i + 1];
+  }
+  return env.PGDATA;
+}
+
+/** Who the server will run as. */
+export function serverUser(requested: string | undefined): OsUser | undefined {
+  const root = process.getuid?.() === 0;
+  if (!root) {
+    if (requested && lookupUser(requested).uid !== process.getuid?.()) {
+      throw new LaunchError(`--user ${requested}: only root can start the server as another user`);
+    }
+    return undefined;
+  }
+  return lookupUser(requested ?? "postgres");
+}
+
+/** The user's groups, as `id -G` lists them (primary and supplementary). */
+function groupsOf(user: OsUser): number[] {
+  try {
+    return execFileSync("id", ["-G", user.name], { encoding: "utf8" }).trim().split(/\s+/).map(Number);
+  } catch {
+    return [user.gid];
+  }
+}
+
+export interface Preflight {
+  programs: KernelPrograms;
+  user?: OsUser;
+  dataDir?: string;
+}
+
+/** Everything `run` checks before it starts anything (also what `run --check` prints). */
+export function preflight(req: RunRequest): Preflight {
+  const dataDir = dataDirOf(req.command.slice(1));
+  const user = serverUser(req.user);
+  const me = { uid: process.getuid?.() ?? 0, name: process.env.USER ?? "you", gids: process.getgroups?.() ?? [] };
+  const server = user ? { uid: user.uid, name: user.name, gids: [user.gid, ...groupsOf(user)] } : me;
+  const problems = checkPolicyPermissions(req.policy.files, server, dataDir);
+  if (problems.length > 0) {
+    const list = problems.map((p) => `  ${p.path}: ${p.problem}`).join("\n");
+    if (!req.insecurePolicyPermissions) {
+      throw new LaunchError(
+        `refusing the policy: the server's user (${server.name}) could change it\n${list}\n` +
+          `hint: keep the policy outside the data directory, owned by root, mode 0644, in directories only root can write`,
+      );
+    }
+    req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
+  }
+  if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
+  return { programs: kernelPrograms(req.policy, req.arch, { context: "global" }), user, dataDir };
+}
+
+const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
+
+/** Finds the seccomp listener among a process's fds (the stage installed it a moment ago). */
+async function listenerOf(pid: number, exited: () => boolean): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !exited()) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === "anon_inode:seccomp notify") return Number(fd);
+        } catch {
+          /* closed meanwhile */
+        }
+      }
+    } catch {
+      /* not there yet */
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new LaunchError("the stage process did not install its filter (it exited or took over 30 s)");
+}
+
+/** Reads the kernel's audit record of a seccomp kill of `pid` from /dev/kmsg (root only). */
+export function killedSyscallFromKmsg(pid: number, arch: Arch): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync("/dev/kmsg", fsc.O_RDONLY | fsc.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  const buf = Buffer.alloc(8192);
+  let found: string | undefined;
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue; // overwritten records
+        break;
+      }
+      if (n <= 0) break;
+      const line = buf.toString("utf8", 0, n);
+      if (!/type=1326/.test(line) || !new RegExp(`\\bpid=${pid}\\b`).test(line)) continue;
+      const m = /\bsyscall=(\d+)/.exec(line);
+      if (m) found = syscallName(arch, Number(m[1])) ?? `#${m[1]}`;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return found;
+}
+
+export interface RunResult {
+  pid: number;
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  events: ViolationEvent[];
+}
+
+export async function runServer(req: RunRequest, pre: Preflight = preflight(req)): Promise<RunResult> {
+  const { programs, user } = pre;
+  const [path, ...args] = req.command;
+  if (!path) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main");
+  const absPath = resolve(path);
+  const instructions: StageInstructions = {
+    parentPid: process.pid,
+    program: encodeProgram(programs.installed).toString("base64"),
+    newListener: programs.usesSupervisor,
+    specAllow: req.specAllow,
+    parentDeathSignal: PARENT_DEATH_SIGNAL,
+    path: absPath,
+    argv: [path, ...args],
+    env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
+    ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
+  };
+  const stage: ChildProcess = spawn(process.execPath, [new URL("./stage.js", import.meta.url).pathname], {
+    stdio: ["inherit", "inherit", "inherit", "pipe"],
+  });
+  let exited = false;
+  const exit = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    stage.on("exit", (code, signal) => {
+      exited = true;
+      res({ code, signal });
+    }),
+  );
+  const pid = stage.pid!;
+  (stage.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(instructions) + "\n");
+
+  // Forward the signals a service manager or pg_ctl sends, so that the postmaster sees them.
+  const forwarded: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"];
+  const forward = (sig: NodeJS.Signals) => {
+    if (!exited) stage.kill(sig);
+  };
+  for (const s of forwarded) process.on(s, forward);
+
+  const events: ViolationEvent[] = [];
+  const logPath = req.logPath ?? `${runStateDir()}/${pid}.jsonl`;
+  let worker: Worker | undefined;
+  let workerExited: Promise<void> | undefined;
+  const stop = new SharedArrayBuffer(4);
+  let supervisorFailure: Error | undefined;
+  try {
+    writeRunState({
+      launcherPid: process.pid, postmasterPid: pid, dataDir: pre.dataDir ? resolve(pre.dataDir) : "", policyPath: resolve(req.policyPath),
+      arch: req.arch, logPath, startedAt: new Date().toISOString(),
+    });
+    if (programs.usesSupervisor) {
+      const childFd = await listenerOf(pid, () => exited);
+      const pidfd = pidfdOpen(pid);
+      const listenerFd = pidfdGetFd(pidfd, childFd);
+      close(pidfd);
+      const wd: SupervisorWorkerData = {
+        listenerFd, decisions: encodeProgram(programs.decisions).toString("base64"), stagePid: pid,
+        execveNr: syscallNumber(req.arch, "execve")!, arch: req.arch, stop,
+      };
+      worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd });
+      const w = worker;
+      workerExited = new Promise<void>((res) => w.once("exit", () => res()));
+      worker.on("message", (e: ViolationEvent) => {
+        if (e.action === "launch") return;
+        if (events.length < 10_000) events.push(e);
+        try {
+          appendFileSync(logPath, JSON.stringify(e) + "\n", { mode: 0o640 });
+        } catch {
+          /* the log is best effort; the decision was already made */
+        }
+      });
+      worker.on("error", (e) => {
+        // Fail closed: without a supervisor the server must not go on.
+        supervisorFailure = e;
+        req.say(`pg_seccomp: error: the supervisor failed (${e.message}); stopping the server`);
+        forward("SIGQUIT");
+      });
+    }
+  } catch (e) {
+    forward("SIGKILL");
+    await exit;
+    throw e;
+  }
+
+  const result = await exit;
+  for (const s of forwarded) process.off(s, forward);
+  // Let the supervisor finish: events it posted before stopping are delivered before 'exit'.
+  Atomics.store(new Int32Array(stop), 0, 1);
+  if (worker && workerExited) {
+    const w = worker;
+    const timer = setTimeout(() => void w.terminate(), 2000);
+    await workerExited;
+    clearTimeout(timer);
+  }
+  removeRunState(pid);
+  if (supervisorFailure) return { ...result, pid, code: result.code ?? 1, events };
+  return { ...result, pid, events };
+}
+
+/** What went wrong, for a server that exited with an error: the calls the policy refused. */
+export function explainExit(r: RunResult, postmasterPid: number, arch: Arch): string[] {
+  const lines: string[] = [];
+  if (r.signal === "SIGSYS") {
+    const which = killedSyscallFromKmsg(postmasterPid, arch);
+    lines.push(
+      `the postmaster was killed by the seccomp filter (SIGSYS): it made a syscall the policy kills` +
+        (which ? `: ${which}` : " (run as root to have the syscall named from the kernel log)"),
+    );
+  }
+  const denied = r.events.filter((e) => e.action === "error" || e.action === "kill" || e.action === "trap");
+  if (denied.length > 0) {
+    const counts = new Map<string, number>();
+    for (const e of denied) {
+      const key = `${e.syscall} (${e.action}${e.errno ? ` ${errnoName(e.errno)}` : ""}) in ${e.pid === postmasterPid ? "the postmaster" : `pid ${e.pid} ${e.process}`}`;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    lines.push("the policy denied:", ...[...counts].map(([k, n]) => `  ${k}${n > 1 ? ` ×${n}` : ""}`));
+  }
+  return lines;
+}
+
+/** The bundled starter profile for the server's major version and the arch. */
+export function starterProfile(postgres: string, arch: Arch): string {
+  const major = postgresMajorVersion(postgres);
+  const dir = new URL("../../../profiles/", import.meta.url).pathname;
+  const file = `${dir}postgresql-${major}-${arch}.conf`;
+  if (!existsSync(file)) {
+    const have = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".conf")).join(", ") : "none";
+    throw new LaunchError(
+      `there is no starter profile for PostgreSQL ${major} on ${arch} (bundled: ${have})\n` +
+        `hint: learn one on a test server (pg_seccomp learn), or pass --policy FILE`,
+    );
+  }
+  return file;
+}
+
+/** What `run --check` prints. */
+export function describePreflight(req: RunRequest, pre: Preflight): string {
+  const p = pre.programs;
+  return [
+    `policy:        ${resolve(req.policyPath)}${req.policy.files.length > 1 ? ` (+${req.policy.files.length - 1} included)` : ""}`,
+    `server:        ${req.command.join(" ")}`,
+    `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}`,
+    `server user:   ${pre.user ? `${pre.user.name} (uid ${pre.user.uid})` : `${process.env.USER ?? "this user"} (uid ${process.getuid?.()})`}`,
+    `arch:          ${req.arch}`,
+    `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
+    `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
+    `permissions:   ok${req.insecurePolicyPermissions ? " (--insecure-policy-permissions)" : ""}`,
+    "nothing started (--check)",
+    "",
+  ].join("\n");
+}

@@ -1,0 +1,85 @@
+// How the supervisor answers a notification. The kernel hands it calls that the installed
+// program sent to user space (program.ts); the answer is what the policy's own program says
+// for exactly that seccomp_data, so the supervisor can never be more permissive than the
+// policy. Decisions use only the syscall number, scalar arguments and the pid: never memory
+// the caller could change after the check.
+
+import { describeAction, type CompiledFilter } from "../bpf/emulator.js";
+import {
+  SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
+  SECCOMP_RET_KILL_THREAD, SECCOMP_RET_LOG, SECCOMP_RET_TRAP, type SeccompData,
+} from "../bpf/insn.js";
+
+export type Verdict =
+  /** Let the call run (the policy allows or logs it, or it is the launcher's exec of postgres). */
+  | { kind: "continue"; action: "allow" | "log" | "launch" }
+  /** Fail the call with this errno. */
+  | { kind: "error"; errno: number; action: "error" }
+  /** Kill the process (the policy kills, or traps, a call that had to come here: execve). */
+  | { kind: "kill"; action: "kill" | "trap" };
+
+export interface LaunchGate {
+  /** True until the launcher's own execve of postgres has been let through. */
+  pending: boolean;
+  stagePid: number;
+  execveNr: number;
+}
+
+export function decide(decisions: CompiledFilter, data: SeccompData, pid: number, gate: LaunchGate): Verdict {
+  if (gate.pending && pid === gate.stagePid && data.nr === gate.execveNr) {
+    gate.pending = false;
+    return { kind: "continue", action: "launch" };
+  }
+  const ret = decisions(data).ret;
+  const action = (ret & SECCOMP_RET_ACTION_FULL) >>> 0;
+  switch (action) {
+    case SECCOMP_RET_ALLOW:
+      return { kind: "continue", action: "allow" };
+    case SECCOMP_RET_LOG:
+      return { kind: "continue", action: "log" };
+    case SECCOMP_RET_ERRNO:
+      return { kind: "error", errno: ret & SECCOMP_RET_DATA, action: "error" };
+    case SECCOMP_RET_TRAP:
+      return { kind: "kill", action: "trap" };
+    case SECCOMP_RET_KILL_PROCESS:
+    case SECCOMP_RET_KILL_THREAD:
+      return { kind: "kill", action: "kill" };
+    default:
+      // Anything else the policy program cannot produce; fail closed.
+      throw new Error(`the policy program returned ${describeAction(ret)}, which the supervisor does not handle`);
+  }
+}
+
+/** Bit of signal `sig` in the hex masks of /proc/PID/status (SigCgt, SigBlk, SigIgn). */
+function maskHas(hex: string | undefined, sig: number): boolean {
+  if (!hex) return true; // unknown: assume the worst
+  return (BigInt(`0x${hex}`) & (1n << BigInt(sig - 1))) !== 0n;
+}
+
+const SIGSYS = 31;
+
+/**
+ * SIGSYS (as a seccomp kill gives) when it is sure to kill: the process has one thread (which
+ * is parked in the notified call and cannot change its signal handling meanwhile) and SIGSYS is
+ * neither caught, blocked nor ignored. Otherwise SIGKILL, which nothing can stop.
+ */
+export function killSignalFor(procStatus: string): "SIGSYS" | "SIGKILL" {
+  const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)`, "m").exec(procStatus)?.[1];
+  if (field("Threads") !== "1") return "SIGKILL";
+  if (maskHas(field("SigCgt"), SIGSYS) || maskHas(field("SigBlk"), SIGSYS) || maskHas(field("SigIgn"), SIGSYS)) return "SIGKILL";
+  return "SIGSYS";
+}
+
+/** One line of the violation log (JSON lines). */
+export interface ViolationEvent {
+  time: string;
+  pid: number;
+  /** The process title (`postgres: checkpointer`, `postgres: alice db [local] COPY`). */
+  process: string;
+  syscall: string;
+  nr: number;
+  args: string[];
+  action: Verdict["action"];
+  errno?: number;
+  signal?: string;
+}

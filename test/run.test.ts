@@ -1,0 +1,193 @@
+// `pg_seccomp run` with a real PostgreSQL 15 server (Debian's package), run as the postgres OS
+// user, under filters the real kernel enforces.
+
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, existsSync, chownSync, writeFileSync, chmodSync, readdirSync } from "node:fs";
+import { join } from "node:path";
+import { spawnSync } from "node:child_process";
+import { destroyCluster, pgbench, postmasterPid, psql, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
+import { BIN, integrationSkip, newCluster, startReady, startRun, stop, waitFor, writePolicy } from "./support/server.js";
+import { repoPath } from "./support/paths.js";
+
+const skip = integrationSkip();
+const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
+const profileText = readFileSync(PROFILE, "utf8");
+/** The starter profile with extra lines appended (later settings win). */
+const profileWith = (...lines: string[]) => writePolicy(profileText + "\n" + lines.join("\n") + "\n");
+
+let cluster: Cluster;
+before(async () => {
+  if (!skip) cluster = await newCluster();
+});
+after(() => {
+  if (cluster) destroyCluster(cluster);
+});
+
+function procStatus(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
+    const m = /^([^:]+):\s*(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+function serverPids(pm: number): number[] {
+  const kids = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[1] === String(pm);
+    } catch {
+      return false;
+    }
+  });
+  return [pm, ...kids];
+}
+
+test("the server starts under the starter profile; pgbench -i and a pgbench run complete; every process is filtered", { skip }, async () => {
+  const s = await startReady(cluster, []);
+  try {
+    const pm = postmasterPid(cluster.dataDir)!;
+    assert.equal(pm, s.proc.pid === undefined ? pm : pm); // postmaster.pid names the exec'd process
+    const init = pgbench(cluster, ["-i", "-s", "2", "-q"]);
+    assert.ok(init.ok, init.stderr);
+    const run = pgbench(cluster, ["-c", "4", "-j", "2", "-t", "200"]);
+    assert.ok(run.ok, run.stderr);
+    assert.match(run.stdout, /number of transactions actually processed: 800\/800/);
+    const pids = serverPids(pm);
+    assert.ok(pids.length >= 5, `postmaster and children: ${pids}`);
+    for (const pid of pids) {
+      if (!existsSync(`/proc/${pid}/status`)) continue; // a backend that has just exited
+      const st = procStatus(pid);
+      assert.equal(st.NoNewPrivs, "1", `pid ${pid}`);
+      assert.equal(st.Seccomp, "2", `pid ${pid}`);
+      assert.equal(st.Seccomp_filters, "1", `pid ${pid}`);
+    }
+    assert.equal(procStatus(pm).Uid!.split(/\s+/)[0], String(cluster.user.uid), "the server runs as the postgres user");
+  } finally {
+    const r = await stop(s, "SIGTERM");
+    assert.equal(r.code, 0, s.stderr());
+  }
+});
+
+test("with execve in an error list, COPY ... TO PROGRAM fails with an error the client sees, and the server keeps serving", { skip }, async () => {
+  const policy = profileWith("global_syscall_allow = '" + profileText.match(/global_syscall_allow = '([^']*)'/)![1]!.replace(/\bexecve, /, "") + "'", "global_syscall_error = 'execve'");
+  const s = await startReady(cluster, ["--policy", policy]);
+  try {
+    const r = psql(cluster, "copy (select 1) to program 'cat > /dev/null'");
+    assert.equal(r.ok, false);
+    assert.match(r.stderr, /ERROR:.*(program "cat > \/dev\/null" failed|could not execute|Operation not permitted|child process exited with exit code)/i);
+    assert.equal(query(cluster, "select 40 + 2"), "42");
+    const other = psql(cluster, "select count(*) from pg_class");
+    assert.ok(other.ok, other.stderr);
+  } finally {
+    await stop(s);
+  }
+  // The supervisor logged the denied exec with the process that tried it.
+  const log = readdirSync("/run/pg_seccomp").filter((n) => n.endsWith(".jsonl")).map((n) => readFileSync(join("/run/pg_seccomp", n), "utf8")).join("");
+  assert.match(log, /"syscall":"execve".*"action":"error"/);
+});
+
+test("a syscall a backend needs in a kill list: that backend dies of SIGSYS, the postmaster recovers, committed rows survive", { skip }, async () => {
+  // symlink is what CREATE TABLESPACE does and nothing at startup does.
+  const policy = profileWith("global_syscall_allow = '" + profileText.match(/global_syscall_allow = '([^']*)'/)![1]!.replace(/\bsymlink, /, "") + "'", "global_syscall_kill = '@obsolete, @mount, symlink'");
+  const s = await startReady(cluster, ["--policy", policy]);
+  try {
+    query(cluster, "create table if not exists survivors (id int primary key); truncate survivors; insert into survivors select generate_series(1, 1000)");
+    const tsDir = join(cluster.root, `ts-${Date.now()}`);
+    spawnSync("mkdir", [tsDir]);
+    chownSync(tsDir, cluster.user.uid, cluster.user.gid);
+    const r = psql(cluster, `create tablespace t_${Date.now()} location '${tsDir}'`);
+    assert.equal(r.ok, false, "the backend must die");
+    assert.match(r.stderr, /server closed the connection unexpectedly|terminated abnormally/);
+    // The postmaster restarts its children after crash recovery and serves again.
+    await waitReady(cluster, s.alive, 60_000);
+    await waitFor(() => psql(cluster, "select 1").ok, 60_000, "recovery");
+    assert.equal(query(cluster, "select count(*) from survivors"), "1000");
+    assert.match(s.stderr(), /was terminated by signal 31: Bad system call/);
+  } finally {
+    await stop(s);
+  }
+});
+
+test("a policy that denies what the postmaster needs to start fails fast, naming the syscall", { skip }, async () => {
+  const allow = profileText.match(/global_syscall_allow = '([^']*)'/)![1]!;
+  // error: the supervisor sees the denied call and names it.
+  const denyBind = profileWith(`global_syscall_allow = '${allow.replace(/\bbind, /, "")}'`, "global_syscall_error = 'bind'");
+  const t0 = Date.now();
+  const a = startRun(cluster, ["--policy", denyBind]);
+  const ra = await a.exited;
+  assert.notEqual(ra.code, 0);
+  assert.ok(Date.now() - t0 < 30_000, "fails fast");
+  assert.match(a.stderr(), /pg_seccomp: the policy denied:\npg_seccomp:\s+bind \(error EPERM\) in the postmaster/);
+  // kill: the kernel kills the postmaster; the launcher names the call from the kernel's log.
+  const killListen = profileWith(`global_syscall_allow = '${allow.replace(/\blisten, /, "")}'`, "global_syscall_kill = 'listen'");
+  const b = startRun(cluster, ["--policy", killListen]);
+  const rb = await b.exited;
+  assert.equal(rb.signal, "SIGSYS", b.stderr());
+  assert.match(b.stderr(), /the postmaster was killed by the seccomp filter \(SIGSYS\): it made a syscall the policy kills(: listen| \(run as root)/);
+});
+
+test("bad policies and unsafe permissions are refused before postgres starts", { skip }, async () => {
+  const pidFile = join(cluster.dataDir, "postmaster.pid");
+  // (A stale postmaster.pid may remain from the SIGSYS test; it must not change.)
+  const pidFileNow = () => (existsSync(pidFile) ? readFileSync(pidFile, "utf8") : "");
+  const refuse = (args: string[], re: RegExp) => {
+    const before = pidFileNow();
+    const r = spawnSync(process.execPath, [BIN, "run", ...args, "--", join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8" });
+    assert.notEqual(r.status, 0, r.stderr);
+    assert.match(r.stderr, re);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+    assert.equal(pidFileNow(), before, "postgres must not have started");
+  };
+  refuse(["--policy", writePolicy("global_syscall_default = 'error'\nglobal_syscall_allow = 'read, opennat'\n")], /:2:31: unknown syscall "opennat"; did you mean "openat"\?/);
+  const worldWritable = writePolicy(profileText);
+  chmodSync(worldWritable, 0o666);
+  refuse(["--policy", worldWritable], /refusing the policy[\s\S]*is world-writable/);
+  const ownedByPostgres = writePolicy(profileText);
+  chownSync(ownedByPostgres, cluster.user.uid, cluster.user.gid);
+  refuse(["--policy", ownedByPostgres], /owned by the server's user postgres/);
+  const inData = join(cluster.dataDir, "seccomp.conf");
+  writeFileSync(inData, profileText, { mode: 0o644 });
+  refuse(["--policy", inData], /is inside the data directory/);
+  const included = writePolicy(profileText + "\ninclude 'more.conf'\n", "includer.conf");
+  writePolicy("# extra\n", "more.conf");
+  chmodSync(included.replace("includer.conf", "more.conf"), 0o664);
+  refuse(["--policy", included], /more.conf: file is group-writable/);
+  // --insecure-policy-permissions says so loudly and then starts.
+  const s = startRun(cluster, ["--policy", worldWritable, "--insecure-policy-permissions"]);
+  await waitReady(cluster, s.alive, 60_000);
+  assert.match(s.stderr(), /WARNING: --insecure-policy-permissions/);
+  await stop(s);
+});
+
+test("signals behave as with postgres itself: SIGHUP reloads, SIGINT and SIGQUIT shut down, pg_ctl stop works", { skip }, async () => {
+  let s = await startReady(cluster, []);
+  try {
+    writeFileSync(join(cluster.dataDir, "postgresql.auto.conf"), "work_mem = '7MB'\n");
+    s.proc.kill("SIGHUP");
+    await waitFor(() => query(cluster, "show work_mem") === "7MB", 20_000, "reload");
+  } finally {
+    const r = await stop(s, "SIGINT");
+    assert.equal(r.code, 0);
+    writeFileSync(join(cluster.dataDir, "postgresql.auto.conf"), "");
+  }
+  s = await startReady(cluster, []);
+  const rq = await stop(s, "SIGQUIT");
+  assert.equal(rq.signal, null, "the launcher exits as the postmaster does after an immediate shutdown");
+  assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false);
+  s = await startReady(cluster, []);
+  const ctl = spawnSync("runuser", ["-u", cluster.user.name, "--", join(cluster.binDir, "pg_ctl"), "stop", "-D", cluster.dataDir, "-m", "fast"], { encoding: "utf8" });
+  assert.equal(ctl.status, 0, ctl.stderr);
+  const r = await s.exited;
+  assert.equal(r.code, 0);
+});
+
+test("run --check validates and prints what would be installed, starting nothing", { skip }, () => {
+  const r = spawnSync(process.execPath, [BIN, "run", "--check", "--", join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /policy:\s+.*profiles\/postgresql-15-x86_64.conf/);
+  assert.match(r.stdout, /filter:\s+\d+ BPF instructions/);
+  assert.match(r.stdout, /nothing started/);
+  assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false);
+});

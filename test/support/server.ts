@@ -1,0 +1,93 @@
+// Starting a real PostgreSQL under `pg_seccomp run` for integration tests: the CLI as a user
+// would run it, a throwaway cluster, and helpers to wait and stop.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createCluster, postgresArgs, waitReady, type Cluster } from "../../src/postgres/cluster.js";
+import { seccompSupport } from "../../src/kernel/index.js";
+import { repoPath } from "./paths.js";
+
+export const BIN = repoPath("dist/src/cli/main.js");
+
+/** Why integration tests cannot run here, or false. */
+export function integrationSkip(): string | false {
+  if (process.getuid?.() !== 0) return "needs root (to run the server as the postgres user and read filters)";
+  const s = seccompSupport();
+  if (!s.ok) return `seccomp unavailable: ${s.reason}`;
+  try {
+    // findPgBinDir throws when PostgreSQL is missing; .ci/run installs it.
+    return false;
+  } catch (e) {
+    return (e as Error).message;
+  }
+}
+
+const policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-policies-"));
+let policyCount = 0;
+
+/** A policy file in a root-owned directory the server's user cannot write. */
+export function writePolicy(text: string, name = `p${++policyCount}.conf`): string {
+  const p = join(policyDir, name);
+  writeFileSync(p, text, { mode: 0o644 });
+  return p;
+}
+
+export interface RunningServer {
+  proc: ChildProcess;
+  cluster: Cluster;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  alive: () => boolean;
+}
+
+export function startRun(cluster: Cluster, runArgs: string[], postgresExtra: string[] = []): RunningServer {
+  const proc = spawn(process.execPath, [BIN, "run", ...runArgs, "--", ...postgresArgs(cluster), ...postgresExtra], {
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  proc.stdout!.on("data", (d: Buffer) => (err += d.toString()));
+  let done = false;
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
+    proc.on("exit", (code, signal) => {
+      done = true;
+      res({ code, signal });
+    }),
+  );
+  return { proc, cluster, stderr: () => err, exited, alive: () => !done };
+}
+
+/** Starts under `policy` and waits until the server accepts connections. */
+export async function startReady(cluster: Cluster, runArgs: string[]): Promise<RunningServer> {
+  const s = startRun(cluster, runArgs);
+  try {
+    await waitReady(cluster, s.alive, 60_000);
+  } catch (e) {
+    s.proc.kill("SIGKILL");
+    throw new Error(`${(e as Error).message}\n--- run's output ---\n${s.stderr()}`);
+  }
+  return s;
+}
+
+export async function stop(s: RunningServer, signal: NodeJS.Signals = "SIGINT"): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (s.alive()) s.proc.kill(signal);
+  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 60_000);
+  const r = await s.exited;
+  clearTimeout(timer);
+  return r;
+}
+
+export async function newCluster(conf: string[] = []): Promise<Cluster> {
+  return createCluster({ conf });
+}
+
+export async function waitFor(cond: () => boolean, timeoutMs = 30_000, what = "condition"): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (cond()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
