@@ -17,6 +17,7 @@ import { ARCHES, allSyscalls, hostArch, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/groups.js";
 import { parseValue } from "../policy/entries.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
+import { runDemo } from "../launcher/demo.js";
 import { describePreflight, explainExit, preflight, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
 const program = new Command("pg_seccomp")
@@ -214,6 +215,18 @@ program
       return;
     }
     process.exitCode = result.code ?? 1;
+  });
+
+program
+  .command("demo")
+  .description("start a throwaway PostgreSQL under the bundled starter profile, run a workload, show the filter and the live status, stop and clean up")
+  .option("--seconds <n>", "how long the pgbench part runs", "5")
+  .action(async (opts: { seconds: string }) => {
+    process.exitCode = await runDemo({
+      say: (l) => process.stderr.write(l + "\n"),
+      print: (t) => process.stdout.write(t),
+      seconds: Number(opts.seconds),
+    });
   });
 
 const bpf = program.command("bpf").description("assemble, disassemble and validate classic BPF programs");
