@@ -147,13 +147,13 @@ const entryArb = fc.oneof(
 );
 
 /** A random policy: lists drawn so that no syscall is unconditionally in two lists of a filter. */
-const filterArb = (prefix: string, allowStar: boolean) =>
+const filterArb = (prefix: string, allowStar: boolean, suffix = "") =>
   fc.record({
     def: fc.constantFrom(...ACTIONS),
     lists: fc.array(fc.tuple(fc.constantFrom(...LISTS), fc.array(entryArb, { maxLength: 6 }), fc.boolean()), { maxLength: 5 }),
   }).map(({ def, lists }) => {
     const seen = new Set<string>();
-    const lines = [`${prefix}_syscall_default = '${def}'`];
+    const lines = [`${prefix}_syscall_default${suffix} = '${def}'`];
     const byList = new Map<string, string[]>();
     for (const [list, entries, star] of lists) {
       const kept = entries.filter((e) => {
@@ -165,12 +165,28 @@ const filterArb = (prefix: string, allowStar: boolean) =>
       const errnoed = list === "error" ? kept.map((e, i) => (i % 2 && !e.startsWith("@") ? `${e}:ENOSYS` : e)) : kept;
       byList.set(list, [...(allowStar && star ? ["*"] : []), ...errnoed]);
     }
-    for (const [list, entries] of byList) lines.push(`${prefix}_syscall_${list} = '${entries.join(", ")}'`);
+    for (const [list, entries] of byList) lines.push(`${prefix}_syscall_${list}${suffix} = '${entries.join(", ")}'`);
     return lines.join("\n");
   });
 
-const policyArb = fc.tuple(filterArb("global", false), fc.option(filterArb("session", true), { nil: undefined }), fc.constantFrom("", "syscall_error_errno = EPERM", "syscall_unknown_action = default", "syscall_unknown_action = 'error:EAGAIN'"))
-  .map(([g, s, extra]) => [g, s ?? "", extra].join("\n"));
+const overlayArb = (prefix: string, suffix = "") => fc.option(filterArb(prefix, true, suffix), { nil: undefined });
+const policyArb = fc
+  .tuple(
+    filterArb("global", false),
+    overlayArb("session"),
+    overlayArb("session", ".r1"),
+    overlayArb("database", ".d1"),
+    overlayArb("postmaster"),
+    overlayArb("checkpointer"),
+    fc.constantFrom("", "syscall_error_errno = EPERM", "syscall_unknown_action = default", "syscall_unknown_action = 'error:EAGAIN'"),
+  )
+  .map((parts) => parts.map((p) => p ?? "").join("\n"));
+
+const CONTEXTS: ContextSpec[] = [
+  { context: "global" }, { context: "session" }, { context: "session", role: "r1" }, { context: "session", database: "d1" },
+  { context: "session", role: "r1", database: "d1" }, { context: "postmaster" }, { context: "checkpointer" },
+  { context: "unclassified" }, { context: "parallel_worker", role: "r1" }, { context: "walwriter" },
+];
 
 const callArb = (arch: Arch) =>
   fc.record({
@@ -187,7 +203,7 @@ for (const arch of ["x86_64", "aarch64"] as const) {
   test(`property: compiled ${arch} programs agree with the reference evaluator (seeded)`, () => {
     let cases = 0;
     fc.assert(
-      fc.property(policyArb, fc.array(callArb(arch), { minLength: 40, maxLength: 40 }), fc.constantFrom<ContextSpec>({ context: "global" }, { context: "session" }), (text, calls, ctx) => {
+      fc.property(policyArb, fc.array(callArb(arch), { minLength: 40, maxLength: 40 }), fc.constantFrom(...CONTEXTS), (text, calls, ctx) => {
         const policy = parsePolicyText(text, "random.conf");
         const prog = compilePolicy(policy, arch, ctx);
         assert.deepEqual(validateProgram(prog), []);

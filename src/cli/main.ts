@@ -4,7 +4,7 @@
 import { Command, Option, CommanderError } from "commander";
 import { readFileSync, writeFileSync } from "node:fs";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
-import type { ContextSpec } from "../policy/decision.js";
+import { CONTEXT_KINDS, contextKey, policyContexts, type ContextKind, type ContextSpec } from "../policy/decision.js";
 import { compilePolicy } from "../bpf/compile.js";
 import { disassemble } from "../bpf/disasm.js";
 import { assemble } from "../bpf/asm.js";
@@ -20,6 +20,12 @@ import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
 import { describePreflight, explainExit, preflight, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
+// `pg_seccomp show ... | head` closes the pipe early: that is not an error.
+process.stdout.on("error", (e: NodeJS.ErrnoException) => {
+  if (e.code === "EPIPE") process.exit(0);
+  throw e;
+});
+
 const program = new Command("pg_seccomp")
   .description("seccomp-bpf syscall filtering for PostgreSQL, enforced from outside the server")
   .version("0.1.0")
@@ -30,8 +36,11 @@ const program = new Command("pg_seccomp")
 const archOption = () =>
   new Option("--arch <arch>", "target architecture").choices(ARCHES as string[]).default(safeHostArch(), "this machine's");
 const contextOption = () =>
-  new Option("--context <context>", "which process context: the global filter alone, or a client session").choices(["global", "session"]).default("session");
+  new Option("--context <context>", "process context: global (every process), session (client backends), postmaster, a backend type, or unclassified")
+    .choices(CONTEXT_KINDS as string[])
+    .default("session");
 const roleOption = () => new Option("--role <role>", "a role with per-role session settings (session_syscall_*.<role>)");
+const databaseOption = () => new Option("--database <db>", "a database with settings of its own (database_syscall_*.<db>)");
 
 function safeHostArch(): Arch {
   try {
@@ -48,15 +57,22 @@ function loadPolicy(path: string): Policy {
   return p;
 }
 
-function contextOf(opts: { context: string; role?: string }, policy: Policy): ContextSpec {
-  if (opts.role !== undefined) {
-    if (opts.context === "global") throw new UsageError("--role applies to the session context; drop --context global");
-    if (!policy.roles.has(opts.role)) {
-      process.stderr.write(`pg_seccomp: note: role "${opts.role}" has no settings of its own; it gets the session filter\n`);
+function contextOf(opts: { context: string; role?: string; database?: string }, policy: Policy): ContextSpec {
+  const c: ContextSpec = { context: opts.context as ContextKind };
+  if (opts.role !== undefined || opts.database !== undefined) {
+    if (c.context !== "session" && c.context !== "parallel_worker") {
+      throw new UsageError("--role and --database apply to the session (or parallel_worker) context");
     }
-    return { context: "session", role: opts.role };
+    if (opts.role !== undefined) {
+      if (!policy.roles.has(opts.role)) process.stderr.write(`pg_seccomp: note: role "${opts.role}" has no settings of its own; it gets the session filter\n`);
+      c.role = opts.role;
+    }
+    if (opts.database !== undefined) {
+      if (!policy.databases.has(opts.database)) process.stderr.write(`pg_seccomp: note: database "${opts.database}" has no settings of its own\n`);
+      c.database = opts.database;
+    }
   }
-  return { context: opts.context as ContextSpec["context"] };
+  return c;
 }
 
 program
@@ -66,13 +82,15 @@ program
   .addOption(new Option("--format <format>", "output format").choices(["table", "csv", "json"]).default("table"))
   .option("--json", "same as --format json")
   .addOption(archOption())
-  .addOption(new Option("--context <context>", "contexts to show").choices(["all", "global", "session"]).default("all"))
+  .addOption(new Option("--context <context>", "contexts to show: all = global and session, as the seed's table").choices(["all", ...CONTEXT_KINDS]).default("all"))
   .addOption(roleOption())
-  .action((path: string, opts: { format: string; json?: boolean; arch: Arch; context: string; role?: string }) => {
+  .addOption(databaseOption())
+  .action((path: string, opts: { format: string; json?: boolean; arch: Arch; context: string; role?: string; database?: string }) => {
     const policy = loadPolicy(path);
-    const session: ContextSpec = opts.role !== undefined ? { context: "session", role: opts.role } : { context: "session" };
     const contexts: ContextSpec[] =
-      opts.context === "global" ? [{ context: "global" }] : opts.context === "session" ? [session] : [{ context: "global" }, session];
+      opts.context === "all"
+        ? [{ context: "global" }, contextOf({ ...opts, context: "session" }, policy)]
+        : [contextOf(opts, policy)];
     const rows = effectiveFilterRows(policy, opts.arch, contexts);
     const format = opts.json ? "json" : opts.format;
     if (format === "json") writeJson(rows);
@@ -87,8 +105,9 @@ program
   .addOption(archOption())
   .addOption(contextOption())
   .addOption(roleOption())
+  .addOption(databaseOption())
   .option("-o, --output <file>", "write the raw program (8-byte little-endian struct sock_filter records) to FILE")
-  .action((path: string, opts: { arch: Arch; context: string; role?: string; output?: string }) => {
+  .action((path: string, opts: { arch: Arch; context: string; role?: string; database?: string; output?: string }) => {
     const policy = loadPolicy(path);
     const prog = compilePolicy(policy, opts.arch, contextOf(opts, policy));
     if (opts.output) {
@@ -113,8 +132,9 @@ program
   .addOption(archOption())
   .addOption(contextOption())
   .addOption(roleOption())
+  .addOption(databaseOption())
   .option("--json", "print JSON")
-  .action((path: string, opts: Record<string, string | boolean | undefined> & { arch: Arch; context: string; role?: string }) => {
+  .action((path: string, opts: Record<string, string | boolean | undefined> & { arch: Arch; context: string; role?: string; database?: string }) => {
     const policy = loadPolicy(path);
     const nr = syscallArg(opts.arch, String(opts.syscall));
     const args = [0, 1, 2, 3, 4, 5].map((i) => {
@@ -137,13 +157,13 @@ program
   .addOption(new Option("--arch <arch>", "only this architecture").choices(ARCHES as string[]))
   .action((path: string, opts: { arch?: Arch }) => {
     const policy = loadPolicy(path);
-    const contexts: ContextSpec[] = [{ context: "global" }, { context: "session" }, ...[...policy.roles.keys()].map((role) => ({ context: "session" as const, role }))];
+    const contexts = policyContexts(policy);
     for (const arch of opts.arch ? [opts.arch] : ARCHES) {
       for (const c of contexts) {
         const prog = compilePolicy(policy, arch, c);
         const problems = validateProgram(prog);
         if (problems.length) throw new Error(`compiled program for ${arch}/${c.context} fails validation: ${problems[0]}`);
-        process.stdout.write(`${arch} ${c.context}${c.role ? ` (role ${c.role})` : ""}: ${prog.length} instructions\n`);
+        process.stdout.write(`${arch} ${contextKey(c)}: ${prog.length} instructions\n`);
       }
     }
     process.stdout.write(`${path}: ok (${policy.files.length} file${policy.files.length === 1 ? "" : "s"})\n`);

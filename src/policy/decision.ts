@@ -5,7 +5,7 @@
 
 import { sameAction, actionRank, type Action } from "./actions.js";
 import type { ArgCondition } from "./entries.js";
-import { resolveFilter, type FilterSpec, type Policy, type ResolvedFilter } from "./policy.js";
+import { PROCESS_KINDS, resolveFilter, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
 import { allSyscalls, syscallName, type Arch } from "../syscalls/index.js";
 
 export interface Leaf {
@@ -25,21 +25,77 @@ export interface Branch {
 
 export type Decision = Leaf | Branch;
 
-/** A context: the global filter alone, or a client session (optionally of one role). */
+/**
+ * A context: which kind of process (the global filter alone, the postmaster, a client session,
+ * a backend type, or a child not yet classified), and for sessions (and parallel workers, which
+ * work for a session) the role and database.
+ */
+export type ContextKind = "global" | "session" | "unclassified" | ProcessKind;
+
 export interface ContextSpec {
-  context: "global" | "session";
+  context: ContextKind;
   role?: string;
+  database?: string;
 }
+
+export const CONTEXT_KINDS: readonly ContextKind[] = ["global", "session", "unclassified", ...PROCESS_KINDS];
 
 export function contextLabel(c: ContextSpec): string {
   return c.context;
 }
 
-/** The filters that apply in a context, outermost (installed first) first. */
+/** A stable key for a context, e.g. "session/alice/analytics", "checkpointer". */
+export function contextKey(c: ContextSpec): string {
+  return [c.context, c.role ?? "", c.database ?? ""].join("/").replace(/\/+$/, "");
+}
+
+/**
+ * Every context a policy distinguishes: global, the postmaster, sessions (by role, by database
+ * and both), each backend type, and unclassified children.
+ */
+export function policyContexts(policy: Policy): ContextSpec[] {
+  const roles = [undefined, ...policy.roles.keys()];
+  const dbs = [undefined, ...policy.databases.keys()];
+  const sessions = roles.flatMap((role) => dbs.map((database) => ({ context: "session" as const, ...(role ? { role } : {}), ...(database ? { database } : {}) })));
+  const workers = sessions.map((s) => ({ ...s, context: "parallel_worker" as const }));
+  const others = PROCESS_KINDS.filter((k) => k !== "parallel_worker").map((k) => ({ context: k }));
+  return [{ context: "global" }, ...others, ...sessions, ...workers, { context: "unclassified" }];
+}
+
+function sessionFilters(policy: Policy, role: string | undefined, database: string | undefined): FilterSpec[] {
+  const roleFilter = role !== undefined ? policy.roles.get(role) ?? policy.session : policy.session;
+  const db = database !== undefined ? policy.databases.get(database) : undefined;
+  return db ? [roleFilter, db] : [roleFilter];
+}
+
+/**
+ * The filters that apply in a context, outermost (installed first) first. The effective action
+ * is the most restrictive of theirs. A child not yet classified gets every child filter at
+ * once: the most restrictive of all child contexts.
+ */
 export function contextFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
-  if (c.context === "global") return [policy.global];
-  const overlay = c.role !== undefined ? policy.roles.get(c.role) ?? policy.session : policy.session;
-  return [policy.global, overlay];
+  const proc = (k: ProcessKind) => policy.processes.get(k);
+  switch (c.context) {
+    case "global":
+      return [policy.global];
+    case "session":
+      return [policy.global, ...sessionFilters(policy, c.role, c.database)];
+    case "unclassified":
+      return [
+        policy.global, policy.session, ...policy.roles.values(), ...policy.databases.values(),
+        ...[...policy.processes].filter(([k]) => k !== "postmaster").map(([, f]) => f),
+      ];
+    case "parallel_worker": {
+      // A parallel worker runs its leader's query: it gets the leader's session filters too.
+      const own = proc("parallel_worker");
+      const leader = c.role !== undefined || c.database !== undefined ? sessionFilters(policy, c.role, c.database) : [];
+      return [policy.global, ...(own ? [own] : []), ...leader];
+    }
+    default: {
+      const own = proc(c.context);
+      return own ? [policy.global, own] : [policy.global];
+    }
+  }
 }
 
 function leaf(action: Action, source: string): Leaf {
@@ -48,7 +104,7 @@ function leaf(action: Action, source: string): Leaf {
 
 /** Public name of a filter for tables: a role overlay is still the session filter. */
 function sourceName(f: { name: string }): string {
-  return f.name.startsWith("session") ? "session" : f.name;
+  return f.name.replace(/\..*$/, "");
 }
 
 /**

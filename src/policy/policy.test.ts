@@ -79,7 +79,7 @@ test("groups expand per arch; an explicit name beats a group", () => {
 test("errors name the place and say what to do", () => {
   fails(base + "global_syscall_allow = 'read,opennat'\n", /unknown syscall "opennat".*openat/s, 3);
   fails(base + "global_syscall_allow = 'read'\nglobal_syscall_kill = 'read'\n", /"read" is in both the allow list \(t.conf:3:/, 4);
-  fails(base + "global_syscall_allow = '*'\n", /can only be used in session lists/, 3);
+  fails(base + "global_syscall_allow = '*'\n", /can only be used in session and other overlay lists/, 3);
   fails(base + "global_syscall_loq = ''\n", /unknown setting "global_syscall_loq".*global_syscall_log/s, 3);
   fails(base + "global_syscall_kill = '@mnt'\n", /unknown syscall group "@mnt"/, 3);
   fails(base + "global_syscall_error = 'clone3:ENOSYX'\n", /unknown errno "ENOSYX"/, 3);
@@ -133,4 +133,41 @@ test("explicit session entries beat inherited ones; a role's explicit entry beat
   assert.equal(leafOf(text, "session", "read", "etl"), "session->allow");
   // The role cannot loosen what the global filter denies.
   assert.equal(leafOf(base + "session_syscall_allow.etl = 'mount'\n", "session", "mount", "etl"), "global->error:13");
+});
+
+test("process, database and unclassified contexts stack as the kernel would", () => {
+  const text = base + [
+    "global_syscall_allow = 'read, write, listen, accept, bind, execve, socket'",
+    "session_syscall_error = '*, listen, accept, bind'",
+    "postmaster_syscall_error = '*, execve'",
+    "autovacuum_worker_syscall_kill = '*, socket'",
+    "database_syscall_error.analytics = '*, execve'",
+    "session_syscall_error.etl = '*, listen, accept, bind'",
+    "session_syscall_allow.etl = '*, execve'",
+  ].join("\n");
+  const leaf = (c: Parameters<typeof contextDecisions>[2], name: string) => {
+    const d = decisionFor(contextDecisions(parsePolicyText(text, "t.conf"), "x86_64", c), nr(name));
+    return d.kind === "leaf" ? `${d.source}->${d.action.kind}` : "branch";
+  };
+  // The postmaster may listen and not exec; sessions may exec and not listen.
+  assert.equal(leaf({ context: "postmaster" }, "listen"), "postmaster->allow");
+  assert.equal(leaf({ context: "postmaster" }, "execve"), "postmaster->error");
+  assert.equal(leaf({ context: "session" }, "listen"), "session->error");
+  assert.equal(leaf({ context: "session" }, "execve"), "session->allow");
+  assert.equal(leaf({ context: "session", database: "analytics" }, "execve"), "database->error");
+  assert.equal(leaf({ context: "session", role: "etl", database: "analytics" }, "execve"), "database->error");
+  assert.equal(leaf({ context: "session", role: "etl" }, "execve"), "session->allow");
+  assert.equal(leaf({ context: "autovacuum_worker" }, "socket"), "autovacuum_worker->kill");
+  assert.equal(leaf({ context: "checkpointer" }, "socket"), "global->allow");
+  // Unclassified children get the most restrictive of every child context.
+  assert.equal(leaf({ context: "unclassified" }, "socket"), "autovacuum_worker->kill");
+  assert.equal(leaf({ context: "unclassified" }, "execve"), "database->error");
+  assert.equal(leaf({ context: "unclassified" }, "read"), "autovacuum_worker->allow");
+  // A parallel worker gets its leader's session filters.
+  assert.equal(leaf({ context: "parallel_worker", role: "etl", database: "analytics" }, "listen"), "session->error");
+});
+
+test("a database setting needs a name; process kinds cannot have per-role settings", () => {
+  fails(base + "database_syscall_error = 'execve'\n", /needs a database name/, 3);
+  fails(base + "checkpointer_syscall_error.bob = 'execve'\n", /per-role settings exist only for session lists/, 3);
 });

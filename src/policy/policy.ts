@@ -21,7 +21,7 @@ export interface PolicyEntry extends ListEntry {
 }
 
 export interface FilterSpec {
-  /** "global", "session", or "session.<role>" for a role's overlay. */
+  /** "global", "session", "session.<role>", "database.<db>", or a process kind. */
   name: string;
   defaultAction: Action;
   defaultLoc?: SourceLoc;
@@ -38,6 +38,10 @@ export interface Policy {
   session: FilterSpec;
   /** Per-role session overlays (pgseccomp's session_syscall_<action>.<role>). */
   roles: Map<string, FilterSpec>;
+  /** Overlays for client backends connected to a database (database_syscall_<action>.<db>). */
+  databases: Map<string, FilterSpec>;
+  /** Overlays for the postmaster and each backend type (postmaster_syscall_*, checkpointer_syscall_*, ...). */
+  processes: Map<ProcessKind, FilterSpec>;
   notes: PolicyNote[];
   /** Every file read, the main file first. */
   files: string[];
@@ -46,10 +50,24 @@ export interface Policy {
 export const DEFAULT_ERROR_ERRNO = errnoNumber("EACCES")!;
 export const DEFAULT_UNKNOWN_ACTION: Action = { kind: "error", errno: errnoNumber("ENOSYS")! };
 
-const LIST_SETTING = /^(global|session)_syscall_(default|allow|log|error|trap|kill)(?:\.([a-z_][a-z0-9_$]*))?$/;
+/**
+ * Processes that can have a filter of their own besides client sessions: the postmaster and
+ * PostgreSQL 15's backend types, named as in pg_stat_activity.backend_type with underscores.
+ */
+export const PROCESS_KINDS = [
+  "postmaster", "autovacuum_launcher", "autovacuum_worker", "background_writer", "checkpointer", "walwriter",
+  "walsender", "walreceiver", "startup", "archiver", "logical_replication_launcher", "logical_replication_worker",
+  "parallel_worker", "background_worker",
+] as const;
+export type ProcessKind = (typeof PROCESS_KINDS)[number];
+
+const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
+type FilterKind = (typeof FILTER_KINDS)[number];
+
+const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*))?$`);
 const KNOWN_SETTINGS = [
   "seccomp", "enabled", "session_roles", "syscall_error_errno", "syscall_unknown_action", "shared_preload_libraries",
-  ...["global", "session"].flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}`)),
+  ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
 ];
 
 export function loadPolicyFile(path: string, source: PolicySource = fileSystemSource): Policy {
@@ -125,30 +143,53 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
     );
   }
 
-  const global = buildFilter("global", get, errorErrno, undefined, undefined);
-  const session = buildFilter("session", get, errorErrno, global, undefined);
+  const global = buildFilter("global", "global", get, errorErrno, undefined);
+  const session = buildFilter("session", "session", get, errorErrno, { inheritFrom: global, global });
 
-  // Roles: every role that has a setting of its own; session_roles, when set, must list them.
+  // Names that carry a suffix: roles (session_syscall_*.<role>) and databases (database_syscall_*.<db>).
   const rolesSetting = get("session_roles");
   const listedRoles = rolesSetting ? rolesSetting.value.split(",").map((r) => r.trim()).filter(Boolean) : undefined;
   const roleNames = new Set<string>(listedRoles ?? []);
+  const dbNames = new Set<string>();
   for (const [name, s] of byName) {
     const m = LIST_SETTING.exec(name);
-    if (m?.[3] === undefined) continue;
-    if (m[1] === "global") {
-      throw new PolicyError(s.setting.loc, `per-role settings exist only for session lists, not "${s.setting.name}"`, `write session_syscall_${m[2]}.${m[3]}`);
-    }
-    if (listedRoles && !listedRoles.includes(m[3])) {
-      notes.push({ loc: s.setting.loc, message: `role "${m[3]}" is not listed in session_roles, so this setting is ignored (as pgseccomp does)` });
+    if (!m) continue;
+    const [, kind, , suffix] = m;
+    if (kind === "database") {
+      if (suffix === undefined) {
+        throw new PolicyError(s.setting.loc, `"${s.setting.name}" needs a database name`, `write database_syscall_${m[2]}.<database> = '...'`);
+      }
+      dbNames.add(suffix);
       continue;
     }
-    roleNames.add(m[3]);
+    if (suffix === undefined) continue;
+    if (kind !== "session") {
+      throw new PolicyError(s.setting.loc, `per-role settings exist only for session lists, not "${s.setting.name}"`, `write session_syscall_${m[2]}.${suffix}`);
+    }
+    if (listedRoles && !listedRoles.includes(suffix)) {
+      notes.push({ loc: s.setting.loc, message: `role "${suffix}" is not listed in session_roles, so this setting is ignored (as pgseccomp does)` });
+      continue;
+    }
+    roleNames.add(suffix);
   }
   const roles = new Map<string, FilterSpec>();
-  for (const role of [...roleNames].sort()) roles.set(role, buildFilter("session", get, errorErrno, global, { role, session }));
+  for (const role of [...roleNames].sort()) {
+    roles.set(role, buildFilter(`session.${role}`, `session_syscall_%.${role}`, get, errorErrno, { inheritFrom: session, global }));
+  }
+  const databases = new Map<string, FilterSpec>();
+  for (const db of [...dbNames].sort()) {
+    databases.set(db, buildFilter(`database.${db}`, `database_syscall_%.${db}`, get, errorErrno, { inheritFrom: global, global }));
+  }
+  // A process kind gets a filter only when some setting names it.
+  const processes = new Map<ProcessKind, FilterSpec>();
+  for (const kind of PROCESS_KINDS) {
+    if ([...byName.keys()].some((n) => n.startsWith(`${kind}_syscall_`))) {
+      processes.set(kind, buildFilter(kind, kind, get, errorErrno, { inheritFrom: global, global }));
+    }
+  }
 
-  for (const f of [global, session, ...roles.values()]) checkEntries(f);
-  return { enabled, errorErrno, unknownAction, global, session, roles, notes, files };
+  for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values()]) checkEntries(f);
+  return { enabled, errorErrno, unknownAction, global, session, roles, databases, processes, notes, files };
 }
 
 function parseBool(s: Setting): boolean {
@@ -159,51 +200,53 @@ function parseBool(s: Setting): boolean {
 }
 
 /**
- * Builds one filter from its settings. For the session filter, a missing list means '*'
- * (inherit the global list) and a missing default means the global default, so that a policy
- * without session settings restricts sessions exactly as much as the global filter. A role's
- * missing list or default falls back to the session's.
+ * Builds one filter from its settings. `pattern` is the setting name with `%` for the action
+ * ("session_syscall_%.alice"); a bare kind means "<kind>_syscall_<action>". An overlay (every
+ * filter but the global one) falls back, for a list or default it does not set, to its
+ * `inheritFrom` filter: the global filter for session, database and process overlays, so that
+ * an overlay without settings restricts exactly as much as the global filter; the session
+ * filter for a role (pgseccomp: a role's missing list is the session's). Fallback entries count
+ * as inherited: the overlay's own explicit entries beat them.
  */
 function buildFilter(
-  kind: "global" | "session",
+  name: string,
+  pattern: string,
   get: (n: string) => Setting | undefined,
   errorErrno: number,
-  global: FilterSpec | undefined,
-  role: { role: string; session: FilterSpec } | undefined,
+  overlay: { inheritFrom: FilterSpec; global: FilterSpec } | undefined,
 ): FilterSpec {
-  const suffix = role ? `.${role.role}` : "";
-  const name = role ? `session.${role.role}` : kind;
-  const defSetting = get(`${kind}_syscall_default${suffix}`);
+  const setting = (action: string) => get(pattern.includes("%") ? pattern.replace("%", action) : `${pattern}_syscall_${action}`);
+  const defSetting = setting("default");
   let defaultAction: Action;
   let defaultLoc: SourceLoc | undefined;
   if (defSetting) {
     defaultAction = parseAction(defSetting.value, errorErrno, defSetting.setting.valueLoc);
     defaultLoc = defSetting.setting.loc;
   } else {
-    const from = role ? role.session : global!;
-    defaultAction = from.defaultAction;
-    defaultLoc = from.defaultLoc;
+    defaultAction = overlay!.inheritFrom.defaultAction;
+    defaultLoc = overlay!.inheritFrom.defaultLoc;
   }
   const entries: PolicyEntry[] = [];
   for (const action of ACTION_KINDS) {
-    const s = get(`${kind}_syscall_${action}${suffix}`);
+    const s = setting(action);
     if (!s) {
-      // A role's missing list falls back to the session's, as inherited entries: the role's own
-      // explicit entries beat them.
-      if (role) entries.push(...role.session.entries.filter((e) => e.action.kind === action).map((e) => ({ ...e, inheritedFrom: e.inheritedFrom ?? e.loc })));
-      else if (global) entries.push(...inheritList(global, action, undefined));
+      if (overlay) {
+        entries.push(
+          ...overlay.inheritFrom.entries.filter((e) => e.action.kind === action).map((e) => ({ ...e, inheritedFrom: e.inheritedFrom ?? e.loc })),
+        );
+      }
       continue;
     }
     for (const e of parseList(s.value, s.setting.valueLoc)) {
       if (e.kind === "inherit") {
-        if (kind === "global") {
-          throw new PolicyError(e.loc, `"*" means "inherit the global list" and can only be used in session lists`, `list the syscalls, or write '' for an empty list`);
+        if (!overlay) {
+          throw new PolicyError(e.loc, `"*" means "inherit the global list" and can only be used in session and other overlay lists`, `list the syscalls, or write '' for an empty list`);
         }
-        entries.push(...inheritList(global!, action, e.loc));
+        entries.push(...inheritList(overlay.global, action, e.loc));
         continue;
       }
       if (e.errno !== undefined && action !== "error") {
-        throw new PolicyError(e.loc, `"${e.text}" gives an errno in the ${action} list`, `an errno belongs only in an error list: move it to ${kind}_syscall_error`);
+        throw new PolicyError(e.loc, `"${e.text}" gives an errno in the ${action} list`, `an errno belongs only in an error list: move it to the error list`);
       }
       const act: Action = action === "error" ? { kind: "error", errno: e.errno ?? errorErrno } : { kind: action };
       entries.push({ ...e, action: act });
