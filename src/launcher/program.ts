@@ -1,60 +1,71 @@
-// What `run` installs in the kernel, and how the supervisor decides what the kernel hands it.
+// What `run` installs in the kernel, and what the supervisor decides with.
 //
-// Allowed calls, kills and traps are decided in the kernel (fast path: an unconditional ALLOW
-// is cached by the kernel and costs nothing). Calls the policy answers with `error` or `log`
-// return SECCOMP_RET_USER_NOTIF instead, so that the supervisor can write them to the DBA's log
-// (the review's point: auditd is not the DBA's) and name them when the server fails to start;
-// the supervisor then answers exactly as the policy says. `execve` always goes to the
-// supervisor unless the policy allows it outright: the launcher's own exec of postgres must
-// work even under a policy that denies exec to the server, and the supervisor lets through
-// exactly that one call. Denied calls are rare in a running server, so the extra round trip
-// is paid almost never; a policy whose default is `log` (learning) pays it on every call it
-// does not allow, by design.
+// One program is installed in the postmaster and inherited by every process of the server.
+// A call is decided in the kernel when every process context decides it the same way and the
+// action is allow, kill or trap (an unconditional ALLOW is cached by the kernel and costs
+// nothing). It returns SECCOMP_RET_USER_NOTIF, and the supervisor decides it for the calling
+// process's context, when contexts differ on it (the postmaster may listen, sessions may not),
+// or when the policy answers it with `error` or `log` (so that the supervisor can write it to
+// the DBA's log, and name it when the server fails to start). `execve` goes to the supervisor
+// too (unless it is allowed everywhere and nothing else needs the supervisor): the launcher's
+// own exec of postgres must work under a policy that denies exec to the server, and the
+// supervisor lets through exactly that one call. Denied calls are rare in a running server, so
+// the round trip is paid almost never; a policy whose default is `log` (learning) pays it on
+// every call it does not allow, by design.
 
 import { actionRet, compileDecisions } from "../bpf/compile.js";
 import { SECCOMP_RET_USER_NOTIF, type Insn } from "../bpf/insn.js";
-import { contextDecisions, type ContextSpec, type Leaf } from "../policy/decision.js";
+import { contextDecisions, decisionFor, policyContexts, sameDecision, type ContextSpec, type Leaf } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
-import { syscallNumber, type Arch } from "../syscalls/index.js";
+import { maxSyscallNumber, syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 
 export interface KernelPrograms {
   arch: Arch;
-  context: ContextSpec;
   /** The program installed in the kernel. */
   installed: Insn[];
-  /** The policy's own program: what the supervisor runs to answer a notification. */
-  decisions: Insn[];
   /** True when some call goes to the supervisor (a listener is needed). */
   usesSupervisor: boolean;
+  /** Syscall numbers whose decision depends on the process's context. */
+  perProcess: number[];
+  /** The policy's own program for the context asked for (global unless given). */
+  decisions: Insn[];
 }
 
-/**
- * The kernel's verdict for one decided leaf. `execveToSupervisor` is set when execve must go to
- * the supervisor: whenever the policy does not allow it outright, and whenever anything else
- * goes there (the launcher's exec of postgres is then the moment the supervisor takes over the
- * listener, so it must wait for the supervisor).
- */
-export function kernelRet(leaf: Leaf, isExecve: boolean, execveToSupervisor: boolean): number {
-  const kind = leaf.action.kind;
-  if (isExecve && execveToSupervisor) return SECCOMP_RET_USER_NOTIF;
-  if (kind === "error" || kind === "log") return SECCOMP_RET_USER_NOTIF;
-  return actionRet(leaf.action);
+/** The policy's own program for one context: what the supervisor runs for a notification. */
+export function decisionProgram(policy: Policy, arch: Arch, context: ContextSpec): Insn[] {
+  return compileDecisions(contextDecisions(policy, arch, context));
 }
 
-export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec): KernelPrograms {
-  const cd = contextDecisions(policy, arch, context);
+function routedToSupervisor(leaf: Leaf): boolean {
+  return leaf.action.kind === "error" || leaf.action.kind === "log";
+}
+
+export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec = { context: "global" }): KernelPrograms {
+  const all = policyContexts(policy).map((c) => contextDecisions(policy, arch, c));
+  const base = all[0]!; // the global context: where every context agrees, it agrees with this
+  const perProcess = new Set<number>();
+  for (let nr = 0; nr <= maxSyscallNumber(arch); nr++) {
+    const d0 = decisionFor(base, nr);
+    if (all.some((cd) => !sameDecision(decisionFor(cd, nr), d0, true))) perProcess.add(nr);
+  }
+  const unknownDiffers = all.some((cd) => !sameDecision(cd.unknownDecision, base.unknownDecision, true));
   const execveNr = syscallNumber(arch, "execve");
+  const notify = (leaf: Leaf, nr: number) =>
+    perProcess.has(nr) || (unknownDiffers && syscallName(arch, nr) === undefined) || routedToSupervisor(leaf);
+
+  // Does anything besides execve go to the supervisor? Then execve must too (see above).
   let othersRouted = false;
-  let execveAllowed = true;
-  // A first pass finds out whether anything goes to the supervisor besides execve.
-  compileDecisions(cd, {
+  let execveEverywhereAllowed = true;
+  compileDecisions(base, {
     retFor: (leaf, nr) => {
-      if (nr === execveNr) execveAllowed &&= leaf.action.kind === "allow";
-      else if (kernelRet(leaf, false, false) === SECCOMP_RET_USER_NOTIF) othersRouted = true;
+      if (nr === execveNr) execveEverywhereAllowed &&= !perProcess.has(nr) && leaf.action.kind === "allow";
+      else if (notify(leaf, nr)) othersRouted = true;
       return 0;
     },
   });
-  const execveToSupervisor = othersRouted || !execveAllowed;
-  const installed = compileDecisions(cd, { retFor: (leaf, nr) => kernelRet(leaf, nr === execveNr, execveToSupervisor) });
-  return { arch, context, installed, decisions: compileDecisions(cd), usesSupervisor: execveToSupervisor };
+  const execveToSupervisor = othersRouted || !execveEverywhereAllowed;
+  const installed = compileDecisions(base, {
+    retFor: (leaf, nr) => (notify(leaf, nr) || (nr === execveNr && execveToSupervisor) ? SECCOMP_RET_USER_NOTIF : actionRet(leaf.action)),
+  });
+  return { arch, installed, usesSupervisor: execveToSupervisor, perProcess: [...perProcess], decisions: decisionProgram(policy, arch, context) };
 }

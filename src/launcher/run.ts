@@ -96,7 +96,7 @@ export function preflight(req: RunRequest): Preflight {
     req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
   }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
-  return { programs: kernelPrograms(req.policy, req.arch, { context: "global" }), user, dataDir };
+  return { programs: kernelPrograms(req.policy, req.arch), user, dataDir };
 }
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
@@ -212,7 +212,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       const listenerFd = pidfdGetFd(pidfd, childFd);
       close(pidfd);
       const wd: SupervisorWorkerData = {
-        listenerFd, decisions: encodeProgram(programs.decisions).toString("base64"), stagePid: pid,
+        listenerFd, policy: req.policy, stagePid: pid,
         execveNr: syscallNumber(req.arch, "execve")!, arch: req.arch, stop,
       };
       worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd });

@@ -4,16 +4,19 @@
 
 import { parentPort, workerData } from "node:worker_threads";
 import { readFileSync } from "node:fs";
-import { compileFilter } from "../bpf/emulator.js";
-import { decodeProgram } from "../bpf/insn.js";
+import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
+import { contextKey, type ContextSpec } from "../policy/decision.js";
+import type { Policy } from "../policy/policy.js";
+import { Classifier } from "./classify.js";
+import { decisionProgram } from "./program.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
 import { decide, killSignalFor, type LaunchGate, type ViolationEvent } from "./supervisor.js";
 import { syscallName, type Arch } from "../syscalls/index.js";
 
 export interface SupervisorWorkerData {
   listenerFd: number;
-  /** Base64 of the policy's own program. */
-  decisions: string;
+  /** The policy (structured-cloned): each context's program is compiled from it on first use. */
+  policy: Policy;
   stagePid: number;
   execveNr: number;
   arch: Arch;
@@ -22,11 +25,6 @@ export interface SupervisorWorkerData {
 }
 
 const data = workerData as SupervisorWorkerData;
-const decisions = compileFilter(decodeProgram(Buffer.from(data.decisions, "base64")));
-const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
-const stop = new Int32Array(data.stop);
-const ENOSYS = 38;
-
 function readProc(pid: number, file: string): string {
   try {
     return readFileSync(`/proc/${pid}/${file}`, "utf8");
@@ -34,6 +32,24 @@ function readProc(pid: number, file: string): string {
     return "";
   }
 }
+
+const programs = new Map<string, CompiledFilter>();
+function decisionsFor(ctx: ContextSpec): CompiledFilter {
+  const key = contextKey(ctx);
+  let f = programs.get(key);
+  if (!f) {
+    f = compileFilter(decisionProgram(data.policy, data.arch, ctx));
+    programs.set(key, f);
+  }
+  return f;
+}
+const classifier = new Classifier(data.stagePid, {
+  cmdline: (pid) => readProc(pid, "cmdline") || undefined,
+  stat: (pid) => readProc(pid, "stat") || undefined,
+});
+const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
+const stop = new Int32Array(data.stop);
+const ENOSYS = 38;
 
 function title(pid: number): string {
   return readProc(pid, "cmdline").replace(/\0+$/, "").replace(/\0/g, " ");
@@ -51,7 +67,8 @@ function loop(): void {
       if (e instanceof KernelError && (e.code === "ENOENT" || e.code === "EINTR")) continue; // the caller died first
       throw e;
     }
-    const verdict = decide(decisions, n.data, n.pid, gate);
+    const ctx = classifier.classify(n.pid);
+    const verdict = decide(decisionsFor(ctx), n.data, n.pid, gate);
     const quiet = verdict.kind === "continue" && verdict.action === "allow";
     const proc = quiet ? "" : title(n.pid);
     const status = verdict.kind === "kill" ? readProc(n.pid, "status") : "";
@@ -79,6 +96,9 @@ function loop(): void {
       syscall: syscallName(data.arch, n.data.nr) ?? `#${n.data.nr}`,
       nr: n.data.nr,
       args: n.data.args.map((a) => "0x" + a.toString(16)),
+      context: ctx.context,
+      ...(ctx.role !== undefined ? { role: ctx.role } : {}),
+      ...(ctx.database !== undefined ? { database: ctx.database } : {}),
       action: verdict.action,
       ...(verdict.kind === "error" ? { errno: verdict.errno } : {}),
       ...(signal ? { signal } : {}),

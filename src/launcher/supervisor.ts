@@ -76,6 +76,10 @@ export interface ViolationEvent {
   pid: number;
   /** The process title (`postgres: checkpointer`, `postgres: alice db [local] COPY`). */
   process: string;
+  /** The context the supervisor decided for: postmaster, session, a backend type, unclassified. */
+  context: string;
+  role?: string;
+  database?: string;
   syscall: string;
   nr: number;
   args: string[];

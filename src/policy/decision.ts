@@ -134,11 +134,16 @@ function simplify(b: Branch): Decision {
   return b;
 }
 
-export function sameDecision(a: Decision, b: Decision): boolean {
+/** Equal trees; with `ignoreSource`, equal in what they do (which filter decided aside). */
+export function sameDecision(a: Decision, b: Decision, ignoreSource = false): boolean {
   if (a.kind === "leaf" || b.kind === "leaf") {
-    return a.kind === "leaf" && b.kind === "leaf" && sameAction(a.action, b.action) && a.source === b.source;
+    return a.kind === "leaf" && b.kind === "leaf" && sameAction(a.action, b.action) && (ignoreSource || a.source === b.source);
   }
-  return JSON.stringify(a.conds, bigintJson) === JSON.stringify(b.conds, bigintJson) && sameDecision(a.then, b.then) && sameDecision(a.else, b.else);
+  return (
+    JSON.stringify(a.conds, bigintJson) === JSON.stringify(b.conds, bigintJson) &&
+    sameDecision(a.then, b.then, ignoreSource) &&
+    sameDecision(a.else, b.else, ignoreSource)
+  );
 }
 
 function bigintJson(_k: string, v: unknown): unknown {

@@ -1,0 +1,54 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { Classifier, parseProcessTitle, parseStat } from "./classify.js";
+
+test("process titles of every PostgreSQL 15 backend type", () => {
+  const cases: Array<[string, object | undefined]> = [
+    ["postgres: checkpointer ", { context: "checkpointer" }],
+    ["postgres: main: background writer ", { context: "background_writer" }],
+    ["postgres: walwriter ", { context: "walwriter" }],
+    ["postgres: autovacuum launcher ", { context: "autovacuum_launcher" }],
+    ["postgres: autovacuum worker sales", { context: "autovacuum_worker" }],
+    ["postgres: logical replication launcher ", { context: "logical_replication_launcher" }],
+    ["postgres: logical replication worker for subscription 16398 ", { context: "logical_replication_worker" }],
+    ["postgres: archiver last was 000000010000000000000002", { context: "archiver" }],
+    ["postgres: startup recovering 000000010000000000000003", { context: "startup" }],
+    ["postgres: walreceiver streaming 0/3000148", { context: "walreceiver" }],
+    ["postgres: walsender replicator [local] streaming 0/3000148", { context: "walsender" }],
+    ["postgres: parallel worker for PID 4242 ", { context: "parallel_worker", leaderPid: 4242 }],
+    ["postgres: alice sales [local] idle", { context: "session", role: "alice", database: "sales" }],
+    ["postgres: main: alice postgres [local] SELECT", { context: "session", role: "alice", database: "postgres" }],
+    ["postgres: bob db 10.0.0.5(51234) idle in transaction", { context: "session", role: "bob", database: "db" }],
+    ["postgres: pg_cron launcher ", { context: "background_worker" }],
+    ["/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main", undefined],
+    ["sh -c cat > /dev/null", undefined],
+  ];
+  for (const [title, want] of cases) assert.deepEqual(parseProcessTitle(title), want, title);
+});
+
+test("/proc/PID/stat fields, with a comm that contains spaces and parentheses", () => {
+  const stat = "4242 (postgres: a (b)) S 807 807 807 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 1000 10 18446744073709551615";
+  assert.deepEqual(parseStat(stat), { ppid: 807, start: "123456" });
+});
+
+test("classification: postmaster, children, exec'd grandchildren inherit, pins survive title changes, pid reuse is noticed", () => {
+  const procs = new Map<number, { cmdline: string; stat: string }>();
+  const set = (pid: number, ppid: number, start: number, title: string) =>
+    procs.set(pid, { cmdline: title.replace(/ /g, "\0") + "\0", stat: `${pid} (x) S ${ppid} 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 1 0 ${start} 0` });
+  const c = new Classifier(100, { cmdline: (p) => procs.get(p)?.cmdline, stat: (p) => procs.get(p)?.stat });
+  set(100, 1, 1, "/usr/lib/postgresql/15/bin/postgres -D /data");
+  assert.deepEqual(c.classify(100), { context: "postmaster" });
+  set(200, 100, 5, "/usr/lib/postgresql/15/bin/postgres -D /data");
+  assert.deepEqual(c.classify(200), { context: "unclassified" }, "a fresh fork before its title is set");
+  set(200, 100, 5, "postgres: alice sales [local] idle");
+  assert.deepEqual(c.classify(200), { context: "session", role: "alice", database: "sales" });
+  set(200, 100, 5, "postgres: checkpointer ");
+  assert.deepEqual(c.classify(200), { context: "session", role: "alice", database: "sales" }, "pinned");
+  set(300, 200, 9, "sh -c cat");
+  assert.deepEqual(c.classify(300), { context: "session", role: "alice", database: "sales" }, "COPY TO PROGRAM's shell");
+  set(400, 100, 12, "postgres: parallel worker for PID 200 ");
+  assert.deepEqual(c.classify(400), { context: "parallel_worker", role: "alice", database: "sales" });
+  set(200, 100, 77, "postgres: bob sales [local] idle");
+  assert.deepEqual(c.classify(200), { context: "session", role: "bob", database: "sales" }, "a new process with a reused pid");
+  assert.deepEqual(c.classify(999), { context: "unclassified" });
+});
