@@ -5,6 +5,8 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync, existsSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
 import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
@@ -40,6 +42,10 @@ database_syscall_error.analytics = '*, execve'
     assert.equal(super_.ok, false, "the postgres role's session may not exec");
     const bob = psql(cluster, COPY_PROGRAM, { role: "bob" });
     assert.equal(bob.ok, false, "bob's session may not exec");
+    // A session that stays connected a moment: the log can look its statement up.
+    spawnSync(join(cluster.binDir, "psql"), ["-X", "-U", "bob", "-d", "postgres", "-c", COPY_PROGRAM + " -- bob's statement", "-c", "select pg_sleep(1.5)"], {
+      env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) },
+    });
     const alice = psql(cluster, COPY_PROGRAM, { role: "alice" });
     assert.ok(alice.ok, `alice may: ${alice.stderr}`);
     const aliceAnalytics = psql(cluster, COPY_PROGRAM, { role: "alice", db: "analytics" });
@@ -55,6 +61,7 @@ database_syscall_error.analytics = '*, execve'
   assert.ok(execs.some((e) => e.action === "error" && e.role === "alice" && e.database === "analytics"));
   assert.ok(!execs.some((e) => e.action === "error" && e.role === "alice" && e.database === "postgres"));
   assert.ok(execs.every((e) => /^postgres: \S+ \S+ \[local\]/.test(e.process)), "the process title is logged");
+  assert.ok(execs.some((e) => e.role === "bob" && /bob's statement/.test(e.query ?? "")), "the running statement is logged");
 });
 
 test("a backend-type rule: the archiver may not exec its archive_command, sessions still may", { skip }, async () => {

@@ -2,7 +2,7 @@
 // The pg_seccomp command: parses arguments and prints. All logic lives in the layers below.
 
 import { Command, Option, CommanderError } from "commander";
-import { readFileSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { CONTEXT_KINDS, contextKey, policyContexts, type ContextKind, type ContextSpec } from "../policy/decision.js";
 import { compilePolicy } from "../bpf/compile.js";
@@ -18,6 +18,8 @@ import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/gr
 import { parseValue } from "../policy/entries.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
+import { followFile, formatViolations, readViolations, violationLogPath } from "../inspect/violations.js";
+import type { ViolationEvent } from "../launcher/supervisor.js";
 import { describePreflight, explainExit, preflight, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
 // `pg_seccomp show ... | head` closes the pipe early: that is not an error.
@@ -235,6 +237,38 @@ program
       return;
     }
     process.exitCode = result.code ?? 1;
+  });
+
+program
+  .command("log")
+  .description("show the violation log of a server started with run: calls the policy denied or logged, with process, role, database and statement")
+  .option("-D, --pgdata <dir>", "the server's data directory")
+  .option("--pid <pid>", "the postmaster's pid")
+  .option("--file <file>", "a log file (run --log FILE)")
+  .option("-n, --lines <n>", "only the last N entries")
+  .option("-f, --follow", "keep printing new entries as they come")
+  .option("--json", "print the JSON lines as they are")
+  .action(async (opts: { pgdata?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
+    const path = violationLogPath({ dataDir: opts.pgdata, pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
+    let events = readViolations(path);
+    if (opts.lines) events = events.slice(-Number(opts.lines));
+    const print = (es: ViolationEvent[]) => {
+      process.stdout.write(opts.json ? es.map((e) => JSON.stringify(e) + "\n").join("") : es.length ? formatViolations(es) : "");
+    };
+    if (!opts.follow) {
+      if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${path}: no entries\n`);
+      print(events);
+      return;
+    }
+    print(events);
+    const size = existsSync(path) ? statSync(path).size : 0;
+    await new Promise<void>((resolveStop) => {
+      const stopFollow = followFile(path, size, (lines) => print(lines.map((l) => JSON.parse(l) as ViolationEvent)));
+      process.once("SIGINT", () => {
+        stopFollow();
+        resolveStop();
+      });
+    });
   });
 
 program

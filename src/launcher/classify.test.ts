@@ -46,6 +46,8 @@ test("classification: postmaster, children, exec'd grandchildren inherit, pins s
   assert.deepEqual(c.classify(200), { context: "session", role: "alice", database: "sales" }, "pinned");
   set(300, 200, 9, "sh -c cat");
   assert.deepEqual(c.classify(300), { context: "session", role: "alice", database: "sales" }, "COPY TO PROGRAM's shell");
+  set(301, 200, 10, "postgres: checkpointer ");
+  assert.deepEqual(c.classifyWithSource(301), { ctx: { context: "session", role: "alice", database: "sales" }, source: 200 }, "a backend's fork cannot choose its context by title");
   set(400, 100, 12, "postgres: parallel worker for PID 200 ");
   assert.deepEqual(c.classify(400), { context: "parallel_worker", role: "alice", database: "sales" });
   set(200, 100, 77, "postgres: bob sales [local] idle");

@@ -2,8 +2,9 @@
 // of every child right after fork ("postgres: checkpointer", "postgres: alice sales [local]
 // idle"); until then a child shows the postmaster's command line and is unclassified. Once a
 // process is classified its context is pinned for its life (pid + start time), so that a
-// process cannot talk itself into another context later by changing its title. A process that
-// is not a server process (a program a backend exec'd) gets its parent's context.
+// process cannot talk itself into another context later by changing its title. Only the
+// postmaster's own children are classified by title; anything they start (a fork that execs
+// COPY's program, a shell) gets its parent's context, whatever its title says.
 
 import type { ContextSpec } from "../policy/decision.js";
 import type { ProcessKind } from "../policy/policy.js";
@@ -84,7 +85,7 @@ export interface ProcReader {
 
 /** Classifies pids for the supervisor; keeps pins. */
 export class Classifier {
-  private pins = new Map<number, { start: string; ctx: ContextSpec }>();
+  private pins = new Map<number, { start: string; ctx: ContextSpec; source: number }>();
 
   constructor(
     private readonly postmasterPid: number,
@@ -92,27 +93,44 @@ export class Classifier {
   ) {}
 
   classify(pid: number, depth = 0): ContextSpec {
-    if (pid === this.postmasterPid) return { context: "postmaster" };
+    return this.classifyWithSource(pid, depth).ctx;
+  }
+
+  /**
+   * The context and the pid whose title decided it (for a program a backend exec'd: the
+   * backend), so that the log can look that backend up in pg_stat_activity.
+   */
+  classifyWithSource(pid: number, depth = 0): { ctx: ContextSpec; source: number } {
+    if (pid === this.postmasterPid) return { ctx: { context: "postmaster" }, source: pid };
     const st = parseStat(this.proc.stat(pid) ?? "");
-    if (!st) return { context: "unclassified" };
+    if (!st) return { ctx: { context: "unclassified" }, source: pid };
     const pin = this.pins.get(pid);
-    if (pin && pin.start === st.start) return pin.ctx;
-    const title = (this.proc.cmdline(pid) ?? "").replace(/\0+$/, "").replace(/\0/g, " ");
-    const parsed = parseProcessTitle(title);
+    if (pin && pin.start === st.start) return { ctx: pin.ctx, source: pin.source };
     let ctx: ContextSpec | undefined;
-    if (parsed) {
-      ctx = { context: parsed.context, ...(parsed.role ? { role: parsed.role } : {}), ...(parsed.database ? { database: parsed.database } : {}) };
-      if (parsed.leaderPid !== undefined && depth < 8) {
-        const leader = this.classify(parsed.leaderPid, depth + 1);
-        if (leader.context === "session") ctx = { context: "parallel_worker", ...(leader.role ? { role: leader.role } : {}), ...(leader.database ? { database: leader.database } : {}) };
+    let source = pid;
+    if (st.ppid !== this.postmasterPid) {
+      // Not a child of the postmaster: a process some server process started (a fork that
+      // will exec COPY's program, a shell, archive_command). Its parent's context decides,
+      // whatever its own title says.
+      if (st.ppid <= 1 || depth >= 32) return { ctx: { context: "unclassified" }, source: pid };
+      const parent = this.classifyWithSource(st.ppid, depth + 1);
+      if (parent.ctx.context !== "unclassified") {
+        ctx = parent.ctx;
+        source = parent.source;
       }
-    } else if (st.ppid !== this.postmasterPid && st.ppid > 1 && depth < 32) {
-      // Not a server process: a program some server process started. Its parent decides.
-      const parent = this.classify(st.ppid, depth + 1);
-      if (parent.context !== "unclassified") ctx = parent;
+    } else {
+      const title = (this.proc.cmdline(pid) ?? "").replace(/\0+$/, "").replace(/\0/g, " ");
+      const parsed = parseProcessTitle(title);
+      if (parsed) {
+        ctx = { context: parsed.context, ...(parsed.role ? { role: parsed.role } : {}), ...(parsed.database ? { database: parsed.database } : {}) };
+        if (parsed.leaderPid !== undefined && depth < 8) {
+          const leader = this.classify(parsed.leaderPid, depth + 1);
+          if (leader.context === "session") ctx = { context: "parallel_worker", ...(leader.role ? { role: leader.role } : {}), ...(leader.database ? { database: leader.database } : {}) };
+        }
+      }
     }
-    if (!ctx) return { context: "unclassified" }; // e.g. a child that has not set its title yet
-    this.pins.set(pid, { start: st.start, ctx });
-    return ctx;
+    if (!ctx) return { ctx: { context: "unclassified" }, source: pid }; // e.g. a child that has not set its title yet
+    this.pins.set(pid, { start: st.start, ctx, source });
+    return { ctx, source };
   }
 }

@@ -4,7 +4,7 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { appendFileSync, closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync, constants as fsc } from "node:fs";
+import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync, constants as fsc } from "node:fs";
 import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { encodeProgram } from "../bpf/insn.js";
@@ -19,6 +19,7 @@ import type { StageInstructions } from "./stage.js";
 import type { SupervisorWorkerData } from "./supervisor-worker.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { removeRunState, runStateDir, writeRunState } from "./state.js";
+import { DEFAULT_LOG_MAX_BYTES, ViolationLog } from "./violation-log.js";
 
 export class LaunchError extends Error {
   override name = "UsageError";
@@ -35,6 +36,7 @@ export interface RunRequest {
   specAllow: boolean;
   insecurePolicyPermissions: boolean;
   logPath?: string;
+  logMaxBytes?: number;
   /** Where the launcher's own messages go. */
   say: (line: string) => void;
 }
@@ -213,19 +215,19 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       close(pidfd);
       const wd: SupervisorWorkerData = {
         listenerFd, policy: req.policy, stagePid: pid,
+        ...(pre.dataDir && existsSync(resolve(absPath, "..", "psql"))
+          ? { statements: { psqlPath: resolve(absPath, "..", "psql"), dataDir: resolve(pre.dataDir), ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}) } }
+          : {}),
         execveNr: syscallNumber(req.arch, "execve")!, arch: req.arch, stop,
       };
       worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd });
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
+      const log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES);
       worker.on("message", (e: ViolationEvent) => {
         if (e.action === "launch") return;
         if (events.length < 10_000) events.push(e);
-        try {
-          appendFileSync(logPath, JSON.stringify(e) + "\n", { mode: 0o640 });
-        } catch {
-          /* the log is best effort; the decision was already made */
-        }
+        log.record(e);
       });
       worker.on("error", (e) => {
         // Fail closed: without a supervisor the server must not go on.

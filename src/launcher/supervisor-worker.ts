@@ -9,6 +9,7 @@ import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { Classifier } from "./classify.js";
 import { decisionProgram } from "./program.js";
+import { runningStatement, type StatementLookup } from "./violation-log.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
 import { decide, killSignalFor, type LaunchGate, type ViolationEvent } from "./supervisor.js";
 import { syscallName, type Arch } from "../syscalls/index.js";
@@ -18,6 +19,8 @@ export interface SupervisorWorkerData {
   /** The policy (structured-cloned): each context's program is compiled from it on first use. */
   policy: Policy;
   stagePid: number;
+  /** How to look up a session's running statement, when psql and the data directory are known. */
+  statements?: StatementLookup;
   execveNr: number;
   arch: Arch;
   /** Int32Array over a SharedArrayBuffer: [0] set to 1 asks the loop to stop. */
@@ -55,6 +58,18 @@ function title(pid: number): string {
   return readProc(pid, "cmdline").replace(/\0+$/, "").replace(/\0/g, " ");
 }
 
+// Looking a statement up costs a psql connection; at most a few per second, so that a process
+// hammering a denied call cannot slow everyone else's notifications down.
+let lookups: number[] = [];
+function statementOf(backendPid: number): string | undefined {
+  if (!data.statements) return undefined;
+  const now = Date.now();
+  lookups = lookups.filter((t) => now - t < 1000);
+  if (lookups.length >= 5) return undefined;
+  lookups.push(now);
+  return runningStatement(data.statements, backendPid);
+}
+
 function loop(): void {
   while (Atomics.load(stop, 0) === 0) {
     const state = pollListener(data.listenerFd, 250);
@@ -67,10 +82,11 @@ function loop(): void {
       if (e instanceof KernelError && (e.code === "ENOENT" || e.code === "EINTR")) continue; // the caller died first
       throw e;
     }
-    const ctx = classifier.classify(n.pid);
+    const { ctx, source } = classifier.classifyWithSource(n.pid);
     const verdict = decide(decisionsFor(ctx), n.data, n.pid, gate);
     const quiet = verdict.kind === "continue" && verdict.action === "allow";
     const proc = quiet ? "" : title(n.pid);
+    const query = verdict.kind !== "continue" && (ctx.context === "session" || ctx.context === "parallel_worker") ? statementOf(source) : undefined;
     const status = verdict.kind === "kill" ? readProc(n.pid, "status") : "";
     // What we read from /proc is about this call's process only if the call is still pending.
     if (!notifIdValid(data.listenerFd, n.id)) continue;
@@ -97,8 +113,10 @@ function loop(): void {
       nr: n.data.nr,
       args: n.data.args.map((a) => "0x" + a.toString(16)),
       context: ctx.context,
+      ...(source !== n.pid ? { decidedBy: source } : {}),
       ...(ctx.role !== undefined ? { role: ctx.role } : {}),
       ...(ctx.database !== undefined ? { database: ctx.database } : {}),
+      ...(query !== undefined ? { query } : {}),
       action: verdict.action,
       ...(verdict.kind === "error" ? { errno: verdict.errno } : {}),
       ...(signal ? { signal } : {}),

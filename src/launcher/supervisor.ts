@@ -78,8 +78,12 @@ export interface ViolationEvent {
   process: string;
   /** The context the supervisor decided for: postmaster, session, a backend type, unclassified. */
   context: string;
+  /** For a program a server process exec'd: the server process whose context it has. */
+  decidedBy?: number;
   role?: string;
   database?: string;
+  /** The statement the session was running (from pg_stat_activity), when it could be had. */
+  query?: string;
   syscall: string;
   nr: number;
   args: string[];

@@ -1,0 +1,93 @@
+// The violation log: one JSON line per call the policy did not simply allow, written by the
+// launcher (outside the server) where the DBA can read it, with the process, its context, role
+// and database, and for sessions the statement that was running. Its size is bounded: past
+// `maxBytes` the file is rotated to `<file>.1` (one generation kept).
+
+import { appendFileSync, renameSync, statSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { join } from "node:path";
+import type { ViolationEvent } from "./supervisor.js";
+
+export const DEFAULT_LOG_MAX_BYTES = 16 * 1024 * 1024;
+
+export class ViolationLog {
+  private size: number;
+
+  constructor(
+    readonly path: string,
+    private readonly maxBytes = DEFAULT_LOG_MAX_BYTES,
+  ) {
+    try {
+      this.size = statSync(path).size;
+    } catch {
+      this.size = 0;
+    }
+  }
+
+  record(e: ViolationEvent): void {
+    const line = JSON.stringify(e) + "\n";
+    try {
+      if (this.size + line.length > this.maxBytes && this.size > 0) {
+        renameSync(this.path, `${this.path}.1`);
+        this.size = 0;
+      }
+      appendFileSync(this.path, line, { mode: 0o640 });
+      this.size += Buffer.byteLength(line);
+    } catch {
+      /* best effort: the decision was already made and enforced */
+    }
+  }
+}
+
+/** Reads the postmaster.pid file's port and socket directory. */
+export function serverAddress(dataDir: string): { port: string; socketDir: string } | undefined {
+  try {
+    const lines = readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n");
+    const port = lines[3]?.trim();
+    const socketDir = lines[4]?.trim();
+    return port && socketDir ? { port, socketDir } : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface StatementLookup {
+  psqlPath: string;
+  dataDir: string;
+  user?: { uid: number; gid: number };
+}
+
+/**
+ * A backend's running statement from pg_stat_activity, with psql as the server's OS user over
+ * the Unix socket (peer or trust authentication). The supervisor calls it while the denied call
+ * is still pending, so the statement is the one that made it; it gives up after a second.
+ */
+export function runningStatement(l: StatementLookup, pid: number): string | undefined {
+  const addr = serverAddress(l.dataDir);
+  if (!addr) return undefined;
+  const r = spawnSync(
+    l.psqlPath,
+    ["-X", "-A", "-t", "-h", addr.socketDir, "-p", addr.port, "-d", "postgres", "-c", `select query from pg_stat_activity where pid = ${Number(pid)}`],
+    { timeout: 1000, encoding: "utf8", env: { ...process.env, PGCONNECT_TIMEOUT: "1", PGUSER: process.env.PGUSER ?? "postgres" }, ...(l.user ? { uid: l.user.uid, gid: l.user.gid } : {}) },
+  );
+  return r.status === 0 ? r.stdout.trim() || undefined : undefined;
+}
+
+export function readViolations(path: string): ViolationEvent[] {
+  let text = "";
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return [];
+  }
+  const out: ViolationEvent[] = [];
+  for (const line of text.split("\n")) {
+    if (!line.trim()) continue;
+    try {
+      out.push(JSON.parse(line) as ViolationEvent);
+    } catch {
+      /* a torn last line while the launcher writes */
+    }
+  }
+  return out;
+}
