@@ -18,6 +18,10 @@ import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/gr
 import { parseValue } from "../policy/entries.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
+import { applySql, installSql } from "../sql/install.js";
+import { findRunState } from "../launcher/state.js";
+import { findPgBinDir } from "../postgres/cluster.js";
+import { join } from "node:path";
 import { followFile, formatViolations, readViolations, violationLogPath } from "../inspect/violations.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { describePreflight, explainExit, preflight, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
@@ -269,6 +273,32 @@ program
         resolveStop();
       });
     });
+  });
+
+const sql = program.command("sql").description("SQL objects in a database: pg_get_seccomp_filter() and the violations view (no C extension)");
+sql
+  .command("install")
+  .description("install pg_get_seccomp_filter() and seccomp.violations into a database")
+  .requiredOption("-d, --dbname <conninfo>", "connection string or database name, as psql's -d")
+  .option("-D, --pgdata <dir>", "a server started with run: use its policy and violation log")
+  .option("--policy <file>", "the policy (when not taken from a running server)")
+  .option("--schema <name>", "schema for the objects (names beginning pg_ are reserved by PostgreSQL)", "seccomp")
+  .addOption(archOption())
+  .option("--print", "print the SQL instead of running it")
+  .action((opts: { dbname: string; pgdata?: string; policy?: string; schema: string; arch: Arch; print?: boolean }) => {
+    const state = opts.pgdata ? findRunState({ dataDir: opts.pgdata }) : undefined;
+    if (opts.pgdata && !state && !opts.policy) throw new UsageError(`no server started by pg_seccomp run is running for ${opts.pgdata}; give --policy`);
+    const policyPath = opts.policy ?? state?.policyPath;
+    if (!policyPath) throw new UsageError("give -D DATADIR of a server started with run, or --policy FILE");
+    const policy = loadPolicy(policyPath);
+    const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, logPath: state?.logPath });
+    if (opts.print) {
+      process.stdout.write(text);
+      return;
+    }
+    const r = applySql(join(findPgBinDir(), "psql"), opts.dbname, text);
+    if (!r.ok) throw new UsageError(`installing into ${opts.dbname} failed:\n${r.stderr.trim()}`);
+    process.stderr.write(`pg_seccomp: installed ${opts.schema}.pg_get_seccomp_filter(), public.pg_get_seccomp_filter() and ${opts.schema}.violations (policy ${policyPath})\n`);
   });
 
 program

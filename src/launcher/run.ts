@@ -19,7 +19,7 @@ import type { StageInstructions } from "./stage.js";
 import type { SupervisorWorkerData } from "./supervisor-worker.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { removeRunState, runStateDir, writeRunState } from "./state.js";
-import { DEFAULT_LOG_MAX_BYTES, ViolationLog } from "./violation-log.js";
+import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 
 export class LaunchError extends Error {
   override name = "UsageError";
@@ -198,7 +198,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   for (const s of forwarded) process.on(s, forward);
 
   const events: ViolationEvent[] = [];
-  const logPath = req.logPath ?? `${runStateDir()}/${pid}.jsonl`;
+  const logPath = req.logPath ?? defaultLogPath(pre.dataDir ? resolve(pre.dataDir) : `pid-${pid}`);
   let worker: Worker | undefined;
   let workerExited: Promise<void> | undefined;
   const stop = new SharedArrayBuffer(4);
@@ -223,7 +223,8 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd });
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
-      const log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES);
+      // Readable by the server's group (for the SQL view of it), writable only by us.
+      const log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid);
       worker.on("message", (e: ViolationEvent) => {
         if (e.action === "launch") return;
         if (events.length < 10_000) events.push(e);

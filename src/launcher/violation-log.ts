@@ -3,12 +3,19 @@
 // and database, and for sessions the statement that was running. Its size is bounded: past
 // `maxBytes` the file is rotated to `<file>.1` (one generation kept).
 
-import { appendFileSync, renameSync, statSync, readFileSync } from "node:fs";
+import { appendFileSync, chownSync, renameSync, statSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { runStateDir } from "./state.js";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import type { ViolationEvent } from "./supervisor.js";
 
 export const DEFAULT_LOG_MAX_BYTES = 16 * 1024 * 1024;
+
+/** A log path that stays the same across restarts of one data directory. */
+export function defaultLogPath(dataDir: string): string {
+  return join(runStateDir(), `violations-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}.jsonl`);
+}
 
 export class ViolationLog {
   private size: number;
@@ -16,6 +23,8 @@ export class ViolationLog {
   constructor(
     readonly path: string,
     private readonly maxBytes = DEFAULT_LOG_MAX_BYTES,
+    /** Group that may read the log (the server's, for the SQL view), when we are root. */
+    private readonly readerGid?: number,
   ) {
     try {
       this.size = statSync(path).size;
@@ -31,7 +40,9 @@ export class ViolationLog {
         renameSync(this.path, `${this.path}.1`);
         this.size = 0;
       }
+      const fresh = this.size === 0;
       appendFileSync(this.path, line, { mode: 0o640 });
+      if (fresh && this.readerGid !== undefined) chownSync(this.path, 0, this.readerGid);
       this.size += Buffer.byteLength(line);
     } catch {
       /* best effort: the decision was already made and enforced */

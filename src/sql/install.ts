@@ -1,0 +1,111 @@
+// The SQL objects `pg_seccomp sql install` puts into a database, with no C extension:
+//   pg_get_seccomp_filter()  the seed's function: rows for context 'global' and for the calling
+//                            backend's session context (its login role and database), built by
+//                            the same effective-filter function `pg_seccomp show` uses;
+//   seccomp.violations    the supervisor's violation log, read through a SECURITY DEFINER
+//                            function (the log file is root-owned, readable by the server's group).
+// The rows are a snapshot of the policy at install time; re-run install after changing it.
+
+import { spawnSync } from "node:child_process";
+import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
+import type { ContextSpec } from "../policy/decision.js";
+import type { Policy } from "../policy/policy.js";
+import type { Arch } from "../syscalls/index.js";
+
+function lit(s: string | null | undefined): string {
+  return s === null || s === undefined ? "NULL" : `'${s.replace(/'/g, "''")}'`;
+}
+
+/** Session rows for every role/database combination the policy distinguishes. */
+function sessionVariants(policy: Policy): Array<{ role?: string; database?: string }> {
+  const roles = [undefined, ...policy.roles.keys()];
+  const dbs = [undefined, ...policy.databases.keys()];
+  return roles.flatMap((role) => dbs.map((database) => ({ ...(role ? { role } : {}), ...(database ? { database } : {}) })));
+}
+
+export interface InstallOptions {
+  schema: string;
+  policyPath: string;
+  logPath?: string;
+}
+
+export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): string {
+  const s = opts.schema.replace(/"/g, '""');
+  const values: string[] = [];
+  const push = (role: string | undefined, database: string | undefined, rows: FilterRow[]) => {
+    for (const r of rows) values.push(`(${lit(role)}, ${lit(database)}, ${lit(r.syscall)}, ${r.syscallnum}, ${lit(r.filter_action)}, ${lit(r.context)})`);
+  };
+  push(undefined, undefined, effectiveFilterRows(policy, arch, [{ context: "global" }]));
+  for (const v of sessionVariants(policy)) {
+    const ctx: ContextSpec = { context: "session", ...v };
+    // Same syscall set as `show` prints for this session (global's and the session's names).
+    const rows = effectiveFilterRows(policy, arch, [{ context: "global" }, ctx]).filter((r) => r.context === "session");
+    push(v.role, v.database, rows);
+  }
+  return `
+begin;
+create schema if not exists "${s}";
+drop table if exists "${s}".filter_rows cascade;
+create table "${s}".filter_rows (
+  role text, database text,
+  syscall text not null, syscallnum integer not null, filter_action text not null, context text not null
+);
+comment on table "${s}".filter_rows is ${lit(`pg_seccomp: effective filter rows of ${opts.policyPath} (${arch}), installed by pg_seccomp sql install`)};
+insert into "${s}".filter_rows values
+${values.join(",\n")};
+
+create or replace function "${s}".pg_get_seccomp_filter(
+  out syscall text, out syscallnum integer, out filter_action text, out context text)
+returns setof record language sql stable
+set search_path = pg_catalog
+as $fn$
+  with me as (
+    -- The most specific row set for this session: its login role and database, either, or neither.
+    select r.role, r.database from "${s}".filter_rows r
+     where r.context = 'session'
+       and (r.role is null or r.role = session_user::text)
+       and (r.database is null or r.database = current_database()::text)
+     order by (r.role is not null) desc, (r.database is not null) desc
+     limit 1)
+  select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f
+   where f.context = 'global'
+  union all
+  select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f, me
+   where f.context = 'session' and f.role is not distinct from me.role and f.database is not distinct from me.database
+$fn$;
+create or replace function public.pg_get_seccomp_filter(
+  out syscall text, out syscallnum integer, out filter_action text, out context text)
+returns setof record language sql stable
+as $fn$ select * from "${s}".pg_get_seccomp_filter() $fn$;
+
+create or replace function "${s}".violations_raw() returns setof text
+language sql stable security definer
+set search_path = pg_catalog
+as $fn$
+  select line from regexp_split_to_table(
+    coalesce(pg_read_file(${lit(opts.logPath ?? "")}, 0, 67108864, true), ''), E'\\n') as line
+  where line <> ''
+$fn$;
+revoke all on function "${s}".violations_raw() from public;
+create or replace view "${s}".violations as
+  select (j->>'time')::timestamptz as time, (j->>'pid')::int as pid, j->>'context' as context,
+         j->>'role' as role, j->>'database' as database, j->>'syscall' as syscall,
+         (j->>'nr')::int as syscallnum, j->>'action' as action, (j->>'errno')::int as errno,
+         j->>'signal' as signal, j->>'process' as process, j->>'query' as query,
+         array(select jsonb_array_elements_text(j->'args')) as args
+    from (select line::jsonb as j from "${s}".violations_raw() line) l;
+revoke all on "${s}".violations from public;
+-- Who may read what: the filter is public, as the seed's function was; the violation log is
+-- for pg_monitor members (GRANT pg_monitor TO dba_role), or grant the two below to a role.
+grant usage on schema "${s}" to public;
+grant select on "${s}".filter_rows to public;
+grant execute on function "${s}".violations_raw() to pg_monitor;
+grant select on "${s}".violations to pg_monitor;
+commit;
+`;
+}
+
+export function applySql(psqlPath: string, conninfo: string, sql: string): { ok: boolean; stderr: string } {
+  const r = spawnSync(psqlPath, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", "-"], { input: sql, encoding: "utf8" });
+  return { ok: r.status === 0, stderr: r.stderr ?? "" };
+}

@@ -1,0 +1,76 @@
+// pg_get_seccomp_filter() and seccomp.violations installed into a real database: the function
+// answers as `pg_seccomp show` does for the calling role, and the view shows the supervisor's log.
+
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
+import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
+import { repoPath } from "./support/paths.js";
+
+const skip = integrationSkip();
+const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+let cluster: Cluster;
+let server: RunningServer;
+let policy: string;
+
+before(async () => {
+  if (skip) return;
+  cluster = await newCluster();
+  policy = writePolicy(profile + `
+session_syscall_error = '*, execve'
+session_syscall_allow.alice = '*, execve'
+database_syscall_error.analytics = '*, execve'
+`);
+  server = await startReady(cluster, ["--policy", policy]);
+  query(cluster, "create role alice login in role pg_execute_server_program; create role bob login in role pg_execute_server_program, pg_monitor");
+  query(cluster, "create database analytics");
+});
+after(async () => {
+  if (server) await stop(server);
+  if (cluster) destroyCluster(cluster);
+});
+
+function cli(...args: string[]) {
+  return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
+}
+
+test("sql install: pg_get_seccomp_filter() equals pg_seccomp show for the calling role and database", { skip }, () => {
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  for (const db of ["postgres", "analytics"]) {
+    const r = cli("sql", "install", "-d", conn.replace("dbname=postgres", `dbname=${db}`), "-D", cluster.dataDir, "--arch", "x86_64");
+    assert.equal(r.status, 0, r.stderr);
+  }
+  const cases: Array<[string, string, string[]]> = [
+    ["bob", "postgres", []],
+    ["alice", "postgres", ["--role", "alice"]],
+    ["alice", "analytics", ["--role", "alice", "--database", "analytics"]],
+    ["bob", "analytics", ["--database", "analytics"]],
+  ];
+  for (const [role, db, showArgs] of cases) {
+    const fromSql = psql(cluster, "copy (select * from pg_get_seccomp_filter() order by 4,1) to stdout with (format csv, header)", { role, db });
+    assert.ok(fromSql.ok, fromSql.stderr);
+    const shown = cli("show", policy, "--format", "csv", "--arch", "x86_64", ...showArgs);
+    assert.equal(shown.status, 0, shown.stderr);
+    // Same rows; ORDER BY in the database uses its collation (C here), so compare as sets per context.
+    const norm = (t: string) => t.trim().split("\n").slice(1).sort();
+    assert.deepEqual(norm(fromSql.stdout), norm(shown.stdout), `${role}@${db}`);
+    assert.match(fromSql.stdout, /execve,59,(session|database)->(allow|error),session/);
+  }
+  const aliceExec = query(cluster, "select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "alice" });
+  assert.equal(aliceExec, "session->allow");
+  const bobExec = query(cluster, "select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "bob" });
+  assert.equal(bobExec, "session->error");
+});
+
+test("seccomp.violations shows denied calls to pg_monitor members only", { skip }, async () => {
+  const r = psql(cluster, "copy (select 1) to program 'cat > /dev/null'", { role: "bob" });
+  assert.equal(r.ok, false);
+  await waitFor(() => /execve/.test(psql(cluster, "select syscall from seccomp.violations", { role: "bob" }).stdout), 10_000, "the view to show the denial");
+  const row = query(cluster, "select role || ' ' || database || ' ' || syscall || ' ' || action || ' ' || context from seccomp.violations where role = 'bob' limit 1", { role: "bob" });
+  assert.equal(row, "bob postgres execve error session");
+  const denied = psql(cluster, "select * from seccomp.violations", { role: "alice" });
+  assert.equal(denied.ok, false);
+  assert.match(denied.stderr, /permission denied/);
+});
