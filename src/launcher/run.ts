@@ -37,6 +37,10 @@ export interface RunRequest {
   insecurePolicyPermissions: boolean;
   logPath?: string;
   logMaxBytes?: number;
+  /** Called with every call the supervisor decided other than simply allowing it. */
+  onEvent?: (e: ViolationEvent) => void;
+  /** Called once the postmaster has been exec'd (its pid). */
+  onStarted?: (pid: number) => void;
   /** Where the launcher's own messages go. */
   say: (line: string) => void;
 }
@@ -229,6 +233,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
         if (e.action === "launch") return;
         if (events.length < 10_000) events.push(e);
         log.record(e);
+        req.onEvent?.(e);
       });
       worker.on("error", (e) => {
         // Fail closed: without a supervisor the server must not go on.
@@ -242,6 +247,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     await exit;
     throw e;
   }
+  req.onStarted?.(pid);
 
   const result = await exit;
   for (const s of forwarded) process.off(s, forward);
