@@ -1,0 +1,285 @@
+// Reading the seccomp filters the kernel holds for another process, through ptrace(2).
+//
+// PTRACE_SECCOMP_GET_FILTER only works on a tracee in a ptrace-stop, so seccompFilters():
+//   1. PTRACE_SEIZE     attaches without stopping the target (no SIGSTOP is sent);
+//   2. PTRACE_INTERRUPT asks for a stop;
+//   3. waitid(P_PID, pid, WSTOPPED | __WALL | WNOHANG), polled, until the stop is reported. Not
+//      waitpid: that also reaps an exit, and a target that is our own child would then vanish
+//      under Node's feet (its 'exit' event never fires). Polling means a target stuck in
+//      uninterruptible sleep gives ETIMEDOUT instead of hanging the caller;
+//   4. PTRACE_SECCOMP_GET_FILTER for index 0, 1, ... until ENOENT (each once with data=NULL for
+//      the length, once with a buffer of 8 * length bytes);
+//   5. PTRACE_DETACH, always (try/finally), re-injecting a signal the stop intercepted.
+// A target that dies while attached is handed back to its parent: the parent of a traced
+// process hears of its death only after the tracer has waited for it, so unless the target is
+// our own child we reap it as its tracer (the kernel then notifies the real parent).
+//
+// The target is paused from step 2 to step 5: about 0.1-0.5 ms (measured on Linux 6.18). A
+// blocking system call it was in is interrupted and restarted; a few (epoll_wait, semop,
+// sigtimedwait, ...) return EINTR instead, as after SIGSTOP/SIGCONT. PostgreSQL retries on
+// EINTR everywhere (it lives on signals). A call blocked in a seccomp user notification is
+// interrupted too: the supervisor's pending notification becomes invalid (its NOTIF_SEND gets
+// ENOENT) and the call is notified afresh when the target resumes, unless the filter was
+// installed with SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV and the notification was already
+// received, in which case the stop waits for the supervisor's answer.
+//
+// Requirements (else KernelError): CAP_SYS_ADMIN and the caller itself not under seccomp
+// (EACCES from PTRACE_SECCOMP_GET_FILTER), ptrace rights over the target (EPERM from
+// PTRACE_SEIZE; also when it is already traced, e.g. by strace or gdb), a kernel with
+// CONFIG_CHECKPOINT_RESTORE (EINVAL for a target in filter mode). A filter that is not classic
+// BPF gives EMEDIUMTYPE. Filters are per thread: this reads the filters of the thread whose tid
+// is `pid` (the main thread, for a process id).
+
+import { readFileSync } from "node:fs";
+import { decodeProgram, type Insn } from "../bpf/insn.js";
+import { syscallNumber } from "../syscalls/index.js";
+import { hostArch } from "./arch.js";
+import { KernelError } from "./errors.js";
+import { addressOf, lastErrno, libcFunction, setErrno, syscall6 } from "./libc.js";
+
+export const PTRACE_DETACH = 17;
+export const PTRACE_SEIZE = 0x4206;
+export const PTRACE_INTERRUPT = 0x4207;
+export const PTRACE_SECCOMP_GET_FILTER = 0x420c;
+/** wait option: every kind of child, threads included, and tracees that are not children. */
+export const WALL = 0x40000000;
+export const WNOHANG = 1;
+export const WSTOPPED = 2;
+export const P_PID = 1;
+/** siginfo si_code of a ptrace stop / a job-control stop. */
+export const CLD_TRAPPED = 4;
+export const CLD_STOPPED = 5;
+/** The event a PTRACE_INTERRUPT stop (or a group-stop of a seized tracee) carries. */
+export const PTRACE_EVENT_STOP = 128;
+
+const EPERM = 1;
+const ENOENT = 2;
+const ESRCH = 3;
+const EINTR = 4;
+const ECHILD = 10;
+const EACCES = 13;
+const EINVAL = 22;
+const ETIMEDOUT = 110;
+const EMEDIUMTYPE = 124;
+const SIGTRAP = 5;
+
+export interface SeccompFiltersOptions {
+  /** Give up waiting for the target to stop after this long (default 2000 ms): ETIMEDOUT. */
+  timeoutMs?: number;
+}
+
+let nrCache: number | undefined;
+function ptrace(request: number, pid: number, addr: bigint, data: bigint): { ret: bigint; errno: number } {
+  nrCache ??= syscallNumber(hostArch().name, "ptrace")!;
+  return syscall6(nrCache, [BigInt(request), BigInt(pid), addr, data]);
+}
+
+const WAITID = "int waitid(int idtype, int id, void *infop, int options)";
+const WAITPID = "int waitpid(int pid, void *status, int options)";
+
+/** waitid(2) once; `info` is a zeroed siginfo_t (128 bytes); ret 0 or -1 with errno. */
+function waitid(pid: number, info: Buffer, options: number): { ret: number; errno: number } {
+  const f = libcFunction("waitid", WAITID);
+  info.fill(0);
+  setErrno(0);
+  const ret = f(P_PID, pid, info, options) as number;
+  return { ret, errno: ret === -1 ? lastErrno() : 0 };
+}
+
+const sleeper = new Int32Array(new SharedArrayBuffer(4));
+function sleepMs(ms: number): void {
+  Atomics.wait(sleeper, 0, 0, ms);
+}
+
+/** State letter and parent of a process from /proc/PID/stat, or undefined when it is gone. */
+function procState(pid: number): { state: string; ppid: number } | undefined {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rest = s.slice(s.lastIndexOf(")") + 2).split(" ");
+    return { state: rest[0] ?? "?", ppid: Number(rest[1]) };
+  } catch {
+    return undefined;
+  }
+}
+
+const dead = (st: { state: string } | undefined): boolean => st === undefined || st.state === "Z" || st.state === "X";
+
+/**
+ * A ptrace stop as waitid(2) reports it: si_code CLD_TRAPPED (or CLD_STOPPED) and si_status the
+ * stop's exit code, signal | event << 8 (the part waitpid's status carries above bit 8). Pure.
+ */
+export function decodeStopInfo(info: Uint8Array): { pid: number; code: number; signal: number; event: number } {
+  const b = Buffer.from(info.buffer, info.byteOffset, info.byteLength);
+  // siginfo_t on 64-bit Linux: si_signo, si_errno, si_code, (pad), then _sigchld: si_pid, si_uid, si_status.
+  const status = b.readInt32LE(24);
+  return { pid: b.readInt32LE(16), code: b.readInt32LE(8), signal: status & 0xff, event: (status >> 8) & 0xff };
+}
+
+/** Decode a waitpid(2) status the way <sys/wait.h>'s macros do. Pure. */
+export function decodeWaitStatus(
+  status: number,
+): { kind: "exited"; code: number } | { kind: "signaled"; signal: number } | { kind: "stopped"; signal: number; event: number } | { kind: "other" } {
+  const low = status & 0x7f;
+  if (low === 0) return { kind: "exited", code: (status >> 8) & 0xff };
+  if ((status & 0xff) === 0x7f) return { kind: "stopped", signal: (status >> 8) & 0xff, event: (status >>> 16) & 0xff };
+  if (low !== 0x7f) return { kind: "signaled", signal: low };
+  return { kind: "other" };
+}
+
+/** What the wait saw: a stop (with the signal to re-inject on detach, 0 if none), the target's end, or nothing in time. */
+type StopResult = { kind: "stopped"; injectSignal: number } | { kind: "dead" } | { kind: "timeout" };
+
+function waitForStop(pid: number, timeoutMs: number): StopResult {
+  const info = Buffer.alloc(128);
+  const deadline = Date.now() + timeoutMs;
+  let pause = 0.02;
+  for (let polls = 0; ; polls++) {
+    // No WEXITED: an exit is never consumed here (see the header).
+    const r = waitid(pid, info, WSTOPPED | WALL | WNOHANG);
+    if (r.ret === -1) {
+      if (r.errno === EINTR) continue;
+      if (r.errno === ECHILD) return { kind: "dead" };
+      throw new KernelError(`waitid(P_PID, ${pid})`, r.errno);
+    }
+    const s = decodeStopInfo(info);
+    if (s.pid === pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED)) {
+      // PTRACE_EVENT_STOP: our interrupt, or a group-stop (the target was stopped anyway).
+      if (s.event === PTRACE_EVENT_STOP) return { kind: "stopped", injectSignal: 0 };
+      // A signal-delivery-stop: a signal arrived first. We may work in this stop too; the
+      // signal must then be delivered when we let go. (SIGTRAP with an event is another ptrace event.)
+      if (s.event === 0) return { kind: "stopped", injectSignal: s.signal };
+      return { kind: "stopped", injectSignal: s.signal === SIGTRAP ? 0 : s.signal };
+    }
+    if (polls >= 2 && dead(procState(pid))) return { kind: "dead" };
+    if (Date.now() >= deadline) return { kind: "timeout" };
+    sleepMs(pause);
+    pause = Math.min(pause * 2, 5);
+  }
+}
+
+/**
+ * The target died while we were attached: its parent hears of it only once its tracer has waited
+ * for it. Our own child is left to our own wait (Node's child_process reaps it as usual); any
+ * other process is waited for as its tracer, which hands it back to its real parent.
+ */
+function releaseDead(pid: number): void {
+  const st = procState(pid);
+  if (st === undefined || st.ppid === process.pid) return;
+  const f = libcFunction("waitpid", WAITPID);
+  const status = Buffer.alloc(4);
+  const deadline = Date.now() + 1000;
+  for (;;) {
+    setErrno(0);
+    const r = f(pid, status, WALL | WNOHANG) as number;
+    if (r === pid) return;
+    if (r === -1 && lastErrno() !== EINTR) return; // ECHILD: not ours to wait for (any more)
+    if (Date.now() >= deadline) return;
+    sleepMs(1);
+  }
+}
+
+/** PTRACE_SECCOMP_GET_FILTER for one index (the kernel's numbering): the program, or undefined at ENOENT. */
+function getFilter(pid: number, index: number): Insn[] | undefined {
+  const what = `ptrace(PTRACE_SECCOMP_GET_FILTER, ${pid}, ${index})`;
+  const len = ptrace(PTRACE_SECCOMP_GET_FILTER, pid, BigInt(index), 0n);
+  if (len.ret < 0n) {
+    if (len.errno === ENOENT) return undefined;
+    throw new KernelError(what, len.errno, getFilterHint(pid, len.errno, index));
+  }
+  const buf = Buffer.alloc(Math.max(8 * Number(len.ret), 8));
+  const got = ptrace(PTRACE_SECCOMP_GET_FILTER, pid, BigInt(index), addressOf(buf));
+  if (got.ret < 0n) throw new KernelError(what, got.errno, getFilterHint(pid, got.errno, index));
+  return decodeProgram(buf.subarray(0, 8 * Math.min(Number(got.ret), Number(len.ret))));
+}
+
+function getFilterHint(pid: number, errno: number, index: number): string | undefined {
+  switch (errno) {
+    case EACCES:
+      return "needs CAP_SYS_ADMIN, and the caller must not run under seccomp itself";
+    case EINVAL:
+      return index === 0
+        ? `process ${pid} is in seccomp filter mode, but the kernel will not dump its filters (built without CONFIG_CHECKPOINT_RESTORE?)`
+        : undefined;
+    case EMEDIUMTYPE:
+      return "the filter is not a classic BPF program";
+    default:
+      return undefined;
+  }
+}
+
+/** The Seccomp: field of /proc/PID/task/PID/status (0 disabled, 1 strict, 2 filter), or undefined. */
+function seccompModeOf(pid: number): number | undefined {
+  try {
+    const m = /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * The classic BPF programs the kernel runs for thread `pid`, index 0 being the most recently
+ * installed (the first the kernel runs). [] when the thread has no filter (seccomp disabled, or
+ * strict mode). Pauses the target for an instant (see the header). Throws KernelError: EPERM or
+ * EACCES (privileges), ESRCH (no such process, or it ended while we looked), ETIMEDOUT (it did
+ * not stop in time; it then stays attached, and stops, until this process exits), EINVAL or
+ * EMEDIUMTYPE (the kernel cannot dump the filters).
+ */
+export function seccompFilters(pid: number, opts: SeccompFiltersOptions = {}): Insn[][] {
+  if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`bad pid ${pid}`);
+  if (pid === process.pid) throw new RangeError("seccompFilters cannot inspect the calling process itself");
+  const timeoutMs = opts.timeoutMs ?? 2000;
+  // Bind every libc function before the target stops, so that the stop is not stretched by
+  // loading koffi (the first call in a process takes ~15 ms, later ones ~0.1 ms).
+  libcFunction("waitid", WAITID);
+  libcFunction("waitpid", WAITPID);
+  addressOf(Buffer.alloc(8));
+
+  const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
+  if (seize.ret < 0n) {
+    if (seize.errno === EPERM && dead(procState(pid))) {
+      throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, ESRCH, `process ${pid} is exiting`);
+    }
+    throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno,
+      seize.errno === EPERM ? "needs CAP_SYS_PTRACE over the target (root), and the target must not be traced already" : undefined);
+  }
+  let injectSignal = 0;
+  let failed = true;
+  try {
+    const intr = ptrace(PTRACE_INTERRUPT, pid, 0n, 0n);
+    if (intr.ret < 0n) throw new KernelError(`ptrace(PTRACE_INTERRUPT, ${pid})`, intr.errno);
+    const stop = waitForStop(pid, timeoutMs);
+    if (stop.kind === "timeout") {
+      throw new KernelError(`waitid(P_PID, ${pid})`, ETIMEDOUT,
+        `process ${pid} did not stop within ${timeoutMs} ms (uninterruptible sleep?); it stays attached until this process exits`);
+    }
+    if (stop.kind === "dead") throw new KernelError(`waitid(P_PID, ${pid})`, ESRCH, `process ${pid} ended while being inspected`);
+    injectSignal = stop.injectSignal;
+    const programs: Insn[][] = [];
+    for (let index = 0; ; index++) {
+      let prog: Insn[] | undefined;
+      try {
+        prog = getFilter(pid, index);
+      } catch (e) {
+        // No filter at all: the kernel says EINVAL ("not in filter mode") for index 0.
+        if (index === 0 && e instanceof KernelError && e.errno === EINVAL && seccompModeOf(pid) !== 2) break;
+        throw e;
+      }
+      if (prog === undefined) break;
+      programs.push(prog);
+    }
+    failed = false;
+    // The kernel numbers filters from the oldest: its index 0 is the first installed (whatever
+    // ptrace(2) says). Callers get them in the order the kernel runs them: newest first.
+    return programs.reverse();
+  } finally {
+    const det = ptrace(PTRACE_DETACH, pid, 0n, BigInt(injectSignal));
+    if (det.ret < 0n) {
+      // ESRCH: the target is not in a ptrace stop: dead (hand it back to its parent), or
+      // never stopped (timeout: the kernel detaches it when this process exits).
+      if (det.errno === ESRCH && dead(procState(pid))) releaseDead(pid);
+      // eslint-disable-next-line no-unsafe-finally
+      else if (!failed) throw new KernelError(`ptrace(PTRACE_DETACH, ${pid})`, det.errno);
+    }
+  }
+}
