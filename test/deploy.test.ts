@@ -1,0 +1,360 @@
+// The deployment examples in contrib/ (docs/deploy.md), checked against the real thing.
+//
+// Static, everywhere: the systemd unit, the Debian drop-in, the pg_ctl wrapper, the Dockerfile,
+// its entrypoint and the Kubernetes manifest use only `pg_seccomp run` flags that `run --help`
+// lists, and paths that exist; the entrypoint builds the command line docs/deploy.md describes.
+//
+// End to end, as root with PostgreSQL 15: pg_ctl, run as the postgres user, starts a throwaway
+// cluster through contrib/pg_ctl/postgres-seccomp; every check docs/deploy.md makes by hand
+// (Seccomp: 2 on the postmaster, pg_ctl status and stop, the launcher's exit status) is made
+// here, and so are the caveats it states (pg_ctl -w, pg_ctl restart without -p).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { createCluster, destroyCluster, findPgBinDir, postmasterPid, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
+import { prctl, seccompSupport } from "../src/kernel/index.js";
+import { repoPath } from "./support/paths.js";
+
+const BIN = repoPath("dist/src/cli/main.js");
+const UNIT = repoPath("contrib/systemd/postgresql-seccomp@.service");
+const DROPIN = repoPath("contrib/systemd/postgresql@15-main.service.d/pg_seccomp.conf");
+const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
+const DOCKERFILE = repoPath("contrib/docker/Dockerfile");
+const ENTRYPOINT = repoPath("contrib/docker/pg_seccomp-entrypoint.sh");
+const K8S = repoPath("contrib/kubernetes/postgres-seccomp.yaml");
+const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
+
+function pg15BinDir(): string | undefined {
+  try {
+    return findPgBinDir(15);
+  } catch {
+    return undefined;
+  }
+}
+
+const isRoot = process.getuid?.() === 0;
+const rootAndPg15 = !isRoot ? "needs root (--user postgres; a root-owned policy; pg_ctl run as the postgres user)" : pg15BinDir() ? false : "PostgreSQL 15 is not installed";
+const endToEndSkip = rootAndPg15 || (seccompSupport().ok ? false : "seccomp is unavailable");
+
+// ------------------------------------------------------------------------------------------
+// Static checks
+
+/** The flags `pg_seccomp run --help` lists. */
+function runFlags(): Set<string> {
+  const r = spawnSync(process.execPath, [BIN, "run", "--help"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  return new Set(r.stdout.match(/--[a-z][a-z-]*/g) ?? []);
+}
+
+/** The `--flags` a pg_seccomp command line gives to `run` (up to the `--` before postgres). */
+function flagsOfRun(argv: readonly string[]): string[] {
+  const at = argv.findIndex((a, i) => /(^|\/)pg_seccomp$|\$PG_SECCOMP$/.test(a) && argv[i + 1] === "run");
+  assert.ok(at >= 0, `no "pg_seccomp run" in ${argv.join(" ")}`);
+  const end = argv.indexOf("--", at + 2);
+  assert.ok(end > at, `no "--" before the postgres command in ${argv.join(" ")}`);
+  return argv.slice(at + 2, end).filter((a) => a.startsWith("--"));
+}
+
+/** key=value settings of a unit file (every occurrence, in order). */
+function unitSettings(path: string): Map<string, string[]> {
+  const m = new Map<string, string[]>();
+  for (const line of readFileSync(path, "utf8").split("\n")) {
+    const s = /^([A-Za-z]+)=(.*)$/.exec(line);
+    if (s) m.set(s[1]!, [...(m.get(s[1]!) ?? []), s[2]!]);
+  }
+  return m;
+}
+
+const last = (m: Map<string, string[]>, key: string) => m.get(key)?.at(-1);
+
+/** The unit's ExecStart with the instance 15-main, as systemd would expand %i and %I. */
+function execStart(path: string, instance = "15-main"): string[] {
+  const line = last(unitSettings(path), "ExecStart");
+  assert.ok(line, `${path}: no ExecStart`);
+  return line.replaceAll("%i", instance).replaceAll("%I", instance.replace("-", "/")).split(/\s+/);
+}
+
+test("the systemd unit: pg_seccomp run with flags run --help lists, as root dropping to postgres, stopped and reloaded through the launcher", () => {
+  const flags = runFlags();
+  const s = unitSettings(UNIT);
+  const argv = execStart(UNIT);
+  for (const f of flagsOfRun(argv)) assert.ok(flags.has(f), `run --help does not list ${f}`);
+  assert.equal(argv[0], "/usr/local/bin/pg_seccomp");
+  assert.deepEqual(argv.slice(argv.indexOf("--user"), argv.indexOf("--user") + 2), ["--user", "postgres"]);
+  assert.deepEqual(argv.slice(argv.indexOf("--policy"), argv.indexOf("--policy") + 2), ["--policy", "/etc/pg_seccomp/15-main.conf"]);
+  assert.deepEqual(argv.slice(argv.indexOf("--") + 1), [
+    "/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/15/main", "-c", "config_file=/etc/postgresql/15/main/postgresql.conf",
+  ]);
+  assert.equal(s.has("User"), false, "the launcher must start as root to drop to postgres");
+  assert.equal(last(s, "Type"), "notify");
+  assert.equal(last(s, "NotifyAccess"), "all", "READY=1 comes from the postmaster, the launcher's child");
+  assert.equal(last(s, "KillMode"), "mixed");
+  assert.equal(last(s, "KillSignal"), "SIGINT");
+  assert.equal(last(s, "ExecReload"), "/bin/kill -HUP $MAINPID");
+  assert.equal(last(s, "Restart"), "on-failure");
+  assert.ok(last(s, "TimeoutStopSec"));
+  assert.equal(last(s, "Conflicts"), "postgresql@%i.service");
+  const caps = last(s, "CapabilityBoundingSet")!.split(/\s+/);
+  for (const c of ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SYS_PTRACE"]) assert.ok(caps.includes(c), `CapabilityBoundingSet lacks ${c}`);
+  assert.match(last(s, "SystemCallFilter")!, /\bpidfd_getfd\b/, "systemd's filter must let the launcher take the listener");
+  assert.equal(s.has("MemoryDenyWriteExecute"), false);
+  for (const pre of s.get("ExecStartPre") ?? []) assert.match(pre, /^\+/, "ExecStartPre needs more than the bounding set (chown)");
+  for (const p of ["/bin/kill", "/usr/bin/install"]) assert.ok(existsSync(p), p);
+  if (pg15BinDir()) assert.ok(existsSync("/usr/lib/postgresql/15/bin/postgres"));
+});
+
+test("the Debian drop-in resets what postgresql@.service sets for pg_ctlcluster and runs the same command as the unit", () => {
+  const flags = runFlags();
+  const s = unitSettings(DROPIN);
+  assert.deepEqual(s.get("ExecStart"), ["", ...unitSettings(UNIT).get("ExecStart")!], "ExecStart= must be cleared first, then the unit's command");
+  for (const f of flagsOfRun(execStart(DROPIN))) assert.ok(flags.has(f), `run --help does not list ${f}`);
+  assert.deepEqual(s.get("PIDFile"), [""]);
+  assert.deepEqual(s.get("ExecStop"), [""]);
+  assert.deepEqual(s.get("ExecReload"), ["", "/bin/kill -HUP $MAINPID"]);
+  for (const [k, v] of [["Type", "notify"], ["NotifyAccess", "all"], ["KillMode", "mixed"], ["KillSignal", "SIGINT"]]) assert.equal(last(s, k!), v, k);
+  const debian = "/lib/systemd/system/postgresql@.service";
+  if (existsSync(debian)) {
+    // What the drop-in replaces is what Debian's unit sets.
+    const d = unitSettings(debian);
+    assert.equal(last(d, "Type"), "forking");
+    assert.ok(d.has("PIDFile") && d.has("ExecStop") && d.has("ExecReload"));
+  }
+});
+
+test("run --check accepts the unit's command line as systemd would run it", { skip: rootAndPg15 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-deploy-check-"));
+  try {
+    chmodSync(dir, 0o755);
+    const policy = join(dir, "15-main.conf");
+    copyFileSync(PROFILE, policy);
+    chmodSync(policy, 0o644);
+    const argv = execStart(UNIT);
+    argv[argv.indexOf("--policy") + 1] = policy;
+    const r = spawnSync(process.execPath, [BIN, ...argv.slice(1, argv.indexOf("run") + 1), "--check", ...argv.slice(argv.indexOf("run") + 1)], { encoding: "utf8" });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /server:\s+\/usr\/lib\/postgresql\/15\/bin\/postgres -D \/var\/lib\/postgresql\/15\/main -c config_file=\/etc\/postgresql\/15\/main\/postgresql.conf/);
+    assert.match(r.stdout, /data dir:\s+\/var\/lib\/postgresql\/15\/main/);
+    assert.match(r.stdout, /server user:\s+postgres/);
+    assert.match(r.stdout, /supervisor:\s+yes/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the pg_ctl wrapper is an executable sh script that execs pg_seccomp run with flags run --help lists", () => {
+  assert.ok((statSync(WRAPPER).mode & 0o111) !== 0, "executable");
+  const n = spawnSync("sh", ["-n", WRAPPER], { encoding: "utf8" });
+  assert.equal(n.status, 0, n.stderr);
+  const text = readFileSync(WRAPPER, "utf8");
+  const exec = text.split("\n").find((l) => l.startsWith("exec "))!;
+  const flags = runFlags();
+  for (const f of flagsOfRun(exec.split(/\s+/).slice(1))) assert.ok(flags.has(f), `run --help does not list ${f}`);
+  assert.match(exec, /-- "\$PG_SECCOMP_POSTGRES" "\$@"$/, "postgres's arguments from pg_ctl are passed on unchanged");
+});
+
+test("the Dockerfile copies files that exist and uses flags run --help lists; the package ships what it uses", () => {
+  const text = readFileSync(DOCKERFILE, "utf8").replace(/\\\n/g, " ");
+  const copies = [...text.matchAll(/^COPY (?!--from)(.*)$/gm)].map((m) => m[1]!.trim().split(/\s+/));
+  assert.ok(copies.length >= 5);
+  for (const c of copies) for (const src of c.slice(0, -1)) assert.ok(existsSync(repoPath(src)), `COPY source ${src} is not in the repository`);
+  const flags = runFlags();
+  const runs = [...text.matchAll(/pg_seccomp run [^&\n]*/g)].map((m) => m[0]);
+  assert.ok(runs.length >= 1, "the image checks its policy with run --check");
+  for (const r of runs) for (const f of flagsOfRun(r.split(/\s+/))) assert.ok(flags.has(f), `run --help does not list ${f}`);
+  // What the image takes from the installed package must be in package.json "files".
+  const files: string[] = JSON.parse(readFileSync(repoPath("package.json"), "utf8")).files;
+  for (const used of ["dist/src/cli/main.js", "profiles/postgresql-15-x86_64.conf"]) {
+    assert.ok(text.includes(`/pg_seccomp/${used}`), used);
+    assert.ok(files.some((f) => used.startsWith(f + "/")), `package.json files does not ship ${used}`);
+    assert.ok(existsSync(repoPath(used.replace(/^dist\/src\/(.*)\.js$/, "src/$1.ts"))), used);
+  }
+  assert.match(text, /^ENTRYPOINT \["\/usr\/bin\/tini", "--", "\/usr\/local\/bin\/pg_seccomp-entrypoint.sh"\]$/m);
+  assert.match(text, /^COPY contrib\/docker\/pg_seccomp-entrypoint.sh \/usr\/local\/bin\/pg_seccomp-entrypoint.sh$/m);
+  assert.match(text, /^STOPSIGNAL SIGINT$/m);
+});
+
+test("the container entrypoint initialises the official way, then execs pg_seccomp run with the postgres arguments", () => {
+  assert.ok((statSync(ENTRYPOINT).mode & 0o111) !== 0, "executable (COPY keeps the mode)");
+  const n = spawnSync("bash", ["-n", ENTRYPOINT], { encoding: "utf8" });
+  assert.equal(n.status, 0, n.stderr);
+  // Stand-ins for the image's docker-ensure-initdb.sh and pg_seccomp that print what they get.
+  const stubs = mkdtempSync(join(tmpdir(), "pg_seccomp-deploy-stubs-"));
+  try {
+    writeFileSync(join(stubs, "docker-ensure-initdb.sh"), '#!/bin/sh\necho "initdb: $*"\n', { mode: 0o755 });
+    writeFileSync(join(stubs, "pg_seccomp"), '#!/bin/sh\necho "pg_seccomp: $*"\n', { mode: 0o755 });
+    const run = (...args: string[]) => {
+      const r = spawnSync("bash", [ENTRYPOINT, ...args], {
+        encoding: "utf8",
+        env: { PATH: `${stubs}:/usr/bin:/bin`, PG_SECCOMP_POLICY: "/etc/pg_seccomp/p.conf", PG_MAJOR: "15" },
+      });
+      assert.equal(r.status, 0, r.stderr);
+      return r.stdout.trim().split("\n");
+    };
+    const user = isRoot ? "--user postgres " : "";
+    const expected = (pgArgs: string) => [
+      `initdb: postgres${pgArgs}`,
+      `pg_seccomp: run --policy /etc/pg_seccomp/p.conf ${user}-- /usr/lib/postgresql/15/bin/postgres${pgArgs}`,
+    ];
+    assert.deepEqual(run("postgres", "-c", "shared_buffers=64MB"), expected(" -c shared_buffers=64MB"));
+    assert.deepEqual(run("-c", "work_mem=8MB"), expected(" -c work_mem=8MB"), "flags alone mean postgres, as in the official image");
+    assert.deepEqual(run(), expected(""));
+    assert.deepEqual(run("echo", "plain"), ["plain"], "other commands run as given");
+  } finally {
+    rmSync(stubs, { recursive: true, force: true });
+  }
+});
+
+test("the Kubernetes manifest runs pg_seccomp run with flags run --help lists and mounts the policy file with subPath", () => {
+  const text = readFileSync(K8S, "utf8");
+  const commands = [...text.matchAll(/^\s*command: (\[.*\])$/gm)].map((m) => JSON.parse(m[1]!) as string[]);
+  const launcher = commands.find((c) => c.includes("run"));
+  assert.ok(launcher, "a container command with pg_seccomp run");
+  const flags = runFlags();
+  for (const f of flagsOfRun(launcher)) assert.ok(flags.has(f), `run --help does not list ${f}`);
+  assert.deepEqual(launcher.slice(0, 2), ["/usr/bin/tini", "--"]);
+  const policy = launcher[launcher.indexOf("--policy") + 1]!;
+  assert.match(text, new RegExp(`mountPath: ${policy}\\n\\s+subPath: postgresql-15.conf\\n\\s+readOnly: true`));
+  assert.match(text, /defaultMode: 0444/);
+  assert.match(text, /add: \["SETUID", "SETGID", "KILL", "SYS_PTRACE"\]/);
+  assert.match(text, /type: RuntimeDefault/);
+});
+
+// ------------------------------------------------------------------------------------------
+// pg_ctl end to end
+
+let cluster: Cluster;
+let policyDir: string;
+let policy: string;
+
+before(async () => {
+  if (endToEndSkip) return;
+  cluster = await createCluster({ binDir: pg15BinDir()! });
+  // The policy as docs/deploy.md asks: root-owned 0644 in a root-owned 0755 directory; the
+  // launcher, run by pg_ctl as postgres, must be able to read it.
+  policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-deploy-policy-"));
+  chmodSync(policyDir, 0o755);
+  policy = join(policyDir, "postgresql-15.conf");
+  copyFileSync(PROFILE, policy);
+  chmodSync(policy, 0o644);
+  // The launcher outlives pg_ctl; as a child subreaper this process inherits it when pg_ctl
+  // exits, so that its exit status can be read (it stays a zombie: nothing here waits for it).
+  prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1);
+});
+
+after(() => {
+  if (cluster) {
+    pgCtl("stop", "-m", "immediate");
+    destroyCluster(cluster);
+  }
+  if (policyDir) rmSync(policyDir, { recursive: true, force: true });
+});
+
+/** pg_ctl as the cluster's OS user, with the wrapper pointed at this checkout's pg_seccomp. */
+function pgCtl(...args: string[]): SpawnSyncReturns<string> {
+  return spawnSync(
+    "runuser",
+    [
+      "-u", cluster.user.name, "--", "env", "-u", "XDG_RUNTIME_DIR",
+      `PG_SECCOMP=${process.execPath} ${BIN}`, `PG_SECCOMP_POLICY=${policy}`,
+      join(cluster.binDir, "pg_ctl"), "-D", cluster.dataDir, "-l", join(cluster.root, "server.log"), ...args,
+    ],
+    { encoding: "utf8", cwd: cluster.root, timeout: 120_000 },
+  );
+}
+
+function status(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
+    const m = /^([^:]+):\s*(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/** State and wait status of `pid` from /proc/PID/stat (a zombie keeps both). */
+function stat(pid: number): { state: string; exitCode: number } | undefined {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+    return { state: fields[0]!, exitCode: Number(fields[49]) }; // field 3 and field 52 of proc(5)
+  } catch {
+    return undefined;
+  }
+}
+
+const serverLog = () => (existsSync(join(cluster.root, "server.log")) ? readFileSync(join(cluster.root, "server.log"), "utf8") : "");
+
+async function startWithWrapper(): Promise<{ postmaster: number; launcher: number }> {
+  const r = pgCtl("-p", WRAPPER, "-W", "start");
+  assert.equal(r.status, 0, r.stderr + serverLog());
+  await waitReady(cluster, () => true, 60_000);
+  const postmaster = postmasterPid(cluster.dataDir)!;
+  return { postmaster, launcher: Number(status(postmaster).PPid) };
+}
+
+async function waitGone(pid: number): Promise<{ state: string; exitCode: number } | undefined> {
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const s = stat(pid);
+    if (!s || s.state === "Z" || Date.now() > deadline) return s;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+test("pg_ctl -W start through the wrapper: the postmaster is filtered and is the launcher's child; pg_ctl status and stop -m fast work; the launcher exits 0", { skip: endToEndSkip }, async () => {
+  const { postmaster, launcher } = await startWithWrapper();
+  const pm = status(postmaster);
+  assert.equal(pm.Seccomp, "2");
+  assert.equal(pm.NoNewPrivs, "1");
+  assert.equal(pm.Uid!.split(/\s+/)[0], String(cluster.user.uid));
+  const cmdline = readFileSync(`/proc/${launcher}/cmdline`, "utf8").split("\0");
+  assert.ok(cmdline.includes("run") && cmdline.includes(policy), `the postmaster's parent is the launcher: ${cmdline.join(" ")}`);
+  assert.equal(status(launcher).Seccomp, "0", "the launcher itself is not filtered");
+  assert.equal(query(cluster, "select 40 + 2"), "42");
+
+  const st = pgCtl("status");
+  assert.equal(st.status, 0, st.stderr);
+  assert.match(st.stdout, new RegExp(`server is running \\(PID: ${postmaster}\\)`));
+
+  const stop = pgCtl("stop", "-m", "fast");
+  assert.equal(stop.status, 0, stop.stderr);
+  assert.match(stop.stdout, /server stopped/);
+  assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false);
+  const l = await waitGone(launcher);
+  assert.ok(l, "the launcher was reparented here (child subreaper) and is a zombie");
+  assert.equal(l.state, "Z", "the launcher exits when the postmaster does");
+  assert.equal(l.exitCode, 0, "the launcher's exit status is the postmaster's: 0 after a fast shutdown");
+  assert.match(serverLog(), /database system is shut down/);
+});
+
+test("pg_ctl -w start through the wrapper reports success", {
+  skip: endToEndSkip,
+  todo: "pg_ctl -w waits for postmaster.pid to name the pid it forked; that pid is the launcher, the postmaster is its child, so pg_ctl times out (exit 1) although the server is up and filtered",
+}, async () => {
+  try {
+    const r = pgCtl("-p", WRAPPER, "-w", "-t", "5", "start");
+    assert.equal(r.status, 0, `${r.stdout}${r.stderr}`);
+  } finally {
+    // Whatever pg_ctl said, the server started under the filter; stop it for the next test.
+    await waitReady(cluster, () => true, 60_000);
+    assert.equal(status(postmasterPid(cluster.dataDir)!).Seccomp, "2");
+    assert.equal(pgCtl("stop", "-m", "fast").status, 0);
+  }
+});
+
+test("pg_ctl restart without -p brings the server back without the filter (the caveat docs/deploy.md states); with -p it stays filtered", { skip: endToEndSkip }, async () => {
+  await startWithWrapper();
+  // postmaster.opts names the real postgres binary, which is what restart runs without -p.
+  assert.match(readFileSync(join(cluster.dataDir, "postmaster.opts"), "utf8"), new RegExp(`^${join(cluster.binDir, "postgres")} `));
+  const bare = pgCtl("-m", "fast", "restart");
+  assert.equal(bare.status, 0, bare.stderr);
+  assert.equal(status(postmasterPid(cluster.dataDir)!).Seccomp, "0", "pg_ctl restart without -p runs postgres directly");
+  const wrapped = pgCtl("-m", "fast", "-p", WRAPPER, "-W", "restart");
+  assert.equal(wrapped.status, 0, wrapped.stderr);
+  await waitReady(cluster, () => true, 60_000);
+  assert.equal(status(postmasterPid(cluster.dataDir)!).Seccomp, "2");
+  assert.equal(pgCtl("stop", "-m", "fast").status, 0);
+});
