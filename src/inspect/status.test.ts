@@ -34,6 +34,7 @@ import {
   describeRet,
   describeTitle,
   expectationFor,
+  forContext,
   formatStatus,
   parsePostmasterPid,
   parseProcStat,
@@ -353,6 +354,17 @@ test("compare: no filter never matches; another program's differences are listed
   assert.deepEqual(c2.differences.map((d) => [d.syscall, d.kernel_action, d.policy_action]), [["mount", "error:EPERM (supervisor)", "error:EACCES (supervisor)"]]);
 });
 
+test("compare: the supervisor answers for the process's context", () => {
+  const policy = parsePolicyText("global_syscall_default = 'allow'\nsession_syscall_error = 'listen:EPERM'\n");
+  const exp = expectationFor(policy, "x86_64");
+  const installed = [exp.programs.installed];
+  const listen = (e: typeof exp) => compareFilters(installed, e).rows.find((r) => r.syscall === "listen")!;
+  // The postmaster may listen; sessions may not: the kernel hands listen to the supervisor.
+  assert.equal(listen(forContext(exp, policy, { context: "postmaster" })).kernel_action, "allow (supervisor)");
+  assert.equal(listen(forContext(exp, policy, { context: "session", role: "alice", database: "app" })).kernel_action, "error:EPERM (supervisor)");
+  assert.equal(compareFilters(installed, forContext(exp, policy, { context: "session" })).matches, true);
+});
+
 test("compare: a stacked extra filter (a container's, say) counts as the kernel counts it", () => {
   const exp = expectationFor(POLICY, "x86_64");
   // Newest first: ours, then an older filter that denies mount with EPERM and kills init_module.
@@ -388,7 +400,8 @@ function fakeProc(procs: FakeProc[]): string {
   for (const p of procs) {
     const d = join(root, String(p.pid));
     mkdirSync(d);
-    writeFileSync(join(d, "stat"), `${p.pid} (postgres) S ${p.ppid} ${p.pid} ${p.pid} 0 -1 4194560\n`);
+    // state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime cstime priority nice threads itrealvalue starttime ...
+    writeFileSync(join(d, "stat"), `${p.pid} (postgres) S ${p.ppid} ${p.pid} ${p.pid} 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 ${1000 + p.pid} 0 0\n`);
     writeFileSync(join(d, "cmdline"), p.cmdline);
     writeFileSync(
       join(d, "status"),
@@ -434,6 +447,7 @@ test("report over a fake /proc: found by postmaster.pid, children typed, escapes
 
     // As root (filters injected).
     const r = collectStatus({ dataDir, policy: policyPath, procRoot: proc, runStateDir: join(dataDir, "none"), readFilters: (pid) => kernel[pid] ?? [], syscalls: true });
+    assert.deepEqual(r.processes.map((p) => p.context), ["postmaster", "checkpointer", "session/alice/app", "session/alice/app"]);
     assert.deepEqual(r.processes.map((p) => [p.pid, p.matchesPolicy, p.kernelPrograms]), [
       [500, "yes", [installed.length]],
       [501, "yes", [installed.length]],

@@ -36,8 +36,10 @@ import {
   type SeccompData,
 } from "../bpf/insn.js";
 import { KernelError, seccompFilters } from "../kernel/index.js";
-import { kernelPrograms, type KernelPrograms } from "../launcher/program.js";
+import { Classifier } from "../launcher/classify.js";
+import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
 import { findRunState, type RunState } from "../launcher/state.js";
+import { contextKey, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { allSyscalls, hostArch, isArch, maxSyscallNumber, type Arch } from "../syscalls/index.js";
@@ -422,22 +424,34 @@ export interface FilterComparison {
   rows: VerdictRow[];
 }
 
-/** What `run` installs for a policy, prepared once for many comparisons. */
+/** What `run` installs for a policy, and what its supervisor answers for one process context. */
 export interface Expectation {
   arch: Arch;
+  /** The process context the supervisor's answers are for (global unless given). */
+  context: ContextSpec;
+  /** The one program run installs in the postmaster (every process inherits it). */
   programs: KernelPrograms;
   probes: Probe[];
-  /** The supervisor's program (the policy's own), to describe USER_NOTIF verdicts. */
+  /** The policy's own program for `context`: how the supervisor answers a USER_NOTIF verdict. */
   supervisor: CompiledFilter;
   expectedRets: number[];
 }
 
-export function expectationFor(policy: Policy, arch: Arch): Expectation {
+export function expectationFor(policy: Policy, arch: Arch, context: ContextSpec = { context: "global" }): Expectation {
   const programs = kernelPrograms(policy, arch, { context: "global" });
   const installed = compileTrusted(programs.installed);
-  const supervisor = compileTrusted(programs.decisions);
   const probes = probesFor(arch);
-  return { arch, programs, probes, supervisor, expectedRets: probes.map((p) => installed(p.data).ret) };
+  return { arch, context, programs, probes, supervisor: supervisorFor(policy, arch, context), expectedRets: probes.map((p) => installed(p.data).ret) };
+}
+
+/** The same expectation with the supervisor's answers for another process context. */
+export function forContext(exp: Expectation, policy: Policy, context: ContextSpec): Expectation {
+  return { ...exp, context, supervisor: supervisorFor(policy, exp.arch, context) };
+}
+
+/** The program the supervisor runs for a process of `context` (src/launcher/supervisor.ts). */
+export function supervisorFor(policy: Policy, arch: Arch, context: ContextSpec): CompiledFilter {
+  return compileTrusted(decisionProgram(policy, arch, context));
 }
 
 /** The kernel's verdict for every probe: each program run, the results combined as the kernel does. */
@@ -513,6 +527,8 @@ export interface ProcessReport {
   backendType: string;
   /** backend_type with role, database, client... ("client backend alice@app [local] idle"). */
   description: string;
+  /** The context the supervisor decides this process's calls in ("session/alice/app", "checkpointer"). */
+  context: string;
   title: ProcessTitle;
   noNewPrivs: boolean | null;
   seccompMode: SeccompModeName | null;
@@ -852,11 +868,10 @@ export function collectStatus(opts: StatusOptions): StatusReport {
   if (policy && !policy.enabled) notes.push(`${policyPath} sets seccomp = off: run installs no filter`);
   const exp = policy && policy.enabled ? expectationFor(policy, arch) : null;
   // The supervisor answers with the policy run was started with, which may not be the one compared.
-  let supervisor = exp?.supervisor;
+  let running: Policy | null = policy;
   if (exp && rs && policyPath !== null && resolve(rs.policyPath) !== resolve(policyPath)) {
     try {
-      const running = loadPolicyFile(rs.policyPath);
-      supervisor = compileFilter(kernelPrograms(running, arch, { context: "global" }).decisions);
+      running = loadPolicyFile(rs.policyPath);
     } catch (e) {
       notes.push(`cannot read ${rs.policyPath}, the policy the server was started with (${(e as Error).message}); assuming its supervisor answers as ${policyPath} says`);
     }
@@ -874,10 +889,29 @@ export function collectStatus(opts: StatusOptions): StatusReport {
   const processes: ProcessReport[] = [];
   let syscalls: VerdictRow[] | null = null;
   const cache = new Map<string, FilterComparison>();
+  // The supervisor's own classification (by process title, inherited by what a process starts).
+  const classifier = new Classifier(where.pid, {
+    cmdline: (pid) => readText(join(procRoot, String(pid), "cmdline")),
+    stat: (pid) => readText(join(procRoot, String(pid), "stat")),
+  });
+  const perContext = new Map<string, { exp: Expectation; supervisor: CompiledFilter }>();
+  const contextExpectation = (ctx: ContextSpec): { exp: Expectation; supervisor: CompiledFilter } | null => {
+    if (!exp || !policy) return null;
+    const key = contextKey(ctx);
+    let hit = perContext.get(key);
+    if (!hit) {
+      const e = forContext(exp, policy, ctx);
+      hit = { exp: e, supervisor: running && running !== policy ? supervisorFor(running, arch, ctx) : e.supervisor };
+      perContext.set(key, hit);
+    }
+    return hit;
+  };
   for (const pid of pids) {
     const isPm = pid === where.pid;
     const info = readProcess(pid, procRoot, isPm);
     if (!info) continue; // ended between the scan and now
+    const ctx = classifier.classify(pid);
+    const ce = contextExpectation(ctx);
     let programs: Insn[][] | null = null;
     let error: string | null = null;
     let gone = false;
@@ -890,17 +924,18 @@ export function collectStatus(opts: StatusOptions): StatusReport {
       }
     }
     let comparison: FilterComparison | null = null;
-    if (programs && exp) {
-      const key = JSON.stringify(programs);
-      comparison = cache.get(key) ?? compareFilters(programs, exp, supervisor);
+    if (programs && ce) {
+      const key = `${contextKey(ctx)} ${JSON.stringify(programs)}`;
+      comparison = cache.get(key) ?? compareFilters(programs, ce.exp, ce.supervisor);
       cache.set(key, comparison);
     }
-    if (isPm && opts.syscalls && exp) syscalls = comparison ? comparison.rows : policyRows(exp);
+    if (isPm && opts.syscalls && ce) syscalls = comparison ? comparison.rows : policyRows(ce.exp);
     const base = {
       pid,
       ppid: info.status.ppid,
       backendType: info.title.backendType,
       description: describeTitle(info.title),
+      context: contextKey(ctx),
       title: info.title,
       noNewPrivs: info.status.noNewPrivs,
       seccompMode: info.status.seccompMode,
