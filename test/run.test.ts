@@ -64,6 +64,13 @@ test("the server starts under the starter profile; pgbench -i and a pgbench run 
       assert.equal(st.Seccomp_filters, "1", `pid ${pid}`);
     }
     assert.equal(procStatus(pm).Uid!.split(/\s+/)[0], String(cluster.user.uid), "the server runs as the postgres user");
+    // status reads the programs the kernel holds and finds the policy's on every process.
+    const st = spawnSync(process.execPath, [BIN, "status", "-D", cluster.dataDir], { encoding: "utf8" });
+    assert.equal(st.status, 0, st.stdout + st.stderr);
+    assert.match(st.stdout, /\| postmaster\s+\| yes\s+\| filter\s+\|\s+1 \| yes/);
+    assert.match(st.stdout, /\| checkpointer\s+\| yes\s+\| filter\s+\|\s+1 \| yes/);
+    assert.match(st.stdout, /pid \d+ \(postmaster\): filter matches the policy \(\d+ syscalls checked\)/);
+    assert.match(st.stdout, /\d+ processes: ok/);
   } finally {
     const r = await stop(s, "SIGTERM");
     assert.equal(r.code, 0, s.stderr());

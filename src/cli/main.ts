@@ -18,6 +18,7 @@ import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/gr
 import { parseValue } from "../policy/entries.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
+import { statusCommand, StatusError } from "../inspect/status.js";
 import { applySql, installSql } from "../sql/install.js";
 import { findRunState } from "../launcher/state.js";
 import { findPgBinDir } from "../postgres/cluster.js";
@@ -241,6 +242,37 @@ program
       return;
     }
     process.exitCode = result.code ?? 1;
+  });
+
+program
+  .command("status")
+  .description(
+    "what the kernel enforces on a running server, process by process, compared with the policy; " +
+      "as root it reads each process's filters through ptrace, which pauses each process for well under a millisecond",
+  )
+  .option("-D, --pgdata <datadir>", "the server's data directory")
+  .option("--pid <pid>", "the postmaster's pid (a backend's pid leads to its postmaster)")
+  .option("--policy <file>", "the policy to compare with (default: the one pg_seccomp run started the server with)")
+  .option("--syscalls", "also print the postmaster's effective filter, syscall by syscall: kernel_action next to policy_action")
+  .option("--json", "print everything as JSON")
+  .action((opts: { pgdata?: string; pid?: string; policy?: string; syscalls?: boolean; json?: boolean }) => {
+    if (opts.pid !== undefined && !/^[1-9]\d*$/.test(opts.pid)) throw new UsageError(`--pid: "${opts.pid}" is not a process id`);
+    if (opts.pgdata === undefined && opts.pid === undefined) throw new UsageError("give -D DATADIR or --pid PID");
+    let r: { output: string; exitCode: number };
+    try {
+      r = statusCommand({
+        dataDir: opts.pgdata,
+        pid: opts.pid === undefined ? undefined : Number(opts.pid),
+        policy: opts.policy,
+        syscalls: opts.syscalls ?? false,
+        json: opts.json ?? false,
+      });
+    } catch (e) {
+      if (e instanceof StatusError) throw new UsageError(e.message);
+      throw e;
+    }
+    process.stdout.write(r.output);
+    process.exitCode = r.exitCode;
   });
 
 program

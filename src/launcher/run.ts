@@ -4,11 +4,11 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readlinkSync, readSync, constants as fsc } from "node:fs";
+import { accessSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
 import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { encodeProgram } from "../bpf/insn.js";
-import { close, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
+import { close, pidfdGetFd, pidfdOpen, setDumpable } from "../kernel/index.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -78,6 +78,36 @@ function groupsOf(user: OsUser): number[] {
   }
 }
 
+/** Capabilities (bit numbers) a root launcher needs, and why. */
+const NEEDED_CAPS: ReadonlyArray<readonly [number, string, string]> = [
+  [6, "CAP_SETGID", "to switch to the server's group"],
+  [7, "CAP_SETUID", "to switch to the server's user"],
+  [5, "CAP_KILL", "to forward signals to the postmaster, which runs as another user"],
+  [19, "CAP_SYS_PTRACE", "to take the filter's listener from the stage (pidfd_getfd)"],
+];
+
+/** Missing capabilities of this process, from /proc/self/status. */
+export function missingCapabilities(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8")): string[] {
+  const eff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+  return NEEDED_CAPS.filter(([bit, name]) => (name !== "CAP_SYS_PTRACE" || needSupervisor) && (eff & (1n << BigInt(bit))) === 0n).map(
+    ([, name, why]) => `${name} (${why})`,
+  );
+}
+
+/** The run-state directory must be writable before anything starts. */
+function checkStateDir(): void {
+  const dir = runStateDir();
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    accessSync(dir, fsc.W_OK);
+  } catch (e) {
+    throw new LaunchError(
+      `cannot write the run-state directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n` +
+        `hint: run as root, or set XDG_RUNTIME_DIR to a directory this user owns`,
+    );
+  }
+}
+
 export interface Preflight {
   programs: KernelPrograms;
   user?: OsUser;
@@ -102,10 +132,31 @@ export function preflight(req: RunRequest): Preflight {
     req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
   }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
-  return { programs: kernelPrograms(req.policy, req.arch), user, dataDir };
+  const programs = kernelPrograms(req.policy, req.arch);
+  if (user) {
+    const missing = missingCapabilities(programs.usesSupervisor);
+    if (missing.length) {
+      throw new LaunchError(`running as root without the capabilities run needs: ${missing.join(", ")}\nhint: in a container, add them (e.g. --cap-add SYS_PTRACE)`);
+    }
+  }
+  checkStateDir();
+  return { programs, user, dataDir };
 }
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
+
+function isDenied(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "EACCES" || code === "EPERM";
+}
+
+function listenerDenied(e: unknown): LaunchError {
+  return new LaunchError(
+    `cannot take the filter's listener from the stage process: ${(e as Error).message}\n` +
+      `hint: run needs CAP_SYS_PTRACE (or the same user as the server, without a restrictive Yama ptrace_scope), ` +
+      `and a container seccomp profile that allows pidfd_getfd (Docker: --cap-add SYS_PTRACE)`,
+  );
+}
 
 /** Finds the seccomp listener among a process's fds (the stage installed it a moment ago). */
 async function listenerOf(pid: number, exited: () => boolean): Promise<number> {
@@ -115,11 +166,14 @@ async function listenerOf(pid: number, exited: () => boolean): Promise<number> {
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
         try {
           if (readlinkSync(`/proc/${pid}/fd/${fd}`) === "anon_inode:seccomp notify") return Number(fd);
-        } catch {
+        } catch (e) {
+          if (isDenied(e)) throw listenerDenied(e);
           /* closed meanwhile */
         }
       }
-    } catch {
+    } catch (e) {
+      if (e instanceof LaunchError) throw e;
+      if (isDenied(e)) throw listenerDenied(e);
       /* not there yet */
     }
     await new Promise((r) => setTimeout(r, 2));
@@ -181,6 +235,10 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   };
+  // The launcher is not filtered: the server's user (which it may share) must not be able to
+  // ptrace it or write its memory through /proc/PID/mem. Non-dumpable makes both need
+  // CAP_SYS_PTRACE. (The stage and postgres are unaffected: execve resets it.)
+  setDumpable(false);
   const stage: ChildProcess = spawn(process.execPath, [new URL("./stage.js", import.meta.url).pathname], {
     stdio: ["inherit", "inherit", "inherit", "pipe"],
   });
@@ -197,7 +255,12 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   // Forward the signals a service manager or pg_ctl sends, so that the postmaster sees them.
   const forwarded: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"];
   const forward = (sig: NodeJS.Signals) => {
-    if (!exited) stage.kill(sig);
+    if (exited) return;
+    try {
+      stage.kill(sig);
+    } catch (e) {
+      req.say(`pg_seccomp: error: could not forward ${sig} to the postmaster: ${(e as Error).message}`);
+    }
   };
   for (const s of forwarded) process.on(s, forward);
 
@@ -215,8 +278,14 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     if (programs.usesSupervisor) {
       const childFd = await listenerOf(pid, () => exited);
       const pidfd = pidfdOpen(pid);
-      const listenerFd = pidfdGetFd(pidfd, childFd);
-      close(pidfd);
+      let listenerFd: number;
+      try {
+        listenerFd = pidfdGetFd(pidfd, childFd);
+      } catch (e) {
+        throw isDenied(e) || (e as { code?: string }).code === "EPERM" ? listenerDenied(e) : e;
+      } finally {
+        close(pidfd);
+      }
       const wd: SupervisorWorkerData = {
         listenerFd, policy: req.policy, stagePid: pid,
         ...(pre.dataDir && existsSync(resolve(absPath, "..", "psql"))
@@ -245,6 +314,8 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   } catch (e) {
     forward("SIGKILL");
     await exit;
+    removeRunState(pid);
+    for (const sig of forwarded) process.off(sig, forward);
     throw e;
   }
   req.onStarted?.(pid);
