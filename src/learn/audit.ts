@@ -926,8 +926,9 @@ export interface Audit2allowOptions {
 
 export interface Audit2allowIO {
   /**
-   * The contents of `file` in chunks of any size; "-" is standard input. May throw (when
-   * called or while iterating) with a Node errno error such as ENOENT.
+   * The contents of `file` in chunks of any size; "-" is standard input. Each chunk is read
+   * before the next is asked for, so a reader may reuse one buffer. May throw (when called or
+   * while iterating) with a Node errno error such as ENOENT.
    */
   read(file: string): Iterable<string | Uint8Array>;
 }
