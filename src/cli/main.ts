@@ -2,7 +2,8 @@
 // The pg_seccomp command: parses arguments and prints. All logic lives in the layers below.
 
 import { Command, Option, CommanderError } from "commander";
-import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowOptions } from "../learn/audit.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { CONTEXT_KINDS, contextKey, policyContexts, type ContextKind, type ContextSpec } from "../policy/decision.js";
 import { compilePolicy } from "../bpf/compile.js";
@@ -343,6 +344,51 @@ program
       print: (t) => process.stdout.write(t),
       seconds: Number(opts.seconds),
     });
+  });
+
+/** A file, or standard input for "-", in 1 MiB chunks: audit logs can be larger than a string may be. */
+function* readChunks(file: string): Generator<Buffer> {
+  const fd = file === "-" ? 0 : openSync(file, "r");
+  const buf = Buffer.alloc(1 << 20);
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+          continue;
+        }
+        if ((e as NodeJS.ErrnoException).code === "EOF") return;
+        throw e;
+      }
+      if (n === 0) return;
+      yield buf.subarray(0, n);
+    }
+  } finally {
+    if (fd !== 0) closeSync(fd);
+  }
+}
+
+const collect = (value: string, previous: string[] = []) => [...previous, value];
+
+program
+  .command("audit2allow")
+  .description("turn SECCOMP audit records (audit.log, ausearch, dmesg, journalctl) into an allow list, as the seed's get_syscalls.sh did")
+  .argument("[file]", `audit.log, ausearch output, a kernel log or journalctl output; - for standard input (default: ${DEFAULT_AUDIT_LOG})`)
+  .addOption(new Option("--format <format>", "list: one comma-separated line; policy: a global_syscall_allow snippet with a comment header").choices(["list", "policy"]).default("list"))
+  .option("--stats", "print counts per syscall and per process instead")
+  .option("--comm <name>", "keep the records of processes with this command name instead of postgres's (repeatable)", collect)
+  .option("--exe <path>", "keep the records of processes running this executable, a path or a file name (repeatable)", collect)
+  .option("--all", "keep the records of every process")
+  .addOption(new Option("--arch <arch>", "keep the records of this architecture only").choices(ARCHES as string[]))
+  .option("--json", "print the report as JSON")
+  .action((file: string | undefined, opts: Audit2allowOptions) => {
+    const r = audit2allow(file, opts, { read: readChunks });
+    process.stdout.write(r.stdout);
+    process.stderr.write(r.stderr);
+    process.exitCode = r.exitCode;
   });
 
 const bpf = program.command("bpf").description("assemble, disassemble and validate classic BPF programs");
