@@ -2,7 +2,7 @@
 // would run it, a throwaway cluster, and helpers to wait and stop.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCluster, postgresArgs, waitReady, type Cluster } from "../../src/postgres/cluster.js";
@@ -24,7 +24,10 @@ export function integrationSkip(): string | false {
   }
 }
 
+// Root-owned and 0755: the server's user may read policies (a standby started as that user
+// does) but not change them.
 const policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-policies-"));
+chmodSync(policyDir, 0o755);
 let policyCount = 0;
 
 /** A policy file in a root-owned directory the server's user cannot write. */

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# A broad PostgreSQL workload for learning and checking starter profiles: what PostgreSQL does,
+# not what a demo does. Runs against the server at PGHOST/PGPORT as PGUSER (a superuser).
+#
+# Needs: PGBIN (the server's bin directory), WORKDIR (a scratch directory the server's OS user
+# can write, for COPY files, a tablespace, a base backup and a standby). The server must run
+# with the settings in server.conf beside this script (archive, logical WAL, prepared
+# transactions, pg_stat_statements). Set STANDBY_LAUNCHER to a command prefix to start the
+# standby under pg_seccomp (e.g. "pg_seccomp run --policy P --"); by default it runs plain.
+set -euo pipefail
+: "${PGBIN:?set PGBIN}" "${WORKDIR:?set WORKDIR}" "${PGHOST:?}" "${PGPORT:?}"
+export PGUSER=${PGUSER:-postgres} PGDATABASE=postgres
+psql() { "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 "$@"; }
+step() { echo "workload: $*" >&2; }
+as_server() { if [ "$(id -u)" = 0 ]; then runuser -u "${SERVER_USER:-postgres}" -- "$@"; else "$@"; fi; }
+
+step "pgbench: init, TPC-B-like, select-only, connect per transaction, prepared"
+"$PGBIN/pgbench" -i -s 4 -q
+"$PGBIN/pgbench" -c 4 -j 2 -T 5 >/dev/null
+"$PGBIN/pgbench" -c 4 -j 2 -T 3 -S >/dev/null
+"$PGBIN/pgbench" -c 2 -j 2 -T 3 -S -C >/dev/null
+"$PGBIN/pgbench" -c 2 -j 2 -T 3 -M prepared >/dev/null
+
+step "maintenance: VACUUM (FULL), ANALYZE, CHECKPOINT, parallel CREATE INDEX, CLUSTER, REINDEX"
+psql <<'SQL'
+vacuum full pgbench_accounts;
+vacuum (analyze, verbose off) pgbench_history;
+checkpoint;
+set max_parallel_maintenance_workers = 2;
+create index on pgbench_accounts (abalance);
+cluster pgbench_branches using pgbench_branches_pkey;
+reindex table pgbench_tellers;
+SQL
+
+step "COPY to and from files and a program"
+psql <<SQL
+copy pgbench_branches to '$WORKDIR/branches.csv' with (format csv);
+create table branches_copy (like pgbench_branches);
+copy branches_copy from '$WORKDIR/branches.csv' with (format csv);
+copy (select 1) to program 'cat > /dev/null';
+copy branches_copy from program 'cat $WORKDIR/branches.csv' with (format csv);
+SQL
+
+step "sorts and hashes spilling to disk, parallel query, temp tables"
+psql <<'SQL'
+set work_mem = '64kB';
+select count(*) from (select * from pgbench_accounts order by filler desc, aid) s;
+select count(distinct filler) from pgbench_accounts;
+select count(*) from pgbench_accounts a join pgbench_accounts b using (aid);
+set parallel_setup_cost = 0; set parallel_tuple_cost = 0; set min_parallel_table_scan_size = 0;
+set max_parallel_workers_per_gather = 2;
+select count(*), sum(abalance) from pgbench_accounts;
+create temp table t as select g, md5(g::text) from generate_series(1, 200000) g;
+create index on t (md5);
+select count(*) from t where md5 like 'ab%';
+SQL
+
+step "large objects, prepared transactions, LISTEN/NOTIFY, advisory locks, plpgsql"
+psql <<'SQL'
+select lo_unlink(lo_from_bytea(0, repeat('x', 100000)::bytea));
+begin; insert into branches_copy values (9999, 0, 'p'); prepare transaction 'pt1'; commit prepared 'pt1';
+listen ch; notify ch, 'hello'; unlisten ch;
+select pg_advisory_lock(42); select pg_advisory_unlock(42);
+do $$ declare i int; begin for i in 1..1000 loop perform i; end loop; end $$;
+create function f(int) returns int language plpgsql as $$ begin return $1 + 1; end $$;
+select f(41);
+SQL
+
+step "tablespace"
+mkdir -p "$WORKDIR/ts"
+[ "$(id -u)" = 0 ] && chown "${SERVER_USER:-postgres}" "$WORKDIR/ts"
+psql -c "create tablespace ts location '$WORKDIR/ts'"
+psql -c "create table in_ts (a int) tablespace ts" -c "insert into in_ts select generate_series(1, 1000)" -c "drop table in_ts" -c "drop tablespace ts"
+
+step "contrib: pg_stat_statements, pgcrypto, file_fdw, dblink, postgres_fdw"
+psql <<SQL
+create extension if not exists pg_stat_statements;
+select count(*) >= 0 from pg_stat_statements;
+create extension pgcrypto; select digest('x', 'sha256'), gen_random_uuid(), crypt('pw', gen_salt('bf', 4));
+create extension file_fdw; create server files foreign data wrapper file_fdw;
+create foreign table branches_file (bid int, bbalance int, filler text) server files options (filename '$WORKDIR/branches.csv', format 'csv');
+select count(*) from branches_file;
+create extension dblink; select * from dblink('host=$PGHOST port=$PGPORT dbname=postgres user=$PGUSER', 'select 1') as t(a int);
+create extension postgres_fdw;
+create server self foreign data wrapper postgres_fdw options (host '$PGHOST', port '$PGPORT', dbname 'postgres');
+create user mapping for current_user server self options (user '$PGUSER');
+create foreign table remote_branches (bid int, bbalance int) server self options (table_name 'pgbench_branches');
+select count(*) from remote_branches;
+SQL
+
+step "logical replication (publication and a subscription to this server)"
+psql -c "create database sub"
+psql -c "create publication pub for table pgbench_branches"
+psql -c "select pg_create_logical_replication_slot('subslot', 'pgoutput')"
+psql -d sub -c "create table pgbench_branches (bid int primary key, bbalance int, filler char(88))"
+psql -d sub -c "create subscription s connection 'host=$PGHOST port=$PGPORT dbname=postgres user=$PGUSER' publication pub with (create_slot = false, slot_name = 'subslot')"
+for _ in $(seq 50); do
+  [ "$(psql -At -d sub -c 'select count(*) from pgbench_branches')" -gt 0 ] && break
+  sleep 0.2
+done
+psql -d sub -c "alter subscription s disable" -c "alter subscription s set (slot_name = none)" -c "drop subscription s"
+psql -c "select pg_drop_replication_slot('subslot')"
+psql -c "drop publication pub" -c "drop database sub"
+
+step "pg_basebackup (walsender) and a streaming standby"
+rm -rf "$WORKDIR/standby"
+as_server "$PGBIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -D "$WORKDIR/standby" -X stream -c fast -R
+echo "port = $((PGPORT + 1))" >> "$WORKDIR/standby/postgresql.conf"
+echo "archive_mode = off" >> "$WORKDIR/standby/postgresql.conf"
+as_server ${STANDBY_LAUNCHER:-} "$PGBIN/postgres" -D "$WORKDIR/standby" > "$WORKDIR/standby.log" 2>&1 &
+standby=$!
+for _ in $(seq 100); do "$PGBIN/pg_isready" -q -p $((PGPORT + 1)) && break; sleep 0.2; done
+psql -c "create table repl_check as select 1 as a" -c "select pg_switch_wal()"
+for _ in $(seq 50); do
+  psql -p $((PGPORT + 1)) -At -c "select count(*) from repl_check" 2>/dev/null | grep -q 1 && break
+  sleep 0.2
+done
+psql -c "drop table repl_check"
+kill -INT "$(head -1 "$WORKDIR/standby/postmaster.pid")"; wait "$standby" || true
+
+step "archive, reload, statistics reset"
+psql -c "select pg_switch_wal()" -c "select pg_reload_conf()" -c "select pg_stat_reset()"
+sleep 1
+step "done"
