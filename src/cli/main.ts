@@ -19,6 +19,7 @@ import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/gr
 import { parseValue } from "../policy/entries.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
+import { learn } from "../learn/learn.js";
 import { statusCommand, StatusError } from "../inspect/status.js";
 import { applySql, installSql } from "../sql/install.js";
 import { findRunState } from "../launcher/state.js";
@@ -332,6 +333,34 @@ sql
     const r = applySql(join(findPgBinDir(), "psql"), opts.dbname, text);
     if (!r.ok) throw new UsageError(`installing into ${opts.dbname} failed:\n${r.stderr.trim()}`);
     process.stderr.write(`pg_seccomp: installed ${opts.schema}.pg_get_seccomp_filter(), public.pg_get_seccomp_filter() and ${opts.schema}.violations (policy ${policyPath})\n`);
+  });
+
+program
+  .command("learn")
+  .description("learn a policy: run PostgreSQL with every call the base does not allow let through and reported, then write a policy allowing what each process context used")
+  .argument("<postgres...>", "after --: the postgres executable and its arguments, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main")
+  .requiredOption("-o, --output <file>", "where to write the learned policy")
+  .option("--base <policy>", "what stays allowed unreported: a policy file, or none (default: the bundled starter profile for the server's version and arch)")
+  .option("--merge <previous>", "fold in an earlier learn output (it may be -o's own file; a missing file means a first round)")
+  .option("--workload <command>", "sh -c COMMAND once the server accepts connections (PGHOST, PGPORT, PGUSER=postgres set, the server's bin directory first in PATH), then stop the server; without it, run until SIGINT or SIGTERM")
+  .option("--user <name>", "the server's OS user, when started as root", undefined)
+  .option("--per-role", "learn sessions per role: session_syscall_*.<role> for each role seen")
+  .option("--all-contexts", "also write an overlay for every context in which nothing was recorded (the base's allow list only)")
+  .option("--log <file>", "violation log (every learned call is written to it too; default: in the run-state directory)")
+  .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a base policy the server's user could change")
+  .action(async (command: string[], opts: {
+    output: string; base?: string; merge?: string; workload?: string; user?: string; perRole?: boolean; allContexts?: boolean; log?: string; insecurePolicyPermissions?: boolean;
+  }) => {
+    const r = await learn({
+      command, out: opts.output, base: opts.base, merge: opts.merge, workload: opts.workload, user: opts.user,
+      perRole: opts.perRole ?? false, allContexts: opts.allContexts ?? false, logPath: opts.log, arch: safeHostArch(),
+      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false,
+      say: (line) => process.stderr.write(line + "\n"),
+      ...(process.stderr.isTTY ? { tty: { write: (s: string) => void process.stderr.write(s) } } : {}),
+    });
+    process.stdout.write(r.summary + "\n");
+    const workloadFailed = r.workloadStatus !== undefined && r.workloadStatus.code !== 0;
+    process.exitCode = workloadFailed || r.server.code !== 0 || r.server.signal ? 1 : 0;
   });
 
 program
