@@ -1,0 +1,99 @@
+// Builds a starter profile from learning runs, re-runnably:
+//   node dist/scripts/profile/build.js [--out profiles/postgresql-15-x86_64.conf] [--bin /usr/lib/postgresql/15/bin]
+// Round 1 learns on a fresh cluster (settings: server.conf) under the floor policy (floor.conf)
+// while workload.sh runs, with a streaming standby learned alongside; its last step is an
+// immediate shutdown. Round 2 starts the same cluster again, so crash recovery is learned.
+// The profile is the floor plus every syscall any process used in any round, in one global
+// list (starter profiles stay global: per-context lists from short runs are too fragile to
+// ship), default error, dangerous groups killed. Run as root.
+
+import { spawnSync } from "node:child_process";
+import { appendFileSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import { createCluster, destroyCluster, findPgBinDir, postgresMajorVersion } from "../../src/postgres/cluster.js";
+import { loadPolicyFile } from "../../src/policy/policy.js";
+import { hostArch } from "../../src/syscalls/index.js";
+import { collate } from "../../src/inspect/effective-table.js";
+
+const here = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../scripts/profile");
+const repo = resolve(here, "../..");
+const bin = resolve(repo, "dist/src/cli/main.js");
+const args = process.argv.slice(2);
+const opt = (name: string) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? args[i + 1] : undefined;
+};
+const binDir = opt("--bin") ?? findPgBinDir();
+const major = postgresMajorVersion(join(binDir, "postgres"));
+const arch = hostArch();
+const out = resolve(opt("--out") ?? join(repo, "profiles", `postgresql-${major}-${arch}.conf`));
+const say = (s: string) => process.stderr.write(`build: ${s}\n`);
+
+const conf = readFileSync(join(here, "server.conf"), "utf8").split("\n").filter((l) => l.trim() && !l.startsWith("#"));
+const cluster = await createCluster({ binDir, conf });
+try {
+  appendFileSync(join(cluster.dataDir, "pg_hba.conf"), "local replication all trust\n");
+  const work = join(cluster.root, "work");
+  mkdirSync(work);
+  chownSync(work, cluster.user.uid, cluster.user.gid);
+  // The floor, where the server's user can read but not write it.
+  const floor = join(cluster.root, "floor.conf");
+  copyFileSync(join(here, "floor.conf"), floor);
+  chmodSync(floor, 0o644);
+  chownSync(floor, 0, 0);
+  const learned = [join(cluster.root, "round1.conf"), join(cluster.root, "round2.conf"), join(work, "standby.conf")];
+  const postgres = [join(binDir, "postgres"), "-D", cluster.dataDir];
+  const learn = (outFile: string, workload: string, merge?: string) => {
+    const r = spawnSync(process.execPath, [bin, "learn", "-o", outFile, "--base", floor, ...(merge ? ["--merge", merge] : []), "--workload", workload, "--", ...postgres], {
+      stdio: ["ignore", "inherit", "inherit"],
+      env: {
+        ...process.env, PGBIN: binDir, WORKDIR: work, SERVER_USER: cluster.user.name,
+        STANDBY_LAUNCHER: `${process.execPath} ${bin} learn -o ${learned[2]} --base ${floor} --`,
+      },
+    });
+    return r.status;
+  };
+  say(`round 1: the broad workload on PostgreSQL ${major}, ${arch} (every call the floor does not allow goes through the supervisor: slow)`);
+  learn(learned[0]!, `bash ${join(here, "workload.sh")} && kill -QUIT "$(head -1 ${cluster.dataDir}/postmaster.pid)"`);
+  say("round 2: restart after the immediate shutdown (crash recovery), a short workload");
+  learn(learned[1]!, `${join(binDir, "pgbench")} -c 2 -T 3 -S >/dev/null && psql -c checkpoint`, learned[0]);
+  const names = new Set<string>();
+  for (const f of [floor, ...learned]) {
+    try {
+      const p = loadPolicyFile(f);
+      for (const e of p.global.entries) if (e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0) names.add(e.name);
+    } catch (e) {
+      say(`skipping ${f}: ${(e as Error).message.split("\n")[0]}`);
+    }
+  }
+  const version = spawnSync(join(binDir, "postgres"), ["--version"], { encoding: "utf8" }).stdout.trim();
+  const glibc = spawnSync("ldd", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]?.trim();
+  const floorText = readFileSync(join(here, "floor.conf"), "utf8");
+  const kill = /global_syscall_kill = '([^']*)'/.exec(floorText)![1];
+  const text = `# pg_seccomp starter profile: PostgreSQL ${major} on ${arch}.
+#
+# Built by scripts/profile/build.ts on ${new Date().toISOString().slice(0, 10)}: ${version}; ${glibc};
+# kernel ${spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim()}. Used by \`pg_seccomp run\` when no --policy is given and the server
+# is PostgreSQL ${major} on ${arch}. docs/profiles.md says what the learning runs covered and how to
+# regenerate this file for another system.
+#
+# Allowed: every syscall any process used while learning (scripts/profile/workload.sh on a
+# primary and a streaming standby, then crash recovery), plus the floor (scripts/profile/floor.conf:
+# what glibc does on paths a test run rarely reaches). Everything else fails with EPERM and is
+# written to the violation log; the dangerous groups are killed.
+
+syscall_error_errno = 'EPERM'
+global_syscall_default = 'error'
+
+global_syscall_allow = '${[...names].sort(collate).join(", ")}'
+
+# High-risk groups (the review asked that they be killable). Names in the allow list above win
+# over group membership, so nothing PostgreSQL used is killed.
+global_syscall_kill = '${kill}'
+`;
+  writeFileSync(out, text);
+  say(`wrote ${out}: ${names.size} syscalls allowed`);
+} finally {
+  destroyCluster(cluster);
+}
