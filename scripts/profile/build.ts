@@ -8,7 +8,8 @@
 // ship), default error, dangerous groups killed. Run as root.
 
 import { spawnSync } from "node:child_process";
-import { appendFileSync, chownSync, copyFileSync, mkdirSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
+import { appendFileSync, chownSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { createCluster, destroyCluster, findPgBinDir, postgresMajorVersion } from "../../src/postgres/cluster.js";
@@ -37,12 +38,15 @@ try {
   const work = join(cluster.root, "work");
   mkdirSync(work);
   chownSync(work, cluster.user.uid, cluster.user.gid);
-  // The floor, where the server's user can read but not write it.
-  const floor = join(cluster.root, "floor.conf");
+  // The floor, where the server's user can read but not write it (not under the cluster's
+  // directory, which belongs to the server's user).
+  const policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-floor-"));
+  chmodSync(policyDir, 0o755);
+  const floor = join(policyDir, "floor.conf");
   copyFileSync(join(here, "floor.conf"), floor);
   chmodSync(floor, 0o644);
   chownSync(floor, 0, 0);
-  const learned = [join(cluster.root, "round1.conf"), join(cluster.root, "round2.conf"), join(work, "standby.conf")];
+  const learned = [join(policyDir, "round1.conf"), join(policyDir, "round2.conf"), join(work, "standby.conf")];
   const postgres = [join(binDir, "postgres"), "-D", cluster.dataDir];
   const learn = (outFile: string, workload: string, merge?: string) => {
     const r = spawnSync(process.execPath, [bin, "learn", "-o", outFile, "--base", floor, ...(merge ? ["--merge", merge] : []), "--workload", workload, "--", ...postgres], {
@@ -60,12 +64,9 @@ try {
   learn(learned[1]!, `${join(binDir, "pgbench")} -c 2 -T 3 -S >/dev/null && psql -c checkpoint`, learned[0]);
   const names = new Set<string>();
   for (const f of [floor, ...learned]) {
-    try {
-      const p = loadPolicyFile(f);
-      for (const e of p.global.entries) if (e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0) names.add(e.name);
-    } catch (e) {
-      say(`skipping ${f}: ${(e as Error).message.split("\n")[0]}`);
-    }
+    if (!existsSync(f)) throw new Error(`${f} was not written: a learning round failed (see above); no profile written`);
+    const p = loadPolicyFile(f);
+    for (const e of p.global.entries) if (e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0) names.add(e.name);
   }
   const version = spawnSync(join(binDir, "postgres"), ["--version"], { encoding: "utf8" }).stdout.trim();
   const glibc = spawnSync("ldd", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]?.trim();

@@ -20,6 +20,8 @@ step "pgbench: init, TPC-B-like, select-only, connect per transaction, prepared"
 "$PGBIN/pgbench" -c 4 -j 2 -T 3 -S >/dev/null
 "$PGBIN/pgbench" -c 2 -j 2 -T 3 -S -C >/dev/null
 "$PGBIN/pgbench" -c 2 -j 2 -T 3 -M prepared >/dev/null
+# Over TCP as well as the Unix socket (when the server listens on loopback).
+"$PGBIN/pgbench" -h 127.0.0.1 -c 2 -j 2 -T 2 -S -C >/dev/null 2>&1 || echo "workload: (no TCP listener: skipped the TCP run)" >&2
 
 step "maintenance: VACUUM (FULL), ANALYZE, CHECKPOINT, parallel CREATE INDEX, CLUSTER, REINDEX"
 psql <<'SQL'
