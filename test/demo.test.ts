@@ -15,6 +15,8 @@ test("pg_seccomp demo starts a filtered server, runs the workload, shows the fil
   assert.match(r.stdout, /syscall\s+\| syscallnum \| filter_action\s+\| context/);
   assert.match(r.stdout, / <default>\s+\|\s+-1 \| global->error\s+\| global/);
   assert.match(r.stdout, / mount\s+\|\s+165 \| global->kill/);
+  assert.match(r.stdout, /pid \d+ \(postmaster\): filter matches the policy/, "the live status");
+  assert.match(r.stdout, /\| checkpointer\s+\| yes\s+\| filter/);
   assert.match(r.stderr, /server exited with code 0; 0 call\(s\) went to the violation log/);
   const removed = /removed (\S+)/.exec(r.stderr)?.[1];
   assert.ok(removed && !existsSync(removed), "the cluster directory is gone");

@@ -371,6 +371,7 @@ program
     process.exitCode = await runDemo({
       say: (l) => process.stderr.write(l + "\n"),
       print: (t) => process.stdout.write(t),
+      status: (pid) => statusCommand({ pid }).output,
       seconds: Number(opts.seconds),
     });
   });

@@ -20,6 +20,7 @@ test("process titles of every PostgreSQL 15 backend type", () => {
     ["postgres: main: alice postgres [local] SELECT", { context: "session", role: "alice", database: "postgres" }],
     ["postgres: bob db 10.0.0.5(51234) idle in transaction", { context: "session", role: "bob", database: "db" }],
     ["postgres: pg_cron launcher ", { context: "background_worker" }],
+    ["postgres: logger ", { context: "logger" }],
     ["/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main", undefined],
     ["sh -c cat > /dev/null", undefined],
   ];

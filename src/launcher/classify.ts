@@ -32,6 +32,7 @@ const FIXED: ReadonlyArray<readonly [string, ProcessKind]> = [
   ["startup", "startup"],
   ["walreceiver", "walreceiver"],
   ["walsender", "walsender"],
+  ["logger", "logger"],
 ];
 
 /** A client backend's fixed part: user, database, then "[local]", host(port) or host. */

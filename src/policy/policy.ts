@@ -57,7 +57,7 @@ export const DEFAULT_UNKNOWN_ACTION: Action = { kind: "error", errno: errnoNumbe
 export const PROCESS_KINDS = [
   "postmaster", "autovacuum_launcher", "autovacuum_worker", "background_writer", "checkpointer", "walwriter",
   "walsender", "walreceiver", "startup", "archiver", "logical_replication_launcher", "logical_replication_worker",
-  "parallel_worker", "background_worker",
+  "parallel_worker", "background_worker", "logger",
 ] as const;
 export type ProcessKind = (typeof PROCESS_KINDS)[number];
 
