@@ -265,6 +265,7 @@ const PROCESS_DESCRIPTIONS: Record<ProcessKind, string> = {
   logical_replication_worker: "logical replication workers",
   parallel_worker: "parallel workers (they also run under their leader's session overlay)",
   background_worker: "other background workers (extensions' bgw_type)",
+  logger: "the logging collector",
 };
 
 function withErrno(name: string, a: Action): string {
