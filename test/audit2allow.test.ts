@@ -4,8 +4,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { readChunks } from "../src/cli/read-chunks.js";
 import { spawnSync } from "node:child_process";
-import { closeSync, mkdtempSync, openSync, readFileSync, readSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -18,30 +19,7 @@ const FIX = repoPath("test/fixtures/audit");
 const fixture = (name: string) => join(FIX, name);
 const expected = (name: string) => readFileSync(join(FIX, "expected", name), "utf8");
 
-/** The CLI's reader (the snippet in the CLI): a file, or standard input for "-", in chunks. */
-function* readChunks(file: string): Generator<Buffer> {
-  const fd = file === "-" ? 0 : openSync(file, "r");
-  const buf = Buffer.alloc(1 << 20);
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-          continue;
-        }
-        if ((e as NodeJS.ErrnoException).code === "EOF") return;
-        throw e;
-      }
-      if (n === 0) return;
-      yield buf.subarray(0, n);
-    }
-  } finally {
-    if (fd !== 0) closeSync(fd);
-  }
-}
+/** The CLI's own reader. */
 const fsIO: Audit2allowIO = { read: readChunks };
 
 function run(file: string | undefined, opts: Audit2allowOptions = {}, io: Audit2allowIO = fsIO) {
@@ -266,10 +244,10 @@ test("standard input, the default file, unreadable files", () => {
 
 test("real standard input, through the CLI's reader", () => {
   const lib = pathToFileURL(repoPath("dist/src/learn/audit.js")).href;
+  const reader = pathToFileURL(repoPath("dist/src/cli/read-chunks.js")).href;
   const script = `
-    import { closeSync, openSync, readSync } from "node:fs";
     import { audit2allow } from ${JSON.stringify(lib)};
-    ${readChunks.toString()}
+    import { readChunks } from ${JSON.stringify(reader)};
     const r = audit2allow("-", {}, { read: readChunks });
     process.stdout.write(r.stdout); process.stderr.write(r.stderr); process.exitCode = r.exitCode;`;
   const r = spawnSync(process.execPath, ["--input-type=module", "-e", script], { input: readFileSync(fixture("dmesg-postgres.txt")), encoding: "utf8" });

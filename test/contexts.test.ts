@@ -8,7 +8,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
-import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
+import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 import type { ViolationEvent } from "../src/launcher/supervisor.js";
 

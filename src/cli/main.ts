@@ -2,8 +2,9 @@
 // The pg_seccomp command: parses arguments and prints. All logic lives in the layers below.
 
 import { Command, Option, CommanderError } from "commander";
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowOptions } from "../learn/audit.js";
+import { readChunks } from "./read-chunks.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { CONTEXT_KINDS, contextKey, policyContexts, type ContextKind, type ContextSpec } from "../policy/decision.js";
 import { compilePolicy } from "../bpf/compile.js";
@@ -375,31 +376,6 @@ program
       seconds: Number(opts.seconds),
     });
   });
-
-/** A file, or standard input for "-", in 1 MiB chunks: audit logs can be larger than a string may be. */
-function* readChunks(file: string): Generator<Buffer> {
-  const fd = file === "-" ? 0 : openSync(file, "r");
-  const buf = Buffer.alloc(1 << 20);
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-          continue;
-        }
-        if ((e as NodeJS.ErrnoException).code === "EOF") return;
-        throw e;
-      }
-      if (n === 0) return;
-      yield buf.subarray(0, n);
-    }
-  } finally {
-    if (fd !== 0) closeSync(fd);
-  }
-}
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
 

@@ -62,7 +62,6 @@ export const PROCESS_KINDS = [
 export type ProcessKind = (typeof PROCESS_KINDS)[number];
 
 const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
-type FilterKind = (typeof FILTER_KINDS)[number];
 
 const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*))?$`);
 const KNOWN_SETTINGS = [
