@@ -268,6 +268,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   const logPath = req.logPath ?? defaultLogPath(pre.dataDir ? resolve(pre.dataDir) : `pid-${pid}`);
   let worker: Worker | undefined;
   let workerExited: Promise<void> | undefined;
+  let log: ViolationLog | undefined;
   const stop = new SharedArrayBuffer(4);
   let supervisorFailure: Error | undefined;
   try {
@@ -297,11 +298,11 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
       // Readable by the server's group (for the SQL view of it), writable only by us.
-      const log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid);
+      log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid);
       worker.on("message", (e: ViolationEvent) => {
         if (e.action === "launch") return;
         if (events.length < 10_000) events.push(e);
-        log.record(e);
+        log?.record(e);
         req.onEvent?.(e);
       });
       worker.on("error", (e) => {
@@ -330,6 +331,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     await workerExited;
     clearTimeout(timer);
   }
+  log?.flush();
   removeRunState(pid);
   if (supervisorFailure) return { ...result, pid, code: result.code ?? 1, events };
   return { ...result, pid, events };

@@ -54,8 +54,21 @@ const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: dat
 const stop = new Int32Array(data.stop);
 const ENOSYS = 38;
 
-function title(pid: number): string {
+function readTitle(pid: number): string {
   return readProc(pid, "cmdline").replace(/\0+$/, "").replace(/\0/g, " ");
+}
+
+// A logged call (learning) lets the process go on: its title as read in the last second is
+// good enough, and saves a /proc read per call. Denials always read it afresh.
+const titles = new Map<number, { title: string; at: number }>();
+function title(pid: number, fresh: boolean): string {
+  const now = Date.now();
+  const hit = titles.get(pid);
+  if (!fresh && hit && now - hit.at < 1000) return hit.title;
+  const t = readTitle(pid);
+  if (titles.size > 4096) titles.clear();
+  titles.set(pid, { title: t, at: now });
+  return t;
 }
 
 // Looking a statement up costs a psql connection; at most a few per second, so that a process
@@ -85,7 +98,7 @@ function loop(): void {
     const { ctx, source } = classifier.classifyWithSource(n.pid);
     const verdict = decide(decisionsFor(ctx), n.data, n.pid, gate);
     const quiet = verdict.kind === "continue" && verdict.action === "allow";
-    const proc = quiet ? "" : title(n.pid);
+    const proc = quiet ? "" : title(n.pid, verdict.kind !== "continue");
     const query = verdict.kind !== "continue" && (ctx.context === "session" || ctx.context === "parallel_worker") ? statementOf(source) : undefined;
     const status = verdict.kind === "kill" ? readProc(n.pid, "status") : "";
     // What we read from /proc is about this call's process only if the call is still pending.

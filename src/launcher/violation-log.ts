@@ -19,12 +19,17 @@ export function defaultLogPath(dataDir: string): string {
 
 export class ViolationLog {
   private size: number;
+  private pending: string[] = [];
+  private pendingBytes = 0;
+  private timer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly path: string,
     private readonly maxBytes = DEFAULT_LOG_MAX_BYTES,
     /** Group that may read the log (the server's, for the SQL view), when we are root. */
     private readonly readerGid?: number,
+    /** Lines are written in batches at most this often (a learning run logs many calls). */
+    private readonly flushMs = 50,
   ) {
     try {
       this.size = statSync(path).size;
@@ -35,15 +40,30 @@ export class ViolationLog {
 
   record(e: ViolationEvent): void {
     const line = JSON.stringify(e) + "\n";
+    this.pending.push(line);
+    this.pendingBytes += Buffer.byteLength(line);
+    if (this.pendingBytes >= 64 * 1024) this.flush();
+    else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  /** Writes what is buffered; rotates first when the file would grow past maxBytes. */
+  flush(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length === 0) return;
+    const text = this.pending.join("");
+    const bytes = this.pendingBytes;
+    this.pending = [];
+    this.pendingBytes = 0;
     try {
-      if (this.size + line.length > this.maxBytes && this.size > 0) {
+      if (this.size + bytes > this.maxBytes && this.size > 0) {
         renameSync(this.path, `${this.path}.1`);
         this.size = 0;
       }
       const fresh = this.size === 0;
-      appendFileSync(this.path, line, { mode: 0o640 });
+      appendFileSync(this.path, text, { mode: 0o640 });
       if (fresh && this.readerGid !== undefined) chownSync(this.path, 0, this.readerGid);
-      this.size += Buffer.byteLength(line);
+      this.size += bytes;
     } catch {
       /* best effort: the decision was already made and enforced */
     }
