@@ -57,7 +57,7 @@ async function measure(supervised: boolean): Promise<Float64Array> {
     const pidfd = pidfdOpen(child.pid!);
     const listenerFd = pidfdGetFd(pidfd, Number(fd));
     close(pidfd);
-    const wd: SupervisorWorkerData = { listenerFd, policy: routed, stagePid: child.pid!, execveNr: syscallNumber(arch, "execve")!, arch, stop };
+    const wd: SupervisorWorkerData = { listenerFd, policy: routed, stagePid: child.pid!, execveNr: syscallNumber(arch, "execve")!, arch, stop, clientFilter: new SharedArrayBuffer(12) };
     worker = new Worker(new URL("../src/launcher/supervisor-worker.js", import.meta.url), { workerData: wd });
   }
   child.stdin!.write("go\n");

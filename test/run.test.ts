@@ -64,9 +64,12 @@ test("the server starts under the starter profile; pgbench -i and a pgbench run 
       assert.equal(st.Seccomp_filters, "1", `pid ${pid}`);
     }
     assert.equal(procStatus(pm).Uid!.split(/\s+/)[0], String(cluster.user.uid), "the server runs as the postgres user");
-    // status reads the programs the kernel holds and finds the policy's on every process.
+    // status reads the programs the kernel holds and finds the policy's on every process
+    // (once pgbench's backends have gone, so that none exits while it is being looked at).
+    await waitFor(() => query(cluster, "select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()") === "0", 20_000, "pgbench's sessions to end");
+    await new Promise((r) => setTimeout(r, 300));
     const st = spawnSync(process.execPath, [BIN, "status", "-D", cluster.dataDir], { encoding: "utf8" });
-    assert.equal(st.status, 0, st.stdout + st.stderr);
+    assert.equal(st.status, 0, `status: ${st.stdout}${st.stderr}`);
     assert.match(st.stdout, /\| postmaster\s+\| yes\s+\| filter\s+\|\s+1 \| yes/);
     assert.match(st.stdout, /\| checkpointer\s+\| yes\s+\| filter\s+\|\s+1 \| yes/);
     assert.match(st.stdout, /pid \d+ \(postmaster\): filter matches the policy \(\d+ syscalls checked\)/);

@@ -4,6 +4,7 @@
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
@@ -73,4 +74,30 @@ test("seccomp.violations shows denied calls to pg_monitor members only", { skip 
   const denied = psql(cluster, "select * from seccomp.violations", { role: "alice" });
   assert.equal(denied.ok, false);
   assert.match(denied.stderr, /permission denied/);
+});
+
+test("set_client_filter narrows the calling session only, once, and only for roles granted EXECUTE", { skip }, () => {
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
+  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice");
+  // alice may exec (her role's list); in a session that narrows itself, she may not.
+  const narrowed = spawnSync(join(cluster.binDir, "psql"), [
+    "-X", "-U", "alice", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
+    "-c", "copy (select 1) to program 'cat > /dev/null'",
+    "-c", "select set_client_filter(NULL, NULL, NULL, 'execve', NULL)",
+    "-c", "copy (select 2) to program 'cat > /dev/null'",
+    "-c", "select set_client_filter(NULL, NULL, NULL, 'execve', NULL)",
+    "-c", "select 'still serving'",
+  ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) } });
+  const out = narrowed.stdout + narrowed.stderr;
+  assert.match(out, /^COPY 1$/m, `before: alice may exec\n${out}`);
+  assert.doesNotMatch(out, /^COPY 2$/m, "after set_client_filter the same session may not");
+  assert.match(out, /set_client_filter failed/, `a second call is refused\n${out}`);
+  assert.match(out, /still serving/);
+  // Another session of alice is not affected.
+  assert.ok(psql(cluster, "copy (select 3) to program 'cat > /dev/null'", { role: "alice" }).ok);
+  // bob has no EXECUTE.
+  const bob = psql(cluster, "select set_client_filter('error', '', '', '', '')", { role: "bob" });
+  assert.equal(bob.ok, false);
+  assert.match(bob.stderr, /permission denied/);
 });

@@ -30,8 +30,8 @@
 // BPF gives EMEDIUMTYPE. Filters are per thread: this reads the filters of the thread whose tid
 // is `pid` (the main thread, for a process id).
 
-import { readFileSync } from "node:fs";
-import { decodeProgram, type Insn } from "../bpf/insn.js";
+import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
+import { decodeProgram, encodeProgram, type Insn } from "../bpf/insn.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { hostArch } from "./arch.js";
 import { KernelError } from "./errors.js";
@@ -281,5 +281,110 @@ export function seccompFilters(pid: number, opts: SeccompFiltersOptions = {}): I
       // eslint-disable-next-line no-unsafe-finally
       else if (!failed) throw new KernelError(`ptrace(PTRACE_DETACH, ${pid})`, det.errno);
     }
+  }
+}
+
+// --- Installing a filter into another process (x86_64) ---------------------------------------
+//
+// A filter can only be installed by the process it filters. To narrow a running backend from
+// outside (set_client_filter), the supervisor makes the backend itself call
+// seccomp(SECCOMP_SET_MODE_FILTER): it stops it, writes a sock_fprog below its stack pointer,
+// points it at a `syscall` instruction with the arguments in place, single-steps that one
+// instruction, and restores every register. The backend runs no code of its own meanwhile; a
+// system call it was in is restarted afterwards, as after any ptrace stop. Filters only ever add
+// restrictions, so the worst a failure can do is leave the backend as it was.
+
+const PTRACE_SINGLESTEP = 9;
+const PTRACE_GETREGS = 12;
+const PTRACE_SETREGS = 13;
+/** struct user_regs_struct on x86_64: 27 registers. Offsets of the ones used. */
+const REGS_SIZE = 27 * 8;
+const REG = { rax: 80, rdx: 96, rsi: 104, rdi: 112, orig_rax: 120, rip: 128, rsp: 152 } as const;
+
+function getRegs(pid: number): Buffer {
+  const regs = Buffer.alloc(REGS_SIZE);
+  const r = ptrace(PTRACE_GETREGS, pid, 0n, addressOf(regs));
+  if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_GETREGS, ${pid})`, r.errno);
+  return regs;
+}
+
+function setRegs(pid: number, regs: Buffer): void {
+  const r = ptrace(PTRACE_SETREGS, pid, 0n, addressOf(regs));
+  if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_SETREGS, ${pid})`, r.errno);
+}
+
+/** The address of a `syscall` instruction (0f 05) in the target's vDSO, or else its libc. */
+function syscallInstruction(pid: number, mem: number): bigint {
+  const maps = readFileSync(`/proc/${pid}/maps`, "utf8").split("\n");
+  const candidates = [...maps.filter((l) => l.endsWith("[vdso]")), ...maps.filter((l) => / r-xp .*\/libc[.-]/.test(l))];
+  for (const line of candidates) {
+    const [range] = line.split(" ");
+    const [lo, hi] = range!.split("-").map((h) => BigInt(`0x${h}`));
+    const size = Number(hi! - lo!);
+    const buf = Buffer.alloc(Math.min(size, 4 << 20));
+    const n = readSync(mem, buf, 0, buf.length, Number(lo));
+    const at = buf.subarray(0, n).indexOf(Buffer.from([0x0f, 0x05]));
+    if (at >= 0) return lo! + BigInt(at);
+  }
+  throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "no vDSO or libc text mapping found");
+}
+
+export interface InjectOptions extends SeccompFiltersOptions {
+  /** Called while the target is still stopped, with the outcome, just before it is let go. */
+  beforeRelease?: (error: KernelError | undefined) => void;
+}
+
+export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: InjectOptions = {}): void {
+  if (hostArch().name !== "x86_64") {
+    throw new KernelError("injectSeccompFilter", EINVAL, "installing a filter into another process is implemented for x86_64 only");
+  }
+  libcFunction("waitid", WAITID);
+  const seccompNr = syscallNumber("x86_64", "seccomp")!;
+  const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
+  if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno);
+  let injectSignal = 0;
+  let mem: number | undefined;
+  let outcome: KernelError | undefined;
+  try {
+    const intr = ptrace(PTRACE_INTERRUPT, pid, 0n, 0n);
+    if (intr.ret < 0n) throw new KernelError(`ptrace(PTRACE_INTERRUPT, ${pid})`, intr.errno);
+    const stop = waitForStop(pid, opts.timeoutMs ?? 2000);
+    if (stop.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, stop.kind === "dead" ? ESRCH : ETIMEDOUT);
+    injectSignal = stop.injectSignal;
+    const saved = getRegs(pid);
+    mem = openSync(`/proc/${pid}/mem`, "r+");
+    const at = syscallInstruction(pid, mem);
+    const code = encodeProgram(prog);
+    // Well below the stack pointer (and its 128-byte red zone), 16-byte aligned.
+    const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + code.length)) & ~0xfn;
+    const fprog = Buffer.alloc(16);
+    fprog.writeUInt16LE(prog.length, 0);
+    fprog.writeBigUInt64LE(base + 16n, 8);
+    const image = Buffer.concat([fprog, code]);
+    if (writeSync(mem, image, 0, image.length, Number(base)) !== image.length) {
+      throw new KernelError(`write /proc/${pid}/mem`, EINVAL, "short write below the stack pointer");
+    }
+    const regs = Buffer.from(saved);
+    regs.writeBigUInt64LE(BigInt(seccompNr), REG.rax);
+    regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
+    regs.writeBigUInt64LE(1n, REG.rdi); // SECCOMP_SET_MODE_FILTER
+    regs.writeBigUInt64LE(0n, REG.rsi);
+    regs.writeBigUInt64LE(base, REG.rdx);
+    regs.writeBigUInt64LE(at, REG.rip);
+    setRegs(pid, regs);
+    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
+    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
+    const after = waitForStop(pid, opts.timeoutMs ?? 5000);
+    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
+    const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
+    setRegs(pid, saved);
+    if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
+  } catch (e) {
+    outcome = e instanceof KernelError ? e : new KernelError(`inject into ${pid}`, EINVAL, (e as Error).message);
+    throw outcome;
+  } finally {
+    if (mem !== undefined) closeSync(mem);
+    opts.beforeRelease?.(outcome);
+    ptrace(PTRACE_DETACH, pid, 0n, BigInt(injectSignal));
   }
 }

@@ -19,6 +19,13 @@ import { contextDecisions, decisionFor, policyContexts, sameDecision, type Conte
 import type { Policy } from "../policy/policy.js";
 import { maxSyscallNumber, syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 
+/**
+ * set_client_filter()'s knock: the SQL function seeks a file to this offset, and the installed
+ * program hands exactly that lseek to the supervisor, which then narrows the calling backend.
+ * Any other lseek is decided as before (the check reads one more argument on lseek's path).
+ */
+export const CLIENT_FILTER_KNOCK = 0x5ecc0f17e1370000n; // 64 KiB-aligned: glibc seeks to block boundaries
+
 export interface KernelPrograms {
   arch: Arch;
   /** The program installed in the kernel. */
@@ -64,6 +71,16 @@ export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec 
     },
   });
   const execveToSupervisor = othersRouted || !execveEverywhereAllowed;
+  // The knock for set_client_filter (see CLIENT_FILTER_KNOCK).
+  const lseekNr = syscallNumber(arch, "lseek");
+  if (lseekNr !== undefined) {
+    const current = decisionFor(base, lseekNr);
+    const knock: Leaf = { kind: "leaf", action: { kind: "log" }, source: "set_client_filter" };
+    base.named.set(lseekNr, {
+      name: "lseek",
+      decision: { kind: "branch", conds: [{ arg: 1, op: "eq", value: CLIENT_FILTER_KNOCK, width: 64 }], then: knock, else: current },
+    });
+  }
   const installed = compileDecisions(base, {
     retFor: (leaf, nr) => (notify(leaf, nr) || (nr === execveNr && execveToSupervisor) ? SECCOMP_RET_USER_NOTIF : actionRet(leaf.action)),
   });

@@ -4,11 +4,12 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
+import { accessSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
 import { resolve } from "node:path";
 import { Worker } from "node:worker_threads";
 import { encodeProgram } from "../bpf/insn.js";
-import { close, pidfdGetFd, pidfdOpen, setDumpable } from "../kernel/index.js";
+import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setDumpable } from "../kernel/index.js";
+import { clientFilterProgram, clientFilterSpool, takeClientFilterRequest } from "./client-filter.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -270,6 +271,18 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   let workerExited: Promise<void> | undefined;
   let log: ViolationLog | undefined;
   const stop = new SharedArrayBuffer(4);
+  const clientFilter = new SharedArrayBuffer(12);
+  const clientFilterDone = new Set<string>();
+  if (pre.dataDir) {
+    // Where set_client_filter() leaves its requests: the server's user writes, we read.
+    const spool = clientFilterSpool(resolve(pre.dataDir));
+    try {
+      mkdirSync(spool, { mode: 0o700 });
+      if (user) chownSync(spool, user.uid, user.gid);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== "EEXIST") req.say(`pg_seccomp: note: no set_client_filter spool (${(e as Error).message})`);
+    }
+  }
   let supervisorFailure: Error | undefined;
   try {
     writeRunState({
@@ -288,7 +301,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
         close(pidfd);
       }
       const wd: SupervisorWorkerData = {
-        listenerFd, policy: req.policy, stagePid: pid,
+        listenerFd, policy: req.policy, stagePid: pid, clientFilter,
         ...(pre.dataDir && existsSync(resolve(absPath, "..", "psql"))
           ? { statements: { psqlPath: resolve(absPath, "..", "psql"), dataDir: resolve(pre.dataDir), ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}) } }
           : {}),
@@ -299,7 +312,11 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
       // Readable by the server's group (for the SQL view of it), writable only by us.
       log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid);
-      worker.on("message", (e: ViolationEvent) => {
+      worker.on("message", (e: ViolationEvent | { type: "client-filter"; pid: number; id: string }) => {
+        if ("type" in e) {
+          if (pre.dataDir) handleClientFilter(req, resolve(pre.dataDir), e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone);
+          return;
+        }
         if (e.action === "launch") return;
         if (events.length < 10_000) events.push(e);
         log?.record(e);
@@ -389,4 +406,52 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     "nothing started (--check)",
     "",
   ].join("\n");
+}
+
+/**
+ * Answers a set_client_filter knock from `pid` (see client-filter.ts). Runs on the main thread
+ * while the worker keeps answering everything else, including the seccomp call the backend makes
+ * when the filter goes in.
+ */
+function handleClientFilter(
+  req: RunRequest, dataDir: string, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
+): void {
+  const refuse = (errno: number, why: string) => {
+    req.say(`pg_seccomp: set_client_filter from pid ${pid} refused: ${why}`);
+    try {
+      notifSend(listenerFd, { id, error: errno });
+    } catch {
+      /* the caller is gone */
+    }
+  };
+  let start: string;
+  try {
+    start = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] ?? "";
+  } catch {
+    return;
+  }
+  const key = `${pid}/${start}`;
+  if (done.has(key)) return refuse(114 /* EALREADY */, "once per session");
+  let prog;
+  try {
+    const { req: request, session } = takeClientFilterRequest(dataDir, pid, req.policy);
+    prog = clientFilterProgram(req.policy, req.arch, session, request);
+  } catch (e) {
+    return refuse(22 /* EINVAL */, (e as Error).message.split("\n")[0] ?? "bad request");
+  }
+  Atomics.store(shared, 0, pid);
+  try {
+    injectSeccompFilter(pid, prog, {
+      beforeRelease: (err) => {
+        // The interrupted knock restarts when the backend is let go: its answer is set first.
+        Atomics.store(shared, 2, err ? err.errno || 1 : 0);
+        Atomics.store(shared, 1, pid);
+      },
+    });
+    done.add(key);
+  } catch (e) {
+    req.say(`pg_seccomp: set_client_filter for pid ${pid} failed: ${(e as Error).message}`);
+  } finally {
+    Atomics.store(shared, 0, 0);
+  }
 }

@@ -8,11 +8,11 @@ import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { Classifier } from "./classify.js";
-import { decisionProgram } from "./program.js";
+import { CLIENT_FILTER_KNOCK, decisionProgram } from "./program.js";
 import { runningStatement, type StatementLookup } from "./violation-log.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
 import { decide, killSignalFor, type LaunchGate, type ViolationEvent } from "./supervisor.js";
-import { syscallName, type Arch } from "../syscalls/index.js";
+import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 
 export interface SupervisorWorkerData {
   listenerFd: number;
@@ -25,6 +25,11 @@ export interface SupervisorWorkerData {
   arch: Arch;
   /** Int32Array over a SharedArrayBuffer: [0] set to 1 asks the loop to stop. */
   stop: SharedArrayBuffer;
+  /**
+   * set_client_filter's hand-over (Int32Array): [0] pid being narrowed now (its seccomp call is
+   * let through), [1] pid whose knock is answered next, [2] with this errno (0: continue).
+   */
+  clientFilter: SharedArrayBuffer;
 }
 
 const data = workerData as SupervisorWorkerData;
@@ -52,6 +57,9 @@ const classifier = new Classifier(data.stagePid, {
 });
 const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
 const stop = new Int32Array(data.stop);
+const clientFilter = new Int32Array(data.clientFilter);
+const lseekNr = syscallNumber(data.arch, "lseek");
+const seccompNr = syscallNumber(data.arch, "seccomp");
 const ENOSYS = 38;
 
 function readTitle(pid: number): string {
@@ -83,6 +91,14 @@ function statementOf(backendPid: number): string | undefined {
   return runningStatement(data.statements, backendPid);
 }
 
+function answer(id: bigint, resp: { flags?: number; error?: number }): void {
+  try {
+    notifSend(data.listenerFd, { id, ...resp });
+  } catch (e) {
+    if (!(e instanceof KernelError && e.code === "ENOENT")) throw e;
+  }
+}
+
 function loop(): void {
   while (Atomics.load(stop, 0) === 0) {
     const state = pollListener(data.listenerFd, 250);
@@ -94,6 +110,22 @@ function loop(): void {
     } catch (e) {
       if (e instanceof KernelError && (e.code === "ENOENT" || e.code === "EINTR")) continue; // the caller died first
       throw e;
+    }
+    // set_client_filter: the knock goes to the launcher's main thread, which narrows the caller
+    // (interrupting this call, which then restarts) and leaves the answer for the restarted knock.
+    if (n.data.nr === lseekNr && n.data.args[1] === CLIENT_FILTER_KNOCK) {
+      if (Atomics.load(clientFilter, 1) === n.pid) {
+        const errno = Atomics.load(clientFilter, 2);
+        Atomics.store(clientFilter, 1, 0);
+        answer(n.id, errno === 0 ? { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE } : { error: errno });
+      } else {
+        parentPort!.postMessage({ type: "client-filter", pid: n.pid, id: n.id.toString() });
+      }
+      continue;
+    }
+    if (n.data.nr === seccompNr && Atomics.load(clientFilter, 0) === n.pid) {
+      answer(n.id, { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE });
+      continue;
     }
     const { ctx, source } = classifier.classifyWithSource(n.pid);
     const verdict = decide(decisionsFor(ctx), n.data, n.pid, gate);

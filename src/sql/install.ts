@@ -11,6 +11,7 @@ import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.
 import type { ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
+import { CLIENT_FILTER_KNOCK } from "../launcher/program.js";
 
 function lit(s: string | null | undefined): string {
   return s === null || s === undefined ? "NULL" : `'${s.replace(/'/g, "''")}'`;
@@ -77,6 +78,33 @@ create or replace function public.pg_get_seccomp_filter(
   out syscall text, out syscallnum integer, out filter_action text, out context text)
 returns setof record language sql stable
 as $fn$ select * from "${s}".pg_get_seccomp_filter() $fn$;
+
+-- set_client_filter(): narrows the calling session, once (see src/launcher/client-filter.ts).
+-- The request goes to a spool file; the knock (an lseek to a magic offset) makes the supervisor
+-- install the filter into this backend before the call returns.
+create or replace function "${s}".set_client_filter(
+  default_action text, allow_list text, log_list text, error_list text, kill_list text)
+returns void language plpgsql volatile security definer
+set search_path = pg_catalog
+as $fn$
+declare
+  request text := json_build_object('default', default_action, 'allow', allow_list, 'log', log_list,
+                                    'error', error_list, 'kill', kill_list)::text;
+  spool text := current_setting('data_directory') || '/pg_seccomp/' || pg_backend_pid() || '.json';
+begin
+  execute format('copy (select %L) to %L', request, spool);
+  perform pg_read_file('/dev/null', ${CLIENT_FILTER_KNOCK.toString()}, 1, false);
+exception when others then
+  raise exception 'set_client_filter failed: %', sqlerrm
+    using hint = 'it works once per session, on a server started by pg_seccomp run; the launcher''s output says why it refused';
+end
+$fn$;
+revoke all on function "${s}".set_client_filter(text, text, text, text, text) from public;
+create or replace function public.set_client_filter(
+  default_action text, allow_list text, log_list text, error_list text, kill_list text)
+returns void language sql volatile
+as $fn$ select "${s}".set_client_filter(default_action, allow_list, log_list, error_list, kill_list) $fn$;
+revoke all on function public.set_client_filter(text, text, text, text, text) from public;
 
 create or replace function "${s}".violations_raw() returns setof text
 language sql stable security definer
