@@ -313,7 +313,7 @@ program
 const sql = program.command("sql").description("SQL objects in a database: pg_get_seccomp_filter() and the violations view (no C extension)");
 sql
   .command("install")
-  .description("install pg_get_seccomp_filter() and seccomp.violations into a database")
+  .description("install pg_get_seccomp_filter(), set_client_filter() and seccomp.violations into a database")
   .requiredOption("-d, --dbname <conninfo>", "connection string or database name, as psql's -d")
   .option("-D, --pgdata <dir>", "a server started with run: use its policy and violation log")
   .option("--policy <file>", "the policy (when not taken from a running server)")
