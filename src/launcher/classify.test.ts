@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Classifier, parseProcessTitle, parseStat } from "./classify.js";
+import { Classifier, contextOfTitle, parseStat } from "./classify.js";
 
 test("process titles of every PostgreSQL 15 backend type", () => {
   const cases: Array<[string, object | undefined]> = [
@@ -21,10 +21,13 @@ test("process titles of every PostgreSQL 15 backend type", () => {
     ["postgres: bob db 10.0.0.5(51234) idle in transaction", { context: "session", role: "bob", database: "db" }],
     ["postgres: pg_cron launcher ", { context: "background_worker" }],
     ["postgres: logger ", { context: "logger" }],
+    // A role may be called like a backend type: its sessions are still sessions.
+    ["postgres: archiver sales [local] idle", { context: "session", role: "archiver", database: "sales" }],
+    ["postgres: checkpointer postgres 127.0.0.1(5555) SELECT", { context: "session", role: "checkpointer", database: "postgres" }],
     ["/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main", undefined],
     ["sh -c cat > /dev/null", undefined],
   ];
-  for (const [title, want] of cases) assert.deepEqual(parseProcessTitle(title), want, title);
+  for (const [title, want] of cases) assert.deepEqual(contextOfTitle(title), want, title);
 });
 
 test("/proc/PID/stat fields, with a comm that contains spaces and parentheses", () => {

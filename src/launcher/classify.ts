@@ -8,6 +8,7 @@
 
 import type { ContextSpec } from "../policy/decision.js";
 import type { ProcessKind } from "../policy/policy.js";
+import { parseProcessTitle, TITLE_PREFIX } from "../postgres/process-title.js";
 
 export interface ParsedTitle {
   context: ContextSpec["context"];
@@ -17,54 +18,47 @@ export interface ParsedTitle {
   leaderPid?: number;
 }
 
-/** Auxiliary processes and launchers, as their titles begin (after "postgres: [cluster: ]"). */
-const FIXED: ReadonlyArray<readonly [string, ProcessKind]> = [
-  ["checkpointer", "checkpointer"],
-  ["background writer", "background_writer"],
-  ["walwriter", "walwriter"],
-  ["autovacuum launcher", "autovacuum_launcher"],
-  ["autovacuum worker", "autovacuum_worker"],
-  ["logical replication launcher", "logical_replication_launcher"],
-  ["logical replication worker", "logical_replication_worker"],
-  ["logical replication apply worker", "logical_replication_worker"],
-  ["logical replication tablesync worker", "logical_replication_worker"],
-  ["archiver", "archiver"],
-  ["startup", "startup"],
-  ["walreceiver", "walreceiver"],
-  ["walsender", "walsender"],
-  ["logger", "logger"],
-];
-
-/** A client backend's fixed part: user, database, then "[local]", host(port) or host. */
-const CLIENT = /^(\S+) (\S+) (\[local\]|\S+\(\d+\)|\S+)(?: |$)/;
+/** pg_stat_activity backend_type (as the title parser names it) → the policy's process kind. */
+const KINDS: Readonly<Record<string, ProcessKind>> = {
+  checkpointer: "checkpointer",
+  "background writer": "background_writer",
+  walwriter: "walwriter",
+  "autovacuum launcher": "autovacuum_launcher",
+  "autovacuum worker": "autovacuum_worker",
+  "logical replication launcher": "logical_replication_launcher",
+  "logical replication worker": "logical_replication_worker",
+  "logical replication apply worker": "logical_replication_worker",
+  "logical replication tablesync worker": "logical_replication_worker",
+  "logical replication parallel worker": "logical_replication_worker",
+  archiver: "archiver",
+  startup: "startup",
+  walreceiver: "walreceiver",
+  walsender: "walsender",
+  logger: "logger",
+  "background worker": "background_worker",
+};
 
 /**
- * Parses a process title (/proc/PID/cmdline with NULs as spaces). Returns undefined for a
- * title that is not a PostgreSQL child's (the postmaster's own command line, or an exec'd
- * program).
+ * The context a process title puts a process in (the title as /proc/PID/cmdline gives it, NULs
+ * or spaces). Undefined for a title that is not a PostgreSQL child's (the postmaster's own
+ * command line, a child that has not set its title yet, an exec'd program). Client titles are
+ * recognised before fixed ones, so a role called "archiver" is still a client.
  */
-export function parseProcessTitle(title: string, clusterName?: string): ParsedTitle | undefined {
-  const m = /^postgres: (.*)$/.exec(title.trimEnd());
-  if (!m) return undefined;
-  let rest = m[1]!;
-  if (clusterName && rest.startsWith(`${clusterName}: `)) return parseFixedPart(rest.slice(clusterName.length + 2));
-  // With cluster_name set the title reads "postgres: NAME: fixed part"; a role name ending in a
-  // colon is far less likely than a cluster name.
-  const cn = /^([^ :]+): (.+)$/.exec(rest);
-  if (cn) rest = cn[2]!;
-  return parseFixedPart(rest);
-}
-
-function parseFixedPart(rest: string): ParsedTitle | undefined {
-  const pw = /^parallel worker for PID (\d+)/.exec(rest);
-  if (pw) return { context: "parallel_worker", leaderPid: Number(pw[1]) };
-  for (const [prefix, kind] of FIXED) {
-    if (rest === prefix || rest.startsWith(prefix + " ")) return { context: kind };
+export function contextOfTitle(title: string): ParsedTitle | undefined {
+  const t = parseProcessTitle(title.replace(/\0+$/, ""));
+  switch (t.backendType) {
+    case "client backend":
+      return { context: "session", ...(t.role !== undefined ? { role: t.role } : {}), ...(t.database !== undefined ? { database: t.database } : {}) };
+    case "parallel worker":
+      return { context: "parallel_worker", ...(t.leaderPid !== undefined ? { leaderPid: t.leaderPid } : {}) };
+    default: {
+      const kind = KINDS[t.backendType];
+      // Other PostgreSQL processes of later versions (io worker, walsummarizer, ...) count as
+      // background workers; not PostgreSQL's at all: no context of its own.
+      if (kind) return { context: kind };
+      return t.title.startsWith(TITLE_PREFIX) ? { context: "background_worker" } : undefined;
+    }
   }
-  const c = CLIENT.exec(rest);
-  if (c) return { context: "session", role: c[1]!, database: c[2]! };
-  // Any other title is a background worker's (its bgw_type), e.g. "pg_cron launcher".
-  return rest.trim().length > 0 ? { context: "background_worker" } : undefined;
 }
 
 /** Fields of /proc/PID/stat we need: parent pid and start time (unique with the pid). */
@@ -121,7 +115,7 @@ export class Classifier {
       }
     } else {
       const title = (this.proc.cmdline(pid) ?? "").replace(/\0+$/, "").replace(/\0/g, " ");
-      const parsed = parseProcessTitle(title);
+      const parsed = contextOfTitle(title);
       if (parsed) {
         ctx = { context: parsed.context, ...(parsed.role ? { role: parsed.role } : {}), ...(parsed.database ? { database: parsed.database } : {}) };
         if (parsed.leaderPid !== undefined && depth < 8) {

@@ -16,7 +16,7 @@ import { formatAction } from "../policy/actions.js";
 import { parsePolicyText, type FilterSpec, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import type { Arch } from "../syscalls/index.js";
-import { parseProcessTitle } from "./classify.js";
+import { contextOfTitle } from "./classify.js";
 
 export interface ClientFilterRequest {
   default: string | null;
@@ -61,7 +61,7 @@ export function takeClientFilterRequest(dataDir: string, pid: number, policy: Po
   rmSync(file, { force: true });
   const req = JSON.parse(text) as ClientFilterRequest;
   const title = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+$/, "").replace(/\0/g, " ");
-  const parsed = parseProcessTitle(title);
+  const parsed = contextOfTitle(title);
   if (parsed?.context !== "session") throw new Error(`pid ${pid} is not a client backend ("${title}")`);
   const session = (parsed.role !== undefined ? policy.roles.get(parsed.role) : undefined) ?? policy.session;
   return { req, session };
