@@ -4,7 +4,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoPath } from "./support/paths.js";
@@ -104,4 +104,11 @@ test("groups and syscalls list their tables", () => {
   assert.ok(JSON.parse(m.out).syscalls.includes("mount"));
   assert.match(cli("groups", "@mnt").err, /unknown syscall group "@mnt".*@mount/);
   assert.match(cli("syscalls", "--arch", "aarch64").out, / openat\s+\|\s+56\n/);
+});
+
+test("the bin is executable after the build, so `npx pg_seccomp` works right after `npm ci`", () => {
+  assert.ok((statSync(BIN).mode & 0o111) !== 0, "dist/src/cli/main.js must be executable");
+  const r = spawnSync(BIN, ["--version"], { encoding: "utf8" });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
 });
