@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, postmasterPid, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
 import { prctl, seccompSupport } from "../src/kernel/index.js";
 import { repoPath } from "./support/paths.js";
+import { procStatusFields } from "./support/server.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
 const UNIT = repoPath("contrib/systemd/postgresql-seccomp@.service");
@@ -266,14 +267,6 @@ function pgCtl(...args: string[]): SpawnSyncReturns<string> {
   );
 }
 
-function status(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
-    const m = /^([^:]+):\s*(.*)$/.exec(line);
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
-}
 
 /** State and wait status of `pid` from /proc/PID/stat (a zombie keeps both). */
 function stat(pid: number): { state: string; exitCode: number } | undefined {
@@ -292,7 +285,7 @@ async function startWithWrapper(): Promise<{ postmaster: number; launcher: numbe
   assert.equal(r.status, 0, r.stderr + serverLog());
   await waitReady(cluster, () => true, 60_000);
   const postmaster = postmasterPid(cluster.dataDir)!;
-  return { postmaster, launcher: Number(status(postmaster).PPid) };
+  return { postmaster, launcher: Number(procStatusFields(postmaster).PPid) };
 }
 
 async function waitGone(pid: number): Promise<{ state: string; exitCode: number } | undefined> {
@@ -306,13 +299,13 @@ async function waitGone(pid: number): Promise<{ state: string; exitCode: number 
 
 test("pg_ctl -W start through the wrapper: the postmaster is filtered and is the launcher's child; pg_ctl status and stop -m fast work; the launcher exits 0", { skip: endToEndSkip }, async () => {
   const { postmaster, launcher } = await startWithWrapper();
-  const pm = status(postmaster);
+  const pm = procStatusFields(postmaster);
   assert.equal(pm.Seccomp, "2");
   assert.equal(pm.NoNewPrivs, "1");
   assert.equal(pm.Uid!.split(/\s+/)[0], String(cluster.user.uid));
   const cmdline = readFileSync(`/proc/${launcher}/cmdline`, "utf8").split("\0");
   assert.ok(cmdline.includes("run") && cmdline.includes(policy), `the postmaster's parent is the launcher: ${cmdline.join(" ")}`);
-  assert.equal(status(launcher).Seccomp, "0", "the launcher itself is not filtered");
+  assert.equal(procStatusFields(launcher).Seccomp, "0", "the launcher itself is not filtered");
   assert.equal(query(cluster, "select 40 + 2"), "42");
 
   const st = pgCtl("status");
@@ -340,7 +333,7 @@ test("pg_ctl -w start through the wrapper reports success", {
   } finally {
     // Whatever pg_ctl said, the server started under the filter; stop it for the next test.
     await waitReady(cluster, () => true, 60_000);
-    assert.equal(status(postmasterPid(cluster.dataDir)!).Seccomp, "2");
+    assert.equal(procStatusFields(postmasterPid(cluster.dataDir)!).Seccomp, "2");
     assert.equal(pgCtl("stop", "-m", "fast").status, 0);
   }
 });
@@ -351,10 +344,10 @@ test("pg_ctl restart without -p brings the server back without the filter (the c
   assert.match(readFileSync(join(cluster.dataDir, "postmaster.opts"), "utf8"), new RegExp(`^${join(cluster.binDir, "postgres")} `));
   const bare = pgCtl("-m", "fast", "restart");
   assert.equal(bare.status, 0, bare.stderr);
-  assert.equal(status(postmasterPid(cluster.dataDir)!).Seccomp, "0", "pg_ctl restart without -p runs postgres directly");
+  assert.equal(procStatusFields(postmasterPid(cluster.dataDir)!).Seccomp, "0", "pg_ctl restart without -p runs postgres directly");
   const wrapped = pgCtl("-m", "fast", "-p", WRAPPER, "-W", "restart");
   assert.equal(wrapped.status, 0, wrapped.stderr);
   await waitReady(cluster, () => true, 60_000);
-  assert.equal(status(postmasterPid(cluster.dataDir)!).Seccomp, "2");
+  assert.equal(procStatusFields(postmasterPid(cluster.dataDir)!).Seccomp, "2");
   assert.equal(pgCtl("stop", "-m", "fast").status, 0);
 });

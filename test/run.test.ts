@@ -7,7 +7,7 @@ import { readFileSync, existsSync, chownSync, writeFileSync, chmodSync, readdirS
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { destroyCluster, pgbench, postmasterPid, psql, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
-import { BIN, integrationSkip, newCluster, startReady, startRun, stop, waitFor, writePolicy } from "./support/server.js";
+import { BIN, integrationSkip, newCluster, procStatusFields, startReady, startRun, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 
 const skip = integrationSkip();
@@ -24,14 +24,6 @@ after(() => {
   if (cluster) destroyCluster(cluster);
 });
 
-function procStatus(pid: number): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
-    const m = /^([^:]+):\s*(.*)$/.exec(line);
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
-}
 
 function serverPids(pm: number): number[] {
   const kids = readdirSync("/proc").filter((d) => /^\d+$/.test(d)).map(Number).filter((pid) => {
@@ -58,12 +50,12 @@ test("the server starts under the starter profile; pgbench -i and a pgbench run 
     assert.ok(pids.length >= 5, `postmaster and children: ${pids}`);
     for (const pid of pids) {
       if (!existsSync(`/proc/${pid}/status`)) continue; // a backend that has just exited
-      const st = procStatus(pid);
+      const st = procStatusFields(pid);
       assert.equal(st.NoNewPrivs, "1", `pid ${pid}`);
       assert.equal(st.Seccomp, "2", `pid ${pid}`);
       assert.equal(st.Seccomp_filters, "1", `pid ${pid}`);
     }
-    assert.equal(procStatus(pm).Uid!.split(/\s+/)[0], String(cluster.user.uid), "the server runs as the postgres user");
+    assert.equal(procStatusFields(pm).Uid!.split(/\s+/)[0], String(cluster.user.uid), "the server runs as the postgres user");
     // status reads the programs the kernel holds and finds the policy's on every process
     // (once pgbench's backends have gone, so that none exits while it is being looked at).
     await waitFor(() => query(cluster, "select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid()") === "0", 20_000, "pgbench's sessions to end");

@@ -3,7 +3,7 @@
 // kernel enforces, and stops; everything it created is removed.
 
 import { join } from "node:path";
-import { createCluster, destroyCluster, findPgBinDir, pgbench, postgresArgs, psql, waitReady, type Cluster } from "../postgres/cluster.js";
+import { createCluster, destroyCluster, findPgBinDir, pgbench, postgresArgs, postmasterPid, psql, waitReady, type Cluster } from "../postgres/cluster.js";
 import { loadPolicyFile } from "../policy/policy.js";
 import { effectiveFilterRows, FILTER_COLUMNS } from "../inspect/effective-table.js";
 import { psqlTable } from "../inspect/format.js";
@@ -59,7 +59,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
 
     say("[4/5] the effective filter (as pg_get_seccomp_filter() shows it) and what the kernel holds");
     print(psqlTable(FILTER_COLUMNS, effectiveFilterRows(policy, arch, [{ context: "global" }]) as never));
-    const pid = Number((await import("node:fs")).readFileSync(join(cluster.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    const pid = postmasterPid(cluster.dataDir)!;
     if (opts.status) print(opts.status(pid));
 
     say("[5/5] stopping the server");
@@ -73,8 +73,9 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
   } finally {
     if (server) {
       for (const sig of ["SIGINT", "SIGKILL"] as const) {
+        const pid = postmasterPid(cluster.dataDir);
+        if (pid === undefined) break;
         try {
-          const pid = Number((await import("node:fs")).readFileSync(join(cluster.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
           process.kill(pid, sig);
         } catch {
           /* already gone */

@@ -2,7 +2,7 @@
 // would run it, a throwaway cluster, and helpers to wait and stop.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCluster, postgresArgs, waitReady, type Cluster } from "../../src/postgres/cluster.js";
@@ -93,4 +93,14 @@ export async function waitFor(cond: () => boolean, timeoutMs = 30_000, what = "c
     await new Promise((r) => setTimeout(r, 100));
   }
   throw new Error(`timed out waiting for ${what}`);
+}
+
+/** The fields of /proc/PID/status as they are written ("NoNewPrivs" → "1", "Seccomp" → "2"). */
+export function procStatusFields(pid: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of readFileSync(`/proc/${pid}/status`, "utf8").split("\n")) {
+    const m = /^([^:]+):\s*(.*)$/.exec(line);
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
 }
