@@ -5,7 +5,7 @@
 
 import { spawn } from "node:child_process";
 import { readdirSync, readlinkSync } from "node:fs";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker } from "node:worker_threads";
 import { encodeProgram } from "../src/bpf/insn.js";
 import { close, pidfdGetFd, pidfdOpen } from "../src/kernel/index.js";
 import { parsePolicyText } from "../src/policy/policy.js";
@@ -57,8 +57,13 @@ async function measure(supervised: boolean): Promise<Float64Array> {
     const pidfd = pidfdOpen(child.pid!);
     const listenerFd = pidfdGetFd(pidfd, Number(fd));
     close(pidfd);
-    const wd: SupervisorWorkerData = { listenerFd, policy: routed, stagePid: child.pid!, execveNr: syscallNumber(arch, "execve")!, arch, stop, clientFilter: new SharedArrayBuffer(12) };
-    worker = new Worker(new URL("../src/launcher/supervisor-worker.js", import.meta.url), { workerData: wd });
+    // The caller is the "postmaster" here: nothing needs classifying, so the channel stays quiet.
+    const channel = new MessageChannel();
+    const wd: SupervisorWorkerData = {
+      listenerFd, policy: routed, stagePid: child.pid!, execveNr: syscallNumber(arch, "execve")!, arch, stop,
+      clientFilter: new SharedArrayBuffer(12), heartbeat: new SharedArrayBuffer(8), heartbeatOrigin: Date.now(), port: channel.port2,
+    };
+    worker = new Worker(new URL("../src/launcher/supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
   }
   child.stdin!.write("go\n");
   const times = Float64Array.from(JSON.parse(await nextLine()) as number[]);

@@ -129,3 +129,74 @@ export class Classifier {
     return { ctx, source };
   }
 }
+
+/** A child's row of the server's own pg_stat_activity (pg_stat_get_activity), by OID-resolved names. */
+export interface ActivityRow {
+  backendType: string;
+  /** pg_authid.rolname of usesysid, and pg_database.datname of datid (never parsed from a title). */
+  role?: string;
+  database?: string;
+}
+
+/** What the launcher knows about a child of the postmaster when it classifies it. */
+export interface ChildFacts {
+  /**
+   * The pg_stat_activity row; "none" when the monitoring connection is up and the server has no
+   * row for the pid (a backend still authenticating, the logger); undefined when the monitoring
+   * connection is not up (the server is starting).
+   */
+  activity: ActivityRow | "none" | undefined;
+  /** The kernel's word: the process holds a connection accepted on one of the server's listen sockets. */
+  clientConnection: boolean;
+  /** The process title: a fallback only for processes without a client connection and without a row. */
+  title: string;
+}
+
+const CLIENT_TYPES = new Set(["client backend", "walsender"]);
+// Backend types of later majors that the policy language does not name yet: background workers
+// (as PostgreSQL itself counts them in pg_stat_activity); any other unknown type is unclassified.
+const LATER_TYPES = new Set(["io worker", "walsummarizer", "slotsync worker", "autovacuum worker launcher"]);
+
+export interface ChildClassification {
+  ctx: ContextSpec;
+  pin: boolean;
+  note?: string;
+}
+
+const UNCLASSIFIED: ContextSpec = { context: "unclassified" };
+
+/**
+ * A child's context from facts the server's SQL cannot shape: the backend type, role OID and
+ * database OID the server keeps for the pid (names looked up by OID), cross-checked with the
+ * kernel's view of its sockets. A client connection means a client backend or a walsender,
+ * whatever else is claimed; a process claiming to be one without a connection is inconsistent.
+ * Inconsistent facts pin the most restrictive context for good; missing facts give it for the
+ * call at hand only. The title is used only before the server answers queries, and only for
+ * processes without a client connection (no client has reached them; they run no SQL).
+ */
+export function classifyChild(f: ChildFacts): ChildClassification {
+  const row = f.activity;
+  if (row && row !== "none") {
+    const claimsClient = CLIENT_TYPES.has(row.backendType);
+    if (claimsClient !== f.clientConnection) {
+      return {
+        ctx: UNCLASSIFIED, pin: true,
+        note: f.clientConnection ? `inconsistent: "${row.backendType}" with a client connection` : `inconsistent: "${row.backendType}" without a client connection`,
+      };
+    }
+    if (row.backendType === "client backend" || row.backendType === "parallel worker") {
+      if (row.role === undefined || row.database === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role or database not known yet" };
+      return { ctx: { context: row.backendType === "client backend" ? "session" : "parallel_worker", role: row.role, database: row.database }, pin: true };
+    }
+    const kind = KINDS[row.backendType];
+    if (kind) return { ctx: { context: kind }, pin: true };
+    if (LATER_TYPES.has(row.backendType)) return { ctx: { context: "background_worker" }, pin: true };
+    return { ctx: UNCLASSIFIED, pin: true, note: `unknown backend type "${row.backendType.slice(0, 64)}"` };
+  }
+  if (f.clientConnection) return { ctx: UNCLASSIFIED, pin: false, note: "client connection not authenticated yet" };
+  const t = contextOfTitle(f.title);
+  if (!t || t.context === "session" || t.context === "parallel_worker") {
+    return { ctx: UNCLASSIFIED, pin: false, note: t ? "title claims a session without a client connection" : "title not set yet" };
+  }
+  return { ctx: { context: t.context }, pin: true };
+}

@@ -16,7 +16,7 @@ import { formatAction } from "../policy/actions.js";
 import { parsePolicyText, type FilterSpec, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import type { Arch } from "../syscalls/index.js";
-import { contextOfTitle } from "./classify.js";
+import type { ContextSpec } from "../policy/decision.js";
 
 export interface ClientFilterRequest {
   default: string | null;
@@ -54,15 +54,16 @@ export function clientFilterProgram(policy: Policy, arch: Arch, session: FilterS
   return compilePolicy(p, arch, { context: "global" });
 }
 
-/** Reads and removes a backend's request; the session filter is its role's, from its title. */
-export function takeClientFilterRequest(dataDir: string, pid: number, policy: Policy): { req: ClientFilterRequest; session: FilterSpec } {
+/**
+ * Reads and removes a backend's request; the session filter is its role's, from the context the
+ * launcher's classifier pinned for it (never from its title).
+ */
+export function takeClientFilterRequest(dataDir: string, pid: number, policy: Policy, ctx: ContextSpec | undefined): { req: ClientFilterRequest; session: FilterSpec } {
   const file = join(clientFilterSpool(dataDir), `${pid}.json`);
   const text = readFileSync(file, "utf8").trim();
   rmSync(file, { force: true });
   const req = JSON.parse(text) as ClientFilterRequest;
-  const title = readFileSync(`/proc/${pid}/cmdline`, "utf8").replace(/\0+$/, "").replace(/\0/g, " ");
-  const parsed = contextOfTitle(title);
-  if (parsed?.context !== "session") throw new Error(`pid ${pid} is not a client backend ("${title}")`);
-  const session = (parsed.role !== undefined ? policy.roles.get(parsed.role) : undefined) ?? policy.session;
+  if (ctx?.context !== "session") throw new Error(`pid ${pid} is not a classified client backend`);
+  const session = (ctx.role !== undefined ? policy.roles.get(ctx.role) : undefined) ?? policy.session;
   return { req, session };
 }

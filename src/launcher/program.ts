@@ -15,7 +15,7 @@
 
 import { actionRet, compileDecisions } from "../bpf/compile.js";
 import { SECCOMP_RET_USER_NOTIF, type Insn } from "../bpf/insn.js";
-import { contextDecisions, decisionFor, policyContexts, sameDecision, type ContextSpec, type Leaf } from "../policy/decision.js";
+import { contextDecisions, decisionFor, policyContexts, sameDecision, stack, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { maxSyscallNumber, syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 
@@ -43,8 +43,61 @@ export function decisionProgram(policy: Policy, arch: Arch, context: ContextSpec
   return compileDecisions(contextDecisions(policy, arch, context));
 }
 
+/** Leaves the launcher adds that the kernel decides, whatever the policy routes. */
+export const STRUCTURAL_SOURCE = "pg_seccomp";
+/** Leaves that send a call to the supervisor only so that it can classify the caller first. */
+export const EXEC_GATE_SOURCE = "exec-gate";
+
+const CLONE_PARENT = 0x8000n;
+const PROT_EXEC = 4n;
+const EPERM = 1;
+const ENOSYS = 38;
+
 function routedToSupervisor(leaf: Leaf): boolean {
+  if (leaf.source === STRUCTURAL_SOURCE) return false;
   return leaf.action.kind === "error" || leaf.action.kind === "log";
+}
+
+function replaceLeaves(d: Decision, f: (l: Leaf) => Leaf): Decision {
+  return d.kind === "leaf" ? f(d) : { ...d, then: replaceLeaves(d.then, f), else: replaceLeaves(d.else, f) };
+}
+
+/**
+ * Rules `run` adds to every installed program because process classification depends on them
+ * (docs/design.md, "Classification"):
+ * - clone with CLONE_PARENT fails (EPERM) in the kernel: it is the one way for a process other
+ *   than the postmaster to create a child of the postmaster, which would then be classified
+ *   afresh. PostgreSQL never uses it.
+ * - clone3 fails with ENOSYS: its flags (CLONE_PARENT among them) are in memory the filter cannot
+ *   read; glibc falls back to clone.
+ * - With per-process contexts: mmap/mprotect/pkey_mprotect asking for PROT_EXEC go to the
+ *   supervisor, which classifies the caller (if it has not yet) before answering, so no new
+ *   executable code (a LOADed library, session_preload_libraries) enters a process whose context
+ *   has not been pinned from facts gathered before that code could run.
+ */
+function addStructuralRules(base: ReturnType<typeof contextDecisions>, arch: Arch, gateExec: boolean): void {
+  const set = (name: string, make: (current: Decision) => Decision) => {
+    const nr = syscallNumber(arch, name);
+    if (nr === undefined) return;
+    base.named.set(nr, { name, decision: make(decisionFor(base, nr)) });
+  };
+  const deny = (errno: number): Leaf => ({ kind: "leaf", action: { kind: "error", errno }, source: STRUCTURAL_SOURCE });
+  set("clone", (current) => ({
+    kind: "branch",
+    conds: [{ arg: 0, op: "masked_eq", mask: CLONE_PARENT, value: CLONE_PARENT, width: 64 }],
+    then: stack(current, deny(EPERM)),
+    else: current,
+  } as Decision));
+  set("clone3", (current) => stack(current, deny(ENOSYS)));
+  if (!gateExec) return;
+  for (const [name, arg] of [["mmap", 2], ["mprotect", 2], ["pkey_mprotect", 2]] as const) {
+    set(name, (current) => ({
+      kind: "branch",
+      conds: [{ arg, op: "masked_eq", mask: PROT_EXEC, value: PROT_EXEC, width: 32 }],
+      then: replaceLeaves(current, (l) => (l.action.kind === "allow" || l.action.kind === "log" ? { kind: "leaf", action: { kind: "log" }, source: EXEC_GATE_SOURCE } : l)),
+      else: current,
+    } as Decision));
+  }
 }
 
 export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec = { context: "global" }): KernelPrograms {
@@ -71,6 +124,7 @@ export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec 
     },
   });
   const execveToSupervisor = othersRouted || !execveEverywhereAllowed;
+  addStructuralRules(base, arch, perProcess.size > 0 || unknownDiffers);
   // The knock for set_client_filter (see CLIENT_FILTER_KNOCK).
   const lseekNr = syscallNumber(arch, "lseek");
   if (lseekNr !== undefined) {

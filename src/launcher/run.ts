@@ -6,7 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { accessSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
 import { resolve } from "node:path";
-import { Worker } from "node:worker_threads";
+import { MessageChannel, Worker } from "node:worker_threads";
 import { encodeProgram } from "../bpf/insn.js";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setDumpable } from "../kernel/index.js";
 import { clientFilterProgram, clientFilterSpool, takeClientFilterRequest } from "./client-filter.js";
@@ -17,10 +17,16 @@ import { lookupUser, postgresMajorVersion, type OsUser } from "../postgres/clust
 import { checkPolicyPermissions } from "./permissions.js";
 import { kernelPrograms, type KernelPrograms } from "./program.js";
 import type { StageInstructions } from "./stage.js";
-import type { SupervisorWorkerData } from "./supervisor-worker.js";
+import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
+import { ClassificationService } from "./classification.js";
+import { MonitorConnection, postmasterPidFile } from "./monitor.js";
+import { startWatchdog, killServerTree } from "./watchdog.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { removeRunState, runStateDir, writeRunState } from "./state.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
+
+/** How long the supervisor thread may go without a heartbeat before the server is stopped. */
+export const SUPERVISOR_STALL_MS = 3000;
 
 export class LaunchError extends Error {
   override name = "UsageError";
@@ -255,8 +261,11 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
 
   // Forward the signals a service manager or pg_ctl sends, so that the postmaster sees them.
   const forwarded: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"];
+  let monitor: MonitorConnection | undefined;
   const forward = (sig: NodeJS.Signals) => {
     if (exited) return;
+    // The monitoring session is a client: a smart shutdown would wait for it for ever.
+    if (sig === "SIGTERM" || sig === "SIGINT" || sig === "SIGQUIT") monitor?.close();
     try {
       stage.kill(sig);
     } catch (e) {
@@ -284,6 +293,22 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     }
   }
   let supervisorFailure: Error | undefined;
+  const heartbeat = new SharedArrayBuffer(8);
+  const heartbeatOrigin = Date.now();
+  let beatTimer: NodeJS.Timeout | undefined;
+  let watchdog: { stop(): void } | undefined;
+  let failing = false;
+  /** Stops the server because supervision cannot go on: SIGQUIT, then SIGKILL of every server process. */
+  const failClosed = (why: string) => {
+    if (failing || exited) return;
+    failing = true;
+    supervisorFailure ??= new Error(why);
+    req.say(`pg_seccomp: error: ${why}; stopping the server (fail closed)`);
+    forward("SIGQUIT");
+    setTimeout(() => {
+      if (!exited) killServerTree(pid);
+    }, 5000).unref();
+  };
   try {
     writeRunState({
       launcherPid: process.pid, postmasterPid: pid, dataDir: pre.dataDir ? resolve(pre.dataDir) : "", policyPath: resolve(req.policyPath),
@@ -300,21 +325,44 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       } finally {
         close(pidfd);
       }
+      const psqlPath = resolve(absPath, "..", "psql");
+      const dataDirAbs = pre.dataDir ? resolve(pre.dataDir) : "";
+      monitor = pre.dataDir && existsSync(psqlPath)
+        ? new MonitorConnection({ psqlPath, dataDir: resolve(pre.dataDir), ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}) })
+        : undefined;
+      const classifier = new ClassificationService(pid, monitor, req.say);
+      const channel = new MessageChannel();
       const wd: SupervisorWorkerData = {
-        listenerFd, policy: req.policy, stagePid: pid, clientFilter,
-        ...(pre.dataDir && existsSync(resolve(absPath, "..", "psql"))
-          ? { statements: { psqlPath: resolve(absPath, "..", "psql"), dataDir: resolve(pre.dataDir), ...(user ? { user: { uid: user.uid, gid: user.gid } } : {}) } }
-          : {}),
+        listenerFd, policy: req.policy, stagePid: pid, clientFilter, heartbeat, heartbeatOrigin, port: channel.port2,
         execveNr: syscallNumber(req.arch, "execve")!, arch: req.arch, stop,
       };
-      worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd });
+      // The monitoring session opens on the first question (a policy whose contexts all agree and
+      // that denies nothing never needs one). The classifier's side of the channel: every question is answered, asynchronously; the
+      // worker holds the call meanwhile (bounded by its own deadline).
+      const mon = monitor;
+      channel.port1.on("message", (m: WorkerRequest) => {
+        if (m.type === "classify") {
+          classifier.classify(m.pid, m.start).then(
+            (classification) => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer),
+            () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
+          );
+        } else {
+          const ask = mon ? mon.statement(m.pid) : Promise.resolve(undefined);
+          ask.then(
+            (query) => channel.port1.postMessage({ type: "statement", pid: m.pid, ...(query !== undefined ? { query } : {}) } satisfies WorkerAnswer),
+            () => channel.port1.postMessage({ type: "statement", pid: m.pid } satisfies WorkerAnswer),
+          );
+        }
+      });
+      worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
       // Readable by the server's group (for the SQL view of it), writable only by us.
       log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid);
-      worker.on("message", (e: ViolationEvent | { type: "client-filter"; pid: number; id: string }) => {
+      worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
-          if (pre.dataDir) handleClientFilter(req, resolve(pre.dataDir), e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone);
+          if (e.type === "note") req.say(e.line);
+          else if (pre.dataDir) void handleClientFilter(req, resolve(pre.dataDir), e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
           return;
         }
         if (e.action === "launch") return;
@@ -322,14 +370,32 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
         log?.record(e);
         req.onEvent?.(e);
       });
+      // Heartbeats both ways: a supervisor thread that stops answering (stuck, or stopped with
+      // the whole launcher and then resumed) fails closed: the server is stopped.
+      const beats = new Int32Array(heartbeat);
+      Atomics.store(beats, 0, Math.floor((Date.now() - heartbeatOrigin) / 100)); // the worker has not started yet
+      beatTimer = setInterval(() => {
+        const now = Math.floor((Date.now() - heartbeatOrigin) / 100);
+        Atomics.store(beats, 1, now);
+        if (mon && !mon.closed) {
+          // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
+          if (postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();
+        }
+        if (!failing && (now - Atomics.load(beats, 0)) * 100 > SUPERVISOR_STALL_MS) {
+          failClosed(`the supervisor has not answered for ${SUPERVISOR_STALL_MS / 1000} s`);
+        }
+      }, 250);
+      watchdog = startWatchdog(process.pid, pid, req.say);
       worker.on("error", (e) => {
         // Fail closed: without a supervisor the server must not go on.
         supervisorFailure = e;
-        req.say(`pg_seccomp: error: the supervisor failed (${e.message}); stopping the server`);
-        forward("SIGQUIT");
+        failClosed(`the supervisor failed (${e.message})`);
       });
     }
   } catch (e) {
+    if (beatTimer) clearInterval(beatTimer);
+    watchdog?.stop();
+    monitor?.close();
     forward("SIGKILL");
     await exit;
     removeRunState(pid);
@@ -340,6 +406,9 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
 
   const result = await exit;
   for (const s of forwarded) process.off(s, forward);
+  if (beatTimer) clearInterval(beatTimer);
+  watchdog?.stop();
+  monitor?.close();
   // Let the supervisor finish: events it posted before stopping are delivered before 'exit'.
   Atomics.store(new Int32Array(stop), 0, 1);
   if (worker && workerExited) {
@@ -413,9 +482,10 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
  * while the worker keeps answering everything else, including the seccomp call the backend makes
  * when the filter goes in.
  */
-function handleClientFilter(
+async function handleClientFilter(
   req: RunRequest, dataDir: string, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
-): void {
+  classifier: ClassificationService,
+): Promise<void> {
   const refuse = (errno: number, why: string) => {
     req.say(`pg_seccomp: set_client_filter from pid ${pid} refused: ${why}`);
     try {
@@ -434,7 +504,8 @@ function handleClientFilter(
   if (done.has(key)) return refuse(114 /* EALREADY */, "once per session");
   let prog;
   try {
-    const { req: request, session } = takeClientFilterRequest(dataDir, pid, req.policy);
+    const ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;
+    const { req: request, session } = takeClientFilterRequest(dataDir, pid, req.policy, ctx);
     prog = clientFilterProgram(req.policy, req.arch, session, request);
   } catch (e) {
     return refuse(22 /* EINVAL */, (e as Error).message.split("\n")[0] ?? "bad request");

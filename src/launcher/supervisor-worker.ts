@@ -1,26 +1,26 @@
-// The supervisor's loop, on a worker thread so that a slow log write or the launcher's own
-// event loop never delays an answer. Receives notifications, answers them (decide()), and
-// posts one event per call that was not simply allowed.
+// The supervisor's loop, on a worker thread so that the launcher's own event loop (the log, the
+// monitoring connection, set_client_filter) never delays an answer. It receives notifications,
+// lets SupervisorCore decide them, and talks to the main thread only through messages it polls
+// without blocking (receiveMessageOnPort): classification requests and statement lookups go
+// out, their answers come back, and held calls wait meanwhile while others are answered.
 
-import { parentPort, workerData } from "node:worker_threads";
-import { readFileSync } from "node:fs";
+import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
+import { readFileSync, writeSync } from "node:fs";
 import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
-import { Classifier } from "./classify.js";
 import { CLIENT_FILTER_KNOCK, decisionProgram } from "./program.js";
-import { runningStatement, type StatementLookup } from "./violation-log.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
-import { decide, killSignalFor, type LaunchGate, type ViolationEvent } from "./supervisor.js";
-import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
+import type { LaunchGate, ViolationEvent } from "./supervisor.js";
+import { SupervisorCore, type Classification } from "./supervisor-core.js";
+import { procStat, procTitle } from "./proc-facts.js";
+import { syscallNumber, type Arch } from "../syscalls/index.js";
 
 export interface SupervisorWorkerData {
   listenerFd: number;
   /** The policy (structured-cloned): each context's program is compiled from it on first use. */
   policy: Policy;
   stagePid: number;
-  /** How to look up a session's running statement, when psql and the data directory are known. */
-  statements?: StatementLookup;
   execveNr: number;
   arch: Arch;
   /** Int32Array over a SharedArrayBuffer: [0] set to 1 asks the loop to stop. */
@@ -30,16 +30,30 @@ export interface SupervisorWorkerData {
    * let through), [1] pid whose knock is answered next, [2] with this errno (0: continue).
    */
   clientFilter: SharedArrayBuffer;
+  /** Int32Array: [0] the worker's heartbeat, [1] the main thread's (tenths of a second since heartbeatOrigin). */
+  heartbeat: SharedArrayBuffer;
+  /** Date.now() both threads count heartbeats from. */
+  heartbeatOrigin: number;
+  /** The main thread's end of the classification channel. */
+  port: MessagePort;
 }
 
+/** Messages the worker sends on `port` and receives back. */
+export type WorkerRequest = { type: "classify"; pid: number; start: string } | { type: "statement"; pid: number };
+export type WorkerAnswer =
+  | { type: "classified"; pid: number; start: string; classification: Classification }
+  | { type: "statement"; pid: number; query?: string };
+/** Messages the worker posts to parentPort. */
+export type WorkerEvent = ViolationEvent | { type: "client-filter"; pid: number; id: string } | { type: "note"; line: string };
+
 const data = workerData as SupervisorWorkerData;
-function readProc(pid: number, file: string): string {
-  try {
-    return readFileSync(`/proc/${pid}/${file}`, "utf8");
-  } catch {
-    return "";
-  }
-}
+const port = data.port;
+const stop = new Int32Array(data.stop);
+const clientFilter = new Int32Array(data.clientFilter);
+const heartbeat = new Int32Array(data.heartbeat);
+const lseekNr = syscallNumber(data.arch, "lseek");
+const seccompNr = syscallNumber(data.arch, "seccomp");
+const tenths = () => Math.floor((Date.now() - data.heartbeatOrigin) / 100);
 
 const programs = new Map<string, CompiledFilter>();
 function decisionsFor(ctx: ContextSpec): CompiledFilter {
@@ -51,45 +65,6 @@ function decisionsFor(ctx: ContextSpec): CompiledFilter {
   }
   return f;
 }
-const classifier = new Classifier(data.stagePid, {
-  cmdline: (pid) => readProc(pid, "cmdline") || undefined,
-  stat: (pid) => readProc(pid, "stat") || undefined,
-});
-const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
-const stop = new Int32Array(data.stop);
-const clientFilter = new Int32Array(data.clientFilter);
-const lseekNr = syscallNumber(data.arch, "lseek");
-const seccompNr = syscallNumber(data.arch, "seccomp");
-const ENOSYS = 38;
-
-function readTitle(pid: number): string {
-  return readProc(pid, "cmdline").replace(/\0+$/, "").replace(/\0/g, " ");
-}
-
-// A logged call (learning) lets the process go on: its title as read in the last second is
-// good enough, and saves a /proc read per call. Denials always read it afresh.
-const titles = new Map<number, { title: string; at: number }>();
-function title(pid: number, fresh: boolean): string {
-  const now = Date.now();
-  const hit = titles.get(pid);
-  if (!fresh && hit && now - hit.at < 1000) return hit.title;
-  const t = readTitle(pid);
-  if (titles.size > 4096) titles.clear();
-  titles.set(pid, { title: t, at: now });
-  return t;
-}
-
-// Looking a statement up costs a psql connection; at most a few per second, so that a process
-// hammering a denied call cannot slow everyone else's notifications down.
-let lookups: number[] = [];
-function statementOf(backendPid: number): string | undefined {
-  if (!data.statements) return undefined;
-  const now = Date.now();
-  lookups = lookups.filter((t) => now - t < 1000);
-  if (lookups.length >= 5) return undefined;
-  lookups.push(now);
-  return runningStatement(data.statements, backendPid);
-}
 
 function answer(id: bigint, resp: { flags?: number; error?: number }): void {
   try {
@@ -99,9 +74,60 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
   }
 }
 
+const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
+const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
+  now: () => Date.now(),
+  stat: procStat,
+  status: (pid) => {
+    try {
+      return readFileSync(`/proc/${pid}/status`, "utf8");
+    } catch {
+      return "";
+    }
+  },
+  title: procTitle,
+  idValid: (id) => notifIdValid(data.listenerFd, id),
+  respond: (id, a) => answer(id, "continue" in a ? { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE } : { error: a.errno }),
+  kill: (pid, sig) => {
+    try {
+      process.kill(pid, sig);
+    } catch {
+      /* gone */
+    }
+  },
+  requestClassification: (pid, start) => port.postMessage({ type: "classify", pid, start } satisfies WorkerRequest),
+  requestStatement: (pid) => port.postMessage({ type: "statement", pid } satisfies WorkerRequest),
+  emit: (e) => parentPort!.postMessage(e),
+  note: (line) => parentPort!.postMessage({ type: "note", line }),
+});
+
+let mainStallReported = false;
+function drainAnswers(): void {
+  for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
+    const a = m.message as WorkerAnswer;
+    if (a.type === "classified") core.onClassified(a.pid, a.start, a.classification);
+    else if (a.type === "statement") core.onStatement(a.pid, a.query);
+  }
+  // The main thread writes the log, forwards signals and classifies: if it has been stuck for
+  // 10 s the server must not go on unsupervised in part. Stop it (SIGQUIT: immediate shutdown).
+  const mainBeat = Atomics.load(heartbeat, 1);
+  if (!mainStallReported && mainBeat > 0 && tenths() - mainBeat > 100) {
+    mainStallReported = true;
+    writeSync(2, "pg_seccomp: error: the launcher's main thread has not run for 10 s; stopping the server (fail closed)\n");
+    try {
+      process.kill(data.stagePid, "SIGQUIT");
+    } catch {
+      /* gone */
+    }
+  }
+}
+
 function loop(): void {
   while (Atomics.load(stop, 0) === 0) {
-    const state = pollListener(data.listenerFd, 250);
+    Atomics.store(heartbeat, 0, tenths());
+    const state = pollListener(data.listenerFd, core.heldCount > 0 ? 5 : 100);
+    drainAnswers();
+    core.tick();
     if (state === "hangup") return; // every filtered process is gone
     if (state !== "pending") continue;
     let n;
@@ -127,46 +153,7 @@ function loop(): void {
       answer(n.id, { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE });
       continue;
     }
-    const { ctx, source } = classifier.classifyWithSource(n.pid);
-    const verdict = decide(decisionsFor(ctx), n.data, n.pid, gate);
-    const quiet = verdict.kind === "continue" && verdict.action === "allow";
-    const proc = quiet ? "" : title(n.pid, verdict.kind !== "continue");
-    const query = verdict.kind !== "continue" && (ctx.context === "session" || ctx.context === "parallel_worker") ? statementOf(source) : undefined;
-    const status = verdict.kind === "kill" ? readProc(n.pid, "status") : "";
-    // What we read from /proc is about this call's process only if the call is still pending.
-    if (!notifIdValid(data.listenerFd, n.id)) continue;
-    let signal: string | undefined;
-    try {
-      if (verdict.kind === "continue") {
-        notifSend(data.listenerFd, { id: n.id, flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE });
-      } else if (verdict.kind === "error") {
-        notifSend(data.listenerFd, { id: n.id, error: verdict.errno });
-      } else {
-        signal = killSignalFor(status);
-        process.kill(n.pid, signal);
-        notifSend(data.listenerFd, { id: n.id, error: ENOSYS });
-      }
-    } catch (e) {
-      if (!(e instanceof KernelError && e.code === "ENOENT") && (e as NodeJS.ErrnoException).code !== "ESRCH") throw e;
-    }
-    if (quiet) continue;
-    const event: ViolationEvent = {
-      time: new Date().toISOString(),
-      pid: n.pid,
-      process: proc,
-      syscall: syscallName(data.arch, n.data.nr) ?? `#${n.data.nr}`,
-      nr: n.data.nr,
-      args: n.data.args.map((a) => "0x" + a.toString(16)),
-      context: ctx.context,
-      ...(source !== n.pid ? { decidedBy: source } : {}),
-      ...(ctx.role !== undefined ? { role: ctx.role } : {}),
-      ...(ctx.database !== undefined ? { database: ctx.database } : {}),
-      ...(query !== undefined ? { query } : {}),
-      action: verdict.action,
-      ...(verdict.kind === "error" ? { errno: verdict.errno } : {}),
-      ...(signal ? { signal } : {}),
-    };
-    parentPort!.postMessage(event);
+    core.onNotification(n);
   }
 }
 

@@ -84,6 +84,8 @@ export interface ViolationEvent {
   database?: string;
   /** The statement the session was running (from pg_stat_activity), when it could be had. */
   query?: string;
+  /** Why the context is not the process's own (not classified yet, inconsistent facts). */
+  note?: string;
   syscall: string;
   nr: number;
   args: string[];

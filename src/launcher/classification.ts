@@ -1,0 +1,54 @@
+// The launcher's classifier (main thread): answers the supervisor's questions about children of
+// the postmaster from kernel facts and the server's own structured view (classify.ts's rules),
+// and remembers what it pinned, for set_client_filter.
+
+import type { ContextSpec } from "../policy/decision.js";
+import { classifyChild } from "./classify.js";
+import type { MonitorConnection } from "./monitor.js";
+import { hasClientConnection, listenSockets, procStat, procTitle, type ListenSockets } from "./proc-facts.js";
+import type { Classification } from "./supervisor-core.js";
+
+export class ClassificationService {
+  private readonly pins = new Map<number, { start: string; ctx: ContextSpec }>();
+  private listen: ListenSockets | undefined;
+  private notes = { second: 0, count: 0 };
+
+  constructor(
+    private readonly postmasterPid: number,
+    private readonly monitor: MonitorConnection | undefined,
+    private readonly say: (line: string) => void,
+  ) {}
+
+  async classify(pid: number, start: string): Promise<Classification> {
+    const gone: Classification = { ctx: { context: "unclassified" }, pin: false, note: "process gone" };
+    const st = procStat(pid);
+    if (!st || st.start !== start || st.ppid !== this.postmasterPid) return gone;
+    if (!this.listen || (this.listen.unixPaths.size === 0 && this.listen.tcpPorts.size === 0)) this.listen = listenSockets(this.postmasterPid);
+    const clientConnection = hasClientConnection(pid, this.listen);
+    // A server that accepts connections answers within the supervisor's wait; one that is still
+    // starting does not, and then the kernel facts and the title decide (classify.ts).
+    if (this.monitor && !this.monitor.up) await this.monitor.whenUp(clientConnection ? 700 : 50);
+    const activity = this.monitor ? await this.monitor.activity(pid) : undefined;
+    const c = classifyChild({ activity, clientConnection, title: procTitle(pid) });
+    // The answer is about this process only if the pid still names it.
+    if (procStat(pid)?.start !== start) return gone;
+    if (c.pin) {
+      if (this.pins.size > 65_536) this.pins.clear();
+      this.pins.set(pid, { start, ctx: c.ctx });
+    }
+    if (c.note && c.pin) this.note(`pg_seccomp: pid ${pid} gets the most restrictive context: ${c.note}`);
+    return c;
+  }
+
+  /** The pinned context of a live process, if any. */
+  pinned(pid: number): ContextSpec | undefined {
+    const pin = this.pins.get(pid);
+    return pin && procStat(pid)?.start === pin.start ? pin.ctx : undefined;
+  }
+
+  private note(line: string): void {
+    const second = Math.floor(Date.now() / 1000);
+    if (this.notes.second !== second) this.notes = { second, count: 0 };
+    if (++this.notes.count <= 5) this.say(line);
+  }
+}

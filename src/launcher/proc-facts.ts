@@ -1,0 +1,135 @@
+// Facts the kernel gives about a server process, for classification: its parent and start time,
+// and whether it holds a client connection (a socket accepted on one of the postmaster's listen
+// sockets). The server can change its titles, memory and shared memory, but not these.
+//
+// Everything here reads files the kernel generates under /proc (bounded, not the server's
+// files), with plain reads that do not block.
+
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+
+export interface ListenSockets {
+  /** Paths of the postmaster's listening Unix sockets. */
+  unixPaths: Set<string>;
+  /** Ports of its listening TCP sockets (IPv4 and IPv6). */
+  tcpPorts: Set<number>;
+}
+
+function read(path: string): string {
+  try {
+    return readFileSync(path, "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** Socket inodes among a process's open files. */
+export function socketInodes(pid: number): Set<string> {
+  const out = new Set<string>();
+  let fds: string[];
+  try {
+    fds = readdirSync(`/proc/${pid}/fd`);
+  } catch {
+    return out;
+  }
+  for (const fd of fds) {
+    try {
+      const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
+      if (m) out.add(m[1]!);
+    } catch {
+      /* closed meanwhile */
+    }
+  }
+  return out;
+}
+
+export interface UnixSocketRow {
+  flags: number;
+  type: number;
+  state: number;
+  inode: string;
+  path: string;
+}
+
+const SO_ACCEPTCON = 0x10000;
+const SS_CONNECTED = 3;
+const TCP_ESTABLISHED = 1;
+const TCP_LISTEN = 0x0a;
+
+/** /proc/net/unix: "Num RefCount Protocol Flags Type St Inode Path". */
+export function parseNetUnix(text: string): UnixSocketRow[] {
+  const rows: UnixSocketRow[] = [];
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 7) continue;
+    rows.push({ flags: parseInt(f[3]!, 16), type: parseInt(f[4]!, 16), state: parseInt(f[5]!, 16), inode: f[6]!, path: f.slice(7).join(" ") });
+  }
+  return rows;
+}
+
+export interface TcpSocketRow {
+  localPort: number;
+  state: number;
+  inode: string;
+}
+
+/** /proc/net/tcp and tcp6: "sl local_address rem_address st ... uid timeout inode". */
+export function parseNetTcp(text: string): TcpSocketRow[] {
+  const rows: TcpSocketRow[] = [];
+  for (const line of text.split("\n").slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f.length < 10) continue;
+    const port = parseInt(f[1]!.split(":")[1] ?? "", 16);
+    rows.push({ localPort: port, state: parseInt(f[3]!, 16), inode: f[9]! });
+  }
+  return rows;
+}
+
+/** The postmaster's listening sockets (read once the server is up; they do not change). */
+export function listenSockets(postmasterPid: number): ListenSockets {
+  const inodes = socketInodes(postmasterPid);
+  const unixPaths = new Set<string>();
+  const tcpPorts = new Set<number>();
+  for (const r of parseNetUnix(read(`/proc/${postmasterPid}/net/unix`))) {
+    if (inodes.has(r.inode) && (r.flags & SO_ACCEPTCON) !== 0 && r.path) unixPaths.add(r.path);
+  }
+  for (const file of ["tcp", "tcp6"]) {
+    for (const r of parseNetTcp(read(`/proc/${postmasterPid}/net/${file}`))) {
+      if (inodes.has(r.inode) && r.state === TCP_LISTEN) tcpPorts.add(r.localPort);
+    }
+  }
+  return { unixPaths, tcpPorts };
+}
+
+/**
+ * True when the process holds a connection accepted on one of the server's listen sockets: an
+ * accepted Unix socket carries its listener's path, an accepted TCP socket its listener's port.
+ * Outgoing connections (libpq from a walreceiver, postgres_fdw) carry neither.
+ */
+export function hasClientConnection(pid: number, listen: ListenSockets, inodes = socketInodes(pid)): boolean {
+  if (inodes.size === 0) return false;
+  for (const r of parseNetUnix(read(`/proc/${pid}/net/unix`))) {
+    if (inodes.has(r.inode) && r.state === SS_CONNECTED && (r.flags & SO_ACCEPTCON) === 0 && listen.unixPaths.has(r.path)) return true;
+  }
+  for (const file of ["tcp", "tcp6"]) {
+    for (const r of parseNetTcp(read(`/proc/${pid}/net/${file}`))) {
+      if (inodes.has(r.inode) && r.state === TCP_ESTABLISHED && listen.tcpPorts.has(r.localPort)) return true;
+    }
+  }
+  return false;
+}
+
+/** Parent pid and start time from /proc/PID/stat (the comm field may hold anything: parse after its last ')'). */
+export function procStat(pid: number): { ppid: number; start: string } | undefined {
+  const stat = read(`/proc/${pid}/stat`);
+  const close = stat.lastIndexOf(")");
+  if (close < 0) return undefined;
+  const f = stat.slice(close + 2).split(" ");
+  const ppid = Number(f[1]);
+  const start = f[19];
+  return Number.isFinite(ppid) && start !== undefined ? { ppid, start } : undefined;
+}
+
+/** The process title (cmdline, NULs as spaces), capped: for the log, never for a decision. */
+export function procTitle(pid: number): string {
+  return read(`/proc/${pid}/cmdline`).slice(0, 4096).replace(/\0+$/, "").replace(/\0/g, " ");
+}

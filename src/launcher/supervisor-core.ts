@@ -1,0 +1,294 @@
+// The supervisor's decisions, free of I/O: which context a notification's caller is in, what the
+// policy says for it there, when to answer, and what to log. The worker thread
+// (supervisor-worker.ts) feeds it notifications and the launcher's answers, and carries out
+// what it asks through SupervisorIO; unit tests drive it with fakes.
+//
+// It never blocks: a call whose caller is not classified yet is *held* (the kernel keeps the
+// caller waiting; every other call is answered meanwhile) until the launcher's main thread
+// answers the classification request or a deadline passes, and a denied session call is held
+// (briefly) for its running statement. Held calls, requests and logged events are all bounded.
+
+import type { CompiledFilter } from "../bpf/emulator.js";
+import type { SeccompData } from "../bpf/insn.js";
+import type { ContextSpec } from "../policy/decision.js";
+import { syscallName, type Arch } from "../syscalls/index.js";
+import { decide, killSignalFor, type LaunchGate, type Verdict, type ViolationEvent } from "./supervisor.js";
+
+export interface Notification {
+  id: bigint;
+  pid: number;
+  data: SeccompData;
+}
+
+/** What the launcher's classifier says about a child of the postmaster. */
+export interface Classification {
+  ctx: ContextSpec;
+  /** Final for the life of the process (pid + start time); otherwise it holds for this call only. */
+  pin: boolean;
+  /** Why it is not the process's own context (ambiguous, inconsistent, unknown), for the log. */
+  note?: string;
+}
+
+export interface SupervisorIO {
+  now(): number;
+  /** Parent pid and start time (/proc/PID/stat); undefined when the process is gone. */
+  stat(pid: number): { ppid: number; start: string } | undefined;
+  /** /proc/PID/status, to choose how to kill. */
+  status(pid: number): string;
+  /** The process title, for the log only (never for a decision). */
+  title(pid: number): string;
+  idValid(id: bigint): boolean;
+  /** Lets the call run (continue) or fails it with an errno. */
+  respond(id: bigint, answer: { continue: true } | { errno: number }): void;
+  kill(pid: number, signal: "SIGSYS" | "SIGKILL"): void;
+  /** Asks the classifier about a child of the postmaster; the answer comes to onClassified. */
+  requestClassification(pid: number, start: string): void;
+  /** Asks for a session's running statement; the answer comes to onStatement. */
+  requestStatement(pid: number): void;
+  emit(event: ViolationEvent): void;
+  /** A line for the launcher's own output (suppressed events, overflows). */
+  note(line: string): void;
+}
+
+export interface SupervisorLimits {
+  /** How long a call waits for its caller's classification before the most restrictive context decides it. */
+  classifyWaitMs: number;
+  /** How long a denied session call waits for its running statement. */
+  statementWaitMs: number;
+  /** Statement lookups a second. */
+  statementsPerSecond: number;
+  /** Calls held at once; past this, calls are decided at once with what is known. */
+  maxHeld: number;
+  /** Logged events a second from one process, and from all. */
+  eventsPerSecondPerPid: number;
+  eventsPerSecond: number;
+}
+
+export const DEFAULT_LIMITS: SupervisorLimits = {
+  classifyWaitMs: 1000,
+  statementWaitMs: 300,
+  statementsPerSecond: 5,
+  maxHeld: 1024,
+  eventsPerSecondPerPid: 20,
+  eventsPerSecond: 500,
+};
+
+interface Located {
+  ctx: ContextSpec;
+  /** The postmaster child whose classification decided (the caller itself, or its ancestor). */
+  source: number;
+  note?: string;
+}
+
+interface Held {
+  n: Notification;
+  until: number;
+  /** Waiting for the classification of this postmaster child. */
+  classify?: number;
+  /** Decided, waiting for the statement of this backend. */
+  statement?: { located: Located; verdict: Verdict };
+}
+
+const UNCLASSIFIED: ContextSpec = { context: "unclassified" };
+const MAX_ANCESTRY = 32;
+
+export class SupervisorCore {
+  private readonly pins = new Map<number, { start: string; ctx: ContextSpec }>();
+  /** Classifications asked for and not yet answered: pid → start. */
+  private readonly asked = new Map<number, string>();
+  private readonly held = new Map<bigint, Held>();
+  private statementTimes: number[] = [];
+  private readonly eventBuckets = new Map<number, { second: number; count: number }>();
+  private globalEvents = { second: 0, count: 0 };
+  private suppressed = 0;
+  private suppressedSince = 0;
+
+  constructor(
+    private readonly postmasterPid: number,
+    private readonly decisionsFor: (ctx: ContextSpec) => CompiledFilter,
+    private readonly gate: LaunchGate,
+    private readonly arch: Arch,
+    private readonly io: SupervisorIO,
+    private readonly limits: SupervisorLimits = DEFAULT_LIMITS,
+  ) {}
+
+  /** Calls held now (for tests and the watchdog's report). */
+  get heldCount(): number {
+    return this.held.size;
+  }
+
+  onNotification(n: Notification): void {
+    if (this.gate.pending && n.pid === this.gate.stagePid && n.data.nr === this.gate.execveNr) {
+      this.gate.pending = false;
+      this.respond(n, { continue: true });
+      return;
+    }
+    const where = this.locate(n.pid);
+    if ("waitFor" in where && this.held.size < this.limits.maxHeld) {
+      if (this.asked.get(where.waitFor) !== where.start) {
+        this.asked.set(where.waitFor, where.start);
+        this.io.requestClassification(where.waitFor, where.start);
+      }
+      this.held.set(n.id, { n, until: this.io.now() + this.limits.classifyWaitMs, classify: where.waitFor });
+      return;
+    }
+    const located: Located = "ctx" in where ? where : { ctx: UNCLASSIFIED, source: n.pid, note: "too many calls waiting for classification" };
+    this.decideAndAnswer(n, located);
+  }
+
+  /** The classifier's answer about a postmaster child. */
+  onClassified(pid: number, start: string, c: Classification): void {
+    if (this.asked.get(pid) === start) this.asked.delete(pid);
+    if (c.pin) this.pins.set(pid, { start, ctx: c.ctx });
+    for (const [id, h] of this.held) {
+      if (h.classify !== pid) continue;
+      this.held.delete(id);
+      this.decideAndAnswer(h.n, { ctx: c.ctx, source: pid, ...(c.note ? { note: c.note } : {}) });
+    }
+  }
+
+  /** A backend's running statement (undefined: could not be had). */
+  onStatement(pid: number, query: string | undefined): void {
+    for (const [id, h] of this.held) {
+      if (!h.statement || h.statement.located.source !== pid) continue;
+      this.held.delete(id);
+      this.finish(h.n, h.statement.located, h.statement.verdict, query);
+    }
+  }
+
+  /** Forgets a process that exited (its pin would otherwise be checked against a reused pid anyway). */
+  forget(pid: number): void {
+    this.pins.delete(pid);
+    this.asked.delete(pid);
+  }
+
+  /** Answers calls whose wait is over; call it often (every loop turn). */
+  tick(): void {
+    const now = this.io.now();
+    for (const [id, h] of this.held) {
+      if (h.until > now) continue;
+      this.held.delete(id);
+      if (h.statement) this.finish(h.n, h.statement.located, h.statement.verdict, undefined);
+      else this.decideAndAnswer(h.n, { ctx: UNCLASSIFIED, source: h.n.pid, note: "not classified in time" });
+    }
+    if (this.pins.size > 65_536) this.prunePins();
+    if (this.suppressed > 0 && now - this.suppressedSince >= 1000) {
+      this.io.note(`pg_seccomp: ${this.suppressed} violation-log events suppressed in the last ${Math.round((now - this.suppressedSince) / 1000)} s (rate limit)`);
+      this.suppressed = 0;
+    }
+  }
+
+  /**
+   * The caller's context from what the kernel says about it: the postmaster is the pid the
+   * launcher exec'd; a child of the postmaster has the context the classifier pinned for it;
+   * anything else has its nearest postmaster-child ancestor's context (a program COPY ran, a
+   * shell), whatever it calls itself. With CLONE_PARENT refused in the kernel (program.ts), only
+   * the postmaster creates children of the postmaster.
+   */
+  private locate(pid: number): Located | { waitFor: number; start: string } {
+    if (pid === this.postmasterPid) return { ctx: { context: "postmaster" }, source: pid };
+    let cur = pid;
+    for (let depth = 0; depth < MAX_ANCESTRY; depth++) {
+      const st = this.io.stat(cur);
+      if (!st) return { ctx: UNCLASSIFIED, source: pid, note: "process gone" };
+      const pin = this.pins.get(cur);
+      if (pin && pin.start === st.start) return { ctx: pin.ctx, source: cur };
+      if (st.ppid === this.postmasterPid) return { waitFor: cur, start: st.start };
+      if (st.ppid <= 1) break; // reparented: its server ancestor is gone
+      cur = st.ppid;
+    }
+    return { ctx: UNCLASSIFIED, source: pid, note: "not a descendant of the postmaster" };
+  }
+
+  private decideAndAnswer(n: Notification, located: Located): void {
+    let verdict: Verdict;
+    try {
+      verdict = decide(this.decisionsFor(located.ctx), n.data, n.pid, this.gate);
+    } catch (e) {
+      // Fail closed for this call; the worker reports the error.
+      this.respond(n, { errno: 1 });
+      throw e;
+    }
+    const denied = verdict.kind !== "continue";
+    const session = located.ctx.context === "session" || located.ctx.context === "parallel_worker";
+    if (denied && session && this.held.size < this.limits.maxHeld && this.mayLookUpStatement()) {
+      this.held.set(n.id, { n, until: this.io.now() + this.limits.statementWaitMs, statement: { located, verdict } });
+      this.io.requestStatement(located.source);
+      return;
+    }
+    this.finish(n, located, verdict, undefined);
+  }
+
+  private mayLookUpStatement(): boolean {
+    const now = this.io.now();
+    this.statementTimes = this.statementTimes.filter((t) => now - t < 1000);
+    if (this.statementTimes.length >= this.limits.statementsPerSecond) return false;
+    this.statementTimes.push(now);
+    return true;
+  }
+
+  private finish(n: Notification, located: Located, verdict: Verdict, query: string | undefined): void {
+    const quiet = verdict.kind === "continue" && verdict.action === "allow";
+    const title = quiet ? "" : this.io.title(n.pid);
+    const status = verdict.kind === "kill" ? this.io.status(n.pid) : "";
+    // What was read from /proc is about this call's process only while the call is pending.
+    if (!this.io.idValid(n.id)) return;
+    let signal: "SIGSYS" | "SIGKILL" | undefined;
+    if (verdict.kind === "continue") this.respond(n, { continue: true });
+    else if (verdict.kind === "error") this.respond(n, { errno: verdict.errno });
+    else {
+      signal = killSignalFor(status);
+      this.io.kill(n.pid, signal);
+      this.respond(n, { errno: 38 /* ENOSYS, if it somehow survives */ });
+    }
+    if (quiet || !this.mayEmit(n.pid)) return;
+    const ctx = located.ctx;
+    this.io.emit({
+      time: new Date(this.io.now()).toISOString(),
+      pid: n.pid,
+      process: title,
+      syscall: syscallName(this.arch, n.data.nr) ?? `#${n.data.nr}`,
+      nr: n.data.nr,
+      args: n.data.args.map((a) => "0x" + a.toString(16)),
+      context: ctx.context,
+      ...(located.source !== n.pid ? { decidedBy: located.source } : {}),
+      ...(ctx.role !== undefined ? { role: ctx.role } : {}),
+      ...(ctx.database !== undefined ? { database: ctx.database } : {}),
+      ...(query !== undefined ? { query } : {}),
+      ...(located.note ? { note: located.note } : {}),
+      action: verdict.action,
+      ...(verdict.kind === "error" ? { errno: verdict.errno } : {}),
+      ...(signal ? { signal } : {}),
+    });
+  }
+
+  private respond(n: Notification, answer: { continue: true } | { errno: number }): void {
+    this.io.respond(n.id, answer);
+  }
+
+  /** Token buckets: one process hammering a denied call cannot flood the log or the launcher. */
+  private mayEmit(pid: number): boolean {
+    const second = Math.floor(this.io.now() / 1000);
+    const b = this.eventBuckets.get(pid);
+    const bucket = b && b.second === second ? b : { second, count: 0 };
+    if (this.eventBuckets.size > 4096) this.eventBuckets.clear();
+    this.eventBuckets.set(pid, bucket);
+    if (this.globalEvents.second !== second) this.globalEvents = { second, count: 0 };
+    if (bucket.count >= this.limits.eventsPerSecondPerPid || this.globalEvents.count >= this.limits.eventsPerSecond) {
+      if (this.suppressed === 0) this.suppressedSince = this.io.now();
+      this.suppressed++;
+      return false;
+    }
+    bucket.count++;
+    this.globalEvents.count++;
+    return true;
+  }
+
+  private prunePins(): void {
+    for (const [pid, pin] of this.pins) {
+      const st = this.io.stat(pid);
+      if (!st || st.start !== pin.start) this.pins.delete(pid);
+    }
+  }
+}
+
