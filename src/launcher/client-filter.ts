@@ -104,7 +104,8 @@ export function openClientFilterSpool(dataDir: string, server: { uid: number; gi
     spoolFd = undefined;
     return spool;
   } catch (e) {
-    return e instanceof UnsafePathError ? e.message : `${clientFilterSpool(real)}: ${(e as Error).message}`;
+    if (e instanceof UnsafePathError) return e.path === "pg_seccomp" ? `${clientFilterSpool(real)}: ${e.problem}` : e.message;
+    return `${clientFilterSpool(real)}: ${(e as Error).message}`;
   } finally {
     if (dataFd !== undefined) closeSync(dataFd);
     if (spoolFd !== undefined) closeSync(spoolFd);
