@@ -8,7 +8,7 @@ import { readFileSync, existsSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
-import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "./support/server.js";
+import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 import type { ViolationEvent } from "../src/launcher/supervisor.js";
 
@@ -36,7 +36,7 @@ session_syscall_error = '*, execve'
 session_syscall_allow.alice = '*, execve'
 database_syscall_error.analytics = '*, execve'
 `);
-  const s = await startReady(cluster, ["--policy", policy, "--log", `${cluster.root}/violations.jsonl`]);
+  const s = await startReady(cluster, ["--policy", policy, "--log", logFile("contexts-violations.jsonl")]);
   try {
     const super_ = psql(cluster, COPY_PROGRAM);
     assert.equal(super_.ok, false, "the postgres role's session may not exec");
@@ -55,7 +55,7 @@ database_syscall_error.analytics = '*, execve'
   } finally {
     await stop(s);
   }
-  const events = readFileSync(`${cluster.root}/violations.jsonl`, "utf8").trim().split("\n").map((l) => JSON.parse(l) as ViolationEvent);
+  const events = readFileSync(logFile("contexts-violations.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as ViolationEvent);
   const execs = events.filter((e) => e.syscall === "execve");
   assert.ok(execs.some((e) => e.action === "error" && e.context === "session" && e.role === "bob" && e.database === "postgres"), JSON.stringify(execs));
   assert.ok(execs.some((e) => e.action === "error" && e.role === "alice" && e.database === "analytics"));
@@ -66,7 +66,7 @@ database_syscall_error.analytics = '*, execve'
 
 test("a backend-type rule: the archiver may not exec its archive_command, sessions still may", { skip }, async () => {
   const policy = writePolicy(profile + "\narchiver_syscall_error = '*, execve'\n");
-  const log = `${cluster.root}/archiver.jsonl`;
+  const log = logFile("contexts-archiver.jsonl");
   const s = await startReady(cluster, ["--policy", policy, "--log", log]);
   try {
     assert.ok(psql(cluster, COPY_PROGRAM).ok, "sessions may exec");

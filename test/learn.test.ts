@@ -15,7 +15,7 @@ import { contextDecisions, decisionFor } from "../src/policy/decision.js";
 import { syscallNumber } from "../src/syscalls/index.js";
 import type { ViolationEvent } from "../src/launcher/supervisor.js";
 import { learn } from "../src/learn/learn.js";
-import { BIN, integrationSkip, newCluster, startReady, stop, writePolicy } from "./support/server.js";
+import { BIN, integrationSkip, logFile, newCluster, startReady, stop, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 
 const skip = integrationSkip();
@@ -50,7 +50,7 @@ test("learn: execve in alice's session, listen in the postmaster; the learned po
   // broken pipe, though the program ran. That is the workload's race, not a denial.
   const workload = `out=$(psql -X -U alice -d postgres -c "${COPY}" 2>&1) || { echo "$out"; echo "$out" | grep -q "Broken pipe"; }`;
   const r1 = await learn({
-    command: postgresArgs(cluster), out, base, workload, logPath: join(cluster.root, "learn1.jsonl"),
+    command: postgresArgs(cluster), out, base, workload, logPath: logFile("learn1.jsonl"),
     say: (l) => lines.push(l),
   });
   const log = lines.join("\n");
@@ -84,7 +84,7 @@ test("learn: execve in alice's session, listen in the postmaster; the learned po
   assert.match(readFileSync(out, "utf8"), /^# rounds: {4}2$/m);
 
   // The learned policy runs the same workload with no denial.
-  const runLog = join(cluster.root, "run.jsonl");
+  const runLog = logFile("learn-run.jsonl");
   const s = await startReady(cluster, ["--policy", out, "--log", runLog]);
   try {
     const r = psql(cluster, COPY, { role: "alice" });

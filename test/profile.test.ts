@@ -10,7 +10,7 @@ import { spawnSync } from "node:child_process";
 import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { destroyCluster, type Cluster } from "../src/postgres/cluster.js";
-import { BIN, integrationSkip, newCluster, startReady, stop, writePolicy } from "./support/server.js";
+import { BIN, integrationSkip, logFile, newCluster, startReady, stop, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 
 const skip = integrationSkip();
@@ -31,7 +31,7 @@ test("the starter profile with default kill runs the broad workload without a si
   const work = join(cluster.root, "work");
   mkdirSync(work);
   chownSync(work, cluster.user.uid, cluster.user.gid);
-  const primaryLog = join(cluster.root, "primary.jsonl");
+  const primaryLog = logFile("profile-primary.jsonl");
   const standbyLog = join(work, "standby.jsonl");
   const s = await startReady(cluster, ["--policy", policy, "--log", primaryLog]);
   let wl;

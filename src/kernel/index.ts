@@ -34,3 +34,4 @@ export * from "./notify.js";
 export * from "./signals.js";
 export * from "./process.js";
 export * from "./ptrace.js";
+export { AT_FDCWD, AT_REMOVEDIR, O_CLOEXEC, mkdirat, openat, renameat, unlinkat } from "./fs.js";

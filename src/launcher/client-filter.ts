@@ -7,7 +7,7 @@
 // in force. The backend's pid comes from the kernel's notification, never from the request. A
 // filter can only add restrictions, and once per session, as in the seed's extension.
 
-import { readFileSync, rmSync } from "node:fs";
+import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { compilePolicy } from "../bpf/compile.js";
 import type { Insn } from "../bpf/insn.js";
@@ -17,6 +17,7 @@ import { parsePolicyText, type FilterSpec, type Policy } from "../policy/policy.
 import { errnoName } from "../syscalls/errno.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
+import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
 
 export interface ClientFilterRequest {
   default: string | null;
@@ -54,15 +55,128 @@ export function clientFilterProgram(policy: Policy, arch: Arch, session: FilterS
   return compilePolicy(p, arch, { context: "global" });
 }
 
+/** At most this many bytes in a request file; more is refused unread. */
+export const MAX_REQUEST_BYTES = 4096;
+/** At most this many characters in one of its lists. */
+const MAX_FIELD_CHARS = 1024;
+const REQUEST_KEYS = ["default", "allow", "log", "error", "kill"] as const;
+
 /**
- * Reads and removes a backend's request; the session filter is its role's, from the context the
+ * The spool directory, opened once when the server starts and kept open for the run: every
+ * request is then read relative to this descriptor, so renaming or replacing the path later (the
+ * server's user can, it owns the data directory) cannot send the launcher anywhere else.
+ */
+export interface ClientFilterSpool {
+  fd: number;
+  /** Requests must be owned by this uid (the server's user). */
+  ownerUid: number;
+}
+
+/**
+ * Creates (or accepts) <data dir>/pg_seccomp for the run. The data directory is resolved once
+ * (root gave the path) and then opened without following any link, and must be a directory of
+ * the server's user or root; the spool is created with mkdirat and handed to the server's user
+ * with fchown on its descriptor. An existing spool must be a real directory of the server's
+ * user or root, not group- or world-writable. Anything else refuses set_client_filter for this
+ * run: the returned string says why.
+ */
+export function openClientFilterSpool(dataDir: string, server: { uid: number; gid: number }): ClientFilterSpool | string {
+  let real: string;
+  try {
+    real = realpathSync(dataDir);
+  } catch (e) {
+    return `the data directory ${dataDir} cannot be resolved (${(e as NodeJS.ErrnoException).code ?? "error"})`;
+  }
+  let dataFd: number | undefined;
+  let spoolFd: number | undefined;
+  try {
+    dataFd = openDirectoryNoFollow(real, (path, st, isLast) =>
+      isLast && st.uid !== server.uid && st.uid !== 0 ? `is owned by uid ${st.uid}, neither the server's user nor root` : undefined,
+    );
+    const created = makeDirectoryAt(dataFd, "pg_seccomp", 0o700);
+    spoolFd = openSubdirectory(dataFd, "pg_seccomp");
+    if (spoolFd === undefined) return `${clientFilterSpool(real)} disappeared while it was created`;
+    const st = fstatSync(spoolFd);
+    if (created && st.uid === (process.getuid?.() ?? 0)) fchownSync(spoolFd, server.uid, server.gid);
+    else if (st.uid !== server.uid && st.uid !== 0) return `${clientFilterSpool(real)} is owned by uid ${st.uid}, neither the server's user nor root`;
+    if ((st.mode & 0o022) !== 0) return `${clientFilterSpool(real)} is group- or world-writable`;
+    const spool = { fd: spoolFd, ownerUid: server.uid };
+    spoolFd = undefined;
+    return spool;
+  } catch (e) {
+    if (e instanceof UnsafePathError) return e.path === "pg_seccomp" ? `${clientFilterSpool(real)}: ${e.problem}` : e.message;
+    return `${clientFilterSpool(real)}: ${(e as Error).message}`;
+  } finally {
+    if (dataFd !== undefined) closeSync(dataFd);
+    if (spoolFd !== undefined) closeSync(spoolFd);
+  }
+}
+
+/**
+ * A request as the SQL function writes it: exactly the five keys, each a string (at most
+ * MAX_FIELD_CHARS) or null. Errors say what is wrong, never what the file holds: it comes from
+ * the server's side and may have been made to look like anything.
+ */
+export function parseClientFilterRequest(bytes: Buffer): ClientFilterRequest {
+  let value: unknown;
+  try {
+    value = JSON.parse(bytes.toString("utf8"));
+  } catch {
+    throw new Error("the request is not valid JSON");
+  }
+  if (typeof value !== "object" || value === null || Array.isArray(value)) throw new Error("the request is not a JSON object");
+  const keys = Object.keys(value);
+  if (keys.length !== REQUEST_KEYS.length || !REQUEST_KEYS.every((k) => keys.includes(k))) {
+    throw new Error(`the request must have exactly the keys ${REQUEST_KEYS.join(", ")}`);
+  }
+  const v = value as Record<string, unknown>;
+  for (const k of REQUEST_KEYS) {
+    const f = v[k];
+    if (f !== null && typeof f !== "string") throw new Error(`the request's ${k} is neither a string nor null`);
+    if (typeof f === "string" && f.length > MAX_FIELD_CHARS) throw new Error(`the request's ${k} is longer than ${MAX_FIELD_CHARS} characters`);
+    // Lists and actions are printable ASCII; anything else (a newline above all) is refused
+    // before the request becomes policy text.
+    if (typeof f === "string" && !/^[\x20-\x7e]*$/.test(f)) throw new Error(`the request's ${k} holds characters other than printable ASCII`);
+  }
+  return { default: v.default as string | null, allow: v.allow as string | null, log: v.log as string | null, error: v.error as string | null, kill: v.kill as string | null };
+}
+
+/**
+ * A refusal message for the launcher's output when a request's lists do not compile: the first
+ * line only, and a quoted piece of the request is kept only when it is shaped like a syscall name
+ * (whatever else the server's side wrote stays out of the launcher's output).
+ */
+export function describeRequestError(e: unknown): string {
+  const first = ((e as Error).message ?? String(e)).split("\n")[0] ?? "";
+  const quoted = first.replace(/"(?:[^"\\]|\\.)*"/g, (q) => (/^"[A-Za-z0-9_]{1,32}"$/.test(q) ? q : '"(not shown)"'));
+  return quoted.replace(/[^\x20-\x7e]/g, "?").slice(0, 200);
+}
+
+/**
+ * Reads and removes a backend's request (a regular file of the server's user, at most
+ * MAX_REQUEST_BYTES, opened relative to the spool descriptor without following links, never
+ * opened for I/O if it is anything else); the session filter is its role's, from the context the
  * launcher's classifier pinned for it (never from its title).
  */
-export function takeClientFilterRequest(dataDir: string, pid: number, policy: Policy, ctx: ContextSpec | undefined): { req: ClientFilterRequest; session: FilterSpec } {
-  const file = join(clientFilterSpool(dataDir), `${pid}.json`);
-  const text = readFileSync(file, "utf8").trim();
-  rmSync(file, { force: true });
-  const req = JSON.parse(text) as ClientFilterRequest;
+export function takeClientFilterRequest(
+  spool: ClientFilterSpool | string | undefined, pid: number, policy: Policy, ctx: ContextSpec | undefined,
+): { req: ClientFilterRequest; session: FilterSpec } {
+  if (spool === undefined || typeof spool === "string") throw new Error(`set_client_filter is off for this run${spool ? `: ${spool}` : ""}`);
+  const name = `${pid}.json`;
+  let bytes: Buffer;
+  try {
+    bytes = readRegularFileAt(spool.fd, name, MAX_REQUEST_BYTES, { owner: spool.ownerUid });
+  } catch (e) {
+    throw new Error(e instanceof UnsafePathError ? `the request file ${e.message}` : "the request file cannot be read");
+  } finally {
+    // Consumed either way; removing the name never follows it (a link goes, not its target).
+    try {
+      removeNameAt(spool.fd, name);
+    } catch {
+      /* a directory of that name: the server's own mess, in its own directory */
+    }
+  }
+  const req = parseClientFilterRequest(bytes);
   if (ctx?.context !== "session") throw new Error(`pid ${pid} is not a classified client backend`);
   const session = (ctx.role !== undefined ? policy.roles.get(ctx.role) : undefined) ?? policy.session;
   return { req, session };

@@ -4,17 +4,17 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, chownSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
+import { accessSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { encodeProgram } from "../bpf/insn.js";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setDumpable } from "../kernel/index.js";
-import { clientFilterProgram, clientFilterSpool, takeClientFilterRequest } from "./client-filter.js";
+import { clientFilterProgram, describeRequestError, openClientFilterSpool, takeClientFilterRequest, type ClientFilterSpool } from "./client-filter.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, type OsUser } from "../postgres/cluster.js";
-import { checkPolicyPermissions } from "./permissions.js";
+import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { kernelPrograms, type KernelPrograms } from "./program.js";
 import type { StageInstructions } from "./stage.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
@@ -101,6 +101,21 @@ export function missingCapabilities(needSupervisor: boolean, status = readFileSy
   );
 }
 
+/**
+ * A root launcher appends to, fchowns and rotates the violation log: its directory must be one
+ * the server's user cannot create, replace or link names in (permissions.ts), checked before
+ * anything starts. ViolationLog checks again (without following links) whenever it opens.
+ */
+function checkLogLocation(logPath: string, server: ServerIdentity): void {
+  const problems = checkLogPath(logPath, server);
+  if (problems.length === 0) return;
+  throw new LaunchError(
+    `refusing the violation log ${logPath}: the server's user (${server.name}) could redirect it\n` +
+      problems.map((p) => `  ${p.path}: ${p.problem}`).join("\n") +
+      `\nhint: put the log in a directory only root can write, e.g. --log /var/log/pg_seccomp/violations.jsonl (mkdir -m 755 /var/log/pg_seccomp), or leave --log out`,
+  );
+}
+
 /** The run-state directory must be writable before anything starts. */
 function checkStateDir(): void {
   const dir = runStateDir();
@@ -127,7 +142,7 @@ export function preflight(req: RunRequest): Preflight {
   const user = serverUser(req.user);
   const me = { uid: process.getuid?.() ?? 0, name: process.env.USER ?? "you", gids: process.getgroups?.() ?? [] };
   const server = user ? { uid: user.uid, name: user.name, gids: [user.gid, ...groupsOf(user)] } : me;
-  const problems = checkPolicyPermissions(req.policy.files, server, dataDir);
+  const problems = checkPolicyPermissions(req.policy.files, server, dataDir, req.policy.includePlaces);
   if (problems.length > 0) {
     const list = problems.map((p) => `  ${p.path}: ${p.problem}`).join("\n");
     if (!req.insecurePolicyPermissions) {
@@ -147,6 +162,7 @@ export function preflight(req: RunRequest): Preflight {
     }
   }
   checkStateDir();
+  if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server);
   return { programs, user, dataDir };
 }
 
@@ -282,15 +298,12 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   const stop = new SharedArrayBuffer(4);
   const clientFilter = new SharedArrayBuffer(12);
   const clientFilterDone = new Set<string>();
+  // Where set_client_filter() leaves its requests: the server's user writes, we read, through a
+  // descriptor opened now and kept for the run (client-filter.ts says how it is checked).
+  let spool: ClientFilterSpool | string | undefined;
   if (pre.dataDir) {
-    // Where set_client_filter() leaves its requests: the server's user writes, we read.
-    const spool = clientFilterSpool(resolve(pre.dataDir));
-    try {
-      mkdirSync(spool, { mode: 0o700 });
-      if (user) chownSync(spool, user.uid, user.gid);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== "EEXIST") req.say(`pg_seccomp: note: no set_client_filter spool (${(e as Error).message})`);
-    }
+    spool = openClientFilterSpool(resolve(pre.dataDir), user ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+    if (typeof spool === "string") req.say(`pg_seccomp: note: set_client_filter is off for this run: ${spool}`);
   }
   let supervisorFailure: Error | undefined;
   const heartbeat = new SharedArrayBuffer(8);
@@ -358,11 +371,11 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
       // Readable by the server's group (for the SQL view of it), writable only by us.
-      log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid);
+      log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: [user.gid, ...groupsOf(user)], name: user.name } : undefined);
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") req.say(e.line);
-          else if (pre.dataDir) void handleClientFilter(req, resolve(pre.dataDir), e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
+          else if (pre.dataDir) void handleClientFilter(req, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
           return;
         }
         if (e.action === "launch") return;
@@ -417,7 +430,8 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     await workerExited;
     clearTimeout(timer);
   }
-  log?.flush();
+  log?.close();
+  if (spool && typeof spool !== "string") closeSync(spool.fd);
   removeRunState(pid);
   if (supervisorFailure) return { ...result, pid, code: result.code ?? 1, events };
   return { ...result, pid, events };
@@ -483,7 +497,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
  * when the filter goes in.
  */
 async function handleClientFilter(
-  req: RunRequest, dataDir: string, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
+  req: RunRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
   classifier: ClassificationService,
 ): Promise<void> {
   const refuse = (errno: number, why: string) => {
@@ -505,10 +519,10 @@ async function handleClientFilter(
   let prog;
   try {
     const ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;
-    const { req: request, session } = takeClientFilterRequest(dataDir, pid, req.policy, ctx);
+    const { req: request, session } = takeClientFilterRequest(spool, pid, req.policy, ctx);
     prog = clientFilterProgram(req.policy, req.arch, session, request);
   } catch (e) {
-    return refuse(22 /* EINVAL */, (e as Error).message.split("\n")[0] ?? "bad request");
+    return refuse(22 /* EINVAL */, describeRequestError(e));
   }
   Atomics.store(shared, 0, pid);
   try {

@@ -3,11 +3,13 @@
 // and database, and for sessions the statement that was running. Its size is bounded: past
 // `maxBytes` the file is rotated to `<file>.1` (one generation kept).
 
-import { appendFileSync, chownSync, renameSync, statSync, readFileSync } from "node:fs";
+import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync, writeSync, type Stats } from "node:fs";
 import { createHash } from "node:crypto";
 import { runStateDir } from "./state.js";
 import { spawnSync } from "node:child_process";
-import { join } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { directoryProblem, type ServerIdentity } from "./permissions.js";
+import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "./safe-fs.js";
 import type { ViolationEvent } from "./supervisor.js";
 
 export const DEFAULT_LOG_MAX_BYTES = 16 * 1024 * 1024;
@@ -17,11 +19,25 @@ export function defaultLogPath(dataDir: string): string {
   return join(runStateDir(), `violations-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}.jsonl`);
 }
 
+/**
+ * The log file, written by the launcher (root when it starts the server as another user). It is
+ * only ever reached through a descriptor of its directory, opened from "/" without following a
+ * link, that the server's user cannot write (permissions.ts; checked again on every open and
+ * before every rotation). The file is opened O_APPEND|O_CREAT|O_NOFOLLOW, must be a regular file
+ * of ours with one name, and is handed to the reader group with fchown on its descriptor; a
+ * rotation renames within the directory descriptor and creates the new file with O_EXCL.
+ */
 export class ViolationLog {
-  private size: number;
+  private size = 0;
   private pending: string[] = [];
   private pendingBytes = 0;
   private timer: NodeJS.Timeout | undefined;
+  private dirFd: number | undefined;
+  private fd: number | undefined;
+  private readonly name: string;
+  private readonly me = process.getuid?.() ?? 0;
+  /** Why the log could not be written last time (undefined while it can). */
+  lastError: string | undefined;
 
   constructor(
     readonly path: string,
@@ -30,12 +46,10 @@ export class ViolationLog {
     private readonly readerGid?: number,
     /** Lines are written in batches at most this often (a learning run logs many calls). */
     private readonly flushMs = 50,
+    /** The server's user when it is not us: it must not be able to write the log's directory. */
+    private readonly server?: ServerIdentity,
   ) {
-    try {
-      this.size = statSync(path).size;
-    } catch {
-      this.size = 0;
-    }
+    this.name = basename(resolve(path));
   }
 
   record(e: ViolationEvent): void {
@@ -44,6 +58,37 @@ export class ViolationLog {
     this.pendingBytes += Buffer.byteLength(line);
     if (this.pendingBytes >= 64 * 1024) this.flush();
     else this.timer ??= setTimeout(() => this.flush(), this.flushMs);
+  }
+
+  /** The log's directory is fine when the server's user can neither write it nor replace it. */
+  private readonly checkDir = (_path: string, st: Stats, isLast: boolean): string | undefined => {
+    if (!this.server) return undefined;
+    if (isLast && st.uid !== this.me && st.uid !== 0) return `is owned by uid ${st.uid}, not by root`;
+    return directoryProblem(st, this.server, isLast);
+  };
+
+  private open(exclusive: boolean): void {
+    if (this.dirFd === undefined) this.dirFd = openDirectoryNoFollow(realpathSync(dirname(resolve(this.path))), this.checkDir);
+    const fd = openAppendAt(this.dirFd, this.name, 0o640, { owner: this.me, singleLink: true, exclusive });
+    try {
+      if (this.readerGid !== undefined) fchownSync(fd, this.me, this.readerGid);
+      this.size = fstatSync(fd).size;
+    } catch (e) {
+      closeSync(fd);
+      throw e;
+    }
+    this.fd = fd;
+  }
+
+  /** Renames the log to <name>.1 inside the verified directory and starts a new file. */
+  private rotate(): void {
+    const dirFd = this.dirFd!;
+    const why = this.checkDir(dirname(resolve(this.path)), fstatSync(dirFd), true);
+    if (why) throw new UnsafePathError(dirname(resolve(this.path)), why);
+    closeSync(this.fd!);
+    this.fd = undefined;
+    renameWithin(dirFd, this.name, `${this.name}.1`);
+    this.open(true);
   }
 
   /** Writes what is buffered; rotates first when the file would grow past maxBytes. */
@@ -56,17 +101,28 @@ export class ViolationLog {
     this.pending = [];
     this.pendingBytes = 0;
     try {
-      if (this.size + bytes > this.maxBytes && this.size > 0) {
-        renameSync(this.path, `${this.path}.1`);
-        this.size = 0;
-      }
-      const fresh = this.size === 0;
-      appendFileSync(this.path, text, { mode: 0o640 });
-      if (fresh && this.readerGid !== undefined) chownSync(this.path, 0, this.readerGid);
+      if (this.fd === undefined) this.open(false);
+      if (this.size + bytes > this.maxBytes && this.size > 0) this.rotate();
+      writeSync(this.fd!, text);
       this.size += bytes;
-    } catch {
-      /* best effort: the decision was already made and enforced */
+      this.lastError = undefined;
+    } catch (e) {
+      // Best effort: the decision was already made and enforced. Start over next time.
+      this.lastError = (e as Error).message;
+      this.closeFds();
     }
+  }
+
+  /** Flushes and closes the file. */
+  close(): void {
+    this.flush();
+    this.closeFds();
+  }
+
+  private closeFds(): void {
+    if (this.fd !== undefined) closeSync(this.fd);
+    if (this.dirFd !== undefined) closeSync(this.dirFd);
+    this.fd = this.dirFd = undefined;
   }
 }
 

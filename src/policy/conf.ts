@@ -20,13 +20,23 @@ export interface ConfFile {
   settings: ConfSetting[];
   /** Every file read, in order, for permission checks. */
   files: string[];
+  /**
+   * Places that may hold policy files later, for permission checks too: include_if_exists
+   * targets that do not exist now, and include_dir directories.
+   */
+  includePlaces: IncludePlace[];
+}
+
+export interface IncludePlace {
+  path: string;
+  kind: "file-or-missing" | "directory";
 }
 
 /** PostgreSQL's limit on include nesting (guc-file.l CONF_FILE_MAX_DEPTH). */
 const MAX_DEPTH = 10;
 
 export function readConf(path: string, source: PolicySource): ConfFile {
-  const out: ConfFile = { settings: [], files: [] };
+  const out: ConfFile = { settings: [], files: [], includePlaces: [] };
   readInto(path, source, out, [], undefined, false);
   return out;
 }
@@ -39,7 +49,10 @@ function readInto(
   includedFrom: SourceLoc | undefined,
   ifExists: boolean,
 ): void {
-  if (ifExists && !source.exists(path)) return;
+  if (ifExists && !source.exists(path)) {
+    out.includePlaces.push({ path, kind: "file-or-missing" });
+    return;
+  }
   let text: string;
   let canonical: string;
   try {
@@ -86,6 +99,7 @@ function readInto(
       readInto(target, source, out, [...stack, canonical], line.nameLoc, name === "include_if_exists");
     } else if (name === "include_dir") {
       const dir = resolveIncluded(path, value);
+      out.includePlaces.push({ path: dir, kind: "directory" });
       let names: string[];
       try {
         names = source.list(dir);

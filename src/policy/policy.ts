@@ -5,7 +5,7 @@
 import { PolicyError, type PolicyNote, type SourceLoc } from "./errors.js";
 import { ACTION_KINDS, parseAction, type Action, type ActionKind } from "./actions.js";
 import { parseList, type ArgCondition, type ListEntry } from "./entries.js";
-import { readConf, type ConfSetting } from "./conf.js";
+import { readConf, type ConfSetting, type IncludePlace } from "./conf.js";
 import { fileSystemSource, type PolicySource } from "./source.js";
 import { errnoNumber } from "../syscalls/errno.js";
 import { ARCHES, resolveSyscall, suggestNames, type Arch } from "../syscalls/index.js";
@@ -45,6 +45,8 @@ export interface Policy {
   notes: PolicyNote[];
   /** Every file read, the main file first. */
   files: string[];
+  /** Missing include_if_exists targets and include_dir directories (for permission checks). */
+  includePlaces?: IncludePlace[];
 }
 
 export const DEFAULT_ERROR_ERRNO = errnoNumber("EACCES")!;
@@ -71,7 +73,7 @@ const KNOWN_SETTINGS = [
 
 export function loadPolicyFile(path: string, source: PolicySource = fileSystemSource): Policy {
   const conf = readConf(path, source);
-  return buildPolicy(conf.settings, conf.files);
+  return { ...buildPolicy(conf.settings, conf.files), includePlaces: conf.includePlaces };
 }
 
 export function parsePolicyText(text: string, name = "<policy>"): Policy {

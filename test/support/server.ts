@@ -37,6 +37,11 @@ export function writePolicy(text: string, name = `p${++policyCount}.conf`): stri
   return p;
 }
 
+/** A violation-log path in a root-owned directory: a root `run` refuses one the server's user can write. */
+export function logFile(name: string): string {
+  return join(policyDir, name);
+}
+
 export interface RunningServer {
   proc: ChildProcess;
   cluster: Cluster;

@@ -1,0 +1,157 @@
+// Attack library: a PostgreSQL superuser with SQL only tries to leave the session context (where
+// `execve` is denied) for one where it is allowed, by choosing role and database names that
+// once fooled a title parser, by asking through dblink, and by shaping what the statement lookup
+// reads. Every attempt must fail on a real server, be logged as a session's denied call, and
+// leave the server serving. Also: a stopped launcher fails closed; a flood of denied calls stays
+// bounded.
+
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { join } from "node:path";
+import { destroyCluster, postmasterPid, psql, query, type Cluster } from "../../src/postgres/cluster.js";
+import { integrationSkip, logFile, newCluster, startReady, startRun, stop, waitFor, writePolicy } from "../support/server.js";
+import { repoPath } from "../support/paths.js";
+import type { ViolationEvent } from "../../src/launcher/supervisor.js";
+
+const skip = integrationSkip();
+const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const COPY = (tag: string) => `copy (select 1) to program 'cat > /dev/null' -- ${tag}`;
+
+// Names that a title parser once took for something else: backend types, title syntax, a role
+// name that starts with another role's name, a database name with spaces.
+const HOSTILE_ROLES = [
+  "walsender", "archiver", "checkpointer", "x: archiver", "alice postgres [local] idle", "alice", "postgres: logger ",
+];
+const HOSTILE_DB = "my db [local] archiver";
+
+let cluster: Cluster;
+before(async () => {
+  if (skip) return;
+  cluster = await newCluster();
+  const s = await startReady(cluster, []);
+  for (const r of HOSTILE_ROLES) query(cluster, `create role "${r.replace(/"/g, '""')}" superuser login`);
+  query(cluster, `create database "${HOSTILE_DB}"`);
+  query(cluster, "create extension dblink");
+  await stop(s);
+});
+after(() => {
+  if (cluster) destroyCluster(cluster);
+});
+
+function events(path: string): ViolationEvent[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as ViolationEvent);
+}
+
+test("hostile role and database names, and dblink, cannot leave the session context", { skip }, async () => {
+  // Only alice (the real one) may exec; every backend type may (the profile allows it globally).
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n");
+  const log = logFile("attack-names.jsonl");
+  const s = await startReady(cluster, ["--policy", policy, "--log", log]);
+  try {
+    assert.ok(psql(cluster, COPY("alice may"), { role: "alice" }).ok, "the real alice may exec");
+    for (const role of HOSTILE_ROLES.filter((r) => r !== "alice")) {
+      const r = psql(cluster, COPY(`as ${role}`), { role });
+      assert.equal(r.ok, false, `role "${role}" ran a program`);
+      assert.match(r.stderr, /Permission denied|Operation not permitted|could not execute|Cannot allocate memory/);
+    }
+    const db = psql(cluster, COPY("in the hostile database"), { db: HOSTILE_DB });
+    assert.equal(db.ok, false, "a database name with spaces ran a program");
+    // From a denied session, through dblink, to sessions with hostile names.
+    for (const role of ["walsender", "x: archiver"]) {
+      const conn = `host=${cluster.socketDir} port=${cluster.port} dbname=postgres user=''${role}''`.replace(/''/g, "'");
+      const r = psql(cluster, `select dblink_exec('${conn.replace(/'/g, "''")}', '${COPY(`dblink ${role}`).replace(/'/g, "''")}')`);
+      assert.equal(r.ok, false, `dblink as ${role} ran a program`);
+    }
+    assert.equal(query(cluster, "select 1"), "1", "the server keeps serving");
+  } finally {
+    await stop(s);
+  }
+  const execs = events(log).filter((e) => e.syscall === "execve" && e.action === "error");
+  for (const role of HOSTILE_ROLES.filter((r) => r !== "alice")) {
+    assert.ok(execs.some((e) => e.context === "session" && e.role === role), `the denied exec of "${role}" is logged as a session's: ${JSON.stringify(execs.map((e) => [e.context, e.role]))}`);
+  }
+  assert.ok(execs.some((e) => e.context === "session" && e.database === HOSTILE_DB), "the hostile database's denied exec is logged");
+  assert.ok(!execs.some((e) => e.role === "alice" && e.database === "postgres" && /alice may/.test(e.query ?? "")), "alice was allowed");
+});
+
+test("the statement lookup is schema-qualified: search_path and a look-alike view cannot forge the logged statement", { skip }, async () => {
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\n");
+  const log = logFile("attack-statement.jsonl");
+  const s = await startReady(cluster, ["--policy", policy, "--log", log]);
+  try {
+    query(cluster, "create schema if not exists evil; create or replace view evil.pg_stat_activity as select pid, 'FORGED'::text as query, backend_type, usesysid, datid from pg_catalog.pg_stat_activity");
+    query(cluster, "alter role postgres set search_path = evil, pg_catalog; alter database postgres set search_path = evil, pg_catalog");
+    // The monitoring session opens after these settings exist.
+    const r = psql(cluster, COPY("the real statement") + ";");
+    assert.equal(r.ok, false);
+    await waitFor(() => events(log).some((e) => e.syscall === "execve"), 10_000, "the denied exec in the log");
+  } finally {
+    query(cluster, "alter role postgres reset search_path; alter database postgres reset search_path; drop schema evil cascade");
+    await stop(s);
+  }
+  const e = events(log).find((x) => x.syscall === "execve")!;
+  assert.equal(e.context, "session");
+  assert.equal(e.role, "postgres");
+  assert.match(e.query ?? "", /the real statement/, JSON.stringify(e));
+});
+
+test("a flood of denied calls stays bounded: the log is rate-limited and other sessions are served", { skip }, async () => {
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n");
+  const log = logFile("attack-flood.jsonl");
+  const s = await startReady(cluster, ["--policy", policy, "--log", log]);
+  try {
+    const flood = spawn(join(cluster.binDir, "psql"), ["-X", "-q", "-c",
+      "do $$ begin for i in 1..3000 loop begin copy (select 1) to program 'true'; exception when others then null; end; end loop; end $$"], {
+      env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" },
+      stdio: "ignore",
+    });
+    const done = new Promise<number | null>((r) => flood.on("exit", (c) => r(c)));
+    // While it floods, other sessions connect and are classified: alice still may exec.
+    for (let i = 0; i < 5; i++) assert.ok(psql(cluster, COPY(`alice ${i}`), { role: "alice" }).ok, "alice is served during the flood");
+    assert.equal(await done, 0);
+    assert.ok(s.alive());
+  } finally {
+    await stop(s);
+  }
+  const denied = events(log).filter((e) => e.syscall === "execve" && e.action === "error");
+  assert.ok(denied.length > 0 && denied.length < 3000, `events are rate-limited: ${denied.length} of 3000 logged`);
+  assert.match(s.stderr(), /violation-log events suppressed/);
+});
+
+test("a stopped launcher fails closed: the watchdog kills the server within seconds; committed rows survive", { skip }, async () => {
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\n");
+  const s = startRun(cluster, ["--policy", policy]);
+  const { waitReady } = await import("../../src/postgres/cluster.js");
+  await waitReady(cluster, s.alive, 60_000);
+  query(cluster, "drop table if exists kept; create table kept as select g from generate_series(1, 1000) g");
+  const pm = postmasterPid(cluster.dataDir)!;
+  process.kill(s.proc.pid!, "SIGSTOP");
+  const stoppedAt = Date.now();
+  // A call that needs the supervisor now waits for a launcher that cannot answer.
+  const hung = spawn(join(cluster.binDir, "psql"), ["-X", "-c", COPY("while the launcher is stopped")], {
+    env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres" },
+    stdio: "ignore",
+  });
+  const hungDone = new Promise<void>((r) => hung.on("exit", () => r()));
+  try {
+    await waitFor(() => !existsSync(`/proc/${pm}`) || /^\S+ \S+ [ZX]/.test(readFileSync(`/proc/${pm}/stat`, "utf8").replace(/^.*\) /, "x x ")), 20_000, "the postmaster to be killed");
+    const failClosedMs = Date.now() - stoppedAt;
+    await hungDone;
+    process.stdout.write(`# fail-closed after ${failClosedMs} ms with the launcher stopped\n`);
+  } finally {
+    process.kill(s.proc.pid!, "SIGCONT");
+    await s.exited;
+  }
+  assert.match(s.stderr(), /watchdog: the launcher \(pid \d+\) has been stopped/);
+  // Recovery keeps every committed row.
+  const again = await startReady(cluster, ["--policy", policy]);
+  try {
+    assert.equal(query(cluster, "select count(*) from kept"), "1000");
+  } finally {
+    await stop(again);
+  }
+  assert.equal(spawnSync("true").status, 0);
+});
