@@ -275,7 +275,10 @@ export class SupervisorCore {
     this.eventBuckets.set(pid, bucket);
     if (this.globalEvents.second !== second) this.globalEvents = { second, count: 0 };
     if (bucket.count >= this.limits.eventsPerSecondPerPid || this.globalEvents.count >= this.limits.eventsPerSecond) {
-      if (this.suppressed === 0) this.suppressedSince = this.io.now();
+      if (this.suppressed === 0) {
+        this.suppressedSince = this.io.now();
+        this.io.note(`pg_seccomp: violation-log rate limit reached (pid ${pid}); further events are suppressed and counted`);
+      }
       this.suppressed++;
       return false;
     }

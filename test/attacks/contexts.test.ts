@@ -118,7 +118,7 @@ test("a flood of denied calls stays bounded: the log is rate-limited and other s
   }
   const denied = events(log).filter((e) => e.syscall === "execve" && e.action === "error");
   assert.ok(denied.length > 0 && denied.length < 3000, `events are rate-limited: ${denied.length} of 3000 logged`);
-  assert.match(s.stderr(), /violation-log events suppressed/);
+  assert.match(s.stderr(), /violation-log rate limit reached/);
 });
 
 test("a stopped launcher fails closed: the watchdog kills the server within seconds; committed rows survive", { skip }, async () => {
