@@ -147,3 +147,15 @@ test("x32 syscall numbers are killed on x86_64", { skip: skip || (arch !== "x86_
   assert.equal(run.outcome, "killed");
   assert.equal(run.signal, "SIGSYS");
 });
+
+test("run's program refuses clone(CLONE_PARENT) and clone3 in the kernel, whatever the policy allows", { skip: skip || (arch !== "x86_64" && "x86_64 only") }, async () => {
+  const { kernelPrograms } = await import("../src/launcher/program.js");
+  const policy = parsePolicyText("global_syscall_default = allow\n", "allow.conf");
+  const prog = kernelPrograms(policy, arch).installed;
+  const CLONE_PARENT = 0x8000n;
+  const SIGCHLD = 17n;
+  const run = await runUnderFilter(prog, [{ nr: nr("getpid") }, { nr: nr("clone"), args: [CLONE_PARENT | SIGCHLD, 0n, 0n, 0n, 0n] }, { nr: nr("clone3"), args: [0n, 0n] }]);
+  assert.equal(run.results[0]?.kind, "returned");
+  assert.deepEqual(run.results[1] && run.results[1].kind === "errno" && run.results[1].code, "EPERM");
+  assert.deepEqual(run.results[2] && run.results[2].kind === "errno" && run.results[2].code, "ENOSYS");
+});

@@ -1,0 +1,165 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { compileFilter } from "../bpf/emulator.js";
+import { AUDIT_ARCH_X86_64 } from "../bpf/insn.js";
+import { contextKey, type ContextSpec } from "../policy/decision.js";
+import { parsePolicyText } from "../policy/policy.js";
+import { syscallNumber } from "../syscalls/index.js";
+import { decisionProgram } from "./program.js";
+import { DEFAULT_LIMITS, SupervisorCore, type SupervisorIO } from "./supervisor-core.js";
+import type { ViolationEvent } from "./supervisor.js";
+import { classifyChild } from "./classify.js";
+
+const arch = "x86_64" as const;
+const EXECVE = syscallNumber(arch, "execve")!;
+const GETPID = syscallNumber(arch, "getpid")!;
+const policy = parsePolicyText(
+  "global_syscall_default = allow\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\nglobal_syscall_log = 'getpid'\n",
+  "core.conf",
+);
+const PM = 100;
+
+function harness(limits = DEFAULT_LIMITS) {
+  let now = 1_000_000;
+  const procs = new Map<number, { ppid: number; start: string }>();
+  const answers: Array<{ id: bigint; a: { continue: true } | { errno: number } }> = [];
+  const asked: Array<[number, string]> = [];
+  const statements: number[] = [];
+  const emitted: ViolationEvent[] = [];
+  const notes: string[] = [];
+  const killed: number[] = [];
+  const io: SupervisorIO = {
+    now: () => now,
+    stat: (pid) => procs.get(pid),
+    status: () => "Threads:\t1\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\n",
+    title: (pid) => `title of ${pid}`,
+    idValid: () => true,
+    respond: (id, a) => answers.push({ id, a }),
+    kill: (pid) => killed.push(pid),
+    requestClassification: (pid, start) => asked.push([pid, start]),
+    requestStatement: (pid) => statements.push(pid),
+    emit: (e) => emitted.push(e),
+    note: (l) => notes.push(l),
+  };
+  const programs = new Map<string, ReturnType<typeof compileFilter>>();
+  const decisionsFor = (ctx: ContextSpec) => {
+    const k = contextKey(ctx);
+    if (!programs.has(k)) programs.set(k, compileFilter(decisionProgram(policy, arch, ctx)));
+    return programs.get(k)!;
+  };
+  const core = new SupervisorCore(PM, decisionsFor, { pending: false, stagePid: PM, execveNr: EXECVE }, arch, io, limits);
+  let id = 0n;
+  const call = (pid: number, nr = EXECVE) => {
+    const n = { id: ++id, pid, data: { nr, arch: AUDIT_ARCH_X86_64, instructionPointer: 0n, args: [0n, 0n, 0n, 0n, 0n, 0n] } };
+    core.onNotification(n);
+    return n.id;
+  };
+  const answerOf = (nid: bigint) => answers.find((x) => x.id === nid)?.a;
+  return { core, procs, answers, asked, statements, emitted, notes, killed, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
+}
+
+test("the postmaster is decided at once; an unclassified child of it is held until the classifier answers", () => {
+  const h = harness();
+  h.procs.set(PM, { ppid: 1, start: "1" });
+  h.procs.set(200, { ppid: PM, start: "50" });
+  assert.deepEqual(h.answerOf(h.call(PM)), { continue: true });
+  const held = h.call(200);
+  assert.equal(h.answerOf(held), undefined, "held");
+  const again = h.call(200);
+  assert.deepEqual(h.asked, [[200, "50"]], "asked once");
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
+  assert.deepEqual(h.answerOf(held), { continue: true }, "alice may exec");
+  assert.deepEqual(h.answerOf(again), { continue: true });
+  assert.deepEqual(h.answerOf(h.call(200)), { continue: true }, "pinned: decided at once");
+  assert.equal(h.asked.length, 1);
+});
+
+test("a program a session started has the session's context, whatever it is; reparented processes get the most restrictive", () => {
+  const h = harness();
+  h.procs.set(200, { ppid: PM, start: "50" });
+  h.procs.set(300, { ppid: 200, start: "60" }); // sh -c from COPY TO PROGRAM
+  h.procs.set(301, { ppid: 300, start: "61" });
+  h.procs.set(400, { ppid: 1, start: "70" }); // reparented
+  h.call(200);
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "bob", database: "db" }, pin: true });
+  h.advance(1000);
+  const grandchild = h.call(301);
+  h.advance(1000); // past the statement wait
+  assert.deepEqual(h.answerOf(grandchild), { errno: 13 }, "bob's session may not exec, nor its children");
+  const e = h.emitted.find((x) => x.pid === 301)!;
+  assert.equal(e.decidedBy, 200);
+  assert.equal(e.role, "bob");
+  const orphan = h.call(400);
+  assert.equal(h.emitted.find((x) => x.pid === 400)?.context, "unclassified");
+  assert.ok(h.answerOf(orphan));
+});
+
+test("no answer in time: the most restrictive context decides, noted in the log", () => {
+  const h = harness();
+  h.procs.set(200, { ppid: PM, start: "50" });
+  const held = h.call(200);
+  h.advance(DEFAULT_LIMITS.classifyWaitMs + 1);
+  assert.deepEqual(h.answerOf(held), { errno: 13 });
+  const e = h.emitted.find((x) => x.pid === 200)!;
+  assert.equal(e.context, "unclassified");
+  assert.equal(e.note, "not classified in time");
+});
+
+test("a new process under a reused pid is classified afresh", () => {
+  const h = harness();
+  h.procs.set(200, { ppid: PM, start: "50" });
+  h.call(200);
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
+  h.procs.set(200, { ppid: PM, start: "99" });
+  const n = h.call(200);
+  assert.equal(h.answerOf(n), undefined);
+  assert.deepEqual(h.asked.at(-1), [200, "99"]);
+});
+
+test("held calls are bounded: past the limit, calls are decided at once", () => {
+  const h = harness({ ...DEFAULT_LIMITS, maxHeld: 3 });
+  for (let p = 500; p < 510; p++) h.procs.set(p, { ppid: PM, start: String(p) });
+  const ids = Array.from({ length: 10 }, (_, i) => h.call(500 + i));
+  assert.equal(h.core.heldCount, 3);
+  assert.equal(ids.filter((i) => h.answerOf(i)).length, 7);
+});
+
+test("a denied session call waits briefly for its statement; the log has it", () => {
+  const h = harness();
+  h.procs.set(200, { ppid: PM, start: "50" });
+  h.call(200);
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "bob", database: "db" }, pin: true });
+  assert.deepEqual(h.statements, [200]);
+  h.core.onStatement(200, "copy ... to program");
+  assert.equal(h.emitted[0]?.query, "copy ... to program");
+  assert.deepEqual(h.answers.at(-1)?.a, { errno: 13 });
+});
+
+test("a flood from one process is rate-limited in the log, and said once", () => {
+  const h = harness();
+  h.procs.set(PM, { ppid: 1, start: "1" });
+  for (let i = 0; i < 500; i++) h.call(PM, GETPID); // logged calls
+  assert.equal(h.answers.length, 500, "every call is answered");
+  assert.equal(h.emitted.length, DEFAULT_LIMITS.eventsPerSecondPerPid);
+  assert.equal(h.notes.length, 1);
+  h.advance(1500);
+  assert.match(h.notes.at(-1)!, /suppressed/);
+});
+
+test("classification rules: names never decide, kernel facts must agree, missing facts are not pinned", () => {
+  const row = (backendType: string, role = "r", database = "d") => ({ backendType, role, database });
+  assert.deepEqual(classifyChild({ activity: row("client backend", "walsender"), clientConnection: true, title: "postgres: archiver" }),
+    { ctx: { context: "session", role: "walsender", database: "d" }, pin: true });
+  assert.deepEqual(classifyChild({ activity: row("archiver"), clientConnection: true, title: "postgres: archiver" }).ctx, { context: "unclassified" });
+  assert.equal(classifyChild({ activity: row("archiver"), clientConnection: true, title: "" }).pin, true, "inconsistent facts pin the most restrictive");
+  assert.deepEqual(classifyChild({ activity: row("client backend"), clientConnection: false, title: "" }).ctx, { context: "unclassified" });
+  assert.deepEqual(classifyChild({ activity: row("checkpointer"), clientConnection: false, title: "postgres: alice db [local] idle" }).ctx, { context: "checkpointer" });
+  assert.deepEqual(classifyChild({ activity: row("parallel worker", "bob", "db"), clientConnection: false, title: "" }).ctx, { context: "parallel_worker", role: "bob", database: "db" });
+  assert.deepEqual(classifyChild({ activity: row("io worker"), clientConnection: false, title: "" }).ctx, { context: "background_worker" });
+  assert.deepEqual(classifyChild({ activity: row("something new"), clientConnection: false, title: "" }).ctx, { context: "unclassified" });
+  // Before the server answers: a client connection is never classified by title.
+  assert.deepEqual(classifyChild({ activity: undefined, clientConnection: true, title: "postgres: checkpointer" }), { ctx: { context: "unclassified" }, pin: false, note: "client connection not authenticated yet" });
+  assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: startup recovering 0001" }), { ctx: { context: "startup" }, pin: true });
+  assert.equal(classifyChild({ activity: "none", clientConnection: false, title: "postgres: alice db [local] idle" }).ctx.context, "unclassified");
+  assert.equal(classifyChild({ activity: "none", clientConnection: false, title: "postgres: logger " }).ctx.context, "logger");
+});
