@@ -27,6 +27,12 @@ export interface MonitorOptions {
 
 const MAX_LINE = 64 * 1024;
 
+/** pg_stat_get_activity's OID in every major since 9.x (pg_proc.dat), and its C symbol. */
+const PG_STAT_GET_ACTIVITY_OID = 2022;
+const BUILTIN_CHECK =
+  "(select p.prolang OPERATOR(pg_catalog.=) 12 and p.prosrc OPERATOR(pg_catalog.=) 'pg_stat_get_activity' " +
+  "from pg_catalog.pg_proc p where p.oid OPERATOR(pg_catalog.=) " + PG_STAT_GET_ACTIVITY_OID + " and p.proname OPERATOR(pg_catalog.=) 'pg_stat_get_activity')";
+
 interface Waiting {
   tag: string;
   lines: string[];
@@ -124,8 +130,10 @@ export class MonitorConnection {
   /** The server's row for a pid, "none" when it has none, undefined when it could not be asked. */
   async activity(pid: number): Promise<ActivityRow | "none" | undefined> {
     if (!this.up) return undefined;
+    // The row comes only if pg_stat_get_activity is still the built-in C function (a superuser
+    // could replace it with a SQL function of the same name and OID); otherwise no answer.
     const lines = await this.send(
-      "select pg_catalog.json_build_object('type', s.backend_type, 'role', a.rolname, 'database', d.datname)::text " +
+      "select pg_catalog.json_build_object('builtin', " + BUILTIN_CHECK + ", 'type', s.backend_type, 'role', a.rolname, 'database', d.datname)::text " +
         "from pg_catalog.pg_stat_get_activity(" + Math.trunc(pid) + ") s " +
         "left join pg_catalog.pg_authid a on a.oid OPERATOR(pg_catalog.=) s.usesysid " +
         "left join pg_catalog.pg_database d on d.oid OPERATOR(pg_catalog.=) s.datid " +
@@ -134,7 +142,7 @@ export class MonitorConnection {
     if (!lines) return undefined;
     if (lines.length === 0) return "none";
     const row = parseJsonObject(lines[0]!);
-    if (!row || typeof row.type !== "string") return undefined;
+    if (!row || typeof row.type !== "string" || row.builtin !== true) return undefined;
     return {
       backendType: row.type,
       ...(typeof row.role === "string" ? { role: row.role } : {}),

@@ -155,3 +155,34 @@ test("a stopped launcher fails closed: the watchdog kills the server within seco
   }
   assert.equal(spawnSync("true").status, 0);
 });
+
+test("code loaded into a backend cannot leave its context: CLONE_PARENT, clone3, exec, exec after retitling", { skip }, async () => {
+  const { mkdtempSync, chmodSync, rmSync } = await import("node:fs");
+  const { tmpdir } = await import("node:os");
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-attack-"));
+  chmodSync(dir, 0o755);
+  const out = join(dir, "results.txt");
+  const lib = join(dir, "backend-code.so");
+  const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-DOUT="${out}"`, "-o", lib, repoPath("test/fixtures/attack/backend-code.c")], { encoding: "utf8" });
+  assert.equal(cc.status, 0, cc.stderr);
+  // The results file is written by the backend (the postgres user).
+  spawnSync("install", ["-m", "0666", "/dev/null", out]);
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\n");
+  const log = logFile("attack-code.jsonl");
+  const s = await startReady(cluster, ["--policy", policy, "--log", log]);
+  try {
+    const r = psql(cluster, `load '${lib}'`);
+    assert.equal(r.ok, false, "LOAD fails (no magic block) after the constructor ran");
+    assert.match(r.stderr, /magic block/);
+    const results = Object.fromEntries(readFileSync(out, "utf8").trim().split("\n").map((l) => l.split(" ") as [string, string]));
+    assert.deepEqual(results, { clone_parent: "EPERM", clone3: "ENOSYS", exec: "EPERM", retitle_exec: "EPERM" });
+    assert.equal(query(cluster, "select 1"), "1", "the server keeps serving");
+  } finally {
+    await stop(s);
+    rmSync(dir, { recursive: true, force: true });
+  }
+  const execs = events(log).filter((e) => e.syscall === "execve" && e.action === "error");
+  assert.equal(execs.length, 2);
+  assert.ok(execs.every((e) => e.context === "session" && e.role === "postgres" && e.decidedBy !== undefined), JSON.stringify(execs));
+  assert.ok(execs.some((e) => /archiver/.test(e.process)), "the retitled process's exec was still a session's");
+});
