@@ -44,7 +44,9 @@ export function decisionProgram(policy: Policy, arch: Arch, context: ContextSpec
 }
 
 function routedToSupervisor(leaf: Leaf): boolean {
-  return leaf.action.kind === "error" || leaf.action.kind === "log";
+  // A quiet denial (a hardening preset's clone3 ENOSYS, which glibc meets on every thread and
+  // spawn) is decided in the kernel: it is the designed path, not a violation to log.
+  return (leaf.action.kind === "error" && !leaf.quiet) || leaf.action.kind === "log";
 }
 
 export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec = { context: "global" }): KernelPrograms {
