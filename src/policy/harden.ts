@@ -11,7 +11,7 @@
 
 import { PolicyError, type SourceLoc } from "./errors.js";
 import { parseList } from "./entries.js";
-import type { FilterSpec, PolicyEntry } from "./policy.js";
+import type { FilterSpec, Policy, PolicyEntry } from "./policy.js";
 import { suggestNames } from "../syscalls/index.js";
 import { errnoNumber } from "../syscalls/errno.js";
 
@@ -171,4 +171,10 @@ export function hardeningValue(presets: readonly PresetName[]): string {
   if (presets.length === 0) return "";
   if (presets.length >= 3) return ["all", ...PRESET_NAMES.filter((p) => !presets.includes(p)).map((p) => `!${p}`)].join(", ");
   return presets.join(", ");
+}
+
+/** The policy's own lists, without its presets (what learning rewrites; presets are kept aside). */
+export function withoutPresets(p: Policy): Policy {
+  const { hardening: _presets, ...lists } = p;
+  return lists;
 }
