@@ -16,7 +16,7 @@ import { compilePolicy } from "../src/bpf/compile.js";
 import { encodeProgram } from "../src/bpf/insn.js";
 import { hostArch } from "../src/kernel/index.js";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
-import { integrationSkip, newCluster, startReady, stop, writePolicy } from "./support/server.js";
+import { BIN, integrationSkip, newCluster, startReady, stop, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 
 const gcc = spawnSync("gcc", ["--version"]).status === 0;
@@ -102,6 +102,31 @@ test("the starter profile, compiled: namespaces, families, set-id modes and TIOC
   // Control: the same profile without its presets lets clone make a user namespace (the review's attack).
   const without = probeUnder(STARTER + "\nsyscall_harden = ''\n");
   expectAll(without, { clone_newuser: "ok", clone_newuser_newnet: "ok", clone3: "ok", socket_packet: "ok", chmod_setuid: "ok", ioctl_tiocsti: "ENOTTY" }, "starter without presets");
+});
+
+test("pg_seccomp check: one warning line per risk, exit 0; --strict exits 1; the starter profile keeps only fileless_exec", () => {
+  const tmp = mkdtempSync(join(tmpdir(), "pg_seccomp-check-"));
+  try {
+    const file = join(tmp, "p.conf");
+    writeFileSync(file, "global_syscall_default = 'error'\nglobal_syscall_allow = 'clone, clone3, read, io_uring_setup'\n");
+    const check = (...args: string[]) => spawnSync(process.execPath, [BIN, "check", ...args], { encoding: "utf8" });
+    const r = check(file);
+    assert.equal(r.status, 0, r.stderr);
+    const warnings = r.stderr.split("\n").filter((l) => l.startsWith("pg_seccomp: warning: "));
+    assert.deepEqual(warnings.map((l) => l.split(":")[2]!.trim()), ["namespaces", "io_uring"]);
+    assert.match(warnings[0]!, /clone with CLONE_NEWUSER, clone3 \(its flags cannot be checked\) allowed in every context \(.*p\.conf:2\).*add syscall_harden = 'namespaces'/);
+    assert.match(r.stdout, /p\.conf: ok \(1 file, 2 warnings\)/);
+    assert.equal(check("--strict", file).status, 1);
+    writeFileSync(file, "global_syscall_default = 'error'\nglobal_syscall_allow = 'clone, clone3, read'\nsyscall_harden = 'all'\n");
+    const clean = check("--strict", file);
+    assert.equal(clean.status, 0, clean.stderr);
+    assert.doesNotMatch(clean.stderr, /warning/);
+    const starter = check("--arch", "x86_64", repoPath("profiles/postgresql-15-x86_64.conf"));
+    assert.equal(starter.status, 0, starter.stderr);
+    assert.deepEqual(starter.stderr.match(/warning: (\w+)/g), ["warning: fileless_exec"]);
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
 });
 
 let cluster: Cluster | undefined;
