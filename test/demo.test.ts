@@ -12,7 +12,8 @@ test("pg_seccomp demo starts a filtered server, runs the workload, shows the fil
   for (const step of ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]) assert.ok(r.stderr.includes(step), step);
   assert.doesNotMatch(r.stderr, /FAIL/);
   assert.match(r.stderr, /ok {3}COPY \.\.\. TO PROGRAM/);
-  assert.match(r.stdout, /syscall\s+\| syscallnum \| filter_action\s+\| context/);
+  // psql centres a header narrower than its column (preset rows with conditions widen it).
+  assert.match(r.stdout, /syscall\s+\| syscallnum \|\s+filter_action\s+\| context/);
   assert.match(r.stdout, / <default>\s+\|\s+-1 \| global->error\s+\| global/);
   assert.match(r.stdout, / mount\s+\|\s+165 \| global->kill/);
   assert.match(r.stdout, /pid \d+ \(postmaster\): filter matches the policy/, "the live status");

@@ -72,6 +72,7 @@ try {
   const glibc = spawnSync("ldd", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]?.trim();
   const floorText = readFileSync(join(here, "floor.conf"), "utf8");
   const kill = /global_syscall_kill = '([^']*)'/.exec(floorText)![1];
+  const harden = /syscall_harden = '([^']*)'/.exec(floorText)![1];
   const text = `# pg_seccomp starter profile: PostgreSQL ${major} on ${arch}.
 #
 # Built by scripts/profile/build.ts on ${new Date().toISOString().slice(0, 10)}: ${version}; ${glibc};
@@ -86,6 +87,13 @@ try {
 
 syscall_error_errno = 'EPERM'
 global_syscall_default = 'error'
+
+# Hardening presets (docs/policy.md, "Hardening presets"): no new namespaces (clone without
+# namespace flags, clone3 ENOSYS so glibc falls back to clone, no unshare or setns), sockets only
+# for AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE, personality locked, no setuid/setgid files,
+# no TIOCSTI/TIOCLINUX. They apply on top of the lists here, in every process: the stricter
+# answer wins. To leave one out, write e.g. 'all, !address_families'.
+syscall_harden = '${harden}'
 
 global_syscall_allow = '${[...names].sort(collate).join(", ")}'
 

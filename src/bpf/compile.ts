@@ -137,6 +137,8 @@ function emitCondition(e: BackwardEmitter, c: ArgCondition, t: number, f: number
       const hiEqual = e.jump(jeq, hi32, low, no);
       return load("hi", e.jump(jgt, hi32, yes, hiEqual));
     }
+    case "masked_ne":
+      return emitCondition(e, { ...c, op: "masked_eq" }, f, t);
     case "masked_eq": {
       const mask = c.mask!;
       const mlo = Number(mask & 0xffffffffn);

@@ -18,6 +18,7 @@ import { simulate, syscallArg } from "../inspect/simulate.js";
 import { ARCHES, allSyscalls, hostArch, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/groups.js";
 import { parseValue } from "../policy/entries.js";
+import { formatRisk, policyRisks } from "../policy/risks.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
 import { learn } from "../learn/learn.js";
@@ -162,13 +163,15 @@ program
 
 program
   .command("check")
-  .description("validate a policy for every arch and context; print notes; exit 1 on the first error")
+  .description("validate a policy for every arch and context; print notes and warnings about risky allowances; exit 1 on the first error")
   .argument("<policy>", "policy file (postgresql.conf syntax)")
   .addOption(new Option("--arch <arch>", "only this architecture").choices(ARCHES as string[]))
-  .action((path: string, opts: { arch?: Arch }) => {
+  .option("--strict", "exit 1 when there are warnings")
+  .action((path: string, opts: { arch?: Arch; strict?: boolean }) => {
     const policy = loadPolicy(path);
     const contexts = policyContexts(policy);
-    for (const arch of opts.arch ? [opts.arch] : ARCHES) {
+    const arches = opts.arch ? [opts.arch] : ARCHES;
+    for (const arch of arches) {
       for (const c of contexts) {
         const prog = compilePolicy(policy, arch, c);
         const problems = validateProgram(prog);
@@ -176,7 +179,11 @@ program
         process.stdout.write(`${arch} ${contextKey(c)}: ${prog.length} instructions\n`);
       }
     }
-    process.stdout.write(`${path}: ok (${policy.files.length} file${policy.files.length === 1 ? "" : "s"})\n`);
+    const risks = policyRisks(policy, arches);
+    for (const r of risks) process.stderr.write(`pg_seccomp: warning: ${formatRisk(r)}\n`);
+    const warned = risks.length ? `, ${risks.length} warning${risks.length === 1 ? "" : "s"}` : "";
+    process.stdout.write(`${path}: ok (${policy.files.length} file${policy.files.length === 1 ? "" : "s"}${warned})\n`);
+    if (opts.strict && risks.length) process.exitCode = 1;
   });
 
 program

@@ -18,6 +18,7 @@ import {
   DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, loadPolicyFile, PROCESS_KINDS, resolveFilter, type FilterSpec, type Policy, type PolicyEntry, type ProcessKind, type SyscallRule,
 } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
+import { hardeningValue, withoutPresets } from "../policy/harden.js";
 import { expandGroup } from "../syscalls/groups.js";
 import { allSyscalls, hostArch, syscallNumber, type Arch } from "../syscalls/index.js";
 import { dataDirOf, LaunchError, preflight, runServer, starterProfile, type RunRequest, type RunResult } from "../launcher/run.js";
@@ -50,7 +51,9 @@ function learningFilter(f: FilterSpec): FilterSpec {
  * left), and log everywhere else. Unknown syscall numbers follow the default (log when the base
  * denies). Calls every context allows are decided in the kernel (free after the first call);
  * logged ones go to the supervisor, which lets them run and reports them. Without a base
- * (`--base none`) everything is logged.
+ * (`--base none`) everything is logged. The base's hardening presets stay in force: they deny
+ * in the kernel as they will under the learned policy, so the server learned is the server that
+ * will run (a call they deny is reported as a warning, not learned).
  */
 export function learningPolicy(base: Policy | undefined): Policy {
   if (!base) {
@@ -71,6 +74,7 @@ export function learningPolicy(base: Policy | undefined): Policy {
     roles: mapAll(base.roles),
     databases: mapAll(base.databases),
     processes: mapAll(base.processes),
+    ...(base.hardening ? { hardening: base.hardening } : {}),
     notes: [],
     files: [...base.files],
   };
@@ -317,7 +321,8 @@ export function renderLearnedPolicy(input: RenderInput): string {
     if (!base) return undefined;
     const k = contextKey(c);
     let d = decisionsCache.get(k);
-    if (!d) decisionsCache.set(k, (d = contextDecisions(base, arch, c)));
+    // The base's own lists: its presets are written as one line of their own, not into overlays.
+    if (!d) decisionsCache.set(k, (d = contextDecisions(withoutPresets(base), arch, c)));
     return d;
   };
   const globalDecisions = decisions({ context: "global" });
@@ -384,6 +389,18 @@ export function renderLearnedPolicy(input: RenderInput): string {
   if (unknown === "default") L.push("syscall_unknown_action = 'default'");
   else if (unknown && !sameAction(unknown, DEFAULT_UNKNOWN_ACTION)) L.push(`syscall_unknown_action = '${formatAction(unknown)}'`);
   if (L[L.length - 1] !== "") L.push("");
+  // Hardening presets: the base's choice, or all of them when the base says nothing.
+  L.push(
+    "# Hardening presets (docs/policy.md, \"Hardening presets\"): no new namespaces, sockets only for",
+    "# AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE, personality locked, no setuid/setgid files, no",
+    "# TIOCSTI, in every process, on top of the lists below (the stricter answer wins).",
+    ...(base?.hardening
+      ? ["# They were in force while learning (the base's): a call they denied was reported as a warning."]
+      : ["# The base had none, so they were not in force while learning: check the run's output and test."]),
+    "# To drop one write e.g. 'all, !address_families'; to drop them all, write '' (check then warns).",
+    `syscall_harden = '${base?.hardening ? hardeningValue(base.hardening.presets) : "all"}'`,
+    "",
+  );
 
   // ---- global
   L.push("# " + "-".repeat(94), "# global: every process of the server", "#");

@@ -11,8 +11,10 @@ import { allSyscalls, syscallName, type Arch } from "../syscalls/index.js";
 export interface Leaf {
   kind: "leaf";
   action: Action;
-  /** The filter that decided ("global", "session"). */
+  /** The filter that decided ("global", "session", "harden:namespaces"). */
   source: string;
+  /** An expected, harmless denial (a preset's clone3 ENOSYS): not written to the violation log. */
+  quiet?: boolean;
 }
 
 export interface Branch {
@@ -74,6 +76,12 @@ function sessionFilters(policy: Policy, role: string | undefined, database: stri
  * once: the most restrictive of all child contexts.
  */
 export function contextFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
+  // Hardening presets come first (outermost): their default is allow, so they never decide a
+  // tie, and every context gets them.
+  return [...(policy.hardening?.filters ?? []), ...policyFilters(policy, c)];
+}
+
+function policyFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
   const proc = (k: ProcessKind) => policy.processes.get(k);
   switch (c.context) {
     case "global":
@@ -119,7 +127,8 @@ export function filterDecision(f: ResolvedFilter, nr: number): Decision {
   const sorted = [...entry.rules].sort((a, b) => actionRank(a.action) - actionRank(b.action));
   // Fold from the least restrictive up, so the most restrictive rule is tested first.
   for (const r of sorted) {
-    d = r.conditions.length === 0 ? leaf(r.action, src) : { kind: "branch", conds: r.conditions, then: leaf(r.action, src), else: d };
+    const l = r.entry.quiet ? { ...leaf(r.action, src), quiet: true } : leaf(r.action, src);
+    d = r.conditions.length === 0 ? l : { kind: "branch", conds: r.conditions, then: l, else: d };
   }
   return d;
 }

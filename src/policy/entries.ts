@@ -1,18 +1,18 @@
 // The entries of a syscall list: `read`, `@mount`, `*`, `clone3:ENOSYS`,
-// `socket(arg0 == 1)`, `clone(arg0 & 0x7e020000 == 0):EPERM`. Conditions on one entry are
+// `socket(arg0 == 1)`, `clone(arg0 & 0x7e020000 != 0):EPERM`. Conditions on one entry are
 // ANDed (`,` or `&&` between them); several entries for one syscall in one list are ORed.
 
 import { PolicyError, type SourceLoc } from "./errors.js";
 import { parseErrno } from "./actions.js";
 
-export type CondOp = "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "masked_eq";
+export type CondOp = "eq" | "ne" | "lt" | "le" | "gt" | "ge" | "masked_eq" | "masked_ne";
 
 /** A condition on one 64-bit (or, with width 32, the low 32 bits of one) syscall argument. */
 export interface ArgCondition {
   arg: number; // 0..5
   op: CondOp;
   value: bigint; // unsigned, within the width
-  mask?: bigint; // for masked_eq
+  mask?: bigint; // for masked_eq and masked_ne
   width: 32 | 64;
 }
 
@@ -28,7 +28,7 @@ export interface ListEntry {
 }
 
 const OPS: Record<string, CondOp> = { "==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge" };
-export const OP_TEXT: Record<CondOp, string> = { eq: "==", ne: "!=", lt: "<", le: "<=", gt: ">", ge: ">=", masked_eq: "==" };
+export const OP_TEXT: Record<CondOp, string> = { eq: "==", ne: "!=", lt: "<", le: "<=", gt: ">", ge: ">=", masked_eq: "==", masked_ne: "!=" };
 
 /**
  * Arguments the kernel declares as 32-bit (int, unsigned int, umode_t, pid_t): a condition on
@@ -138,12 +138,12 @@ function parseConditions(syscall: string, text: string, loc: SourceLoc): ArgCond
     const width = widthText ? (Number(widthText) as 32 | 64) : argWidth(syscall, arg);
     const value = parseValue(valueText!, width, at);
     if (maskText !== undefined) {
-      if (opText !== "==") throw new PolicyError(at, `a masked condition compares with ==, not ${opText}`, "write argN & mask == value");
+      if (opText !== "==" && opText !== "!=") throw new PolicyError(at, `a masked condition compares with == or !=, not ${opText}`, "write argN & mask == value (or != value)");
       const mask = parseValue(maskText, width, at);
       if ((value & ~mask) !== 0n) {
-        throw new PolicyError(at, `"${c}" can never be true: the value has bits outside the mask`, "make the value a subset of the mask");
+        throw new PolicyError(at, `"${c}" is ${opText === "==" ? "never" : "always"} true: the value has bits outside the mask`, "make the value a subset of the mask");
       }
-      conds.push({ arg, op: "masked_eq", value, mask, width });
+      conds.push({ arg, op: opText === "==" ? "masked_eq" : "masked_ne", value, mask, width });
     } else {
       conds.push({ arg, op: OPS[opText!]!, value, width });
     }
@@ -173,5 +173,5 @@ export function parseValue(text: string, width: 32 | 64, loc: SourceLoc): bigint
 export function formatCondition(c: ArgCondition): string {
   const hex = (v: bigint) => (v > 9n ? "0x" + v.toString(16) : v.toString());
   const arg = `arg${c.arg}`;
-  return c.op === "masked_eq" ? `${arg} & ${hex(c.mask!)} == ${hex(c.value)}` : `${arg} ${OP_TEXT[c.op]} ${hex(c.value)}`;
+  return c.mask !== undefined ? `${arg} & ${hex(c.mask)} ${OP_TEXT[c.op]} ${hex(c.value)}` : `${arg} ${OP_TEXT[c.op]} ${hex(c.value)}`;
 }

@@ -24,6 +24,7 @@ export function conditionHolds(c: ArgCondition, args: readonly bigint[]): boolea
     case "gt": return v > c.value;
     case "ge": return v >= c.value;
     case "masked_eq": return (v & c.mask!) === c.value;
+    case "masked_ne": return (v & c.mask!) !== c.value;
   }
 }
 

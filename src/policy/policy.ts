@@ -10,6 +10,7 @@ import { fileSystemSource, type PolicySource } from "./source.js";
 import { errnoNumber } from "../syscalls/errno.js";
 import { ARCHES, resolveSyscall, suggestNames, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupNames } from "../syscalls/groups.js";
+import { parseHardening, type Hardening, type PresetName } from "./harden.js";
 
 export const FILTER_ACTIONS: readonly ActionKind[] = ACTION_KINDS;
 
@@ -18,6 +19,10 @@ export interface PolicyEntry extends ListEntry {
   action: Action;
   /** Set when the entry came from `*` (inherited from the global list). */
   inheritedFrom?: SourceLoc;
+  /** Set for the rules of a hardening preset: skipped on an arch that lacks the syscall, as group members are. */
+  preset?: PresetName;
+  /** A preset's denial that is expected and harmless (clone3's ENOSYS): not written to the violation log. */
+  quiet?: boolean;
 }
 
 export interface FilterSpec {
@@ -42,6 +47,11 @@ export interface Policy {
   databases: Map<string, FilterSpec>;
   /** Overlays for the postmaster and each backend type (postmaster_syscall_*, checkpointer_syscall_*, ...). */
   processes: Map<ProcessKind, FilterSpec>;
+  /**
+   * Hardening presets (syscall_harden): one filter per preset, stacked on every context. Absent
+   * when the policy sets none.
+   */
+  hardening?: Hardening;
   notes: PolicyNote[];
   /** Every file read, the main file first. */
   files: string[];
@@ -67,7 +77,7 @@ const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as cons
 
 const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*))?$`);
 const KNOWN_SETTINGS = [
-  "seccomp", "enabled", "session_roles", "syscall_error_errno", "syscall_unknown_action", "shared_preload_libraries",
+  "seccomp", "enabled", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
 ];
 
@@ -103,6 +113,9 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
     if (name === "shared_preload_libraries") {
       notes.push({ loc: s.loc, message: "shared_preload_libraries is ignored: pg_seccomp needs no library in the server" });
       continue;
+    }
+    if (/^[a-z_]+_syscall_harden(\..*)?$/.test(name)) {
+      throw new PolicyError(s.loc, `hardening presets apply to every process: there is no "${s.name}"`, "write syscall_harden = '...' (see \"Hardening presets\" in docs/policy.md)");
     }
     if (!LIST_SETTING.test(name) && !KNOWN_SETTINGS.includes(name)) {
       const maybe = suggestNames(KNOWN_SETTINGS, name);
@@ -189,8 +202,11 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
     }
   }
 
-  for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values()]) checkEntries(f);
-  return { enabled, errorErrno, unknownAction, global, session, roles, databases, processes, notes, files };
+  const hardenSetting = get("syscall_harden");
+  const hardening = hardenSetting ? parseHardening(hardenSetting.value, hardenSetting.setting.valueLoc, hardenSetting.setting.loc) : undefined;
+
+  for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(hardening?.filters ?? [])]) checkEntries(f);
+  return { enabled, errorErrno, unknownAction, global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes, files };
 }
 
 function parseBool(s: Setting): boolean {
@@ -327,6 +343,7 @@ export function resolveFilter(f: FilterSpec, arch: Arch): ResolvedFilter {
       continue;
     }
     const r = resolveSyscall(arch, e.name);
+    if (!r.ok && e.preset) continue; // e.g. chmod on aarch64: the preset covers fchmodat there
     if (!r.ok) {
       throw new PolicyError(e.loc, r.message, `remove "${e.name}" from the policy for ${arch}, or write the ${arch} equivalent`);
     }
