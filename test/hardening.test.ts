@@ -16,7 +16,7 @@ import { compilePolicy } from "../src/bpf/compile.js";
 import { encodeProgram } from "../src/bpf/insn.js";
 import { hostArch } from "../src/kernel/index.js";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
-import { BIN, integrationSkip, newCluster, startReady, stop, writePolicy } from "./support/server.js";
+import { BIN, integrationSkip, newCluster, startReady, stop, writePolicy, logFile } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 
 const gcc = spawnSync("gcc", ["--version"]).status === 0;
@@ -153,7 +153,7 @@ test("a real server under the starter profile: a COPY program cannot get into a 
     await stop(control);
   }
 
-  const log = join(cluster.root, "harden.jsonl");
+  const log = logFile("harden.jsonl");
   const s = await startReady(cluster, ["--policy", writePolicy(withUnshare, "harden-on.conf"), "--log", log]);
   try {
     const u = psql(cluster, unshareCmd);

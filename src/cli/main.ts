@@ -235,7 +235,7 @@ program
     const policy = loadPolicy(policyPath);
     const req: RunRequest = {
       policy, policyPath, arch, command, user: opts.user, specAllow: opts.specAllow ?? false,
-      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log,
+      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log, checkOnly: opts.check ?? false,
       say: (line) => process.stderr.write(line + "\n"),
     };
     const pre = preflight(req);

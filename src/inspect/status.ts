@@ -39,7 +39,7 @@ import {
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
 import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
-import { findRunState, type RunState } from "../launcher/state.js";
+import { findRunState, readContexts, type RunState } from "../launcher/state.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -761,11 +761,13 @@ export function collectStatus(opts: StatusOptions): StatusReport {
   const processes: ProcessReport[] = [];
   let syscalls: VerdictRow[] | null = null;
   const cache = new Map<string, FilterComparison>();
-  // The supervisor's own classification (by process title, inherited by what a process starts).
+  // The supervisor's own classification: what the launcher pinned (its run-state record), and
+  // for anything a pinned process started, that process's context.
+  const launcherPins = rs ? readContexts(where.pid) ?? readContexts(where.pid, ROOT_RUN_STATE_DIR) : undefined;
   const classifier = new Classifier(where.pid, {
     cmdline: (pid) => readText(join(procRoot, String(pid), "cmdline")),
     stat: (pid) => readText(join(procRoot, String(pid), "stat")),
-  });
+  }, rs ? new Map((launcherPins ?? []).map((p) => [p.pid, { start: p.start, ctx: p.ctx as ContextSpec }])) : undefined);
   const perContext = new Map<string, { exp: Expectation; supervisor: CompiledFilter }>();
   const contextExpectation = (ctx: ContextSpec): { exp: Expectation; supervisor: CompiledFilter } | null => {
     if (!exp || !policy) return null;

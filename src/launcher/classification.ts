@@ -12,6 +12,8 @@ export class ClassificationService {
   private readonly pins = new Map<number, { start: string; ctx: ContextSpec }>();
   private listen: ListenSockets | undefined;
   private notes = { second: 0, count: 0 };
+  /** Pins changed since pinnedEntries() was last called. */
+  changed = false;
 
   constructor(
     private readonly postmasterPid: number,
@@ -35,6 +37,7 @@ export class ClassificationService {
     if (c.pin) {
       if (this.pins.size > 65_536) this.pins.clear();
       this.pins.set(pid, { start, ctx: c.ctx });
+      this.changed = true;
     }
     if (c.note && c.pin) this.note(`pg_seccomp: pid ${pid} gets the most restrictive context: ${c.note}`);
     return c;
@@ -44,6 +47,17 @@ export class ClassificationService {
   pinned(pid: number): ContextSpec | undefined {
     const pin = this.pins.get(pid);
     return pin && procStat(pid)?.start === pin.start ? pin.ctx : undefined;
+  }
+
+  /** Live pins (for the run state that `status` reads). */
+  pinnedEntries(): Array<{ pid: number; start: string; ctx: ContextSpec }> {
+    this.changed = false;
+    const out: Array<{ pid: number; start: string; ctx: ContextSpec }> = [];
+    for (const [pid, pin] of this.pins) {
+      if (procStat(pid)?.start === pin.start) out.push({ pid, start: pin.start, ctx: pin.ctx });
+      else this.pins.delete(pid);
+    }
+    return out;
   }
 
   private note(line: string): void {

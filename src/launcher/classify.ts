@@ -78,13 +78,19 @@ export interface ProcReader {
   stat(pid: number): string | undefined;
 }
 
-/** Classifies pids for the supervisor; keeps pins. */
+/**
+ * The context of each server process as `status` shows it. With the launcher's own record of
+ * what it pinned (`launcherPins`, from the run state), a child of the postmaster has exactly the
+ * context the supervisor decides its calls in (unclassified until pinned). Without one (a server
+ * pg_seccomp run did not start, so no supervisor answers anything), titles give an estimate.
+ */
 export class Classifier {
   private pins = new Map<number, { start: string; ctx: ContextSpec; source: number }>();
 
   constructor(
     private readonly postmasterPid: number,
     private readonly proc: ProcReader,
+    private readonly launcherPins?: ReadonlyMap<number, { start: string; ctx: ContextSpec }>,
   ) {}
 
   classify(pid: number, depth = 0): ContextSpec {
@@ -113,6 +119,9 @@ export class Classifier {
         ctx = parent.ctx;
         source = parent.source;
       }
+    } else if (this.launcherPins) {
+      const pinned = this.launcherPins.get(pid);
+      if (pinned && pinned.start === st.start) ctx = pinned.ctx;
     } else {
       const title = (this.proc.cmdline(pid) ?? "").replace(/\0+$/, "").replace(/\0/g, " ");
       const parsed = contextOfTitle(title);

@@ -5,7 +5,8 @@
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { accessSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
-import { resolve } from "node:path";
+import { basename, dirname, join, resolve } from "node:path";
+import { makeDirectoryAt, openDirectoryNoFollow } from "./safe-fs.js";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { encodeProgram } from "../bpf/insn.js";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setDumpable } from "../kernel/index.js";
@@ -22,7 +23,7 @@ import { ClassificationService } from "./classification.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
 import { startWatchdog, killServerTree } from "./watchdog.js";
 import type { ViolationEvent } from "./supervisor.js";
-import { removeRunState, runStateDir, writeRunState } from "./state.js";
+import { removeRunState, runStateDir, writeContexts, writeRunState } from "./state.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
@@ -42,6 +43,8 @@ export interface RunRequest {
   user?: string;
   specAllow: boolean;
   insecurePolicyPermissions: boolean;
+  /** `run --check`: validate only; change nothing on disk. */
+  checkOnly?: boolean;
   logPath?: string;
   logMaxBytes?: number;
   /** Called with every call the supervisor decided other than simply allowing it. */
@@ -106,8 +109,26 @@ export function missingCapabilities(needSupervisor: boolean, status = readFileSy
  * the server's user cannot create, replace or link names in (permissions.ts), checked before
  * anything starts. ViolationLog checks again (without following links) whenever it opens.
  */
-function checkLogLocation(logPath: string, server: ServerIdentity): void {
-  const problems = checkLogPath(logPath, server);
+function checkLogLocation(logPath: string, server: ServerIdentity, req: RunRequest): void {
+  let problems = checkLogPath(logPath, server);
+  // A missing log directory (a fresh machine; systemd's LogsDirectory= not applied, as under
+  // `run --check`) is created by root, with mkdirat in its verified parent, when that parent
+  // itself would be a safe place.
+  const logDir = dirname(resolve(logPath));
+  if (problems.length === 1 && problems[0]!.path === logDir && /does not exist/.test(problems[0]!.problem) &&
+      checkLogPath(join(dirname(logDir), "pg_seccomp-probe"), server).length === 0) {
+    if (req.checkOnly) {
+      req.say(`note: the log directory ${logDir} does not exist; run will create it (root, mode 0755)`);
+      return;
+    }
+    const parent = openDirectoryNoFollow(dirname(logDir));
+    try {
+      makeDirectoryAt(parent, basename(logDir), 0o755);
+    } finally {
+      closeSync(parent);
+    }
+    problems = checkLogPath(logPath, server);
+  }
   if (problems.length === 0) return;
   throw new LaunchError(
     `refusing the violation log ${logPath}: the server's user (${server.name}) could redirect it\n` +
@@ -162,7 +183,7 @@ export function preflight(req: RunRequest): Preflight {
     }
   }
   checkStateDir();
-  if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server);
+  if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
   return { programs, user, dataDir };
 }
 
@@ -390,6 +411,13 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       beatTimer = setInterval(() => {
         const now = Math.floor((Date.now() - heartbeatOrigin) / 100);
         Atomics.store(beats, 1, now);
+        if (classifier.changed && now % 4 === 0) {
+          try {
+            writeContexts(pid, classifier.pinnedEntries());
+          } catch {
+            /* status then shows what it can */
+          }
+        }
         if (mon && !mon.closed) {
           // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
           if (postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();

@@ -35,6 +35,7 @@ export function writeRunState(state: RunState, dir = runStateDir()): string {
 
 export function removeRunState(postmasterPid: number, dir = runStateDir()): void {
   rmSync(join(dir, `${postmasterPid}.json`), { force: true });
+  rmSync(join(dir, `${postmasterPid}.contexts.json`), { force: true });
 }
 
 function pidAlive(pid: number): boolean {
@@ -66,4 +67,32 @@ export function findRunState(by: { pid?: number; dataDir?: string }, dir = runSt
     if (by.dataDir !== undefined && resolve(s.dataDir) === resolve(by.dataDir)) return s;
   }
   return undefined;
+}
+
+/** Where the launcher records the contexts it pinned (for `status`): beside the run state. */
+export function contextsPath(postmasterPid: number, dir = runStateDir()): string {
+  return join(dir, `${postmasterPid}.contexts.json`);
+}
+
+export interface PinnedContext {
+  pid: number;
+  start: string;
+  ctx: { context: string; role?: string; database?: string };
+}
+
+export function writeContexts(postmasterPid: number, pins: readonly PinnedContext[], dir = runStateDir()): void {
+  const path = contextsPath(postmasterPid, dir);
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, JSON.stringify(pins) + "\n", { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+/** The launcher's pins, or undefined (no record, or not readable). Bounded: the file is ours, not the server's. */
+export function readContexts(postmasterPid: number, dir = runStateDir()): PinnedContext[] | undefined {
+  try {
+    const v = JSON.parse(readFileSync(contextsPath(postmasterPid, dir), "utf8")) as unknown;
+    return Array.isArray(v) ? (v as PinnedContext[]).filter((p) => p && typeof p.pid === "number" && typeof p.start === "string" && p.ctx && typeof p.ctx.context === "string") : undefined;
+  } catch {
+    return undefined;
+  }
 }
