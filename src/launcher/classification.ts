@@ -25,6 +25,14 @@ export class ClassificationService {
     const gone: Classification = { ctx: { context: "unclassified" }, pin: false, note: "process gone" };
     const st = procStat(pid);
     if (!st || st.start !== start || st.ppid !== this.postmasterPid) return gone;
+    // The monitoring session's own backend: known by its pid, answered without a query of its own
+    // (a query would wait for the very session that is busy asking).
+    if (this.monitor?.up && pid === this.monitor.backendPid) {
+      const ctx: ContextSpec = { context: "session", role: this.monitor.role, database: "postgres" };
+      this.pins.set(pid, { start, ctx });
+      this.changed = true;
+      return { ctx, pin: true };
+    }
     if (!this.listen || (this.listen.unixPaths.size === 0 && this.listen.tcpPorts.size === 0)) this.listen = listenSockets(this.postmasterPid);
     const clientConnection = hasClientConnection(pid, this.listen);
     // A server that accepts connections answers within the supervisor's wait; one that is still

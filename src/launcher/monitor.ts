@@ -69,6 +69,11 @@ export class MonitorConnection {
 
   constructor(private readonly opts: MonitorOptions) {}
 
+  /** The role the session logs in as. */
+  get role(): string {
+    return this.opts.role ?? this.opts.user?.name ?? process.env.PGUSER ?? "postgres";
+  }
+
   get up(): boolean {
     return this.ready && !this.closed;
   }
@@ -86,7 +91,7 @@ export class MonitorConnection {
       PGHOST: addr.socketDir,
       PGPORT: addr.port,
       PGDATABASE: "postgres",
-      PGUSER: this.opts.role ?? this.opts.user?.name ?? process.env.PGUSER ?? "postgres",
+      PGUSER: this.role,
       PGCONNECT_TIMEOUT: "2",
       PGAPPNAME: "pg_seccomp monitor",
       PGCLIENTENCODING: "UTF8",

@@ -519,6 +519,9 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
   ].join("\n");
 }
 
+const KNOCKS_PER_SECOND = 20;
+const knockTimes: number[] = [];
+
 /**
  * Answers a set_client_filter knock from `pid` (see client-filter.ts). Runs on the main thread
  * while the worker keeps answering everything else, including the seccomp call the backend makes
@@ -544,6 +547,11 @@ async function handleClientFilter(
   }
   const key = `${pid}/${start}`;
   if (done.has(key)) return refuse(114 /* EALREADY */, "once per session");
+  // Each request costs a ptrace stop and a compile: at most KNOCKS_PER_SECOND of them.
+  const now = Date.now();
+  while (knockTimes.length && now - knockTimes[0]! >= 1000) knockTimes.shift();
+  if (knockTimes.length >= KNOCKS_PER_SECOND) return refuse(11 /* EAGAIN */, "too many set_client_filter requests this second");
+  knockTimes.push(now);
   let prog;
   try {
     const ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;

@@ -186,3 +186,29 @@ test("code loaded into a backend cannot leave its context: CLONE_PARENT, clone3,
   assert.ok(execs.every((e) => e.context === "session" && e.role === "postgres" && e.decidedBy !== undefined), JSON.stringify(execs));
   assert.ok(execs.some((e) => /archiver/.test(e.process)), "the retitled process's exec was still a session's");
 });
+
+test("the README's example policy under peer authentication: denied calls during authentication do not pile up backends", { skip }, async () => {
+  const { writeFileSync } = await import("node:fs");
+  const hba = join(cluster.dataDir, "pg_hba.conf");
+  const saved = readFileSync(hba, "utf8");
+  writeFileSync(hba, "local all all peer\n");
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve, socket(arg0 == 16)'\n");
+  const s = await startReady(cluster, ["--policy", policy, "--log", logFile("attack-peer.jsonl")]);
+  const asPostgres = (sql: string) =>
+    spawnSync(join(cluster.binDir, "psql"), ["-X", "-A", "-t", "-c", sql], {
+      env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" },
+      uid: cluster.user.uid, gid: cluster.user.gid, encoding: "utf8", timeout: 30_000,
+    });
+  try {
+    for (let i = 0; i < 30; i++) {
+      const r = asPostgres("select 1");
+      assert.equal(r.status, 0, r.stderr);
+    }
+    const others = asPostgres("select count(*) from pg_stat_activity where backend_type = 'client backend' and pid <> pg_backend_pid() and application_name <> 'pg_seccomp monitor'");
+    assert.equal(others.stdout.trim(), "0", "no backend is left waiting");
+    assert.equal(asPostgres(COPY("peer")).status === 0, false, "sessions still may not exec");
+  } finally {
+    await stop(s);
+    writeFileSync(hba, saved);
+  }
+});
