@@ -6,7 +6,6 @@
 import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync, writeSync, type Stats } from "node:fs";
 import { createHash } from "node:crypto";
 import { runStateDir } from "./state.js";
-import { spawnSync } from "node:child_process";
 import { basename, dirname, join, resolve } from "node:path";
 import { directoryProblem, type ServerIdentity } from "./permissions.js";
 import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "./safe-fs.js";
@@ -124,40 +123,6 @@ export class ViolationLog {
     if (this.dirFd !== undefined) closeSync(this.dirFd);
     this.fd = this.dirFd = undefined;
   }
-}
-
-/** Reads the postmaster.pid file's port and socket directory. */
-export function serverAddress(dataDir: string): { port: string; socketDir: string } | undefined {
-  try {
-    const lines = readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n");
-    const port = lines[3]?.trim();
-    const socketDir = lines[4]?.trim();
-    return port && socketDir ? { port, socketDir } : undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-export interface StatementLookup {
-  psqlPath: string;
-  dataDir: string;
-  user?: { uid: number; gid: number };
-}
-
-/**
- * A backend's running statement from pg_stat_activity, with psql as the server's OS user over
- * the Unix socket (peer or trust authentication). The supervisor calls it while the denied call
- * is still pending, so the statement is the one that made it; it gives up after a second.
- */
-export function runningStatement(l: StatementLookup, pid: number): string | undefined {
-  const addr = serverAddress(l.dataDir);
-  if (!addr) return undefined;
-  const r = spawnSync(
-    l.psqlPath,
-    ["-X", "-A", "-t", "-h", addr.socketDir, "-p", addr.port, "-d", "postgres", "-c", `select query from pg_stat_activity where pid = ${Number(pid)}`],
-    { timeout: 1000, encoding: "utf8", env: { ...process.env, PGCONNECT_TIMEOUT: "1", PGUSER: process.env.PGUSER ?? "postgres" }, ...(l.user ? { uid: l.user.uid, gid: l.user.gid } : {}) },
-  );
-  return r.status === 0 ? r.stdout.trim() || undefined : undefined;
 }
 
 export function readViolations(path: string): ViolationEvent[] {
