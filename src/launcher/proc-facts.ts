@@ -6,6 +6,7 @@
 // files), with plain reads that do not block.
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { parseStat } from "./classify.js";
 
 export interface ListenSockets {
   /** Paths of the postmaster's listening Unix sockets. */
@@ -118,15 +119,9 @@ export function hasClientConnection(pid: number, listen: ListenSockets, inodes =
   return false;
 }
 
-/** Parent pid and start time from /proc/PID/stat (the comm field may hold anything: parse after its last ')'). */
+/** Parent pid and start time from /proc/PID/stat (classify.ts parses). */
 export function procStat(pid: number): { ppid: number; start: string } | undefined {
-  const stat = read(`/proc/${pid}/stat`);
-  const close = stat.lastIndexOf(")");
-  if (close < 0) return undefined;
-  const f = stat.slice(close + 2).split(" ");
-  const ppid = Number(f[1]);
-  const start = f[19];
-  return Number.isFinite(ppid) && start !== undefined ? { ppid, start } : undefined;
+  return parseStat(read(`/proc/${pid}/stat`));
 }
 
 /** The process title (cmdline, NULs as spaces), capped: for the log, never for a decision. */
