@@ -212,3 +212,20 @@ test("the README's example policy under peer authentication: denied calls during
     writeFileSync(hba, saved);
   }
 });
+
+test("over TCP too: a session's client connection is recognised, so per-role rules apply and names still do not", { skip }, async () => {
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n");
+  const s = startRun(cluster, ["--policy", policy], ["-c", "listen_addresses=127.0.0.1"]);
+  const { waitReady } = await import("../../src/postgres/cluster.js");
+  await waitReady(cluster, s.alive, 60_000);
+  const overTcp = (role: string, sql: string) =>
+    spawnSync(join(cluster.binDir, "psql"), ["-X", "-A", "-t", "-h", "127.0.0.1", "-p", String(cluster.port), "-U", role, "-d", "postgres", "-c", sql], { encoding: "utf8", timeout: 30_000 });
+  try {
+    const a = overTcp("alice", COPY("alice over tcp"));
+    assert.equal(a.status, 0, a.stderr);
+    const w = overTcp("walsender", COPY("walsender over tcp"));
+    assert.notEqual(w.status, 0, "a role named walsender is a session over TCP too");
+  } finally {
+    await stop(s);
+  }
+});
