@@ -18,16 +18,12 @@ import { lookupUser, postgresMajorVersion, type OsUser } from "../postgres/clust
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { kernelPrograms, type KernelPrograms } from "./program.js";
 import type { StageInstructions } from "./stage.js";
-import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
-import { ClassificationService } from "./classification.js";
-import { MonitorConnection, postmasterPidFile } from "./monitor.js";
-import { startWatchdog, killServerTree } from "./watchdog.js";
+import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
 import type { ViolationEvent } from "./supervisor.js";
-import { removeRunState, runStateDir, writeContexts, writeRunState } from "./state.js";
-import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
+import { runStateDir } from "./state.js";
+import { defaultLogPath } from "./violation-log.js";
 
-/** How long the supervisor thread may go without a heartbeat before the server is stopped. */
-export const SUPERVISOR_STALL_MS = 3000;
+export { SUPERVISOR_STALL_MS } from "./supervision.js";
 
 export class LaunchError extends Error {
   override name = "UsageError";
@@ -189,42 +185,6 @@ export function preflight(req: RunRequest): Preflight {
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
 
-function isDenied(e: unknown): boolean {
-  const code = (e as NodeJS.ErrnoException).code;
-  return code === "EACCES" || code === "EPERM";
-}
-
-function listenerDenied(e: unknown): LaunchError {
-  return new LaunchError(
-    `cannot take the filter's listener from the stage process: ${(e as Error).message}\n` +
-      `hint: run needs CAP_SYS_PTRACE (or the same user as the server, without a restrictive Yama ptrace_scope), ` +
-      `and a container seccomp profile that allows pidfd_getfd (Docker: --cap-add SYS_PTRACE)`,
-  );
-}
-
-/** Finds the seccomp listener among a process's fds (the stage installed it a moment ago). */
-async function listenerOf(pid: number, exited: () => boolean): Promise<number> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline && !exited()) {
-    try {
-      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
-        try {
-          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === "anon_inode:seccomp notify") return Number(fd);
-        } catch (e) {
-          if (isDenied(e)) throw listenerDenied(e);
-          /* closed meanwhile */
-        }
-      }
-    } catch (e) {
-      if (e instanceof LaunchError) throw e;
-      if (isDenied(e)) throw listenerDenied(e);
-      /* not there yet */
-    }
-    await new Promise((r) => setTimeout(r, 2));
-  }
-  throw new LaunchError("the stage process did not install its filter (it exited or took over 30 s)");
-}
-
 /** Reads the kernel's audit record of a seccomp kill of `pid` from /dev/kmsg (root only). */
 export function killedSyscallFromKmsg(pid: number, arch: Arch): string | undefined {
   let fd: number;
@@ -298,11 +258,11 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
 
   // Forward the signals a service manager or pg_ctl sends, so that the postmaster sees them.
   const forwarded: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"];
-  let monitor: MonitorConnection | undefined;
+  let supervision: Supervision | undefined;
   const forward = (sig: NodeJS.Signals) => {
     if (exited) return;
     // The monitoring session is a client: a smart shutdown would wait for it for ever.
-    if (sig === "SIGTERM" || sig === "SIGINT" || sig === "SIGQUIT") monitor?.close();
+    if (sig === "SIGTERM" || sig === "SIGINT" || sig === "SIGQUIT") supervision?.closeMonitor();
     try {
       stage.kill(sig);
     } catch (e) {
@@ -311,157 +271,35 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   };
   for (const s of forwarded) process.on(s, forward);
 
-  const events: ViolationEvent[] = [];
-  const logPath = req.logPath ?? defaultLogPath(pre.dataDir ? resolve(pre.dataDir) : `pid-${pid}`);
-  let worker: Worker | undefined;
-  let workerExited: Promise<void> | undefined;
-  let log: ViolationLog | undefined;
-  const stop = new SharedArrayBuffer(4);
-  const clientFilter = new SharedArrayBuffer(12);
-  const clientFilterDone = new Set<string>();
-  // Where set_client_filter() leaves its requests: the server's user writes, we read, through a
-  // descriptor opened now and kept for the run (client-filter.ts says how it is checked).
-  let spool: ClientFilterSpool | string | undefined;
-  if (pre.dataDir) {
-    spool = openClientFilterSpool(resolve(pre.dataDir), user ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
-    if (typeof spool === "string") req.say(`pg_seccomp: note: set_client_filter is off for this run: ${spool}`);
-  }
-  let supervisorFailure: Error | undefined;
-  const heartbeat = new SharedArrayBuffer(8);
-  const heartbeatOrigin = Date.now();
-  let beatTimer: NodeJS.Timeout | undefined;
-  let watchdog: { stop(): void } | undefined;
-  let failing = false;
-  /** Stops the server because supervision cannot go on: SIGQUIT, then SIGKILL of every server process. */
-  const failClosed = (why: string) => {
-    if (failing || exited) return;
-    failing = true;
-    supervisorFailure ??= new Error(why);
-    req.say(`pg_seccomp: error: ${why}; stopping the server (fail closed)`);
-    forward("SIGQUIT");
-    setTimeout(() => {
-      if (!exited) killServerTree(pid);
-    }, 5000).unref();
-  };
   try {
-    writeRunState({
-      launcherPid: process.pid, postmasterPid: pid, dataDir: pre.dataDir ? resolve(pre.dataDir) : "", policyPath: resolve(req.policyPath),
-      arch: req.arch, logPath, startedAt: new Date().toISOString(),
+    supervision = await superviseServer({
+      postmasterPid: pid, policy: req.policy, policyPath: req.policyPath, arch: req.arch,
+      ...(user ? { user, userGids: [user.gid, ...groupsOf(user)] } : {}),
+      ...(pre.dataDir ? { dataDir: pre.dataDir } : {}),
+      postgresPath: absPath,
+      ...(req.logPath ? { logPath: req.logPath } : {}),
+      ...(req.logMaxBytes ? { logMaxBytes: req.logMaxBytes } : {}),
+      usesSupervisor: programs.usesSupervisor,
+      guardLauncherDeath: false, // the parent-death signal does that
+      say: req.say,
+      ...(req.onEvent ? { onEvent: req.onEvent } : {}),
+      alive: () => !exited,
+      signal: forward,
     });
-    if (programs.usesSupervisor) {
-      const childFd = await listenerOf(pid, () => exited);
-      const pidfd = pidfdOpen(pid);
-      let listenerFd: number;
-      try {
-        listenerFd = pidfdGetFd(pidfd, childFd);
-      } catch (e) {
-        throw isDenied(e) || (e as { code?: string }).code === "EPERM" ? listenerDenied(e) : e;
-      } finally {
-        close(pidfd);
-      }
-      const psqlPath = resolve(absPath, "..", "psql");
-      const dataDirAbs = pre.dataDir ? resolve(pre.dataDir) : "";
-      monitor = pre.dataDir && existsSync(psqlPath)
-        ? new MonitorConnection({ psqlPath, dataDir: resolve(pre.dataDir), ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}) })
-        : undefined;
-      const classifier = new ClassificationService(pid, monitor, req.say);
-      const channel = new MessageChannel();
-      const wd: SupervisorWorkerData = {
-        listenerFd, policy: req.policy, stagePid: pid, clientFilter, heartbeat, heartbeatOrigin, port: channel.port2,
-        execveNr: syscallNumber(req.arch, "execve")!, arch: req.arch, stop,
-      };
-      // The monitoring session opens on the first question (a policy whose contexts all agree and
-      // that denies nothing never needs one). The classifier's side of the channel: every question is answered, asynchronously; the
-      // worker holds the call meanwhile (bounded by its own deadline).
-      const mon = monitor;
-      channel.port1.on("message", (m: WorkerRequest) => {
-        if (m.type === "classify") {
-          classifier.classify(m.pid, m.start).then(
-            (classification) => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer),
-            () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
-          );
-        } else {
-          const ask = mon ? mon.statement(m.pid) : Promise.resolve(undefined);
-          ask.then(
-            (query) => channel.port1.postMessage({ type: "statement", pid: m.pid, ...(query !== undefined ? { query } : {}) } satisfies WorkerAnswer),
-            () => channel.port1.postMessage({ type: "statement", pid: m.pid } satisfies WorkerAnswer),
-          );
-        }
-      });
-      worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
-      const w = worker;
-      workerExited = new Promise<void>((res) => w.once("exit", () => res()));
-      // Readable by the server's group (for the SQL view of it), writable only by us.
-      log = new ViolationLog(logPath, req.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: [user.gid, ...groupsOf(user)], name: user.name } : undefined);
-      worker.on("message", (e: WorkerEvent) => {
-        if ("type" in e) {
-          if (e.type === "note") req.say(e.line);
-          else if (pre.dataDir) void handleClientFilter(req, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
-          return;
-        }
-        if (e.action === "launch") return;
-        if (events.length < 10_000) events.push(e);
-        log?.record(e);
-        req.onEvent?.(e);
-      });
-      // Heartbeats both ways: a supervisor thread that stops answering (stuck, or stopped with
-      // the whole launcher and then resumed) fails closed: the server is stopped.
-      const beats = new Int32Array(heartbeat);
-      Atomics.store(beats, 0, Math.floor((Date.now() - heartbeatOrigin) / 100)); // the worker has not started yet
-      beatTimer = setInterval(() => {
-        const now = Math.floor((Date.now() - heartbeatOrigin) / 100);
-        Atomics.store(beats, 1, now);
-        if (classifier.changed && now % 4 === 0) {
-          try {
-            writeContexts(pid, classifier.pinnedEntries());
-          } catch {
-            /* status then shows what it can */
-          }
-        }
-        if (mon && !mon.closed) {
-          // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
-          if (postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();
-        }
-        if (!failing && (now - Atomics.load(beats, 0)) * 100 > SUPERVISOR_STALL_MS) {
-          failClosed(`the supervisor has not answered for ${SUPERVISOR_STALL_MS / 1000} s`);
-        }
-      }, 250);
-      watchdog = startWatchdog(process.pid, pid, req.say);
-      worker.on("error", (e) => {
-        // Fail closed: without a supervisor the server must not go on.
-        supervisorFailure = e;
-        failClosed(`the supervisor failed (${e.message})`);
-      });
-    }
   } catch (e) {
-    if (beatTimer) clearInterval(beatTimer);
-    watchdog?.stop();
-    monitor?.close();
     forward("SIGKILL");
     await exit;
-    removeRunState(pid);
     for (const sig of forwarded) process.off(sig, forward);
-    throw e;
+    throw e instanceof SupervisionError ? new LaunchError(e.message) : e;
   }
   req.onStarted?.(pid);
 
   const result = await exit;
   for (const s of forwarded) process.off(s, forward);
-  if (beatTimer) clearInterval(beatTimer);
-  watchdog?.stop();
-  monitor?.close();
-  // Let the supervisor finish: events it posted before stopping are delivered before 'exit'.
-  Atomics.store(new Int32Array(stop), 0, 1);
-  if (worker && workerExited) {
-    const w = worker;
-    const timer = setTimeout(() => void w.terminate(), 2000);
-    await workerExited;
-    clearTimeout(timer);
-  }
-  log?.close();
-  if (spool && typeof spool !== "string") closeSync(spool.fd);
-  removeRunState(pid);
-  if (supervisorFailure) return { ...result, pid, code: result.code ?? 1, events };
+  await supervision.finish();
+  const events = supervision.events;
+  const failure = supervision.failure();
+  if (failure) return { ...result, pid, code: result.code ?? 1, events };
   return { ...result, pid, events };
 }
 
@@ -519,60 +357,3 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
   ].join("\n");
 }
 
-const KNOCKS_PER_SECOND = 20;
-const knockTimes: number[] = [];
-
-/**
- * Answers a set_client_filter knock from `pid` (see client-filter.ts). Runs on the main thread
- * while the worker keeps answering everything else, including the seccomp call the backend makes
- * when the filter goes in.
- */
-async function handleClientFilter(
-  req: RunRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
-  classifier: ClassificationService,
-): Promise<void> {
-  const refuse = (errno: number, why: string) => {
-    req.say(`pg_seccomp: set_client_filter from pid ${pid} refused: ${why}`);
-    try {
-      notifSend(listenerFd, { id, error: errno });
-    } catch {
-      /* the caller is gone */
-    }
-  };
-  let start: string;
-  try {
-    start = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] ?? "";
-  } catch {
-    return;
-  }
-  const key = `${pid}/${start}`;
-  if (done.has(key)) return refuse(114 /* EALREADY */, "once per session");
-  // Each request costs a ptrace stop and a compile: at most KNOCKS_PER_SECOND of them.
-  const now = Date.now();
-  while (knockTimes.length && now - knockTimes[0]! >= 1000) knockTimes.shift();
-  if (knockTimes.length >= KNOCKS_PER_SECOND) return refuse(11 /* EAGAIN */, "too many set_client_filter requests this second");
-  knockTimes.push(now);
-  let prog;
-  try {
-    const ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;
-    const { req: request, session } = takeClientFilterRequest(spool, pid, req.policy, ctx);
-    prog = clientFilterProgram(req.policy, req.arch, session, request);
-  } catch (e) {
-    return refuse(22 /* EINVAL */, describeRequestError(e));
-  }
-  Atomics.store(shared, 0, pid);
-  try {
-    injectSeccompFilter(pid, prog, {
-      beforeRelease: (err) => {
-        // The interrupted knock restarts when the backend is let go: its answer is set first.
-        Atomics.store(shared, 2, err ? err.errno || 1 : 0);
-        Atomics.store(shared, 1, pid);
-      },
-    });
-    done.add(key);
-  } catch (e) {
-    req.say(`pg_seccomp: set_client_filter for pid ${pid} failed: ${(e as Error).message}`);
-  } finally {
-    Atomics.store(shared, 0, 0);
-  }
-}

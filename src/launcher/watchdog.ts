@@ -16,29 +16,56 @@ import { readFileSync } from "node:fs";
 /** Seconds a stopped launcher is tolerated. */
 export const WATCHDOG_STOPPED_SECONDS = 3;
 
-// $1 launcher pid, $2 postmaster pid, $3 seconds. Exits when the launcher is gone or is no
-// longer its parent. The postmaster's pid cannot be reused while the launcher has not reaped
-// it, and a stopped launcher reaps nothing.
+// $1 launcher pid, $2 postmaster pid, $3 seconds, $4 1 to guard the launcher's death, $5 the
+// postmaster's start time. The postmaster's pid cannot be reused while the launcher has not
+// reaped it (a stopped launcher reaps nothing); when the postmaster is not the launcher's child
+// (postgres exec'd in place), its start time tells it apart from a later process.
 const SCRIPT = `
-L=$1 PM=$2 LIMIT=$3 stopped=0
+L=$1 PM=$2 LIMIT=$3 GUARD=$4 PMSTART=$5 stopped=0
 tree() { echo "$1"; for t in /proc/"$1"/task/*; do for c in $(cat "$t"/children 2>/dev/null); do tree "$c"; done; done; }
+pm_alive() { read -r s 2>/dev/null < /proc/"$PM"/stat || return 1; s=\${s##*) }; set -- $s; [ "\${20}" = "$PMSTART" ]; }
+killall_server() { kill -STOP "$PM" 2>/dev/null; kill -KILL $(tree "$PM") 2>/dev/null; }
 while sleep 1; do
   read -r me < /proc/$$/stat || exit 0
-  me=\${me##*) }; set -- $me; [ "$2" = "$L" ] || exit 0
+  me=\${me##*) }; set -- $me
+  if [ "$2" != "$L" ]; then
+    # The launcher is gone. With postgres exec'd in place nothing else would stop the server:
+    # calls it routes now fail with ENOSYS; stop it (immediate shutdown), then kill what is left.
+    if [ "$GUARD" = 1 ] && pm_alive; then
+      echo "pg_seccomp watchdog: the supervisor (pid $L) is gone; stopping the server (fail closed)" >&2
+      kill -QUIT "$PM" 2>/dev/null
+      sleep 5
+      pm_alive && killall_server
+    fi
+    exit 0
+  fi
   read -r st < /proc/"$L"/stat || exit 0
   st=\${st##*) }; st=\${st%% *}
   case "$st" in T|t) stopped=$((stopped + 1)) ;; *) stopped=0 ;; esac
   if [ "$stopped" -ge "$LIMIT" ]; then
     echo "pg_seccomp watchdog: the launcher (pid $L) has been stopped for $LIMIT s; killing the server (fail closed)" >&2
-    kill -STOP "$PM" 2>/dev/null
-    kill -KILL $(tree "$PM") 2>/dev/null
+    killall_server
     exit 1
   fi
 done
 `;
 
-export function startWatchdog(launcherPid: number, postmasterPid: number, say: (line: string) => void, seconds = WATCHDOG_STOPPED_SECONDS): { stop(): void } {
-  const p = spawn("/bin/sh", ["-c", SCRIPT, "pg_seccomp-watchdog", String(launcherPid), String(postmasterPid), String(seconds)], {
+export interface WatchdogOptions {
+  /** Also stop the server when the launcher disappears (postgres exec'd in place: no parent-death signal). */
+  guardLauncherDeath?: boolean;
+  seconds?: number;
+}
+
+export function startWatchdog(launcherPid: number, postmasterPid: number, say: (line: string) => void, opts: WatchdogOptions = {}): { stop(): void } {
+  let pmStart = "";
+  try {
+    const st = readFileSync(`/proc/${postmasterPid}/stat`, "utf8");
+    pmStart = st.slice(st.lastIndexOf(")") + 2).split(" ")[19] ?? "";
+  } catch {
+    /* gone: nothing to guard */
+  }
+  const args = [String(launcherPid), String(postmasterPid), String(opts.seconds ?? WATCHDOG_STOPPED_SECONDS), opts.guardLauncherDeath ? "1" : "0", pmStart];
+  const p = spawn("/bin/sh", ["-c", SCRIPT, "pg_seccomp-watchdog", ...args], {
     stdio: ["ignore", "ignore", "inherit"],
     detached: false,
   });

@@ -1,0 +1,319 @@
+// Supervising a server: take the filter's listener from the process that installed it, answer
+// its notifications on a worker thread (supervisor-worker.ts), classify processes, keep the
+// violation log, the run state and the monitoring session, watch the supervisor and fail closed.
+// Used by both ways of starting a server: with the launcher as the postmaster's parent (run.ts,
+// runServer) and with postgres exec'd in place of the launcher (supervise-main.ts).
+
+import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { resolve } from "node:path";
+import { MessageChannel, Worker } from "node:worker_threads";
+import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
+import type { OsUser } from "../postgres/cluster.js";
+import type { Policy } from "../policy/policy.js";
+import { syscallNumber, type Arch } from "../syscalls/index.js";
+import { ClassificationService } from "./classification.js";
+import { clientFilterProgram, describeRequestError, openClientFilterSpool, takeClientFilterRequest, type ClientFilterSpool } from "./client-filter.js";
+import { MonitorConnection, postmasterPidFile } from "./monitor.js";
+import { removeRunState, writeContexts, writeRunState } from "./state.js";
+import type { ViolationEvent } from "./supervisor.js";
+import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
+import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
+import { killServerTree, startWatchdog } from "./watchdog.js";
+
+/** How long the supervisor thread may go without a heartbeat before the server is stopped. */
+export const SUPERVISOR_STALL_MS = 3000;
+
+export class SupervisionError extends Error {
+  override name = "UsageError";
+}
+
+export interface SupervisionRequest {
+  /** The postmaster's pid (also the process that holds the listener until we take it). */
+  postmasterPid: number;
+  policy: Policy;
+  policyPath: string;
+  arch: Arch;
+  /** The server's OS user, when we are root. */
+  user?: OsUser;
+  /** Its groups (for the log's reader group check). */
+  userGids?: number[];
+  dataDir?: string;
+  /** The postgres executable (psql is looked for beside it). */
+  postgresPath: string;
+  logPath?: string;
+  logMaxBytes?: number;
+  /** False when the policy sends nothing to a supervisor: only the run state is kept. */
+  usesSupervisor: boolean;
+  /** Watchdog mode: also stop the server if this process disappears (in place: nobody else would). */
+  guardLauncherDeath: boolean;
+  say: (line: string) => void;
+  onEvent?: (e: ViolationEvent) => void;
+  /** Is the server still there? */
+  alive: () => boolean;
+  /** Sends the postmaster a signal (through whatever path reaches it). */
+  signal: (sig: NodeJS.Signals) => void;
+}
+
+export interface Supervision {
+  events: ViolationEvent[];
+  /** Why supervision failed (the server was then stopped), if it did. */
+  failure(): Error | undefined;
+  /** Closes the monitoring session (before a shutdown: a smart shutdown would wait for it). */
+  closeMonitor(): void;
+  /** Resolves when the worker has stopped by itself (every filtered process is gone). */
+  workerDone: Promise<void>;
+  /** Stops everything and removes the run state. */
+  finish(): Promise<void>;
+}
+
+function isDenied(e: unknown): boolean {
+  const code = (e as NodeJS.ErrnoException).code;
+  return code === "EACCES" || code === "EPERM";
+}
+
+function listenerDenied(e: unknown): SupervisionError {
+  return new SupervisionError(
+    `cannot take the filter's listener from the stage process: ${(e as Error).message}\n` +
+      `hint: run needs CAP_SYS_PTRACE (or the same user as the server, without a restrictive Yama ptrace_scope), ` +
+      `and a container seccomp profile that allows pidfd_getfd (Docker: --cap-add SYS_PTRACE)`,
+  );
+}
+
+/** Finds the seccomp listener among a process's fds (it installed its filter a moment ago). */
+async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
+  const deadline = Date.now() + 30_000;
+  while (Date.now() < deadline && !gone()) {
+    try {
+      for (const fd of readdirSync(`/proc/${pid}/fd`)) {
+        try {
+          if (readlinkSync(`/proc/${pid}/fd/${fd}`) === "anon_inode:seccomp notify") return Number(fd);
+        } catch (e) {
+          if (isDenied(e)) throw listenerDenied(e);
+          /* closed meanwhile */
+        }
+      }
+    } catch (e) {
+      if (e instanceof SupervisionError) throw e;
+      if (isDenied(e)) throw listenerDenied(e);
+      /* not there yet */
+    }
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  throw new SupervisionError("the stage process did not install its filter (it exited or took over 30 s)");
+}
+
+export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
+  const pid = r.postmasterPid;
+  const user = r.user;
+  const events: ViolationEvent[] = [];
+  const dataDirAbs = r.dataDir ? resolve(r.dataDir) : "";
+  const logPath = r.logPath ?? defaultLogPath(dataDirAbs || `pid-${pid}`);
+  let worker: Worker | undefined;
+  let workerExited: Promise<void> = new Promise(() => {});
+  let log: ViolationLog | undefined;
+  let monitor: MonitorConnection | undefined;
+  const stop = new SharedArrayBuffer(4);
+  const clientFilter = new SharedArrayBuffer(12);
+  const clientFilterDone = new Set<string>();
+  // Where set_client_filter() leaves its requests: the server's user writes, we read, through a
+  // descriptor opened now and kept for the run (client-filter.ts says how it is checked).
+  let spool: ClientFilterSpool | string | undefined;
+  if (dataDirAbs) {
+    spool = openClientFilterSpool(dataDirAbs, user ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
+    if (typeof spool === "string") r.say(`pg_seccomp: note: set_client_filter is off for this run: ${spool}`);
+  }
+  let failure: Error | undefined;
+  const heartbeat = new SharedArrayBuffer(8);
+  const heartbeatOrigin = Date.now();
+  let beatTimer: NodeJS.Timeout | undefined;
+  let watchdog: { stop(): void } | undefined;
+  let failing = false;
+  /** Stops the server because supervision cannot go on: SIGQUIT, then SIGKILL of every server process. */
+  const failClosed = (why: string) => {
+    if (failing || !r.alive()) return;
+    failing = true;
+    failure ??= new Error(why);
+    r.say(`pg_seccomp: error: ${why}; stopping the server (fail closed)`);
+    monitor?.close();
+    r.signal("SIGQUIT");
+    setTimeout(() => {
+      if (r.alive()) killServerTree(pid);
+    }, 5000).unref();
+  };
+  const cleanup = () => {
+    if (beatTimer) clearInterval(beatTimer);
+    watchdog?.stop();
+    monitor?.close();
+    log?.close();
+    if (spool && typeof spool !== "string") closeSync(spool.fd);
+    removeRunState(pid);
+  };
+  try {
+    writeRunState({
+      launcherPid: process.pid, postmasterPid: pid, dataDir: dataDirAbs, policyPath: resolve(r.policyPath),
+      arch: r.arch, logPath, startedAt: new Date().toISOString(),
+    });
+    if (r.usesSupervisor) {
+      const childFd = await listenerOf(pid, () => !r.alive());
+      const pidfd = pidfdOpen(pid);
+      let listenerFd: number;
+      try {
+        listenerFd = pidfdGetFd(pidfd, childFd);
+      } catch (e) {
+        throw isDenied(e) || (e as { code?: string }).code === "EPERM" ? listenerDenied(e) : e;
+      } finally {
+        close(pidfd);
+      }
+      const psqlPath = resolve(r.postgresPath, "..", "psql");
+      monitor = dataDirAbs && existsSync(psqlPath)
+        ? new MonitorConnection({ psqlPath, dataDir: dataDirAbs, ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}) })
+        : undefined;
+      const classifier = new ClassificationService(pid, monitor, r.say);
+      const channel = new MessageChannel();
+      const wd: SupervisorWorkerData = {
+        listenerFd, policy: r.policy, stagePid: pid, clientFilter, heartbeat, heartbeatOrigin, port: channel.port2,
+        execveNr: syscallNumber(r.arch, "execve")!, arch: r.arch, stop,
+      };
+      // The monitoring session opens on the first question (a policy whose contexts all agree and
+      // that denies nothing never needs one). Every question is answered, asynchronously; the
+      // worker holds the call meanwhile (bounded by its own deadline).
+      const mon = monitor;
+      channel.port1.on("message", (m: WorkerRequest) => {
+        if (m.type === "classify") {
+          classifier.classify(m.pid, m.start).then(
+            (classification) => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer),
+            () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
+          );
+        } else {
+          const ask = mon ? mon.statement(m.pid) : Promise.resolve(undefined);
+          ask.then(
+            (query) => channel.port1.postMessage({ type: "statement", pid: m.pid, ...(query !== undefined ? { query } : {}) } satisfies WorkerAnswer),
+            () => channel.port1.postMessage({ type: "statement", pid: m.pid } satisfies WorkerAnswer),
+          );
+        }
+      });
+      worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
+      const w = worker;
+      workerExited = new Promise<void>((res) => w.once("exit", () => res()));
+      // Readable by the server's group (for the SQL view of it), writable only by us.
+      log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined);
+      worker.on("message", (e: WorkerEvent) => {
+        if ("type" in e) {
+          if (e.type === "note") r.say(e.line);
+          else if (dataDirAbs) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
+          return;
+        }
+        if (e.action === "launch") return;
+        if (events.length < 10_000) events.push(e);
+        log?.record(e);
+        r.onEvent?.(e);
+      });
+      // Heartbeats both ways: a supervisor thread that stops answering (stuck, or stopped with
+      // the whole launcher and then resumed) fails closed: the server is stopped.
+      const beats = new Int32Array(heartbeat);
+      Atomics.store(beats, 0, Math.floor((Date.now() - heartbeatOrigin) / 100)); // the worker has not started yet
+      beatTimer = setInterval(() => {
+        const now = Math.floor((Date.now() - heartbeatOrigin) / 100);
+        Atomics.store(beats, 1, now);
+        if (classifier.changed && now % 4 === 0) {
+          try {
+            writeContexts(pid, classifier.pinnedEntries());
+          } catch {
+            /* status then shows what it can */
+          }
+        }
+        // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
+        if (mon && !mon.closed && postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();
+        if (!failing && (now - Atomics.load(beats, 0)) * 100 > SUPERVISOR_STALL_MS) {
+          failClosed(`the supervisor has not answered for ${SUPERVISOR_STALL_MS / 1000} s`);
+        }
+      }, 250);
+      watchdog = startWatchdog(process.pid, pid, r.say, { guardLauncherDeath: r.guardLauncherDeath });
+      worker.on("error", (e) => {
+        // Fail closed: without a supervisor the server must not go on.
+        failClosed(`the supervisor failed (${e.message})`);
+      });
+    }
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
+  return {
+    events,
+    failure: () => failure,
+    closeMonitor: () => monitor?.close(),
+    workerDone: workerExited,
+    async finish() {
+      if (beatTimer) clearInterval(beatTimer);
+      watchdog?.stop();
+      monitor?.close();
+      // Let the supervisor finish: events it posted before stopping are delivered before 'exit'.
+      Atomics.store(new Int32Array(stop), 0, 1);
+      if (worker) {
+        const w = worker;
+        const timer = setTimeout(() => void w.terminate(), 2000);
+        await workerExited;
+        clearTimeout(timer);
+      }
+      cleanup();
+    },
+  };
+}
+
+const KNOCKS_PER_SECOND = 20;
+const knockTimes: number[] = [];
+
+/**
+ * Answers a set_client_filter knock from `pid` (see client-filter.ts). Runs on the main thread
+ * while the worker keeps answering everything else, including the seccomp call the backend makes
+ * when the filter goes in.
+ */
+async function handleClientFilter(
+  req: SupervisionRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
+  classifier: ClassificationService,
+): Promise<void> {
+  const refuse = (errno: number, why: string) => {
+    req.say(`pg_seccomp: set_client_filter from pid ${pid} refused: ${why}`);
+    try {
+      notifSend(listenerFd, { id, error: errno });
+    } catch {
+      /* the caller is gone */
+    }
+  };
+  let start: string;
+  try {
+    start = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] ?? "";
+  } catch {
+    return;
+  }
+  const key = `${pid}/${start}`;
+  if (done.has(key)) return refuse(114 /* EALREADY */, "once per session");
+  // Each request costs a ptrace stop and a compile: at most KNOCKS_PER_SECOND of them.
+  const now = Date.now();
+  while (knockTimes.length && now - knockTimes[0]! >= 1000) knockTimes.shift();
+  if (knockTimes.length >= KNOCKS_PER_SECOND) return refuse(11 /* EAGAIN */, "too many set_client_filter requests this second");
+  knockTimes.push(now);
+  let prog;
+  try {
+    const ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;
+    const { req: request, session } = takeClientFilterRequest(spool, pid, req.policy, ctx);
+    prog = clientFilterProgram(req.policy, req.arch, session, request);
+  } catch (e) {
+    return refuse(22 /* EINVAL */, describeRequestError(e));
+  }
+  Atomics.store(shared, 0, pid);
+  try {
+    injectSeccompFilter(pid, prog, {
+      beforeRelease: (err) => {
+        // The interrupted knock restarts when the backend is let go: its answer is set first.
+        Atomics.store(shared, 2, err ? err.errno || 1 : 0);
+        Atomics.store(shared, 1, pid);
+      },
+    });
+    done.add(key);
+  } catch (e) {
+    req.say(`pg_seccomp: set_client_filter for pid ${pid} failed: ${(e as Error).message}`);
+  } finally {
+    Atomics.store(shared, 0, 0);
+  }
+}
