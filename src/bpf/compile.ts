@@ -15,12 +15,17 @@ import {
 } from "./insn.js";
 import type { Action } from "../policy/actions.js";
 import type { ArgCondition } from "../policy/entries.js";
-import { contextDecisions, decisionFor, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
+import { conditionCount, contextDecisions, contextKey, decisionFor, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
+import { PolicyError, type SourceLoc } from "../policy/errors.js";
 import type { Policy } from "../policy/policy.js";
 import { maxSyscallNumber, type Arch } from "../syscalls/index.js";
 
-export class CompileError extends Error {
-  override name = "CompileError";
+/** A policy that cannot be compiled; where known, at the place in the policy that causes it. */
+export class CompileError extends PolicyError {
+  constructor(loc: SourceLoc | undefined, problem: string, hint?: string) {
+    super(loc, problem, hint);
+    this.name = "CompileError";
+  }
 }
 
 export const AUDIT_ARCH: Record<Arch, number> = { x86_64: AUDIT_ARCH_X86_64, aarch64: AUDIT_ARCH_AARCH64 };
@@ -101,9 +106,19 @@ export function compileDecisions(cd: ContextDecisions, opts: CompileOptions = {}
   e.seq(stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_ARCH), archOk);
   const prog = e.finish();
   if (prog.length > BPF_MAXINSNS) {
+    // Point at the syscall whose argument conditions weigh most, if any.
+    let heaviest: { name: string; conds: number; loc?: SourceLoc } | undefined;
+    for (const n of cd.named.values()) {
+      const conds = conditionCount(n.decision);
+      if (conds > (heaviest?.conds ?? 0)) heaviest = { name: n.name, conds, ...(n.loc ? { loc: n.loc } : {}) };
+    }
     throw new CompileError(
-      `the filter for ${cd.context.context} on ${cd.arch} is ${prog.length} instructions, over the kernel's limit of ${BPF_MAXINSNS}; ` +
-        `use fewer argument conditions, or give syscalls with the same action neighbouring numbers`,
+      heaviest?.loc,
+      `the compiled program for ${contextKey(cd.context)} on ${cd.arch} would have ${prog.length} instructions, over the kernel's limit of ${BPF_MAXINSNS}` +
+        (heaviest ? ` ("${heaviest.name}" alone has ${heaviest.conds} argument tests)` : ""),
+      heaviest
+        ? "group argument conditions (a range argN >= a, argN <= b, or argN & mask == value), or let a default decide"
+        : "give syscalls with the same action neighbouring numbers, or use a default action",
     );
   }
   return prog;

@@ -13,7 +13,7 @@ import { assemble } from "../bpf/asm.js";
 import { decodeProgram, encodeProgram } from "../bpf/insn.js";
 import { validateProgram } from "../bpf/validate.js";
 import { effectiveFilterRows, FILTER_COLUMNS } from "../inspect/effective-table.js";
-import { csvTable, psqlTable } from "../inspect/format.js";
+import { csvTable, escapeControl, psqlTable, safeJson } from "../inspect/format.js";
 import { simulate, syscallArg } from "../inspect/simulate.js";
 import { ARCHES, allSyscalls, hostArch, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/groups.js";
@@ -27,7 +27,7 @@ import { applySql, installSql } from "../sql/install.js";
 import { findRunState } from "../launcher/state.js";
 import { findPgBinDir } from "../postgres/cluster.js";
 import { join } from "node:path";
-import { followFile, formatViolations, readViolations, violationLogPath } from "../inspect/violations.js";
+import { followViolations, formatViolations, readViolations, skippedNotes, violationLogPath, type SkippedLines } from "../inspect/violations.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { describePreflight, explainExit, preflight, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
@@ -293,23 +293,31 @@ program
   .option("--file <file>", "a log file (run --log FILE)")
   .option("-n, --lines <n>", "only the last N entries")
   .option("-f, --follow", "keep printing new entries as they come")
-  .option("--json", "print the JSON lines as they are")
+  .option("--json", "print the records as JSON lines (control characters escaped)")
   .action(async (opts: { pgdata?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
+    if (opts.lines !== undefined && !/^\d+$/.test(opts.lines)) throw new UsageError(`--lines: "${opts.lines}" is not a number`);
     const path = violationLogPath({ dataDir: opts.pgdata, pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
-    let events = readViolations(path);
-    if (opts.lines) events = events.slice(-Number(opts.lines));
-    const print = (es: ViolationEvent[]) => {
-      process.stdout.write(opts.json ? es.map((e) => JSON.stringify(e) + "\n").join("") : es.length ? formatViolations(es) : "");
+    const { events, skipped } = readViolations(path, opts.lines !== undefined ? { last: Number(opts.lines) } : {});
+    const note = (s: SkippedLines) => {
+      for (const n of skippedNotes(s)) process.stderr.write(`pg_seccomp: note: ${escapeControl(path)}: ${n}\n`);
     };
+    // JSON lines re-written from the validated records (safeJson: no raw control characters).
+    const print = (es: ViolationEvent[]) => {
+      process.stdout.write(opts.json ? es.map((e) => safeJson(e) + "\n").join("") : es.length ? formatViolations(es) : "");
+    };
+    note(skipped);
     if (!opts.follow) {
-      if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${path}: no entries\n`);
+      if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries\n`);
       print(events);
       return;
     }
     print(events);
     const size = existsSync(path) ? statSync(path).size : 0;
     await new Promise<void>((resolveStop) => {
-      const stopFollow = followFile(path, size, (lines) => print(lines.map((l) => JSON.parse(l) as ViolationEvent)));
+      const stopFollow = followViolations(path, size, (es, s) => {
+        note(s);
+        print(es);
+      });
       process.once("SIGINT", () => {
         stopFollow();
         resolveStop();

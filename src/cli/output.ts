@@ -1,6 +1,7 @@
 // How the CLI reports: errors as one message without a stack trace, notes on stderr.
 
 import { PolicyError, formatLoc, type PolicyNote } from "../policy/errors.js";
+import { safeJson } from "../inspect/format.js";
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -30,5 +31,5 @@ export function printNotes(notes: readonly PolicyNote[]): void {
 }
 
 export function writeJson(value: unknown): void {
-  process.stdout.write(JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2) + "\n");
+  process.stdout.write(safeJson(value, 2) + "\n");
 }

@@ -1,9 +1,14 @@
 // `pg_seccomp log`: the violation log of a running server (found through its run state) or of a
 // given file, as a table a DBA reads, or JSON lines for scripts; -f follows it.
+//
+// The log is written by the launcher, but whoever can write the file (or give us --file) can put
+// anything in it; and a line may be torn while the launcher writes. So each line is read with a
+// length cap, decoded strictly, parsed, and validated into a ViolationEvent field by field;
+// anything else is skipped and counted, never thrown. Printing escapes control characters
+// (format.ts), since process titles and statements come from the server.
 
-import { openSync, readSync, closeSync, statSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
 import { findRunState } from "../launcher/state.js";
-import { readViolations } from "../launcher/violation-log.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { psqlTable } from "./format.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -24,6 +29,225 @@ export function violationLogPath(by: { dataDir?: string; pid?: number; file?: st
   return state.logPath;
 }
 
+/** The launcher's lines are well under 1 KiB plus the statement; longer lines are skipped. */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+/**
+ * Splits bytes into lines (without the "\n"). A line longer than the cap is not buffered: its
+ * bytes are dropped as they come and it is counted in `tooLong`.
+ */
+export class LineSplitter {
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  private overlong = false;
+  tooLong = 0;
+
+  constructor(private readonly maxBytes = MAX_LINE_BYTES) {}
+
+  /** The complete lines `chunk` ends. `chunk` may be reused by the caller afterwards. */
+  push(chunk: Buffer): Buffer[] {
+    const lines: Buffer[] = [];
+    let start = 0;
+    for (;;) {
+      const nl = chunk.indexOf(0x0a, start);
+      this.append(chunk.subarray(start, nl < 0 ? chunk.length : nl));
+      if (nl < 0) return lines;
+      const line = this.take();
+      if (line) lines.push(line);
+      start = nl + 1;
+    }
+  }
+
+  /** What follows the last newline: a torn line, or one still being written. */
+  rest(): Buffer | undefined {
+    return this.take();
+  }
+
+  private append(bytes: Buffer): void {
+    if (this.overlong || bytes.length === 0) return;
+    if (this.partBytes + bytes.length > this.maxBytes) {
+      this.overlong = true;
+      this.parts = [];
+      this.partBytes = 0;
+      return;
+    }
+    this.parts.push(Buffer.from(bytes));
+    this.partBytes += bytes.length;
+  }
+
+  private take(): Buffer | undefined {
+    if (this.overlong) {
+      this.overlong = false;
+      this.tooLong++;
+      return undefined;
+    }
+    const line = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts);
+    this.parts = [];
+    this.partBytes = 0;
+    return line.length ? line : undefined;
+  }
+}
+
+const ACTIONS = new Set<string>(["allow", "log", "launch", "error", "kill", "trap"]);
+/** As toISOString() writes it (the launcher's `time`). */
+const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
+const INT32_MAX = 2 ** 31 - 1;
+
+const isInt = (v: unknown, min: number, max: number): v is number => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
+
+/**
+ * A ViolationEvent built from known fields of a parsed line, each of the type the launcher
+ * writes (and the SQL view casts to), or undefined. An optional field may be absent or null.
+ */
+export function toViolationEvent(v: unknown): ViolationEvent | undefined {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) return undefined;
+  const o = v as Record<string, unknown>;
+  const { time, pid, process, context, syscall, nr, args, action } = o;
+  if (typeof time !== "string" || !ISO_TIME.test(time) || Number.isNaN(Date.parse(time))) return undefined;
+  if (!isInt(pid, 1, INT32_MAX) || !isInt(nr, -(2 ** 31), INT32_MAX)) return undefined;
+  if (typeof process !== "string" || typeof context !== "string" || typeof syscall !== "string") return undefined;
+  if (!Array.isArray(args) || args.length > 6 || !args.every((a) => typeof a === "string")) return undefined;
+  if (typeof action !== "string" || !ACTIONS.has(action)) return undefined;
+  const e: ViolationEvent = { time, pid, process, context, syscall, nr, args: [...(args as string[])], action: action as ViolationEvent["action"] };
+  for (const k of ["role", "database", "query", "signal"] as const) {
+    const f = o[k];
+    if (f === undefined || f === null) continue;
+    if (typeof f !== "string") return undefined;
+    e[k] = f;
+  }
+  if (o.decidedBy !== undefined && o.decidedBy !== null) {
+    if (!isInt(o.decidedBy, 1, INT32_MAX)) return undefined;
+    e.decidedBy = o.decidedBy;
+  }
+  if (o.errno !== undefined && o.errno !== null) {
+    if (!isInt(o.errno, 0, 4095)) return undefined;
+    e.errno = o.errno;
+  }
+  return e;
+}
+
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** One line of the log as a ViolationEvent, or undefined (invalid UTF-8, not JSON, not a record). */
+export function parseViolationLine(line: Buffer | string): ViolationEvent | undefined {
+  let text: string;
+  let value: unknown;
+  try {
+    text = typeof line === "string" ? line : utf8.decode(line);
+    // JSON.parse throws SyntaxError, or RangeError on nesting too deep for the stack.
+    value = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  return toViolationEvent(value);
+}
+
+export interface SkippedLines {
+  /** Not valid UTF-8, not JSON, or not a violation record. */
+  notRecord: number;
+  /** Longer than MAX_LINE_BYTES (not read). */
+  tooLong: number;
+  /** The last line has no newline and is not a record: torn, or still being written. */
+  torn: number;
+}
+
+export interface ViolationRead {
+  events: ViolationEvent[];
+  skipped: SkippedLines;
+}
+
+/** Feeds lines through parseViolationLine, counting what it skips. */
+class RecordReader {
+  readonly splitter = new LineSplitter();
+  notRecord = 0;
+
+  lines(chunk: Buffer): ViolationEvent[] {
+    return this.parse(this.splitter.push(chunk));
+  }
+
+  parse(lines: Buffer[]): ViolationEvent[] {
+    const out: ViolationEvent[] = [];
+    for (const l of lines) {
+      if (isBlank(l)) continue;
+      const e = parseViolationLine(l);
+      if (e) out.push(e);
+      else this.notRecord++;
+    }
+    return out;
+  }
+}
+
+function isBlank(line: Buffer): boolean {
+  for (const b of line) if (b !== 0x20 && b !== 0x09 && b !== 0x0d) return false;
+  return true;
+}
+
+class LogReadError extends Error {
+  override name = "UsageError";
+}
+
+/**
+ * Opens a log for reading; a missing file is an empty log. Only a regular file: --file could
+ * name a FIFO or a device, which would block or never end.
+ */
+function openLog(path: string): number | undefined {
+  let fd: number;
+  try {
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return undefined;
+    throw new LogReadError(`cannot read ${path}: ${code ?? (e as Error).message}`);
+  }
+  if (!fstatSync(fd).isFile()) {
+    closeSync(fd);
+    throw new LogReadError(`${path} is not a regular file`);
+  }
+  return fd;
+}
+
+/** Every valid record of the log (the last `last` with that option), and what was skipped. */
+export function readViolations(path: string, opts: { last?: number } = {}): ViolationRead {
+  const events: ViolationEvent[] = [];
+  const reader = new RecordReader();
+  let torn = 0;
+  const fd = openLog(path);
+  if (fd !== undefined) {
+    const buf = Buffer.alloc(1 << 20);
+    const keep = (es: ViolationEvent[]) => {
+      for (const e of es) events.push(e);
+      // Drop the head now and then, not per event: memory stays near 2 * last events.
+      if (opts.last !== undefined && events.length > 2 * opts.last + 1024) events.splice(0, events.length - opts.last);
+    };
+    try {
+      for (let n; (n = readSync(fd, buf, 0, buf.length, null)) > 0; ) keep(reader.lines(buf.subarray(0, n)));
+    } finally {
+      closeSync(fd);
+    }
+    const rest = reader.splitter.rest();
+    if (rest && !isBlank(rest)) {
+      const e = parseViolationLine(rest);
+      if (e) keep([e]);
+      else torn++;
+    }
+  }
+  return {
+    events: opts.last !== undefined ? events.slice(Math.max(0, events.length - opts.last)) : events,
+    skipped: { notRecord: reader.notRecord, tooLong: reader.splitter.tooLong, torn },
+  };
+}
+
+/** The notes a reader prints for skipped lines (none when nothing was skipped). */
+export function skippedNotes(s: SkippedLines): string[] {
+  const lines = (n: number) => `${n} line${n === 1 ? "" : "s"}`;
+  const notes: string[] = [];
+  if (s.notRecord) notes.push(`${lines(s.notRecord)} skipped (not a violation record)`);
+  if (s.tooLong) notes.push(`${lines(s.tooLong)} skipped (longer than ${MAX_LINE_BYTES / 1024} KiB)`);
+  if (s.torn) notes.push("the last line is incomplete (still being written, or torn); skipped");
+  return notes;
+}
+
 export const VIOLATION_COLUMNS = ["time", "pid", "context", "role", "database", "syscall", "action", "statement"] as const;
 
 export function violationRows(events: readonly ViolationEvent[]) {
@@ -39,37 +263,59 @@ export function violationRows(events: readonly ViolationEvent[]) {
   }));
 }
 
+/** The table `pg_seccomp log` prints; every cell has its control characters escaped. */
 export function formatViolations(events: readonly ViolationEvent[]): string {
   return psqlTable(VIOLATION_COLUMNS, violationRows(events));
 }
 
-/** Calls `onLines` with each complete new line appended to the file; returns a stop function. */
-export function followFile(path: string, from: number, onLines: (lines: string[]) => void, intervalMs = 500): () => void {
+/**
+ * Calls `onEvents` with the records of each complete line appended to the file after `from`,
+ * and with what it skipped; returns a stop function. A file replaced (rotation: a new inode) or
+ * truncated is read from its start. Reads at most 1 MiB at a time.
+ */
+export function followViolations(
+  path: string,
+  from: number,
+  onEvents: (events: ViolationEvent[], skipped: SkippedLines) => void,
+  intervalMs = 500,
+): () => void {
   let offset = from;
-  let rest = "";
+  let inode: number | undefined;
+  try {
+    inode = statSync(path).ino;
+  } catch {
+    inode = undefined;
+  }
+  let reader = new RecordReader();
+  const buf = Buffer.alloc(1 << 20);
   const timer = setInterval(() => {
-    let size: number;
+    let fd: number | undefined;
     try {
-      size = statSync(path).size;
+      fd = openLog(path);
     } catch {
       return;
     }
-    if (size < offset) offset = 0; // rotated
-    if (size === offset) return;
-    const fd = openSync(path, "r");
+    if (fd === undefined) return;
     try {
-      const buf = Buffer.alloc(size - offset);
-      readSync(fd, buf, 0, buf.length, offset);
-      offset = size;
-      const text = rest + buf.toString("utf8");
-      const lines = text.split("\n");
-      rest = lines.pop() ?? "";
-      if (lines.length) onLines(lines.filter((l) => l.trim()));
+      const st = fstatSync(fd);
+      if (st.ino !== inode || st.size < offset) {
+        inode = st.ino;
+        offset = 0;
+        reader = new RecordReader();
+      }
+      const before = { notRecord: reader.notRecord, tooLong: reader.splitter.tooLong };
+      const events: ViolationEvent[] = [];
+      while (offset < st.size) {
+        const n = readSync(fd, buf, 0, Math.min(buf.length, st.size - offset), offset);
+        if (n <= 0) break;
+        offset += n;
+        events.push(...reader.lines(buf.subarray(0, n)));
+      }
+      const skipped = { notRecord: reader.notRecord - before.notRecord, tooLong: reader.splitter.tooLong - before.tooLong, torn: 0 };
+      if (events.length || skipped.notRecord || skipped.tooLong) onEvents(events, skipped);
     } finally {
       closeSync(fd);
     }
   }, intervalMs);
   return () => clearInterval(timer);
 }
-
-export { readViolations };

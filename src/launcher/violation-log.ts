@@ -125,21 +125,4 @@ export class ViolationLog {
   }
 }
 
-export function readViolations(path: string): ViolationEvent[] {
-  let text = "";
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return [];
-  }
-  const out: ViolationEvent[] = [];
-  for (const line of text.split("\n")) {
-    if (!line.trim()) continue;
-    try {
-      out.push(JSON.parse(line) as ViolationEvent);
-    } catch {
-      /* a torn last line while the launcher writes */
-    }
-  }
-  return out;
-}
+// Reading the log back (hostile input: anyone who can write the file): src/inspect/violations.ts.

@@ -189,6 +189,9 @@ function lexLines(file: string, text: string): LexedLine[] {
 }
 
 /** Reads a '...' string starting at `start`; returns the unescaped value and the index after it. */
+const OCTAL = /[0-7]{1,3}/y;
+const PLAIN = /[^'\\]+|[\s\S]/y;
+
 function readQuoted(row: string, start: number, at: (col: number) => SourceLoc): { value: string; end: number } {
   let i = start + 1;
   let value = "";
@@ -209,7 +212,9 @@ function readQuoted(row: string, start: number, at: (col: number) => SourceLoc):
         value += simple[n];
         i += 2;
       } else if (/[0-7]/.test(n)) {
-        const m = /^[0-7]{1,3}/.exec(row.slice(i + 1))![0];
+        // Sticky match at i + 1: slicing the rest of the row per escape would be quadratic.
+        OCTAL.lastIndex = i + 1;
+        const m = OCTAL.exec(row)![0];
         value += String.fromCharCode(parseInt(m, 8));
         i += 1 + m.length;
       } else {
@@ -218,8 +223,11 @@ function readQuoted(row: string, start: number, at: (col: number) => SourceLoc):
       }
       continue;
     }
-    value += c;
-    i++;
+    // A run of ordinary characters at once (a long list is one long value).
+    PLAIN.lastIndex = i;
+    const run = PLAIN.exec(row)![0];
+    value += run;
+    i += run.length;
   }
   throw new PolicyError(at(start), "unterminated quoted string", "close the value with a single quote; write '' for a quote inside it");
 }

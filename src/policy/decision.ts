@@ -5,6 +5,7 @@
 
 import { sameAction, actionRank, type Action } from "./actions.js";
 import type { ArgCondition } from "./entries.js";
+import { PolicyError, type SourceLoc } from "./errors.js";
 import { PROCESS_KINDS, resolveFilter, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
 import { allSyscalls, syscallName, type Arch } from "../syscalls/index.js";
 
@@ -133,9 +134,25 @@ export function filterDecision(f: ResolvedFilter, nr: number): Decision {
   return d;
 }
 
-function mapLeaves(d: Decision, f: (l: Leaf) => Decision): Decision {
+/**
+ * Work allowed for stacking one syscall's decisions, in tree nodes built. Stacking copies the
+ * inner tree under every leaf of the outer one, so conditions multiply; a real policy needs a
+ * few hundred nodes. Past this the result could not be compiled into the 4096 instructions a
+ * program may have (unless the copies nearly all collapse, which only contrived policies do).
+ */
+export const MAX_STACK_NODES = 1 << 18;
+
+class DecisionTooLarge extends Error {}
+
+/** Argument tests in a tree (each subtree counted once per place it appears). */
+export function conditionCount(d: Decision): number {
+  return d.kind === "leaf" ? 0 : d.conds.length + conditionCount(d.then) + conditionCount(d.else);
+}
+
+function mapLeaves(d: Decision, f: (l: Leaf) => Decision, budget: { nodes: number }): Decision {
   if (d.kind === "leaf") return f(d);
-  return simplify({ kind: "branch", conds: d.conds, then: mapLeaves(d.then, f), else: mapLeaves(d.else, f) });
+  if (++budget.nodes > MAX_STACK_NODES) throw new DecisionTooLarge();
+  return simplify({ kind: "branch", conds: d.conds, then: mapLeaves(d.then, f, budget), else: mapLeaves(d.else, f, budget) });
 }
 
 function simplify(b: Branch): Decision {
@@ -160,10 +177,13 @@ function bigintJson(_k: string, v: unknown): unknown {
 }
 
 /** The stacked decision: every outcome of `outer` combined with every outcome of `inner`. */
-export function stack(outer: Decision, inner: Decision): Decision {
-  return mapLeaves(outer, (o) =>
-    // The later (inner) filter wins a tie, as the kernel returns the newest filter's data.
-    mapLeaves(inner, (i) => (actionRank(o.action) > actionRank(i.action) ? o : i)),
+export function stack(outer: Decision, inner: Decision, budget = { nodes: 0 }): Decision {
+  return mapLeaves(
+    outer,
+    (o) =>
+      // The later (inner) filter wins a tie, as the kernel returns the newest filter's data.
+      mapLeaves(inner, (i) => (actionRank(o.action) > actionRank(i.action) ? o : i), budget),
+    budget,
   );
 }
 
@@ -175,20 +195,45 @@ export interface ContextDecisions {
   defaultDecision: Leaf;
   /** For numbers the arch table does not know. */
   unknownDecision: Leaf;
-  /** Syscalls some list of some applicable filter names. */
-  named: Map<number, { name: string; decision: Decision }>;
+  /** Syscalls some list of some applicable filter names (loc: where its argument conditions are, if any). */
+  named: Map<number, { name: string; decision: Decision; loc?: SourceLoc }>;
 }
 
 export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec): ContextDecisions {
   const filters = contextFilters(policy, c).map((f) => resolveFilter(f, arch));
-  const stackAll = (per: (f: ResolvedFilter) => Decision) => filters.map(per).reduce((acc, d) => stack(acc, d));
+  const stackAll = (per: (f: ResolvedFilter) => Decision) => {
+    const budget = { nodes: 0 };
+    return filters.map(per).reduce((acc, d) => stack(acc, d, budget));
+  };
   const defaultDecision = stackAll((f) => leaf(f.defaultAction, sourceName(f))) as Leaf;
-  const named = new Map<number, { name: string; decision: Decision }>();
+  const named = new Map<number, { name: string; decision: Decision; loc?: SourceLoc }>();
   const nrs = new Set<number>(filters.flatMap((f) => [...f.rules.keys()]));
   for (const nr of [...nrs].sort((a, b) => a - b)) {
-    named.set(nr, { name: syscallName(arch, nr)!, decision: stackAll((f) => filterDecision(f, nr)) });
+    const name = syscallName(arch, nr)!;
+    const loc = conditionsLoc(filters, nr);
+    try {
+      named.set(nr, { name, decision: stackAll((f) => filterDecision(f, nr)), ...(loc ? { loc } : {}) });
+    } catch (e) {
+      if (!(e instanceof DecisionTooLarge)) throw e;
+      throw new PolicyError(
+        loc,
+        `the argument conditions for "${name}" in the ${contextKey(c)} context are too many to combine: ` +
+          `the compiled program would exceed the kernel's limit of 4096 instructions`,
+        "the filters of a context stack, so their conditions on one syscall multiply: group conditions (a range, or argN & mask == value), or put them in one filter",
+      );
+    }
   }
   return { arch, context: c, defaultDecision, unknownDecision: unknownLeaf(policy, defaultDecision), named };
+}
+
+/** Where a syscall's argument conditions are written: the filter with the most of them. */
+function conditionsLoc(filters: readonly ResolvedFilter[], nr: number): SourceLoc | undefined {
+  let best: { n: number; loc: SourceLoc } | undefined;
+  for (const f of filters) {
+    const conditional = (f.rules.get(nr)?.rules ?? []).filter((r) => r.conditions.length > 0);
+    if (conditional.length > (best?.n ?? 0)) best = { n: conditional.length, loc: conditional[0]!.entry.loc };
+  }
+  return best?.loc;
 }
 
 /**

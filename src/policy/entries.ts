@@ -59,6 +59,14 @@ export function argWidth(syscall: string, arg: number): 32 | 64 {
 }
 
 /** Splits a list at commas that are not inside parentheses; keeps each part's offset. */
+/**
+ * Caps that keep absurd input from costing minutes or the stack: far above any real policy (an
+ * arch has about 460 syscalls; a program holds at most 4096 instructions, and every argument
+ * condition takes at least one), so a policy past them could not be installed anyway.
+ */
+export const MAX_LIST_ENTRIES = 4096;
+export const MAX_ENTRY_CONDITIONS = 64;
+
 function splitTopLevel(text: string, loc: SourceLoc): Array<{ part: string; offset: number }> {
   const parts: Array<{ part: string; offset: number }> = [];
   let depth = 0;
@@ -71,6 +79,13 @@ function splitTopLevel(text: string, loc: SourceLoc): Array<{ part: string; offs
       if (depth < 0) throw new PolicyError(shift(loc, i), `unbalanced ")"`, "remove it or add the matching (");
     } else if ((c === "," && depth === 0) || i === text.length) {
       if (i === text.length && depth > 0) throw new PolicyError(shift(loc, start), `missing ")"`, "close the argument conditions with )");
+      if (parts.length === MAX_LIST_ENTRIES) {
+        throw new PolicyError(
+          shift(loc, start),
+          `the list has more than ${MAX_LIST_ENTRIES} entries`,
+          "a filter program holds at most 4096 instructions: name each syscall once, use @groups, and let the default action decide the rest",
+        );
+      }
       parts.push({ part: text.slice(start, i), offset: start });
       start = i + 1;
     }
@@ -123,7 +138,11 @@ const COND_RE = /^arg([0-9]+)(?::(32|64))?\s*(?:&\s*([^=!<>\s]+)\s*)?(==|!=|<=|>
 function parseConditions(syscall: string, text: string, loc: SourceLoc): ArgCondition[] {
   const conds: ArgCondition[] = [];
   let offset = 0;
-  for (const raw of text.split(/,|&&/)) {
+  const raws = text.split(/,|&&/);
+  if (raws.length > MAX_ENTRY_CONDITIONS) {
+    throw new PolicyError(loc, `"${syscall}" has ${raws.length} argument conditions; at most ${MAX_ENTRY_CONDITIONS} are accepted in one entry`, "a syscall has six arguments: combine the tests on one argument (a range argN >= a, argN <= b, or argN & mask == value)");
+  }
+  for (const raw of raws) {
     const lead = raw.length - raw.trimStart().length;
     const c = raw.trim();
     const at = shift(loc, offset + lead);

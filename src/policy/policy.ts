@@ -279,9 +279,24 @@ function inheritList(global: FilterSpec, action: ActionKind, at: SourceLoc | und
 }
 
 /** Names must exist on some arch; groups must exist; no syscall may sit unconditionally in two lists. */
+/** Entries with argument conditions for one syscall in one filter (see MAX_LIST_ENTRIES). */
+export const MAX_CONDITIONAL_ENTRIES = 1024;
+
 function checkEntries(f: FilterSpec): void {
   const unconditional = new Map<string, PolicyEntry>();
+  const conditional = new Map<string, number>();
   for (const e of f.entries) {
+    if (e.conditions.length > 0) {
+      const n = (conditional.get(e.name) ?? 0) + 1;
+      conditional.set(e.name, n);
+      if (n > MAX_CONDITIONAL_ENTRIES) {
+        throw new PolicyError(
+          e.loc,
+          `the ${f.name} filter has more than ${MAX_CONDITIONAL_ENTRIES} entries with argument conditions for "${e.name}"; each takes at least two of the 4096 instructions a filter program may have`,
+          "group the conditions (a range argN >= a, argN <= b, or argN & mask == value), or let the default action decide",
+        );
+      }
+    }
     if (e.kind === "group") {
       if (!groupNames().includes(e.name)) {
         const maybe = suggestNames(groupNames(), e.name);

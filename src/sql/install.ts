@@ -3,7 +3,8 @@
 //                            backend's session context (its login role and database), built by
 //                            the same effective-filter function `pg_seccomp show` uses;
 //   seccomp.violations    the supervisor's violation log, read through a SECURITY DEFINER
-//                            function (the log file is root-owned, readable by the server's group).
+//                            function (the log file is root-owned, readable by the server's group)
+//                            that skips any line that is not a valid record.
 // The rows are a snapshot of the policy at install time; re-run install after changing it.
 
 import { spawnSync } from "node:child_process";
@@ -23,6 +24,10 @@ function sessionVariants(policy: Policy): Array<{ role?: string; database?: stri
   const dbs = [undefined, ...policy.databases.keys()];
   return roles.flatMap((role) => dbs.map((database) => ({ ...(role ? { role } : {}), ...(database ? { database } : {}) })));
 }
+
+/** How much of the log the SQL view reads (the newest part), and the longest line it takes. */
+export const VIEW_READ_BYTES = 16 * 1024 * 1024;
+export const VIEW_MAX_LINE_BYTES = 64 * 1024;
 
 export interface InstallOptions {
   schema: string;
@@ -106,13 +111,84 @@ returns void language sql volatile
 as $fn$ select "${s}".set_client_filter(default_action, allow_list, log_list, error_list, kill_list) $fn$;
 revoke all on function public.set_client_filter(text, text, text, text, text) from public;
 
+-- The log's valid records as JSON text (the view below casts them). The file is hostile input
+-- (whoever can write it, or a torn write): each line is checked inside its own exception block,
+-- so one bad line is skipped, never fails the query; skipped lines are counted in a NOTICE.
+-- Only the newest ${VIEW_READ_BYTES / (1024 * 1024)} MiB are read (the launcher rotates at that size), as
+-- bytes: pg_read_file would fail the whole read on one invalid UTF-8 sequence.
 create or replace function "${s}".violations_raw() returns setof text
-language sql stable security definer
+language plpgsql stable security definer
 set search_path = pg_catalog
 as $fn$
-  select line from regexp_split_to_table(
-    coalesce(pg_read_file(${lit(opts.logPath ?? "")}, 0, 67108864, true), ''), E'\\n') as line
-  where line <> ''
+declare
+  log_path constant text := ${lit(opts.logPath ?? "")};
+  max_read constant bigint := ${VIEW_READ_BYTES};
+  max_line constant integer := ${VIEW_MAX_LINE_BYTES};
+  file_size bigint;
+  start_at bigint;
+  lines text[];
+  b bytea;
+  j jsonb;
+  skipped bigint := 0;
+  too_long bigint := 0;
+begin
+  if log_path = '' then return; end if;
+  file_size := (pg_stat_file(log_path, true)).size;
+  if file_size is null then return; end if;
+  start_at := greatest(file_size - max_read, 0);
+  b := pg_read_binary_file(log_path, start_at, max_read, true);
+  if b is null then return; end if;
+  -- encode(..., 'escape') writes NUL, high-bit bytes and backslashes as escapes and leaves
+  -- newlines alone, so the bytes split into lines as text and each decodes back exactly.
+  lines := string_to_array(encode(b, 'escape'), E'\\n');
+  b := null;
+  for i in 1 .. coalesce(array_length(lines, 1), 0) loop
+    -- Read from the middle of the file: the first piece is the end of a line. The last piece
+    -- has no newline: a line being written; it is taken only when it is already complete.
+    continue when i = 1 and start_at > 0;
+    continue when btrim(lines[i], E' \\t\\r') = '';
+    begin
+      b := decode(lines[i], 'escape');
+      if octet_length(b) > max_line then
+        too_long := too_long + 1;
+        continue;
+      end if;
+      j := convert_from(b, 'UTF8')::jsonb;  -- invalid UTF-8, bad JSON, too deep: an error, caught below
+      if jsonb_typeof(j) = 'object'
+         and jsonb_typeof(j->'time') = 'string'
+         and j->>'time' ~ '^\\d{4}-\\d\\d-\\d\\dT\\d\\d:\\d\\d:\\d\\d(\\.\\d{1,9})?Z$'
+         and jsonb_typeof(j->'pid') = 'number' and jsonb_typeof(j->'nr') = 'number'
+         and jsonb_typeof(j->'process') = 'string' and jsonb_typeof(j->'context') = 'string'
+         and jsonb_typeof(j->'syscall') = 'string'
+         and j->>'action' in ('allow', 'log', 'launch', 'error', 'kill', 'trap') and jsonb_typeof(j->'action') = 'string'
+         and jsonb_typeof(j->'args') = 'array'
+         and coalesce(jsonb_typeof(j->'role'), 'null') in ('null', 'string')
+         and coalesce(jsonb_typeof(j->'database'), 'null') in ('null', 'string')
+         and coalesce(jsonb_typeof(j->'query'), 'null') in ('null', 'string')
+         and coalesce(jsonb_typeof(j->'signal'), 'null') in ('null', 'string')
+         and coalesce(jsonb_typeof(j->'errno'), 'null') in ('null', 'number')
+         and not exists (select from jsonb_array_elements(j->'args') a where jsonb_typeof(a) <> 'string')
+         -- the casts the view makes: out of range or fractional numbers, impossible dates fail here
+         and (j->>'time')::timestamptz is not null
+         and (j->>'pid')::integer > 0
+         and (j->>'nr')::integer is not null
+         and coalesce((j->>'errno')::integer, 0) between 0 and 4095
+      then
+        return next j::text;
+      elsif i < array_length(lines, 1) then
+        skipped := skipped + 1;
+      end if;
+    exception when others then
+      if i < array_length(lines, 1) then skipped := skipped + 1; end if;
+    end;
+  end loop;
+  if skipped > 0 then
+    raise notice '%: % line(s) skipped (not a violation record)', log_path, skipped;
+  end if;
+  if too_long > 0 then
+    raise notice '%: % line(s) skipped (longer than % bytes)', log_path, too_long, max_line;
+  end if;
+end
 $fn$;
 revoke all on function "${s}".violations_raw() from public;
 create or replace view "${s}".violations as
