@@ -15,7 +15,7 @@
 
 import { actionRet, compileDecisions } from "../bpf/compile.js";
 import { SECCOMP_RET_USER_NOTIF, type Insn } from "../bpf/insn.js";
-import { contextDecisions, decisionFor, policyContexts, sameDecision, stack, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
+import { contextDecisions, decisionFor, policyContexts, sameDecision, stack, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { maxSyscallNumber, syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 
@@ -40,7 +40,9 @@ export interface KernelPrograms {
 
 /** The policy's own program for one context: what the supervisor runs for a notification. */
 export function decisionProgram(policy: Policy, arch: Arch, context: ContextSpec): Insn[] {
-  return compileDecisions(contextDecisions(policy, arch, context));
+  const cd = contextDecisions(policy, arch, context);
+  addRefusals(cd, arch);
+  return compileDecisions(cd);
 }
 
 /** Leaves the launcher adds that the kernel decides, whatever the policy routes. */
@@ -77,23 +79,31 @@ function replaceLeaves(d: Decision, f: (l: Leaf) => Leaf): Decision {
  *   executable code (a LOADed library, session_preload_libraries) enters a process whose context
  *   has not been pinned from facts gathered before that code could run.
  */
-function addStructuralRules(base: ReturnType<typeof contextDecisions>, arch: Arch, gateExec: boolean): void {
-  const set = (name: string, make: (current: Decision) => Decision) => {
-    const nr = syscallNumber(arch, name);
-    if (nr === undefined) return;
-    base.named.set(nr, { name, decision: make(decisionFor(base, nr)) });
-  };
+function setDecision(cd: ContextDecisions, arch: Arch, name: string, make: (current: Decision) => Decision): void {
+  const nr = syscallNumber(arch, name);
+  if (nr === undefined) return;
+  cd.named.set(nr, { name, decision: make(decisionFor(cd, nr)) });
+}
+
+/**
+ * The refusals, in every context's decisions (the installed program's and the supervisor's
+ * alike, so a call routed for other reasons is refused there too).
+ */
+function addRefusals(cd: ContextDecisions, arch: Arch): void {
   const deny = (errno: number): Leaf => ({ kind: "leaf", action: { kind: "error", errno }, source: STRUCTURAL_SOURCE });
-  set("clone", (current) => ({
+  setDecision(cd, arch, "clone", (current) => ({
     kind: "branch",
     conds: [{ arg: 0, op: "masked_eq", mask: CLONE_PARENT, value: CLONE_PARENT, width: 64 }],
     then: stack(current, deny(EPERM)),
     else: current,
   } as Decision));
-  set("clone3", (current) => stack(current, deny(ENOSYS)));
-  if (!gateExec) return;
+  setDecision(cd, arch, "clone3", (current) => stack(current, deny(ENOSYS)));
+}
+
+/** The exec gate, in the installed program only (the supervisor answers it with the policy's own decision). */
+function addExecGate(cd: ContextDecisions, arch: Arch): void {
   for (const [name, arg] of [["mmap", 2], ["mprotect", 2], ["pkey_mprotect", 2]] as const) {
-    set(name, (current) => ({
+    setDecision(cd, arch, name, (current) => ({
       kind: "branch",
       conds: [{ arg, op: "masked_eq", mask: PROT_EXEC, value: PROT_EXEC, width: 32 }],
       then: replaceLeaves(current, (l) => (l.action.kind === "allow" || l.action.kind === "log" ? { kind: "leaf", action: { kind: "log" }, source: EXEC_GATE_SOURCE } : l)),
@@ -112,6 +122,8 @@ export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec 
   }
   const unknownDiffers = all.some((cd) => !sameDecision(cd.unknownDecision, base.unknownDecision, true));
   const execveNr = syscallNumber(arch, "execve");
+  // A refusal is decided in the kernel unless contexts differ on the call (then the supervisor,
+  // whose programs carry the same refusals, answers for the caller's context).
   const notify = (leaf: Leaf, nr: number) =>
     perProcess.has(nr) || (unknownDiffers && syscallName(arch, nr) === undefined) || routedToSupervisor(leaf);
 
@@ -126,7 +138,8 @@ export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec 
     },
   });
   const execveToSupervisor = othersRouted || !execveEverywhereAllowed;
-  addStructuralRules(base, arch, perProcess.size > 0 || unknownDiffers);
+  addRefusals(base, arch);
+  if (perProcess.size > 0 || unknownDiffers) addExecGate(base, arch);
   // The knock for set_client_filter (see CLIENT_FILTER_KNOCK).
   const lseekNr = syscallNumber(arch, "lseek");
   if (lseekNr !== undefined) {
