@@ -25,6 +25,12 @@ import type { ViolationEvent } from "./supervisor.js";
 import { removeRunState, runStateDir, writeRunState } from "./state.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 
+/**
+ * Counters for benchmarks: with PG_SECCOMP_STATS=1 in the launcher's environment they are
+ * written as one JSON line on stderr when the server has exited (bench/supervisor-bench.ts).
+ */
+const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0 };
+
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
 
@@ -355,11 +361,19 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       const mon = monitor;
       channel.port1.on("message", (m: WorkerRequest) => {
         if (m.type === "classify") {
-          classifier.classify(m.pid, m.start).then(
+          const t0 = performance.now();
+          stats.classifications++;
+          const took = () => {
+            const ms = performance.now() - t0;
+            stats.classifyMsTotal += ms;
+            stats.classifyMsMax = Math.max(stats.classifyMsMax, ms);
+          };
+          classifier.classify(m.pid, m.start).finally(took).then(
             (classification) => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer),
             () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
           );
         } else {
+          stats.statementLookups++;
           const ask = mon ? mon.statement(m.pid) : Promise.resolve(undefined);
           ask.then(
             (query) => channel.port1.postMessage({ type: "statement", pid: m.pid, ...(query !== undefined ? { query } : {}) } satisfies WorkerAnswer),
@@ -433,6 +447,9 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   log?.close();
   if (spool && typeof spool !== "string") closeSync(spool.fd);
   removeRunState(pid);
+  if (process.env.PG_SECCOMP_STATS === "1") {
+    process.stderr.write(JSON.stringify({ pg_seccomp_stats: { ...stats, monitorQueries: monitor?.queries ?? 0, monitorSessions: monitor?.sessions ?? 0 } }) + "\n");
+  }
   if (supervisorFailure) return { ...result, pid, code: result.code ?? 1, events };
   return { ...result, pid, events };
 }
