@@ -114,8 +114,10 @@ export function currentServer(): BenchServer | undefined {
 }
 
 export async function startServer(cluster: Cluster, spec: ServerSpec): Promise<BenchServer> {
-  if (existsSync(join(cluster.dataDir, "postmaster.pid"))) {
-    throw new Error(`a server still holds ${cluster.dataDir} (postmaster.pid is there)`);
+  // A postmaster.pid left by a killed server is stale (postgres removes it itself); a live one is not.
+  const old = postmasterPid(cluster.dataDir);
+  if (old !== undefined && existsSync(`/proc/${old}`)) {
+    throw new Error(`a server still holds ${cluster.dataDir} (postmaster.pid names live pid ${old})`);
   }
   const startedAt = new Date();
   const [postgres, ...args] = postgresArgs(cluster);
