@@ -22,9 +22,10 @@
 // Reported per workload: the median TPS of each mode over the rounds, and the ratio of each
 // filtered mode to the unfiltered one, as the median of per-round ratios with their min–max
 // (a round's ratio compares that round's runs of the two modes for that workload). The same
-// for the server's CPU time per transaction (user + system of the postmaster and every process
-// under it, from /proc/PID/stat), which depends less than TPS on how much CPU other work on the
-// machine leaves the server. It also reads, for every server it starts, /proc/<postmaster>/status
+// for the server's CPU time per transaction (user + system of every process the server's command
+// started, the launcher included under run, from a cgroup of its own: bench/support/server.ts
+// says why not /proc), which depends less than TPS on how much CPU other work on the machine
+// leaves the server. It also reads, for every server it starts, /proc/<postmaster>/status
 // (Seccomp, Seccomp_filters, NoNewPrivs, Speculation_Store_Bypass, SpeculationIndirectBranch)
 // and one child's, and counts the calls the launcher's supervisor handled, from the run's violation log (the file its run-state record in
 // /run/pg_seccomp names; only events logged after that server was started count).
@@ -42,30 +43,14 @@
 //   BENCH_PGBENCH_OUT       also write the markdown report to this file
 //   BENCH_PGBENCH_KEEP=1    keep the cluster's directory (its path is printed)
 
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { cpus, loadavg } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { loadavg } from "node:os";
+import { join } from "node:path";
 
-import {
-  createCluster,
-  destroyCluster,
-  findPgBinDir,
-  pgbench,
-  postgresArgs,
-  postmasterPid,
-  query,
-  waitReady,
-  type Cluster,
-} from "../src/postgres/cluster.js";
+import { createCluster, destroyCluster, pgbench, query, type Cluster } from "../src/postgres/cluster.js";
 import { runStateDir } from "../src/launcher/state.js";
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
-const CLI = join(ROOT, "dist", "src", "cli", "main.js");
-
-/** util-linux setpriv: switches user and execs, so the spawned pid is the postmaster. */
-const SETPRIV = "/usr/bin/setpriv";
+import { log, machine, mdTable, median, nonNegativeInt, positiveInt } from "./support/report.js";
+import { childrenOf, CLI, currentServer, serverCpuUs, SETPRIV, startServer as startBenchServer, stopServer, type BenchServer } from "./support/server.js";
 
 const QUICK = process.env.BENCH_QUICK === "1";
 const SECONDS = positiveInt(process.env.BENCH_PGBENCH_SECONDS, QUICK ? 3 : 10);
@@ -76,16 +61,6 @@ const CLIENTS = positiveInt(process.env.BENCH_PGBENCH_CLIENTS, 4);
 const JOBS = positiveInt(process.env.BENCH_PGBENCH_JOBS, 2);
 const OUT = process.env.BENCH_PGBENCH_OUT;
 const KEEP = process.env.BENCH_PGBENCH_KEEP === "1";
-
-function positiveInt(s: string | undefined, dflt: number): number {
-  const n = s === undefined || s === "" ? NaN : Number(s);
-  return Number.isInteger(n) && n > 0 ? n : dflt;
-}
-
-function nonNegativeInt(s: string | undefined, dflt: number): number {
-  const n = s === undefined || s === "" ? NaN : Number(s);
-  return Number.isInteger(n) && n >= 0 ? n : dflt;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Modes and workloads
@@ -130,85 +105,14 @@ function orderFor(round: number): Mode[] {
 // ---------------------------------------------------------------------------------------------
 // Starting and stopping the server
 
-interface Server {
+interface Server extends BenchServer {
   mode: Mode;
-  proc: ChildProcess;
-  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
-  alive: () => boolean;
-  output: () => string;
-  startedAt: Date;
-  postmaster: number;
-}
-
-/** The environment the stage gives postgres (run.ts drops NODE_* variables); A gets the same. */
-function serverEnv(): NodeJS.ProcessEnv {
-  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")));
-}
-
-function spawnServer(cluster: Cluster, mode: Mode): Omit<Server, "postmaster"> {
-  const startedAt = new Date();
-  const [postgres, ...args] = postgresArgs(cluster);
-  const proc =
-    mode.runArgs === undefined
-      ? spawn(SETPRIV, [`--reuid=${cluster.user.uid}`, `--regid=${cluster.user.gid}`, "--init-groups", "--", postgres!, ...args], {
-          cwd: cluster.root,
-          env: serverEnv(),
-          stdio: ["ignore", "pipe", "pipe"],
-        })
-      : spawn(process.execPath, [CLI, "run", ...mode.runArgs, "--", postgres!, ...args], {
-          cwd: cluster.root,
-          env: process.env,
-          stdio: ["ignore", "pipe", "pipe"],
-        });
-  let out = "";
-  const keep = (d: Buffer) => {
-    out += d.toString();
-    if (out.length > 65536) out = out.slice(-32768);
-  };
-  proc.stdout!.on("data", keep);
-  proc.stderr!.on("data", keep);
-  let done = false;
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
-    proc.on("exit", (code, signal) => {
-      done = true;
-      res({ code, signal });
-    }),
-  );
-  return { mode, proc, exited, alive: () => !done, output: () => out, startedAt };
 }
 
 async function startServer(cluster: Cluster, mode: Mode): Promise<Server> {
-  if (existsSync(join(cluster.dataDir, "postmaster.pid"))) {
-    throw new Error(`a server still holds ${cluster.dataDir} (postmaster.pid is there)`);
-  }
-  const s = spawnServer(cluster, mode);
-  current = s;
-  try {
-    await waitReady(cluster, s.alive, 60_000);
-  } catch (e) {
-    s.proc.kill("SIGKILL");
-    throw new Error(`mode ${mode.id} (${mode.label}): ${(e as Error).message}\n--- server output ---\n${s.output()}`);
-  }
-  const pm = postmasterPid(cluster.dataDir);
-  if (pm === undefined) throw new Error(`mode ${mode.id}: no postmaster.pid after the server became ready`);
-  if (mode.runArgs === undefined && pm !== s.proc.pid) {
-    throw new Error(`mode ${mode.id}: postmaster.pid says ${pm}, expected the spawned postgres ${s.proc.pid}`);
-  }
-  return { ...s, postmaster: pm };
+  const s = await startBenchServer(cluster, { label: `mode ${mode.id} (${mode.label})`, ...(mode.runArgs ? { runArgs: mode.runArgs } : {}) });
+  return { ...s, mode };
 }
-
-async function stopServer(s: Omit<Server, "postmaster">): Promise<void> {
-  if (s.alive()) s.proc.kill("SIGINT");
-  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 60_000);
-  const r = await s.exited;
-  clearTimeout(timer);
-  if (current?.proc === s.proc) current = undefined;
-  if (r.code !== 0) {
-    throw new Error(`mode ${s.mode.id}: the server exited with ${r.code ?? r.signal}\n--- server output ---\n${s.output()}`);
-  }
-}
-
-let current: Omit<Server, "postmaster"> | undefined;
 
 // ---------------------------------------------------------------------------------------------
 // What the kernel says about the server
@@ -296,41 +200,12 @@ function logPathOf(pm: number): string {
   return join(dir, `${pm}.jsonl`);
 }
 
-/** Children of a process (the postmaster's: auxiliary processes, backends, zombies not yet reaped). */
-function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
-}
-
-/** utime + stime + cutime + cstime of one process, in clock ticks (0 if it is gone). */
-function cpuTicks(pid: number): number {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return 0;
-  }
-  // Fields after "(comm) ": rest[0] is field 3 (state); utime..cstime are fields 14..17.
-  const rest = text.slice(text.lastIndexOf(")") + 2).split(" ");
-  return [11, 12, 13, 14].reduce((n, i) => n + Number(rest[i] ?? 0), 0);
-}
-
-/**
- * CPU the whole server has used so far, in clock ticks: the postmaster's own and reaped
- * children's (cutime, cstime), plus each live child's. Waits (up to 3 s) until the backends of
- * the last pgbench run have exited and been reaped, so that none is counted twice or missed.
- */
-async function serverCpuTicks(pm: number, auxiliary: number): Promise<number> {
+/** Waits (up to 3 s) until the backends of the last pgbench run have exited, so that their CPU is in. */
+async function settled(pm: number, auxiliary: number): Promise<void> {
   const deadline = Date.now() + 3000;
   while (childrenOf(pm).length > auxiliary && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
   await new Promise((r) => setTimeout(r, 50));
-  return cpuTicks(pm) + childrenOf(pm).reduce((n, c) => n + cpuTicks(c), 0);
 }
-
-const CLK_TCK = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout?.trim()) || 100;
 
 // ---------------------------------------------------------------------------------------------
 // pgbench
@@ -354,40 +229,8 @@ function runPgbench(cluster: Cluster, args: string[], what: string): RunResult {
 // ---------------------------------------------------------------------------------------------
 // Statistics and formatting
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 const fmtTps = (x: number) => x.toFixed(0);
 const fmtRatio = (x: number) => x.toFixed(3);
-
-function mdTable(header: string[], rows: string[][], right: boolean[]): string {
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    "| " + cells.map((c, i) => (right[i] ? c.padStart(widths[i]!) : c.padEnd(widths[i]!))).join(" | ") + " |";
-  const sep = "|" + widths.map((w, i) => (right[i] ? "-".repeat(w + 1) + ":" : "-".repeat(w + 2))).join("|") + "|";
-  return [line(header), sep, ...rows.map(line)].join("\n");
-}
-
-function machine(): Record<string, string> {
-  const sh = (cmd: string, args: string[]) => spawnSync(cmd, args, { encoding: "utf8" }).stdout?.trim() ?? "?";
-  let ssbSys = "?";
-  try {
-    ssbSys = readFileSync("/sys/devices/system/cpu/vulnerabilities/spec_store_bypass", "utf8").trim();
-  } catch {
-    /* not exposed */
-  }
-  return {
-    nproc: sh("nproc", []),
-    cpu: cpus()[0]?.model ?? "?",
-    kernel: sh("uname", ["-r"]),
-    postgres: sh(join(findPgBinDir(), "postgres"), ["--version"]),
-    node: process.version,
-    ssb: ssbSys,
-  };
-}
 
 // ---------------------------------------------------------------------------------------------
 // Main
@@ -410,10 +253,6 @@ interface ServerReport {
   postmaster: string;
   child: string;
   supervised: SupervisedCalls | undefined;
-}
-
-function log(line: string): void {
-  process.stdout.write(line + "\n");
 }
 
 async function main(): Promise<void> {
@@ -475,11 +314,12 @@ async function main(): Promise<void> {
           if (filtered && pmView?.seccomp !== "2") throw new Error(`mode ${mode.id}: the postmaster has no seccomp filter: ${describeView(pmView)}`);
           if (!filtered && pmView?.seccomp !== "0") throw new Error(`mode ${mode.id}: the unfiltered postmaster has a filter: ${describeView(pmView)}`);
           if (WARMUP > 0) runPgbench(cluster, ["-S", "-c", String(CLIENTS), "-j", String(JOBS), "-T", String(WARMUP)], "warm-up");
-          const cpu0 = await serverCpuTicks(s.postmaster, auxiliary);
+          await settled(s.postmaster, auxiliary);
+          const cpu0 = serverCpuUs(s);
           const load = loadavg()[0]!;
           const r = runPgbench(cluster, pgbenchArgs(w, SECONDS), `${mode.id} ${w.id}`);
-          const cpu1 = await serverCpuTicks(s.postmaster, auxiliary);
-          const cpuUs = (((cpu1 - cpu0) / CLK_TCK) * 1e6) / r.transactions;
+          await settled(s.postmaster, auxiliary);
+          const cpuUs = (serverCpuUs(s) - cpu0) / r.transactions;
           samples.push({ round, mode: mode.id, workload: w.id, tps: r.tps, failed: r.failed, load, cpuUs });
           const logPath = filtered ? logPathOf(s.postmaster) : "";
           await stopServer(s);
@@ -501,8 +341,8 @@ async function main(): Promise<void> {
       }
     }
   } finally {
-    if (current) {
-      const c = current;
+    const c = currentServer();
+    if (c) {
       await stopServer(c).catch(() => undefined);
     }
     if (KEEP) log(`kept ${cluster.root}`);
@@ -588,8 +428,8 @@ async function main(): Promise<void> {
     "",
     summary,
     "",
-    "Server CPU time per transaction (user + system time of the postmaster and all its processes, from",
-    "/proc/PID/stat, over the measured run, divided by the transactions pgbench counted); ratio as above,",
+    "Server CPU time per transaction (user + system time of every process of the server, the launcher included",
+    "under run, from the cgroup it ran in, over the measured run, divided by the transactions pgbench counted); ratio as above,",
     "so above 1 means the filtered server spends more CPU per transaction:",
     "",
     cpuSummary,
@@ -613,7 +453,8 @@ async function main(): Promise<void> {
 
 // Ctrl-C: stop the server we started and remove the cluster (main's finally does the work).
 process.on("SIGINT", () => {
-  if (current?.alive()) current.proc.kill("SIGINT");
+  const c = currentServer();
+  if (c?.alive()) c.proc.kill("SIGINT");
 });
 
 main().catch((e: unknown) => {

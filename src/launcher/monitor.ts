@@ -64,6 +64,9 @@ export class MonitorConnection {
   closed = false;
   private nextAttempt = 0;
   private failures = 0;
+  /** Queries sent and sessions opened (PG_SECCOMP_STATS). */
+  queries = 0;
+  sessions = 0;
   /** The monitoring session's own backend pid. */
   backendPid: number | undefined;
 
@@ -86,6 +89,7 @@ export class MonitorConnection {
     if (!addr || !/^(ready|standby)$/.test(addr.status)) return;
     this.nextAttempt = Date.now() + (this.failures++ < 5 ? 100 : 1000);
     this.starting = true;
+    this.sessions++;
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH ?? "/usr/bin:/bin",
       PGHOST: addr.socketDir,
@@ -182,6 +186,7 @@ export class MonitorConnection {
         this.drop();
       }, this.opts.queryTimeoutMs ?? 3000);
       this.queue.push({ tag, lines: [], resolve, timer });
+      this.queries++;
       p.stdin!.write(`${sql}\n\\echo ${tag}\n`);
     });
   }

@@ -102,6 +102,12 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
   throw new SupervisionError("the stage process did not install its filter (it exited or took over 30 s)");
 }
 
+/**
+ * Counters for benchmarks: with PG_SECCOMP_STATS=1 in the launcher's environment they are
+ * written as one JSON line on stderr when supervision ends (bench/supervisor-bench.ts).
+ */
+const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0 };
+
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
   const pid = r.postmasterPid;
   const user = r.user;
@@ -180,11 +186,19 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       const mon = monitor;
       channel.port1.on("message", (m: WorkerRequest) => {
         if (m.type === "classify") {
-          classifier.classify(m.pid, m.start).then(
+          const t0 = performance.now();
+          stats.classifications++;
+          const took = () => {
+            const ms = performance.now() - t0;
+            stats.classifyMsTotal += ms;
+            stats.classifyMsMax = Math.max(stats.classifyMsMax, ms);
+          };
+          classifier.classify(m.pid, m.start).finally(took).then(
             (classification) => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer),
             () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
           );
         } else {
+          stats.statementLookups++;
           const ask = mon ? mon.statement(m.pid) : Promise.resolve(undefined);
           ask.then(
             (query) => channel.port1.postMessage({ type: "statement", pid: m.pid, ...(query !== undefined ? { query } : {}) } satisfies WorkerAnswer),
@@ -256,6 +270,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         clearTimeout(timer);
       }
       cleanup();
+      if (process.env.PG_SECCOMP_STATS === "1") {
+        process.stderr.write(JSON.stringify({ pg_seccomp_stats: { ...stats, monitorQueries: monitor?.queries ?? 0, monitorSessions: monitor?.sessions ?? 0 } }) + "\n");
+      }
     },
   };
 }
