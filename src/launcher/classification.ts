@@ -19,6 +19,8 @@ export class ClassificationService {
     private readonly postmasterPid: number,
     private readonly monitor: MonitorConnection | undefined,
     private readonly say: (line: string) => void,
+    /** False when the policy does not tell client processes apart (program.ts, clientsNeedServerRow). */
+    private readonly clientsNeedRow = true,
   ) {}
 
   async classify(pid: number, start: string): Promise<Classification> {
@@ -35,6 +37,13 @@ export class ClassificationService {
     }
     if (!this.listen || (this.listen.unixPaths.size === 0 && this.listen.tcpPorts.size === 0)) this.listen = listenSockets(this.postmasterPid);
     const clientConnection = hasClientConnection(pid, this.listen);
+    if (clientConnection && !this.clientsNeedRow) {
+      // Session or walsender, and the policy treats them alike: the kernel's word is enough.
+      const ctx: ContextSpec = { context: "session" };
+      this.pins.set(pid, { start, ctx });
+      this.changed = true;
+      return { ctx, pin: true };
+    }
     // A server that accepts connections answers within the supervisor's wait; one that is still
     // starting does not, and then the kernel facts and the title decide (classify.ts).
     if (this.monitor && !this.monitor.up) await this.monitor.whenUp(clientConnection ? 700 : 50);

@@ -159,15 +159,24 @@ export class MonitorConnection {
     };
   }
 
-  /** A backend's running statement, or undefined. */
-  async statement(pid: number): Promise<string | undefined> {
+  /**
+   * A backend's running statement, with its role and database (by OID), for the log only: a
+   * decision never rests on them (the classifier's row does).
+   */
+  async statement(pid: number): Promise<{ query?: string; role?: string; database?: string } | undefined> {
     if (!this.up && !(await this.whenUp(250))) return undefined;
     const lines = await this.send(
-      "select pg_catalog.to_json(s.query)::text from pg_catalog.pg_stat_get_activity(" + Math.trunc(pid) + ") s " +
+      "select pg_catalog.json_build_object('query', s.query, 'role', a.rolname, 'database', d.datname)::text " +
+        "from pg_catalog.pg_stat_get_activity(" + Math.trunc(pid) + ") s " +
+        "left join pg_catalog.pg_authid a on a.oid OPERATOR(pg_catalog.=) s.usesysid " +
+        "left join pg_catalog.pg_database d on d.oid OPERATOR(pg_catalog.=) s.datid " +
         "where s.pid OPERATOR(pg_catalog.=) " + Math.trunc(pid) + ";",
     );
-    const v = lines?.[0] !== undefined ? safeJson(lines[0]) : undefined;
-    return typeof v === "string" && v !== "" ? v : undefined;
+    const row = lines?.[0] !== undefined ? parseJsonObject(lines[0]) : undefined;
+    if (!row) return undefined;
+    const str = (v: unknown) => (typeof v === "string" && v !== "" ? v : undefined);
+    const query = str(row.query), role = str(row.role), database = str(row.database);
+    return { ...(query ? { query } : {}), ...(role ? { role } : {}), ...(database ? { database } : {}) };
   }
 
   close(): void {

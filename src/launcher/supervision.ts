@@ -14,6 +14,7 @@ import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { ClassificationService } from "./classification.js";
 import { clientFilterProgram, describeRequestError, openClientFilterSpool, takeClientFilterRequest, type ClientFilterSpool } from "./client-filter.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
+import { clientsNeedServerRow } from "./program.js";
 import { removeRunState, writeContexts, writeRunState } from "./state.js";
 import type { ViolationEvent } from "./supervisor.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
@@ -174,7 +175,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       monitor = dataDirAbs && existsSync(psqlPath)
         ? new MonitorConnection({ psqlPath, dataDir: dataDirAbs, ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}) })
         : undefined;
-      const classifier = new ClassificationService(pid, monitor, r.say);
+      const classifier = new ClassificationService(pid, monitor, r.say, clientsNeedServerRow(r.policy, r.arch));
       const channel = new MessageChannel();
       const wd: SupervisorWorkerData = {
         listenerFd, policy: r.policy, stagePid: pid, clientFilter, heartbeat, heartbeatOrigin, port: channel.port2,
@@ -201,7 +202,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           stats.statementLookups++;
           const ask = mon ? mon.statement(m.pid) : Promise.resolve(undefined);
           ask.then(
-            (query) => channel.port1.postMessage({ type: "statement", pid: m.pid, ...(query !== undefined ? { query } : {}) } satisfies WorkerAnswer),
+            (st) => channel.port1.postMessage({ type: "statement", pid: m.pid, ...(st ?? {}) } satisfies WorkerAnswer),
             () => channel.port1.postMessage({ type: "statement", pid: m.pid } satisfies WorkerAnswer),
           );
         }

@@ -147,12 +147,15 @@ export class SupervisorCore {
     }
   }
 
-  /** A backend's running statement (undefined: could not be had). */
-  onStatement(pid: number, query: string | undefined): void {
+  /**
+   * A backend's running statement (undefined: could not be had), and its role and database,
+   * which the log shows when the context was decided without them.
+   */
+  onStatement(pid: number, query: string | undefined, role?: string, database?: string): void {
     for (const [id, h] of this.held) {
       if (!h.statement || h.statement.located.source !== pid) continue;
       this.held.delete(id);
-      this.finish(h.n, h.statement.located, h.statement.verdict, query);
+      this.finish(h.n, h.statement.located, h.statement.verdict, query, { role, database });
     }
   }
 
@@ -227,7 +230,7 @@ export class SupervisorCore {
     return true;
   }
 
-  private finish(n: Notification, located: Located, verdict: Verdict, query: string | undefined): void {
+  private finish(n: Notification, located: Located, verdict: Verdict, query: string | undefined, names: { role?: string | undefined; database?: string | undefined } = {}): void {
     const quiet = verdict.kind === "continue" && verdict.action === "allow";
     const title = quiet ? "" : this.io.title(n.pid);
     const status = verdict.kind === "kill" ? this.io.status(n.pid) : "";
@@ -252,8 +255,8 @@ export class SupervisorCore {
       args: n.data.args.map((a) => "0x" + a.toString(16)),
       context: ctx.context,
       ...(located.source !== n.pid ? { decidedBy: located.source } : {}),
-      ...(ctx.role !== undefined ? { role: ctx.role } : {}),
-      ...(ctx.database !== undefined ? { database: ctx.database } : {}),
+      ...(ctx.role !== undefined ? { role: ctx.role } : names.role !== undefined ? { role: names.role } : {}),
+      ...(ctx.database !== undefined ? { database: ctx.database } : names.database !== undefined ? { database: names.database } : {}),
       ...(query !== undefined ? { query } : {}),
       ...(located.note ? { note: located.note } : {}),
       action: verdict.action,

@@ -42,7 +42,7 @@ export interface SupervisorWorkerData {
 export type WorkerRequest = { type: "classify"; pid: number; start: string } | { type: "statement"; pid: number };
 export type WorkerAnswer =
   | { type: "classified"; pid: number; start: string; classification: Classification }
-  | { type: "statement"; pid: number; query?: string };
+  | { type: "statement"; pid: number; query?: string; role?: string; database?: string };
 /** Messages the worker posts to parentPort. */
 export type WorkerEvent = ViolationEvent | { type: "client-filter"; pid: number; id: string } | { type: "note"; line: string };
 
@@ -106,7 +106,7 @@ function drainAnswers(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const a = m.message as WorkerAnswer;
     if (a.type === "classified") core.onClassified(a.pid, a.start, a.classification);
-    else if (a.type === "statement") core.onStatement(a.pid, a.query);
+    else if (a.type === "statement") core.onStatement(a.pid, a.query, a.role, a.database);
   }
   // The main thread writes the log, forwards signals and classifies: if it has been stuck for
   // 10 s the server must not go on unsupervised in part. Stop it (SIGQUIT: immediate shutdown).
