@@ -29,7 +29,7 @@ import { findPgBinDir } from "../postgres/cluster.js";
 import { join } from "node:path";
 import { followViolations, formatViolations, readViolations, skippedNotes, violationLogPath, type SkippedLines } from "../inspect/violations.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
-import { describePreflight, explainExit, preflight, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
+import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
 // `pg_seccomp show ... | head` closes the pipe early: that is not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -226,10 +226,11 @@ program
   .option("--policy <file>", "policy file (default: the bundled starter profile for the server's version and arch)")
   .option("--user <name>", "the server's OS user, when started as root", undefined)
   .option("--check", "validate and print what would be installed; start nothing")
+  .option("--in-place", "exec postgres in this process (it keeps the pid pg_ctl -w, pg_ctlcluster or systemd started); the supervisor runs as a separate process")
   .option("--log <file>", "violation log (JSON lines; default: in the run-state directory)")
   .option("--spec-allow", "do not force the speculative-store-bypass mitigation that seccomp turns on (faster on some CPUs, less safe)")
   .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a policy the server's user could change")
-  .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; log?: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+  .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
     const arch = safeHostArch();
     const policyPath = opts.policy ?? starterProfile(command[0]!, arch);
     const policy = loadPolicy(policyPath);
@@ -243,6 +244,7 @@ program
       process.stdout.write(describePreflight(req, pre));
       return;
     }
+    if (opts.inPlace) await runInPlace(req, pre); // returns only by throwing
     const result = await runServer(req, pre);
     if (result.code !== 0 || result.signal) {
       for (const line of explainExit(result, result.pid, arch)) process.stderr.write(`pg_seccomp: ${line}\n`);

@@ -17,7 +17,8 @@ import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, type OsUser } from "../postgres/cluster.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { kernelPrograms, type KernelPrograms } from "./program.js";
-import type { StageInstructions } from "./stage.js";
+import { execUnderFilter, type StageInstructions } from "./stage.js";
+import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { runStateDir } from "./state.js";
@@ -301,6 +302,46 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
   const failure = supervision.failure();
   if (failure) return { ...result, pid, code: result.code ?? 1, events };
   return { ...result, pid, events };
+}
+
+/**
+ * `run --in-place`: postgres gets this process's pid (what pg_ctl -w, pg_ctlcluster, systemd and
+ * Patroni wait for). A supervisor process is started first (supervise-main.ts, in its own
+ * session); then this process becomes the server's user, installs the filter and execs postgres.
+ * There is no parent-death signal: the supervisor's watchdog stops the server if the supervisor
+ * disappears, and calls it would have answered fail with ENOSYS meanwhile.
+ */
+export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never> {
+  const { programs, user } = pre;
+  const [path, ...args] = req.command;
+  if (!path) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main");
+  const absPath = resolve(path);
+  if (programs.usesSupervisor) {
+    const ins: SuperviseInstructions = {
+      postmasterPid: process.pid, policyPath: resolve(req.policyPath), arch: req.arch, postgresPath: absPath,
+      ...(user ? { user, userGids: [user.gid, ...groupsOf(user)] } : {}),
+      ...(pre.dataDir ? { dataDir: resolve(pre.dataDir) } : {}),
+      ...(req.logPath ? { logPath: resolve(req.logPath) } : {}),
+      ...(req.logMaxBytes ? { logMaxBytes: req.logMaxBytes } : {}),
+    };
+    const first = spawn(process.execPath, [new URL("./supervise-main.js", import.meta.url).pathname, "--detach"], {
+      stdio: ["ignore", "inherit", "inherit", "pipe"],
+    });
+    (first.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(ins) + "\n");
+    const code = await new Promise<number | null>((res) => first.on("exit", (c) => res(c)));
+    if (code !== 0) throw new LaunchError("the supervisor process did not start (its message is above); nothing was started");
+  }
+  execUnderFilter({
+    parentPid: process.pid,
+    program: encodeProgram(programs.installed).toString("base64"),
+    newListener: programs.usesSupervisor,
+    specAllow: req.specAllow,
+    parentDeathSignal: 0,
+    path: absPath,
+    argv: [path, ...args],
+    env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
+    ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
+  });
 }
 
 /** What went wrong, for a server that exited with an error: the calls the policy refused. */

@@ -15,7 +15,7 @@ export interface StageInstructions {
   newListener: boolean;
   specAllow: boolean;
   user?: { name: string; uid: number; gid: number };
-  /** Signal the server gets if the launcher dies (fail closed). */
+  /** Signal the server gets if the launcher dies (fail closed); 0 for none (postgres exec'd in place). */
   parentDeathSignal: number;
   path: string;
   argv: string[];
@@ -53,10 +53,21 @@ function fail(message: string): never {
 function main(): never {
   const ins = readInstructions();
   closeSync(FD);
+  execUnderFilter(ins);
+}
+
+/**
+ * Becomes the server's user, installs the filter and execs postgres. After the filter goes on,
+ * the only syscall is execve. Used by the stage process, and by `run --in-place` in the
+ * launcher itself (postgres then keeps the launcher's pid).
+ */
+export function execUnderFilter(ins: StageInstructions): never {
   if (ins.user) becomeUser(ins.user);
-  setParentDeathSignal(ins.parentDeathSignal);
-  // The launcher may have died before the death signal was armed.
-  if (process.ppid !== ins.parentPid) fail("the launcher exited before the server started");
+  if (ins.parentDeathSignal) {
+    setParentDeathSignal(ins.parentDeathSignal);
+    // The launcher may have died before the death signal was armed.
+    if (process.ppid !== ins.parentPid) fail("the launcher exited before the server started");
+  }
   const prog = decodeProgram(Buffer.from(ins.program, "base64"));
   prepareForExec({ inheritFds: [0, 1, 2] });
   setNoNewPrivs();
@@ -65,8 +76,11 @@ function main(): never {
   execve(ins.path, ins.argv, ins.env, { inheritFds: [], resetSignals: false });
 }
 
-try {
-  main();
-} catch (e) {
-  fail((e as Error).message);
+// Run as a program (the stage), not when imported (run --in-place).
+if (process.argv[1] && new URL(import.meta.url).pathname === process.argv[1]) {
+  try {
+    main();
+  } catch (e) {
+    fail((e as Error).message);
+  }
 }

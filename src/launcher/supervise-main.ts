@@ -1,0 +1,161 @@
+// The supervisor as a process of its own, for `run --in-place`: the launcher execs postgres in
+// its own pid (so pg_ctl -w, pg_ctlcluster, systemd and Patroni see the pid they started) and
+// this process, started just before, takes the filter's listener and supervises.
+//
+// It is started twice over: the launcher spawns it with `--detach`; that copy starts the real
+// supervisor in a new session (so it is nobody's child: postgres must not find an unknown child
+// of its own, and a terminal's signals must not reach it), waits for its word that it is
+// running, and exits; only then does the launcher install its filter and exec postgres.
+// Fail closed without a parent-death signal: its watchdog stops the server if it disappears, the
+// kernel fails the calls it would have answered (ENOSYS), and if it cannot take the listener it
+// kills the waiting launcher.
+
+import { spawn } from "node:child_process";
+import { readFileSync, readSync, writeSync } from "node:fs";
+import { loadPolicyFile } from "../policy/policy.js";
+import type { OsUser } from "../postgres/cluster.js";
+import type { Arch } from "../syscalls/index.js";
+import { superviseServer } from "./supervision.js";
+import type { ViolationEvent } from "./supervisor.js";
+import { errnoName } from "../syscalls/errno.js";
+
+export interface SuperviseInstructions {
+  postmasterPid: number;
+  policyPath: string;
+  arch: Arch;
+  user?: OsUser;
+  userGids?: number[];
+  dataDir?: string;
+  postgresPath: string;
+  logPath?: string;
+  logMaxBytes?: number;
+}
+
+const FD = 3;
+
+function readLine(): string {
+  const chunks: Buffer[] = [];
+  const buf = Buffer.alloc(65536);
+  for (;;) {
+    let n: number;
+    try {
+      n = readSync(FD, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+        continue;
+      }
+      throw e;
+    }
+    if (n === 0) break;
+    chunks.push(Buffer.from(buf.subarray(0, n)));
+    if (buf[n - 1] === 0x0a) break;
+  }
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+const say = (line: string) => process.stderr.write(line + "\n");
+
+/** The first copy: start the real supervisor in its own session and relay its first word. */
+async function detach(text: string): Promise<never> {
+  const child = spawn(process.execPath, [new URL(import.meta.url).pathname], { detached: true, stdio: ["ignore", "inherit", "inherit", "pipe"] });
+  const channel = child.stdio[3] as unknown as NodeJS.ReadWriteStream;
+  channel.write(text);
+  let answer = "";
+  const ok = await new Promise<boolean>((res) => {
+    const timer = setTimeout(() => res(false), 30_000);
+    channel.on("data", (d: Buffer) => {
+      answer += d.toString();
+      if (answer.includes("\n")) {
+        clearTimeout(timer);
+        res(answer.startsWith("ok"));
+      }
+    });
+    child.on("exit", () => {
+      clearTimeout(timer);
+      res(false);
+    });
+  });
+  child.unref();
+  (channel as unknown as { destroy(): void }).destroy();
+  process.exit(ok ? 0 : 1);
+}
+
+function startTime(pid: number): string | undefined {
+  try {
+    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return st.slice(st.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+}
+
+async function supervise(ins: SuperviseInstructions): Promise<never> {
+  const pm = ins.postmasterPid;
+  const pmStart = startTime(pm);
+  const alive = () => pmStart !== undefined && startTime(pm) === pmStart;
+  // The policy file is root's and was checked by the launcher a moment ago; read it again here
+  // (the same file) rather than trusting a copy sent over a pipe.
+  const policy = loadPolicyFile(ins.policyPath);
+  const events: ViolationEvent[] = [];
+  let supervision;
+  try {
+    supervision = await superviseServer({
+      postmasterPid: pm, policy, policyPath: ins.policyPath, arch: ins.arch,
+      ...(ins.user ? { user: ins.user, userGids: ins.userGids ?? [ins.user.gid] } : {}),
+      ...(ins.dataDir ? { dataDir: ins.dataDir } : {}),
+      postgresPath: ins.postgresPath,
+      ...(ins.logPath ? { logPath: ins.logPath } : {}),
+      ...(ins.logMaxBytes ? { logMaxBytes: ins.logMaxBytes } : {}),
+      usesSupervisor: true,
+      guardLauncherDeath: true,
+      say,
+      onEvent: (e) => {
+        if (events.length < 1000) events.push(e);
+      },
+      alive,
+      signal: (sig) => {
+        if (alive()) process.kill(pm, sig);
+      },
+    });
+  } catch (e) {
+    say(`pg_seccomp: error: ${(e as Error).message}`);
+    // The launcher waits in its execve for an answer that will not come: end it.
+    if (alive()) process.kill(pm, "SIGKILL");
+    process.exit(1);
+  }
+  // The supervisor has the listener: the exec of postgres is answered by it from here on.
+  await Promise.race([
+    supervision.workerDone,
+    new Promise<void>((res) => {
+      const t = setInterval(() => {
+        if (!alive()) {
+          clearInterval(t);
+          res();
+        }
+      }, 500);
+    }),
+  ]);
+  await supervision.finish();
+  const denied = events.filter((e) => e.action === "error" || e.action === "kill" || e.action === "trap");
+  if (denied.length > 0 && events.some((e) => e.pid === pm)) {
+    const inPm = denied.filter((e) => e.pid === pm);
+    for (const e of inPm.slice(0, 5)) say(`pg_seccomp: the policy denied ${e.syscall} (${e.action}${e.errno ? ` ${errnoName(e.errno)}` : ""}) in the postmaster`);
+  }
+  process.exit(supervision.failure() ? 1 : 0);
+}
+
+async function main(): Promise<void> {
+  const text = readLine();
+  if (process.argv.includes("--detach")) await detach(text);
+  const ins = JSON.parse(text) as SuperviseInstructions;
+  // Tell the first copy we are running; the listener is taken next (the launcher is about to
+  // install its filter and exec, and waits in that exec until we answer it).
+  writeSync(FD, "ok\n");
+  await supervise(ins);
+}
+
+main().catch((e) => {
+  say(`pg_seccomp: error: the supervisor failed: ${(e as Error).message}`);
+  process.exit(1);
+});
