@@ -1,0 +1,83 @@
+// What every export starts from: one context's decisions, with the rules `run` adds to every
+// program it installs, and the remarks every format shares (what only `run` enforces).
+
+import { sameAction, type Action } from "../policy/actions.js";
+import {
+  contextDecisions, decisionFor, policyContexts, sameDecision, stack,
+  type ContextDecisions, type ContextSpec, type Decision, type Leaf,
+} from "../policy/decision.js";
+import type { Policy } from "../policy/policy.js";
+import { errnoName } from "../syscalls/errno.js";
+import { syscallNumber, type Arch } from "../syscalls/index.js";
+
+export class ExportError extends Error {
+  override name = "UsageError";
+}
+
+export interface ExportOptions {
+  arch: Arch;
+  /** The context to export; the global filter (every process) unless given. */
+  context?: ContextSpec;
+}
+
+/** The source name of the rules below in tables and pseudo-code. */
+export const STRUCTURAL_SOURCE = "pg_seccomp";
+const CLONE_PARENT = 0x8000n;
+const EPERM = 1;
+const ENOSYS = 38;
+
+/**
+ * The context's decisions with the two rules `run` adds to every program it installs
+ * (src/launcher/program.ts, addStructuralRules): clone with CLONE_PARENT fails with EPERM, and
+ * clone3 with ENOSYS (its flags are in memory a filter cannot read; glibc falls back to clone).
+ * An exported profile carries them so that it never allows what `run` would refuse.
+ */
+export function exportDecisions(policy: Policy, opts: ExportOptions): ContextDecisions {
+  const cd = contextDecisions(policy, opts.arch, opts.context ?? { context: "global" });
+  const deny = (errno: number): Leaf => ({ kind: "leaf", action: { kind: "error", errno }, source: STRUCTURAL_SOURCE });
+  const set = (name: string, make: (current: Decision) => Decision) => {
+    const nr = syscallNumber(opts.arch, name);
+    if (nr !== undefined) cd.named.set(nr, { name, decision: make(decisionFor(cd, nr)) });
+  };
+  set("clone", (current) => ({
+    kind: "branch",
+    conds: [{ arg: 0, op: "masked_eq", mask: CLONE_PARENT, value: CLONE_PARENT, width: 64 }],
+    then: stack(current, deny(EPERM)),
+    else: current,
+  }));
+  set("clone3", (current) => stack(current, deny(ENOSYS)));
+  return cd;
+}
+
+/** Contexts whose filter differs from the exported one: only `run` can enforce those. */
+export function contextsOnlyRunEnforces(policy: Policy, cd: ContextDecisions): string[] {
+  const base = contextDecisions(policy, cd.arch, cd.context);
+  const differ: string[] = [];
+  for (const c of policyContexts(policy)) {
+    const other = contextDecisions(policy, cd.arch, c);
+    const nrs = new Set([...base.named.keys(), ...other.named.keys()]);
+    const same = sameDecision(base.defaultDecision, other.defaultDecision, true) && [...nrs].every((nr) => sameDecision(decisionFor(base, nr), decisionFor(other, nr), true));
+    if (!same) differ.push([c.context, c.role, c.database].filter(Boolean).join("/"));
+  }
+  return [...new Set(differ)];
+}
+
+/** Lines every export says about itself (in its header and on stderr with --verbose). */
+export function commonRemarks(policy: Policy, cd: ContextDecisions, structural = true): string[] {
+  const out = [
+    `context exported: ${cd.context.context}${cd.context.role ? ` role ${cd.context.role}` : ""}${cd.context.database ? ` database ${cd.context.database}` : ""}; arch ${cd.arch}`,
+  ];
+  if (structural) out.push("includes run's structural rules: clone with CLONE_PARENT -> EPERM, clone3 -> ENOSYS");
+  const others = contextsOnlyRunEnforces(policy, cd);
+  if (others.length) {
+    out.push(`per-context rules are not in this profile; only pg_seccomp run enforces them (contexts that differ: ${others.slice(0, 8).join(", ")}${others.length > 8 ? ", ..." : ""})`);
+  }
+  out.push("no violation log: denied calls are not answered by run's supervisor");
+  return out;
+}
+
+export function describeAction(a: Action): string {
+  return a.kind === "error" ? `error:${errnoName(a.errno!)}` : a.kind;
+}
+
+export { sameAction };
