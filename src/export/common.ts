@@ -3,12 +3,13 @@
 
 import { sameAction, type Action } from "../policy/actions.js";
 import {
-  contextDecisions, decisionFor, policyContexts, sameDecision, stack,
+  contextDecisions, decisionFor, policyContexts, stack,
   type ContextDecisions, type ContextSpec, type Decision, type Leaf,
 } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
+import { sameEffect } from "./regions.js";
 
 export class ExportError extends Error {
   override name = "UsageError";
@@ -56,7 +57,7 @@ export function contextsOnlyRunEnforces(policy: Policy, cd: ContextDecisions): s
   for (const c of policyContexts(policy)) {
     const other = contextDecisions(policy, cd.arch, c);
     const nrs = new Set([...base.named.keys(), ...other.named.keys()]);
-    const same = sameDecision(base.defaultDecision, other.defaultDecision, true) && [...nrs].every((nr) => sameDecision(decisionFor(base, nr), decisionFor(other, nr), true));
+    const same = sameAction(base.defaultDecision.action, other.defaultDecision.action) && [...nrs].every((nr) => sameEffect(decisionFor(base, nr), decisionFor(other, nr)));
     if (!same) differ.push([c.context, c.role, c.database].filter(Boolean).join("/"));
   }
   return [...new Set(differ)];

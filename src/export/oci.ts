@@ -8,9 +8,8 @@
 // region whose action is the profile's default needs no rule.
 
 import { ExportError, commonRemarks, exportDecisions, sameAction, type ExportOptions } from "./common.js";
-import { EVERYTHING, complementBox, conditionsBox, intersectRegions, U64, type Region } from "./regions.js";
+import { decisionRegions, U64, type Region } from "./regions.js";
 import type { Action } from "../policy/actions.js";
-import type { Decision, Leaf } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
 
@@ -56,15 +55,6 @@ export interface OciExport {
   /** What the profile does not carry, or carries differently (header lines / stderr). */
   remarks: string[];
   warnings: string[];
-}
-
-/** The disjoint regions of a decision tree, each with its leaf. */
-export function decisionRegions(d: Decision, region: Region = EVERYTHING): Array<{ region: Region; leaf: Leaf }> {
-  if (region.length === 0) return [];
-  if (d.kind === "leaf") return [{ region, leaf: d }];
-  const inside = conditionsBox(d.conds);
-  const outside = inside.length === 0 ? EVERYTHING : complementBox(inside[0]!);
-  return [...decisionRegions(d.then, intersectRegions(region, inside)), ...decisionRegions(d.else, intersectRegions(region, outside))];
 }
 
 /** Every rule (one cube per constrained argument) of a region. */

@@ -12,6 +12,8 @@
 // so the export is exact, never an approximation.
 
 import type { ArgCondition } from "../policy/entries.js";
+import { sameAction } from "../policy/actions.js";
+import type { Decision, Leaf } from "../policy/decision.js";
 
 export const U64 = (1n << 64n) - 1n;
 const U32 = 0xffffffffn;
@@ -177,4 +179,20 @@ export function complementBox(box: Box): Region {
 /** Does `(value & mask) == cube.value` hold for this argument value? (For tests and checks.) */
 export function cubeHolds(c: Cube, arg: bigint): boolean {
   return (arg & c.mask) === c.value;
+}
+
+/** The disjoint regions of a decision tree, each with its leaf. */
+export function decisionRegions(d: Decision, region: Region = EVERYTHING): Array<{ region: Region; leaf: Leaf }> {
+  if (region.length === 0) return [];
+  if (d.kind === "leaf") return [{ region, leaf: d }];
+  const inside = conditionsBox(d.conds);
+  const outside = inside.length === 0 ? EVERYTHING : complementBox(inside[0]!);
+  return [...decisionRegions(d.then, intersectRegions(region, inside)), ...decisionRegions(d.else, intersectRegions(region, outside))];
+}
+
+/** Do two decision trees give the same action for every call? (Exact: no sampling.) */
+export function sameEffect(a: Decision, b: Decision): boolean {
+  const ra = decisionRegions(a);
+  const rb = decisionRegions(b);
+  return ra.every((x) => rb.every((y) => sameAction(x.leaf.action, y.leaf.action) || intersectRegions(x.region, y.region).length === 0));
 }
