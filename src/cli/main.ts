@@ -395,7 +395,11 @@ function writeOutput(output: string | undefined, data: string | Buffer, what: st
     process.stdout.write(data);
     return;
   }
-  writeFileSync(output, data);
+  try {
+    writeFileSync(output, data);
+  } catch (e) {
+    throw new UsageError(`cannot write ${output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; check that its directory exists and is writable`);
+  }
   process.stderr.write(`pg_seccomp: wrote ${what} to ${output}\n`);
 }
 

@@ -3,7 +3,7 @@
 
 import { sameAction, type Action } from "../policy/actions.js";
 import {
-  contextDecisions, decisionFor, policyContexts, stack,
+  contextDecisions, decisionFor, policyContexts, sameDecision, stack,
   type ContextDecisions, type ContextSpec, type Decision, type Leaf,
 } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
@@ -57,7 +57,11 @@ export function contextsOnlyRunEnforces(policy: Policy, cd: ContextDecisions): s
   for (const c of policyContexts(policy)) {
     const other = contextDecisions(policy, cd.arch, c);
     const nrs = new Set([...base.named.keys(), ...other.named.keys()]);
-    const same = sameAction(base.defaultDecision.action, other.defaultDecision.action) && [...nrs].every((nr) => sameEffect(decisionFor(base, nr), decisionFor(other, nr)));
+    const same = sameAction(base.defaultDecision.action, other.defaultDecision.action) && [...nrs].every((nr) => {
+      const [a, b] = [decisionFor(base, nr), decisionFor(other, nr)];
+      // Most trees are alike outright; only different shapes need the exact comparison.
+      return sameDecision(a, b, true) || sameEffect(a, b);
+    });
     if (!same) differ.push([c.context, c.role, c.database].filter(Boolean).join("/"));
   }
   return [...new Set(differ)];

@@ -84,7 +84,8 @@ export function intersect(a: CubeSet, b: CubeSet): CubeSet {
     const c = intersectCube(x, y);
     if (c) out.push(c);
   }
-  return simplify(out);
+  // Simplifying is quadratic; a large intermediate set is kept as is (still exact).
+  return out.length <= 128 ? simplify(out) : out;
 }
 
 /** The complement of one cube: for each fixed bit, "this bit differs, the ones before agree" (disjoint). */
