@@ -454,3 +454,12 @@ test("bwrap --seccomp: a probe under the exported raw BPF program", { skip: !roo
   assert.equal(got["socket:0x100000011"], "EAFNOSUPPORT");
   assert.equal(got["socket:1"], "ok");
 });
+
+test("contrib/kubernetes/seccompprofile-postgresql-15.yaml is what docs/deploy.md's command writes today", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-contrib-"));
+  const out = join(dir, "sp.yaml");
+  const r = spawnSync(process.execPath, [BIN, "export", "profiles/postgresql-15-x86_64.conf", "--format", "k8s", "--arch", "x86_64", "--name", "postgresql-15", "-o", out], { encoding: "utf8", cwd: repoPath(".") });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(readFileSync(out, "utf8"), readFileSync(repoPath("contrib/kubernetes/seccompprofile-postgresql-15.yaml"), "utf8"), "regenerate it with the command in docs/deploy.md");
+  rmSync(dir, { recursive: true, force: true });
+});
