@@ -29,6 +29,11 @@ import { findPgBinDir } from "../postgres/cluster.js";
 import { join } from "node:path";
 import { followViolations, formatViolations, readViolations, skippedNotes, violationLogPath, type SkippedLines } from "../inspect/violations.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
+import { exportOci, jsonText, kubernetesName, seccompProfileResource, yamlText } from "../export/oci.js";
+import { exportSystemd } from "../export/systemd.js";
+import { exportBpf, exportPfc } from "../export/pfc.js";
+import { importProfile } from "../export/import.js";
+import { release } from "node:os";
 import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
 // `pg_seccomp show ... | head` closes the pipe early: that is not an error.
@@ -392,6 +397,106 @@ program
       status: (pid) => statusCommand({ pid }).output,
       seconds: Number(opts.seconds),
     });
+  });
+
+
+function writeOutput(output: string | undefined, data: string | Buffer, what: string): void {
+  if (output === undefined || output === "-") {
+    process.stdout.write(data);
+    return;
+  }
+  try {
+    writeFileSync(output, data);
+  } catch (e) {
+    throw new UsageError(`cannot write ${output}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}; check that its directory exists and is writable`);
+  }
+  process.stderr.write(`pg_seccomp: wrote ${what} to ${output}\n`);
+}
+
+program
+  .command("export")
+  .description("write a policy's filter for systemd (drop-in), OCI runtimes (linux.seccomp JSON: Docker, Podman, containerd, Kubernetes Localhost), the Security Profiles Operator (SeccompProfile), bwrap/prctl (raw BPF) or people (PFC pseudo-code)")
+  .argument("<policy>", "policy file (postgresql.conf syntax)")
+  .addOption(new Option("--format <format>", "what to write").choices(["systemd", "oci", "k8s", "bpf", "pfc"]).makeOptionMandatory())
+  .addOption(new Option("--context <context>", "the context to export: global is what every process of the server gets (per-context rules need run)").choices(CONTEXT_KINDS as string[]).default("global"))
+  .addOption(roleOption())
+  .addOption(databaseOption())
+  .addOption(archOption())
+  .option("-o, --output <file>", "write to FILE (default: standard output; required for bpf)")
+  .option("--name <name>", "k8s: metadata.name of the SeccompProfile (default: from the policy file's name)")
+  .option("--accept-weaker", "systemd: export even rules systemd can only express less strictly (each is named in the header)")
+  .option("--json", "print what was exported and every remark as JSON on standard output (the export itself goes to -o)")
+  .action((path: string, opts: { format: string; context: string; role?: string; database?: string; arch: Arch; output?: string; name?: string; acceptWeaker?: boolean; json?: boolean }) => {
+    const policy = loadPolicy(path);
+    const ctx = { arch: opts.arch, context: contextOf(opts, policy) };
+    if (opts.json && (opts.output === undefined || opts.output === "-")) throw new UsageError("--json prints a report on standard output: give -o FILE for the export itself");
+    const say = (lines: string[], kind: string) => { if (!opts.json) for (const l of lines) process.stderr.write(`pg_seccomp: ${kind}: ${l}\n`); };
+    let report: Record<string, unknown>;
+    switch (opts.format) {
+      case "systemd": {
+        const r = exportSystemd(policy, { ...ctx, acceptWeaker: opts.acceptWeaker ?? false, policyName: path });
+        say(r.warnings, "warning");
+        say(r.weaker.map((w) => `exported less strictly: ${w}`), "warning");
+        writeOutput(opts.output, r.text, "a systemd drop-in");
+        report = { format: "systemd", directives: Object.fromEntries(r.directives), warnings: r.warnings, weaker: r.weaker };
+        break;
+      }
+      case "oci":
+      case "k8s": {
+        const r = exportOci(policy, ctx);
+        say(r.remarks, "note");
+        say(r.warnings, "warning");
+        const name = opts.name ?? kubernetesName(path);
+        const text = opts.format === "oci" ? jsonText(r.seccomp) : yamlText(seccompProfileResource(r.seccomp, name));
+        const rules = r.seccomp.syscalls.length;
+        writeOutput(opts.output, opts.format === "oci" ? text : `# pg_seccomp export --format k8s of ${path}\n${r.remarks.map((l) => `# ${l}\n`).join("")}# pods use it as seccompProfile: {type: Localhost, localhostProfile: operator/${name}.json}\n${text}`, opts.format === "oci" ? `an OCI seccomp profile (${rules} rules)` : `SeccompProfile ${name} (${rules} rules)`);
+        report = { format: opts.format, rules, defaultAction: r.seccomp.defaultAction, remarks: r.remarks, warnings: r.warnings, ...(opts.format === "k8s" ? { name, localhostProfile: `operator/${name}.json` } : {}) };
+        break;
+      }
+      case "bpf": {
+        if (opts.output === undefined || opts.output === "-") {
+          if (process.stdout.isTTY) throw new UsageError("the bpf format is binary: give -o FILE (or redirect standard output)");
+        }
+        const r = exportBpf(policy, ctx);
+        say(r.remarks, "note");
+        writeOutput(opts.output, r.bytes, `${r.instructions} BPF instructions (${r.bytes.length} bytes)`);
+        report = { format: "bpf", instructions: r.instructions, remarks: r.remarks };
+        break;
+      }
+      default: {
+        writeOutput(opts.output, exportPfc(policy, ctx), "PFC pseudo-code");
+        report = { format: "pfc" };
+      }
+    }
+    if (opts.json) writeJson(report);
+  });
+
+program
+  .command("import")
+  .description("turn an OCI or Docker seccomp profile (JSON) into a policy; Docker's includes/excludes are resolved for the target given by --arch, --caps and --kernel")
+  .argument("<file>", "profile: OCI linux.seccomp, a whole config.json, Docker's format (archMap, includes/excludes), or a SeccompProfile as JSON")
+  .option("-o, --output <policy>", "write the policy to FILE (default: standard output)")
+  .addOption(archOption())
+  .option("--caps <caps>", "the container's capabilities, comma-separated (e.g. CAP_SYS_ADMIN,CAP_SYS_PTRACE), for Docker's includes/excludes.caps", "")
+  .option("--kernel <version>", "the kernel version to resolve Docker's includes.minKernel for", release().replace(/[^0-9.].*$/, ""))
+  .option("--json", "print notes, warnings and counts as JSON (the policy goes to -o)")
+  .action((file: string, opts: { output?: string; arch: Arch; caps: string; kernel: string; json?: boolean }) => {
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (e) {
+      throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
+    if (!/^\d+(\.\d+){0,2}$/.test(opts.kernel)) throw new UsageError(`--kernel: "${opts.kernel}" is not a version such as 6.1`);
+    const caps = opts.caps.split(",").map((c) => c.trim().toUpperCase()).filter(Boolean).map((c) => (c.startsWith("CAP_") ? c : `CAP_${c}`));
+    const r = importProfile(text, file, { arch: opts.arch, caps, kernel: opts.kernel });
+    if (opts.json && (opts.output === undefined || opts.output === "-")) throw new UsageError("--json prints a report on standard output: give -o FILE for the policy");
+    if (!opts.json) {
+      for (const n of r.notes) process.stderr.write(`pg_seccomp: note: ${n}\n`);
+      for (const w of r.warnings) process.stderr.write(`pg_seccomp: warning: ${w}\n`);
+    }
+    writeOutput(opts.output, r.text, `a policy (${r.stats.entries} entries from ${r.stats.rules} rules)`);
+    if (opts.json) writeJson({ ...r.stats, notes: r.notes, warnings: r.warnings, output: opts.output });
   });
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];

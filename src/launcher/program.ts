@@ -15,8 +15,9 @@
 
 import { actionRet, compileDecisions } from "../bpf/compile.js";
 import { SECCOMP_RET_USER_NOTIF, type Insn } from "../bpf/insn.js";
-import { contextDecisions, decisionFor, policyContexts, sameDecision, stack, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
+import { contextDecisions, decisionFor, policyContexts, sameDecision, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
+import { addRunRefusals, RUN_REFUSAL_SOURCE } from "../policy/refusals.js";
 import { maxSyscallNumber, syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 
 /**
@@ -41,19 +42,16 @@ export interface KernelPrograms {
 /** The policy's own program for one context: what the supervisor runs for a notification. */
 export function decisionProgram(policy: Policy, arch: Arch, context: ContextSpec): Insn[] {
   const cd = contextDecisions(policy, arch, context);
-  addRefusals(cd, arch);
+  addRunRefusals(cd);
   return compileDecisions(cd);
 }
 
-/** Leaves the launcher adds that the kernel decides, whatever the policy routes. */
-export const STRUCTURAL_SOURCE = "pg_seccomp";
+/** Leaves the launcher adds that the kernel decides, whatever the policy routes (policy/refusals.ts). */
+export const STRUCTURAL_SOURCE = RUN_REFUSAL_SOURCE;
 /** Leaves that send a call to the supervisor only so that it can classify the caller first. */
 export const EXEC_GATE_SOURCE = "exec-gate";
 
-const CLONE_PARENT = 0x8000n;
 const PROT_EXEC = 4n;
-const EPERM = 1;
-const ENOSYS = 38;
 
 function routedToSupervisor(leaf: Leaf): boolean {
   if (leaf.source === STRUCTURAL_SOURCE) return false;
@@ -83,21 +81,6 @@ function setDecision(cd: ContextDecisions, arch: Arch, name: string, make: (curr
   const nr = syscallNumber(arch, name);
   if (nr === undefined) return;
   cd.named.set(nr, { name, decision: make(decisionFor(cd, nr)) });
-}
-
-/**
- * The refusals, in every context's decisions (the installed program's and the supervisor's
- * alike, so a call routed for other reasons is refused there too).
- */
-function addRefusals(cd: ContextDecisions, arch: Arch): void {
-  const deny = (errno: number): Leaf => ({ kind: "leaf", action: { kind: "error", errno }, source: STRUCTURAL_SOURCE });
-  setDecision(cd, arch, "clone", (current) => ({
-    kind: "branch",
-    conds: [{ arg: 0, op: "masked_eq", mask: CLONE_PARENT, value: CLONE_PARENT, width: 64 }],
-    then: stack(current, deny(EPERM)),
-    else: current,
-  } as Decision));
-  setDecision(cd, arch, "clone3", (current) => stack(current, deny(ENOSYS)));
 }
 
 /** The exec gate, in the installed program only (the supervisor answers it with the policy's own decision). */
@@ -138,7 +121,7 @@ export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec 
     },
   });
   const execveToSupervisor = othersRouted || !execveEverywhereAllowed;
-  addRefusals(base, arch);
+  addRunRefusals(base);
   if (perProcess.size > 0 || unknownDiffers) addExecGate(base, arch);
   // The knock for set_client_filter (see CLIENT_FILTER_KNOCK).
   const lseekNr = syscallNumber(arch, "lseek");
