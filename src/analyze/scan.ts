@@ -159,7 +159,7 @@ export function analyzeElf(buf: Buffer, dis: Disassembler): FileAnalysis {
       for (let o = 32; o + 16 <= sec.size; o += 16) {
         const adrp = buf.readUInt32LE(sec.offset + o);
         const ldr = buf.readUInt32LE(sec.offset + o + 4);
-        if ((adrp & 0x9f000000) !== 0x90000000 || (ldr & 0xffc00000) !== 0xf9400000) continue;
+        if ((adrp & 0x9f000000) >>> 0 !== 0x90000000 || (ldr & 0xffc00000) >>> 0 !== 0xf9400000) continue;
         const immlo = (adrp >>> 29) & 3;
         const immhi = (adrp >>> 5) & 0x7ffff;
         let imm = (immhi << 2) | immlo;
