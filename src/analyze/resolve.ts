@@ -107,7 +107,7 @@ export function findNeeded(
     for (const d of dirs) {
       const dir = expandDst(d, origin);
       if (dir === undefined) continue;
-      const p = join(dir, name);
+      const p = `${dir.replace(/\/+$/, "")}/${name}`; // not normalized: ".." after a symlink is the kernel's business
       searched.push(p);
       if (ok(p, env.arch)) return { path: p, how };
     }
