@@ -33,6 +33,7 @@ export function renderTable(r: AnalyzeResult): string {
 export function renderPolicy(r: AnalyzeResult, opts: { command?: string } = {}): string {
   const L: string[] = [];
   L.push(`# Static analysis by pg_seccomp analyze (${r.arch})${opts.command ? `: ${opts.command}` : ""}`);
+  L.push(`# Names are ${r.arch} syscalls: check this file with pg_seccomp check --arch ${r.arch}.`);
   L.push(`# Files: ${r.binaries.map((b) => b.name).join(", ")}`);
   for (const m of r.missing) L.push(`# NOT FOUND: ${m.name} (needed by ${m.neededBy}); its syscalls are missing`);
   if (r.unresolved.length > 0) L.push(`# ${r.unresolved.length} site(s) with an unresolved number (see analyze --format json): the list may be incomplete`);
