@@ -178,7 +178,8 @@ async function straceWorkload(): Promise<{ observed: Set<string>; unknownNames: 
     query(cluster, "CREATE INDEX ON t (md5)");
     query(cluster, "SET work_mem = '64kB'; SELECT count(*) FROM (SELECT * FROM t ORDER BY md5) s");
     query(cluster, "DO $$ BEGIN PERFORM pg_sleep(0.1); END $$");
-    query(cluster, "VACUUM ANALYZE; CHECKPOINT");
+    query(cluster, "VACUUM ANALYZE");
+    query(cluster, "CHECKPOINT");
     query(cluster, "SELECT pg_reload_conf()");
   } finally {
     // strace does not pass SIGINT on; a fast shutdown of the postmaster ends the trace.
