@@ -35,6 +35,8 @@ import { exportBpf, exportPfc } from "../export/pfc.js";
 import { importProfile } from "../export/import.js";
 import { release } from "node:os";
 import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
+import { analyze as analyzeBinaries, AnalyzeError, DEFAULT_POSTGRES, defaultCacheDir } from "../analyze/analyze.js";
+import { renderPolicy as renderAnalysisPolicy, renderTable as renderAnalysisTable } from "../analyze/render.js";
 
 // `pg_seccomp show ... | head` closes the pipe early: that is not an error.
 process.stdout.on("error", (e: NodeJS.ErrnoException) => {
@@ -384,6 +386,45 @@ program
     process.stdout.write(r.summary + "\n");
     const workloadFailed = r.workloadStatus !== undefined && r.workloadStatus.code !== 0;
     process.exitCode = workloadFailed || r.server.code !== 0 || r.server.signal ? 1 : 0;
+  });
+
+program
+  .command("analyze")
+  .description("static analysis: the syscalls a postgres binary, every library it loads and named extension modules can make, from the ELF files (see docs/analyze.md)")
+  .option("--postgres <path>", "the server binary", DEFAULT_POSTGRES)
+  .option("--extension <name|path...>", "extension modules: NAME (pkglibdir/NAME.so) or a path; repeatable")
+  .addOption(new Option("--arch <arch>", "expected architecture (the binary's own is used; a mismatch is an error)").choices(ARCHES as string[]))
+  .addOption(new Option("--format <format>", "output format").choices(["json", "policy", "table"]).default("table"))
+  .option("-o, --output <file>", "write the result to FILE instead of standard output")
+  .option("--no-cache", "analyze every file again (the cache is PG_SECCOMP_CACHE_DIR, else $XDG_CACHE_HOME/pg_seccomp or ~/.cache/pg_seccomp)")
+  .action(async (opts: { postgres: string; extension?: string[]; arch?: Arch; format: string; output?: string; cache: boolean }) => {
+    const tty = process.stderr.isTTY;
+    let r;
+    try {
+      r = await analyzeBinaries({
+        postgres: opts.postgres,
+        extensions: opts.extension ?? [],
+        ...(opts.arch ? { arch: opts.arch } : {}),
+        ...(opts.cache ? { cacheDir: defaultCacheDir() } : {}),
+        ...(tty ? { progress: (m: string) => void process.stderr.write(`\r\x1b[K${m}`) } : {}),
+      });
+    } catch (e) {
+      if (e instanceof AnalyzeError) throw new UsageError(e.message);
+      throw e;
+    } finally {
+      if (tty) process.stderr.write("\r\x1b[K");
+    }
+    for (const n of r.notes) process.stderr.write(`pg_seccomp: note: ${n}\n`);
+    const text =
+      opts.format === "json"
+        ? JSON.stringify(r, null, 2) + "\n"
+        : opts.format === "policy"
+          ? renderAnalysisPolicy(r, { command: `pg_seccomp analyze --postgres ${opts.postgres}${(opts.extension ?? []).map((e) => ` --extension ${e}`).join("")}` })
+          : renderAnalysisTable(r);
+    if (opts.output) {
+      writeFileSync(opts.output, text);
+      process.stderr.write(`pg_seccomp: wrote ${r.syscalls.length} syscalls from ${r.binaries.length} files to ${opts.output} (${r.stats.seconds} s)\n`);
+    } else process.stdout.write(text);
   });
 
 program
