@@ -54,7 +54,7 @@ test("learn: execve in alice's session, listen in the postmaster; the learned po
     say: (l) => lines.push(l),
   });
   const log = lines.join("\n");
-  assert.equal(r1.server.code, 0, log);
+  assert.equal(r1.runs[0]!.code, 0, log);
   assert.equal(r1.workloadStatus?.code, 0, log);
   assert.ok(r1.calls > 0, log);
   const fresh = r1.newCalls.map((n) => `${n.syscall}@${n.context}`);
@@ -78,7 +78,7 @@ test("learn: execve in alice's session, listen in the postmaster; the learned po
 
   // A second round, merged: execve and listen are not new any more.
   const r2 = await learn({ command: postgresArgs(cluster), out, base, workload, merge: out, say: () => undefined });
-  assert.equal(r2.server.code, 0);
+  assert.equal(r2.runs[0]!.code, 0);
   const again = r2.newCalls.map((n) => `${n.syscall}@${n.context}`);
   assert.ok(!again.includes("execve@session") && !again.includes("listen@postmaster"), again.join(" "));
   assert.match(readFileSync(out, "utf8"), /^# rounds: {4}2$/m);
