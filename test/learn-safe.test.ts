@@ -87,7 +87,7 @@ test("a failing workload makes learn fail and leaves the output as it was", { sk
 test("-o may not be the --merge input without --force", { skip }, () => {
   const out = writePolicy("", "learned-merge.conf");
   const r = cli(["learn", "-o", out, "--merge", out, "--workload", "true"]);
-  assert.equal(r.status, 1);
+  assert.equal(r.status, 2, r.stderr);
   assert.match(r.stderr, /is the --merge input/);
   assert.ok(existsSync(out));
 });

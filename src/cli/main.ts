@@ -21,7 +21,7 @@ import { parseValue } from "../policy/entries.js";
 import { formatRisk, policyRisks } from "../policy/risks.js";
 import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
-import { learn } from "../learn/learn.js";
+import { learn, LearnFailed } from "../learn/learn.js";
 import { verify } from "../learn/verify.js";
 import { DEFAULT_TIMER_WAIT_S } from "../learn/procedure.js";
 import { statusCommand, StatusError } from "../inspect/status.js";
@@ -388,7 +388,15 @@ program
       perRole: opts.perRole ?? false, allContexts: opts.allContexts ?? false, logPath: opts.log, arch: safeHostArch(),
       insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, timers: opts.timers, crash: opts.crashRound, timerWaitS, say,
       ...(process.stderr.isTTY ? { tty: { write: (s: string) => void process.stderr.write(s) } } : {}),
+    }).catch((e: unknown) => {
+      if (!(e instanceof LearnFailed)) throw e;
+      say(`pg_seccomp: error: ${e.message}`);
+      return undefined;
     });
+    if (!r) {
+      process.exitCode = 1;
+      return;
+    }
     process.stdout.write(r.summary + "\n");
     // 2: written, but the run did not cover what a production server does (see the coverage report).
     process.exitCode = r.complete ? 0 : 2;

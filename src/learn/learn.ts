@@ -730,6 +730,11 @@ export interface LearnResult {
 
 export { serverEndpoint };
 
+/** The round did not go through (the workload failed, the server did not come back): exit 1, nothing written. */
+export class LearnFailed extends Error {
+  override name = "LearnFailed";
+}
+
 function elapsed(ms: number): string {
   const s = Math.floor(ms / 1000);
   const h = Math.floor(s / 3600);
@@ -870,7 +875,7 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
   }
   // A round that did not go through must not look like one: nothing is written.
   if (proc.failures.length > 0) {
-    throw new LaunchError(`learning failed: ${proc.failures.join("; ")}; ${opts.out} is left as it was (nothing written)`);
+    throw new LearnFailed(`learning failed: ${proc.failures.join("; ")}; ${opts.out} is left as it was (nothing written)`);
   }
 
   proc.coverage.recorded = [...new Set([...round.keys()].map((k) => parseContextKey(k).context))].sort();
