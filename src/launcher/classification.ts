@@ -46,7 +46,9 @@ export class ClassificationService {
     }
     // A server that accepts connections answers within the supervisor's wait; one that is still
     // starting does not, and then the kernel facts and the title decide (classify.ts).
-    if (this.monitor && !this.monitor.up) await this.monitor.whenUp(clientConnection ? 700 : 50);
+    // Not while the session is being opened: the caller may be its own backend, which cannot
+    // finish logging in while it waits here (under a learning policy, every one of its calls would).
+    if (this.monitor && !this.monitor.up && !this.monitor.opening) await this.monitor.whenUp(clientConnection ? 700 : 50);
     const activity = this.monitor ? await this.monitor.activity(pid) : undefined;
     const c = classifyChild({ activity, clientConnection, title: procTitle(pid) });
     // The answer is about this process only if the pid still names it.

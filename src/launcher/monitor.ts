@@ -81,6 +81,11 @@ export class MonitorConnection {
     return this.ready && !this.closed;
   }
 
+  /** The session is being opened: its own backend may be the process asking to be classified. */
+  get opening(): boolean {
+    return this.starting && !this.closed;
+  }
+
   /** Opens the session if the server accepts connections and it is not open (retries at most every second). */
   ensure(): void {
     if (this.closed || this.proc || this.starting || Date.now() < this.nextAttempt) return;

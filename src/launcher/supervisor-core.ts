@@ -102,6 +102,8 @@ export class SupervisorCore {
   private globalEvents = { second: 0, count: 0 };
   private suppressed = 0;
   private suppressedSince = 0;
+  /** (context, syscall, action) kinds already emitted (bounded; see finish). */
+  private readonly reported = new Set<string>();
 
   constructor(
     private readonly postmasterPid: number,
@@ -244,8 +246,18 @@ export class SupervisorCore {
       this.io.kill(n.pid, signal);
       this.respond(n, { errno: 38 /* ENOSYS, if it somehow survives */ });
     }
-    if (quiet || !this.mayEmit(n.pid)) return;
     const ctx = located.ctx;
+    // The first event of a (context, syscall, action) is never rate-limited: learning and
+    // `learn --verify` must see every kind of call at least once.
+    const kind = `${ctx.context}\0${ctx.role ?? ""}\0${ctx.database ?? ""}\0${n.data.nr}\0${verdict.action}`;
+    const first = !quiet && !this.reported.has(kind);
+    if (first) {
+      if (this.reported.size >= 65_536) this.reported.clear();
+      this.reported.add(kind);
+    }
+    if (quiet) return;
+    const within = this.mayEmit(n.pid);
+    if (!first && !within) return;
     this.io.emit({
       time: new Date(this.io.now()).toISOString(),
       pid: n.pid,

@@ -8,7 +8,7 @@
 // Pure parts (learning policy, recording, rendering, merging) are exported for unit tests; the
 // run itself (learn()) drives runServer().
 
-import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { execFileSync } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
@@ -21,7 +21,9 @@ import { errnoName } from "../syscalls/errno.js";
 import { hardeningValue, withoutPresets } from "../policy/harden.js";
 import { expandGroup } from "../syscalls/groups.js";
 import { allSyscalls, hostArch, syscallNumber, type Arch } from "../syscalls/index.js";
-import { dataDirOf, LaunchError, preflight, runServer, starterProfile, type RunRequest, type RunResult } from "../launcher/run.js";
+import { dataDirOf, LaunchError, starterProfile, type RunResult } from "../launcher/run.js";
+import { floorLists, hotBaseText, readFloor, readHotCalls } from "./base.js";
+import { formatCoverage, runProcedure, serverEndpoint, type Coverage, type ProcedureResult } from "./procedure.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 
 // ---------------------------------------------------------------------------------------------
@@ -237,7 +239,17 @@ export interface RenderInput {
   merged?: string;
   /** When the first round started (from the merged file). */
   since?: string;
+  /**
+   * The floor (profiles/floor.conf): its allow list is allowed in every context and its kill
+   * list is kept when the base has none, whatever was learned.
+   */
+  floor?: { allow: string[]; kill: string[] };
+  /** The coverage report's lines (written into the header as comments). */
+  coverage?: string[];
 }
+
+/** The contributor key of the floor's names in an overlay's allow list. */
+const FLOOR_KEY = "the floor";
 
 const RESTRICTIVE: readonly ActionKind[] = ["log", "error", "trap", "kill"];
 
@@ -311,6 +323,10 @@ export function renderLearnedPolicy(input: RenderInput): string {
     }
   }
   const learnedNames = new Set([...anywhere.keys()].filter(known));
+  // The floor's names: allowed everywhere, like a syscall learned in every context.
+  const floorNames = new Set((input.floor?.allow ?? []).filter(known));
+  const keptNames = new Set([...learnedNames, ...floorNames]);
+  const whereUsed = (name: string) => [...(usedIn.get(name) ?? []), ...(floorNames.has(name) ? ["the floor"] : [])].sort().join(", ");
   const unknownNumbers = [...anywhere.keys()].filter((n) => !known(n)).sort();
 
   const errorErrno = base?.errorErrno ?? DEFAULT_ERROR_ERRNO;
@@ -344,6 +360,7 @@ export function renderLearnedPolicy(input: RenderInput): string {
     `# workload:  ${input.workload ? input.workload.replace(/\s*\n\s*/g, "; ") : "(none: the server ran until stopped)"}`,
     `# base:      ${baseName}`,
     `# per-role:  ${perRole ? "yes" : "no"}`,
+    ...(input.coverage ? ["#", ...input.coverage.map((l) => `# ${l}`)] : []),
     "#",
     "# How it was learned: the server ran under the base with every action other than allow",
     "# turned into log. What the base allows stayed allowed, decided in the kernel, and was never",
@@ -419,35 +436,49 @@ export function renderLearnedPolicy(input: RenderInput): string {
   const unconditionalAllowed = new Set(baseGlobal.filter((e) => e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0).map((e) => e.name));
   const globalAllow = [
     ...baseGlobal.filter((e) => e.action.kind === "allow").map((e) => e.text),
-    ...[...learnedNames].filter((n) => !unconditionalAllowed.has(n)).sort(),
+    ...[...keptNames].filter((n) => !unconditionalAllowed.has(n)).sort(),
   ];
+  if (floorNames.size > 0) {
+    L.push(`# kept whatever was learned: the floor (profiles/floor.conf, ${plural(floorNames.size, "syscall")}: calls glibc makes on paths a learning run`);
+    L.push("#   rarely reaches, such as brk and madvise from malloc/free, gettid/tgkill from abort(), sync_file_range in recovery)");
+  }
   L.push(`global_syscall_allow = ${listValue(globalAllow)}`);
   for (const action of RESTRICTIVE) {
     const entries = baseGlobal.filter((e) => e.action.kind === action);
     if (entries.length === 0) continue;
-    const removed = entries.filter((e) => e.kind === "syscall" && learnedNames.has(e.name));
+    const removed = entries.filter((e) => e.kind === "syscall" && keptNames.has(e.name));
     const kept = entries.filter((e) => !removed.includes(e));
     const inGroups = new Map<string, string[]>();
     for (const g of kept.filter((e) => e.kind === "group")) {
       for (const name of expandGroup(g.name, arch).syscalls) {
-        if (learnedNames.has(name)) inGroups.set(name, [...(inGroups.get(name) ?? []), g.name]);
+        if (keptNames.has(name)) inGroups.set(name, [...(inGroups.get(name) ?? []), g.name]);
       }
     }
     L.push("");
     if (removed.length > 0) {
       L.push(`# removed from the base's ${action} list, because the server used them (learned; ${action === "log" ? "they are allowed now" : "denying them would break it"}):`);
-      for (const e of removed) L.push(`#   ${e.text} (used in ${usedIn.get(e.name)!.sort().join(", ")})`);
+      for (const e of removed) L.push(`#   ${e.text} (used in ${whereUsed(e.name)})`);
     }
     if (inGroups.size > 0) {
       L.push(`# learned, and members of groups in this list: allowed by name above (a name beats a group):`);
-      for (const [name, gs] of [...inGroups].sort()) L.push(`#   ${name} (${gs.join(", ")}; used in ${usedIn.get(name)!.sort().join(", ")})`);
+      for (const [name, gs] of [...inGroups].sort()) L.push(`#   ${name} (${gs.join(", ")}; used in ${whereUsed(name)})`);
     }
     L.push(`global_syscall_${action} = ${listValue(kept.map((e) => e.text))}`);
+  }
+  // The floor's kill list, when the base has none (--base none, or a base without one).
+  const floorKill = (input.floor?.kill ?? []).filter((k) => !(k.startsWith("@") ? false : keptNames.has(k)));
+  if (!baseGlobal.some((e) => e.action.kind === "kill") && floorKill.length > 0) {
+    L.push("", "# the floor's kill list (profiles/floor.conf), kept whatever the base: dangerous groups, killed; a name in an", "# allow list beats group membership, so nothing learned is killed");
+    L.push(`global_syscall_kill = ${listValue(floorKill)}`);
   }
 
   // ---- overlays
   const learnedAt = (key: string) => grouped.get(key) ?? new Map<string, LearnedCall>();
   const contribute = (into: Map<string, string[]>, key: string) => {
+    if (key === FLOOR_KEY) {
+      for (const name of floorNames) into.set(name, [...(into.get(name) ?? []), key]);
+      return;
+    }
     for (const name of learnedAt(key).keys()) if (known(name)) into.set(name, [...(into.get(name) ?? []), key]);
   };
   const overlays: Overlay[] = [];
@@ -465,7 +496,7 @@ export function renderLearnedPolicy(input: RenderInput): string {
   }
   const want = (k: string, c: ContextSpec) => recordedKeys.has(k) || input.allContexts === true || baseDiffers(c);
 
-  const sessionKeys = (role?: string) => [...(role ? [`session/${role}`] : []), "session", "parallel_worker", "unclassified"];
+  const sessionKeys = (role?: string) => [...(role ? [`session/${role}`] : []), "session", "parallel_worker", "unclassified", FLOOR_KEY];
   for (const kind of ["postmaster", "session", ...PROCESS_KINDS.filter((k) => k !== "postmaster")] as const) {
     const c: ContextSpec = { context: kind };
     if (kind === "session") {
@@ -487,6 +518,7 @@ export function renderLearnedPolicy(input: RenderInput): string {
     const allowedLearned = new Map<string, string[]>();
     contribute(allowedLearned, kind);
     if (kind !== "postmaster") contribute(allowedLearned, "unclassified");
+    contribute(allowedLearned, FLOOR_KEY);
     overlays.push({ key: kind, pattern: `${kind}_syscall_%`, baseCtx: c, description: PROCESS_DESCRIPTIONS[kind], allowedLearned });
   }
 
@@ -509,13 +541,13 @@ export function renderLearnedPolicy(input: RenderInput): string {
         // the base decided it in an overlay of its own: then it is listed here.
         const g = globalDecisions ? decisionFor(globalDecisions, s.nr) : undefined;
         const fromGlobal = g !== undefined && sameDecision(g, d, true);
-        if ((learnedNames.has(s.name) || !fromGlobal) && !sameAction(d.action, overlayDefault)) lists[d.action.kind].push(withErrno(s.name, d.action));
+        if ((keptNames.has(s.name) || !fromGlobal) && !sameAction(d.action, overlayDefault)) lists[d.action.kind].push(withErrno(s.name, d.action));
         continue;
       }
       // Decided by argument conditions: the base's global rules for it, as written.
       for (const r of baseGlobalRules?.rules.get(s.nr)?.rules ?? []) {
         if (r.action.kind === "allow") allow.push(ruleText(s.name, r));
-        else if (learnedNames.has(s.name)) lists[r.action.kind].push(ruleText(s.name, r));
+        else if (keptNames.has(s.name)) lists[r.action.kind].push(ruleText(s.name, r));
       }
     }
     return { overlayDefault, allow, lists };
@@ -524,7 +556,7 @@ export function renderLearnedPolicy(input: RenderInput): string {
   for (const { o, overlayDefault, allow, lists } of computed) {
     const setting = (a: string) => o.pattern.replace("%", a);
     const own = learnedAt(o.key);
-    const others = [...o.allowedLearned].filter(([, keys]) => !keys.includes(o.key));
+    const others = [...o.allowedLearned].filter(([, keys]) => !keys.includes(o.key) && !keys.includes(FLOOR_KEY));
     L.push("", "# " + "-".repeat(94), `# ${o.key}: ${o.description}`, "#");
     L.push(`# learned in ${o.key}: ${plural(own.size, "syscall")}`);
     for (const name of [...own.keys()].sort()) L.push(seenLine(name, own.get(name)!));
@@ -538,6 +570,7 @@ export function renderLearnedPolicy(input: RenderInput): string {
             : "learned in session: sessions are not learned per role without --per-role";
       L.push(`# also allowed here: ${name} (${why})`);
     }
+    if (floorNames.size > 0) L.push(`# also allowed here: the floor (profiles/floor.conf, ${plural(floorNames.size, "syscall")}), in every context`);
     L.push(`# the rest of the allow list is what the base allows here (never reported while learning).`);
     L.push(`${setting("default")} = '${formatAction(overlayDefault, errorErrno)}'`);
     const learnedHere = [...o.allowedLearned.keys()].sort();
@@ -556,7 +589,7 @@ export function renderLearnedPolicy(input: RenderInput): string {
   // The base's database overlays, kept: they stack on the session's. Their own restrictions of
   // syscalls sessions used are dropped (the server used them), and what sessions learned is
   // allowed in them (we do not learn per database).
-  const sessionLearned = new Set<string>();
+  const sessionLearned = new Set<string>(floorNames);
   for (const [key, calls] of grouped) {
     if (["session", "parallel_worker", "unclassified"].includes(parseContextKey(key).context)) for (const n of calls.keys()) if (known(n)) sessionLearned.add(n);
   }
@@ -646,11 +679,16 @@ export interface LearnOptions {
   command: string[];
   /** Where the learned policy goes. */
   out: string;
-  /** A policy file, "none", or undefined for the bundled starter profile. */
+  /**
+   * A policy file, "none", "starter" (the bundled starter profile), or undefined for the default:
+   * the floor with the hot-path calls allowed (per-context learning at near-unfiltered speed).
+   */
   base?: string;
   /** An earlier output to fold in; a missing file counts as nothing learned yet. */
   merge?: string;
-  /** A shell command run once the server accepts connections; the server stops when it ends. */
+  /** Write over the --merge input (-o the same file). */
+  force?: boolean;
+  /** A shell command run as the server's OS user once the server accepts connections. */
   workload?: string;
   /** The server's OS user (when root). */
   user?: string;
@@ -660,6 +698,12 @@ export interface LearnOptions {
   /** The violation log (every learned call is written to it as well). */
   logPath?: string;
   insecurePolicyPermissions?: boolean;
+  /** Shorten the periodic timers and wait for them (default true). */
+  timers?: boolean;
+  /** The crash round (default true). */
+  crash?: boolean;
+  /** How long to wait for the timer paths, from the server's start (seconds). */
+  timerWaitS?: number;
   /** Messages, one line each (stderr). */
   say: (line: string) => void;
   /** A progress line updated in place: set when stderr is a terminal. */
@@ -673,39 +717,22 @@ export interface LearnResult {
   /** Calls recorded this round. */
   calls: number;
   learned: Learned;
-  server: RunResult;
-  /** "N new syscalls this round" (0: nothing new, done iterating). */
+  /** The server runs: the first, and the restart after the immediate stop. */
+  runs: RunResult[];
+  /** "N new syscalls this round" (0: nothing new), with "; INCOMPLETE ..." when coverage is short. */
   summary: string;
+  /** The coverage report; complete when coverage.missing is empty. */
+  coverage: Coverage;
+  complete: boolean;
   /** The workload's exit status (undefined without --workload). */
   workloadStatus?: { code: number | null; signal: NodeJS.Signals | null };
 }
 
-/** Port and host from postmaster.pid (lines 4 and 5; line 6 when there is no socket directory). */
-export function serverEndpoint(pidFileText: string): { host: string; port: string } | undefined {
-  const lines = pidFileText.split("\n");
-  const port = lines[3]?.trim();
-  const socketDir = lines[4]?.trim();
-  const listen = lines[5]?.trim();
-  if (!port) return undefined;
-  const host = socketDir ? socketDir : listen && listen !== "*" ? listen : "localhost";
-  return { host, port };
-}
+export { serverEndpoint };
 
-async function waitAccepting(dataDir: string, pid: number, alive: () => boolean, timeoutMs = 120_000): Promise<{ host: string; port: string }> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (!alive()) throw new Error("the server exited before accepting connections");
-    try {
-      const text = readFileSync(join(dataDir, "postmaster.pid"), "utf8");
-      const lines = text.split("\n");
-      const ep = serverEndpoint(text);
-      if (Number(lines[0]) === pid && ep && /^(ready|standby)/.test(lines[7]?.trim() ?? "")) return ep;
-    } catch {
-      /* not there yet */
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error(`the server did not accept connections within ${timeoutMs / 1000} s`);
+/** The round did not go through (the workload failed, the server did not come back): exit 1, nothing written. */
+export class LearnFailed extends Error {
+  override name = "LearnFailed";
 }
 
 function elapsed(ms: number): string {
@@ -723,12 +750,45 @@ function serverVersion(postgres: string): string {
   }
 }
 
-/** Writes atomically, root-readable policy permissions (0644). */
+/** Writes atomically (a temp file in the same directory, renamed), root-readable policy permissions (0644). */
 function writeOutput(path: string, text: string): void {
   const tmp = join(dirname(resolve(path)), `.${basename(path)}.${process.pid}.tmp`);
-  writeFileSync(tmp, text, { mode: 0o644 });
-  chmodSync(tmp, 0o644);
-  renameSync(tmp, path);
+  try {
+    writeFileSync(tmp, text, { mode: 0o644, flag: "wx" });
+    chmodSync(tmp, 0o644);
+    renameSync(tmp, path);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    throw e;
+  }
+}
+
+/** A root-owned 0755 directory with a 0644 policy file in it (the server's user reads, cannot change it). */
+function tempPolicy(text: string): { dir: string; path: string } {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-learn-"));
+  chmodSync(dir, 0o755);
+  const path = join(dir, "learning-base.conf");
+  writeFileSync(path, text, { mode: 0o644 });
+  return { dir, path };
+}
+
+export interface ResolvedBase {
+  base: Policy | undefined;
+  path: string | undefined;
+  label: string;
+  tmpDir?: string;
+}
+
+/** The base a learning run starts from (see LearnOptions.base). */
+export function resolveBase(base: string | undefined, postgres: string, arch: Arch): ResolvedBase {
+  if (base === "none") return { base: undefined, path: undefined, label: "none" };
+  if (base === "starter") {
+    const path = starterProfile(postgres, arch);
+    return { base: loadPolicyFile(path), path, label: `${resolve(path)} (bundled starter profile)` };
+  }
+  if (base !== undefined) return { base: loadPolicyFile(base), path: base, label: resolve(base) };
+  const t = tempPolicy(hotBaseText(readFloor(), readHotCalls()));
+  return { base: loadPolicyFile(t.path), path: t.path, label: "default (profiles/floor.conf + the hot-path calls of profiles/learn-hot.conf)", tmpDir: t.dir };
 }
 
 /** `pg_seccomp learn`: run the server under the learning policy, then write what it used. */
@@ -739,15 +799,15 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
   if (!postgres) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D DATADIR");
   const dataDir = dataDirOf(opts.command.slice(1));
   if (opts.workload !== undefined && !dataDir) throw new LaunchError("--workload needs the data directory (-D DATADIR or PGDATA) to find the server's port and socket");
-
-  let base: Policy | undefined;
-  let basePath: string | undefined;
-  let baseLabel = "none";
-  if (opts.base !== "none") {
-    basePath = opts.base ?? starterProfile(postgres, arch);
-    base = loadPolicyFile(basePath);
-    baseLabel = resolve(basePath) + (opts.base === undefined ? " (bundled starter profile)" : "");
+  if (opts.merge !== undefined && resolve(opts.merge) === resolve(opts.out) && !opts.force) {
+    throw new LaunchError(`-o ${opts.out} is the --merge input: write the new round to another file (then compare and rename), or pass --force to replace it`);
   }
+
+  const floorText = readFloor();
+  const floor = floorLists(floorText);
+  const resolved = resolveBase(opts.base, postgres, arch);
+  const { base } = resolved;
+  const baseLabel = resolved.label;
 
   let previous: LearnedFile = { learned: new Map(), rounds: 0 };
   if (opts.merge !== undefined) {
@@ -761,12 +821,12 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
 
   const policy = learningPolicy(base);
   // run records the policy's path in its run state (for status and sql install).
-  let tmpDir: string | undefined;
-  let policyPath = basePath;
+  let tmpDir = resolved.tmpDir;
+  let policyPath = resolved.path;
   if (!policyPath) {
-    tmpDir = mkdtempSync(join(tmpdir(), "pg_seccomp-learn-"));
-    policyPath = join(tmpDir, "learning.conf");
-    writeFileSync(policyPath, "# pg_seccomp learn --base none: every call is logged\nglobal_syscall_default = 'log'\nsyscall_unknown_action = 'default'\n", { mode: 0o644 });
+    const t = tempPolicy("# pg_seccomp learn --base none: every call is logged\nglobal_syscall_default = 'log'\nsyscall_unknown_action = 'default'\n");
+    tmpDir = t.dir;
+    policyPath = t.path;
   }
 
   const round: Learned = new Map();
@@ -786,95 +846,42 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
   const ticker = setInterval(() => (tty ? tty.write(`\r\x1b[K${status()}`) : say(status())), tty ? 1000 : 10_000);
   ticker.unref();
 
-  let serverDone = false;
-  let workload: ChildProcess | undefined;
-  let workloadDone: Promise<{ code: number | null; signal: NodeJS.Signals | null }> | undefined;
-  let workloadFailure: Error | undefined;
-  let workloadTask: Promise<void> | undefined;
-
-  const startWorkload = async (pid: number) => {
-    if (opts.workload === undefined || !dataDir) return;
-    try {
-      const ep = await waitAccepting(resolve(dataDir), pid, () => !serverDone);
-      line(`server accepts connections (${ep.host}, port ${ep.port}); running the workload: ${opts.workload}`);
-      const env = {
-        ...process.env, PGHOST: ep.host, PGPORT: ep.port, PGUSER: "postgres",
-        PATH: `${dirname(resolve(postgres))}:${process.env.PATH ?? "/usr/bin:/bin"}`,
-      };
-      const child = spawn("sh", ["-c", opts.workload], { env, stdio: ["ignore", "pipe", "pipe"], detached: true });
-      workload = child;
-      const forward = (stream: NodeJS.ReadableStream) => {
-        let buf = "";
-        stream.on("data", (d: Buffer) => {
-          buf += d.toString();
-          const parts = buf.split("\n");
-          buf = parts.pop()!;
-          for (const p of parts) line(`  | ${p}`);
-        });
-        stream.on("end", () => buf && line(`  | ${buf}`));
-      };
-      forward(child.stdout!);
-      forward(child.stderr!);
-      workloadDone = new Promise((res) => child.on("exit", (code, signal) => res({ code, signal })));
-      const r = await workloadDone;
-      workload = undefined;
-      line(`workload ${r.code === 0 ? "done" : `failed (${r.signal ?? `exit code ${r.code}`})`}; stopping the server`);
-      if (!serverDone) process.kill(pid, "SIGINT");
-    } catch (e) {
-      workloadFailure = e as Error;
-      if (!serverDone) {
-        line(`pg_seccomp: ${(e as Error).message}; stopping the server`);
-        process.kill(pid, "SIGINT");
-      }
+  const onEvent = (e: ViolationEvent) => {
+    if (e.action !== "log") {
+      line(`warning: ${e.syscall} in ${e.context} was answered ${e.action}, not logged (pid ${e.pid} ${e.process})`);
+      return;
     }
-  };
-
-  const req: RunRequest = {
-    policy, policyPath, arch, command: opts.command, user: opts.user, specAllow: false,
-    insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.logPath,
-    say: (l) => line(l),
-    onEvent: (e) => {
-      if (e.action !== "log") {
-        line(`warning: ${e.syscall} in ${e.context} was answered ${e.action}, not logged (pid ${e.pid} ${e.process})`);
-        return;
-      }
-      calls++;
-      names.add(e.syscall);
-      if (recordEvent(round, e)) {
-        const key = outputKey(eventContextKey(e), perRole);
-        const known = prevGrouped.get(key)?.has(e.syscall) || prevGrouped.get(parseContextKey(key).context)?.has(e.syscall);
-        line(`${known ? "seen" : "new"}: ${e.syscall} in ${eventContextKey(e)} (pid ${e.pid}: ${cleanTitle(e.process)})`);
-      }
-    },
-    onStarted: (pid) => {
-      workloadTask = startWorkload(pid);
-    },
+    calls++;
+    names.add(e.syscall);
+    if (recordEvent(round, e)) {
+      const key = outputKey(eventContextKey(e), perRole);
+      const known = prevGrouped.get(key)?.has(e.syscall) || prevGrouped.get(parseContextKey(key).context)?.has(e.syscall);
+      line(`${known ? "seen" : "new"}: ${e.syscall} in ${eventContextKey(e)} (pid ${e.pid}: ${cleanTitle(e.process)})`);
+    }
   };
   line(`learning with base ${baseLabel}${opts.workload === undefined ? "; stop the server with Ctrl-C (SIGINT) or SIGTERM to write " + opts.out : ""}`);
-  let result: RunResult;
+  let proc: ProcedureResult;
   try {
-    result = await runServer(req, preflight(req));
+    proc = await runProcedure({
+      policy, policyPath, arch, command: opts.command, dataDir, ...(opts.workload !== undefined ? { workload: opts.workload } : {}),
+      ...(opts.user !== undefined ? { user: opts.user } : {}), ...(opts.logPath !== undefined ? { logPath: opts.logPath } : {}),
+      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, timers: opts.timers ?? true, crash: opts.crash ?? true,
+      ...(opts.timerWaitS !== undefined ? { timerWaitS: opts.timerWaitS } : {}), onEvent, line,
+    });
   } finally {
-    serverDone = true;
     clearInterval(ticker);
     if (tty) tty.write(`\r\x1b[K`);
-    if (workload?.pid) {
-      try {
-        process.kill(-workload.pid, "SIGTERM");
-      } catch {
-        /* gone */
-      }
-    }
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
   }
-  await workloadTask;
-  const workloadStatus = workloadDone ? await workloadDone : undefined;
-  if (workloadFailure) say(`warning: ${workloadFailure.message}`);
-  if (result.code !== 0 || result.signal) {
-    const how = result.signal ?? `code ${result.code}`;
-    if (calls === 0) throw new LaunchError(`the server exited with ${how} and nothing was learned; ${opts.out} is left as it was`);
-    say(`warning: the server exited with ${how}`);
+  // A round that did not go through must not look like one: nothing is written.
+  if (proc.failures.length > 0) {
+    throw new LearnFailed(`learning failed: ${proc.failures.join("; ")}; ${opts.out} is left as it was (nothing written)`);
   }
+
+  proc.coverage.recorded = [...new Set([...round.keys()].map((k) => parseContextKey(k).context))].sort();
+  const coverageLines = formatCoverage(proc.coverage, PROCESS_KINDS);
+  for (const l of coverageLines) say(l);
+  const complete = proc.coverage.missing.length === 0;
 
   const learned = mergeLearned(previous.learned, round);
   const fresh = newCalls(previous.learned, round, perRole);
@@ -883,10 +890,14 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
     allContexts: opts.allContexts ?? false, rounds: previous.rounds + 1, roundStart, roundEnd: new Date().toISOString(),
     ...(opts.merge !== undefined && existsSync(opts.merge) ? { merged: resolve(opts.merge) } : {}),
     ...(previous.since !== undefined ? { since: previous.since } : {}),
+    floor, coverage: coverageLines,
   });
   writeOutput(opts.out, text);
   say(`recorded ${plural(calls, "call")} of ${plural(names.size, "distinct syscall")} in ${plural(round.size, "context")}; wrote ${opts.out}`);
   for (const n of fresh) say(`  new: ${n.syscall} in ${n.context}`);
-  const summary = `${plural(fresh.length, "new syscall")} this round`;
-  return { out: opts.out, newCalls: fresh, summary, calls, learned, server: result, ...(workloadStatus ? { workloadStatus } : {}) };
+  const summary = `${plural(fresh.length, "new syscall")} this round` + (complete ? "" : `; INCOMPLETE (not seen: ${proc.coverage.missing.join("; ")})`);
+  return {
+    out: opts.out, newCalls: fresh, summary, calls, learned, runs: proc.runs, coverage: proc.coverage, complete,
+    ...(proc.workloadStatus ? { workloadStatus: proc.workloadStatus } : {}),
+  };
 }

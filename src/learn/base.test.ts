@@ -1,0 +1,47 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { resolve } from "node:path";
+import { parsePolicyText } from "../policy/policy.js";
+import { floorLists, hotBaseText, parseHotCalls, readFloor, readHotCalls } from "./base.js";
+import { parseKmsgKills } from "./procedure.js";
+import { renderLearnedPolicy } from "./learn.js";
+
+const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
+
+test("the shipped floor is scripts/profile/floor.conf's (the profile builder's) copy", () => {
+  assert.equal(readFloor(), readFileSync(resolve(ROOT, "scripts/profile/floor.conf"), "utf8"));
+});
+
+test("hot calls: names only; the default base is the floor plus them, a valid policy", () => {
+  assert.deepEqual(parseHotCalls("# c\nread, write\nlseek # x\n\n"), ["read", "write", "lseek"]);
+  assert.throws(() => parseHotCalls("read; rm -rf"), /not a syscall name/);
+  const hot = readHotCalls();
+  assert.ok(hot.includes("lseek") && hot.includes("recvfrom"));
+  const p = parsePolicyText(hotBaseText(readFloor(), hot), "base.conf");
+  const allowed = new Set(p.global.entries.filter((e) => e.action.kind === "allow" && e.kind === "syscall").map((e) => e.name));
+  for (const n of [...hot, ...floorLists(readFloor()).allow]) assert.ok(allowed.has(n), n);
+  assert.ok(p.global.entries.some((e) => e.action.kind === "kill"));
+});
+
+test("a learned policy keeps the floor in every overlay and its kill list, even with --base none", () => {
+  const learned = new Map([["checkpointer", new Map([["fsync", { count: 1, first: { time: "t", pid: 1, process: "p", context: "checkpointer" } }]])]]);
+  const text = renderLearnedPolicy({
+    learned, base: undefined, baseLabel: "none", arch: "x86_64", server: "pg", rounds: 1, roundStart: "a", roundEnd: "b", floor: floorLists(readFloor()),
+  });
+  assert.match(text, /^global_syscall_kill = '@obsolete/m);
+  const p = parsePolicyText(text, "out.conf");
+  const ck = p.processes.get("checkpointer")!;
+  const names = new Set(ck.entries.filter((e) => e.action.kind === "allow").map((e) => (e.kind === "syscall" ? e.name : "")));
+  for (const n of ["brk", "sync_file_range", "tgkill", "fsync"]) assert.ok(names.has(n), n);
+});
+
+test("kmsg seccomp kill records after a sequence number", () => {
+  const recs = [
+    '6,100,1,-;audit: type=1326 audit(1:2): pid=42 comm="postgres" exe="/x" sig=31 arch=c000003e syscall=107 compat=0',
+    '6,101,1,-;audit: type=1326 audit(1:3): pid=43 comm="postgres" exe="/x" sig=31 arch=c000003e syscall=12 compat=0',
+    '6,102,1,-;audit: type=1326 audit(1:4): pid=44 comm="postgres" exe="/x" sig=0 arch=c000003e syscall=12 compat=0',
+  ];
+  assert.deepEqual(parseKmsgKills(recs, "x86_64", 100), [{ seq: 101, pid: 43, syscall: "brk" }]);
+});

@@ -1,0 +1,511 @@
+// The runs `pg_seccomp learn` and `learn --verify` put a server through, so that what a policy is
+// learned (or checked) on includes what a production server does sooner or later and a short
+// test does not: the periodic timers (checkpoint_timeout, bgwriter_delay, wal_writer_delay,
+// autovacuum_naptime, archive_timeout), and crash recovery. The issue that asked for this: a
+// policy learned on 10 s of pgbench killed the background writer at 15 s and then the startup
+// process in the crash recovery that followed.
+//
+// Run 1: the server with its timers shortened on the command line; a CHECKPOINT as soon as it
+// accepts connections (the next timed one is then checkpoint_timeout later), the workload as the
+// server's OS user, then VACUUM, ANALYZE, a WAL switch and a table with enough dead rows for
+// autovacuum; then we wait until a timed checkpoint and an autovacuum worker have been seen (or
+// the wait runs out), sampling pg_stat_activity for the backend types that ran; then an immediate
+// stop (SIGQUIT). Run 2: the server starts again and recovers from the crash; a backend is killed
+// with SIGKILL, so the postmaster goes through its in-place crash restart and recovery too; then a
+// CHECKPOINT and a fast stop.
+//
+// Every session opened here runs as the server's OS user with PGHOST/PGPORT from postmaster.pid,
+// so peer authentication works. What the server writes (postmaster.pid, query output) is read as
+// plain text with bounded formats; nothing here follows a path the server chose.
+
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { closeSync, constants as fsc, openSync, readFileSync, readSync } from "node:fs";
+import { dirname, join, resolve } from "node:path";
+import type { Policy } from "../policy/policy.js";
+import { syscallName, type Arch } from "../syscalls/index.js";
+import { runServer, serverUser, type RunRequest, type RunResult } from "../launcher/run.js";
+import type { ViolationEvent } from "../launcher/supervisor.js";
+import type { OsUser } from "../postgres/cluster.js";
+
+/** The periodic timers, shortened to their minimum useful values for a learning or verify run. */
+export const SHORT_TIMERS: readonly (readonly [string, string])[] = [
+  ["checkpoint_timeout", "30s"],
+  ["bgwriter_delay", "10ms"],
+  ["wal_writer_delay", "10ms"],
+  ["autovacuum_naptime", "1s"],
+  ["archive_timeout", "5s"],
+];
+
+/** postgres -c arguments for SHORT_TIMERS (the command line beats postgresql.conf and ALTER SYSTEM). */
+export function timerArgs(): string[] {
+  return SHORT_TIMERS.flatMap(([k, v]) => ["-c", `${k}=${v}`]);
+}
+
+/** Default wait for the timer paths, from the server's start: a timed checkpoint needs checkpoint_timeout after the first CHECKPOINT. */
+export const DEFAULT_TIMER_WAIT_S = 50;
+
+/** pg_stat_activity's backend_type -> the policy's context name. */
+export function contextOfBackendType(t: string): string {
+  if (t === "client backend") return "session";
+  return t.trim().replace(/ /g, "_");
+}
+
+export interface Coverage {
+  /** Contexts in which the supervisor recorded calls (full keys reduced to the context). */
+  recorded: string[];
+  /** Backend types seen in pg_stat_activity, as contexts ("session", "checkpointer", ...). */
+  ran: string[];
+  timers: { name: string; seen: boolean; detail: string }[];
+  crash: { immediateStop: boolean; recovered: boolean; inPlaceRestart: boolean };
+  /** Why the run cannot be called complete; empty when it can. */
+  missing: string[];
+}
+
+/** The coverage report, one line per item. `kinds` are the contexts the policy language knows. */
+export function formatCoverage(c: Coverage, kinds: readonly string[]): string[] {
+  const ran = new Set([...c.ran, ...c.recorded]);
+  const never = kinds.filter((k) => k !== "postmaster" && !ran.has(k));
+  const yes = (b: boolean) => (b ? "yes" : "NO");
+  return [
+    "coverage:",
+    `  contexts with calls recorded: ${c.recorded.length ? c.recorded.join(", ") : "none"}`,
+    `  backend types seen running:   ${c.ran.length ? c.ran.join(", ") : "none"}`,
+    `  never ran (nothing learned for them: they get the global lists): ${never.length ? never.join(", ") : "none"}`,
+    ...c.timers.map((t) => `  timer ${t.name}: ${t.seen ? "fired" : "NOT SEEN"} (${t.detail})`),
+    `  crash: immediate stop ${yes(c.crash.immediateStop)}, restart and recovery ${yes(c.crash.recovered)}, backend killed and in-place crash restart ${yes(c.crash.inPlaceRestart)}`,
+    c.missing.length ? `  INCOMPLETE: not seen: ${c.missing.join("; ")}` : "  complete: every timer path and crash recovery ran",
+  ];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions as the server's OS user
+
+export interface Endpoint {
+  host: string;
+  port: string;
+}
+
+/** Port and host from postmaster.pid (lines 4 and 5; line 6 when there is no socket directory). */
+export function serverEndpoint(pidFileText: string): Endpoint | undefined {
+  const lines = pidFileText.split("\n");
+  const port = lines[3]?.trim();
+  const socketDir = lines[4]?.trim();
+  const listen = lines[5]?.trim();
+  if (!port || !/^\d+$/.test(port)) return undefined;
+  const host = socketDir ? socketDir : listen && listen !== "*" ? listen : "localhost";
+  return { host, port };
+}
+
+/** The home directory of `user` (for psql's .pgpass and .psqlrc), or "/". */
+function homeOf(user: OsUser): string {
+  const r = spawnSync("getent", ["passwd", user.name], { encoding: "utf8" });
+  return r.stdout?.trim().split(":")[5] || "/";
+}
+
+/** Environment and credentials for a client of the server: its OS user, its socket and port. */
+export function clientSpawn(ep: Endpoint, user: OsUser | undefined, binDir: string): { env: NodeJS.ProcessEnv; uid?: number; gid?: number } {
+  const env: NodeJS.ProcessEnv = {
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_") && !k.startsWith("PG"))),
+    PGHOST: ep.host, PGPORT: ep.port,
+    PATH: `${binDir}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+  };
+  if (!user) return { env };
+  return { env: { ...env, PGUSER: user.name, USER: user.name, LOGNAME: user.name, HOME: homeOf(user) }, uid: user.uid, gid: user.gid };
+}
+
+/** Waits until postmaster.pid names `pid` and says ready (or standby). */
+export async function waitAccepting(dataDir: string, pid: number, alive: () => boolean, timeoutMs = 120_000): Promise<Endpoint> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (!alive()) throw new Error("the server exited before accepting connections");
+    try {
+      const text = readFileSync(join(dataDir, "postmaster.pid"), "utf8");
+      const lines = text.split("\n");
+      const ep = serverEndpoint(text);
+      if (Number(lines[0]) === pid && ep && /^(ready|standby)/.test(lines[7]?.trim() ?? "")) return ep;
+    } catch {
+      /* not there yet */
+    }
+    await sleep(100);
+  }
+  throw new Error(`the server did not accept connections within ${timeoutMs / 1000} s`);
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export class Session {
+  constructor(
+    readonly ep: Endpoint,
+    readonly user: OsUser | undefined,
+    readonly binDir: string,
+  ) {}
+
+  /** One psql -c as the server's user; resolves with its output, rejects with its error. */
+  sql(text: string, timeoutMs = 120_000): Promise<string> {
+    const c = clientSpawn(this.ep, this.user, this.binDir);
+    return new Promise((res, rej) => {
+      execFile(join(this.binDir, "psql"), ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", text], { ...c, timeout: timeoutMs, encoding: "utf8", maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
+        if (err) rej(new Error(`${text.slice(0, 60)}: ${(stderr || err.message).trim().split("\n")[0]}`));
+        else res(stdout.trim());
+      });
+    });
+  }
+
+  async num(text: string): Promise<number | undefined> {
+    try {
+      const n = Number(await this.sql(text, 10_000));
+      return Number.isFinite(n) ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** A shell command as the server's user (the workload); its output lines go to `line`. */
+  shell(command: string, line: (s: string) => void): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
+    const c = clientSpawn(this.ep, this.user, this.binDir);
+    const child = spawn("sh", ["-c", command], { ...c, stdio: ["ignore", "pipe", "pipe"], detached: true });
+    const forward = (stream: NodeJS.ReadableStream) => {
+      let buf = "";
+      stream.on("data", (d: Buffer) => {
+        buf += d.toString();
+        const parts = buf.split("\n");
+        buf = parts.pop()!;
+        for (const p of parts) line(`  | ${p}`);
+      });
+      stream.on("end", () => buf && line(`  | ${buf}`));
+    };
+    forward(child.stdout!);
+    forward(child.stderr!);
+    const done = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) => {
+      child.on("error", () => res({ code: 127, signal: null }));
+      child.on("exit", (code, signal) => res({ code, signal }));
+    });
+    return { child, done };
+  }
+}
+
+// Timed checkpoints: pg_stat_checkpointer (17+) or pg_stat_bgwriter (up to 16).
+const TIMED_CHECKPOINTS = [
+  "select num_timed from pg_stat_checkpointer",
+  "select checkpoints_timed from pg_stat_bgwriter",
+];
+const AUTOVACUUMS = "select coalesce(sum(autovacuum_count + autoanalyze_count), 0) from pg_stat_all_tables";
+const ARCHIVED = "select archived_count + failed_count from pg_stat_archiver";
+// A table with enough dead rows that autovacuum (threshold 50 + 20%) must visit it.
+const BAIT = "pg_seccomp_learn_autovacuum";
+
+async function timedCheckpoints(s: Session): Promise<number | undefined> {
+  for (const q of TIMED_CHECKPOINTS) {
+    const n = await s.num(q);
+    if (n !== undefined) return n;
+  }
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Seccomp kills, from the kernel's audit records in /dev/kmsg
+
+export interface KmsgKill {
+  seq: number;
+  pid: number;
+  syscall: string;
+}
+
+/** Seccomp kill records (type=1326, sig=31) in kmsg text, after sequence number `after`. */
+export function parseKmsgKills(records: string[], arch: Arch, after: number): KmsgKill[] {
+  const out: KmsgKill[] = [];
+  for (const r of records) {
+    const seq = Number(/^\d+,(\d+),/.exec(r)?.[1] ?? -1);
+    if (seq <= after || !/type=1326/.test(r) || !/\bsig=31\b/.test(r)) continue;
+    const pid = Number(/\bpid=(\d+)/.exec(r)?.[1] ?? 0);
+    const nr = /\bsyscall=(\d+)/.exec(r)?.[1];
+    if (!pid || nr === undefined) continue;
+    out.push({ seq, pid, syscall: syscallName(arch, Number(nr)) ?? `#${nr}` });
+  }
+  return out;
+}
+
+/** Every record /dev/kmsg still holds (root only; [] when unreadable). */
+export function readKmsg(): string[] {
+  let fd: number;
+  try {
+    fd = openSync("/dev/kmsg", fsc.O_RDONLY | fsc.O_NONBLOCK);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  const buf = Buffer.alloc(8192);
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
+        break;
+      }
+      if (n <= 0) break;
+      out.push(buf.toString("utf8", 0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
+export function lastKmsgSeq(records = readKmsg()): number {
+  let last = -1;
+  for (const r of records) last = Math.max(last, Number(/^\d+,(\d+),/.exec(r)?.[1] ?? -1));
+  return last;
+}
+
+/** The server's processes now (the postmaster's children), pid -> title; read as text only. */
+function childrenOf(pid: number): number[] {
+  try {
+    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The procedure
+
+export interface ProcedureOptions {
+  policy: Policy;
+  policyPath: string;
+  arch: Arch;
+  /** postgres and its arguments. */
+  command: string[];
+  dataDir: string | undefined;
+  workload?: string;
+  user?: string;
+  logPath?: string;
+  insecurePolicyPermissions?: boolean;
+  /** Shorten the timers and wait for them (default true). */
+  timers?: boolean;
+  /** Immediate stop, restart and recovery, and an in-place crash restart (default true). */
+  crash?: boolean;
+  /** Seconds from the start of run 1 to wait for the timer paths at most. */
+  timerWaitS?: number;
+  onEvent: (e: ViolationEvent) => void;
+  line: (s: string) => void;
+}
+
+export interface ProcedureResult {
+  runs: RunResult[];
+  coverage: Coverage;
+  workloadStatus?: { code: number | null; signal: NodeJS.Signals | null };
+  /** What went wrong (the workload failed, the server did not come back, ...). */
+  failures: string[];
+  /** Every pid seen as a child of the postmaster (for attributing kernel kill records). */
+  pids: Set<number>;
+  /** /dev/kmsg's last sequence number before run 1. */
+  kmsgBefore: number;
+}
+
+/** Runs the server through the procedure (see the top of this file). */
+export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult> {
+  const timers = o.timers ?? true;
+  const crash = (o.crash ?? true) && o.workload !== undefined;
+  const postgres = o.command[0]!;
+  const binDir = dirname(resolve(postgres));
+  const user = serverUser(o.user);
+  const dataDir = o.dataDir ? resolve(o.dataDir) : undefined;
+  const failures: string[] = [];
+  const ran = new Set<string>();
+  const pids = new Set<number>();
+  const timerItems: Coverage["timers"] = [];
+  const crashInfo = { immediateStop: false, recovered: false, inPlaceRestart: false };
+  const kmsgBefore = lastKmsgSeq();
+  let workloadStatus: ProcedureResult["workloadStatus"];
+  const line = o.line;
+
+  const command = timers ? [...o.command, ...timerArgs()] : o.command;
+  const baseReq = (onStarted: (pid: number) => void): RunRequest => ({
+    policy: o.policy, policyPath: o.policyPath, arch: o.arch, command, user: o.user, specAllow: false,
+    insecurePolicyPermissions: o.insecurePolicyPermissions ?? false, logPath: o.logPath,
+    say: line, onEvent: o.onEvent, onStarted,
+  });
+
+  // Samples the postmaster's children (for kill attribution) and pg_stat_activity's backend types.
+  const watch = (pm: number, session: () => Session | undefined) => {
+    let stopped = false;
+    const procs = setInterval(() => {
+      for (const c of childrenOf(pm)) pids.add(c);
+    }, 50);
+    const types = (async () => {
+      while (!stopped) {
+        const s = session();
+        if (s) {
+          try {
+            const out = await s.sql("select distinct backend_type from pg_stat_activity where backend_type is not null", 5000);
+            for (const t of out.split("\n").filter(Boolean)) ran.add(contextOfBackendType(t));
+          } catch {
+            /* the server is stopping or busy */
+          }
+        }
+        await sleep(1000);
+      }
+    })();
+    return async () => {
+      stopped = true;
+      clearInterval(procs);
+      await types;
+    };
+  };
+
+  // ---- run 1
+  let serverDone = false;
+  let task: Promise<void> | undefined;
+  let sentQuit = false;
+  let session: Session | undefined;
+  const run1 = async (pm: number): Promise<void> => {
+    const stopWatch = watch(pm, () => session);
+    try {
+      if (o.workload === undefined || !dataDir) {
+        // No workload: the server runs until stopped (SIGINT or SIGTERM to us, forwarded).
+        if (dataDir) session = new Session(await waitAccepting(dataDir, pm, () => !serverDone), user, binDir);
+        while (!serverDone) await sleep(200);
+        return;
+      }
+      const started = Date.now();
+      const ep = await waitAccepting(dataDir, pm, () => !serverDone);
+      session = new Session(ep, user, binDir);
+      const s = session;
+      const before = { checkpoints: await timedCheckpoints(s), autovacuum: await s.num(AUTOVACUUMS), archived: await s.num(ARCHIVED) };
+      if (timers) await s.sql("CHECKPOINT").catch((e: Error) => failures.push(`CHECKPOINT failed: ${e.message}`));
+      line(`server accepts connections (${ep.host}, port ${ep.port}); running the workload as ${user?.name ?? "this user"}: ${o.workload}`);
+      const w = s.shell(o.workload, line);
+      workloadStatus = await w.done;
+      if (workloadStatus.code !== 0) {
+        const how = workloadStatus.signal ?? `exit code ${workloadStatus.code}`;
+        failures.push(`the workload failed (${how})`);
+        line(`workload failed (${how}); stopping the server`);
+        return;
+      }
+      line("workload done");
+      if (!timers) return;
+      line("timer round: VACUUM, ANALYZE, a WAL switch, a table for autovacuum; waiting for a timed checkpoint and an autovacuum worker");
+      for (const q of [
+        `DROP TABLE IF EXISTS ${BAIT}`, `CREATE TABLE ${BAIT} AS SELECT g AS i FROM generate_series(1, 2000) g`, `DELETE FROM ${BAIT}`,
+        "VACUUM", "ANALYZE", "SELECT pg_switch_wal()",
+      ]) {
+        await s.sql(q).catch((e: Error) => failures.push(`timer round: ${e.message}`));
+      }
+      const waitMs = (o.timerWaitS ?? DEFAULT_TIMER_WAIT_S) * 1000;
+      const archiving = (await s.sql("show archive_mode").catch(() => "off")) !== "off";
+      let now = { checkpoints: before.checkpoints, autovacuum: before.autovacuum, archived: before.archived };
+      // An autovacuum worker lives briefly: its visits in pg_stat_all_tables say it ran too.
+      const autovacuumRan = () => ran.has("autovacuum_worker") || (now.autovacuum ?? 0) > (before.autovacuum ?? 0);
+      const seen = () =>
+        (now.checkpoints ?? 0) > (before.checkpoints ?? 0) && autovacuumRan() && (!archiving || (now.archived ?? 0) > (before.archived ?? 0));
+      while (Date.now() - started < waitMs) {
+        await sleep(1000);
+        now = { checkpoints: await timedCheckpoints(s), autovacuum: await s.num(AUTOVACUUMS), archived: await s.num(ARCHIVED) };
+        if (seen() && Date.now() - started > 35_000) break;
+      }
+      const secs = ((Date.now() - started) / 1000).toFixed(0);
+      if (autovacuumRan()) ran.add("autovacuum_worker");
+      timerItems.push(
+        { name: "checkpoint_timeout", seen: (now.checkpoints ?? 0) > (before.checkpoints ?? 0), detail: `30s; timed checkpoints ${before.checkpoints ?? "?"} -> ${now.checkpoints ?? "?"} in ${secs} s` },
+        { name: "autovacuum_naptime", seen: autovacuumRan(), detail: `1s; autovacuum worker ${ran.has("autovacuum_worker") ? "seen" : "not seen"} in pg_stat_activity, autovacuum/analyze runs ${before.autovacuum ?? "?"} -> ${now.autovacuum ?? "?"}` },
+        { name: "bgwriter_delay", seen: ran.has("background_writer"), detail: `10ms for ${secs} s` },
+        { name: "wal_writer_delay", seen: ran.has("walwriter"), detail: `10ms for ${secs} s` },
+        ...(archiving ? [{ name: "archive_timeout", seen: (now.archived ?? 0) > (before.archived ?? 0), detail: `5s; archived ${before.archived ?? "?"} -> ${now.archived ?? "?"}` }] : []),
+      );
+      await s.sql(`DROP TABLE IF EXISTS ${BAIT}`).catch(() => undefined);
+    } catch (e) {
+      if (o.workload !== undefined) failures.push((e as Error).message);
+    } finally {
+      await stopWatch();
+      if (!serverDone && o.workload !== undefined) {
+        const ok = failures.length === 0 && crash;
+        sentQuit = ok;
+        if (ok) line("crash round: immediate stop (SIGQUIT)");
+        try {
+          process.kill(pm, ok ? "SIGQUIT" : "SIGINT");
+        } catch {
+          /* gone */
+        }
+      }
+    }
+  };
+  const runs: RunResult[] = [];
+  try {
+    runs.push(await runServer(baseReq((pid) => (task = run1(pid)))));
+  } finally {
+    serverDone = true;
+  }
+  await task;
+  crashInfo.immediateStop = sentQuit;
+  if (!sentQuit && (runs[0]!.code !== 0 || runs[0]!.signal) && failures.length === 0) failures.push(`the server exited with ${runs[0]!.signal ?? `code ${runs[0]!.code}`}`);
+
+  // ---- run 2: restart after the immediate stop (crash recovery), then an in-place crash restart
+  if (sentQuit && dataDir) {
+    serverDone = false;
+    task = undefined;
+    session = undefined;
+    const run2 = async (pm: number): Promise<void> => {
+      const stopWatch = watch(pm, () => session);
+      try {
+        const t0 = Date.now();
+        const ep = await waitAccepting(dataDir, pm, () => !serverDone);
+        crashInfo.recovered = true;
+        ran.add("startup");
+        line(`crash round: recovered, accepting connections after ${((Date.now() - t0) / 1000).toFixed(1)} s; killing a backend (SIGKILL) for an in-place crash restart`);
+        session = new Session(ep, user, binDir);
+        const s = session;
+        const sleeper = s.sql("select pg_sleep(60)", 90_000).catch(() => undefined);
+        let victim: number | undefined;
+        for (let i = 0; i < 50 && victim === undefined; i++) {
+          await sleep(100);
+          victim = await s.num("select pid from pg_stat_activity where query = 'select pg_sleep(60)' and pid <> pg_backend_pid() limit 1");
+        }
+        if (victim === undefined || !childrenOf(pm).includes(victim)) throw new Error("crash round: could not find the backend to kill");
+        process.kill(victim, "SIGKILL");
+        await sleeper;
+        // The postmaster kills every child, reinitializes and runs recovery again.
+        const deadline = Date.now() + 60_000;
+        let back = false;
+        await sleep(500);
+        while (!back && Date.now() < deadline && !serverDone) {
+          back = (await s.num("select 1")) === 1;
+          if (!back) await sleep(200);
+        }
+        if (!back) throw new Error("crash round: the server did not come back after the in-place crash restart");
+        crashInfo.inPlaceRestart = true;
+        await s.sql("CHECKPOINT");
+        line("crash round: back after the in-place crash restart; CHECKPOINT; stopping the server");
+      } catch (e) {
+        failures.push((e as Error).message);
+      } finally {
+        await stopWatch();
+        if (!serverDone) {
+          try {
+            process.kill(pm, "SIGINT");
+          } catch {
+            /* gone */
+          }
+        }
+      }
+    };
+    try {
+      runs.push(await runServer(baseReq((pid) => (task = run2(pid)))));
+    } finally {
+      serverDone = true;
+    }
+    await task;
+    const r2 = runs[1]!;
+    if ((r2.code !== 0 || r2.signal) && failures.length === 0) failures.push(`the server exited with ${r2.signal ?? `code ${r2.code}`} after the crash round`);
+  }
+
+  const missing: string[] = [];
+  if (o.workload === undefined) missing.push("no --workload (the server ran until stopped: no timer round, no crash round)");
+  if (!timers) missing.push("the timers were not shortened (--no-timers): no timer round");
+  for (const t of timerItems) if (!t.seen) missing.push(`timer ${t.name} (${t.detail})`);
+  if (o.workload !== undefined && !crash) missing.push("no crash round (--no-crash-round)");
+  else if (o.workload !== undefined && !(crashInfo.recovered && crashInfo.inPlaceRestart)) missing.push("crash recovery did not complete");
+  const coverage: Coverage = { recorded: [], ran: [...ran].sort(), timers: timerItems, crash: crashInfo, missing };
+  return { runs, coverage, ...(workloadStatus ? { workloadStatus } : {}), failures, pids, kmsgBefore };
+}
