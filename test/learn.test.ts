@@ -60,7 +60,8 @@ test("learn: execve in alice's session, listen in the postmaster; the learned po
   const fresh = r1.newCalls.map((n) => `${n.syscall}@${n.context}`);
   assert.ok(fresh.includes("execve@session"), fresh.join(" "));
   assert.ok(fresh.includes("listen@postmaster"), fresh.join(" "));
-  assert.match(r1.summary, /^\d+ new syscalls? this round$/);
+  // Timers and crash round are off here (the broad learn test has them): learn says what it did not see.
+  assert.match(r1.summary, /^\d+ new syscalls? this round; INCOMPLETE \(not seen: .*no timer round; no crash round/);
   assert.match(log, /^ {2}new: execve in session$/m);
   assert.equal(statSync(out).mode & 0o777, 0o644);
 

@@ -10,4 +10,5 @@ test("client processes need the server's row only when the policy tells them apa
   assert.equal(clientsNeedServerRow(p("session_syscall_error = '*, execve'\nwalsender_syscall_error = '*, execve'\n"), "x86_64"), false);
   assert.equal(clientsNeedServerRow(p("session_syscall_allow.alice = '*, execve'\n"), "x86_64"), true, "per-role rules");
   assert.equal(clientsNeedServerRow(p("database_syscall_error.db = '*, execve'\n"), "x86_64"), true, "per-database rules");
+  assert.equal(clientsNeedServerRow(p("global_syscall_log = 'execve'\n"), "x86_64"), true, "logged calls say whose they were");
 });

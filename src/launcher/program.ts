@@ -140,17 +140,21 @@ export function kernelPrograms(policy: Policy, arch: Arch, context: ContextSpec 
 }
 
 /**
- * Whether classifying a process with a client connection needs the server's row: only when the
- * policy tells sessions apart by role or database, or treats walsenders unlike sessions.
- * Otherwise the kernel's word (a client connection) decides alone, and no query is made.
+ * Whether classifying a process with a client connection needs the server's row: when the
+ * policy tells sessions apart by role or database, treats walsenders unlike sessions, or logs
+ * sessions' calls (a log line, learning above all, should say whose call it was). Otherwise the
+ * kernel's word (a client connection) decides alone, and no query is made.
  */
 export function clientsNeedServerRow(policy: Policy, arch: Arch): boolean {
   if (policy.roles.size > 0 || policy.databases.size > 0) return true;
   const session = contextDecisions(policy, arch, { context: "session" });
   const walsender = contextDecisions(policy, arch, { context: "walsender" });
   if (!sameDecision(session.unknownDecision, walsender.unknownDecision, true)) return true;
+  const logs = (d: Decision): boolean => (d.kind === "leaf" ? d.action.kind === "log" : logs(d.then) || logs(d.else));
+  if (logs(session.defaultDecision) || logs(session.unknownDecision)) return true;
   for (let nr = 0; nr <= maxSyscallNumber(arch); nr++) {
-    if (!sameDecision(decisionFor(session, nr), decisionFor(walsender, nr), true)) return true;
+    const d = decisionFor(session, nr);
+    if (logs(d) || !sameDecision(d, decisionFor(walsender, nr), true)) return true;
   }
   return false;
 }
