@@ -1,5 +1,6 @@
 // Builds a starter profile from learning runs, re-runnably:
-//   node dist/scripts/profile/build.js [--out profiles/postgresql-15-x86_64.conf] [--bin /usr/lib/postgresql/15/bin]
+//   node dist/scripts/profile/build.js [--major 17 | --bin /usr/lib/postgresql/15/bin] [--out profiles/postgresql-15-x86_64.conf]
+// --major finds the server as the tests do (Debian's, else the embedded build in node_modules).
 // Round 1 learns on a fresh cluster (settings: server.conf) under the floor policy (floor.conf)
 // while workload.sh runs, with a streaming standby learned alongside; its last step is an
 // immediate shutdown. Round 2 starts the same cluster again, so crash recovery is learned.
@@ -16,6 +17,7 @@ import { createCluster, destroyCluster, findPgBinDir, postgresMajorVersion } fro
 import { loadPolicyFile } from "../../src/policy/policy.js";
 import { hostArch } from "../../src/syscalls/index.js";
 import { collate } from "../../src/inspect/effective-table.js";
+import { profileServerConf } from "./server-conf.js";
 
 const here = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../scripts/profile");
 const repo = resolve(here, "../..");
@@ -25,13 +27,15 @@ const opt = (name: string) => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const binDir = opt("--bin") ?? findPgBinDir();
+const majorOpt = opt("--major");
+if (majorOpt !== undefined && !/^\d+$/.test(majorOpt)) throw new Error(`--major: "${majorOpt}" is not a major version`);
+const binDir = opt("--bin") ?? findPgBinDir(majorOpt === undefined ? undefined : Number(majorOpt));
 const major = postgresMajorVersion(join(binDir, "postgres"));
 const arch = hostArch();
 const out = resolve(opt("--out") ?? join(repo, "profiles", `postgresql-${major}-${arch}.conf`));
 const say = (s: string) => process.stderr.write(`build: ${s}\n`);
 
-const conf = readFileSync(join(here, "server.conf"), "utf8").split("\n").filter((l) => l.trim() && !l.startsWith("#"));
+const conf = profileServerConf(major);
 const cluster = await createCluster({ binDir, conf });
 try {
   appendFileSync(join(cluster.dataDir, "pg_hba.conf"), "local replication all trust\n");
