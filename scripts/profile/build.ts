@@ -18,6 +18,7 @@ import { loadPolicyFile } from "../../src/policy/policy.js";
 import { hostArch } from "../../src/syscalls/index.js";
 import { collate } from "../../src/inspect/effective-table.js";
 import { profileServerConf } from "./server-conf.js";
+import { ioUringVariant } from "./variants.js";
 
 const here = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../scripts/profile");
 const repo = resolve(here, "../..");
@@ -107,6 +108,11 @@ global_syscall_kill = '${kill}'
 `;
   writeFileSync(out, text);
   say(`wrote ${out}: ${names.size} syscalls allowed`);
+  if (major >= 18) {
+    const variant = out.replace(/\.conf$/, "-io_uring.conf");
+    writeFileSync(variant, ioUringVariant(text, major, arch));
+    say(`wrote ${variant}: the same with io_uring (for io_method = io_uring)`);
+  }
 } finally {
   destroyCluster(cluster);
 }

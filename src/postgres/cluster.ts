@@ -194,3 +194,26 @@ export function postmasterPid(dataDir: string): number | undefined {
     return undefined;
   }
 }
+
+/**
+ * A server setting as the server itself would read it from its configuration files
+ * (`postgres -C NAME -D DATADIR`, run as the server's user: postgres refuses root). Those files
+ * belong to the server's user and are hostile input to a root launcher, so their parsing is left
+ * to postgres, running without privileges, and only a bounded, plain answer is accepted: at most
+ * 4 KiB of output within 10 s, a value of letters, digits and underscores. Undefined when postgres
+ * cannot say (an unknown setting on this major, a broken configuration).
+ */
+export function serverSetting(postgres: string, dataDir: string, user: OsUser | undefined, name: string): string | undefined {
+  if (!/^[a-z_]+$/.test(name)) throw new PostgresError(`not a setting name: ${name}`);
+  const r = spawnSync(postgres, ["-C", name, "-D", dataDir], {
+    encoding: "utf8",
+    timeout: 10_000,
+    maxBuffer: 4096,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { PATH: "/usr/bin:/bin", LANG: "C" },
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  if (r.status !== 0 || r.error) return undefined;
+  const value = r.stdout.trim();
+  return /^[A-Za-z0-9_]{1,64}$/.test(value) ? value : undefined;
+}
