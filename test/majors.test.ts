@@ -69,9 +69,9 @@ for (const m of majors()) {
         if (m.major >= 17) assert.ok(kinds.has("walsummarizer"), "17's WAL summarizer (summarize_wal = on)");
         if (m.major >= 18) assert.equal([...expected.values()].filter((k) => k === "io_worker").length, 3, "18's three io workers");
         // status shows the same contexts, from the launcher's record.
-        const st = spawnSync(process.execPath, [BIN, "status", "-D", cluster.dataDir], { encoding: "utf8" });
-        if (m.major >= 18) assert.match(st.stdout, /io worker.*io_worker/);
-        if (m.major >= 17) assert.match(st.stdout, /walsummarizer.*walsummarizer/);
+        const st = spawnSync(process.execPath, [BIN, "status", "-D", cluster.dataDir, "--json"], { encoding: "utf8" });
+        const shown = new Map((JSON.parse(st.stdout) as { processes: Array<{ pid: number; context: string }> }).processes.map((p) => [p.pid, p.context]));
+        for (const [pid, ctx] of expected) if (ctx !== "session") assert.equal(shown.get(pid), ctx, `status: pid ${pid}`);
         assert.doesNotMatch(st.stdout, /io_uring/);
       } finally {
         await stop(s);
