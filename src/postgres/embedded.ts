@@ -9,7 +9,7 @@
 // parent of node_modules is closed to it. Everything here is our own devDependency, not
 // anything the server can write.
 
-import { cpSync, existsSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, chmodSync, statSync } from "node:fs";
+import { cpSync, existsSync, rmSync, lstatSync, mkdtempSync, readFileSync, readlinkSync, symlinkSync, chmodSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { basename, dirname, join, resolve, sep } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -105,6 +105,7 @@ export function preparedEmbeddedBinDir(major: number): string | { missing: strin
     // copy in a fresh root-owned 0755 directory.
     const root = mkdtempSync(join(tmpdir(), `pg_seccomp-pg${major}-`));
     chmodSync(root, 0o755);
+    process.once("exit", () => rmSync(root, { recursive: true, force: true }));
     cpSync(native, join(root, "native"), { recursive: true, verbatimSymlinks: true });
     native = join(root, "native");
     hydrateSymlinks(native);
