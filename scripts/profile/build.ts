@@ -1,6 +1,9 @@
 // Builds a starter profile from learning runs, re-runnably:
 //   node dist/scripts/profile/build.js [--major 17 | --bin /usr/lib/postgresql/15/bin] [--out profiles/postgresql-15-x86_64.conf]
+//                                      [--tracer learn|strace]
 // --major finds the server as the tests do (Debian's, else the embedded build in node_modules).
+// --tracer strace observes with `strace -f -c` instead of `pg_seccomp learn` (same rounds).
+// For 18+ it also writes the -io_uring variant (variants.ts).
 // Round 1 learns on a fresh cluster (settings: server.conf) under the floor policy (floor.conf)
 // while workload.sh runs, with a streaming standby learned alongside; its last step is an
 // immediate shutdown. Round 2 starts the same cluster again, so crash recovery is learned.
