@@ -2,7 +2,8 @@
 # A broad PostgreSQL workload for learning and checking starter profiles: what PostgreSQL does,
 # not what a demo does. Runs against the server at PGHOST/PGPORT as PGUSER (a superuser).
 #
-# Needs: PGBIN (the server's bin directory), WORKDIR (a scratch directory the server's OS user
+# Needs: PGBIN (the server's bin directory, with psql, pgbench, pg_isready and pg_basebackup; any
+# major's clients work, src/postgres/embedded.ts links Debian's beside the embedded builds), WORKDIR (a scratch directory the server's OS user
 # can write, for COPY files, a tablespace, a base backup and a standby). The server must run
 # with the settings in server.conf beside this script (archive, logical WAL, prepared
 # transactions, pg_stat_statements). Set STANDBY_LAUNCHER to a command prefix to start the
@@ -104,9 +105,42 @@ psql -d sub -c "alter subscription s disable" -c "alter subscription s set (slot
 psql -c "select pg_drop_replication_slot('subslot')"
 psql -c "drop publication pub" -c "drop database sub"
 
-step "pg_basebackup (walsender) and a streaming standby"
+step "a base backup and a streaming standby"
 rm -rf "$WORKDIR/standby"
-as_server "$PGBIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -D "$WORKDIR/standby" -X stream -c fast -R
+server_major=$(psql -At -c "select current_setting('server_version_num')::int / 10000")
+client_major=$("$PGBIN/pg_basebackup" --version | sed -E 's/.* ([0-9]+)(\.[0-9]+)*.*/\1/')
+if [ "$client_major" -ge "$server_major" ]; then
+  # pg_basebackup: the walsender's BASE_BACKUP.
+  as_server "$PGBIN/pg_basebackup" -h "$PGHOST" -p "$PGPORT" -U "$PGUSER" -D "$WORKDIR/standby" -X stream -c fast -R
+else
+  # pg_basebackup refuses a newer server (the embedded builds of later majors come without
+  # one; Debian's is older): a low-level backup over SQL, a copy as the server's user, and a
+  # physical slot that keeps the WAL the standby streams from.
+  step "(pg_basebackup $client_major cannot back up PostgreSQL $server_major: SQL backup and a copy)"
+  primary_data=$(psql -At -c "show data_directory")
+  psql -c "select pg_create_physical_replication_slot('workload_standby', true)" >/dev/null
+  as_server mkdir -m 700 "$WORKDIR/standby"
+  if [ "$server_major" -ge 15 ]; then start="select pg_backup_start('standby', true)"; stop="select labelfile from pg_backup_stop(true)";
+  else start="select pg_start_backup('standby', true, false)"; stop="select labelfile from pg_stop_backup(false, true)"; fi
+  copy="tar -C $primary_data --exclude=./pg_wal/* --exclude=./postmaster.pid --exclude=./postmaster.opts -cf - . | tar -C $WORKDIR/standby -xf -"
+  [ "$(id -u)" = 0 ] && copy="runuser -u ${SERVER_USER:-postgres} -- sh -c '$copy'"
+  psql -At <<SQL >/dev/null
+$start;
+\\! $copy
+\\o $WORKDIR/backup_label
+$stop;
+\\o
+SQL
+  cp "$WORKDIR/backup_label" "$WORKDIR/standby/backup_label"
+  as_server touch "$WORKDIR/standby/standby.signal"
+  {
+    echo "primary_conninfo = 'host=$PGHOST port=$PGPORT user=$PGUSER dbname=postgres'"
+    echo "primary_slot_name = 'workload_standby'"
+    # PostgreSQL 17+: a slot sync worker on the standby.
+    [ "$server_major" -ge 17 ] && { echo "sync_replication_slots = on"; echo "hot_standby_feedback = on"; }
+  } >> "$WORKDIR/standby/postgresql.auto.conf"
+  [ "$(id -u)" = 0 ] && chown "${SERVER_USER:-postgres}" "$WORKDIR/standby/backup_label" "$WORKDIR/standby/postgresql.auto.conf"
+fi
 echo "port = $((PGPORT + 1))" >> "$WORKDIR/standby/postgresql.conf"
 echo "archive_mode = off" >> "$WORKDIR/standby/postgresql.conf"
 as_server ${STANDBY_LAUNCHER:-} "$PGBIN/postgres" -D "$WORKDIR/standby" > "$WORKDIR/standby.log" 2>&1 &
@@ -118,7 +152,17 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 psql -c "drop table repl_check"
+if [ "$server_major" -ge 17 ] && ! [ "$client_major" -ge "$server_major" ]; then
+  # Give the standby's slot sync worker time to start and sync once.
+  for _ in $(seq 50); do
+    psql -p $((PGPORT + 1)) -At -c "select 1 from pg_stat_activity where backend_type = 'slotsync worker'" 2>/dev/null | grep -q 1 && break
+    sleep 0.2
+  done
+  sleep 1
+  step "standby processes: $(psql -p $((PGPORT + 1)) -At -c "select string_agg(distinct backend_type, ', ') from pg_stat_activity" 2>&1)"
+fi
 kill -INT "$(head -1 "$WORKDIR/standby/postmaster.pid")"; wait "$standby" || true
+psql -At -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'workload_standby'" >/dev/null
 
 step "archive, reload, statistics reset"
 psql -c "select pg_switch_wal()" -c "select pg_reload_conf()" -c "select pg_stat_reset()"

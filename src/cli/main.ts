@@ -241,7 +241,7 @@ program
   .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a policy the server's user could change")
   .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
     const arch = safeHostArch();
-    const policyPath = opts.policy ?? starterProfile(command[0]!, arch);
+    const policyPath = opts.policy ?? starterProfile(command[0]!, arch, { args: command.slice(1), user: opts.user });
     const policy = loadPolicy(policyPath);
     const req: RunRequest = {
       policy, policyPath, arch, command, user: opts.user, specAllow: opts.specAllow ?? false,

@@ -40,10 +40,10 @@ import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
 import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
 import { findRunState, readContexts, type RunState } from "../launcher/state.js";
-import { contextKey, type ContextSpec } from "../policy/decision.js";
+import { contextDecisions, contextKey, decisionFor, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
-import { allSyscalls, hostArch, isArch, maxSyscallNumber, type Arch } from "../syscalls/index.js";
+import { allSyscalls, hostArch, isArch, maxSyscallNumber, syscallNumber, type Arch } from "../syscalls/index.js";
 import { psqlTable, type Cell } from "./format.js";
 
 /** A problem the user must fix in the invocation or the environment (no such server, ...). */
@@ -724,6 +724,16 @@ function readProcess(pid: number, procRoot: string, postmaster: boolean): { titl
   return { title: parseProcessTitle(cmdline, { postmaster }), status: st, threadsDiffer };
 }
 
+/** The io_uring calls a policy lets through in the global context. */
+function ioUringAllowed(policy: Policy, arch: Arch): string[] {
+  const global = contextDecisions(policy, arch, { context: "global" });
+  return ["io_uring_setup", "io_uring_enter", "io_uring_register"].filter((name) => {
+    const nr = syscallNumber(arch, name);
+    const d = nr === undefined ? undefined : decisionFor(global, nr);
+    return d !== undefined && (d.kind !== "leaf" || d.action.kind === "allow" || d.action.kind === "log");
+  });
+}
+
 /** Look at the server: find it, read /proc and (as root) the kernel's filters, compare with the policy. */
 export function collectStatus(opts: StatusOptions): StatusReport {
   const procRoot = opts.procRoot ?? "/proc";
@@ -738,6 +748,10 @@ export function collectStatus(opts: StatusOptions): StatusReport {
   if (policyPath !== null) policy = loadPolicyFile(policyPath);
   else notes.push("no policy to compare with: pass --policy FILE (pg_seccomp run keeps no record of this server)");
   if (policy && !policy.enabled) notes.push(`${policyPath} sets seccomp = off: run installs no filter`);
+  if (policy && policy.enabled) {
+    const io = ioUringAllowed(policy, arch);
+    if (io.length) notes.push(`WARNING: ${policyPath} allows ${io.join(", ")}: the I/O an io_uring carries (io_method = io_uring) is not filtered per call`);
+  }
   const exp = policy && policy.enabled ? expectationFor(policy, arch) : null;
   // The supervisor answers with the policy run was started with, which may not be the one compared.
   let running: Policy | null = policy;

@@ -36,6 +36,13 @@ const KINDS: Readonly<Record<string, ProcessKind>> = {
   walsender: "walsender",
   logger: "logger",
   "background worker": "background_worker",
+  // PostgreSQL 14's statistics collector: no pg_stat_activity row, known by its title.
+  "stats collector": "stats_collector",
+  // PostgreSQL 17.
+  walsummarizer: "walsummarizer",
+  "slotsync worker": "slotsync_worker",
+  // PostgreSQL 18 (io_method = worker).
+  "io worker": "io_worker",
 };
 
 /**
@@ -53,8 +60,8 @@ export function contextOfTitle(title: string): ParsedTitle | undefined {
       return { context: "parallel_worker", ...(t.leaderPid !== undefined ? { leaderPid: t.leaderPid } : {}) };
     default: {
       const kind = KINDS[t.backendType];
-      // Other PostgreSQL processes of later versions (io worker, walsummarizer, ...) count as
-      // background workers; not PostgreSQL's at all: no context of its own.
+      // A PostgreSQL title of a type we do not know (an extension's worker, a later major's
+      // process) counts as a background worker; not PostgreSQL's at all: no context of its own.
       if (kind) return { context: kind };
       return t.title.startsWith(TITLE_PREFIX) ? { context: "background_worker" } : undefined;
     }
@@ -162,9 +169,6 @@ export interface ChildFacts {
 }
 
 const CLIENT_TYPES = new Set(["client backend", "walsender"]);
-// Backend types of later majors that the policy language does not name yet: background workers
-// (as PostgreSQL itself counts them in pg_stat_activity); any other unknown type is unclassified.
-const LATER_TYPES = new Set(["io worker", "walsummarizer", "slotsync worker", "autovacuum worker launcher"]);
 
 export interface ChildClassification {
   ctx: ContextSpec;
@@ -199,7 +203,6 @@ export function classifyChild(f: ChildFacts): ChildClassification {
     }
     const kind = KINDS[row.backendType];
     if (kind) return { ctx: { context: kind }, pin: true };
-    if (LATER_TYPES.has(row.backendType)) return { ctx: { context: "background_worker" }, pin: true };
     return { ctx: UNCLASSIFIED, pin: true, note: `unknown backend type "${row.backendType.slice(0, 64)}"` };
   }
   if (f.clientConnection) return { ctx: UNCLASSIFIED, pin: false, note: "client connection not authenticated yet" };

@@ -14,7 +14,9 @@ import { clientFilterProgram, describeRequestError, openClientFilterSpool, takeC
 import type { Policy } from "../policy/policy.js";
 import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
-import { lookupUser, postgresMajorVersion, type OsUser } from "../postgres/cluster.js";
+import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "../postgres/cluster.js";
+import { contextDecisions, decisionFor } from "../policy/decision.js";
+import { kindsAbsentIn } from "../policy/policy.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { kernelPrograms, type KernelPrograms } from "./program.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
@@ -178,6 +180,19 @@ export function preflight(req: RunRequest): Preflight {
     if (missing.length) {
       throw new LaunchError(`running as root without the capabilities run needs: ${missing.join(", ")}\nhint: in a container, add them (e.g. --cap-add SYS_PTRACE)`);
     }
+  }
+  // What this server is: its major (process kinds it lacks are notes) and whether it uses io_uring.
+  const postgres = req.command[0];
+  let major: number | undefined;
+  try {
+    major = postgres ? postgresMajorVersion(resolve(postgres)) : undefined;
+  } catch {
+    major = undefined; // not a PostgreSQL server we can ask; starting it will say why
+  }
+  if (major !== undefined) {
+    for (const n of kindsAbsentIn(req.policy, major)) req.say(`note: ${n}`);
+    const io = serverIoMethod(resolve(postgres!), major, dataDir ? resolve(dataDir) : undefined, user);
+    for (const n of ioUringNotes(req, major, io)) req.say(n);
   }
   checkStateDir();
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
@@ -366,19 +381,117 @@ export function explainExit(r: RunResult, postmasterPid: number, arch: Arch): st
   return lines;
 }
 
-/** The bundled starter profile for the server's major version and the arch. */
-export function starterProfile(postgres: string, arch: Arch): string {
+const IO_URING_CALLS = ["io_uring_setup", "io_uring_enter", "io_uring_register"] as const;
+
+/** What a bundled profile was chosen for, and how it differs from the server. */
+export interface ProfileChoice {
+  path: string;
+  /** The server's major version. */
+  major: number;
+  /** The profile's major (differs from `major` when none was bundled for it). */
+  profileMajor: number;
+  /** Said loudly when the profile is not the server's own. */
+  note?: string;
+}
+
+/** The server's io_method (PostgreSQL 18+; "worker" where it cannot be read, as is the default). */
+export function serverIoMethod(postgres: string, major: number, dataDir: string | undefined, user: OsUser | undefined): string | undefined {
+  if (major < 18 || !dataDir) return undefined;
+  return serverSetting(postgres, dataDir, user, "io_method");
+}
+
+/**
+ * The bundled profile for a server: profiles/postgresql-<major>-<arch>.conf, for io_method =
+ * io_uring its -io_uring variant (the same list plus io_uring_setup/enter/register); for a major
+ * without one, the nearest bundled major of the same arch, with a note saying so. The one place
+ * that chooses (static analysis of the installed binaries can replace the fallback here).
+ */
+export function profileFor(postgres: string, arch: Arch, server: { dataDir?: string; user?: OsUser } = {}): ProfileChoice {
   const major = postgresMajorVersion(postgres);
   const dir = new URL("../../../profiles/", import.meta.url).pathname;
-  const file = `${dir}postgresql-${major}-${arch}.conf`;
-  if (!existsSync(file)) {
-    const have = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".conf")).join(", ") : "none";
+  const names = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".conf")) : [];
+  const majors = names.map((n) => new RegExp(`^postgresql-(\\d+)-${arch}\\.conf$`).exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
+  if (majors.length === 0) {
     throw new LaunchError(
-      `there is no starter profile for PostgreSQL ${major} on ${arch} (bundled: ${have})\n` +
+      `there is no starter profile for ${arch} (bundled: ${names.join(", ") || "none"})\n` +
         `hint: learn one on a test server (pg_seccomp learn), or pass --policy FILE`,
     );
   }
-  return file;
+  const profileMajor = nearestMajor(majors, major);
+  let note: string | undefined;
+  if (profileMajor !== major) {
+    note =
+      `WARNING: there is no starter profile for PostgreSQL ${major} on ${arch}: using the one for PostgreSQL ${profileMajor} ` +
+      `(postgresql-${profileMajor}-${arch}.conf). PostgreSQL ${major} may make calls PostgreSQL ${profileMajor} was never seen making; ` +
+      `they fail with EPERM and are written to the violation log. Learn a profile for this server (pg_seccomp learn) or pass --policy FILE.`;
+  }
+  let path = `${dir}postgresql-${profileMajor}-${arch}.conf`;
+  const io = server.dataDir ? serverIoMethod(postgres, major, server.dataDir, server.user) : undefined;
+  if (io === "io_uring") {
+    const variant = `${dir}postgresql-${profileMajor}-${arch}-io_uring.conf`;
+    if (existsSync(variant)) path = variant;
+  }
+  return { path, major, profileMajor, ...(note ? { note } : {}) };
+}
+
+/** The nearest of `majors` to `major`; between two equally near, the older. */
+export function nearestMajor(majors: readonly number[], major: number): number {
+  return [...majors].sort((a, b) => Math.abs(a - major) - Math.abs(b - major) || a - b)[0]!;
+}
+
+/** The bundled starter profile for the server (profileFor); a note about it goes to `say`. */
+export function starterProfile(
+  postgres: string, arch: Arch, server: { args?: readonly string[]; user?: string } = {}, say: (line: string) => void = (l) => process.stderr.write(`pg_seccomp: ${l}\n`),
+): string {
+  const dataDir = server.args ? dataDirOf(server.args) : undefined;
+  let user: OsUser | undefined;
+  try {
+    user = serverUser(server.user);
+  } catch {
+    user = undefined; // preflight reports a bad --user
+  }
+  const choice = profileFor(postgres, arch, { ...(dataDir ? { dataDir } : {}), ...(user ? { user } : {}) });
+  if (choice.note) say(choice.note);
+  return choice.path;
+}
+
+/**
+ * PostgreSQL 18's io_method = io_uring needs io_uring_setup/enter/register, and the reads,
+ * writes and opens a ring carries are not syscalls any filter sees. The server's own setting
+ * decides: without io_uring the policy should deny them (a loud warning when it does not); with
+ * it, a policy that denies them would stop the server at start (refused here), and one that
+ * allows them gets a loud note.
+ */
+export function ioUringNotes(req: RunRequest, major: number, ioMethod: string | undefined): string[] {
+  const global = contextDecisions(req.policy, req.arch, { context: "global" });
+  const allowed = IO_URING_CALLS.filter((name) => {
+    const nr = syscallNumber(req.arch, name);
+    if (nr === undefined) return false;
+    const d = decisionFor(global, nr);
+    return d.kind !== "leaf" || d.action.kind === "allow" || d.action.kind === "log";
+  });
+  if (ioMethod === "io_uring") {
+    if (allowed.length < IO_URING_CALLS.length) {
+      throw new LaunchError(
+        `the server uses io_method = io_uring (PostgreSQL ${major}), which needs ${IO_URING_CALLS.join(", ")}; ` +
+          `${req.policyPath} does not allow ${IO_URING_CALLS.filter((c) => !allowed.includes(c)).join(", ")}, so the server would fail at start\n` +
+          `hint: set io_method = worker (no io_uring), or allow them in the policy: global_syscall_allow = '..., ${IO_URING_CALLS.join(", ")}' ` +
+          `(the bundled profiles have an -io_uring variant, chosen when no --policy is given)`,
+      );
+    }
+    return [
+      `WARNING: io_method = io_uring: ${IO_URING_CALLS.join(", ")} are allowed. The reads, writes and other operations an io_uring ` +
+        `carries are not syscalls: the filter does not see them, so for I/O this server is not filtered per call. Set io_method = worker to filter every call.`,
+    ];
+  }
+  if (allowed.length > 0) {
+    return [
+      `WARNING: ${req.policyPath} allows ${allowed.join(", ")}, but the server does not use io_uring` +
+        `${major >= 18 ? ` (io_method = ${ioMethod ?? "worker"})` : ` (PostgreSQL ${major} has no io_uring support)`}: ` +
+        `io_uring operations bypass per-syscall filtering; remove them from the policy.`,
+    ];
+  }
+  return [];
 }
 
 /** What `run --check` prints. */

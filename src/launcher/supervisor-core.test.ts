@@ -155,7 +155,11 @@ test("classification rules: names never decide, kernel facts must agree, missing
   assert.deepEqual(classifyChild({ activity: row("client backend"), clientConnection: false, title: "" }).ctx, { context: "unclassified" });
   assert.deepEqual(classifyChild({ activity: row("checkpointer"), clientConnection: false, title: "postgres: alice db [local] idle" }).ctx, { context: "checkpointer" });
   assert.deepEqual(classifyChild({ activity: row("parallel worker", "bob", "db"), clientConnection: false, title: "" }).ctx, { context: "parallel_worker", role: "bob", database: "db" });
-  assert.deepEqual(classifyChild({ activity: row("io worker"), clientConnection: false, title: "" }).ctx, { context: "background_worker" });
+  assert.deepEqual(classifyChild({ activity: row("io worker"), clientConnection: false, title: "" }).ctx, { context: "io_worker" });
+  assert.deepEqual(classifyChild({ activity: row("walsummarizer"), clientConnection: false, title: "" }).ctx, { context: "walsummarizer" });
+  assert.deepEqual(classifyChild({ activity: row("slotsync worker"), clientConnection: false, title: "" }).ctx, { context: "slotsync_worker" });
+  // PostgreSQL 14's statistics collector has no row: its title decides.
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: stats collector " }).ctx, { context: "stats_collector" });
   assert.deepEqual(classifyChild({ activity: row("something new"), clientConnection: false, title: "" }).ctx, { context: "unclassified" });
   // Before the server answers: a client connection is never classified by title.
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: true, title: "postgres: checkpointer" }), { ctx: { context: "unclassified" }, pin: false, note: "client connection not authenticated yet" });

@@ -282,6 +282,10 @@ const PROCESS_DESCRIPTIONS: Record<ProcessKind, string> = {
   parallel_worker: "parallel workers (they also run under their leader's session overlay)",
   background_worker: "other background workers (extensions' bgw_type)",
   logger: "the logging collector",
+  stats_collector: "the statistics collector (PostgreSQL 14)",
+  walsummarizer: "the WAL summarizer (PostgreSQL 17+)",
+  slotsync_worker: "the slot sync worker (PostgreSQL 17+)",
+  io_worker: "io workers (PostgreSQL 18+)",
 };
 
 function withErrno(name: string, a: Action): string {

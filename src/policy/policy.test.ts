@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parsePolicyText, resolveFilter, loadPolicyFile } from "./policy.js";
+import { kindExistsIn, kindsAbsentIn, parsePolicyText, resolveFilter, loadPolicyFile } from "./policy.js";
 import { memorySource } from "./source.js";
 import { PolicyError } from "./errors.js";
 import { contextDecisions, decisionFor } from "./decision.js";
@@ -170,4 +170,19 @@ test("process, database and unclassified contexts stack as the kernel would", ()
 test("a database setting needs a name; process kinds cannot have per-role settings", () => {
   fails(base + "database_syscall_error = 'execve'\n", /needs a database name/, 3);
   fails(base + "checkpointer_syscall_error.bob = 'execve'\n", /per-role settings exist only for session lists/, 3);
+});
+
+test("process kinds of later (and earlier) majors are accepted on every version, with a note", () => {
+  const p = parsePolicyText(
+    "global_syscall_default = 'error'\nglobal_syscall_allow = 'read'\nio_worker_syscall_allow = '*, io_uring_enter'\n" +
+      "walsummarizer_syscall_default = 'kill'\nslotsync_worker_syscall_allow = '*'\nstats_collector_syscall_allow = '*'\n",
+    "multi.conf",
+  );
+  assert.deepEqual([...p.processes.keys()].sort(), ["io_worker", "slotsync_worker", "stats_collector", "walsummarizer"]);
+  assert.ok(p.notes.some((n) => /io_worker: io workers .* exists in PostgreSQL 18 and later only/.test(n.message) && n.loc.line === 3));
+  assert.deepEqual(kindsAbsentIn(p, 18).map((m) => m.split(" ")[4]), ["stats_collector"]);
+  assert.deepEqual(kindsAbsentIn(p, 15).map((m) => m.split(" ")[4]).sort(), ["io_worker", "slotsync_worker", "stats_collector", "walsummarizer"]);
+  assert.deepEqual(kindsAbsentIn(p, 14).map((m) => m.split(" ")[4]).sort(), ["io_worker", "slotsync_worker", "walsummarizer"]);
+  assert.match(kindsAbsentIn(p, 16).find((m) => m.includes("io_worker"))!, /^PostgreSQL 16 has no io_worker processes \(io workers \(io_method = worker\): PostgreSQL 18 and later\)/);
+  assert.equal(kindExistsIn("checkpointer", 14), true);
 });

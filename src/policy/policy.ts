@@ -63,15 +63,55 @@ export const DEFAULT_ERROR_ERRNO = errnoNumber("EACCES")!;
 export const DEFAULT_UNKNOWN_ACTION: Action = { kind: "error", errno: errnoNumber("ENOSYS")! };
 
 /**
- * Processes that can have a filter of their own besides client sessions: the postmaster and
- * PostgreSQL 15's backend types, named as in pg_stat_activity.backend_type with underscores.
+ * Processes that can have a filter of their own besides client sessions: the postmaster and the
+ * backend types of PostgreSQL 14 to 18, named as in pg_stat_activity.backend_type with
+ * underscores ("slotsync worker" → slotsync_worker; PostgreSQL 14's stats collector has no row
+ * there and is known by its title). Every name is accepted whatever the server's version; a kind
+ * the running server does not have is a note (kindsAbsentIn), not an error.
  */
 export const PROCESS_KINDS = [
   "postmaster", "autovacuum_launcher", "autovacuum_worker", "background_writer", "checkpointer", "walwriter",
   "walsender", "walreceiver", "startup", "archiver", "logical_replication_launcher", "logical_replication_worker",
-  "parallel_worker", "background_worker", "logger",
+  "parallel_worker", "background_worker", "logger", "stats_collector", "walsummarizer", "slotsync_worker", "io_worker",
 ] as const;
 export type ProcessKind = (typeof PROCESS_KINDS)[number];
+
+/** The majors that have a process kind, for the kinds not in every supported one (14 to 18). */
+export const KIND_MAJORS: Readonly<Partial<Record<ProcessKind, { since?: number; until?: number; what: string }>>> = {
+  stats_collector: { until: 14, what: "the statistics collector" },
+  walsummarizer: { since: 17, what: "the WAL summarizer (summarize_wal = on)" },
+  slotsync_worker: { since: 17, what: "the slot sync worker (a standby with sync_replication_slots = on)" },
+  io_worker: { since: 18, what: "io workers (io_method = worker)" },
+};
+
+/** Whether a server of this major can have processes of this kind. */
+export function kindExistsIn(kind: ProcessKind, major: number): boolean {
+  const m = KIND_MAJORS[kind];
+  return !m || ((m.since === undefined || major >= m.since) && (m.until === undefined || major <= m.until));
+}
+
+/** Which majors a kind exists in, in words ("PostgreSQL 17 and later"). */
+export function kindMajorsText(kind: ProcessKind): string {
+  const m = KIND_MAJORS[kind];
+  if (!m) return "every PostgreSQL";
+  if (m.since !== undefined) return `PostgreSQL ${m.since} and later`;
+  return `PostgreSQL ${m.until} and earlier`;
+}
+
+/**
+ * Notes for the process kinds a policy gives settings of their own that a server of `major` does
+ * not have: those settings apply to no process there (not an error: one policy can serve servers
+ * of several versions).
+ */
+export function kindsAbsentIn(policy: Policy, major: number): string[] {
+  const out: string[] = [];
+  for (const kind of policy.processes.keys()) {
+    if (kindExistsIn(kind, major)) continue;
+    const m = KIND_MAJORS[kind]!;
+    out.push(`PostgreSQL ${major} has no ${kind} processes (${m.what}: ${kindMajorsText(kind)}): the policy's ${kind}_syscall_* settings apply to no process of this server`);
+  }
+  return out;
+}
 
 const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
 
@@ -197,8 +237,11 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   // A process kind gets a filter only when some setting names it.
   const processes = new Map<ProcessKind, FilterSpec>();
   for (const kind of PROCESS_KINDS) {
-    if ([...byName.keys()].some((n) => n.startsWith(`${kind}_syscall_`))) {
+    const named = [...byName.keys()].find((n) => n.startsWith(`${kind}_syscall_`));
+    if (named) {
       processes.set(kind, buildFilter(kind, kind, get, errorErrno, { inheritFrom: global, global }));
+      const m = KIND_MAJORS[kind];
+      if (m) notes.push({ loc: byName.get(named)!.setting.loc, message: `${kind}: ${m.what} exists in ${kindMajorsText(kind)} only; on other servers this setting applies to no process` });
     }
   }
 

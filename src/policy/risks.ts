@@ -52,7 +52,7 @@ export const RISKS: readonly RiskDef[] = [
     id: "io_uring",
     probes: [any("io_uring_setup"), any("io_uring_enter"), any("io_uring_register")],
     why: "io_uring performs reads, writes, opens, connects and more without making those syscalls, so no per-syscall filter sees them",
-    fix: "remove io_uring_setup, io_uring_enter and io_uring_register from the allow lists (PostgreSQL 15 does not use io_uring)",
+    fix: "remove io_uring_setup, io_uring_enter and io_uring_register from the allow lists, unless the server is PostgreSQL 18+ with io_method = io_uring (then pg_seccomp run says so loudly)",
   },
   {
     id: "bpf",

@@ -8,6 +8,7 @@ import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSyn
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
+import { EMBEDDED_MAJORS, preparedEmbeddedBinDir } from "./embedded.js";
 
 export class PostgresError extends Error {
   override name = "PostgresError";
@@ -36,12 +37,21 @@ export function defaultServerUser(): OsUser {
   return { name: me.username, uid: me.uid, gid: me.gid };
 }
 
-/** Directories holding `postgres`, newest major version first, for a given major if asked. */
+/**
+ * The directory holding `postgres`: Debian's (/usr/lib/postgresql/N/bin), newest major first, or
+ * for a given major Debian's if installed, else the embedded build the repository installs as a
+ * devDependency (embedded.ts; tests and profile building).
+ */
 export function findPgBinDir(major?: number): string {
-  const candidates = major !== undefined ? [major] : [17, 16, 15, 14, 13];
+  const candidates = major !== undefined ? [major] : [18, 17, 16, 15, 14, 13];
   for (const v of candidates) {
     const dir = `/usr/lib/postgresql/${v}/bin`;
     if (existsSync(join(dir, "postgres"))) return dir;
+  }
+  if (major !== undefined && (EMBEDDED_MAJORS as readonly number[]).includes(major)) {
+    const dir = preparedEmbeddedBinDir(major);
+    if (typeof dir === "string") return dir;
+    throw new PostgresError(`PostgreSQL ${major} is not installed in /usr/lib/postgresql/${major}/bin, and ${dir.missing}`);
   }
   throw new PostgresError(
     `PostgreSQL${major ? " " + major : ""} is not installed (looked in /usr/lib/postgresql/*/bin)`,
@@ -81,6 +91,8 @@ export interface Cluster {
 
 export interface CreateClusterOptions {
   binDir?: string;
+  /** The major version to find (findPgBinDir) when binDir is not given. */
+  major?: number;
   user?: OsUser;
   /** Extra postgresql.conf lines. */
   conf?: string[];
@@ -88,7 +100,7 @@ export interface CreateClusterOptions {
 
 /** initdb into a fresh temp dir owned by the server's user. */
 export async function createCluster(opts: CreateClusterOptions = {}): Promise<Cluster> {
-  const binDir = opts.binDir ?? findPgBinDir();
+  const binDir = opts.binDir ?? findPgBinDir(opts.major);
   const user = opts.user ?? defaultServerUser();
   const root = mkdtempSync(join(tmpdir(), "pg_seccomp-"));
   chmodSync(root, 0o755);
@@ -181,4 +193,27 @@ export function postmasterPid(dataDir: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * A server setting as the server itself would read it from its configuration files
+ * (`postgres -C NAME -D DATADIR`, run as the server's user: postgres refuses root). Those files
+ * belong to the server's user and are hostile input to a root launcher, so their parsing is left
+ * to postgres, running without privileges, and only a bounded, plain answer is accepted: at most
+ * 4 KiB of output within 10 s, a value of letters, digits and underscores. Undefined when postgres
+ * cannot say (an unknown setting on this major, a broken configuration).
+ */
+export function serverSetting(postgres: string, dataDir: string, user: OsUser | undefined, name: string): string | undefined {
+  if (!/^[a-z_]+$/.test(name)) throw new PostgresError(`not a setting name: ${name}`);
+  const r = spawnSync(postgres, ["-C", name, "-D", dataDir], {
+    encoding: "utf8",
+    timeout: 10_000,
+    maxBuffer: 4096,
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { PATH: "/usr/bin:/bin", LANG: "C" },
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
+  });
+  if (r.status !== 0 || r.error) return undefined;
+  const value = r.stdout.trim();
+  return /^[A-Za-z0-9_]{1,64}$/.test(value) ? value : undefined;
 }

@@ -1,0 +1,32 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { ioUringNotes, nearestMajor, type RunRequest } from "./run.js";
+import { parsePolicyText } from "../policy/policy.js";
+
+const req = (text: string): RunRequest => ({
+  policy: parsePolicyText(text, "p.conf"), policyPath: "p.conf", arch: "x86_64", command: [], specAllow: false, insecurePolicyPermissions: false, say: () => {},
+});
+const base = "global_syscall_default = 'error'\nglobal_syscall_allow = 'read, write'\n";
+
+test("the nearest bundled major: the same, else the closest, the older on a tie", () => {
+  assert.equal(nearestMajor([14, 15, 16, 17, 18], 16), 16);
+  assert.equal(nearestMajor([14, 15, 16, 17, 18], 19), 18);
+  assert.equal(nearestMajor([14, 15, 16, 17, 18], 12), 14);
+  assert.equal(nearestMajor([15, 17], 16), 15);
+});
+
+test("io_uring: denied unless the server's io_method asks for it, then allowed with a loud note", () => {
+  // A policy without io_uring, a server without it: nothing to say.
+  assert.deepEqual(ioUringNotes(req(base), 18, "worker"), []);
+  assert.deepEqual(ioUringNotes(req(base), 15, undefined), []);
+  // A server that uses io_uring under a policy that denies it would fail at start: refused.
+  assert.throws(() => ioUringNotes(req(base), 18, "io_uring"), /io_method = io_uring .* does not allow io_uring_setup, io_uring_enter, io_uring_register/);
+  const withRing = base.replace("read, write", "read, write, io_uring_setup, io_uring_enter, io_uring_register");
+  const [note] = ioUringNotes(req(withRing), 18, "io_uring");
+  assert.match(note!, /^WARNING: io_method = io_uring: .* not filtered per call/);
+  // A policy that allows io_uring for a server that does not use it: loud.
+  assert.match(ioUringNotes(req(withRing), 18, "worker")[0]!, /^WARNING: p.conf allows io_uring_setup, io_uring_enter, io_uring_register, but the server does not use io_uring \(io_method = worker\)/);
+  assert.match(ioUringNotes(req(withRing), 16, undefined)[0]!, /PostgreSQL 16 has no io_uring support/);
+  // A default of allow lets them through too.
+  assert.equal(ioUringNotes(req("global_syscall_default = 'allow'\n"), 18, "sync").length, 1);
+});
