@@ -65,7 +65,7 @@ try {
   const policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-floor-"));
   chmodSync(policyDir, 0o755);
   const floor = join(policyDir, "floor.conf");
-  copyFileSync(join(here, "floor.conf"), floor);
+  copyFileSync(join(repo, "profiles", "floor.conf"), floor);
   chmodSync(floor, 0o644);
   chownSync(floor, 0, 0);
   const learned = [join(policyDir, "round1.conf"), join(policyDir, "round2.conf"), join(work, "standby.conf")];
@@ -126,7 +126,7 @@ try {
   }
   const version = spawnSync(join(binDir, "postgres"), ["--version"], { encoding: "utf8" }).stdout.trim();
   const glibc = spawnSync("ldd", ["--version"], { encoding: "utf8" }).stdout.split("\n")[0]?.trim();
-  const floorText = readFileSync(join(here, "floor.conf"), "utf8");
+  const floorText = readFileSync(join(repo, "profiles", "floor.conf"), "utf8");
   const kill = /global_syscall_kill = '([^']*)'/.exec(floorText)![1];
   const harden = /syscall_harden = '([^']*)'/.exec(floorText)![1];
   const text = `# pg_seccomp starter profile: PostgreSQL ${major} on ${arch}.
@@ -137,7 +137,7 @@ try {
 # regenerate this file for another system.
 #
 # Allowed: every syscall any process used while ${tracer === "learn" ? "learning (pg_seccomp learn over the floor)" : "traced (strace -f -c, --tracer strace)"}: scripts/profile/workload.sh on a
-# primary and a streaming standby, then crash recovery; plus the floor (scripts/profile/floor.conf:
+# primary and a streaming standby, then crash recovery; plus the floor (profiles/floor.conf:
 # what glibc does on paths a test run rarely reaches). Everything else fails with EPERM and is
 # written to the violation log; the dangerous groups are killed.
 

@@ -10,8 +10,9 @@ import { renderLearnedPolicy } from "./learn.js";
 
 const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
 
-test("the shipped floor is scripts/profile/floor.conf's (the profile builder's) copy", () => {
-  assert.equal(readFloor(), readFileSync(resolve(ROOT, "scripts/profile/floor.conf"), "utf8"));
+test("one floor: learn and the profile builder read profiles/floor.conf", () => {
+  assert.equal(readFloor(), readFileSync(resolve(ROOT, "profiles/floor.conf"), "utf8"));
+  assert.match(readFileSync(resolve(ROOT, "scripts/profile/build.ts"), "utf8"), /join\(repo, "profiles", "floor\.conf"\)/);
 });
 
 test("hot calls: names only; the default base is the floor plus them, a valid policy", () => {

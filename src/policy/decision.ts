@@ -203,7 +203,13 @@ export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec): Co
   const filters = contextFilters(policy, c).map((f) => resolveFilter(f, arch));
   const stackAll = (per: (f: ResolvedFilter) => Decision) => {
     const budget = { nodes: 0 };
-    return filters.map(per).reduce((acc, d) => stack(acc, d, budget));
+    const all = filters.map(per);
+    // A decision that acts exactly like a later one adds nothing: the later one wins every tie
+    // (stack), so dropping the earlier keeps every action and source. Overlays that inherit a
+    // list with '*' give such copies, and the unclassified context stacks every filter: without
+    // this their conditions would multiply.
+    const kept = all.filter((d, i) => !all.slice(i + 1).some((later) => sameDecision(d, later, true)));
+    return kept.reduce((acc, d) => stack(acc, d, budget));
   };
   const defaultDecision = stackAll((f) => leaf(f.defaultAction, sourceName(f))) as Leaf;
   const named = new Map<number, { name: string; decision: Decision; loc?: SourceLoc }>();
