@@ -326,34 +326,44 @@ export interface SyscallRule {
   action: Action;
   conditions: ArgCondition[];
   entry: PolicyEntry;
+  /**
+   * How specific the entry is: 3 named explicitly, 2 named in a list inherited with '*' (or
+   * from the filter an overlay falls back to), 1 a group named explicitly, 0 an inherited group.
+   */
+  tier: number;
 }
 
 export interface ResolvedFilter {
   name: string;
   defaultAction: Action;
-  /** Only syscalls some entry names. */
+  /** Only syscalls some entry names; rules of every tier, the most specific tier first. */
   rules: Map<number, { name: string; rules: SyscallRule[] }>;
 }
 
 /**
  * The rules of a filter for one arch. When a syscall is reached by more than one entry, the
- * most specific kind of entry decides: an explicit name beats one inherited with '*', which
- * beats a group. Among entries of the same kind every rule counts (the most restrictive match
- * wins at run time).
+ * most specific kind of entry decides the calls it matches: an explicit name beats one
+ * inherited with '*', which beats a group. A call that matches no entry of a tier (they all
+ * have argument conditions it fails) is decided by the next tier, as if those entries were
+ * absent, and by the default when no tier matches. Within a tier every matching rule counts
+ * (the most restrictive wins).
  */
 export function resolveFilter(f: FilterSpec, arch: Arch): ResolvedFilter {
-  const tiered = new Map<number, { name: string; tier: number; rules: SyscallRule[] }>();
-  const add = (nr: number, name: string, tier: number, rule: SyscallRule) => {
-    const cur = tiered.get(nr);
-    if (!cur || cur.tier < tier) tiered.set(nr, { name, tier, rules: [rule] });
-    else if (cur.tier === tier) cur.rules.push(rule);
+  const found = new Map<number, { name: string; rules: SyscallRule[] }>();
+  const add = (nr: number, name: string, rule: SyscallRule) => {
+    const cur = found.get(nr);
+    if (!cur) found.set(nr, { name, rules: [rule] });
+    else {
+      if (rule.tier > cur.rules[0]!.tier) cur.name = name;
+      cur.rules.push(rule);
+    }
   };
   for (const e of f.entries) {
-    const tierBase = e.inheritedFrom ? 2 : 3;
+    const tier = (e.kind === "group" ? 0 : 2) + (e.inheritedFrom ? 0 : 1);
     if (e.kind === "group") {
       for (const name of expandGroup(e.name, arch).syscalls) {
         const r = resolveSyscall(arch, name);
-        if (r.ok) add(r.nr, name, e.inheritedFrom ? 0 : 1, { action: e.action, conditions: [], entry: e });
+        if (r.ok) add(r.nr, name, { action: e.action, conditions: [], entry: e, tier });
       }
       continue;
     }
@@ -362,9 +372,24 @@ export function resolveFilter(f: FilterSpec, arch: Arch): ResolvedFilter {
     if (!r.ok) {
       throw new PolicyError(e.loc, r.message, `remove "${e.name}" from the policy for ${arch}, or write the ${arch} equivalent`);
     }
-    add(r.nr, e.name, tierBase, { action: e.action, conditions: e.conditions, entry: e });
+    add(r.nr, e.name, { action: e.action, conditions: e.conditions, entry: e, tier });
   }
-  const rules = new Map<number, { name: string; rules: SyscallRule[] }>();
-  for (const [nr, { name, rules: rs }] of tiered) rules.set(nr, { name, rules: rs });
-  return { name: f.name, defaultAction: f.defaultAction, rules };
+  for (const v of found.values()) {
+    v.rules.sort((a, b) => b.tier - a.tier);
+    // A tier with an unconditional rule matches every call: the tiers below it never decide.
+    const top = v.rules.find((r) => r.conditions.length === 0)?.tier;
+    if (top !== undefined) v.rules = v.rules.filter((r) => r.tier >= top);
+  }
+  return { name: f.name, defaultAction: f.defaultAction, rules: found };
+}
+
+/** The rules of one syscall grouped by tier, the most specific tier first. */
+export function rulesByTier(rules: readonly SyscallRule[]): SyscallRule[][] {
+  const tiers: SyscallRule[][] = [];
+  for (const r of rules) {
+    const last = tiers[tiers.length - 1];
+    if (last && last[0]!.tier === r.tier) last.push(r);
+    else tiers.push([r]);
+  }
+  return tiers;
 }
