@@ -202,8 +202,9 @@ export interface ContextDecisions {
   named: Map<number, { name: string; decision: Decision; loc?: SourceLoc }>;
 }
 
-export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec): ContextDecisions {
-  const filters = contextFilters(policy, c).map((f) => resolveFilter(f, arch));
+/** `extra`: filters installed later on top of the context's (a session's set_client_filter()). */
+export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec, extra: readonly FilterSpec[] = []): ContextDecisions {
+  const filters = [...contextFilters(policy, c), ...extra].map((f) => resolveFilter(f, arch));
   const stackAll = (per: (f: ResolvedFilter) => Decision) => {
     const budget = { nodes: 0 };
     return filters.map(per).reduce((acc, d) => stack(acc, d, budget));

@@ -360,7 +360,7 @@ function inheritList(global: FilterSpec, action: ActionKind, at: SourceLoc | und
 /** Entries with argument conditions for one syscall in one filter (see MAX_LIST_ENTRIES). */
 export const MAX_CONDITIONAL_ENTRIES = 1024;
 
-function checkEntries(f: FilterSpec): void {
+export function checkEntries(f: FilterSpec): void {
   const unconditional = new Map<string, PolicyEntry>();
   const conditional = new Map<string, number>();
   for (const e of f.entries) {
