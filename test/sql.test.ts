@@ -43,6 +43,9 @@ test("sql install: pg_get_seccomp_filter() equals pg_seccomp show for the callin
     const r = cli("sql", "install", "-d", conn.replace("dbname=postgres", `dbname=${db}`), "-D", cluster.dataDir, "--arch", "x86_64");
     assert.equal(r.status, 0, r.stderr);
   }
+  for (const db of ["postgres", "analytics"]) {
+    query(cluster, "grant execute on function seccomp_filter() to alice, bob; grant execute on function pg_get_seccomp_filter() to alice, bob", { db });
+  }
   const cases: Array<[string, string, string[]]> = [
     ["bob", "postgres", []],
     ["alice", "postgres", ["--role", "alice"]],
@@ -63,6 +66,23 @@ test("sql install: pg_get_seccomp_filter() equals pg_seccomp show for the callin
   assert.equal(aliceExec, "session->allow");
   const bobExec = query(cluster, "select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "bob" });
   assert.equal(bobExec, "session->error");
+  // pgseccomp's name gives the same rows.
+  assert.equal(
+    query(cluster, "select count(*) from (select * from seccomp_filter() except select * from pg_get_seccomp_filter()) d", { role: "alice" }),
+    "0",
+  );
+  // The login role decides, as the kernel does: SET SESSION AUTHORIZATION does not change it.
+  const switched = psql(cluster, "set session authorization bob; select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "postgres" });
+  assert.ok(switched.ok, switched.stderr);
+  assert.match(switched.stdout, /session->error/);
+  query(cluster, "grant alice to postgres");
+  const asAlice = psql(cluster, "set session authorization alice; select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "postgres" });
+  assert.match(asAlice.stdout, /session->error/, "postgres logged in: postgres's filter, not alice's");
+  // EXECUTE as pgseccomp grants it: not to PUBLIC.
+  query(cluster, "create role carol login");
+  const carol = psql(cluster, "select * from seccomp_filter()", { role: "carol" });
+  assert.equal(carol.ok, false);
+  assert.match(carol.stderr, /permission denied for function seccomp_filter/);
 });
 
 test("seccomp.violations shows denied calls to pg_monitor members only", { skip }, async () => {
@@ -79,21 +99,33 @@ test("seccomp.violations shows denied calls to pg_monitor members only", { skip 
 test("set_client_filter narrows the calling session only, once, and only for roles granted EXECUTE", { skip }, () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
-  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice");
-  // alice may exec (her role's list); in a session that narrows itself, she may not.
+  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_get_seccomp_filter() to alice");
+  // alice may exec (her role's list); in a session that narrows itself, she may not. The seed's
+  // own usage narrows an allowed syscall by naming it in the error list.
   const narrowed = spawnSync(join(cluster.binDir, "psql"), [
     "-X", "-U", "alice", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
     "-c", "copy (select 1) to program 'cat > /dev/null'",
-    "-c", "select set_client_filter(NULL, NULL, NULL, 'execve', NULL)",
+    "-c", "select set_client_filter(NULL, NULL, NULL, 'execve', NULL) as answer",
     "-c", "copy (select 2) to program 'cat > /dev/null'",
+    "-c", "select syscall || ' ' || filter_action from pg_get_seccomp_filter() where context = 'session' and syscall in ('execve', 'read') order by 1",
     "-c", "select set_client_filter(NULL, NULL, NULL, 'execve', NULL)",
     "-c", "select 'still serving'",
   ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) } });
   const out = narrowed.stdout + narrowed.stderr;
   assert.match(out, /^COPY 1$/m, `before: alice may exec\n${out}`);
+  assert.match(out, /^ OK$/m, `set_client_filter returns 'OK'\n${out}`);
   assert.doesNotMatch(out, /^COPY 2$/m, "after set_client_filter the same session may not");
-  assert.match(out, /set_client_filter failed/, `a second call is refused\n${out}`);
+  assert.match(out, /execve client->error/, `pg_get_seccomp_filter() shows the client filter\n${out}`);
+  assert.match(out, /read client->allow/, out); // the client's allow list (NULL: the session's), as pgseccomp labels it
+  assert.match(out, /ERROR:  Client filter may only be loaded once/, `a second call is refused as pgseccomp refuses it\n${out}`);
   assert.match(out, /still serving/);
+  // pgseccomp's errors and hints.
+  const bad = psql(cluster, "select set_client_filter('sometimes', NULL, NULL, NULL, NULL)", { role: "alice" });
+  assert.equal(bad.ok, false);
+  assert.match(bad.stderr, /ERROR:  Default action not valid\nHINT:  Must be "allow", "log", "error", or "kill"\./);
+  const unknown = psql(cluster, "select set_client_filter(NULL, 'opennat', NULL, NULL, NULL)", { role: "alice" });
+  assert.match(unknown.stderr, /ERROR:  failed to load client seccomp filter\nDETAIL:  .*unknown syscall "opennat"/);
+  assert.doesNotMatch(bad.stderr + unknown.stderr, /could not seek/);
   // Another session of alice is not affected.
   assert.ok(psql(cluster, "copy (select 3) to program 'cat > /dev/null'", { role: "alice" }).ok);
   // bob has no EXECUTE.

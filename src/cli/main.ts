@@ -352,14 +352,15 @@ sql
     const policyPath = opts.policy ?? state?.policyPath;
     if (!policyPath) throw new UsageError("give -D DATADIR of a server started with run, or --policy FILE");
     const policy = loadPolicy(policyPath);
-    const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, logPath: state?.logPath });
+    const dataDir = state?.dataDir ?? opts.pgdata;
+    const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, logPath: state?.logPath, ...(dataDir ? { dataDir } : {}) });
     if (opts.print) {
       process.stdout.write(text);
       return;
     }
     const r = applySql(join(findPgBinDir(), "psql"), opts.dbname, text);
     if (!r.ok) throw new UsageError(`installing into ${opts.dbname} failed:\n${r.stderr.trim()}`);
-    process.stderr.write(`pg_seccomp: installed ${opts.schema}.pg_get_seccomp_filter(), public.pg_get_seccomp_filter() and ${opts.schema}.violations (policy ${policyPath})\n`);
+    process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath})\n`);
   });
 
 program

@@ -5,7 +5,7 @@
 import { formatAction } from "../policy/actions.js";
 import { formatCondition } from "../policy/entries.js";
 import { contextDecisions, contextLabel, type ContextSpec, type Decision } from "../policy/decision.js";
-import type { Policy } from "../policy/policy.js";
+import type { FilterSpec, Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
 
 export interface FilterRow {
@@ -22,8 +22,9 @@ export const FILTER_COLUMNS = ["syscall", "syscallnum", "filter_action", "contex
  * en_US collation (the seed's table): by context, then by syscall name compared on letters and
  * digits first, so `<default>` sorts as "default" and `set_robust_list` after `setitimer`.
  */
-export function effectiveFilterRows(policy: Policy, arch: Arch, contexts: readonly ContextSpec[]): FilterRow[] {
-  const decided = contexts.map((c) => contextDecisions(policy, arch, c));
+export function effectiveFilterRows(policy: Policy, arch: Arch, contexts: readonly ContextSpec[], opts: { client?: FilterSpec } = {}): FilterRow[] {
+  // A session's set_client_filter() filter is stacked on its session context (rows `client->X`).
+  const decided = contexts.map((c) => contextDecisions(policy, arch, c, opts.client && c.context === "session" ? [opts.client] : []));
   // Every context lists the same syscalls: all those named in any shown context.
   const names = new Map<number, string>();
   for (const cd of decided) for (const [nr, { name }] of cd.named) names.set(nr, name);

@@ -7,14 +7,16 @@
 // in force. The backend's pid comes from the kernel's notification, never from the request. A
 // filter can only add restrictions, and once per session, as in the seed's extension.
 
-import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync } from "node:fs";
-import { join } from "node:path";
+import { createHash } from "node:crypto";
+import { closeSync, fchownSync, fstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
 import { compilePolicy } from "../bpf/compile.js";
 import type { Insn } from "../bpf/insn.js";
-import { ACTION_KINDS } from "../policy/actions.js";
-import { formatAction } from "../policy/actions.js";
-import { parsePolicyText, type FilterSpec, type Policy } from "../policy/policy.js";
-import { errnoName } from "../syscalls/errno.js";
+import { ACTION_KINDS, parseAction } from "../policy/actions.js";
+import { parseList } from "../policy/entries.js";
+import { checkEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
+import type { FilterRow } from "../inspect/effective-table.js";
+import { runStateDir } from "./state.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
@@ -33,26 +35,131 @@ export function clientFilterSpool(dataDir: string): string {
 }
 
 /**
- * The requested filter as a program, with pgseccomp's meanings: NULL is the session's own list
- * (or default), '*' in a list is the global list for that action.
+ * A refusal with what the SQL function raises: pgseccomp's messages, hints and SQLSTATEs where
+ * pgseccomp has them ("Client filter may only be loaded once", "Default action not valid").
  */
-export function clientFilterProgram(policy: Policy, arch: Arch, session: FilterSpec, req: ClientFilterRequest): Insn[] {
-  const texts = (f: FilterSpec, kind: string) => f.entries.filter((e) => e.action.kind === kind && !e.inheritedFrom).map((e) => e.text);
-  const lines = [`syscall_error_errno = '${errnoName(policy.errorErrno)}'`];
-  lines.push(`global_syscall_default = '${req.default ?? formatAction(session.defaultAction, policy.errorErrno)}'`);
-  for (const kind of ACTION_KINDS) {
-    if (kind === "trap") continue;
-    const given = req[kind as keyof ClientFilterRequest];
-    let list: string[];
-    if (given === null || given === undefined) {
-      list = session.entries.filter((e) => e.action.kind === kind).map((e) => e.text);
-    } else {
-      list = given.split(",").map((t) => t.trim()).filter(Boolean).flatMap((t) => (t === "*" ? texts(policy.global, kind) : [t]));
-    }
-    lines.push(`global_syscall_${kind} = '${[...new Set(list)].join(", ").replace(/'/g, "''")}'`);
+export class ClientFilterRefusal extends Error {
+  constructor(message: string, readonly sqlstate: string, readonly hint?: string, readonly detail?: string) {
+    super(message);
   }
-  const p = parsePolicyText(lines.join("\n") + "\n", "set_client_filter");
-  return compilePolicy(p, arch, { context: "global" });
+}
+
+const DEFAULT_HINT = 'Must be "allow", "log", "error", or "kill".';
+
+/**
+ * The requested filter, with pgseccomp's meanings: NULL is the session's own list (or default),
+ * '*' in a list is the global list for that action. What the session or '*' brings is
+ * inherited: a syscall the request names explicitly is decided by the request's entry, so
+ * `set_client_filter(NULL, NULL, NULL, 'execve', NULL)` narrows a session that may exec (the
+ * lists are not merged flat). A filter can only add restrictions: the kernel stacks it.
+ */
+export function clientFilterSpec(policy: Policy, session: FilterSpec, req: ClientFilterRequest): FilterSpec {
+  const loc = { file: "set_client_filter", line: 1, column: 1 };
+  let defaultAction = session.defaultAction;
+  if (req.default !== null) {
+    const ok = policy.compat === "pgseccomp" ? ["allow", "log", "error", "kill"].includes(req.default) : true;
+    try {
+      if (!ok) throw new Error();
+      defaultAction = parseAction(req.default, policy.errorErrno, loc);
+    } catch {
+      throw new ClientFilterRefusal("Default action not valid", "22023", DEFAULT_HINT);
+    }
+  }
+  const entries: PolicyEntry[] = [];
+  for (const kind of ACTION_KINDS) {
+    const given = kind === "trap" ? null : req[kind as keyof ClientFilterRequest];
+    if (given === null || given === undefined) {
+      entries.push(...session.entries.filter((e) => e.action.kind === kind).map((e) => ({ ...e, inheritedFrom: e.inheritedFrom ?? e.loc })));
+      continue;
+    }
+    let parsed;
+    try {
+      parsed = parseList(given, { file: `set_client_filter ${kind}_list`, line: 1, column: 1 });
+    } catch (e) {
+      throw new ClientFilterRefusal("failed to load client seccomp filter", "22023", undefined, describeRequestError(e));
+    }
+    for (const e of parsed) {
+      if (e.kind === "inherit") {
+        entries.push(...policy.global.entries.filter((g) => g.action.kind === kind).map((g) => ({ ...g, inheritedFrom: e.loc })));
+        continue;
+      }
+      if (e.errno !== undefined && kind !== "error") {
+        throw new ClientFilterRefusal("failed to load client seccomp filter", "22023", undefined, `"${e.name}" gives an errno in the ${kind} list`);
+      }
+      entries.push({ ...e, action: kind === "error" ? { kind: "error", errno: e.errno ?? policy.errorErrno } : { kind } });
+    }
+  }
+  const spec: FilterSpec = { name: "client", defaultAction, entries };
+  try {
+    checkEntries(spec);
+  } catch (e) {
+    throw new ClientFilterRefusal("failed to load client seccomp filter", "22023", undefined, describeRequestError(e));
+  }
+  return spec;
+}
+
+/** The client filter as a program of its own (the kernel stacks it on the backend's filters). */
+export function clientFilterProgram(policy: Policy, arch: Arch, spec: FilterSpec): Insn[] {
+  const alone: Policy = {
+    ...policy, global: spec, session: spec, roles: new Map(), databases: new Map(), processes: new Map(), notes: [], files: [],
+  };
+  delete alone.hardening; // the backend already has the presets
+  try {
+    return compilePolicy(alone, arch, { context: "global" });
+  } catch (e) {
+    throw new ClientFilterRefusal("failed to load client seccomp filter", "22023", undefined, describeRequestError(e));
+  }
+}
+
+/**
+ * Where the launcher leaves, per backend, what SQL may read (root-owned files in the run-state
+ * directory, readable by the server, writable only by the launcher, so the server cannot forge
+ * them): `<prefix><pid>-<start>.json` the rows of the filter a backend installed (for
+ * pg_get_seccomp_filter()), `<prefix><pid>-<start>.result.json` the answer to its last
+ * set_client_filter() call. `start` is the backend's start time in /proc/<pid>/stat (field 22),
+ * so a later process with the same pid never reads another's record.
+ */
+export function clientRecordPrefix(dataDir: string, stateDir = runStateDir()): string {
+  return join(stateDir, `client-${createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 12)}-`);
+}
+
+export interface ClientFilterResult {
+  status: "ok" | "error";
+  sqlstate?: string;
+  message?: string;
+  hint?: string;
+  detail?: string;
+}
+
+function writeRootFile(path: string, body: string): void {
+  // The run-state directory is the launcher's (0755, not writable by the server): a name there
+  // cannot be a link the server planted. Written then renamed, so a reader never sees half.
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, body, { mode: 0o644 });
+  renameSync(tmp, path);
+}
+
+export function writeClientResult(prefix: string, pid: number, start: string, r: ClientFilterResult): void {
+  mkdirSync(dirname(prefix), { recursive: true, mode: 0o755 });
+  writeRootFile(`${prefix}${pid}-${start}.result.json`, JSON.stringify(r) + "\n");
+}
+
+export function writeClientRows(prefix: string, pid: number, start: string, rows: readonly FilterRow[]): void {
+  mkdirSync(dirname(prefix), { recursive: true, mode: 0o755 });
+  writeRootFile(`${prefix}${pid}-${start}.json`, JSON.stringify(rows) + "\n");
+  // Records of backends that are gone (pid free, or taken by a process started later).
+  const base = basename(prefix);
+  for (const n of readdirSync(dirname(prefix))) {
+    const m = n.startsWith(base) ? /^(\d+)-(\d+)(\.result)?\.json$/.exec(n.slice(base.length)) : null;
+    if (!m) continue;
+    let alive = false;
+    try {
+      alive = readFileSync(`/proc/${m[1]}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] === m[2];
+    } catch {
+      /* gone */
+    }
+    if (!alive) rmSync(join(dirname(prefix), n), { force: true });
+  }
 }
 
 /** At most this many bytes in a request file; more is refused unread. */
@@ -161,7 +268,7 @@ export function describeRequestError(e: unknown): string {
 export function takeClientFilterRequest(
   spool: ClientFilterSpool | string | undefined, pid: number, policy: Policy, ctx: ContextSpec | undefined,
 ): { req: ClientFilterRequest; session: FilterSpec } {
-  if (spool === undefined || typeof spool === "string") throw new Error(`set_client_filter is off for this run${spool ? `: ${spool}` : ""}`);
+  if (spool === undefined || typeof spool === "string") throw new ClientFilterRefusal(`set_client_filter is off for this run${spool ? `: ${spool}` : ""}`, "55000");
   const name = `${pid}.json`;
   let bytes: Buffer;
   try {
@@ -177,7 +284,7 @@ export function takeClientFilterRequest(
     }
   }
   const req = parseClientFilterRequest(bytes);
-  if (ctx?.context !== "session") throw new Error(`pid ${pid} is not a classified client backend`);
+  if (ctx?.context !== "session") throw new ClientFilterRefusal(`pid ${pid} is not a classified client backend`, "55000");
   const session = (ctx.role !== undefined ? policy.roles.get(ctx.role) : undefined) ?? policy.session;
   return { req, session };
 }

@@ -12,7 +12,11 @@ import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { ClassificationService } from "./classification.js";
-import { clientFilterProgram, describeRequestError, openClientFilterSpool, takeClientFilterRequest, type ClientFilterSpool } from "./client-filter.js";
+import {
+  ClientFilterRefusal, clientFilterProgram, clientFilterSpec, clientRecordPrefix, describeRequestError, openClientFilterSpool, takeClientFilterRequest,
+  writeClientResult, writeClientRows, type ClientFilterResult, type ClientFilterSpool,
+} from "./client-filter.js";
+import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
 import { clientsNeedServerRow } from "./program.js";
 import { removeRunState, writeContexts, writeRunState } from "./state.js";
@@ -290,40 +294,63 @@ async function handleClientFilter(
   req: SupervisionRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
   classifier: ClassificationService,
 ): Promise<void> {
-  const refuse = (errno: number, why: string) => {
-    req.say(`pg_seccomp: set_client_filter from pid ${pid} refused: ${why}`);
-    try {
-      notifSend(listenerFd, { id, error: errno });
-    } catch {
-      /* the caller is gone */
-    }
-  };
   let start: string;
   try {
     start = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] ?? "";
   } catch {
     return;
   }
+  // The answer SQL reads after the knock (client-filter.ts, clientRecordPrefix): written before
+  // the knock returns, in a directory the server cannot write.
+  const prefix = req.dataDir ? clientRecordPrefix(req.dataDir) : undefined;
+  const record = (r: ClientFilterResult) => {
+    try {
+      if (prefix) writeClientResult(prefix, pid, start, r);
+    } catch (e) {
+      req.say(`pg_seccomp: set_client_filter from pid ${pid}: the answer for SQL cannot be written: ${(e as Error).message}`);
+    }
+  };
+  const refuse = (errno: number, why: ClientFilterRefusal) => {
+    req.say(`pg_seccomp: set_client_filter from pid ${pid} refused: ${why.message}${why.detail ? `: ${why.detail}` : ""}`);
+    record({ status: "error", sqlstate: why.sqlstate, message: why.message, ...(why.hint ? { hint: why.hint } : {}), ...(why.detail ? { detail: why.detail } : {}) });
+    try {
+      notifSend(listenerFd, { id, error: errno });
+    } catch {
+      /* the caller is gone */
+    }
+  };
   const key = `${pid}/${start}`;
-  if (done.has(key)) return refuse(114 /* EALREADY */, "once per session");
+  if (done.has(key)) return refuse(114 /* EALREADY */, new ClientFilterRefusal("Client filter may only be loaded once", "0A000"));
   // Each request costs a ptrace stop and a compile: at most KNOCKS_PER_SECOND of them.
   const now = Date.now();
   while (knockTimes.length && now - knockTimes[0]! >= 1000) knockTimes.shift();
-  if (knockTimes.length >= KNOCKS_PER_SECOND) return refuse(11 /* EAGAIN */, "too many set_client_filter requests this second");
+  if (knockTimes.length >= KNOCKS_PER_SECOND) return refuse(11 /* EAGAIN */, new ClientFilterRefusal("too many set_client_filter requests this second", "53400", "try again"));
   knockTimes.push(now);
   let prog;
+  let rows: FilterRow[];
   try {
     const ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;
     const { req: request, session } = takeClientFilterRequest(spool, pid, req.policy, ctx);
-    prog = clientFilterProgram(req.policy, req.arch, session, request);
+    const spec = clientFilterSpec(req.policy, session, request);
+    prog = clientFilterProgram(req.policy, req.arch, spec);
+    rows = effectiveFilterRows(req.policy, req.arch, [{ context: "global" }, ctx!], { client: spec }).filter((r) => r.context === "session");
   } catch (e) {
-    return refuse(22 /* EINVAL */, describeRequestError(e));
+    return refuse(22 /* EINVAL */, e instanceof ClientFilterRefusal ? e : new ClientFilterRefusal("failed to load client seccomp filter", "22023", undefined, describeRequestError(e)));
   }
   Atomics.store(shared, 0, pid);
   try {
     injectSeccompFilter(pid, prog, {
       beforeRelease: (err) => {
         // The interrupted knock restarts when the backend is let go: its answer is set first.
+        if (err) record({ status: "error", sqlstate: "58000", message: "failed to load client seccomp filter", detail: err.message });
+        else {
+          try {
+            if (prefix) writeClientRows(prefix, pid, start, rows);
+          } catch {
+            /* pg_get_seccomp_filter() then shows the session's rows without the client's */
+          }
+          record({ status: "ok" });
+        }
         Atomics.store(shared, 2, err ? err.errno || 1 : 0);
         Atomics.store(shared, 1, pid);
       },

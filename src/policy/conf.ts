@@ -9,8 +9,13 @@ import { join } from "node:path";
 import { resolveIncluded, type PolicySource } from "./source.js";
 
 export interface ConfSetting {
-  /** Lower-cased, as PostgreSQL folds setting names. */
+  /**
+   * Lower-cased, as PostgreSQL folds setting names; a quoted suffix (a pg_seccomp extension:
+   * `session_syscall_allow."Alice"`) keeps its case and its quotes.
+   */
   name: string;
+  /** As written in the file. */
+  rawName?: string;
   value: string;
   loc: SourceLoc; // of the name
   valueLoc: SourceLoc; // of the first character inside the value
@@ -93,7 +98,7 @@ function readInto(
         throw new PolicyError(line.nameLoc, `setting "${line.name}" has no value`, `write ${line.name} = 'value'`);
       }
     }
-    const name = line.name!.toLowerCase();
+    const name = foldName(line.name!);
     if (name === "include" || name === "include_if_exists") {
       const target = resolveIncluded(path, value);
       readInto(target, source, out, [...stack, canonical], line.nameLoc, name === "include_if_exists");
@@ -111,9 +116,15 @@ function readInto(
         readInto(join(dir, n), source, out, [...stack, canonical], line.nameLoc, false);
       }
     } else {
-      out.settings.push({ name, value, loc: line.nameLoc!, valueLoc: valueLoc! });
+      out.settings.push({ name, rawName: line.name!, value, loc: line.nameLoc!, valueLoc: valueLoc! });
     }
   }
+}
+
+/** Lower-cases a setting name except a quoted last part (which keeps its case). */
+function foldName(name: string): string {
+  const q = name.indexOf('."');
+  return q < 0 ? name.toLowerCase() : name.slice(0, q).toLowerCase() + name.slice(q);
 }
 
 interface LexedLine {
@@ -156,6 +167,18 @@ function lexLines(file: string, text: string): LexedLine[] {
       }
       const start = i;
       while (i < row.length && (NAME_CHAR.test(row[i]!) || (row[i] === "." && i + 1 < row.length && NAME_START.test(row[i + 1]!)))) i++;
+      // A quoted last part (`session_syscall_allow."Alice"`): a role or database name that keeps its case.
+      if (row[i] === "." && row[i + 1] === '"') {
+        let j = i + 2;
+        for (;;) {
+          if (j >= row.length) throw new PolicyError(at(i + 1), "unterminated quoted name", 'close the name with a double quote; write "" for a quote inside it');
+          if (row[j] === '"' && row[j + 1] === '"') j += 2;
+          else if (row[j] === '"') break;
+          else j++;
+        }
+        if (j === i + 2) throw new PolicyError(at(i + 1), "empty quoted name", "a quoted name holds at least one character");
+        i = j + 1;
+      }
       line.name = row.slice(start, i);
       line.nameLoc = at(start);
       skipSpace();

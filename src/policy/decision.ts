@@ -6,7 +6,7 @@
 import { sameAction, actionRank, type Action } from "./actions.js";
 import type { ArgCondition } from "./entries.js";
 import { PolicyError, type SourceLoc } from "./errors.js";
-import { PROCESS_KINDS, resolveFilter, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
+import { PROCESS_KINDS, resolveFilter, rulesByTier, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
 import { allSyscalls, syscallName, type Arch } from "../syscalls/index.js";
 
 export interface Leaf {
@@ -117,19 +117,22 @@ function sourceName(f: { name: string }): string {
 }
 
 /**
- * One filter's decision for one syscall: its rules in precedence order (most restrictive
- * first, so the first that matches is the most restrictive that matches), then the default.
+ * One filter's decision for one syscall: the rules of its most specific tier in precedence
+ * order (most restrictive first, so the first that matches is the most restrictive that
+ * matches), then, for calls none of them matches, the next tier's, and so on, then the default.
  */
 export function filterDecision(f: ResolvedFilter, nr: number): Decision {
   const src = sourceName(f);
   const entry = f.rules.get(nr);
   let d: Decision = leaf(f.defaultAction, src);
   if (!entry) return d;
-  const sorted = [...entry.rules].sort((a, b) => actionRank(a.action) - actionRank(b.action));
-  // Fold from the least restrictive up, so the most restrictive rule is tested first.
-  for (const r of sorted) {
-    const l = r.entry.quiet ? { ...leaf(r.action, src), quiet: true } : leaf(r.action, src);
-    d = r.conditions.length === 0 ? l : { kind: "branch", conds: r.conditions, then: l, else: d };
+  // Fold from the least specific tier up, and within a tier from the least restrictive rule up.
+  for (const tier of rulesByTier(entry.rules).reverse()) {
+    const sorted = [...tier].sort((a, b) => actionRank(a.action) - actionRank(b.action));
+    for (const r of sorted) {
+      const l = r.entry.quiet ? { ...leaf(r.action, src), quiet: true } : leaf(r.action, src);
+      d = r.conditions.length === 0 ? l : { kind: "branch", conds: r.conditions, then: l, else: d };
+    }
   }
   return d;
 }
@@ -199,8 +202,9 @@ export interface ContextDecisions {
   named: Map<number, { name: string; decision: Decision; loc?: SourceLoc }>;
 }
 
-export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec): ContextDecisions {
-  const filters = contextFilters(policy, c).map((f) => resolveFilter(f, arch));
+/** `extra`: filters installed later on top of the context's (a session's set_client_filter()). */
+export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec, extra: readonly FilterSpec[] = []): ContextDecisions {
+  const filters = [...contextFilters(policy, c), ...extra].map((f) => resolveFilter(f, arch));
   const stackAll = (per: (f: ResolvedFilter) => Decision) => {
     const budget = { nodes: 0 };
     const all = filters.map(per);
@@ -236,7 +240,8 @@ export function contextDecisions(policy: Policy, arch: Arch, c: ContextSpec): Co
 function conditionsLoc(filters: readonly ResolvedFilter[], nr: number): SourceLoc | undefined {
   let best: { n: number; loc: SourceLoc } | undefined;
   for (const f of filters) {
-    const conditional = (f.rules.get(nr)?.rules ?? []).filter((r) => r.conditions.length > 0);
+    // Entries the filter writes itself: inherited copies are written where they came from.
+    const conditional = (f.rules.get(nr)?.rules ?? []).filter((r) => r.conditions.length > 0 && !r.entry.inheritedFrom);
     if (conditional.length > (best?.n ?? 0)) best = { n: conditional.length, loc: conditional[0]!.entry.loc };
   }
   return best?.loc;

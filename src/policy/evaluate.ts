@@ -6,7 +6,7 @@
 import { actionRank, type Action } from "./actions.js";
 import type { ArgCondition } from "./entries.js";
 import { contextFilters, type ContextSpec } from "./decision.js";
-import { resolveFilter, type Policy, type ResolvedFilter } from "./policy.js";
+import { resolveFilter, rulesByTier, type Policy, type ResolvedFilter } from "./policy.js";
 import type { SeccompData } from "../bpf/insn.js";
 import { AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "../bpf/insn.js";
 import { syscallName, type Arch } from "../syscalls/index.js";
@@ -33,10 +33,13 @@ function pick(actions: readonly Action[]): Action {
   return actions.reduce((a, b) => (actionRank(a) > actionRank(b) ? a : b));
 }
 
+/** The most specific tier with a matching rule decides (its most restrictive match); else the default. */
 function filterAction(f: ResolvedFilter, nr: number, args: readonly bigint[]): Action {
-  const rules = f.rules.get(nr)?.rules ?? [];
-  const matching = rules.filter((r) => r.conditions.every((c) => conditionHolds(c, args))).map((r) => r.action);
-  return matching.length ? pick(matching) : f.defaultAction;
+  for (const tier of rulesByTier(f.rules.get(nr)?.rules ?? [])) {
+    const matching = tier.filter((r) => r.conditions.every((c) => conditionHolds(c, args))).map((r) => r.action);
+    if (matching.length) return pick(matching);
+  }
+  return f.defaultAction;
 }
 
 export function evaluatePolicy(policy: Policy, arch: Arch, ctx: ContextSpec, data: SeccompData): Action {

@@ -109,7 +109,7 @@ test("conditions: ORed across entries, ANDed within one, most restrictive match 
 test("a role not listed in session_roles is ignored with a note", () => {
   const p = parsePolicyText(base + "session_roles = 'a'\nsession_syscall_allow.b = 'read'\n", "t.conf");
   assert.deepEqual([...p.roles.keys()], ["a"]);
-  assert.ok(p.notes.some((n) => /role "b" is not listed/.test(n.message)));
+  assert.ok(p.notes.some((n) => /does not list role "b", so it is ignored/.test(n.message)));
 });
 
 test("files are read through includes and listed for permission checks", () => {

@@ -10,6 +10,7 @@ import { fileSystemSource, type PolicySource } from "./source.js";
 import { errnoNumber } from "../syscalls/errno.js";
 import { ARCHES, resolveSyscall, suggestNames, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupNames } from "../syscalls/groups.js";
+import { quoteIdentifier, splitIdentifierString } from "./identifiers.js";
 import { parseHardening, type Hardening, type PresetName } from "./harden.js";
 
 export const FILTER_ACTIONS: readonly ActionKind[] = ACTION_KINDS;
@@ -35,6 +36,12 @@ export interface FilterSpec {
 
 export interface Policy {
   enabled: boolean;
+  /**
+   * "pgseccomp" when the policy uses pgseccomp's `pgseccomp.*` names or sets compat = pgseccomp:
+   * defaults, role lookup and the table follow CrunchyData/pgseccomp (docs/policy.md,
+   * "Differences from pgseccomp"); absent for the seed's names.
+   */
+  compat?: "pgseccomp";
   /** errno for `error` entries that name none (syscall_error_errno; EACCES as pgseccomp). */
   errorErrno: number;
   /** For syscall numbers the arch table does not know, when the default denies. */
@@ -115,9 +122,9 @@ export function kindsAbsentIn(policy: Policy, major: number): string[] {
 
 const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
 
-const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*))?$`);
+const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
 const KNOWN_SETTINGS = [
-  "seccomp", "enabled", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "shared_preload_libraries",
+  "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
 ];
 
@@ -149,7 +156,7 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   // Last one wins, as in postgresql.conf; an override is worth a note.
   const byName = new Map<string, Setting>();
   for (const s of settings) {
-    const name = s.name.startsWith("pgseccomp.") ? s.name.slice("pgseccomp.".length) : s.name;
+    const name = canonicalSuffix(s.name.startsWith("pgseccomp.") ? s.name.slice("pgseccomp.".length) : s.name);
     if (name === "shared_preload_libraries") {
       notes.push({ loc: s.loc, message: "shared_preload_libraries is ignored: pg_seccomp needs no library in the server" });
       continue;
@@ -170,8 +177,21 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   }
   const get = (n: string) => byName.get(n);
 
+  const compatSetting = get("compat");
+  let compat: "pgseccomp" | undefined = settings.some((x) => x.name.startsWith("pgseccomp.")) ? "pgseccomp" : undefined;
+  if (compatSetting) {
+    const v = compatSetting.value.trim().toLowerCase();
+    if (v === "pgseccomp") compat = "pgseccomp";
+    else if (v === "none" || v === "off" || v === "") compat = undefined;
+    else throw new PolicyError(compatSetting.setting.valueLoc, `compat = "${compatSetting.value}" is not known`, "write compat = pgseccomp (CrunchyData/pgseccomp's defaults and rules) or compat = none (the seed's)");
+  }
+
   const enabledSetting = get("seccomp") ?? get("enabled");
-  const enabled = enabledSetting ? parseBool(enabledSetting) : true;
+  // pgseccomp.enabled defaults to off in pgseccomp; the seed's seccomp to on.
+  const enabled = enabledSetting ? parseBool(enabledSetting) : compat !== "pgseccomp";
+  if (!enabledSetting && compat === "pgseccomp") {
+    notes.push({ loc: { file: files[0] ?? "<policy>", line: 1, column: 1 }, message: "pgseccomp.enabled is not set: off, as in pgseccomp, so no filter is installed; set pgseccomp.enabled = on" });
+  }
 
   const errnoSetting = get("syscall_error_errno");
   let errorErrno = DEFAULT_ERROR_ERRNO;
@@ -188,7 +208,9 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   }
 
   const globalDefault = get("global_syscall_default");
-  if (!globalDefault) {
+  if (!globalDefault && compat === "pgseccomp") {
+    notes.push({ loc: { file: files[0] ?? "<policy>", line: 1, column: 1 }, message: "global_syscall_default is not set: allow, as in pgseccomp" });
+  } else if (!globalDefault) {
     const anyList = settings.find((s) => LIST_SETTING.test(s.name.replace(/^pgseccomp\./, "")));
     throw new PolicyError(
       anyList?.loc ?? (files[0] ? { file: files[0], line: 1, column: 1 } : undefined),
@@ -197,13 +219,27 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
     );
   }
 
-  const global = buildFilter("global", "global", get, errorErrno, undefined);
-  const session = buildFilter("session", "session", get, errorErrno, { inheritFrom: global, global });
+  const ALLOW_DEFAULT: Action = { kind: "allow" };
+  const global = buildFilter("global", "global", get, errorErrno, undefined, compat ? ALLOW_DEFAULT : undefined);
+  // pgseccomp: a session default that is not set is allow (so a narrower session list alone
+  // changes nothing); the seed's: the global default.
+  const session = buildFilter("session", "session", get, errorErrno, { inheritFrom: global, global }, compat ? ALLOW_DEFAULT : undefined);
 
   // Names that carry a suffix: roles (session_syscall_*.<role>) and databases (database_syscall_*.<db>).
+  // session_roles is read as PostgreSQL reads a list of role names (identifiers.ts).
   const rolesSetting = get("session_roles");
-  const listedRoles = rolesSetting ? rolesSetting.value.split(",").map((r) => r.trim()).filter(Boolean) : undefined;
-  const roleNames = new Set<string>(listedRoles ?? []);
+  let listedRoles: string[] | undefined;
+  if (rolesSetting) {
+    const ids = splitIdentifierString(rolesSetting.value);
+    if (ids === null) {
+      throw new PolicyError(rolesSetting.setting.valueLoc, `session_roles "${rolesSetting.value}" is not a list of role names${compat ? " (pgseccomp would warn and use its built-in empty list)" : ""}`, `write role names separated by commas; quote a name that has upper-case letters or other characters: '"Alice", bob'`);
+    }
+    listedRoles = ids.map((i) => i.name);
+  }
+  // A role's settings, by the role name its suffix stands for (unquoted: folded to lower case;
+  // quoted: as written). pgseccomp looks them up by name, which PostgreSQL compares ignoring
+  // case: in compat mode a role matches a suffix whatever the case.
+  const roleSettings = new Map<string, Setting[]>();
   const dbNames = new Set<string>();
   for (const [name, s] of byName) {
     const m = LIST_SETTING.exec(name);
@@ -213,26 +249,49 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
       if (suffix === undefined) {
         throw new PolicyError(s.setting.loc, `"${s.setting.name}" needs a database name`, `write database_syscall_${m[2]}.<database> = '...'`);
       }
-      dbNames.add(suffix);
+      dbNames.add(unquoteSuffix(suffix));
       continue;
     }
     if (suffix === undefined) continue;
     if (kind !== "session") {
       throw new PolicyError(s.setting.loc, `per-role settings exist only for session lists, not "${s.setting.name}"`, `write session_syscall_${m[2]}.${suffix}`);
     }
-    if (listedRoles && !listedRoles.includes(suffix)) {
-      notes.push({ loc: s.setting.loc, message: `role "${suffix}" is not listed in session_roles, so this setting is ignored (as pgseccomp does)` });
+    const role = unquoteSuffix(suffix);
+    const raw = (s.setting.rawName ?? "").replace(/^[^.]*\.(?:[^.]*\.)?/, "");
+    if (!compat && !suffix.startsWith('"') && raw !== role && raw.toLowerCase() === role) {
+      notes.push({ loc: s.setting.loc, message: `${s.setting.rawName} names role "${role}": unquoted names fold to lower case, as in PostgreSQL; for a role created as "${raw}" write ${s.setting.name.replace(/\.[^.]*$/, "")}.${quoteIdentifier(raw)}` });
+    }
+    const list = roleSettings.get(role) ?? [];
+    list.push(s);
+    roleSettings.set(role, list);
+  }
+  const roleNames = new Set<string>(listedRoles ?? []);
+  const listedText = listedRoles ? listedRoles.map(quoteIdentifier).join(", ") : "";
+  for (const [role, ss] of roleSettings) {
+    const matches = compat ? (listedRoles ?? []).filter((r) => r.toLowerCase() === role.toLowerCase()) : listedRoles === undefined || listedRoles.includes(role) ? [role] : [];
+    if (matches.length > 0) {
+      if (!compat) roleNames.add(role);
       continue;
     }
-    roleNames.add(suffix);
+    const near = (listedRoles ?? []).find((r) => r.toLowerCase() === role.toLowerCase());
+    for (const x of ss) {
+      const why = compat && !listedRoles
+        ? "pgseccomp reads per-role settings only for the roles pgseccomp.session_roles lists, and it is not set"
+        : `session_roles (${listedText}) does not list role "${role}"`;
+      const hint = near !== undefined ? `; for the role "${near}" write ${x.setting.name.replace(/\.[^.]*$/, "")}.${quoteIdentifier(near)}` : "";
+      notes.push({ loc: x.setting.loc, message: `${x.setting.rawName ?? x.setting.name} can never apply: ${why}, so it is ignored${hint}` });
+    }
   }
   const roles = new Map<string, FilterSpec>();
   for (const role of [...roleNames].sort()) {
-    roles.set(role, buildFilter(`session.${role}`, `session_syscall_%.${role}`, get, errorErrno, { inheritFrom: session, global }));
+    // compat: the settings whose suffix equals the role's name ignoring case (pgseccomp's lookup).
+    const key = compat ? [...roleSettings.keys()].find((k) => k.toLowerCase() === role.toLowerCase()) : role;
+    const pattern = `session_syscall_%.${quoteIdentifier(key ?? role)}`;
+    roles.set(role, buildFilter(`session.${role}`, pattern, get, errorErrno, { inheritFrom: session, global }, undefined, compat));
   }
   const databases = new Map<string, FilterSpec>();
   for (const db of [...dbNames].sort()) {
-    databases.set(db, buildFilter(`database.${db}`, `database_syscall_%.${db}`, get, errorErrno, { inheritFrom: global, global }));
+    databases.set(db, buildFilter(`database.${db}`, `database_syscall_%.${quoteIdentifier(db)}`, get, errorErrno, { inheritFrom: global, global }));
   }
   // A process kind gets a filter only when some setting names it.
   const processes = new Map<ProcessKind, FilterSpec>();
@@ -249,7 +308,18 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const hardening = hardenSetting ? parseHardening(hardenSetting.value, hardenSetting.setting.valueLoc, hardenSetting.setting.loc) : undefined;
 
   for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(hardening?.filters ?? [])]) checkEntries(f);
-  return { enabled, errorErrno, unknownAction, global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes, files };
+  return { enabled, ...(compat ? { compat } : {}), errorErrno, unknownAction, global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes, files };
+}
+
+/** A setting name with its quoted suffix in canonical form: `x."alice"` is `x.alice`. */
+function canonicalSuffix(name: string): string {
+  const q = name.indexOf('."');
+  return q < 0 ? name : `${name.slice(0, q)}.${quoteIdentifier(unquoteSuffix(name.slice(q + 1)))}`;
+}
+
+/** The name a suffix stands for: a quoted one without its quotes, an unquoted one as (already) folded. */
+function unquoteSuffix(suffix: string): string {
+  return suffix.startsWith('"') ? suffix.slice(1, -1).replace(/""/g, '"') : suffix;
 }
 
 function parseBool(s: Setting): boolean {
@@ -274,14 +344,22 @@ function buildFilter(
   get: (n: string) => Setting | undefined,
   errorErrno: number,
   overlay: { inheritFrom: FilterSpec; global: FilterSpec } | undefined,
+  defaultIfUnset?: Action,
+  pgseccompRoleDefault?: "pgseccomp",
 ): FilterSpec {
   const setting = (action: string) => get(pattern.includes("%") ? pattern.replace("%", action) : `${pattern}_syscall_${action}`);
   const defSetting = setting("default");
   let defaultAction: Action;
   let defaultLoc: SourceLoc | undefined;
+  if (defSetting && pgseccompRoleDefault && !["allow", "log", "error", "kill"].includes(defSetting.value)) {
+    // pgseccomp compares a role's default with strcmp and ignores anything else (a warning-less fallback).
+    throw new PolicyError(defSetting.setting.valueLoc, `"${defSetting.value}" is not one of allow, log, error, kill as written: pgseccomp would ignore this role default and use the session's`, `write ${defSetting.value.trim().toLowerCase() || "allow"} (lower case), or leave the setting out to use the session default`);
+  }
   if (defSetting) {
     defaultAction = parseAction(defSetting.value, errorErrno, defSetting.setting.valueLoc);
     defaultLoc = defSetting.setting.loc;
+  } else if (defaultIfUnset) {
+    defaultAction = defaultIfUnset;
   } else {
     defaultAction = overlay!.inheritFrom.defaultAction;
     defaultLoc = overlay!.inheritFrom.defaultLoc;
@@ -325,7 +403,7 @@ function inheritList(global: FilterSpec, action: ActionKind, at: SourceLoc | und
 /** Entries with argument conditions for one syscall in one filter (see MAX_LIST_ENTRIES). */
 export const MAX_CONDITIONAL_ENTRIES = 1024;
 
-function checkEntries(f: FilterSpec): void {
+export function checkEntries(f: FilterSpec): void {
   const unconditional = new Map<string, PolicyEntry>();
   const conditional = new Map<string, number>();
   for (const e of f.entries) {
@@ -369,34 +447,44 @@ export interface SyscallRule {
   action: Action;
   conditions: ArgCondition[];
   entry: PolicyEntry;
+  /**
+   * How specific the entry is: 3 named explicitly, 2 named in a list inherited with '*' (or
+   * from the filter an overlay falls back to), 1 a group named explicitly, 0 an inherited group.
+   */
+  tier: number;
 }
 
 export interface ResolvedFilter {
   name: string;
   defaultAction: Action;
-  /** Only syscalls some entry names. */
+  /** Only syscalls some entry names; rules of every tier, the most specific tier first. */
   rules: Map<number, { name: string; rules: SyscallRule[] }>;
 }
 
 /**
  * The rules of a filter for one arch. When a syscall is reached by more than one entry, the
- * most specific kind of entry decides: an explicit name beats one inherited with '*', which
- * beats a group. Among entries of the same kind every rule counts (the most restrictive match
- * wins at run time).
+ * most specific kind of entry decides the calls it matches: an explicit name beats one
+ * inherited with '*', which beats a group. A call that matches no entry of a tier (they all
+ * have argument conditions it fails) is decided by the next tier, as if those entries were
+ * absent, and by the default when no tier matches. Within a tier every matching rule counts
+ * (the most restrictive wins).
  */
 export function resolveFilter(f: FilterSpec, arch: Arch): ResolvedFilter {
-  const tiered = new Map<number, { name: string; tier: number; rules: SyscallRule[] }>();
-  const add = (nr: number, name: string, tier: number, rule: SyscallRule) => {
-    const cur = tiered.get(nr);
-    if (!cur || cur.tier < tier) tiered.set(nr, { name, tier, rules: [rule] });
-    else if (cur.tier === tier) cur.rules.push(rule);
+  const found = new Map<number, { name: string; rules: SyscallRule[] }>();
+  const add = (nr: number, name: string, rule: SyscallRule) => {
+    const cur = found.get(nr);
+    if (!cur) found.set(nr, { name, rules: [rule] });
+    else {
+      if (rule.tier > cur.rules[0]!.tier) cur.name = name;
+      cur.rules.push(rule);
+    }
   };
   for (const e of f.entries) {
-    const tierBase = e.inheritedFrom ? 2 : 3;
+    const tier = (e.kind === "group" ? 0 : 2) + (e.inheritedFrom ? 0 : 1);
     if (e.kind === "group") {
       for (const name of expandGroup(e.name, arch).syscalls) {
         const r = resolveSyscall(arch, name);
-        if (r.ok) add(r.nr, name, e.inheritedFrom ? 0 : 1, { action: e.action, conditions: [], entry: e });
+        if (r.ok) add(r.nr, name, { action: e.action, conditions: [], entry: e, tier });
       }
       continue;
     }
@@ -405,9 +493,24 @@ export function resolveFilter(f: FilterSpec, arch: Arch): ResolvedFilter {
     if (!r.ok) {
       throw new PolicyError(e.loc, r.message, `remove "${e.name}" from the policy for ${arch}, or write the ${arch} equivalent`);
     }
-    add(r.nr, e.name, tierBase, { action: e.action, conditions: e.conditions, entry: e });
+    add(r.nr, e.name, { action: e.action, conditions: e.conditions, entry: e, tier });
   }
-  const rules = new Map<number, { name: string; rules: SyscallRule[] }>();
-  for (const [nr, { name, rules: rs }] of tiered) rules.set(nr, { name, rules: rs });
-  return { name: f.name, defaultAction: f.defaultAction, rules };
+  for (const v of found.values()) {
+    v.rules.sort((a, b) => b.tier - a.tier);
+    // A tier with an unconditional rule matches every call: the tiers below it never decide.
+    const top = v.rules.find((r) => r.conditions.length === 0)?.tier;
+    if (top !== undefined) v.rules = v.rules.filter((r) => r.tier >= top);
+  }
+  return { name: f.name, defaultAction: f.defaultAction, rules: found };
+}
+
+/** The rules of one syscall grouped by tier, the most specific tier first. */
+export function rulesByTier(rules: readonly SyscallRule[]): SyscallRule[][] {
+  const tiers: SyscallRule[][] = [];
+  for (const r of rules) {
+    const last = tiers[tiers.length - 1];
+    if (last && last[0]!.tier === r.tier) last.push(r);
+    else tiers.push([r]);
+  }
+  return tiers;
 }

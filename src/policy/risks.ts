@@ -6,7 +6,7 @@
 
 import { contextDecisions, contextFilters, contextKey, decisionFor, policyContexts, type ContextSpec, type Decision, type Leaf } from "./decision.js";
 import { conditionHolds } from "./evaluate.js";
-import { resolveFilter, type FilterSpec, type Policy, type ResolvedFilter } from "./policy.js";
+import { resolveFilter, rulesByTier, type FilterSpec, type Policy, type ResolvedFilter } from "./policy.js";
 import type { SourceLoc } from "./errors.js";
 import type { PresetName } from "./harden.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -226,8 +226,12 @@ function allowingLocs(
   const locs: SourceLoc[] = [];
   for (const f of contextFilters(policy, c)) {
     if (f.name.startsWith("harden:")) continue;
-    const rules = resolve(f).rules.get(nr)?.rules ?? [];
-    const matching = rules.filter((r) => (p.args ? r.conditions.every((cond) => conditionHolds(cond, padded(p.args!))) : true));
+    // The tier that decides: the most specific with a matching rule (with no arguments given,
+    // any rule may match, so every tier counts).
+    const tiers = rulesByTier(resolve(f).rules.get(nr)?.rules ?? []);
+    const matching = p.args
+      ? tiers.map((t) => t.filter((r) => r.conditions.every((cond) => conditionHolds(cond, padded(p.args!))))).find((t) => t.length > 0) ?? []
+      : tiers.flat();
     const allowing = matching.filter((r) => r.action.kind === "allow" || r.action.kind === "log");
     if (allowing.length > 0) locs.push(...allowing.map((r) => r.entry.loc));
     else if (matching.length === 0 && (f.defaultAction.kind === "allow" || f.defaultAction.kind === "log") && f.defaultLoc) locs.push(f.defaultLoc);

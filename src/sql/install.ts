@@ -1,11 +1,16 @@
 // The SQL objects `pg_seccomp sql install` puts into a database, with no C extension:
-//   pg_get_seccomp_filter()  the seed's function: rows for context 'global' and for the calling
-//                            backend's session context (its login role and database), built by
-//                            the same effective-filter function `pg_seccomp show` uses;
+//   seccomp_filter(), pg_get_seccomp_filter()  pgseccomp's name and the seed's: rows for context
+//                            'global' and for the calling backend's session context (its login
+//                            role and database, chosen at call time), built by the same
+//                            effective-filter function `pg_seccomp show` uses, and after
+//                            set_client_filter() the rows the launcher recorded (client->X);
+//   set_client_filter()      returns 'OK' or raises the launcher's answer (pgseccomp's messages);
 //   seccomp.violations    the supervisor's violation log, read through a SECURITY DEFINER
 //                            function (the log file is root-owned, readable by the server's group)
 //                            that skips any line that is not a valid record.
-// The rows are a snapshot of the policy at install time; re-run install after changing it.
+// The policy's rows are those of the policy at install time (re-run install after changing it;
+// the server must be restarted for a new policy anyway); which rows a caller gets, and the
+// client filter's, are decided at call time.
 
 import { spawnSync } from "node:child_process";
 import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
@@ -13,6 +18,7 @@ import type { ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
 import { CLIENT_FILTER_KNOCK } from "../launcher/program.js";
+import { clientRecordPrefix } from "../launcher/client-filter.js";
 
 function lit(s: string | null | undefined): string {
   return s === null || s === undefined ? "NULL" : `'${s.replace(/'/g, "''")}'`;
@@ -33,10 +39,16 @@ export interface InstallOptions {
   schema: string;
   policyPath: string;
   logPath?: string;
+  /** The server's data directory: names the launcher's per-backend records (set_client_filter). */
+  dataDir?: string;
 }
+
+/** The most the SQL reads of a backend's client-filter rows. */
+export const CLIENT_ROWS_MAX_BYTES = 1024 * 1024;
 
 export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): string {
   const s = opts.schema.replace(/"/g, '""');
+  const clientPrefix = opts.dataDir ? clientRecordPrefix(opts.dataDir) : "/nonexistent/pg_seccomp-client-";
   const values: string[] = [];
   const push = (role: string | undefined, database: string | undefined, rows: FilterRow[]) => {
     for (const r of rows) values.push(`(${lit(role)}, ${lit(database)}, ${lit(r.syscall)}, ${r.syscallnum}, ${lit(r.filter_action)}, ${lit(r.context)})`);
@@ -52,6 +64,10 @@ export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): st
 begin;
 create schema if not exists "${s}";
 drop table if exists "${s}".filter_rows cascade;
+drop function if exists "${s}".set_client_filter(text, text, text, text, text) cascade;
+drop function if exists public.set_client_filter(text, text, text, text, text);
+drop function if exists public.pg_get_seccomp_filter();
+drop function if exists "${s}".pg_get_seccomp_filter();
 create table "${s}".filter_rows (
   role text, database text,
   syscall text not null, syscallnum integer not null, filter_action text not null, context text not null
@@ -60,54 +76,121 @@ comment on table "${s}".filter_rows is ${lit(`pg_seccomp: effective filter rows 
 insert into "${s}".filter_rows values
 ${values.join(",\n")};
 
-create or replace function "${s}".pg_get_seccomp_filter(
+-- The calling backend's filter, at call time: context 'global', and 'session' for its *login*
+-- role (pg_stat_activity.usesysid of this backend: SET SESSION AUTHORIZATION and SET ROLE do not
+-- change it, nor the kernel's filter) and database; after set_client_filter() the session rows
+-- are the ones the launcher recorded when it installed the client filter (rows client->ACTION),
+-- read from a root-owned file named by this backend's pid and start time.
+create or replace function "${s}".filter_now(
   out syscall text, out syscallnum integer, out filter_action text, out context text)
-returns setof record language sql stable
+returns setof record language plpgsql stable security definer
 set search_path = pg_catalog
 as $fn$
-  with me as (
-    -- The most specific row set for this session: its login role and database, either, or neither.
-    select r.role, r.database from "${s}".filter_rows r
-     where r.context = 'session'
-       and (r.role is null or r.role = session_user::text)
-       and (r.database is null or r.database = current_database()::text)
-     order by (r.role is not null) desc, (r.database is not null) desc
-     limit 1)
-  select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f
-   where f.context = 'global'
-  union all
-  select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f, me
-   where f.context = 'session' and f.role is not distinct from me.role and f.database is not distinct from me.database
+declare
+  login_role text := (select r.rolname::text from pg_stat_activity a join pg_roles r on r.oid = a.usesysid where a.pid = pg_backend_pid());
+  me_role text;
+  me_db text;
+  client jsonb;
+  raw text;
+begin
+  select r.role, r.database into me_role, me_db from "${s}".filter_rows r
+   where r.context = 'session'
+     and (r.role is null or r.role = login_role)
+     and (r.database is null or r.database = current_database()::text)
+   order by (r.role is not null) desc, (r.database is not null) desc
+   limit 1;
+  return query select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f where f.context = 'global';
+  begin
+    raw := pg_read_file(${lit(clientPrefix)} || pg_backend_pid() || '-' || "${s}".backend_start_ticks() || '.json', 0, ${CLIENT_ROWS_MAX_BYTES}, true);
+    client := raw::jsonb;
+  exception when others then
+    client := null;  -- no record (no client filter), or not readable: the session's own rows
+  end;
+  if client is not null and jsonb_typeof(client) = 'array' then
+    return query select e->>'syscall', (e->>'syscallnum')::integer, e->>'filter_action', 'session'::text
+                   from jsonb_array_elements(client) e;
+  else
+    return query select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f
+                  where f.context = 'session' and f.role is not distinct from me_role and f.database is not distinct from me_db;
+  end if;
+end
 $fn$;
+revoke all on function "${s}".filter_now() from public;
+
+-- This backend's start time in clock ticks (/proc/self/stat field 22), which names its records.
+create or replace function "${s}".backend_start_ticks() returns text
+language sql volatile security definer parallel unsafe
+set search_path = pg_catalog
+as $fn$ select split_part(regexp_replace(pg_read_file('/proc/self/stat', 0, 4096, false), '^.*[)] ', ''), ' ', 20) $fn$;
+revoke all on function "${s}".backend_start_ticks() from public;
+
+-- pgseccomp's name and the seed's, the same rows. EXECUTE as pgseccomp grants it: revoked from
+-- PUBLIC; GRANT EXECUTE ON FUNCTION seccomp_filter() TO <role> (and pg_get_seccomp_filter()).
+create or replace function public.seccomp_filter(
+  out syscall text, out syscallnum integer, out filter_action text, out context text)
+returns setof record language sql stable security definer parallel unsafe
+set search_path = pg_catalog
+as $fn$ select * from "${s}".filter_now() $fn$;
+revoke all on function public.seccomp_filter() from public;
 create or replace function public.pg_get_seccomp_filter(
   out syscall text, out syscallnum integer, out filter_action text, out context text)
-returns setof record language sql stable
-as $fn$ select * from "${s}".pg_get_seccomp_filter() $fn$;
+returns setof record language sql stable security definer parallel unsafe
+set search_path = pg_catalog
+as $fn$ select * from "${s}".filter_now() $fn$;
+revoke all on function public.pg_get_seccomp_filter() from public;
 
 -- set_client_filter(): narrows the calling session, once (see src/launcher/client-filter.ts).
 -- The request goes to a spool file; the knock (an lseek to a magic offset) makes the supervisor
--- install the filter into this backend before the call returns.
+-- install the filter into this backend before the call returns. Its answer is read from a
+-- root-owned file the server cannot write: 'OK' only when the launcher says it installed the
+-- filter (a knock that merely succeeds, e.g. on a server not under pg_seccomp, is no answer).
 create or replace function "${s}".set_client_filter(
   default_action text, allow_list text, log_list text, error_list text, kill_list text)
-returns void language plpgsql volatile security definer
+returns text language plpgsql volatile security definer parallel unsafe
 set search_path = pg_catalog
 as $fn$
 declare
   request text := json_build_object('default', default_action, 'allow', allow_list, 'log', log_list,
                                     'error', error_list, 'kill', kill_list)::text;
   spool text := current_setting('data_directory') || '/pg_seccomp/' || pg_backend_pid() || '.json';
+  answer_path text := ${lit(clientPrefix)} || pg_backend_pid() || '-' || "${s}".backend_start_ticks() || '.result.json';
+  knock_error text;
+  answer jsonb;
 begin
   execute format('copy (select %L) to %L', request, spool);
-  perform pg_read_file('/dev/null', ${CLIENT_FILTER_KNOCK.toString()}, 1, false);
-exception when others then
-  raise exception 'set_client_filter failed: %', sqlerrm
-    using hint = 'it works once per session, on a server started by pg_seccomp run; the launcher''s output says why it refused';
+  begin
+    perform pg_read_file('/dev/null', ${CLIENT_FILTER_KNOCK.toString()}, 1, false);
+  exception when others then
+    knock_error := sqlerrm;
+  end;
+  begin
+    answer := pg_read_file(answer_path, 0, 4096, true)::jsonb;
+  exception when others then
+    answer := null;
+  end;
+  if knock_error is null and answer->>'status' = 'ok' then
+    return 'OK';
+  end if;
+  if answer is not null and answer->>'status' = 'error' and answer->>'message' is not null then
+    if answer ? 'hint' and answer ? 'detail' then
+      raise exception using errcode = coalesce(answer->>'sqlstate', 'P0001'), message = answer->>'message', hint = answer->>'hint', detail = answer->>'detail';
+    elsif answer ? 'hint' then
+      raise exception using errcode = coalesce(answer->>'sqlstate', 'P0001'), message = answer->>'message', hint = answer->>'hint';
+    elsif answer ? 'detail' then
+      raise exception using errcode = coalesce(answer->>'sqlstate', 'P0001'), message = answer->>'message', detail = answer->>'detail';
+    else
+      raise exception using errcode = coalesce(answer->>'sqlstate', 'P0001'), message = answer->>'message';
+    end if;
+  end if;
+  raise exception using errcode = '55000', message = 'set_client_filter: the launcher gave no answer',
+    detail = coalesce(knock_error, 'the knock returned without a record'),
+    hint = 'set_client_filter works on a server started by pg_seccomp run, installed with pg_seccomp sql install -D <data directory>';
 end
 $fn$;
 revoke all on function "${s}".set_client_filter(text, text, text, text, text) from public;
 create or replace function public.set_client_filter(
   default_action text, allow_list text, log_list text, error_list text, kill_list text)
-returns void language sql volatile
+returns text language sql volatile parallel unsafe
 as $fn$ select "${s}".set_client_filter(default_action, allow_list, log_list, error_list, kill_list) $fn$;
 revoke all on function public.set_client_filter(text, text, text, text, text) from public;
 
@@ -199,10 +282,11 @@ create or replace view "${s}".violations as
          array(select jsonb_array_elements_text(j->'args')) as args
     from (select line::jsonb as j from "${s}".violations_raw() line) l;
 revoke all on "${s}".violations from public;
--- Who may read what: the filter is public, as the seed's function was; the violation log is
--- for pg_monitor members (GRANT pg_monitor TO dba_role), or grant the two below to a role.
+-- Who may read what: the filter functions as pgseccomp grants them (not to PUBLIC: grant EXECUTE
+-- on seccomp_filter() / pg_get_seccomp_filter() to a role); the violation log is for pg_monitor
+-- members (GRANT pg_monitor TO dba_role), or grant the two below to a role.
 grant usage on schema "${s}" to public;
-grant select on "${s}".filter_rows to public;
+revoke all on "${s}".filter_rows from public;
 grant execute on function "${s}".violations_raw() to pg_monitor;
 grant select on "${s}".violations to pg_monitor;
 commit;
