@@ -4,15 +4,13 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, constants as fsc } from "node:fs";
+import { accessSync, closeSync, existsSync, mkdirSync, readdirSync, readFileSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { makeDirectoryAt, openDirectoryNoFollow } from "./safe-fs.js";
-import { MessageChannel, Worker } from "node:worker_threads";
 import { encodeProgram } from "../bpf/insn.js";
-import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setDumpable } from "../kernel/index.js";
-import { clientFilterProgram, describeRequestError, openClientFilterSpool, takeClientFilterRequest, type ClientFilterSpool } from "./client-filter.js";
+import { setDumpable } from "../kernel/index.js";
 import type { Policy } from "../policy/policy.js";
-import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
+import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "../postgres/cluster.js";
 import { contextDecisions, decisionFor } from "../policy/decision.js";
@@ -22,6 +20,7 @@ import { kernelPrograms, type KernelPrograms } from "./program.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
+import { parseKmsgKills, readKmsg } from "./kmsg.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { runStateDir } from "./state.js";
 import { defaultLogPath } from "./violation-log.js";
@@ -203,33 +202,7 @@ const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
 
 /** Reads the kernel's audit record of a seccomp kill of `pid` from /dev/kmsg (root only). */
 export function killedSyscallFromKmsg(pid: number, arch: Arch): string | undefined {
-  let fd: number;
-  try {
-    fd = openSync("/dev/kmsg", fsc.O_RDONLY | fsc.O_NONBLOCK);
-  } catch {
-    return undefined;
-  }
-  const buf = Buffer.alloc(8192);
-  let found: string | undefined;
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue; // overwritten records
-        break;
-      }
-      if (n <= 0) break;
-      const line = buf.toString("utf8", 0, n);
-      if (!/type=1326/.test(line) || !new RegExp(`\\bpid=${pid}\\b`).test(line)) continue;
-      const m = /\bsyscall=(\d+)/.exec(line);
-      if (m) found = syscallName(arch, Number(m[1])) ?? `#${m[1]}`;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return found;
+  return parseKmsgKills(readKmsg(), arch, -1).filter((k) => k.pid === pid).at(-1)?.syscall;
 }
 
 export interface RunResult {

@@ -19,10 +19,10 @@
 // plain text with bounded formats; nothing here follows a path the server chose.
 
 import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { closeSync, constants as fsc, openSync, readFileSync, readSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Policy } from "../policy/policy.js";
-import { syscallName, type Arch } from "../syscalls/index.js";
+import type { Arch } from "../syscalls/index.js";
 import { runServer, serverUser, type RunRequest, type RunResult } from "../launcher/run.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import type { OsUser } from "../postgres/cluster.js";
@@ -202,56 +202,9 @@ async function timedCheckpoints(s: Session): Promise<number | undefined> {
   return undefined;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Seccomp kills, from the kernel's audit records in /dev/kmsg
-
-export interface KmsgKill {
-  seq: number;
-  pid: number;
-  syscall: string;
-}
-
-/** Seccomp kill records (type=1326, sig=31) in kmsg text, after sequence number `after`. */
-export function parseKmsgKills(records: string[], arch: Arch, after: number): KmsgKill[] {
-  const out: KmsgKill[] = [];
-  for (const r of records) {
-    const seq = Number(/^\d+,(\d+),/.exec(r)?.[1] ?? -1);
-    if (seq <= after || !/type=1326/.test(r) || !/\bsig=31\b/.test(r)) continue;
-    const pid = Number(/\bpid=(\d+)/.exec(r)?.[1] ?? 0);
-    const nr = /\bsyscall=(\d+)/.exec(r)?.[1];
-    if (!pid || nr === undefined) continue;
-    out.push({ seq, pid, syscall: syscallName(arch, Number(nr)) ?? `#${nr}` });
-  }
-  return out;
-}
-
-/** Every record /dev/kmsg still holds (root only; [] when unreadable). */
-export function readKmsg(): string[] {
-  let fd: number;
-  try {
-    fd = openSync("/dev/kmsg", fsc.O_RDONLY | fsc.O_NONBLOCK);
-  } catch {
-    return [];
-  }
-  const out: string[] = [];
-  const buf = Buffer.alloc(8192);
-  try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
-        break;
-      }
-      if (n <= 0) break;
-      out.push(buf.toString("utf8", 0, n));
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return out;
-}
+// Seccomp kills, from the kernel's audit records in /dev/kmsg: launcher/kmsg.ts reads them.
+export { parseKmsgKills, readKmsg, type KmsgKill } from "../launcher/kmsg.js";
+import { readKmsg } from "../launcher/kmsg.js";
 
 export function lastKmsgSeq(records = readKmsg()): number {
   let last = -1;
