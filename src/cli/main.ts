@@ -27,7 +27,8 @@ import { applySql, installSql } from "../sql/install.js";
 import { findRunState } from "../launcher/state.js";
 import { findPgBinDir } from "../postgres/cluster.js";
 import { join } from "node:path";
-import { followViolations, formatViolations, readViolations, skippedNotes, violationLogPath, type SkippedLines } from "../inspect/violations.js";
+import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
+import { dataDirForLookup, findDebianCluster } from "../launcher/data-dir.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
@@ -59,6 +60,13 @@ function safeHostArch(): Arch {
   } catch {
     return "x86_64";
   }
+}
+
+/** -D DIR (a data or configuration directory) or --cluster VERSION/NAME: the data directory. */
+function dataDirOption(opts: { pgdata?: string; cluster?: string }): string | undefined {
+  if (opts.pgdata !== undefined && opts.cluster !== undefined) throw new UsageError("give -D or --cluster, not both");
+  if (opts.cluster !== undefined) return findDebianCluster(opts.cluster).dataDir;
+  return opts.pgdata === undefined ? undefined : dataDirForLookup(opts.pgdata);
 }
 
 function loadPolicy(path: string): Policy {
@@ -262,18 +270,20 @@ program
     "what the kernel enforces on a running server, process by process, compared with the policy; " +
       "as root it reads each process's filters through ptrace, which pauses each process for well under a millisecond",
   )
-  .option("-D, --pgdata <datadir>", "the server's data directory")
+  .option("-D, --pgdata <datadir>", "the server's data directory (or its configuration directory, e.g. /etc/postgresql/15/main)")
+  .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main: its data directory")
   .option("--pid <pid>", "the postmaster's pid (a backend's pid leads to its postmaster)")
   .option("--policy <file>", "the policy to compare with (default: the one pg_seccomp run started the server with)")
   .option("--syscalls", "also print the postmaster's effective filter, syscall by syscall: kernel_action next to policy_action")
   .option("--json", "print everything as JSON")
-  .action((opts: { pgdata?: string; pid?: string; policy?: string; syscalls?: boolean; json?: boolean }) => {
+  .action((opts: { pgdata?: string; cluster?: string; pid?: string; policy?: string; syscalls?: boolean; json?: boolean }) => {
     if (opts.pid !== undefined && !/^[1-9]\d*$/.test(opts.pid)) throw new UsageError(`--pid: "${opts.pid}" is not a process id`);
-    if (opts.pgdata === undefined && opts.pid === undefined) throw new UsageError("give -D DATADIR or --pid PID");
+    const dataDir = dataDirOption(opts);
+    if (dataDir === undefined && opts.pid === undefined) throw new UsageError("give -D DATADIR, --cluster VERSION/NAME or --pid PID");
     let r: { output: string; exitCode: number };
     try {
       r = statusCommand({
-        dataDir: opts.pgdata,
+        dataDir,
         pid: opts.pid === undefined ? undefined : Number(opts.pid),
         policy: opts.policy,
         syscalls: opts.syscalls ?? false,
@@ -290,16 +300,19 @@ program
 program
   .command("log")
   .description("show the violation log of a server started with run: calls the policy denied or logged, with process, role, database and statement")
-  .option("-D, --pgdata <dir>", "the server's data directory")
+  .option("-D, --pgdata <dir>", "the server's data directory (or its configuration directory, e.g. /etc/postgresql/15/main)")
+  .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main: its data directory")
   .option("--pid <pid>", "the postmaster's pid")
   .option("--file <file>", "a log file (run --log FILE)")
   .option("-n, --lines <n>", "only the last N entries")
   .option("-f, --follow", "keep printing new entries as they come")
   .option("--json", "print the records as JSON lines (control characters escaped)")
-  .action(async (opts: { pgdata?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
+  .action(async (opts: { pgdata?: string; cluster?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
     if (opts.lines !== undefined && !/^\d+$/.test(opts.lines)) throw new UsageError(`--lines: "${opts.lines}" is not a number`);
-    const path = violationLogPath({ dataDir: opts.pgdata, pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
-    const { events, skipped } = readViolations(path, opts.lines !== undefined ? { last: Number(opts.lines) } : {});
+    const found = findViolationLog({ dataDir: dataDirOption(opts), pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
+    const path = found.path;
+    const owners = found.owners ? { owners: found.owners } : {};
+    const { events, skipped } = readViolations(path, { ...(opts.lines !== undefined ? { last: Number(opts.lines) } : {}), ...owners });
     const note = (s: SkippedLines) => {
       for (const n of skippedNotes(s)) process.stderr.write(`pg_seccomp: note: ${escapeControl(path)}: ${n}\n`);
     };
@@ -309,7 +322,7 @@ program
     };
     note(skipped);
     if (!opts.follow) {
-      if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries\n`);
+      if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries${existsSync(path) ? "" : " (the file does not exist yet: nothing was logged)"} (${found.how})\n`);
       print(events);
       return;
     }
@@ -319,7 +332,7 @@ program
       const stopFollow = followViolations(path, size, (es, s) => {
         note(s);
         print(es);
-      });
+      }, 500, found.owners);
       process.once("SIGINT", () => {
         stopFollow();
         resolveStop();

@@ -23,6 +23,7 @@ import { superviseServer, SupervisionError, type Supervision } from "./supervisi
 import type { ViolationEvent } from "./supervisor.js";
 import { runStateDir } from "./state.js";
 import { defaultLogPath } from "./violation-log.js";
+import { dataDirForRun } from "./data-dir.js";
 
 export { SUPERVISOR_STALL_MS } from "./supervision.js";
 
@@ -152,12 +153,18 @@ export interface Preflight {
   programs: KernelPrograms;
   user?: OsUser;
   dataDir?: string;
+  /** -D named this configuration directory; dataDir is the data_directory it sets. */
+  configDir?: string;
 }
 
 /** Everything `run` checks before it starts anything (also what `run --check` prints). */
 export function preflight(req: RunRequest): Preflight {
-  const dataDir = dataDirOf(req.command.slice(1));
   const user = serverUser(req.user);
+  // -D may be a configuration directory (Debian's /etc/postgresql/15/main): the run state, the
+  // log and the spool are keyed by the data directory postgres will really use.
+  const givenDataDir = dataDirOf(req.command.slice(1));
+  const resolved = givenDataDir !== undefined && req.command[0] ? dataDirForRun(givenDataDir, resolve(req.command[0]), req.command.slice(1), user) : undefined;
+  const dataDir = resolved?.dataDir ?? givenDataDir;
   const me = { uid: process.getuid?.() ?? 0, name: process.env.USER ?? "you", gids: process.getgroups?.() ?? [] };
   const server = user ? { uid: user.uid, name: user.name, gids: [user.gid, ...groupsOf(user)] } : me;
   const problems = checkPolicyPermissions(req.policy.files, server, dataDir, req.policy.includePlaces);
@@ -181,7 +188,7 @@ export function preflight(req: RunRequest): Preflight {
   }
   checkStateDir();
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
-  return { programs, user, dataDir };
+  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}) };
 }
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
@@ -387,7 +394,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
   return [
     `policy:        ${resolve(req.policyPath)}${req.policy.files.length > 1 ? ` (+${req.policy.files.length - 1} included)` : ""}`,
     `server:        ${req.command.join(" ")}`,
-    `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}`,
+    `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}${pre.configDir ? ` (data_directory of ${pre.configDir}/postgresql.conf)` : ""}`,
     `server user:   ${pre.user ? `${pre.user.name} (uid ${pre.user.uid})` : `${process.env.USER ?? "this user"} (uid ${process.getuid?.()})`}`,
     `arch:          ${req.arch}`,
     `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,

@@ -4,8 +4,7 @@
 // `maxBytes` the file is rotated to `<file>.1` (one generation kept).
 
 import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync, writeSync, type Stats } from "node:fs";
-import { createHash } from "node:crypto";
-import { runStateDir } from "./state.js";
+import { dataDirKey, runStateDir } from "./state.js";
 import { basename, dirname, join, resolve } from "node:path";
 import { directoryProblem, type ServerIdentity } from "./permissions.js";
 import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "./safe-fs.js";
@@ -15,7 +14,7 @@ export const DEFAULT_LOG_MAX_BYTES = 16 * 1024 * 1024;
 
 /** A log path that stays the same across restarts of one data directory. */
 export function defaultLogPath(dataDir: string): string {
-  return join(runStateDir(), `violations-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}.jsonl`);
+  return join(runStateDir(), `violations-${dataDirKey(dataDir)}.jsonl`);
 }
 
 /**
