@@ -23,12 +23,12 @@ import { printNotes, reportError, UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
 import { learn } from "../learn/learn.js";
 import { statusCommand, StatusError } from "../inspect/status.js";
-import { applySql, installSql } from "../sql/install.js";
-import { findRunState } from "../launcher/state.js";
-import { findPgBinDir } from "../postgres/cluster.js";
+import { applySql, installSql, type PsqlAs } from "../sql/install.js";
+import { findServerRecord } from "../launcher/state.js";
+import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join } from "node:path";
 import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
-import { dataDirForLookup, findDebianCluster } from "../launcher/data-dir.js";
+import { dataDirForLookup, findDebianCluster, majorOf, serverSocket, userNameOf } from "../launcher/data-dir.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
 
@@ -345,25 +345,50 @@ sql
   .command("install")
   .description("install pg_get_seccomp_filter(), set_client_filter() and seccomp.violations into a database")
   .requiredOption("-d, --dbname <conninfo>", "connection string or database name, as psql's -d")
-  .option("-D, --pgdata <dir>", "a server started with run: use its policy and violation log")
-  .option("--policy <file>", "the policy (when not taken from a running server)")
+  .option("-D, --pgdata <dir>", "a server started with run (running or not): use its policy and violation log, and its Unix socket")
+  .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main, instead of -D")
+  .option("--policy <file>", "the policy (when not taken from the server's record)")
   .option("--schema <name>", "schema for the objects (names beginning pg_ are reserved by PostgreSQL)", "seccomp")
+  .option("--os-user <name>", "as root: run psql as this OS user (default: the data directory's owner, else postgres), for peer authentication")
   .addOption(archOption())
   .option("--print", "print the SQL instead of running it")
-  .action((opts: { dbname: string; pgdata?: string; policy?: string; schema: string; arch: Arch; print?: boolean }) => {
-    const state = opts.pgdata ? findRunState({ dataDir: opts.pgdata }) : undefined;
-    if (opts.pgdata && !state && !opts.policy) throw new UsageError(`no server started by pg_seccomp run is running for ${opts.pgdata}; give --policy`);
-    const policyPath = opts.policy ?? state?.policyPath;
-    if (!policyPath) throw new UsageError("give -D DATADIR of a server started with run, or --policy FILE");
+  .action((opts: { dbname: string; pgdata?: string; cluster?: string; policy?: string; schema: string; osUser?: string; arch: Arch; print?: boolean }) => {
+    const dataDir = dataDirOption(opts);
+    const owner = dataDir !== undefined && existsSync(dataDir) ? statSync(dataDir).uid : undefined;
+    const record = dataDir !== undefined ? findServerRecord(dataDir, owner) : undefined;
+    if (dataDir !== undefined && !record && !opts.policy) {
+      throw new UsageError(`pg_seccomp run has no record of a server for ${dataDir} (running or not); give --policy FILE`);
+    }
+    const policyPath = opts.policy ?? record?.policyPath;
+    if (!policyPath) throw new UsageError("give -D DATADIR (or --cluster) of a server started with run, or --policy FILE");
     const policy = loadPolicy(policyPath);
-    const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, logPath: state?.logPath });
+    const logPath = record?.logPath;
+    if (!logPath) {
+      process.stderr.write(
+        `pg_seccomp: warning: no violation log is known${dataDir ? ` for ${dataDir}` : ""}: ${opts.schema}.violations will show no rows\n` +
+          `hint: give -D DATADIR (or --cluster) of a server started with pg_seccomp run\n`,
+      );
+    }
+    const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, ...(logPath ? { logPath } : {}) });
     if (opts.print) {
       process.stdout.write(text);
       return;
     }
-    const r = applySql(join(findPgBinDir(), "psql"), opts.dbname, text);
-    if (!r.ok) throw new UsageError(`installing into ${opts.dbname} failed:\n${r.stderr.trim()}`);
-    process.stderr.write(`pg_seccomp: installed ${opts.schema}.pg_get_seccomp_filter(), public.pg_get_seccomp_filter() and ${opts.schema}.violations (policy ${policyPath})\n`);
+    // As root, psql runs as the server's OS user: peer authentication over the Unix socket maps
+    // it to the role of that name, as `sudo -u postgres psql` would.
+    let as: PsqlAs = {};
+    if (process.getuid?.() === 0) {
+      const name = opts.osUser ?? (owner !== undefined && owner !== 0 ? userNameOf(owner) : "postgres");
+      as = { user: lookupUser(name) };
+    } else if (opts.osUser) {
+      throw new UsageError("--os-user: only root runs psql as another user");
+    }
+    const socket = dataDir !== undefined ? serverSocket(dataDir) : undefined;
+    if (socket) as.env = { ...(process.env.PGHOST ? {} : { PGHOST: socket.host }), ...(process.env.PGPORT ? {} : { PGPORT: String(socket.port) }) };
+    const major = dataDir !== undefined ? majorOf(dataDir) : undefined;
+    const r = applySql(join(findPgBinDir(major), "psql"), opts.dbname, text, as);
+    if (!r.ok) throw new UsageError(`installing into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""} failed:\n${r.stderr.trim()}`);
+    process.stderr.write(`pg_seccomp: installed ${opts.schema}.pg_get_seccomp_filter(), public.pg_get_seccomp_filter() and ${opts.schema}.violations (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
   });
 
 program

@@ -39,7 +39,7 @@ import {
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
 import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
-import { findRunState, readContexts, runStatePlaces, type RunState } from "../launcher/state.js";
+import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../launcher/state.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -661,14 +661,6 @@ function ownerUid(path: string): number | undefined {
   }
 }
 
-function readableRootFile(path: string): boolean {
-  try {
-    const st = lstatSync(path);
-    return st.isFile() && st.uid === 0 && (st.mode & 0o004) !== 0;
-  } catch {
-    return false;
-  }
-}
 
 export interface PostmasterLocation {
   pid: number;

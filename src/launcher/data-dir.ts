@@ -179,3 +179,22 @@ export function findDebianCluster(spec: string, clusters: () => DebianCluster[] 
   }
   return c;
 }
+
+/** The OS user name of a uid (getent), or the uid as a string. */
+export function userNameOf(uid: number): string {
+  const r = spawnSync("getent", ["passwd", String(uid)], { encoding: "utf8" });
+  const name = r.status === 0 ? r.stdout.split(":")[0] : undefined;
+  return name || String(uid);
+}
+
+/**
+ * A running server's Unix socket, from postmaster.pid (line 4 the port, line 5 the first socket
+ * directory). The file is the server's: the values only go to psql, run as the server's user.
+ */
+export function serverSocket(dataDir: string): { host: string; port: number } | undefined {
+  const lines = readBounded(join(dataDir, "postmaster.pid"), 4096)?.split("\n");
+  const port = Number(lines?.[3]);
+  const host = lines?.[4]?.trim();
+  if (!host || !isAbsolute(host) || !Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
+  return { host, port };
+}

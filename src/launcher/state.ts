@@ -185,3 +185,39 @@ export function readContexts(postmasterPid: number, dir = runStateDir()): Pinned
     return undefined;
   }
 }
+
+/** A regular file root owns that anyone may read: what a record from the server's user may name as a policy. */
+export function readableRootFile(path: string): boolean {
+  try {
+    const st = lstatSync(path);
+    return st.isFile() && st.uid === 0 && (st.mode & 0o004) !== 0;
+  } catch {
+    return false;
+  }
+}
+
+export interface ServerRecord {
+  policyPath: string;
+  logPath: string;
+  running: boolean;
+  /** The record is in the server's user's directory, not ours or root's. */
+  foreign: boolean;
+}
+
+/**
+ * What pg_seccomp run recorded for a data directory: the running server's state, else the last
+ * run's. A record from the server's user's directory counts only with a policy root owns.
+ */
+export function findServerRecord(dataDir: string, ownerUid?: number): ServerRecord | undefined {
+  const places = runStatePlaces(ownerUid);
+  const foreign = (p: RunStatePlace) => p.trustedUids !== undefined && !p.trustedUids.includes(0);
+  for (const p of places) {
+    const rs = findRunState({ dataDir }, p.dir, p.trustedUids);
+    if (rs && (!foreign(p) || readableRootFile(rs.policyPath))) return { policyPath: rs.policyPath, logPath: rs.logPath, running: true, foreign: foreign(p) };
+  }
+  for (const p of places) {
+    const last = readLastRun(dataDir, p.dir, p.trustedUids);
+    if (last && (!foreign(p) || readableRootFile(last.policyPath))) return { policyPath: last.policyPath, logPath: last.logPath, running: false, foreign: foreign(p) };
+  }
+  return undefined;
+}
