@@ -38,9 +38,19 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/** The version in the package's package.json (beside dist/ in a checkout and in an installed package). */
+function packageVersion(): string {
+  try {
+    const v = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: unknown }).version;
+    return typeof v === "string" ? v : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 const program = new Command("pg_seccomp")
   .description("seccomp-bpf syscall filtering for PostgreSQL, enforced from outside the server")
-  .version("0.1.0")
+  .version(packageVersion(), "-V, --version", "print pg_seccomp's version (package.json)")
   .showHelpAfterError("(run with --help for usage)")
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   .exitOverride();
