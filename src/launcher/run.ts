@@ -96,10 +96,32 @@ const NEEDED_CAPS: ReadonlyArray<readonly [number, string, string]> = [
 
 /** Missing capabilities of this process, from /proc/self/status. */
 export function missingCapabilities(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8")): string[] {
-  const eff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+  const eff = effectiveCaps(status);
   return NEEDED_CAPS.filter(([bit, name]) => (name !== "CAP_SYS_PTRACE" || needSupervisor) && (eff & (1n << BigInt(bit))) === 0n).map(
     ([, name, why]) => `${name} (${why})`,
   );
+}
+
+function effectiveCaps(status: string): bigint {
+  return BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+}
+
+/**
+ * Capabilities a root launcher can do without, and the feature each one's absence turns off
+ * (docs/deploy.md, "Capabilities"). The server's data directory belongs to the server's user,
+ * mode 0700: root needs CAP_DAC_OVERRIDE to create set_client_filter's spool in it, and
+ * CAP_CHOWN to hand the spool to that user and the violation log to that user's group.
+ */
+const FEATURE_CAPS: ReadonlyArray<readonly [number, string, string]> = [
+  [1, "CAP_DAC_OVERRIDE", "set_client_filter() will not work: run cannot create its spool in the data directory, which belongs to the server's user"],
+  [0, "CAP_CHOWN", "set_client_filter() will not work (the spool cannot be handed to the server's user), and seccomp.violations cannot read the log (it cannot be given to the server's group)"],
+  [34, "CAP_SYSLOG", "when the filter kills the postmaster, the syscall cannot be named from the kernel log"],
+];
+
+/** One line per missing optional capability, naming the feature that will not work. */
+export function capabilityWarnings(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8")): string[] {
+  const eff = effectiveCaps(status);
+  return FEATURE_CAPS.filter(([bit, name]) => (needSupervisor || name === "CAP_SYSLOG") && (eff & (1n << BigInt(bit))) === 0n).map(([, name, what]) => `without ${name}: ${what}`);
 }
 
 /**
@@ -183,8 +205,9 @@ export function preflight(req: RunRequest): Preflight {
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
     if (missing.length) {
-      throw new LaunchError(`running as root without the capabilities run needs: ${missing.join(", ")}\nhint: in a container, add them (e.g. --cap-add SYS_PTRACE)`);
+      throw new LaunchError(`running as root without the capabilities run needs: ${missing.join(", ")}\nhint: in a container, add them (e.g. --cap-add SYS_PTRACE); under systemd, list them in CapabilityBoundingSet=`);
     }
+    for (const w of capabilityWarnings(programs.usesSupervisor && dataDir !== undefined)) req.say(`pg_seccomp: warning: ${w}`);
   }
   checkStateDir();
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
