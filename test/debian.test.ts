@@ -11,7 +11,7 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
 import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -211,6 +211,60 @@ test("run given Debian's configuration directory as -D keys everything by the da
   const r = cli(["run", "--check", "--user", "postgres", "--policy", policy, "--", "/usr/lib/postgresql/15/bin/postgres", "-D", CONF_DIR]);
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, new RegExp(`data dir:\\s+${dataDir} \\(data_directory of ${CONF_DIR}/postgresql.conf\\)`));
+});
+
+test("the systemd unit's ExecStart, run as systemd would (root), starts a pg_createcluster --datadir cluster filtered and keys it by that data directory", { skip }, async () => {
+  const name = `${NAME}d`;
+  const root = mkdtempSync(join(tmpdir(), "pg_seccomp-datadir-"));
+  chmodSync(root, 0o755);
+  const data = join(root, "data");
+  const p2 = await freePort();
+  const mk = run("pg_createcluster", ["15", name, "--datadir", data, "-p", String(p2), "--start-conf", "manual"]);
+  assert.equal(mk.status, 0, mk.stdout + mk.stderr);
+  try {
+    const unit = readFileSync(repoPath("contrib/systemd/postgresql-seccomp@.service"), "utf8");
+    const line = /^ExecStart=(.*)$/m.exec(unit)![1]!.replaceAll("%i", `15-${name}`).replaceAll("%I", `15/${name}`);
+    const argv = line.split(/\s+/);
+    // This checkout's pg_seccomp, the test's policy, a log in a root-owned directory (systemd's
+    // LogsDirectory= would make /var/log/pg_seccomp).
+    argv.splice(0, 1, process.execPath, BIN);
+    argv[argv.indexOf("--policy") + 1] = policy;
+    argv[argv.indexOf("--log") + 1] = join(policyDir, `${name}.jsonl`);
+    assert.deepEqual(argv.slice(argv.indexOf("--") + 1), ["/usr/lib/postgresql/15/bin/postgres", "-D", `/etc/postgresql/15/${name}`]);
+    // Debian's tmpfiles.d (or the unit's ExecStartPre) makes the socket directory.
+    run("install", ["-d", "-o", "postgres", "-g", "postgres", "-m", "2775", "/run/postgresql"]);
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], cwd: "/" });
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null }>((res) => proc.on("exit", (code) => res({ code })));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (run("pg_isready", ["-q", "-h", "/var/run/postgresql", "-p", String(p2)]).status !== 0) {
+        assert.ok(Date.now() < deadline && proc.exitCode === null, `the server did not start: ${err}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const pm = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      const st = cli(["status", "--cluster", `15/${name}`, "--json"]);
+      assert.equal(st.status, 0, st.stdout + st.stderr);
+      const report = JSON.parse(st.stdout) as { postmasterPid: number; dataDir: string; policyPath: string; processes: Array<{ seccompMode: string }> };
+      assert.equal(report.postmasterPid, pm);
+      assert.equal(report.dataDir, data);
+      assert.equal(report.policyPath, policy);
+      assert.ok(report.processes.every((p) => p.seccompMode === "filter"));
+      assert.ok(existsSync(join(data, "pg_seccomp")), "the spool is in the --datadir directory");
+      assert.equal(existsSync(join(`/etc/postgresql/15/${name}`, "pg_seccomp")), false, "not in the configuration directory");
+      assert.doesNotMatch(err, /warning|error/, err);
+    } finally {
+      proc.kill("SIGINT"); // the unit's KillSignal
+      const t = setTimeout(() => proc.kill("SIGKILL"), 60_000);
+      const { code } = await exited;
+      clearTimeout(t);
+      assert.equal(code, 0, err);
+    }
+  } finally {
+    run("pg_dropcluster", ["15", name, "--stop"]);
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test("--cluster names the clusters there are when the one given does not exist", { skip }, () => {
