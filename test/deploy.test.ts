@@ -16,9 +16,10 @@ import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSy
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, postmasterPid, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
-import { prctl, seccompSupport } from "../src/kernel/index.js";
+import { close, prctl, seccompSupport } from "../src/kernel/index.js";
+import { bindDatagram, receiveDatagram, unixDatagramSocket } from "../src/kernel/dgram.js";
 import { repoPath } from "./support/paths.js";
-import { procStatusFields } from "./support/server.js";
+import { procStatusFields, waitFor } from "./support/server.js";
 import { psql } from "../src/postgres/cluster.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
@@ -426,5 +427,53 @@ test("under the unit's CapabilityBoundingSet set_client_filter works; without CA
       clearTimeout(t);
       destroyCluster(c);
     }
+  }
+});
+
+test("run --log-to journald,syslog,file: each denied call reaches a journal and a syslog socket (stand-ins bound in a temp dir) and the file", { skip: endToEndSkip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-logto-"));
+  chmodSync(dir, 0o755);
+  const journal = unixDatagramSocket();
+  const syslog = unixDatagramSocket();
+  bindDatagram(journal, join(dir, "journal.sock"));
+  bindDatagram(syslog, join(dir, "log.sock"));
+  const c = await createCluster({ binDir: pg15BinDir()! });
+  const p = join(dir, "policy.conf");
+  writeFileSync(p, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", { mode: 0o644 });
+  const logFile = join(dir, "violations.jsonl");
+  const proc = spawn(process.execPath, [BIN, "run", "--user", "postgres", "--policy", p, "--log", logFile, "--log-to", "journald,syslog,file", "--", join(c.binDir, "postgres"), "-D", c.dataDir], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PG_SECCOMP_JOURNAL_SOCKET: join(dir, "journal.sock"), PG_SECCOMP_SYSLOG_SOCKET: join(dir, "log.sock") },
+  });
+  let err = "";
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  let done = false;
+  const exited = new Promise<void>((res) => proc.on("exit", () => { done = true; res(); }));
+  try {
+    await waitReady(c, () => !done, 60_000);
+    assert.equal(psql(c, "copy (select 1) to program 'true'").ok, false);
+    let j: Buffer | undefined;
+    let s: Buffer | undefined;
+    const deadline = Date.now() + 10_000;
+    while ((!j || !s) && Date.now() < deadline) {
+      j ??= receiveDatagram(journal);
+      s ??= receiveDatagram(syslog);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(j, `a journal record: ${err}`);
+    assert.ok(s, `a syslog record: ${err}`);
+    const jt = j.toString();
+    for (const f of ["SYSCALL=execve", "CONTEXT=session", "ROLE=postgres", "DATABASE=postgres", "ACTION=error", "SYSLOG_IDENTIFIER=pg_seccomp"]) assert.ok(jt.split("\n").includes(f), `${f} in\n${jt}`);
+    assert.match(s.toString(), /^<28>1 \S+ \S+ pg_seccomp \d+ violation \[pg_seccomp@32473 syscall="execve" .*context="session".*role="postgres" database="postgres"/);
+    await waitFor(() => existsSync(logFile) && /"execve"/.test(readFileSync(logFile, "utf8")), 10_000, "the file record");
+  } finally {
+    proc.kill("SIGINT");
+    const t = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+    await exited;
+    clearTimeout(t);
+    close(journal);
+    close(syslog);
+    destroyCluster(c);
+    rmSync(dir, { recursive: true, force: true });
   }
 });

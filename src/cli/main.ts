@@ -28,6 +28,7 @@ import { findServerRecord } from "../launcher/state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join } from "node:path";
 import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
+import { parseLogTargets } from "../launcher/log-sinks.js";
 import { dataDirForLookup, findDebianCluster, majorOf, serverSocket, userNameOf } from "../launcher/data-dir.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
@@ -246,15 +247,18 @@ program
   .option("--check", "validate and print what would be installed; start nothing")
   .option("--in-place", "exec postgres in this process (it keeps the pid pg_ctl -w, pg_ctlcluster or systemd started); the supervisor runs as a separate process")
   .option("--log <file>", "violation log (JSON lines; default: in the run-state directory)")
+  .option("--log-to <targets>", "where violation records go, comma-separated: file (the --log file, which log and seccomp.violations read), journald (structured fields SYSCALL, CONTEXT, ROLE, DATABASE, PID, ACTION), syslog (RFC 5424 to /dev/log)", "file")
   .option("--spec-allow", "do not force the speculative-store-bypass mitigation that seccomp turns on (faster on some CPUs, less safe)")
   .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a policy the server's user could change")
-  .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+  .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; logTo: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+    const logTo = parseLogTargets(opts.logTo);
+    if (typeof logTo === "string") throw new UsageError(logTo);
     const arch = safeHostArch();
     const policyPath = opts.policy ?? starterProfile(command[0]!, arch);
     const policy = loadPolicy(policyPath);
     const req: RunRequest = {
       policy, policyPath, arch, command, user: opts.user, specAllow: opts.specAllow ?? false,
-      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log, checkOnly: opts.check ?? false,
+      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log, checkOnly: opts.check ?? false, logTo,
       say: (line) => process.stderr.write(line + "\n"),
     };
     const pre = preflight(req);

@@ -24,6 +24,12 @@ import type { ViolationEvent } from "./supervisor.js";
 import { runStateDir } from "./state.js";
 import { defaultLogPath } from "./violation-log.js";
 import { dataDirForRun } from "./data-dir.js";
+import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
+
+/** "(path)" or "(path: not there, records will be dropped)". */
+function socketNote(path: string): string {
+  return existsSync(path) ? `(${path})` : `(${path}: not there; records will be dropped until it is)`;
+}
 
 export { SUPERVISOR_STALL_MS } from "./supervision.js";
 
@@ -45,6 +51,8 @@ export interface RunRequest {
   checkOnly?: boolean;
   logPath?: string;
   logMaxBytes?: number;
+  /** run --log-to: the file (default), journald, syslog. */
+  logTo?: LogTarget[];
   /** Called with every call the supervisor decided other than simply allowing it. */
   onEvent?: (e: ViolationEvent) => void;
   /** Called once the postmaster has been exec'd (its pid). */
@@ -310,6 +318,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       postgresPath: absPath,
       ...(req.logPath ? { logPath: req.logPath } : {}),
       ...(req.logMaxBytes ? { logMaxBytes: req.logMaxBytes } : {}),
+      ...(req.logTo ? { logTo: req.logTo } : {}),
       usesSupervisor: programs.usesSupervisor,
       guardLauncherDeath: false, // the parent-death signal does that
       say: req.say,
@@ -353,6 +362,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
       ...(pre.dataDir ? { dataDir: resolve(pre.dataDir) } : {}),
       ...(req.logPath ? { logPath: resolve(req.logPath) } : {}),
       ...(req.logMaxBytes ? { logMaxBytes: req.logMaxBytes } : {}),
+      ...(req.logTo ? { logTo: req.logTo } : {}),
     };
     const first = spawn(process.execPath, [new URL("./supervise-main.js", import.meta.url).pathname, "--detach"], {
       stdio: ["ignore", "inherit", "inherit", "pipe"],
@@ -423,6 +433,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
     `permissions:   ok${req.insecurePolicyPermissions ? " (--insecure-policy-permissions)" : ""}`,
+    `log to:        ${(req.logTo ?? ["file"]).map((t) => (t === "file" ? `file ${req.logPath ?? "(default, in the run-state directory)"}` : `${t} ${socketNote(t === "journald" ? JOURNAL_SOCKET : SYSLOG_SOCKET)}`)).join(", ")}`,
     "nothing started (--check)",
     "",
   ].join("\n");
