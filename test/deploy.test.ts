@@ -477,3 +477,37 @@ test("run --log-to journald,syslog,file: each denied call reaches a journal and 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("the wrapper: the major from PG_VERSION (Patroni's arguments) or from /etc/postgresql/MAJOR/NAME, the policy per cluster when there is one", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-wrapper-"));
+  try {
+    const stub = join(dir, "pg_seccomp");
+    writeFileSync(stub, '#!/bin/sh\necho "$*"\n', { mode: 0o755 });
+    const data = join(dir, "data");
+    mkdirSync(data);
+    writeFileSync(join(data, "PG_VERSION"), "16\n");
+    const wrap = (args: string[], env: Record<string, string> = {}) => {
+      const r = spawnSync("sh", [WRAPPER, ...args], { encoding: "utf8", env: { PG_SECCOMP: stub, ...env } });
+      return { status: r.status, out: r.stdout.trim(), err: r.stderr };
+    };
+    const user = isRoot ? "--user postgres " : "";
+    // What Patroni passes (bin_name.postgres = the wrapper).
+    const patroni = ["-D", data, `--config-file=${data}/postgresql.conf`, "--listen_addresses=*", "--port=5432"];
+    const p = wrap(patroni);
+    assert.equal(p.status, 0, p.err);
+    const pgPath = existsSync("/usr/lib/postgresql/16/bin/postgres") || !existsSync("/usr/pgsql-16/bin/postgres") ? "/usr/lib/postgresql/16/bin/postgres" : "/usr/pgsql-16/bin/postgres";
+    assert.equal(p.out, `run --in-place ${user}--policy /etc/pg_seccomp/postgresql-16.conf -- ${pgPath} ${patroni.join(" ")}`);
+    // Debian's configuration directory as -D (no PG_VERSION there).
+    const d = wrap(["-D", "/etc/postgresql/15/main"]);
+    assert.equal(d.status, 0, d.err);
+    assert.match(d.out, /--policy \/etc\/pg_seccomp\/(postgresql-15|15-main)\.conf -- \/usr\/lib\/postgresql\/15\/bin\/postgres -D \/etc\/postgresql\/15\/main$/);
+    // Nothing to go by: a clear message, not a guess.
+    const none = wrap(["-D", join(dir, "nothing")]);
+    assert.equal(none.status, 1);
+    assert.match(none.err, /cannot tell the PostgreSQL major version/);
+    // Extra run options from the environment (PG_SECCOMP_RUN_OPTIONS), e.g. the journal.
+    assert.match(wrap(patroni, { PG_SECCOMP_RUN_OPTIONS: "--log-to file,journald" }).out, /^run --in-place (--user postgres )?--log-to file,journald --policy /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
