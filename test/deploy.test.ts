@@ -11,14 +11,15 @@
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, postmasterPid, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
-import { prctl, seccompSupport } from "../src/kernel/index.js";
+import { close, prctl, seccompSupport } from "../src/kernel/index.js";
+import { bindDatagram, receiveDatagram, unixDatagramSocket } from "../src/kernel/dgram.js";
 import { repoPath } from "./support/paths.js";
-import { procStatusFields } from "./support/server.js";
+import { procStatusFields, waitFor } from "./support/server.js";
 import { psql } from "../src/postgres/cluster.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
@@ -88,9 +89,9 @@ test("the systemd unit: pg_seccomp run with flags run --help lists, as root drop
   assert.equal(argv[0], "/usr/local/bin/pg_seccomp");
   assert.deepEqual(argv.slice(argv.indexOf("--user"), argv.indexOf("--user") + 2), ["--user", "postgres"]);
   assert.deepEqual(argv.slice(argv.indexOf("--policy"), argv.indexOf("--policy") + 2), ["--policy", "/etc/pg_seccomp/15-main.conf"]);
-  assert.deepEqual(argv.slice(argv.indexOf("--") + 1), [
-    "/usr/lib/postgresql/15/bin/postgres", "-D", "/var/lib/postgresql/15/main", "-c", "config_file=/etc/postgresql/15/main/postgresql.conf",
-  ]);
+  // The configuration directory: the data directory is whatever its postgresql.conf says.
+  assert.deepEqual(argv.slice(argv.indexOf("--") + 1), ["/usr/lib/postgresql/15/bin/postgres", "-D", "/etc/postgresql/15/main"]);
+  assert.doesNotMatch(last(s, "ExecStart")!, /\/var\/lib\/postgresql/);
   assert.equal(s.has("User"), false, "the launcher must start as root to drop to postgres");
   assert.equal(last(s, "Type"), "notify");
   assert.equal(last(s, "NotifyAccess"), "all", "READY=1 comes from the postmaster, the launcher's child");
@@ -127,6 +128,33 @@ test("the Debian drop-in resets what postgresql@.service sets for pg_ctlcluster 
   }
 });
 
+test("systemd-analyze verify accepts the unit and the drop-in on Debian's postgresql@.service", { skip: existsSync("/usr/bin/systemd-analyze") ? false : "systemd-analyze is not installed" }, () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-units-"));
+  try {
+    // The commands must exist for verify: a stand-in for pg_seccomp where it will be installed.
+    const stub = join(dir, "pg_seccomp");
+    writeFileSync(stub, "#!/bin/sh\n", { mode: 0o755 });
+    const place = (text: string) => text.replaceAll("/usr/local/bin/pg_seccomp", stub);
+    writeFileSync(join(dir, "postgresql-seccomp@.service"), place(readFileSync(UNIT, "utf8")));
+    const debian = "/lib/systemd/system/postgresql@.service";
+    const units = [join(dir, "postgresql-seccomp@15-main.service")];
+    if (existsSync(debian)) {
+      copyFileSync(debian, join(dir, "postgresql@.service"));
+      mkdirSync(join(dir, "postgresql@15-main.service.d"));
+      writeFileSync(join(dir, "postgresql@15-main.service.d", "pg_seccomp.conf"), place(readFileSync(DROPIN, "utf8")));
+      units.push(join(dir, "postgresql@15-main.service"));
+    }
+    for (const u of units) {
+      const r = spawnSync("systemd-analyze", ["verify", u], { encoding: "utf8", env: { ...process.env, SYSTEMD_UNIT_PATH: `${dir}:` } });
+      assert.equal(r.status, 0, r.stderr);
+      // verify prints a unit's problems (drop-ins' too) and may still exit 0.
+      assert.equal(r.stderr.trim(), "", `${u}: ${r.stderr}`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test("run --check accepts the unit's command line as systemd would run it", { skip: rootAndPg15 }, () => {
   const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-deploy-check-"));
   try {
@@ -138,8 +166,10 @@ test("run --check accepts the unit's command line as systemd would run it", { sk
     argv[argv.indexOf("--policy") + 1] = policy;
     const r = spawnSync(process.execPath, [BIN, ...argv.slice(1, argv.indexOf("run") + 1), "--check", ...argv.slice(argv.indexOf("run") + 1)], { encoding: "utf8" });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stdout, /server:\s+\/usr\/lib\/postgresql\/15\/bin\/postgres -D \/var\/lib\/postgresql\/15\/main -c config_file=\/etc\/postgresql\/15\/main\/postgresql.conf/);
-    assert.match(r.stdout, /data dir:\s+\/var\/lib\/postgresql\/15\/main/);
+    assert.match(r.stdout, /server:\s+\/usr\/lib\/postgresql\/15\/bin\/postgres -D \/etc\/postgresql\/15\/main/);
+    if (existsSync("/etc/postgresql/15/main/postgresql.conf")) {
+      assert.match(r.stdout, /data dir:\s+\/var\/lib\/postgresql\/15\/main \(data_directory of \/etc\/postgresql\/15\/main\/postgresql.conf\)/);
+    }
     assert.match(r.stdout, /server user:\s+postgres/);
     assert.match(r.stdout, /supervisor:\s+yes/);
   } finally {
@@ -221,7 +251,7 @@ test("the Kubernetes manifest runs pg_seccomp run with flags run --help lists an
   const policy = launcher[launcher.indexOf("--policy") + 1]!;
   assert.match(text, new RegExp(`mountPath: ${policy}\\n\\s+subPath: postgresql-15.conf\\n\\s+readOnly: true`));
   assert.match(text, /defaultMode: 0444/);
-  assert.match(text, /add: \["SETUID", "SETGID", "KILL", "SYS_PTRACE"\]/);
+  assert.match(text, /add: \["SETUID", "SETGID", "KILL", "SYS_PTRACE", "DAC_OVERRIDE", "CHOWN"\]/);
   assert.match(text, /type: RuntimeDefault/);
 });
 
@@ -361,4 +391,123 @@ test("pg_ctl restart without -p brings the server back without the filter (the c
   assert.equal(wrapped.status, 0, wrapped.stderr);
   assert.equal(procStatusFields(postmasterPid(cluster.dataDir)!).Seccomp, "2");
   assert.equal(pgCtl("stop", "-m", "fast").status, 0);
+});
+
+test("under the unit's CapabilityBoundingSet set_client_filter works; without CAP_DAC_OVERRIDE run says it will not", { skip: endToEndSkip }, async () => {
+  const unitCaps = last(unitSettings(UNIT), "CapabilityBoundingSet")!.split(/\s+/).map((c) => c.replace(/^CAP_/, "").toLowerCase());
+  for (const caps of [unitCaps, unitCaps.filter((c) => c !== "dac_override")]) {
+    const c = await createCluster({ binDir: pg15BinDir()! });
+    // As systemd would start it: root, with only the bounding set's capabilities.
+    const proc = spawn("setpriv", [`--bounding-set=-all,${caps.map((x) => `+${x}`).join(",")}`, "--inh-caps=-all", process.execPath, BIN,
+      "run", "--user", "postgres", "--policy", policy, "--", join(c.binDir, "postgres"), "-D", c.dataDir], { stdio: ["ignore", "pipe", "pipe"] });
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    let done = false;
+    const exited = new Promise<void>((res) => proc.on("exit", () => { done = true; res(); }));
+    try {
+      await waitReady(c, () => !done, 60_000);
+      if (caps.includes("dac_override")) {
+        assert.doesNotMatch(err, /warning/, err);
+        const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-D", c.dataDir, "-d", "postgres"], { encoding: "utf8" });
+        assert.equal(inst.status, 0, inst.stderr);
+        // mknod: in no list of the starter profile's sessions, so an error list naming it is a narrowing.
+        const r = spawnSync(join(c.binDir, "psql"), ["-X", "-A", "-t", "-c", "select set_client_filter(NULL, NULL, NULL, 'mknod', NULL)"], {
+          encoding: "utf8", env: { ...process.env, PGHOST: c.socketDir, PGPORT: String(c.port), PGUSER: "postgres", PGDATABASE: "postgres" },
+        });
+        assert.equal(r.status, 0, r.stderr + err);
+        assert.doesNotMatch(r.stderr, /set_client_filter failed/);
+        assert.ok(existsSync(join(c.dataDir, "pg_seccomp")), "the spool");
+      } else {
+        assert.match(err, /warning: without CAP_DAC_OVERRIDE: set_client_filter\(\) will not work/, err);
+      }
+    } finally {
+      proc.kill("SIGINT");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+      await exited;
+      clearTimeout(t);
+      destroyCluster(c);
+    }
+  }
+});
+
+test("run --log-to journald,syslog,file: each denied call reaches a journal and a syslog socket (stand-ins bound in a temp dir) and the file", { skip: endToEndSkip }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-logto-"));
+  chmodSync(dir, 0o755);
+  const journal = unixDatagramSocket();
+  const syslog = unixDatagramSocket();
+  bindDatagram(journal, join(dir, "journal.sock"));
+  bindDatagram(syslog, join(dir, "log.sock"));
+  const c = await createCluster({ binDir: pg15BinDir()! });
+  const p = join(dir, "policy.conf");
+  writeFileSync(p, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", { mode: 0o644 });
+  const logFile = join(dir, "violations.jsonl");
+  const proc = spawn(process.execPath, [BIN, "run", "--user", "postgres", "--policy", p, "--log", logFile, "--log-to", "journald,syslog,file", "--", join(c.binDir, "postgres"), "-D", c.dataDir], {
+    stdio: ["ignore", "pipe", "pipe"],
+    env: { ...process.env, PG_SECCOMP_JOURNAL_SOCKET: join(dir, "journal.sock"), PG_SECCOMP_SYSLOG_SOCKET: join(dir, "log.sock") },
+  });
+  let err = "";
+  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+  let done = false;
+  const exited = new Promise<void>((res) => proc.on("exit", () => { done = true; res(); }));
+  try {
+    await waitReady(c, () => !done, 60_000);
+    assert.equal(psql(c, "copy (select 1) to program 'true'").ok, false);
+    let j: Buffer | undefined;
+    let s: Buffer | undefined;
+    const deadline = Date.now() + 10_000;
+    while ((!j || !s) && Date.now() < deadline) {
+      j ??= receiveDatagram(journal);
+      s ??= receiveDatagram(syslog);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.ok(j, `a journal record: ${err}`);
+    assert.ok(s, `a syslog record: ${err}`);
+    const jt = j.toString();
+    for (const f of ["SYSCALL=execve", "CONTEXT=session", "ROLE=postgres", "DATABASE=postgres", "ACTION=error", "SYSLOG_IDENTIFIER=pg_seccomp"]) assert.ok(jt.split("\n").includes(f), `${f} in\n${jt}`);
+    assert.match(s.toString(), /^<28>1 \S+ \S+ pg_seccomp \d+ violation \[pg_seccomp@32473 syscall="execve" .*context="session".*role="postgres" database="postgres"/);
+    await waitFor(() => existsSync(logFile) && /"execve"/.test(readFileSync(logFile, "utf8")), 10_000, "the file record");
+  } finally {
+    proc.kill("SIGINT");
+    const t = setTimeout(() => proc.kill("SIGKILL"), 30_000);
+    await exited;
+    clearTimeout(t);
+    close(journal);
+    close(syslog);
+    destroyCluster(c);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("the wrapper: the major from PG_VERSION (Patroni's arguments) or from /etc/postgresql/MAJOR/NAME, the policy per cluster when there is one", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-wrapper-"));
+  try {
+    const stub = join(dir, "pg_seccomp");
+    writeFileSync(stub, '#!/bin/sh\necho "$*"\n', { mode: 0o755 });
+    const data = join(dir, "data");
+    mkdirSync(data);
+    writeFileSync(join(data, "PG_VERSION"), "16\n");
+    const wrap = (args: string[], env: Record<string, string> = {}) => {
+      const r = spawnSync("sh", [WRAPPER, ...args], { encoding: "utf8", env: { PG_SECCOMP: stub, ...env } });
+      return { status: r.status, out: r.stdout.trim(), err: r.stderr };
+    };
+    const user = isRoot ? "--user postgres " : "";
+    // What Patroni passes (bin_name.postgres = the wrapper).
+    const patroni = ["-D", data, `--config-file=${data}/postgresql.conf`, "--listen_addresses=*", "--port=5432"];
+    const p = wrap(patroni);
+    assert.equal(p.status, 0, p.err);
+    const pgPath = existsSync("/usr/lib/postgresql/16/bin/postgres") || !existsSync("/usr/pgsql-16/bin/postgres") ? "/usr/lib/postgresql/16/bin/postgres" : "/usr/pgsql-16/bin/postgres";
+    assert.equal(p.out, `run --in-place ${user}--policy /etc/pg_seccomp/postgresql-16.conf -- ${pgPath} ${patroni.join(" ")}`);
+    // Debian's configuration directory as -D (no PG_VERSION there).
+    const d = wrap(["-D", "/etc/postgresql/15/main"]);
+    assert.equal(d.status, 0, d.err);
+    assert.match(d.out, /--policy \/etc\/pg_seccomp\/(postgresql-15|15-main)\.conf -- \/usr\/lib\/postgresql\/15\/bin\/postgres -D \/etc\/postgresql\/15\/main$/);
+    // Nothing to go by: a clear message, not a guess.
+    const none = wrap(["-D", join(dir, "nothing")]);
+    assert.equal(none.status, 1);
+    assert.match(none.err, /cannot tell the PostgreSQL major version/);
+    // Extra run options from the environment (PG_SECCOMP_RUN_OPTIONS), e.g. the journal.
+    assert.match(wrap(patroni, { PG_SECCOMP_RUN_OPTIONS: "--log-to file,journald" }).out, /^run --in-place (--user postgres )?--log-to file,journald --policy /);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -25,11 +25,13 @@ import { learn, LearnFailed } from "../learn/learn.js";
 import { verify } from "../learn/verify.js";
 import { DEFAULT_TIMER_WAIT_S } from "../learn/procedure.js";
 import { statusCommand, StatusError } from "../inspect/status.js";
-import { applySql, installSql } from "../sql/install.js";
-import { findRunState } from "../launcher/state.js";
-import { findPgBinDir } from "../postgres/cluster.js";
+import { applySql, installSql, type PsqlAs } from "../sql/install.js";
+import { findServerRecord } from "../launcher/state.js";
+import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join } from "node:path";
-import { followViolations, formatViolations, readViolations, skippedNotes, violationLogPath, type SkippedLines } from "../inspect/violations.js";
+import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
+import { parseLogTargets } from "../launcher/log-sinks.js";
+import { dataDirForLookup, findDebianCluster, majorOf, serverSocket, userNameOf } from "../launcher/data-dir.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { exportOci, jsonText, kubernetesName, seccompProfileResource, yamlText } from "../export/oci.js";
 import { exportSystemd } from "../export/systemd.js";
@@ -46,9 +48,19 @@ process.stdout.on("error", (e: NodeJS.ErrnoException) => {
   throw e;
 });
 
+/** The version in the package's package.json (beside dist/ in a checkout and in an installed package). */
+function packageVersion(): string {
+  try {
+    const v = (JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as { version?: unknown }).version;
+    return typeof v === "string" ? v : "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
 const program = new Command("pg_seccomp")
   .description("seccomp-bpf syscall filtering for PostgreSQL, enforced from outside the server")
-  .version("0.1.0")
+  .version(packageVersion(), "-V, --version", "print pg_seccomp's version (package.json)")
   .showHelpAfterError("(run with --help for usage)")
   .configureOutput({ writeErr: (s) => process.stderr.write(s) })
   .exitOverride();
@@ -68,6 +80,13 @@ function safeHostArch(): Arch {
   } catch {
     return "x86_64";
   }
+}
+
+/** -D DIR (a data or configuration directory) or --cluster VERSION/NAME: the data directory. */
+function dataDirOption(opts: { pgdata?: string; cluster?: string }): string | undefined {
+  if (opts.pgdata !== undefined && opts.cluster !== undefined) throw new UsageError("give -D or --cluster, not both");
+  if (opts.cluster !== undefined) return findDebianCluster(opts.cluster).dataDir;
+  return opts.pgdata === undefined ? undefined : dataDirForLookup(opts.pgdata);
 }
 
 function loadPolicy(path: string): Policy {
@@ -237,15 +256,18 @@ program
   .option("--check", "validate and print what would be installed; start nothing")
   .option("--in-place", "exec postgres in this process (it keeps the pid pg_ctl -w, pg_ctlcluster or systemd started); the supervisor runs as a separate process")
   .option("--log <file>", "violation log (JSON lines; default: in the run-state directory)")
+  .option("--log-to <targets>", "where violation records go, comma-separated: file (the --log file, which log and seccomp.violations read), journald (structured fields SYSCALL, CONTEXT, ROLE, DATABASE, PID, ACTION), syslog (RFC 5424 to /dev/log)", "file")
   .option("--spec-allow", "do not force the speculative-store-bypass mitigation that seccomp turns on (faster on some CPUs, less safe)")
   .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a policy the server's user could change")
-  .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+  .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; logTo: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+    const logTo = parseLogTargets(opts.logTo);
+    if (typeof logTo === "string") throw new UsageError(logTo);
     const arch = safeHostArch();
     const policyPath = opts.policy ?? starterProfile(command[0]!, arch, { args: command.slice(1), user: opts.user });
     const policy = loadPolicy(policyPath);
     const req: RunRequest = {
       policy, policyPath, arch, command, user: opts.user, specAllow: opts.specAllow ?? false,
-      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log, checkOnly: opts.check ?? false,
+      insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log, checkOnly: opts.check ?? false, logTo,
       say: (line) => process.stderr.write(line + "\n"),
     };
     const pre = preflight(req);
@@ -271,18 +293,20 @@ program
     "what the kernel enforces on a running server, process by process, compared with the policy; " +
       "as root it reads each process's filters through ptrace, which pauses each process for well under a millisecond",
   )
-  .option("-D, --pgdata <datadir>", "the server's data directory")
+  .option("-D, --pgdata <datadir>", "the server's data directory (or its configuration directory, e.g. /etc/postgresql/15/main)")
+  .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main: its data directory")
   .option("--pid <pid>", "the postmaster's pid (a backend's pid leads to its postmaster)")
   .option("--policy <file>", "the policy to compare with (default: the one pg_seccomp run started the server with)")
   .option("--syscalls", "also print the postmaster's effective filter, syscall by syscall: kernel_action next to policy_action")
   .option("--json", "print everything as JSON")
-  .action((opts: { pgdata?: string; pid?: string; policy?: string; syscalls?: boolean; json?: boolean }) => {
+  .action((opts: { pgdata?: string; cluster?: string; pid?: string; policy?: string; syscalls?: boolean; json?: boolean }) => {
     if (opts.pid !== undefined && !/^[1-9]\d*$/.test(opts.pid)) throw new UsageError(`--pid: "${opts.pid}" is not a process id`);
-    if (opts.pgdata === undefined && opts.pid === undefined) throw new UsageError("give -D DATADIR or --pid PID");
+    const dataDir = dataDirOption(opts);
+    if (dataDir === undefined && opts.pid === undefined) throw new UsageError("give -D DATADIR, --cluster VERSION/NAME or --pid PID");
     let r: { output: string; exitCode: number };
     try {
       r = statusCommand({
-        dataDir: opts.pgdata,
+        dataDir,
         pid: opts.pid === undefined ? undefined : Number(opts.pid),
         policy: opts.policy,
         syscalls: opts.syscalls ?? false,
@@ -299,16 +323,19 @@ program
 program
   .command("log")
   .description("show the violation log of a server started with run: calls the policy denied or logged, with process, role, database and statement")
-  .option("-D, --pgdata <dir>", "the server's data directory")
+  .option("-D, --pgdata <dir>", "the server's data directory (or its configuration directory, e.g. /etc/postgresql/15/main)")
+  .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main: its data directory")
   .option("--pid <pid>", "the postmaster's pid")
   .option("--file <file>", "a log file (run --log FILE)")
   .option("-n, --lines <n>", "only the last N entries")
   .option("-f, --follow", "keep printing new entries as they come")
   .option("--json", "print the records as JSON lines (control characters escaped)")
-  .action(async (opts: { pgdata?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
+  .action(async (opts: { pgdata?: string; cluster?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
     if (opts.lines !== undefined && !/^\d+$/.test(opts.lines)) throw new UsageError(`--lines: "${opts.lines}" is not a number`);
-    const path = violationLogPath({ dataDir: opts.pgdata, pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
-    const { events, skipped } = readViolations(path, opts.lines !== undefined ? { last: Number(opts.lines) } : {});
+    const found = findViolationLog({ dataDir: dataDirOption(opts), pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
+    const path = found.path;
+    const owners = found.owners ? { owners: found.owners } : {};
+    const { events, skipped } = readViolations(path, { ...(opts.lines !== undefined ? { last: Number(opts.lines) } : {}), ...owners });
     const note = (s: SkippedLines) => {
       for (const n of skippedNotes(s)) process.stderr.write(`pg_seccomp: note: ${escapeControl(path)}: ${n}\n`);
     };
@@ -318,7 +345,7 @@ program
     };
     note(skipped);
     if (!opts.follow) {
-      if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries\n`);
+      if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries${existsSync(path) ? "" : " (the file does not exist yet: nothing was logged)"} (${found.how})\n`);
       print(events);
       return;
     }
@@ -328,7 +355,7 @@ program
       const stopFollow = followViolations(path, size, (es, s) => {
         note(s);
         print(es);
-      });
+      }, 500, found.owners);
       process.once("SIGINT", () => {
         stopFollow();
         resolveStop();
@@ -341,26 +368,51 @@ sql
   .command("install")
   .description("install pg_get_seccomp_filter(), set_client_filter() and seccomp.violations into a database")
   .requiredOption("-d, --dbname <conninfo>", "connection string or database name, as psql's -d")
-  .option("-D, --pgdata <dir>", "a server started with run: use its policy and violation log")
-  .option("--policy <file>", "the policy (when not taken from a running server)")
+  .option("-D, --pgdata <dir>", "a server started with run (running or not): use its policy and violation log, and its Unix socket")
+  .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main, instead of -D")
+  .option("--policy <file>", "the policy (when not taken from the server's record)")
   .option("--schema <name>", "schema for the objects (names beginning pg_ are reserved by PostgreSQL)", "seccomp")
+  .option("--os-user <name>", "as root: run psql as this OS user (default: the data directory's owner, else postgres), for peer authentication")
   .addOption(archOption())
   .option("--print", "print the SQL instead of running it")
-  .action((opts: { dbname: string; pgdata?: string; policy?: string; schema: string; arch: Arch; print?: boolean }) => {
-    const state = opts.pgdata ? findRunState({ dataDir: opts.pgdata }) : undefined;
-    if (opts.pgdata && !state && !opts.policy) throw new UsageError(`no server started by pg_seccomp run is running for ${opts.pgdata}; give --policy`);
-    const policyPath = opts.policy ?? state?.policyPath;
-    if (!policyPath) throw new UsageError("give -D DATADIR of a server started with run, or --policy FILE");
+  .action((opts: { dbname: string; pgdata?: string; cluster?: string; policy?: string; schema: string; osUser?: string; arch: Arch; print?: boolean }) => {
+    const dataDir = dataDirOption(opts);
+    const owner = dataDir !== undefined && existsSync(dataDir) ? statSync(dataDir).uid : undefined;
+    const record = dataDir !== undefined ? findServerRecord(dataDir, owner) : undefined;
+    if (dataDir !== undefined && !record && !opts.policy) {
+      throw new UsageError(`pg_seccomp run has no record of a server for ${dataDir} (running or not); give --policy FILE`);
+    }
+    const policyPath = opts.policy ?? record?.policyPath;
+    if (!policyPath) throw new UsageError("give -D DATADIR (or --cluster) of a server started with run, or --policy FILE");
     const policy = loadPolicy(policyPath);
-    const dataDir = state?.dataDir ?? opts.pgdata;
-    const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, logPath: state?.logPath, ...(dataDir ? { dataDir } : {}) });
+    const logPath = record?.logPath;
+    if (!logPath) {
+      process.stderr.write(
+        `pg_seccomp: warning: no violation log is known${dataDir ? ` for ${dataDir}` : ""}: ${opts.schema}.violations will show no rows\n` +
+          `hint: give -D DATADIR (or --cluster) of a server started with pg_seccomp run\n`,
+      );
+    }
+    const serverDataDir = dataDir;
+    const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, ...(logPath ? { logPath } : {}), ...(serverDataDir ? { dataDir: serverDataDir } : {}) });
     if (opts.print) {
       process.stdout.write(text);
       return;
     }
-    const r = applySql(join(findPgBinDir(), "psql"), opts.dbname, text);
-    if (!r.ok) throw new UsageError(`installing into ${opts.dbname} failed:\n${r.stderr.trim()}`);
-    process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath})\n`);
+    // As root, psql runs as the server's OS user: peer authentication over the Unix socket maps
+    // it to the role of that name, as `sudo -u postgres psql` would.
+    let as: PsqlAs = {};
+    if (process.getuid?.() === 0) {
+      const name = opts.osUser ?? (owner !== undefined && owner !== 0 ? userNameOf(owner) : "postgres");
+      as = { user: lookupUser(name) };
+    } else if (opts.osUser) {
+      throw new UsageError("--os-user: only root runs psql as another user");
+    }
+    const socket = dataDir !== undefined ? serverSocket(dataDir) : undefined;
+    if (socket) as.env = { ...(process.env.PGHOST ? {} : { PGHOST: socket.host }), ...(process.env.PGPORT ? {} : { PGPORT: String(socket.port) }) };
+    const major = dataDir !== undefined ? majorOf(dataDir) : undefined;
+    const r = applySql(join(findPgBinDir(major), "psql"), opts.dbname, text, as);
+    if (!r.ok) throw new UsageError(`installing into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""} failed:\n${r.stderr.trim()}`);
+    process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
   });
 
 program

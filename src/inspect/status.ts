@@ -16,7 +16,7 @@
 // for tests.
 
 import { parseProcessTitle, TITLE_PREFIX, type ProcessTitle } from "../postgres/process-title.js";
-import { readdirSync, readFileSync } from "node:fs";
+import { lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AUDIT_ARCH } from "../bpf/compile.js";
 import { compileFilter, describeAction, type CompiledFilter } from "../bpf/emulator.js";
@@ -39,7 +39,7 @@ import {
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
 import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
-import { findRunState, readContexts, type RunState } from "../launcher/state.js";
+import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../launcher/state.js";
 import { contextDecisions, contextKey, decisionFor, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -653,7 +653,14 @@ function alive(pid: number, procRoot: string): boolean {
   return readText(join(procRoot, String(pid), "stat")) !== undefined;
 }
 
-const ROOT_RUN_STATE_DIR = "/run/pg_seccomp";
+function ownerUid(path: string): number | undefined {
+  try {
+    return statSync(path).uid;
+  } catch {
+    return undefined;
+  }
+}
+
 
 export interface PostmasterLocation {
   pid: number;
@@ -668,8 +675,20 @@ export interface PostmasterLocation {
  */
 export function findPostmaster(target: { pid?: number; dataDir?: string }, procRoot = "/proc", runStateDir?: string): PostmasterLocation {
   // Without root, the run state of a server run started as root is still readable in /run/pg_seccomp.
-  const state = (by: { pid?: number; dataDir?: string }): RunState | null =>
-    (runStateDir === undefined ? findRunState(by) ?? findRunState(by, ROOT_RUN_STATE_DIR) : findRunState(by, runStateDir)) ?? null;
+  // And that of a server started by the server's user (pg_ctl, pg_ctlcluster) in that user's
+  // own directory: taken only when its files are that user's, and only with a policy file root
+  // owns and anyone may read (so a forged record makes root read nothing the user could not).
+  const state = (by: { pid?: number; dataDir?: string }): RunState | null => {
+    if (runStateDir !== undefined) return findRunState(by, runStateDir) ?? null;
+    const owner = ownerUid(by.pid !== undefined ? join(procRoot, String(by.pid)) : by.dataDir!);
+    for (const place of runStatePlaces(owner)) {
+      const rs = findRunState(by, place.dir, place.trustedUids);
+      if (!rs) continue;
+      if (place.trustedUids && !place.trustedUids.includes(0) && !readableRootFile(rs.policyPath)) continue;
+      return rs;
+    }
+    return null;
+  };
   if (target.pid !== undefined) {
     let pid = target.pid;
     if (!alive(pid, procRoot)) throw new StatusError(`no process ${pid}`);
@@ -777,7 +796,9 @@ export function collectStatus(opts: StatusOptions): StatusReport {
   const cache = new Map<string, FilterComparison>();
   // The supervisor's own classification: what the launcher pinned (its run-state record), and
   // for anything a pinned process started, that process's context.
-  const launcherPins = rs ? readContexts(where.pid) ?? readContexts(where.pid, ROOT_RUN_STATE_DIR) : undefined;
+  // Pins are display only (the kernel's filters are what status compares), so a record in the
+  // server's user's directory is read like ours.
+  const launcherPins = rs ? runStatePlaces(ownerUid(join(procRoot, String(where.pid)))).map((p) => readContexts(where.pid, p.dir)).find((c) => c !== undefined) : undefined;
   const classifier = new Classifier(where.pid, {
     cmdline: (pid) => readText(join(procRoot, String(pid), "cmdline")),
     stat: (pid) => readText(join(procRoot, String(pid), "stat")),

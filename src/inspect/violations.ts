@@ -7,8 +7,9 @@
 // anything else is skipped and counted, never thrown. Printing escapes control characters
 // (format.ts), since process titles and statements come from the server.
 
-import { closeSync, constants, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { findRunState } from "../launcher/state.js";
+import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
+import { findRunState, readLastRun, runStatePlaces } from "../launcher/state.js";
+import { dataDirForLookup } from "../launcher/data-dir.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import { psqlTable } from "./format.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -17,16 +18,57 @@ export class LogNotFoundError extends Error {
   override name = "UsageError";
 }
 
-export function violationLogPath(by: { dataDir?: string; pid?: number; file?: string }): string {
-  if (by.file) return by.file;
-  const state = findRunState(by);
-  if (!state) {
-    throw new LogNotFoundError(
-      `no server started by pg_seccomp run is running${by.dataDir ? ` for ${by.dataDir}` : by.pid ? ` with postmaster pid ${by.pid}` : ""}` +
-        `\nhint: give the log file with --file (run --log FILE, or /run/pg_seccomp/<postmaster pid>.jsonl)`,
-    );
+/** Where a log was found, and whose it must be when it comes from a record that is not ours or root's. */
+export interface FoundLog {
+  path: string;
+  /** The file must belong to one of these uids (checked on the open descriptor). */
+  owners?: number[];
+  /** How it was found, for the reader: "running server", "last run". */
+  how: string;
+}
+
+function ownerOf(path: string): number | undefined {
+  try {
+    return statSync(path).uid;
+  } catch {
+    return undefined;
   }
-  return state.logPath;
+}
+
+/**
+ * The violation log of a server, by data directory or postmaster pid, whether it is running or
+ * not (post mortem: the run state goes at exit, the last-run record stays). Looked for where a
+ * launcher run as us, as root, or as the data directory's owner keeps its records
+ * (runStatePlaces); a record from the owner's directory names a log that must be the owner's.
+ */
+export function findViolationLog(by: { dataDir?: string; pid?: number; file?: string }): FoundLog {
+  if (by.file) return { path: by.file, how: "--file" };
+  const dataDir = by.dataDir !== undefined ? dataDirForLookup(by.dataDir) : undefined;
+  const owner = dataDir !== undefined ? ownerOf(dataDir) : by.pid !== undefined ? ownerOf(`/proc/${by.pid}`) : undefined;
+  const places = runStatePlaces(owner);
+  const lookup = { ...(dataDir !== undefined ? { dataDir } : {}), ...(by.pid !== undefined ? { pid: by.pid } : {}) };
+  for (const p of places) {
+    const st = findRunState(lookup, p.dir, p.trustedUids);
+    if (st) return { path: st.logPath, ...(p.trustedUids && !p.trustedUids.includes(0) ? { owners: p.trustedUids } : {}), how: `running server (postmaster ${st.postmasterPid})` };
+  }
+  if (dataDir !== undefined) {
+    for (const p of places) {
+      const last = readLastRun(dataDir, p.dir, p.trustedUids);
+      if (last) return { path: last.logPath, ...(p.trustedUids && !p.trustedUids.includes(0) ? { owners: p.trustedUids } : {}), how: `last run (started ${last.startedAt}, postmaster ${last.postmasterPid})` };
+    }
+  }
+  const what = dataDir !== undefined ? `for ${dataDir}` : `with postmaster pid ${by.pid}`;
+  const looked = places.filter((p) => existsSync(p.dir)).map((p) => p.dir);
+  throw new LogNotFoundError(
+    `pg_seccomp run has no record of a server ${what} (running or not)` +
+      (looked.length ? ` in ${looked.join(", ")}` : "") +
+      `\nhint: a server started with run --log FILE: give that file with --file FILE` +
+      (by.pid !== undefined && dataDir === undefined ? `; or give its data directory with -D` : ""),
+  );
+}
+
+export function violationLogPath(by: { dataDir?: string; pid?: number; file?: string }): string {
+  return findViolationLog(by).path;
 }
 
 /** The launcher's lines are well under 1 KiB plus the statement; longer lines are skipped. */
@@ -190,7 +232,7 @@ class LogReadError extends Error {
  * Opens a log for reading; a missing file is an empty log. Only a regular file: --file could
  * name a FIFO or a device, which would block or never end.
  */
-function openLog(path: string): number | undefined {
+function openLog(path: string, owners?: readonly number[]): number | undefined {
   let fd: number;
   try {
     // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer.
@@ -200,19 +242,26 @@ function openLog(path: string): number | undefined {
     if (code === "ENOENT") return undefined;
     throw new LogReadError(`cannot read ${path}: ${code ?? (e as Error).message}`);
   }
-  if (!fstatSync(fd).isFile()) {
+  const st = fstatSync(fd);
+  if (!st.isFile()) {
     closeSync(fd);
     throw new LogReadError(`${path} is not a regular file`);
+  }
+  // A log named by a record the server's user wrote must be that user's file: whoever reads it
+  // (root) then shows nothing that user could not read anyway.
+  if (owners && !owners.includes(st.uid)) {
+    closeSync(fd);
+    throw new LogReadError(`${path} is owned by uid ${st.uid}, not by the server's user (uid ${owners.join(", ")}): not read`);
   }
   return fd;
 }
 
 /** Every valid record of the log (the last `last` with that option), and what was skipped. */
-export function readViolations(path: string, opts: { last?: number } = {}): ViolationRead {
+export function readViolations(path: string, opts: { last?: number; owners?: readonly number[] } = {}): ViolationRead {
   const events: ViolationEvent[] = [];
   const reader = new RecordReader();
   let torn = 0;
-  const fd = openLog(path);
+  const fd = openLog(path, opts.owners);
   if (fd !== undefined) {
     const buf = Buffer.alloc(1 << 20);
     const keep = (es: ViolationEvent[]) => {
@@ -278,6 +327,7 @@ export function followViolations(
   from: number,
   onEvents: (events: ViolationEvent[], skipped: SkippedLines) => void,
   intervalMs = 500,
+  owners?: readonly number[],
 ): () => void {
   let offset = from;
   let inode: number | undefined;
@@ -291,7 +341,7 @@ export function followViolations(
   const timer = setInterval(() => {
     let fd: number | undefined;
     try {
-      fd = openLog(path);
+      fd = openLog(path, owners);
     } catch {
       return;
     }

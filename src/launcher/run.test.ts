@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { dataDirOf, missingCapabilities } from "./run.js";
+import { capabilityWarnings, dataDirOf, missingCapabilities } from "./run.js";
 
 test("the data directory comes from -D, -DDIR, --pgdata or PGDATA", () => {
   assert.equal(dataDirOf(["-D", "/d"]), "/d");
@@ -16,4 +16,15 @@ test("missing capabilities are named with the reason", () => {
   const noPtraceNoKill = `CapEff:\t${(0x1ffffffffffn & ~(1n << 19n) & ~(1n << 5n)).toString(16)}\n`;
   assert.deepEqual(missingCapabilities(true, noPtraceNoKill).map((m) => m.split(" ")[0]), ["CAP_KILL", "CAP_SYS_PTRACE"]);
   assert.deepEqual(missingCapabilities(false, noPtraceNoKill).map((m) => m.split(" ")[0]), ["CAP_KILL"], "no supervisor: no pidfd_getfd");
+});
+
+test("optional capabilities: each missing one is named with the feature that will not work", () => {
+  const caps = (bits: number[]) => `CapEff:\t${bits.reduce((a, b) => a | (1n << BigInt(b)), 0n).toString(16)}\n`;
+  const documented = [0, 1, 5, 6, 7, 19, 34]; // CHOWN DAC_OVERRIDE KILL SETGID SETUID SYS_PTRACE SYSLOG
+  assert.deepEqual(capabilityWarnings(true, caps(documented)), []);
+  assert.deepEqual(missingCapabilities(true, caps(documented)), []);
+  const noDac = capabilityWarnings(true, caps(documented.filter((b) => b !== 1)));
+  assert.equal(noDac.length, 1);
+  assert.match(noDac[0]!, /^without CAP_DAC_OVERRIDE: set_client_filter\(\) will not work/);
+  assert.deepEqual(capabilityWarnings(false, caps([5, 6, 7])).map((w) => w.split(":")[0]), ["without CAP_SYSLOG"], "no supervisor: no spool, no log");
 });

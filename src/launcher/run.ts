@@ -24,6 +24,13 @@ import { parseKmsgKills, readKmsg } from "./kmsg.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { runStateDir } from "./state.js";
 import { defaultLogPath } from "./violation-log.js";
+import { dataDirForRun } from "./data-dir.js";
+import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
+
+/** "(path)" or "(path: not there, records will be dropped)". */
+function socketNote(path: string): string {
+  return existsSync(path) ? `(${path})` : `(${path}: not there; records will be dropped until it is)`;
+}
 
 export { SUPERVISOR_STALL_MS } from "./supervision.js";
 
@@ -45,6 +52,8 @@ export interface RunRequest {
   checkOnly?: boolean;
   logPath?: string;
   logMaxBytes?: number;
+  /** run --log-to: the file (default), journald, syslog. */
+  logTo?: LogTarget[];
   /** Called with every call the supervisor decided other than simply allowing it. */
   onEvent?: (e: ViolationEvent) => void;
   /** Called once the postmaster has been exec'd (its pid). */
@@ -96,10 +105,32 @@ const NEEDED_CAPS: ReadonlyArray<readonly [number, string, string]> = [
 
 /** Missing capabilities of this process, from /proc/self/status. */
 export function missingCapabilities(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8")): string[] {
-  const eff = BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+  const eff = effectiveCaps(status);
   return NEEDED_CAPS.filter(([bit, name]) => (name !== "CAP_SYS_PTRACE" || needSupervisor) && (eff & (1n << BigInt(bit))) === 0n).map(
     ([, name, why]) => `${name} (${why})`,
   );
+}
+
+function effectiveCaps(status: string): bigint {
+  return BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+}
+
+/**
+ * Capabilities a root launcher can do without, and the feature each one's absence turns off
+ * (docs/deploy.md, "Capabilities"). The server's data directory belongs to the server's user,
+ * mode 0700: root needs CAP_DAC_OVERRIDE to create set_client_filter's spool in it, and
+ * CAP_CHOWN to hand the spool to that user and the violation log to that user's group.
+ */
+const FEATURE_CAPS: ReadonlyArray<readonly [number, string, string]> = [
+  [1, "CAP_DAC_OVERRIDE", "set_client_filter() will not work: run cannot create its spool in the data directory, which belongs to the server's user"],
+  [0, "CAP_CHOWN", "set_client_filter() will not work (the spool cannot be handed to the server's user), and seccomp.violations cannot read the log (it cannot be given to the server's group)"],
+  [34, "CAP_SYSLOG", "when the filter kills the postmaster, the syscall cannot be named from the kernel log"],
+];
+
+/** One line per missing optional capability, naming the feature that will not work. */
+export function capabilityWarnings(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8")): string[] {
+  const eff = effectiveCaps(status);
+  return FEATURE_CAPS.filter(([bit, name]) => (needSupervisor || name === "CAP_SYSLOG") && (eff & (1n << BigInt(bit))) === 0n).map(([, name, what]) => `without ${name}: ${what}`);
 }
 
 /**
@@ -153,12 +184,18 @@ export interface Preflight {
   programs: KernelPrograms;
   user?: OsUser;
   dataDir?: string;
+  /** -D named this configuration directory; dataDir is the data_directory it sets. */
+  configDir?: string;
 }
 
 /** Everything `run` checks before it starts anything (also what `run --check` prints). */
 export function preflight(req: RunRequest): Preflight {
-  const dataDir = dataDirOf(req.command.slice(1));
   const user = serverUser(req.user);
+  // -D may be a configuration directory (Debian's /etc/postgresql/15/main): the run state, the
+  // log and the spool are keyed by the data directory postgres will really use.
+  const givenDataDir = dataDirOf(req.command.slice(1));
+  const resolved = givenDataDir !== undefined && req.command[0] ? dataDirForRun(givenDataDir, resolve(req.command[0]), req.command.slice(1), user) : undefined;
+  const dataDir = resolved?.dataDir ?? givenDataDir;
   const me = { uid: process.getuid?.() ?? 0, name: process.env.USER ?? "you", gids: process.getgroups?.() ?? [] };
   const server = user ? { uid: user.uid, name: user.name, gids: [user.gid, ...groupsOf(user)] } : me;
   const problems = checkPolicyPermissions(req.policy.files, server, dataDir, req.policy.includePlaces);
@@ -177,8 +214,9 @@ export function preflight(req: RunRequest): Preflight {
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
     if (missing.length) {
-      throw new LaunchError(`running as root without the capabilities run needs: ${missing.join(", ")}\nhint: in a container, add them (e.g. --cap-add SYS_PTRACE)`);
+      throw new LaunchError(`running as root without the capabilities run needs: ${missing.join(", ")}\nhint: in a container, add them (e.g. --cap-add SYS_PTRACE); under systemd, list them in CapabilityBoundingSet=`);
     }
+    for (const w of capabilityWarnings(programs.usesSupervisor && dataDir !== undefined)) req.say(`pg_seccomp: warning: ${w}`);
   }
   // What this server is: its major (process kinds it lacks are notes) and whether it uses io_uring.
   const postgres = req.command[0];
@@ -195,7 +233,7 @@ export function preflight(req: RunRequest): Preflight {
   }
   checkStateDir();
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
-  return { programs, user, dataDir };
+  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}) };
 }
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
@@ -268,6 +306,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       postgresPath: absPath,
       ...(req.logPath ? { logPath: req.logPath } : {}),
       ...(req.logMaxBytes ? { logMaxBytes: req.logMaxBytes } : {}),
+      ...(req.logTo ? { logTo: req.logTo } : {}),
       usesSupervisor: programs.usesSupervisor,
       guardLauncherDeath: false, // the parent-death signal does that
       say: req.say,
@@ -311,6 +350,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
       ...(pre.dataDir ? { dataDir: resolve(pre.dataDir) } : {}),
       ...(req.logPath ? { logPath: resolve(req.logPath) } : {}),
       ...(req.logMaxBytes ? { logMaxBytes: req.logMaxBytes } : {}),
+      ...(req.logTo ? { logTo: req.logTo } : {}),
     };
     const first = spawn(process.execPath, [new URL("./supervise-main.js", import.meta.url).pathname, "--detach"], {
       stdio: ["ignore", "inherit", "inherit", "pipe"],
@@ -473,12 +513,13 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
   return [
     `policy:        ${resolve(req.policyPath)}${req.policy.files.length > 1 ? ` (+${req.policy.files.length - 1} included)` : ""}`,
     `server:        ${req.command.join(" ")}`,
-    `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}`,
+    `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}${pre.configDir ? ` (data_directory of ${pre.configDir}/postgresql.conf)` : ""}`,
     `server user:   ${pre.user ? `${pre.user.name} (uid ${pre.user.uid})` : `${process.env.USER ?? "this user"} (uid ${process.getuid?.()})`}`,
     `arch:          ${req.arch}`,
     `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
     `permissions:   ok${req.insecurePolicyPermissions ? " (--insecure-policy-permissions)" : ""}`,
+    `log to:        ${(req.logTo ?? ["file"]).map((t) => (t === "file" ? `file ${req.logPath ?? "(default, in the run-state directory)"}` : `${t} ${socketNote(t === "journald" ? JOURNAL_SOCKET : SYSLOG_SOCKET)}`)).join(", ")}`,
     "nothing started (--check)",
     "",
   ].join("\n");

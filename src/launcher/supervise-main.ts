@@ -18,6 +18,14 @@ import type { Arch } from "../syscalls/index.js";
 import { superviseServer } from "./supervision.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { errnoName } from "../syscalls/errno.js";
+import { parseLogTargets, type LogTarget } from "./log-sinks.js";
+
+/** The targets the launcher sent, checked again (the pipe is the launcher's, but be strict). */
+function parseTargets(list: unknown): LogTarget[] {
+  const t = Array.isArray(list) ? parseLogTargets(list.join(",")) : "not a list";
+  if (typeof t === "string") throw new Error(`bad log targets: ${t}`);
+  return t;
+}
 
 export interface SuperviseInstructions {
   postmasterPid: number;
@@ -29,6 +37,7 @@ export interface SuperviseInstructions {
   postgresPath: string;
   logPath?: string;
   logMaxBytes?: number;
+  logTo?: LogTarget[];
 }
 
 const FD = 3;
@@ -107,6 +116,7 @@ async function supervise(ins: SuperviseInstructions): Promise<never> {
       postgresPath: ins.postgresPath,
       ...(ins.logPath ? { logPath: ins.logPath } : {}),
       ...(ins.logMaxBytes ? { logMaxBytes: ins.logMaxBytes } : {}),
+      ...(ins.logTo ? { logTo: parseTargets(ins.logTo) } : {}),
       usesSupervisor: true,
       guardLauncherDeath: true,
       say,

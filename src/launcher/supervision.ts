@@ -23,6 +23,7 @@ import { removeRunState, writeContexts, writeRunState } from "./state.js";
 import type { ViolationEvent } from "./supervisor.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
+import type { LogTarget } from "./log-sinks.js";
 import { killServerTree, startWatchdog } from "./watchdog.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
@@ -47,6 +48,8 @@ export interface SupervisionRequest {
   postgresPath: string;
   logPath?: string;
   logMaxBytes?: number;
+  /** run --log-to: where records go (default: the file). */
+  logTo?: readonly LogTarget[];
   /** False when the policy sends nothing to a supervisor: only the run state is kept. */
   usesSupervisor: boolean;
   /** Watchdog mode: also stop the server if this process disappears (in place: nobody else would). */
@@ -215,7 +218,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
       // Readable by the server's group (for the SQL view of it), writable only by us.
-      log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined);
+      log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined, r.logTo);
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);

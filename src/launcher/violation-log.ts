@@ -4,18 +4,21 @@
 // `maxBytes` the file is rotated to `<file>.1` (one generation kept).
 
 import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync, writeSync, type Stats } from "node:fs";
-import { createHash } from "node:crypto";
-import { runStateDir } from "./state.js";
+import { dataDirKey, runStateDir } from "./state.js";
 import { basename, dirname, join, resolve } from "node:path";
 import { directoryProblem, type ServerIdentity } from "./permissions.js";
 import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "./safe-fs.js";
 import type { ViolationEvent } from "./supervisor.js";
+import { hostname } from "node:os";
+import { close as closeFd } from "../kernel/libc.js";
+import { sendDatagram, unixDatagramSocket } from "../kernel/dgram.js";
+import { JOURNAL_SOCKET, journalDatagram, SYSLOG_SOCKET, syslogDatagram, type LogTarget } from "./log-sinks.js";
 
 export const DEFAULT_LOG_MAX_BYTES = 16 * 1024 * 1024;
 
 /** A log path that stays the same across restarts of one data directory. */
 export function defaultLogPath(dataDir: string): string {
-  return join(runStateDir(), `violations-${createHash("sha256").update(dataDir).digest("hex").slice(0, 12)}.jsonl`);
+  return join(runStateDir(), `violations-${dataDirKey(dataDir)}.jsonl`);
 }
 
 /**
@@ -47,11 +50,34 @@ export class ViolationLog {
     private readonly flushMs = 50,
     /** The server's user when it is not us: it must not be able to write the log's directory. */
     private readonly server?: ServerIdentity,
+    /** Where records go: the file, the journal, syslog (run --log-to). */
+    readonly targets: readonly LogTarget[] = ["file"],
   ) {
     this.name = basename(resolve(path));
   }
 
+  private socketFd: number | undefined;
+  /** Records journald or syslog did not take (socket missing, full, or refused). */
+  dropped = 0;
+
+  /** Hands one record to the journal and/or syslog: one non-blocking datagram each, dropped if not taken. */
+  private send(e: ViolationEvent): void {
+    for (const t of this.targets) {
+      if (t === "file") continue;
+      try {
+        this.socketFd ??= unixDatagramSocket();
+        if (t === "journald") sendDatagram(this.socketFd, JOURNAL_SOCKET, journalDatagram(e));
+        else sendDatagram(this.socketFd, SYSLOG_SOCKET, syslogDatagram(e, hostname()));
+      } catch (err) {
+        this.dropped++;
+        this.lastError = `${t}: ${(err as Error).message}`;
+      }
+    }
+  }
+
   record(e: ViolationEvent): void {
+    if (this.targets.length !== 1 || this.targets[0] !== "file") this.send(e);
+    if (!this.targets.includes("file")) return;
     const line = JSON.stringify(e) + "\n";
     this.pending.push(line);
     this.pendingBytes += Buffer.byteLength(line);
@@ -119,6 +145,14 @@ export class ViolationLog {
   }
 
   private closeFds(): void {
+    if (this.socketFd !== undefined) {
+      try {
+        closeFd(this.socketFd);
+      } catch {
+        /* already gone */
+      }
+      this.socketFd = undefined;
+    }
     if (this.fd !== undefined) closeSync(this.fd);
     if (this.dirFd !== undefined) closeSync(this.dirFd);
     this.fd = this.dirFd = undefined;

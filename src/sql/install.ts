@@ -293,7 +293,17 @@ commit;
 `;
 }
 
-export function applySql(psqlPath: string, conninfo: string, sql: string): { ok: boolean; stderr: string } {
-  const r = spawnSync(psqlPath, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", "-"], { input: sql, encoding: "utf8" });
-  return { ok: r.status === 0, stderr: r.stderr ?? "" };
+export interface PsqlAs {
+  /** Run psql as this OS user (root installing for a server: peer authentication maps the OS user). */
+  user?: { uid: number; gid: number; name: string };
+  /** PGHOST, PGPORT for the server's Unix socket when the connection string does not say. */
+  env?: Record<string, string>;
+}
+
+export function applySql(psqlPath: string, conninfo: string, sql: string, as: PsqlAs = {}): { ok: boolean; stderr: string } {
+  const env = { ...process.env, ...(as.env ?? {}), ...(as.user ? { USER: as.user.name, LOGNAME: as.user.name, HOME: "/" } : {}) };
+  const r = spawnSync(psqlPath, ["-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo, "-f", "-"], {
+    input: sql, encoding: "utf8", env, cwd: "/", ...(as.user ? { uid: as.user.uid, gid: as.user.gid } : {}),
+  });
+  return { ok: r.status === 0, stderr: r.stderr ?? r.error?.message ?? "" };
 }

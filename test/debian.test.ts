@@ -1,0 +1,276 @@
+// Debian's way, for real: a cluster made with pg_createcluster (config in /etc/postgresql/15/NAME,
+// data in /var/lib/postgresql/15/NAME), its pg_ctl.conf naming the wrapper
+// (contrib/pg_ctl/postgres-seccomp), and pg_ctlcluster start|reload|restart|stop run unchanged,
+// as root (it drops to postgres and runs pg_ctl, which runs the wrapper). Each step ends with every
+// server process filtered (pg_seccomp status) or the server cleanly stopped; `status`, `log` and
+// `sql install` find the cluster by --cluster 15/NAME and by its configuration directory, as
+// root and as postgres, while it runs and after it stopped.
+//
+// Here systemd is not running, so pg_ctlcluster does not hand start/stop to systemctl; under
+// systemd, as root, it would (docs/deploy.md: the postgresql@ unit runs pg_ctlcluster too).
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { findPgBinDir, freePort, lookupUser, type OsUser } from "../src/postgres/cluster.js";
+import { seccompSupport } from "../src/kernel/index.js";
+import { repoPath } from "./support/paths.js";
+import { procStatusFields } from "./support/server.js";
+
+const BIN = repoPath("dist/src/cli/main.js");
+const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
+const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
+
+function skipReason(): string | false {
+  if (process.getuid?.() !== 0) return "needs root (pg_createcluster, pg_ctlcluster)";
+  if (!existsSync("/usr/bin/pg_createcluster") || !existsSync("/usr/bin/pg_ctlcluster")) return "postgresql-common is not installed";
+  try {
+    findPgBinDir(15);
+  } catch {
+    return "PostgreSQL 15 is not installed";
+  }
+  if (existsSync("/run/systemd/system")) return "systemd runs here: pg_ctlcluster would hand start/stop to systemctl";
+  const s = seccompSupport();
+  return s.ok ? false : `seccomp unavailable: ${s.reason}`;
+}
+const skip = skipReason();
+
+const NAME = `psc${process.pid}`;
+const CONF_DIR = `/etc/postgresql/15/${NAME}`;
+let dataDir = "";
+let port = 0;
+let policyDir = "";
+let policy = "";
+let pg: OsUser;
+let created = false;
+
+function run(cmd: string, args: string[], opts: { as?: string; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
+  const argv = opts.as ? ["runuser", "-u", opts.as, "--", cmd, ...args] : [cmd, ...args];
+  return spawnSync(argv[0]!, argv.slice(1), { encoding: "utf8", timeout: 180_000, cwd: "/", env: opts.env ?? process.env });
+}
+
+const cli = (args: string[], as?: string) =>
+  run(process.execPath, [BIN, ...args], as ? { as, env: { PATH: process.env.PATH ?? "/usr/bin:/bin" } } : {});
+
+const ctl = (action: string) => run("pg_ctlcluster", ["15", NAME, action]);
+
+function psqlAsPostgres(sql: string): SpawnSyncReturns<string> {
+  return run(join(findPgBinDir(15), "psql"), ["-X", "-A", "-t", "-h", "/var/run/postgresql", "-p", String(port), "-d", "postgres", "-c", sql], { as: "postgres" });
+}
+
+function postmasterPid(): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    return pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const serverLog = () => {
+  try {
+    return readFileSync(`/var/log/postgresql/postgresql-15-${NAME}.log`, "utf8");
+  } catch {
+    return "";
+  }
+};
+
+/** `pg_seccomp status --cluster 15/NAME --json`: every server process filtered as the policy says. */
+function assertAllFiltered(pid: number): void {
+  const r = cli(["status", "--cluster", `15/${NAME}`, "--json"]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const report = JSON.parse(r.stdout) as { postmasterPid: number; ok: boolean; policyPath: string | null; processes: Array<{ pid: number; seccompMode: string; matchesPolicy: string }> };
+  assert.equal(report.postmasterPid, pid);
+  assert.equal(report.ok, true);
+  assert.equal(report.policyPath, policy, "status finds the policy from the record the launcher (run as postgres) keeps");
+  assert.ok(report.processes.length >= 5, `postmaster and its auxiliary processes: ${report.processes.length}`);
+  for (const p of report.processes) {
+    assert.equal(p.seccompMode, "filter", `pid ${p.pid} is filtered`);
+    assert.match(p.matchesPolicy, /^yes/, `pid ${p.pid} has the policy's filter`);
+  }
+}
+
+async function waitGone(pid: number, ms = 20_000): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (existsSync(`/proc/${pid}`) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+  return !existsSync(`/proc/${pid}`);
+}
+
+function supervisorOf(postmaster: number): number | undefined {
+  try {
+    return (JSON.parse(readFileSync(`/tmp/pg_seccomp-${pg.uid}/${postmaster}.json`, "utf8")) as { launcherPid: number }).launcherPid;
+  } catch {
+    return undefined;
+  }
+}
+
+before(async () => {
+  if (skip) return;
+  pg = lookupUser("postgres");
+  port = await freePort();
+  policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-debian-"));
+  chmodSync(policyDir, 0o755);
+  policy = join(policyDir, "postgresql-15.conf");
+  // The starter profile, with sessions kept from running programs: a denied call for the log.
+  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", { mode: 0o644 });
+  chmodSync(policy, 0o644);
+  const r = run("pg_createcluster", ["15", NAME, "-p", String(port), "--start-conf", "manual"]);
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  created = true;
+  dataDir = `/var/lib/postgresql/15/${NAME}`;
+  // What docs/deploy.md has a DBA do: pg_ctl.conf names the wrapper. The environment file
+  // points it at this checkout's pg_seccomp and the test's policy (an installed pg_seccomp and
+  // /etc/pg_seccomp/postgresql-15.conf are the defaults).
+  writeFileSync(join(CONF_DIR, "pg_ctl.conf"), `pg_ctl_options = '-p ${WRAPPER}'\n`);
+  appendFileSync(join(CONF_DIR, "environment"), `PG_SECCOMP = '${process.execPath} ${BIN}'\nPG_SECCOMP_POLICY = '${policy}'\n`);
+});
+
+after(() => {
+  if (created) run("pg_dropcluster", ["15", NAME, "--stop"]);
+  if (policyDir) rmSync(policyDir, { recursive: true, force: true });
+});
+
+test("pg_ctlcluster start, reload, restart, stop through the wrapper in pg_ctl.conf: filtered throughout, status/log/sql install by --cluster", { skip }, async () => {
+  // -- start
+  const start = ctl("start");
+  assert.equal(start.status, 0, start.stdout + start.stderr + serverLog());
+  const pm = postmasterPid()!;
+  assert.ok(pm, "postmaster.pid");
+  const st = procStatusFields(pm);
+  assert.equal(st.Seccomp, "2");
+  assert.equal(st.NoNewPrivs, "1");
+  assert.equal(st.Uid!.split(/\s+/)[0], String(pg.uid));
+  assert.match(readFileSync(`/proc/${pm}/cmdline`, "utf8"), /\/usr\/lib\/postgresql\/15\/bin\/postgres\0-D\0/, "the wrapper found PostgreSQL 15's postgres from PG_VERSION");
+  const lsc = run("pg_lsclusters", ["15", NAME, "--no-header"]);
+  assert.match(lsc.stdout, /online/);
+  assertAllFiltered(pm);
+  // The launcher keyed its records by the real data directory; the spool is in it, not in /etc.
+  assert.ok(existsSync(join(dataDir, "pg_seccomp")), "set_client_filter's spool in the data directory");
+  assert.equal(existsSync(join(CONF_DIR, "pg_seccomp")), false);
+
+  // A denied call, for the log: a session's exec.
+  assert.notEqual(psqlAsPostgres("copy (select 1) to program 'true'").status, 0);
+  assert.equal(psqlAsPostgres("select 40 + 2").stdout.trim(), "42");
+
+  // -- sql install as root: psql runs as postgres, peer authentication over the cluster's socket.
+  const inst = cli(["sql", "install", "--cluster", `15/${NAME}`, "-d", "postgres"]);
+  assert.equal(inst.status, 0, inst.stderr);
+  assert.doesNotMatch(inst.stderr, /warning/);
+  // ... and as postgres, by the configuration directory.
+  const inst2 = cli(["sql", "install", "-D", CONF_DIR, "-d", `port=${port} host=/var/run/postgresql dbname=postgres`], "postgres");
+  assert.equal(inst2.status, 0, inst2.stderr);
+  await new Promise((r) => setTimeout(r, 300)); // the log is written in batches
+  const v = psqlAsPostgres("select syscall from seccomp.violations where action = 'error'");
+  assert.equal(v.status, 0, v.stderr);
+  assert.match(v.stdout, /execve/);
+
+  // -- reload: the same postmaster, still filtered.
+  const reload = ctl("reload");
+  assert.equal(reload.status, 0, reload.stderr);
+  assert.equal(postmasterPid(), pm);
+  assertAllFiltered(pm);
+
+  // -- restart: pg_ctlcluster's restart is stop then start, both with pg_ctl.conf's options.
+  const sup = supervisorOf(pm);
+  assert.ok(sup, "the supervisor's run state, in the postgres user's run-state directory");
+  const restart = ctl("restart");
+  assert.equal(restart.status, 0, restart.stdout + restart.stderr + serverLog());
+  const pm2 = postmasterPid()!;
+  assert.notEqual(pm2, pm);
+  assert.ok(await waitGone(pm));
+  assert.ok(await waitGone(sup!), "the old supervisor exits with its server");
+  assertAllFiltered(pm2);
+
+  // -- stop: clean shutdown, the supervisor goes too, nothing left.
+  const sup2 = supervisorOf(pm2)!;
+  const stop = ctl("stop");
+  assert.equal(stop.status, 0, stop.stderr);
+  assert.equal(existsSync(join(dataDir, "postmaster.pid")), false);
+  assert.ok(await waitGone(pm2));
+  assert.ok(await waitGone(sup2), "the supervisor exits with its server");
+  assert.match(serverLog(), /database system is shut down/);
+  assert.doesNotMatch(serverLog(), /pg_seccomp: error/);
+
+  // -- post mortem: the log is found by cluster, by config dir and by data dir, as root and as postgres.
+  for (const [args, as] of [[["--cluster", `15/${NAME}`], undefined], [["-D", CONF_DIR], undefined], [["-D", dataDir], "postgres"], [["--cluster", `15/${NAME}`], "postgres"]] as const) {
+    const l = cli(["log", ...args, "--json"], as);
+    assert.equal(l.status, 0, `${args.join(" ")} as ${as ?? "root"}: ${l.stderr}`);
+    const events = l.stdout.trim().split("\n").filter(Boolean).map((x) => JSON.parse(x) as { syscall: string; action: string });
+    assert.ok(events.some((e) => e.syscall === "execve" && e.action === "error"), `${args.join(" ")} as ${as ?? "root"}: ${l.stdout}`);
+  }
+  // status of a stopped server says so, without a stack trace.
+  const gone = cli(["status", "--cluster", `15/${NAME}`]);
+  assert.equal(gone.status, 2, gone.stderr);
+  assert.match(gone.stderr, /no server is running/);
+});
+
+test("run given Debian's configuration directory as -D keys everything by the data directory postgresql.conf names", { skip }, () => {
+  const r = cli(["run", "--check", "--user", "postgres", "--policy", policy, "--", "/usr/lib/postgresql/15/bin/postgres", "-D", CONF_DIR]);
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, new RegExp(`data dir:\\s+${dataDir} \\(data_directory of ${CONF_DIR}/postgresql.conf\\)`));
+});
+
+test("the systemd unit's ExecStart, run as systemd would (root), starts a pg_createcluster --datadir cluster filtered and keys it by that data directory", { skip }, async () => {
+  const name = `${NAME}d`;
+  const root = mkdtempSync(join(tmpdir(), "pg_seccomp-datadir-"));
+  chmodSync(root, 0o755);
+  const data = join(root, "data");
+  const p2 = await freePort();
+  const mk = run("pg_createcluster", ["15", name, "--datadir", data, "-p", String(p2), "--start-conf", "manual"]);
+  assert.equal(mk.status, 0, mk.stdout + mk.stderr);
+  try {
+    const unit = readFileSync(repoPath("contrib/systemd/postgresql-seccomp@.service"), "utf8");
+    const line = /^ExecStart=(.*)$/m.exec(unit)![1]!.replaceAll("%i", `15-${name}`).replaceAll("%I", `15/${name}`);
+    const argv = line.split(/\s+/);
+    // This checkout's pg_seccomp, the test's policy, a log in a root-owned directory (systemd's
+    // LogsDirectory= would make /var/log/pg_seccomp).
+    argv.splice(0, 1, process.execPath, BIN);
+    argv[argv.indexOf("--policy") + 1] = policy;
+    argv[argv.indexOf("--log") + 1] = join(policyDir, `${name}.jsonl`);
+    assert.deepEqual(argv.slice(argv.indexOf("--") + 1), ["/usr/lib/postgresql/15/bin/postgres", "-D", `/etc/postgresql/15/${name}`]);
+    // Debian's tmpfiles.d (or the unit's ExecStartPre) makes the socket directory.
+    run("install", ["-d", "-o", "postgres", "-g", "postgres", "-m", "2775", "/run/postgresql"]);
+    const proc = spawn(argv[0]!, argv.slice(1), { stdio: ["ignore", "pipe", "pipe"], cwd: "/" });
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null }>((res) => proc.on("exit", (code) => res({ code })));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (run("pg_isready", ["-q", "-h", "/var/run/postgresql", "-p", String(p2)]).status !== 0) {
+        assert.ok(Date.now() < deadline && proc.exitCode === null, `the server did not start: ${err}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const pm = Number(readFileSync(join(data, "postmaster.pid"), "utf8").split("\n")[0]);
+      const st = cli(["status", "--cluster", `15/${name}`, "--json"]);
+      assert.equal(st.status, 0, st.stdout + st.stderr);
+      const report = JSON.parse(st.stdout) as { postmasterPid: number; dataDir: string; policyPath: string; processes: Array<{ seccompMode: string }> };
+      assert.equal(report.postmasterPid, pm);
+      assert.equal(report.dataDir, data);
+      assert.equal(report.policyPath, policy);
+      assert.ok(report.processes.every((p) => p.seccompMode === "filter"));
+      assert.ok(existsSync(join(data, "pg_seccomp")), "the spool is in the --datadir directory");
+      assert.equal(existsSync(join(`/etc/postgresql/15/${name}`, "pg_seccomp")), false, "not in the configuration directory");
+      assert.doesNotMatch(err, /warning|error/, err);
+    } finally {
+      proc.kill("SIGINT"); // the unit's KillSignal
+      const t = setTimeout(() => proc.kill("SIGKILL"), 60_000);
+      const { code } = await exited;
+      clearTimeout(t);
+      assert.equal(code, 0, err);
+    }
+  } finally {
+    run("pg_dropcluster", ["15", name, "--stop"]);
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("--cluster names the clusters there are when the one given does not exist", { skip }, () => {
+  const r = cli(["log", "--cluster", "15/no-such-cluster"]);
+  assert.equal(r.status, 2);
+  assert.match(r.stderr, /no such cluster/);
+  assert.match(r.stderr, new RegExp(`15/${NAME}`));
+  assert.doesNotMatch(r.stderr, /\n\s+at /, "no stack trace");
+});
