@@ -23,6 +23,7 @@ export {
   resetSignalToDefault,
   setCloexec,
   setErrno,
+  socketPeerPid,
   syscall6,
   u64,
   write,

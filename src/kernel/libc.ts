@@ -324,3 +324,30 @@ export function prepareForExec(opts: ExecveOptions = {}): void {
     clearSignalMask();
   }
 }
+
+const SOL_SOCKET = 1;
+const SO_PEERCRED = 17;
+
+/**
+ * The pid at the other end of a Unix socket that process `pid` holds as `fd` (SO_PEERCRED,
+ * as the kernel recorded it at connect time): the socket is copied here with pidfd_getfd (needs
+ * ptrace access to `pid`), asked, and closed.
+ */
+export function socketPeerPid(pid: number, fd: number): number {
+  const pidfd = pidfdOpen(pid);
+  let copy: number;
+  try {
+    copy = pidfdGetFd(pidfd, fd);
+  } finally {
+    close(pidfd);
+  }
+  try {
+    const f = libcFunction("getsockopt", "int getsockopt(int fd, int level, int name, _Out_ uint8_t *val, _Inout_ uint32_t *len)");
+    const cred = Buffer.alloc(12); // struct ucred { pid_t pid; uid_t uid; gid_t gid; }
+    const len = [12];
+    check("getsockopt", f(copy, SOL_SOCKET, SO_PEERCRED, cred, len) as number);
+    return cred.readInt32LE(0);
+  } finally {
+    close(copy);
+  }
+}

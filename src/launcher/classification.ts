@@ -5,7 +5,8 @@
 import type { ContextSpec } from "../policy/decision.js";
 import { classifyChild } from "./classify.js";
 import type { MonitorConnection } from "./monitor.js";
-import { hasClientConnection, listenSockets, procStat, procTitle, type ListenSockets } from "./proc-facts.js";
+import { clientConnection, listenSockets, procStat, procTitle, type ListenSockets } from "./proc-facts.js";
+import { socketPeerPid } from "../kernel/index.js";
 import type { Classification } from "./supervisor-core.js";
 
 export class ClassificationService {
@@ -36,8 +37,9 @@ export class ClassificationService {
       return { ctx, pin: true };
     }
     if (!this.listen || (this.listen.unixPaths.size === 0 && this.listen.tcpPorts.size === 0)) this.listen = listenSockets(this.postmasterPid);
-    const clientConnection = hasClientConnection(pid, this.listen);
-    if (clientConnection && !this.clientsNeedRow) {
+    const client = clientConnection(pid, this.listen);
+    const hasClient = client !== undefined;
+    if (hasClient && !this.clientsNeedRow) {
       // Session or walsender, and the policy treats them alike: the kernel's word is enough.
       const ctx: ContextSpec = { context: "session" };
       this.pins.set(pid, { start, ctx });
@@ -46,11 +48,15 @@ export class ClassificationService {
     }
     // A server that accepts connections answers within the supervisor's wait; one that is still
     // starting does not, and then the kernel facts and the title decide (classify.ts).
-    // Not while the session is being opened: the caller may be its own backend, which cannot
-    // finish logging in while it waits here (under a learning policy, every one of its calls would).
-    if (this.monitor && !this.monitor.up && !this.monitor.opening) await this.monitor.whenUp(clientConnection ? 700 : 50);
+    // Not for the session's own backend while it is being opened: that backend cannot finish
+    // logging in while its calls wait here (under a learning policy, every one of them would).
+    // It is the one whose client is our psql (the kernel's SO_PEERCRED); it gets the most
+    // restrictive context for this call. Waiting or not never changes which facts decide.
+    if (this.monitor && !this.monitor.up && !(this.monitor.opening && client?.unix && this.peerIs(pid, client.fd, this.monitor.psqlPid))) {
+      await this.monitor.whenUp(hasClient ? 700 : 50);
+    }
     const activity = this.monitor ? await this.monitor.activity(pid) : undefined;
-    const c = classifyChild({ activity, clientConnection, title: procTitle(pid) });
+    const c = classifyChild({ activity, clientConnection: hasClient, title: procTitle(pid) });
     // The answer is about this process only if the pid still names it.
     if (procStat(pid)?.start !== start) return gone;
     if (c.pin) {
@@ -60,6 +66,16 @@ export class ClassificationService {
     }
     if (c.note && c.pin) this.note(`pg_seccomp: pid ${pid} gets the most restrictive context: ${c.note}`);
     return c;
+  }
+
+  /** Is the client of the socket `pid` holds as `fd` the process `peer`? (false when it cannot be told) */
+  private peerIs(pid: number, fd: number, peer: number | undefined): boolean {
+    if (peer === undefined) return false;
+    try {
+      return socketPeerPid(pid, fd) === peer;
+    } catch {
+      return false;
+    }
   }
 
   /** The pinned context of a live process, if any. */

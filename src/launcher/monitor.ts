@@ -86,6 +86,11 @@ export class MonitorConnection {
     return this.starting && !this.closed;
   }
 
+  /** The psql process holding the session (its backend's client is this pid). */
+  get psqlPid(): number | undefined {
+    return this.proc?.pid;
+  }
+
   /** Opens the session if the server accepts connections and it is not open (retries at most every second). */
   ensure(): void {
     if (this.closed || this.proc || this.starting || Date.now() < this.nextAttempt) return;

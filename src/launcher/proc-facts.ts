@@ -23,9 +23,9 @@ function read(path: string): string {
   }
 }
 
-/** Socket inodes among a process's open files. */
-export function socketInodes(pid: number): Set<string> {
-  const out = new Set<string>();
+/** Socket inodes among a process's open files, with the descriptor holding each. */
+export function socketInodes(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
   let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
@@ -35,7 +35,7 @@ export function socketInodes(pid: number): Set<string> {
   for (const fd of fds) {
     try {
       const m = /^socket:\[(\d+)\]$/.exec(readlinkSync(`/proc/${pid}/fd/${fd}`));
-      if (m) out.add(m[1]!);
+      if (m) out.set(m[1]!, Number(fd));
     } catch {
       /* closed meanwhile */
     }
@@ -107,16 +107,21 @@ export function listenSockets(postmasterPid: number): ListenSockets {
  * Outgoing connections (libpq from a walreceiver, postgres_fdw) carry neither.
  */
 export function hasClientConnection(pid: number, listen: ListenSockets, inodes = socketInodes(pid)): boolean {
-  if (inodes.size === 0) return false;
+  return clientConnection(pid, listen, inodes) !== undefined;
+}
+
+/** The accepted client connection a process holds: its descriptor, and whether it is a Unix socket. */
+export function clientConnection(pid: number, listen: ListenSockets, inodes = socketInodes(pid)): { fd: number; unix: boolean } | undefined {
+  if (inodes.size === 0) return undefined;
   for (const r of parseNetUnix(read(`/proc/${pid}/net/unix`))) {
-    if (inodes.has(r.inode) && r.state === SS_CONNECTED && (r.flags & SO_ACCEPTCON) === 0 && listen.unixPaths.has(r.path)) return true;
+    if (inodes.has(r.inode) && r.state === SS_CONNECTED && (r.flags & SO_ACCEPTCON) === 0 && listen.unixPaths.has(r.path)) return { fd: inodes.get(r.inode)!, unix: true };
   }
   for (const file of ["tcp", "tcp6"]) {
     for (const r of parseNetTcp(read(`/proc/${pid}/net/${file}`))) {
-      if (inodes.has(r.inode) && r.state === TCP_ESTABLISHED && listen.tcpPorts.has(r.localPort)) return true;
+      if (inodes.has(r.inode) && r.state === TCP_ESTABLISHED && listen.tcpPorts.has(r.localPort)) return { fd: inodes.get(r.inode)!, unix: false };
     }
   }
-  return false;
+  return undefined;
 }
 
 /** Parent pid and start time from /proc/PID/stat (classify.ts parses). */
