@@ -28,6 +28,8 @@ import { killServerTree, startWatchdog } from "./watchdog.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
+/** How long the supervisor thread may take to start. */
+export const SUPERVISOR_START_MS = 30_000;
 
 export class SupervisionError extends Error {
   override name = "UsageError";
@@ -233,7 +235,8 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // Heartbeats both ways: a supervisor thread that stops answering (stuck, or stopped with
       // the whole launcher and then resumed) fails closed: the server is stopped.
       const beats = new Int32Array(heartbeat);
-      Atomics.store(beats, 0, Math.floor((Date.now() - heartbeatOrigin) / 100)); // the worker has not started yet
+      // 0 until the worker's loop first turns: starting a worker thread on a loaded machine can
+      // take seconds (and nothing runs meanwhile: the stage's exec of postgres waits for it).
       beatTimer = setInterval(() => {
         const now = Math.floor((Date.now() - heartbeatOrigin) / 100);
         Atomics.store(beats, 1, now);
@@ -246,7 +249,10 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         }
         // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
         if (mon && !mon.closed && postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();
-        if (!failing && (now - Atomics.load(beats, 0)) * 100 > SUPERVISOR_STALL_MS) {
+        const workerBeat = Atomics.load(beats, 0);
+        if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
+          failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);
+        } else if (!failing && workerBeat !== 0 && (now - (workerBeat - 1)) * 100 > SUPERVISOR_STALL_MS) {
           failClosed(`the supervisor has not answered for ${SUPERVISOR_STALL_MS / 1000} s`);
         }
       }, 250);

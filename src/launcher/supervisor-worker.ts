@@ -30,7 +30,7 @@ export interface SupervisorWorkerData {
    * let through), [1] pid whose knock is answered next, [2] with this errno (0: continue).
    */
   clientFilter: SharedArrayBuffer;
-  /** Int32Array: [0] the worker's heartbeat, [1] the main thread's (tenths of a second since heartbeatOrigin). */
+  /** Int32Array: [0] the worker's heartbeat (tenths of a second since heartbeatOrigin, plus one; 0 until its loop starts), [1] the main thread's. */
   heartbeat: SharedArrayBuffer;
   /** Date.now() both threads count heartbeats from. */
   heartbeatOrigin: number;
@@ -124,7 +124,7 @@ function drainAnswers(): void {
 
 function loop(): void {
   while (Atomics.load(stop, 0) === 0) {
-    Atomics.store(heartbeat, 0, tenths());
+    Atomics.store(heartbeat, 0, tenths() + 1); // never 0: 0 means "not started yet"
     const state = pollListener(data.listenerFd, core.heldCount > 0 ? 5 : 100);
     drainAnswers();
     core.tick();
