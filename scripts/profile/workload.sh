@@ -146,6 +146,11 @@ echo "archive_mode = off" >> "$WORKDIR/standby/postgresql.conf"
 as_server ${STANDBY_LAUNCHER:-} "$PGBIN/postgres" -D "$WORKDIR/standby" > "$WORKDIR/standby.log" 2>&1 &
 standby=$!
 for _ in $(seq 100); do "$PGBIN/pg_isready" -q -p $((PGPORT + 1)) && break; sleep 0.2; done
+if ! [ -e "$WORKDIR/standby/postmaster.pid" ]; then
+  echo "the standby did not start; its log:" >&2
+  tail -n 40 "$WORKDIR/standby.log" >&2
+  exit 1
+fi
 psql -c "create table repl_check as select 1 as a" -c "select pg_switch_wal()"
 for _ in $(seq 50); do
   psql -p $((PGPORT + 1)) -At -c "select count(*) from repl_check" 2>/dev/null | grep -q 1 && break
