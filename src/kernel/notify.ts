@@ -147,12 +147,14 @@ export function pollListener(listener: number, timeoutMs = 0): ListenerState {
   const pfd = Buffer.alloc(8); // struct pollfd { int fd; short events; short revents; }
   pfd.writeInt32LE(listener, 0);
   pfd.writeInt16LE(POLLIN, 4);
-  for (;;) {
+  {
     setErrno(0);
     const r = f(pfd, 1, timeoutMs) as number;
     if (r === -1) {
       const e = lastErrno();
-      if (e === 4 /* EINTR */) continue;
+      // Interrupted: report "idle" rather than poll again with the whole timeout, so that a
+      // steady stream of signals (a profiler's SIGPROF, say) cannot keep the caller in here.
+      if (e === 4 /* EINTR */) return "idle";
       throw new KernelError("poll(listener)", e);
     }
     if (r === 0) return "idle";

@@ -113,10 +113,11 @@ export function hasClientConnection(pid: number, listen: ListenSockets, inodes =
 /** The accepted client connection a process holds: its descriptor, and whether it is a Unix socket. */
 export function clientConnection(pid: number, listen: ListenSockets, inodes = socketInodes(pid)): { fd: number; unix: boolean } | undefined {
   if (inodes.size === 0) return undefined;
-  for (const r of parseNetUnix(read(`/proc/${pid}/net/unix`))) {
+  // Only the tables the server listens in (a server without TCP listeners reads no TCP table).
+  if (listen.unixPaths.size > 0) for (const r of parseNetUnix(read(`/proc/${pid}/net/unix`))) {
     if (inodes.has(r.inode) && r.state === SS_CONNECTED && (r.flags & SO_ACCEPTCON) === 0 && listen.unixPaths.has(r.path)) return { fd: inodes.get(r.inode)!, unix: true };
   }
-  for (const file of ["tcp", "tcp6"]) {
+  if (listen.tcpPorts.size > 0) for (const file of ["tcp", "tcp6"]) {
     for (const r of parseNetTcp(read(`/proc/${pid}/net/${file}`))) {
       if (inodes.has(r.inode) && r.state === TCP_ESTABLISHED && listen.tcpPorts.has(r.localPort)) return { fd: inodes.get(r.inode)!, unix: false };
     }

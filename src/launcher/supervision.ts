@@ -237,10 +237,16 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       const beats = new Int32Array(heartbeat);
       // 0 until the worker's loop first turns: starting a worker thread on a loaded machine can
       // take seconds (and nothing runs meanwhile: the stage's exec of postgres waits for it).
+      let lastTick = 0;
       beatTimer = setInterval(() => {
-        const now = Math.floor((Date.now() - heartbeatOrigin) / 100);
+        const tickAt = Date.now();
+        // This thread itself ran late (starved or paused): the worker's silence may be ours to
+        // blame; judge it on the next, punctual tick instead.
+        const punctual = lastTick === 0 || tickAt - lastTick < 1000;
+        lastTick = tickAt;
+        const now = Math.floor((tickAt - heartbeatOrigin) / 100);
         Atomics.store(beats, 1, now);
-        if (classifier.changed && now % 4 === 0) {
+        if (classifier.changed && now % 20 === 0) { // every 2 s at most
           try {
             writeContexts(pid, classifier.pinnedEntries());
           } catch {
@@ -252,7 +258,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         const workerBeat = Atomics.load(beats, 0);
         if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
           failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);
-        } else if (!failing && workerBeat !== 0 && (now - (workerBeat - 1)) * 100 > SUPERVISOR_STALL_MS) {
+        } else if (!failing && punctual && workerBeat !== 0 && (now - (workerBeat - 1)) * 100 > SUPERVISOR_STALL_MS) {
           failClosed(`the supervisor has not answered for ${SUPERVISOR_STALL_MS / 1000} s`);
         }
       }, 250);
