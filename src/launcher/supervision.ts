@@ -238,6 +238,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // 0 until the worker's loop first turns: starting a worker thread on a loaded machine can
       // take seconds (and nothing runs meanwhile: the stage's exec of postgres waits for it).
       let lastTick = 0;
+      let lastPinsWrite = -100;
       beatTimer = setInterval(() => {
         const tickAt = Date.now();
         // This thread itself ran late (starved or paused): the worker's silence may be ours to
@@ -246,7 +247,8 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         lastTick = tickAt;
         const now = Math.floor((tickAt - heartbeatOrigin) / 100);
         Atomics.store(beats, 1, now);
-        if (classifier.changed && now % 20 === 0) { // every 2 s at most
+        if (classifier.changed && now - lastPinsWrite >= 10) { // once a second at most
+          lastPinsWrite = now;
           try {
             writeContexts(pid, classifier.pinnedEntries());
           } catch {
