@@ -141,11 +141,20 @@ SQL
   } >> "$WORKDIR/standby/postgresql.auto.conf"
   [ "$(id -u)" = 0 ] && chown "${SERVER_USER:-postgres}" "$WORKDIR/standby/backup_label" "$WORKDIR/standby/postgresql.auto.conf"
 fi
-echo "port = $((PGPORT + 1))" >> "$WORKDIR/standby/postgresql.conf"
+# The standby's port: STANDBY_PORT, else the first free one after the primary's (a TCP connect
+# that succeeds means the port is taken).
+standby_port=${STANDBY_PORT:-$((PGPORT + 1))}
+if [ -z "${STANDBY_PORT:-}" ]; then
+  for _ in $(seq 50); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$standby_port") 2>/dev/null || break
+    standby_port=$((standby_port + 1))
+  done
+fi
+echo "port = $standby_port" >> "$WORKDIR/standby/postgresql.conf"
 echo "archive_mode = off" >> "$WORKDIR/standby/postgresql.conf"
 as_server ${STANDBY_LAUNCHER:-} "$PGBIN/postgres" -D "$WORKDIR/standby" > "$WORKDIR/standby.log" 2>&1 &
 standby=$!
-for _ in $(seq 100); do "$PGBIN/pg_isready" -q -p $((PGPORT + 1)) && break; sleep 0.2; done
+for _ in $(seq 100); do "$PGBIN/pg_isready" -q -p "$standby_port" && break; sleep 0.2; done
 if ! [ -e "$WORKDIR/standby/postmaster.pid" ]; then
   echo "the standby did not start; its log:" >&2
   tail -n 40 "$WORKDIR/standby.log" >&2
@@ -153,18 +162,18 @@ if ! [ -e "$WORKDIR/standby/postmaster.pid" ]; then
 fi
 psql -c "create table repl_check as select 1 as a" -c "select pg_switch_wal()"
 for _ in $(seq 50); do
-  psql -p $((PGPORT + 1)) -At -c "select count(*) from repl_check" 2>/dev/null | grep -q 1 && break
+  psql -p "$standby_port" -At -c "select count(*) from repl_check" 2>/dev/null | grep -q 1 && break
   sleep 0.2
 done
 psql -c "drop table repl_check"
 if [ "$server_major" -ge 17 ] && ! [ "$client_major" -ge "$server_major" ]; then
   # Give the standby's slot sync worker time to start and sync once.
   for _ in $(seq 50); do
-    psql -p $((PGPORT + 1)) -At -c "select 1 from pg_stat_activity where backend_type = 'slotsync worker'" 2>/dev/null | grep -q 1 && break
+    psql -p "$standby_port" -At -c "select 1 from pg_stat_activity where backend_type = 'slotsync worker'" 2>/dev/null | grep -q 1 && break
     sleep 0.2
   done
   sleep 1
-  step "standby processes: $(psql -p $((PGPORT + 1)) -At -c "select string_agg(distinct backend_type, ', ') from pg_stat_activity" 2>&1)"
+  step "standby processes: $(psql -p "$standby_port" -At -c "select string_agg(distinct backend_type, ', ') from pg_stat_activity" 2>&1)"
 fi
 kill -INT "$(head -1 "$WORKDIR/standby/postmaster.pid")"; wait "$standby" || true
 psql -At -c "select pg_drop_replication_slot(slot_name) from pg_replication_slots where slot_name = 'workload_standby'" >/dev/null

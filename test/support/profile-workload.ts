@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createCluster, destroyCluster, findPgBinDir } from "../../src/postgres/cluster.js";
+import { createCluster, destroyCluster, findPgBinDir, freePort } from "../../src/postgres/cluster.js";
 import { profileServerConf } from "../../scripts/profile/server-conf.js";
 import { BIN, logFile, startReady, stop, writePolicy } from "./server.js";
 import { repoPath } from "./paths.js";
@@ -33,6 +33,8 @@ export async function profileWorkloadUnderKill(major: number, opts: { timeoutMs?
         env: {
           ...process.env, PGBIN: cluster.binDir, WORKDIR: work, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres",
           SERVER_USER: cluster.user.name,
+          // A port the OS says is free, not PGPORT + 1 (another cluster of the suite may hold it).
+          STANDBY_PORT: String(await freePort()),
           // The standby runs under the same policy, started by pg_seccomp as the postgres user.
           STANDBY_LAUNCHER: `${process.execPath} ${BIN} run --policy ${policy} --log ${standbyLog} --`,
         },
