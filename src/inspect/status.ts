@@ -16,7 +16,7 @@
 // for tests.
 
 import { parseProcessTitle, TITLE_PREFIX, type ProcessTitle } from "../postgres/process-title.js";
-import { lstatSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { AUDIT_ARCH } from "../bpf/compile.js";
 import { compileFilter, describeAction, type CompiledFilter } from "../bpf/emulator.js";
@@ -39,6 +39,7 @@ import {
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
 import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
+import { readServerFile } from "../launcher/data-dir.js";
 import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../launcher/state.js";
 import { contextDecisions, contextKey, decisionFor, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
@@ -707,7 +708,7 @@ export function findPostmaster(target: { pid?: number; dataDir?: string }, procR
   }
   if (target.dataDir !== undefined) {
     const dataDir = resolve(target.dataDir);
-    const text = readText(join(dataDir, "postmaster.pid"));
+    const text = readServerFile(join(dataDir, "postmaster.pid"), 4096);
     const pid = text === undefined ? undefined : parsePostmasterPid(text);
     if (pid !== undefined && alive(pid, procRoot)) return { pid, foundBy: "postmaster.pid", dataDir, runState: state({ pid }) };
     const rs = state({ dataDir });

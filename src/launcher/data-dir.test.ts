@@ -1,9 +1,10 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { confSetting, dataDirForLookup, findDebianCluster, majorOf, type DebianCluster } from "./data-dir.js";
+import { confSetting, dataDirForLookup, findDebianCluster, majorOf, readServerFile, type DebianCluster } from "./data-dir.js";
 
 test("confSetting reads one setting as PostgreSQL would: quotes, '' and \\' escapes, comments, the last one wins", () => {
   const text = [
@@ -46,4 +47,16 @@ test("findDebianCluster takes 15/main and 15-main, refuses other shapes, and nam
   assert.throws(() => findDebianCluster("15/other", () => list), /no such cluster \(there are: 15\/main\)/);
   assert.throws(() => findDebianCluster("main", () => list), /give VERSION\/NAME/);
   assert.throws(() => findDebianCluster("15/../x", () => list), /give VERSION\/NAME/);
+});
+
+test("readServerFile: a link, a FIFO or a device is not read; a regular file is, up to the limit", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-serverfile-"));
+  writeFileSync(join(dir, "postmaster.pid"), "123\n/data\n");
+  assert.equal(readServerFile(join(dir, "postmaster.pid"), 4096), "123\n/data\n");
+  assert.equal(readServerFile(join(dir, "postmaster.pid"), 3), "123");
+  symlinkSync("/dev/zero", join(dir, "zero"));
+  assert.equal(readServerFile(join(dir, "zero"), 4096), undefined, "a link is not followed");
+  assert.equal(readServerFile("/dev/zero", 4096), undefined, "a device is not read");
+  execFileSync("mkfifo", [join(dir, "fifo")]);
+  assert.equal(readServerFile(join(dir, "fifo"), 4096), undefined, "a FIFO neither blocks nor is read");
 });

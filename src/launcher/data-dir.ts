@@ -9,7 +9,7 @@
 // and which log name is derived; nothing is parsed beyond one setting, bounded.
 
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, openSync, readdirSync, readSync, statSync, constants as fsc } from "node:fs";
+import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync, constants as fsc } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
 
 export class DataDirError extends Error {
@@ -33,7 +33,12 @@ const CLUSTER_SPEC = /^(\d+(?:\.\d+)?)[/-]([A-Za-z0-9_.][A-Za-z0-9_.-]*)$/;
 /** At most this much of a configuration file is read. */
 const MAX_CONF_BYTES = 4 * 1024 * 1024;
 
-function readBounded(path: string, max = MAX_CONF_BYTES): string | undefined {
+/**
+ * A file the server's user writes (postmaster.pid, PG_VERSION, postgresql.conf), read the way root
+ * may read it: the last component not followed if it is a link, opened without blocking (a FIFO
+ * cannot hold us), a regular file only (no device), at most `max` bytes. Undefined otherwise.
+ */
+export function readServerFile(path: string, max = MAX_CONF_BYTES): string | undefined {
   let fd: number;
   try {
     fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
@@ -41,6 +46,7 @@ function readBounded(path: string, max = MAX_CONF_BYTES): string | undefined {
     return undefined;
   }
   try {
+    if (!fstatSync(fd).isFile()) return undefined;
     const buf = Buffer.alloc(Math.min(max, 1 << 20));
     const parts: Buffer[] = [];
     let total = 0;
@@ -76,7 +82,7 @@ export function isDataDirectory(dir: string): boolean {
 
 /** The major version a data directory (PG_VERSION) or a Debian config directory (/etc/postgresql/V/N) belongs to. */
 export function majorOf(dir: string): number | undefined {
-  const v = readBounded(join(dir, "PG_VERSION"), 64)?.trim();
+  const v = readServerFile(join(dir, "PG_VERSION"), 64)?.trim();
   if (v && /^\d+$/.test(v)) return Number(v);
   const m = /^\/etc\/postgresql\/(\d+)\/[^/]+\/?$/.exec(resolve(dir));
   return m ? Number(m[1]) : undefined;
@@ -89,7 +95,7 @@ export function majorOf(dir: string): number | undefined {
 export function dataDirForLookup(dir: string): string {
   const abs = resolve(dir);
   if (isDataDirectory(abs)) return abs;
-  const text = readBounded(join(abs, "postgresql.conf"));
+  const text = readServerFile(join(abs, "postgresql.conf"));
   const d = text === undefined ? undefined : confSetting(text, "data_directory");
   return d && isAbsolute(d) ? resolve(d) : abs;
 }
@@ -155,7 +161,7 @@ export function debianClusters(etc = "/etc/postgresql"): DebianCluster[] {
   for (const v of dirs(etc)) {
     for (const n of dirs(join(etc, v))) {
       const configDir = join(etc, v, n);
-      const text = readBounded(join(configDir, "postgresql.conf"));
+      const text = readServerFile(join(configDir, "postgresql.conf"));
       if (text === undefined) continue;
       const d = confSetting(text, "data_directory");
       const port = confSetting(text, "port");
@@ -192,7 +198,7 @@ export function userNameOf(uid: number): string {
  * directory). The file is the server's: the values only go to psql, run as the server's user.
  */
 export function serverSocket(dataDir: string): { host: string; port: number } | undefined {
-  const lines = readBounded(join(dataDir, "postmaster.pid"), 4096)?.split("\n");
+  const lines = readServerFile(join(dataDir, "postmaster.pid"), 4096)?.split("\n");
   const port = Number(lines?.[3]);
   const host = lines?.[4]?.trim();
   if (!host || !isAbsolute(host) || !Number.isInteger(port) || port <= 0 || port > 65535) return undefined;

@@ -11,9 +11,9 @@
 // cross-checks it with kernel facts (classify.ts).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { ActivityRow } from "./classify.js";
+import { readServerFile } from "./data-dir.js";
 
 export interface MonitorOptions {
   psqlPath: string;
@@ -43,8 +43,11 @@ interface Waiting {
 /** Reads the postmaster.pid file's port, socket directory and status line. */
 export function postmasterPidFile(dataDir: string): { port: string; socketDir: string; status: string } | undefined {
   try {
-    // postmaster.pid is the server's file: small, read once, only three short fields used.
-    const lines = readFileSync(join(dataDir, "postmaster.pid"), "utf8").slice(0, 4096).split("\n");
+    // postmaster.pid is the server's file: read without following a link or blocking, at most
+    // 4 KiB, and only three short fields used.
+    const text = readServerFile(join(dataDir, "postmaster.pid"), 4096);
+    if (text === undefined) return undefined;
+    const lines = text.split("\n");
     const port = lines[3]?.trim();
     const socketDir = lines[4]?.trim();
     const status = lines[7]?.trim() ?? "";

@@ -26,6 +26,7 @@ import type { Arch } from "../syscalls/index.js";
 import { runServer, serverUser, type RunRequest, type RunResult } from "../launcher/run.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import type { OsUser } from "../postgres/cluster.js";
+import { readServerFile } from "../launcher/data-dir.js";
 
 /** The periodic timers, shortened to their minimum useful values for a learning or verify run. */
 export const SHORT_TIMERS: readonly (readonly [string, string])[] = [
@@ -119,7 +120,8 @@ export async function waitAccepting(dataDir: string, pid: number, alive: () => b
   while (Date.now() < deadline) {
     if (!alive()) throw new Error("the server exited before accepting connections");
     try {
-      const text = readFileSync(join(dataDir, "postmaster.pid"), "utf8");
+      const text = readServerFile(join(dataDir, "postmaster.pid"), 4096);
+      if (text === undefined) throw new Error("not there yet");
       const lines = text.split("\n");
       const ep = serverEndpoint(text);
       if (Number(lines[0]) === pid && ep && /^(ready|standby)/.test(lines[7]?.trim() ?? "")) return ep;
