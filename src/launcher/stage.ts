@@ -24,13 +24,17 @@ export interface StageInstructions {
 
 const FD = 3;
 
-function readInstructions(): StageInstructions {
+/**
+ * One line from the launcher's pipe on `fd` (the stage's and the in-place supervisor's
+ * instructions): read synchronously, waiting briefly on EAGAIN, up to the first newline.
+ */
+export function readLineFromFd(fd: number): string {
   const chunks: Buffer[] = [];
   const buf = Buffer.alloc(65536);
   for (;;) {
     let n: number;
     try {
-      n = readSync(FD, buf, 0, buf.length, null);
+      n = readSync(fd, buf, 0, buf.length, null);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
         Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
@@ -42,7 +46,11 @@ function readInstructions(): StageInstructions {
     chunks.push(Buffer.from(buf.subarray(0, n)));
     if (buf[n - 1] === 0x0a) break;
   }
-  return JSON.parse(Buffer.concat(chunks).toString("utf8")) as StageInstructions;
+  return Buffer.concat(chunks).toString("utf8");
+}
+
+function readInstructions(): StageInstructions {
+  return JSON.parse(readLineFromFd(FD)) as StageInstructions;
 }
 
 function fail(message: string): never {

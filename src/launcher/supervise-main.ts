@@ -11,11 +11,10 @@
 // kills the waiting launcher.
 
 import { spawn } from "node:child_process";
-import { readFileSync, readSync, writeSync } from "node:fs";
+import { readFileSync, writeSync } from "node:fs";
 import { loadPolicyFile } from "../policy/policy.js";
-import type { OsUser } from "../postgres/cluster.js";
-import type { Arch } from "../syscalls/index.js";
-import { superviseServer } from "./supervision.js";
+import { superviseServer, type SupervisionRequest } from "./supervision.js";
+import { readLineFromFd } from "./stage.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { errnoName } from "../syscalls/errno.js";
 import { parseLogTargets, type LogTarget } from "./log-sinks.js";
@@ -27,41 +26,14 @@ function parseTargets(list: unknown): LogTarget[] {
   return t;
 }
 
-export interface SuperviseInstructions {
-  postmasterPid: number;
-  policyPath: string;
-  arch: Arch;
-  user?: OsUser;
-  userGids?: number[];
-  dataDir?: string;
-  postgresPath: string;
-  logPath?: string;
-  logMaxBytes?: number;
-  logTo?: LogTarget[];
-}
+/** What the launcher sends: the parts of a SupervisionRequest that cross a pipe (the policy is read again). */
+export type SuperviseInstructions = Pick<
+  SupervisionRequest,
+  "postmasterPid" | "policyPath" | "arch" | "user" | "userGids" | "dataDir" | "postgresPath" | "logPath" | "logMaxBytes" | "logTo"
+>;
 
 const FD = 3;
 
-function readLine(): string {
-  const chunks: Buffer[] = [];
-  const buf = Buffer.alloc(65536);
-  for (;;) {
-    let n: number;
-    try {
-      n = readSync(FD, buf, 0, buf.length, null);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code === "EAGAIN") {
-        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
-        continue;
-      }
-      throw e;
-    }
-    if (n === 0) break;
-    chunks.push(Buffer.from(buf.subarray(0, n)));
-    if (buf[n - 1] === 0x0a) break;
-  }
-  return Buffer.concat(chunks).toString("utf8");
-}
 
 const say = (line: string) => process.stderr.write(line + "\n");
 
@@ -156,7 +128,7 @@ async function supervise(ins: SuperviseInstructions): Promise<never> {
 }
 
 async function main(): Promise<void> {
-  const text = readLine();
+  const text = readLineFromFd(FD);
   if (process.argv.includes("--detach")) await detach(text);
   const ins = JSON.parse(text) as SuperviseInstructions;
   // Tell the first copy we are running; the listener is taken next (the launcher is about to
