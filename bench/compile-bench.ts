@@ -22,7 +22,7 @@ import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { AUDIT_ARCH, actionRet, compilePolicy } from "../src/bpf/compile.js";
+import { AUDIT_ARCH, actionRet, compilePolicy } from "../src/compile/compile.js";
 import { compileFilter, type CompiledFilter } from "../src/bpf/emulator.js";
 import { formatAction } from "../src/bpf/disasm.js";
 import { AUDIT_ARCH_I386, X32_SYSCALL_BIT, decodeProgram, type Insn, type SeccompData } from "../src/bpf/insn.js";

@@ -9,7 +9,7 @@ import { MessageChannel, Worker } from "node:worker_threads";
 import { encodeProgram } from "../src/bpf/insn.js";
 import { close, pidfdGetFd, pidfdOpen } from "../src/kernel/index.js";
 import { parsePolicyText } from "../src/policy/policy.js";
-import { kernelPrograms } from "../src/launcher/program.js";
+import { compose } from "../src/compile/compose.js";
 import { hostArch, syscallNumber } from "../src/syscalls/index.js";
 import type { SupervisorWorkerData } from "../src/launcher/supervisor-worker.js";
 
@@ -27,7 +27,7 @@ function quantile(sorted: Float64Array, q: number): number {
 }
 
 async function measure(supervised: boolean): Promise<Float64Array> {
-  const programs = kernelPrograms(supervised ? routed : direct, arch);
+  const programs = compose(supervised ? routed : direct, arch);
   const child = spawn(process.execPath, [new URL("./notify-child.js", import.meta.url).pathname], { stdio: ["pipe", "pipe", "inherit"] });
   let out = "";
   const lines: string[] = [];

@@ -13,7 +13,7 @@ import { pathToFileURL } from "node:url";
 import { repoPath } from "./support/paths.js";
 import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowIO, type Audit2allowOptions, type AuditReport } from "../src/learn/audit.js";
 import { loadPolicyFile } from "../src/policy/policy.js";
-import { compilePolicy } from "../src/bpf/compile.js";
+import { compilePolicy } from "../src/compile/compile.js";
 
 const FIX = repoPath("test/fixtures/audit");
 const fixture = (name: string) => join(FIX, name);

@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoPath } from "./support/paths.js";
 import { decodeProgram } from "../src/bpf/insn.js";
-import { compilePolicy } from "../src/bpf/compile.js";
+import { compilePolicy } from "../src/compile/compile.js";
 import { loadPolicyFile } from "../src/policy/policy.js";
 
 const BIN = repoPath("dist/src/cli/main.js");

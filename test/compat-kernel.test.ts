@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compilePolicy } from "../src/bpf/compile.js";
+import { compilePolicy } from "../src/compile/compile.js";
 import { parsePolicyText } from "../src/policy/policy.js";
 import type { ContextSpec } from "../src/policy/decision.js";
 import { seccompSupport } from "../src/kernel/index.js";

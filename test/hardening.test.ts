@@ -12,7 +12,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parsePolicyText } from "../src/policy/policy.js";
-import { compilePolicy } from "../src/bpf/compile.js";
+import { compilePolicy } from "../src/compile/compile.js";
 import { encodeProgram } from "../src/bpf/insn.js";
 import { hostArch } from "../src/kernel/index.js";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";

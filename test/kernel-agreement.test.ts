@@ -5,7 +5,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compilePolicy, AUDIT_ARCH } from "../src/bpf/compile.js";
+import { compilePolicy, AUDIT_ARCH } from "../src/compile/compile.js";
 import { compileFilter, describeAction } from "../src/bpf/emulator.js";
 import { SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, X32_SYSCALL_BIT } from "../src/bpf/insn.js";
 import { parsePolicyText, type Policy } from "../src/policy/policy.js";
@@ -149,9 +149,9 @@ test("x32 syscall numbers are killed on x86_64", { skip: skip || (arch !== "x86_
 });
 
 test("run's program refuses clone(CLONE_PARENT) and clone3 in the kernel, whatever the policy allows", { skip: skip || (arch !== "x86_64" && "x86_64 only") }, async () => {
-  const { kernelPrograms } = await import("../src/launcher/program.js");
+  const { compose } = await import("../src/compile/compose.js");
   const policy = parsePolicyText("global_syscall_default = allow\n", "allow.conf");
-  const prog = kernelPrograms(policy, arch).installed;
+  const prog = compose(policy, arch).installed;
   const CLONE_PARENT = 0x8000n;
   const SIGCHLD = 17n;
   const run = await runUnderFilter(prog, [{ nr: nr("getpid") }, { nr: nr("clone"), args: [CLONE_PARENT | SIGCHLD, 0n, 0n, 0n, 0n] }, { nr: nr("clone3"), args: [0n, 0n] }]);

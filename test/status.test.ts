@@ -24,7 +24,7 @@ import {
   seccompSupport,
   KernelError,
 } from "../src/kernel/index.js";
-import { kernelPrograms } from "../src/launcher/program.js";
+import { compose } from "../src/compile/compose.js";
 import { writeRunState } from "../src/launcher/state.js";
 import { parsePolicyText, type Policy } from "../src/policy/policy.js";
 import { hostArch, syscallNumber, type Arch } from "../src/syscalls/index.js";
@@ -68,7 +68,7 @@ const policyFile = (name: string, text: string): string => {
   writeFileSync(p, text);
   return p;
 };
-const installedFor = (p: Policy): Insn[] => kernelPrograms(p, arch, { context: "global" }).installed;
+const installedFor = (p: Policy): Insn[] => compose(p, arch).installed.slice();
 
 const children = new Set<ChildProcess>();
 after(() => {

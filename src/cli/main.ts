@@ -7,7 +7,7 @@ import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowOptions } from "../lear
 import { readChunks } from "./read-chunks.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { CONTEXT_KINDS, contextKey, policyContexts, type ContextKind, type ContextSpec } from "../policy/decision.js";
-import { compilePolicy } from "../bpf/compile.js";
+import { compilePolicy } from "../compile/compile.js";
 import { disassemble } from "../bpf/disasm.js";
 import { assemble } from "../bpf/asm.js";
 import { decodeProgram, encodeProgram } from "../bpf/insn.js";

@@ -7,7 +7,7 @@ import {
   type ContextDecisions, type ContextSpec,
 } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
-import { addRunRefusals } from "../policy/refusals.js";
+import { withRunRefusals } from "../policy/refusals.js";
 import { errnoName } from "../syscalls/errno.js";
 import type { Arch } from "../syscalls/index.js";
 import { sameEffect } from "./regions.js";
@@ -29,9 +29,7 @@ export { RUN_REFUSAL_SOURCE as STRUCTURAL_SOURCE } from "../policy/refusals.js";
  * (src/policy/refusals.ts): an exported profile never allows what `run` would refuse.
  */
 export function exportDecisions(policy: Policy, opts: ExportOptions): ContextDecisions {
-  const cd = contextDecisions(policy, opts.arch, opts.context ?? { context: "global" });
-  addRunRefusals(cd);
-  return cd;
+  return withRunRefusals(contextDecisions(policy, opts.arch, opts.context ?? { context: "global" }));
 }
 
 /** Contexts whose filter differs from the exported one: only `run` can enforce those. */

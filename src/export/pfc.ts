@@ -3,7 +3,7 @@
 // default. `bpf` is the same decisions compiled (what bwrap --seccomp and prctl take).
 
 import { commonRemarks, exportDecisions, type ExportOptions } from "./common.js";
-import { AUDIT_ARCH, compileDecisions } from "../bpf/compile.js";
+import { AUDIT_ARCH, compileDecisions } from "../compile/compile.js";
 import { encodeProgram } from "../bpf/insn.js";
 import type { Action } from "../policy/actions.js";
 import type { Decision } from "../policy/decision.js";

@@ -1,7 +1,7 @@
 // `sim`: run one syscall through the compiled program in the emulator, beside what the policy
 // says, so a DBA can see both agree.
 
-import { AUDIT_ARCH, compilePolicy } from "../bpf/compile.js";
+import { AUDIT_ARCH, compilePolicy } from "../compile/compile.js";
 import { describeAction as describeRet, emulate } from "../bpf/emulator.js";
 import type { SeccompData } from "../bpf/insn.js";
 import { contextDecisions, decisionFor, type ContextSpec } from "../policy/decision.js";

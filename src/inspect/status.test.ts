@@ -20,8 +20,8 @@ import {
   BPF_K,
   type Insn,
 } from "../bpf/insn.js";
-import { actionRet, compilePolicy } from "../bpf/compile.js";
-import { kernelPrograms } from "../launcher/program.js";
+import { actionRet, compilePolicy } from "../compile/compile.js";
+import { compose } from "../compile/compose.js";
 import { parsePolicyText } from "../policy/policy.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { decodeStopInfo, decodeWaitStatus } from "../kernel/ptrace.js";
@@ -335,7 +335,7 @@ test("compare: the installed program matches its policy; supervisor answers are 
 test("compare: no filter never matches; another program's differences are listed", () => {
   const exp = expectationFor(POLICY, "x86_64");
   assert.equal(compareFilters([], exp).matches, false);
-  const other = kernelPrograms(OTHER, "x86_64", { context: "global" }).installed;
+  const other = compose(OTHER, "x86_64").installed;
   const c = compareFilters([other], exp);
   assert.equal(c.matches, false);
   assert.equal(c.identicalProgram, null);
@@ -427,8 +427,8 @@ test("report over a fake /proc: found by postmaster.pid, children typed, escapes
   try {
     writeFileSync(join(dataDir, "postmaster.pid"), "500\n/data\n");
     writeFileSync(policyPath, "global_syscall_default = 'allow'\nglobal_syscall_kill = 'reboot'\n");
-    const installed = kernelPrograms(parsePolicyText("global_syscall_default = 'allow'\nglobal_syscall_kill = 'reboot'\n"), "x86_64", { context: "global" }).installed;
-    const other = kernelPrograms(OTHER, "x86_64", { context: "global" }).installed;
+    const installed = compose(parsePolicyText("global_syscall_default = 'allow'\nglobal_syscall_kill = 'reboot'\n"), "x86_64").installed.slice();
+    const other = compose(OTHER, "x86_64").installed.slice();
     const kernel: Record<number, Insn[][]> = { 500: [installed], 501: [installed], 502: [other], 503: [] };
 
     // Not root: /proc only.

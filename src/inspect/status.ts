@@ -18,7 +18,7 @@
 import { parseProcessTitle, TITLE_PREFIX, type ProcessTitle } from "../postgres/process-title.js";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { AUDIT_ARCH } from "../bpf/compile.js";
+import { AUDIT_ARCH } from "../compile/compile.js";
 import { compileFilter, describeAction, type CompiledFilter } from "../bpf/emulator.js";
 import {
   AUDIT_ARCH_I386,
@@ -38,7 +38,7 @@ import {
 } from "../bpf/insn.js";
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
-import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
+import { supervisorProgram, compose, type Composition } from "../compile/compose.js";
 import { readServerFile } from "../launcher/data-dir.js";
 import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../launcher/state.js";
 import { contextDecisions, contextKey, decisionFor, type ContextSpec } from "../policy/decision.js";
@@ -303,7 +303,7 @@ export interface Expectation {
   /** The process context the supervisor's answers are for (global unless given). */
   context: ContextSpec;
   /** The one program run installs in the postmaster (every process inherits it). */
-  programs: KernelPrograms;
+  programs: Composition;
   probes: Probe[];
   /** The policy's own program for `context`: how the supervisor answers a USER_NOTIF verdict. */
   supervisor: CompiledFilter;
@@ -311,7 +311,7 @@ export interface Expectation {
 }
 
 export function expectationFor(policy: Policy, arch: Arch, context: ContextSpec = { context: "global" }): Expectation {
-  const programs = kernelPrograms(policy, arch, { context: "global" });
+  const programs = compose(policy, arch);
   const installed = compileTrusted(programs.installed);
   const probes = probesFor(arch);
   return { arch, context, programs, probes, supervisor: supervisorFor(policy, arch, context), expectedRets: probes.map((p) => installed(p.data).ret) };
@@ -324,7 +324,7 @@ export function forContext(exp: Expectation, policy: Policy, context: ContextSpe
 
 /** The program the supervisor runs for a process of `context` (src/launcher/supervisor.ts). */
 export function supervisorFor(policy: Policy, arch: Arch, context: ContextSpec): CompiledFilter {
-  return compileTrusted(decisionProgram(policy, arch, context));
+  return compileTrusted(supervisorProgram(policy, arch, context));
 }
 
 /** The kernel's verdict for every probe: each program run, the results combined as the kernel does. */

@@ -10,7 +10,7 @@
 import { createHash } from "node:crypto";
 import { closeSync, fchownSync, fstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { compilePolicy } from "../bpf/compile.js";
+import { compilePolicy } from "../compile/compile.js";
 import type { Insn } from "../bpf/insn.js";
 import { ACTION_KINDS, parseAction } from "../policy/actions.js";
 import { parseList } from "../policy/entries.js";

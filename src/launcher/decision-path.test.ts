@@ -8,9 +8,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { kernelPrograms, decisionProgram } from "./program.js";
+import { compose, supervisorProgram } from "../compile/compose.js";
 import { decide, type LaunchGate } from "./supervisor.js";
-import { AUDIT_ARCH } from "../bpf/compile.js";
+import { AUDIT_ARCH } from "../compile/compile.js";
 import { compileFilter, describeAction } from "../bpf/emulator.js";
 import {
   AUDIT_ARCH_I386, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
@@ -48,8 +48,8 @@ interface Path {
 
 /** The installed program, then the supervisor for `ctx` when the kernel hands the call over. */
 function decisionPath(policy: Policy, arch: Arch, ctx: ContextSpec) {
-  const kernel = compileFilter(kernelPrograms(policy, arch).installed);
-  const supervisor = compileFilter(decisionProgram(policy, arch, ctx));
+  const kernel = compileFilter(compose(policy, arch).installed);
+  const supervisor = compileFilter(supervisorProgram(policy, arch, ctx));
   // The launcher's own exec of postgres is long done: the gate is closed.
   const gate: LaunchGate = { pending: false, stagePid: 1, execveNr: syscallNumber(arch, "execve")! };
   return (d: SeccompData): Path => {

@@ -26,5 +26,6 @@ test("optional capabilities: each missing one is named with the feature that wil
   const noDac = capabilityWarnings(true, caps(documented.filter((b) => b !== 1)));
   assert.equal(noDac.length, 1);
   assert.match(noDac[0]!, /^without CAP_DAC_OVERRIDE: set_client_filter\(\) will not work/);
+  assert.deepEqual(capabilityWarnings(true, caps(documented.filter((b) => b !== 1)), false), [], "set_client_filter off: no spool to create");
   assert.deepEqual(capabilityWarnings(false, caps([5, 6, 7])).map((w) => w.split(":")[0]), ["without CAP_SYSLOG"], "no supervisor: no spool, no log");
 });

@@ -16,7 +16,7 @@ import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "..
 import { contextDecisions, decisionFor } from "../policy/decision.js";
 import { kindsAbsentIn } from "../policy/policy.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
-import { kernelPrograms, type KernelPrograms } from "./program.js";
+import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
@@ -128,9 +128,10 @@ const FEATURE_CAPS: ReadonlyArray<readonly [number, string, string]> = [
 ];
 
 /** One line per missing optional capability, naming the feature that will not work. */
-export function capabilityWarnings(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8")): string[] {
+export function capabilityWarnings(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8"), clientFilter = true): string[] {
   const eff = effectiveCaps(status);
-  return FEATURE_CAPS.filter(([bit, name]) => (needSupervisor || name === "CAP_SYSLOG") && (eff & (1n << BigInt(bit))) === 0n).map(([, name, what]) => `without ${name}: ${what}`);
+  const needed = (name: string) => name === "CAP_SYSLOG" || (needSupervisor && (clientFilter || name !== "CAP_DAC_OVERRIDE"));
+  return FEATURE_CAPS.filter(([bit, name]) => needed(name) && (eff & (1n << BigInt(bit))) === 0n).map(([, name, what]) => `without ${name}: ${what}`);
 }
 
 /**
@@ -181,7 +182,7 @@ function checkStateDir(): void {
 }
 
 export interface Preflight {
-  programs: KernelPrograms;
+  programs: Composition;
   user?: OsUser;
   dataDir?: string;
   /** -D named this configuration directory; dataDir is the data_directory it sets. */
@@ -210,13 +211,13 @@ export function preflight(req: RunRequest): Preflight {
     req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
   }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
-  const programs = kernelPrograms(req.policy, req.arch);
+  const programs = compose(req.policy, req.arch);
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
     if (missing.length) {
       throw new LaunchError(`running as root without the capabilities run needs: ${missing.join(", ")}\nhint: in a container, add them (e.g. --cap-add SYS_PTRACE); under systemd, list them in CapabilityBoundingSet=`);
     }
-    for (const w of capabilityWarnings(programs.usesSupervisor && dataDir !== undefined)) req.say(`pg_seccomp: warning: ${w}`);
+    for (const w of capabilityWarnings(programs.usesSupervisor && dataDir !== undefined, undefined, req.policy.clientFilter === true)) req.say(`pg_seccomp: warning: ${w}`);
   }
   // What this server is: its major (process kinds it lacks are notes) and whether it uses io_uring.
   const postgres = req.command[0];

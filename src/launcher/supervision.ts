@@ -18,7 +18,7 @@ import {
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
-import { clientsNeedServerRow } from "./program.js";
+import { clientsNeedServerRow } from "../compile/compose.js";
 import { removeRunState, writeContexts, writeRunState } from "./state.js";
 import type { ViolationEvent } from "./supervisor.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
@@ -133,8 +133,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const clientFilterDone = new Set<string>();
   // Where set_client_filter() leaves its requests: the server's user writes, we read, through a
   // descriptor opened now and kept for the run (client-filter.ts says how it is checked).
+  // Only when the policy enables set_client_filter: root creates nothing in PGDATA otherwise.
   let spool: ClientFilterSpool | string | undefined;
-  if (dataDirAbs) {
+  if (dataDirAbs && r.policy.clientFilter) {
     spool = openClientFilterSpool(dataDirAbs, user ?? { uid: process.getuid?.() ?? 0, gid: process.getgid?.() ?? 0 });
     if (typeof spool === "string") r.say(`pg_seccomp: note: set_client_filter is off for this run: ${spool}`);
   }
@@ -224,7 +225,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
-          else if (dataDirAbs) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
+          else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
           return;
         }
         if (e.action === "launch") return;

@@ -5,7 +5,7 @@ import { AUDIT_ARCH_X86_64 } from "../bpf/insn.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import { parsePolicyText } from "../policy/policy.js";
 import { syscallNumber } from "../syscalls/index.js";
-import { decisionProgram } from "./program.js";
+import { supervisorProgram } from "../compile/compose.js";
 import { DEFAULT_LIMITS, SupervisorCore, type SupervisorIO } from "./supervisor-core.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { classifyChild } from "./classify.js";
@@ -44,7 +44,7 @@ function harness(limits = DEFAULT_LIMITS) {
   const programs = new Map<string, ReturnType<typeof compileFilter>>();
   const decisionsFor = (ctx: ContextSpec) => {
     const k = contextKey(ctx);
-    if (!programs.has(k)) programs.set(k, compileFilter(decisionProgram(policy, arch, ctx)));
+    if (!programs.has(k)) programs.set(k, compileFilter(supervisorProgram(policy, arch, ctx)));
     return programs.get(k)!;
   };
   const core = new SupervisorCore(PM, decisionsFor, { pending: false, stagePid: PM, execveNr: EXECVE }, arch, io, limits);

@@ -9,7 +9,7 @@ import { readFileSync, writeSync } from "node:fs";
 import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
-import { CLIENT_FILTER_KNOCK, decisionProgram } from "./program.js";
+import { CLIENT_FILTER_KNOCK, supervisorProgram } from "../compile/compose.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
 import type { LaunchGate, ViolationEvent } from "./supervisor.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
@@ -51,7 +51,9 @@ const port = data.port;
 const stop = new Int32Array(data.stop);
 const clientFilter = new Int32Array(data.clientFilter);
 const heartbeat = new Int32Array(data.heartbeat);
-const lseekNr = syscallNumber(data.arch, "lseek");
+// Only a policy with set_client_filter = on has the knock compiled in; otherwise an lseek that
+// reaches us (routed for the policy's sake) is an lseek like any other.
+const lseekNr = data.policy.clientFilter ? syscallNumber(data.arch, "lseek") : undefined;
 const seccompNr = syscallNumber(data.arch, "seccomp");
 const tenths = () => Math.floor((Date.now() - data.heartbeatOrigin) / 100);
 
@@ -60,7 +62,7 @@ function decisionsFor(ctx: ContextSpec): CompiledFilter {
   const key = contextKey(ctx);
   let f = programs.get(key);
   if (!f) {
-    f = compileFilter(decisionProgram(data.policy, data.arch, ctx));
+    f = compileFilter(supervisorProgram(data.policy, data.arch, ctx));
     programs.set(key, f);
   }
   return f;
@@ -139,7 +141,7 @@ function loop(): void {
     }
     // set_client_filter: the knock goes to the launcher's main thread, which narrows the caller
     // (interrupting this call, which then restarts) and leaves the answer for the restarted knock.
-    if (n.data.nr === lseekNr && n.data.args[1] === CLIENT_FILTER_KNOCK) {
+    if (lseekNr !== undefined && n.data.nr === lseekNr && n.data.args[1] === CLIENT_FILTER_KNOCK) {
       if (Atomics.load(clientFilter, 1) === n.pid) {
         const errno = Atomics.load(clientFilter, 2);
         Atomics.store(clientFilter, 1, 0);

@@ -10,7 +10,7 @@ import { sameAction, type Action } from "../policy/actions.js";
 import { withoutPresets } from "../policy/harden.js";
 import { AUDIT_ARCH_X86_64, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF, type SeccompData } from "../bpf/insn.js";
 import { compileFilter } from "../bpf/emulator.js";
-import { kernelPrograms } from "../launcher/program.js";
+import { compose } from "../compile/compose.js";
 import { allSyscalls, syscallNumber } from "../syscalls/index.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import {
@@ -121,7 +121,7 @@ test("learning policy without a base logs everything, unknown numbers too", () =
 });
 
 test("learning policy: what the base allows is decided in the kernel; the rest goes to the supervisor", () => {
-  const progs = kernelPrograms(learningPolicy(starterMinus), ARCH);
+  const progs = compose(learningPolicy(starterMinus), ARCH);
   const run = compileFilter(progs.installed);
   const ret = (name: string) => (run(data(nr(name), 0n)).ret & SECCOMP_RET_ACTION_FULL) >>> 0;
   for (const name of ["read", "write", "futex", "epoll_wait", "openat", "clone"]) assert.equal(ret(name), SECCOMP_RET_ALLOW, name);

@@ -9,7 +9,7 @@ import { parsePolicyText } from "./policy.js";
 import { contextDecisions, decisionFor, type ContextSpec } from "./decision.js";
 import { evaluatePolicy } from "./evaluate.js";
 import { describeDecision } from "../inspect/effective-table.js";
-import { AUDIT_ARCH, actionRet, compilePolicy } from "../bpf/compile.js";
+import { AUDIT_ARCH, actionRet, compilePolicy } from "../compile/compile.js";
 import { emulate } from "../bpf/emulator.js";
 import { syscallNumber } from "../syscalls/index.js";
 

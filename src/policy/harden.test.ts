@@ -7,10 +7,10 @@ import { contextDecisions, decisionFor, policyContexts, type ContextSpec } from 
 import { evaluatePolicy } from "./evaluate.js";
 import { formatAction, type Action } from "./actions.js";
 import { effectiveFilterRows } from "../inspect/effective-table.js";
-import { compilePolicy, AUDIT_ARCH } from "../bpf/compile.js";
+import { compilePolicy, AUDIT_ARCH } from "../compile/compile.js";
 import { compileFilter } from "../bpf/emulator.js";
 import { SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF } from "../bpf/insn.js";
-import { kernelPrograms } from "../launcher/program.js";
+import { compose } from "../compile/compose.js";
 import { errnoNumber } from "../syscalls/errno.js";
 import { ARCHES, syscallNumber, type Arch } from "../syscalls/index.js";
 
@@ -216,7 +216,7 @@ test("argN & mask != value: parsed, printed, compiled and evaluated alike (32- a
 test("clone3's ENOSYS is decided in the kernel (glibc meets it on every thread and spawn); other preset denials go to the supervisor's log", () => {
   const p = parse("syscall_error_errno = 'EPERM'\nglobal_syscall_default = 'error'\nglobal_syscall_allow = 'clone, clone3, read, write'\nsyscall_harden = 'all'\n");
   for (const arch of ARCHES) {
-    const run = compileFilter(kernelPrograms(p, arch).installed);
+    const run = compileFilter(compose(p, arch).installed);
     const ret = (name: string, a0 = 0n) =>
       (run({ nr: syscallNumber(arch, name)!, arch: AUDIT_ARCH[arch], instructionPointer: 0n, args: [a0, 0n, 0n, 0n, 0n, 0n] }).ret & SECCOMP_RET_ACTION_FULL) >>> 0;
     const full = (name: string) => run({ nr: syscallNumber(arch, name)!, arch: AUDIT_ARCH[arch], instructionPointer: 0n, args: [0n, 0n, 0n, 0n, 0n, 0n] }).ret >>> 0;
@@ -229,7 +229,7 @@ test("clone3's ENOSYS is decided in the kernel (glibc meets it on every thread a
 
 test("a preset's decision is the same in every context, so it never makes a call per-process", () => {
   const p = parse("global_syscall_default = 'error'\nglobal_syscall_allow = 'clone, socket'\nsession_syscall_allow = '*, execve'\nsyscall_harden = 'all'\n");
-  const progs = kernelPrograms(p, "x86_64");
+  const progs = compose(p, "x86_64");
   assert.ok(!progs.perProcess.includes(syscallNumber("x86_64", "clone")!));
   assert.ok(!progs.perProcess.includes(syscallNumber("x86_64", "socket")!));
   for (const c of policyContexts(p)) assert.equal(decisionFor(contextDecisions(p, "x86_64", c), syscallNumber("x86_64", "clone3")!).kind, "leaf");

@@ -10,8 +10,8 @@ import { join } from "node:path";
 import { parsePolicyText } from "./policy.js";
 import { PolicyError } from "./errors.js";
 import { contextKey, policyContexts } from "./decision.js";
-import { compilePolicy, CompileError } from "../bpf/compile.js";
-import { kernelPrograms } from "../launcher/program.js";
+import { compilePolicy, CompileError } from "../compile/compile.js";
+import { compose } from "../compile/compose.js";
 import { MAX_ENTRY_CONDITIONS, MAX_LIST_ENTRIES } from "./entries.js";
 
 const conds = (n: number, from = 0, syscall = "read") => Array.from({ length: n }, (_, i) => `${syscall}(arg0 == ${from + i})`).join(", ");
@@ -68,7 +68,7 @@ test("a program over 4096 instructions is a CompileError at the heaviest syscall
   assert.equal(e.loc?.column, text.split("\n")[1]!.indexOf("lseek(") + 1);
   // The launcher's programs fail with a located message too (here already when the session
   // context stacks global's conditions with the session filter's inherited copy).
-  assert.throws(() => kernelPrograms(p, "x86_64"), (x: unknown) => x instanceof PolicyError && x.loc?.line === 2 && /4096/.test(x.message));
+  assert.throws(() => compose(p, "x86_64"), (x: unknown) => x instanceof PolicyError && x.loc?.line === 2 && /4096/.test(x.message));
 });
 
 test("conditional entries on one syscall: inherited copies do not multiply; different filters' conditions do, and are refused quickly with the stacking message", () => {

@@ -55,6 +55,12 @@ export interface Policy {
   /** Overlays for the postmaster and each backend type (postmaster_syscall_*, checkpointer_syscall_*, ...). */
   processes: Map<ProcessKind, FilterSpec>;
   /**
+   * set_client_filter = on: `run` lets sessions narrow themselves with set_client_filter(), at
+   * the cost of one argument check on lseek's path in the installed program (lseek then leaves
+   * the kernel's constant-action cache). Absent or false: off, the default.
+   */
+  clientFilter?: boolean;
+  /**
    * Hardening presets (syscall_harden): one filter per preset, stacked on every context. Absent
    * when the policy sets none.
    */
@@ -124,7 +130,7 @@ const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as cons
 
 const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
 const KNOWN_SETTINGS = [
-  "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "shared_preload_libraries",
+  "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
 ];
 
@@ -304,11 +310,14 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
     }
   }
 
+  const clientFilterSetting = get("set_client_filter");
+  const clientFilter = clientFilterSetting ? parseBool(clientFilterSetting) : false;
+
   const hardenSetting = get("syscall_harden");
   const hardening = hardenSetting ? parseHardening(hardenSetting.value, hardenSetting.setting.valueLoc, hardenSetting.setting.loc) : undefined;
 
   for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(hardening?.filters ?? [])]) checkEntries(f);
-  return { enabled, ...(compat ? { compat } : {}), errorErrno, unknownAction, global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes, files };
+  return { enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction, global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes, files };
 }
 
 /** A setting name with its quoted suffix in canonical form: `x."alice"` is `x.alice`. */

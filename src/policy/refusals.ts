@@ -14,20 +14,23 @@ const CLONE_PARENT = 0x8000n;
 const EPERM = 1;
 const ENOSYS = 38;
 
-function setDecision(cd: ContextDecisions, name: string, make: (current: Decision) => Decision): void {
+/** A copy of `cd` with the decision for `name` replaced by `make(current)` (no-op for a name the arch lacks). */
+export function withDecision(cd: ContextDecisions, name: string, make: (current: Decision) => Decision): ContextDecisions {
   const nr = syscallNumber(cd.arch, name);
-  if (nr === undefined) return;
-  cd.named.set(nr, { name, decision: make(decisionFor(cd, nr)) });
+  if (nr === undefined) return cd;
+  const named = new Map(cd.named);
+  named.set(nr, { name, decision: make(decisionFor(cd, nr)) });
+  return { ...cd, named };
 }
 
-/** Adds the refusals to one context's decisions (in place). */
-export function addRunRefusals(cd: ContextDecisions): void {
+/** `cd` with the refusals added (a new object: `cd` is not changed). */
+export function withRunRefusals(cd: ContextDecisions): ContextDecisions {
   const deny = (errno: number): Leaf => ({ kind: "leaf", action: { kind: "error", errno }, source: RUN_REFUSAL_SOURCE });
-  setDecision(cd, "clone", (current) => ({
+  const withClone = withDecision(cd, "clone", (current) => ({
     kind: "branch",
     conds: [{ arg: 0, op: "masked_eq", mask: CLONE_PARENT, value: CLONE_PARENT, width: 64 }],
     then: stack(current, deny(EPERM)),
     else: current,
   }));
-  setDecision(cd, "clone3", (current) => stack(current, deny(ENOSYS)));
+  return withDecision(withClone, "clone3", (current) => stack(current, deny(ENOSYS)));
 }

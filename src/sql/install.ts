@@ -17,7 +17,7 @@ import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.
 import type { ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
-import { CLIENT_FILTER_KNOCK } from "../launcher/program.js";
+import { CLIENT_FILTER_KNOCK } from "../compile/compose.js";
 import { clientRecordPrefix } from "../launcher/client-filter.js";
 
 function lit(s: string | null | undefined): string {

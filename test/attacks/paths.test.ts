@@ -11,7 +11,7 @@ import { chmodSync, chownSync, existsSync, lstatSync, mkdirSync, mkdtempSync, re
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, query, type Cluster } from "../../src/postgres/cluster.js";
-import { CLIENT_FILTER_KNOCK } from "../../src/launcher/program.js";
+import { CLIENT_FILTER_KNOCK } from "../../src/compile/compose.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 

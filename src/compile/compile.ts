@@ -12,7 +12,7 @@ import {
   BPF_JMP, BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR,
   SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_LOG, SECCOMP_RET_TRAP,
   X32_SYSCALL_BIT, argOffset, jump, stmt, type Insn,
-} from "./insn.js";
+} from "../bpf/insn.js";
 import type { Action } from "../policy/actions.js";
 import type { ArgCondition } from "../policy/entries.js";
 import { conditionCount, contextDecisions, contextKey, decisionFor, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
