@@ -48,7 +48,7 @@ import { loadavg } from "node:os";
 import { join } from "node:path";
 
 import { createCluster, destroyCluster, pgbench, query, type Cluster } from "../src/postgres/cluster.js";
-import { runStateDir } from "../src/launcher/state.js";
+import { runStateDir } from "../src/host/run-state.js";
 import { log, machine, mdTable, median, nonNegativeInt, positiveInt } from "./support/report.js";
 import { childrenOf, CLI, currentServer, serverCpuUs, SETPRIV, startServer as startBenchServer, stopServer, type BenchServer } from "./support/server.js";
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
 import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
-import type { ViolationEvent } from "../src/launcher/supervisor.js";
+import type { ViolationEvent } from "../src/host/violation-event.js";
 
 const skip = integrationSkip();
 const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");

@@ -115,7 +115,7 @@ before(async () => {
   chmodSync(policyDir, 0o755);
   policy = join(policyDir, "postgresql-15.conf");
   // The starter profile, with sessions kept from running programs: a denied call for the log.
-  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", { mode: 0o644 });
+  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\nset_client_filter = on\n", { mode: 0o644 });
   chmodSync(policy, 0o644);
   const r = run("pg_createcluster", ["15", NAME, "-p", String(port), "--start-conf", "manual"]);
   assert.equal(r.status, 0, r.stdout + r.stderr);

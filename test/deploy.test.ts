@@ -271,7 +271,7 @@ before(async () => {
   chmodSync(policyDir, 0o755);
   policy = join(policyDir, "postgresql-15.conf");
   // The starter profile, with sessions denied exec (so the supervisor's answers can be seen).
-  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = '*, execve'\n", { mode: 0o644 });
+  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = '*, execve'\nset_client_filter = on\n", { mode: 0o644 });
   chmodSync(policy, 0o644);
   // The launcher outlives pg_ctl; as a child subreaper this process inherits it when pg_ctl
   // exits, so that its exit status can be read (it stays a zombie: nothing here waits for it).

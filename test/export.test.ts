@@ -19,7 +19,7 @@ import { exportDecisions } from "../src/export/common.js";
 import { exportOci, jsonText, ociAction, type OciSeccomp } from "../src/export/oci.js";
 import { importProfile } from "../src/export/import.js";
 import { sameEffect } from "../src/export/regions.js";
-import { effectiveFilterRows } from "../src/inspect/effective-table.js";
+import { effectiveFilterRows } from "../src/render/effective-table.js";
 import { destroyCluster, query, type Cluster } from "../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster } from "./support/server.js";
 import { repoPath } from "./support/paths.js";

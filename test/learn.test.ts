@@ -13,7 +13,7 @@ import { destroyCluster, postgresArgs, psql, query, type Cluster } from "../src/
 import { loadPolicyFile } from "../src/policy/policy.js";
 import { contextDecisions, decisionFor } from "../src/policy/decision.js";
 import { syscallNumber } from "../src/syscalls/index.js";
-import type { ViolationEvent } from "../src/launcher/supervisor.js";
+import type { ViolationEvent } from "../src/host/violation-event.js";
 import { learn } from "../src/learn/learn.js";
 import { BIN, integrationSkip, logFile, newCluster, startReady, stop, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";

@@ -11,7 +11,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCluster, destroyCluster, postgresArgs, query } from "../src/postgres/cluster.js";
-import { readContexts } from "../src/launcher/state.js";
+import { readContexts } from "../src/host/run-state.js";
 import { BIN, integrationSkip, logFile, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { majors } from "./support/majors.js";
 import { profileWorkloadUnderKill } from "./support/profile-workload.js";

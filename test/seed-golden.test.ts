@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { loadPolicyFile } from "../src/policy/policy.js";
-import { effectiveFilterRows } from "../src/inspect/effective-table.js";
+import { effectiveFilterRows } from "../src/render/effective-table.js";
 import { repoPath } from "./support/paths.js";
 
 function seedRows(): Array<{ syscall: string; syscallnum: number; filter_action: string; context: string }> {

@@ -23,6 +23,7 @@ before(async () => {
 session_syscall_error = '*, execve'
 session_syscall_allow.alice = '*, execve'
 database_syscall_error.analytics = '*, execve'
+set_client_filter = on
 `);
   server = await startReady(cluster, ["--policy", policy]);
   query(cluster, "create role alice login in role pg_execute_server_program; create role bob login in role pg_execute_server_program, pg_monitor");
@@ -132,4 +133,19 @@ test("set_client_filter narrows the calling session only, once, and only for rol
   const bob = psql(cluster, "select set_client_filter('error', '', '', '', '')", { role: "bob" });
   assert.equal(bob.ok, false);
   assert.match(bob.stderr, /permission denied/);
+});
+
+test("set_client_filter says so when the policy does not enable it, and touches nothing", { skip }, () => {
+  // The same server; the SQL installed from a policy without set_client_filter = on (installing
+  // replaces public.set_client_filter, so this test runs last).
+  const off = writePolicy(profile + "\nsession_syscall_allow.alice = '*, execve'\n");
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--policy", off, "--schema", "seccomp_off", "--arch", "x86_64");
+  assert.equal(inst.status, 0, inst.stderr);
+  assert.match(inst.stderr, /note: .* does not set set_client_filter = on: set_client_filter\(\) raises an error saying so/);
+  query(cluster, "grant usage on schema seccomp_off to alice; grant execute on function seccomp_off.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice");
+  const r = psql(cluster, "select set_client_filter(NULL, NULL, NULL, 'execve', NULL)", { role: "alice" });
+  assert.equal(r.ok, false);
+  assert.match(r.stderr, /ERROR:  set_client_filter is not enabled in the policy\nDETAIL:  \S+ does not set set_client_filter = on\nHINT:  add set_client_filter = on to the policy, restart the server under pg_seccomp run/, r.stderr);
+  assert.ok(psql(cluster, "copy (select 4) to program 'cat > /dev/null'", { role: "alice" }).ok, "nothing was narrowed");
 });

@@ -25,7 +25,7 @@ import {
   KernelError,
 } from "../src/kernel/index.js";
 import { compose } from "../src/compile/compose.js";
-import { writeRunState } from "../src/launcher/state.js";
+import { writeRunState } from "../src/host/run-state.js";
 import { parsePolicyText, type Policy } from "../src/policy/policy.js";
 import { hostArch, syscallNumber, type Arch } from "../src/syscalls/index.js";
 import { collectStatus, compareFilters, expectationFor, filterAccess, statusCommand } from "../src/inspect/status.js";

@@ -19,7 +19,7 @@ import { fileURLToPath } from "node:url";
 import { createCluster, destroyCluster, findPgBinDir, postgresMajorVersion, waitReady } from "../../src/postgres/cluster.js";
 import { loadPolicyFile } from "../../src/policy/policy.js";
 import { hostArch, resolveSyscall } from "../../src/syscalls/index.js";
-import { collate } from "../../src/inspect/effective-table.js";
+import { collate } from "../../src/render/effective-table.js";
 import { profileServerConf } from "./server-conf.js";
 import { ioUringVariant } from "./variants.js";
 

@@ -1,7 +1,7 @@
 // Printing an analysis: a psql-style table, or a policy fragment in postgresql.conf syntax with
 // one comment per syscall naming its evidence. Pure string building.
 
-import { psqlTable } from "../inspect/format.js";
+import { psqlTable } from "../render/format.js";
 import type { AnalyzeResult, Via } from "./analyze.js";
 
 export function describeVia(v: Via): string {

@@ -12,8 +12,8 @@ import { disassemble } from "../bpf/disasm.js";
 import { assemble } from "../bpf/asm.js";
 import { decodeProgram, encodeProgram } from "../bpf/insn.js";
 import { validateProgram } from "../bpf/validate.js";
-import { effectiveFilterRows, FILTER_COLUMNS } from "../inspect/effective-table.js";
-import { csvTable, escapeControl, psqlTable, safeJson } from "../inspect/format.js";
+import { effectiveFilterRows, FILTER_COLUMNS } from "../render/effective-table.js";
+import { csvTable, escapeControl, psqlTable, safeJson } from "../render/format.js";
 import { simulate, syscallArg } from "../inspect/simulate.js";
 import { ARCHES, allSyscalls, hostArch, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/groups.js";
@@ -26,13 +26,13 @@ import { verify } from "../learn/verify.js";
 import { DEFAULT_TIMER_WAIT_S } from "../learn/procedure.js";
 import { statusCommand, StatusError } from "../inspect/status.js";
 import { applySql, installSql, type PsqlAs } from "../sql/install.js";
-import { findServerRecord } from "../launcher/state.js";
+import { findServerRecord } from "../host/run-state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join } from "node:path";
 import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
 import { parseLogTargets } from "../launcher/log-sinks.js";
-import { dataDirForLookup, findDebianCluster, majorOf, serverSocket, userNameOf } from "../launcher/data-dir.js";
-import type { ViolationEvent } from "../launcher/supervisor.js";
+import { dataDirForLookup, findDebianCluster, majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 import { exportOci, jsonText, kubernetesName, seccompProfileResource, yamlText } from "../export/oci.js";
 import { exportSystemd } from "../export/systemd.js";
 import { exportBpf, exportPfc } from "../export/pfc.js";
@@ -413,6 +413,7 @@ sql
     const r = applySql(join(findPgBinDir(major), "psql"), opts.dbname, text, as);
     if (!r.ok) throw new UsageError(`installing into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""} failed:\n${r.stderr.trim()}`);
     process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
+    if (!policy.clientFilter) process.stderr.write(`pg_seccomp: note: ${policyPath} does not set set_client_filter = on: set_client_filter() raises an error saying so\n`);
   });
 
 program

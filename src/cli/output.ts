@@ -1,7 +1,7 @@
 // How the CLI reports: errors as one message without a stack trace, notes on stderr.
 
 import { PolicyError, formatLoc, type PolicyNote } from "../policy/errors.js";
-import { safeJson } from "../inspect/format.js";
+import { safeJson } from "../render/format.js";
 
 export class UsageError extends Error {
   override name = "UsageError";

@@ -7,7 +7,7 @@ import type { SeccompData } from "../bpf/insn.js";
 import { contextDecisions, decisionFor, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { resolveSyscall, syscallName, type Arch } from "../syscalls/index.js";
-import { describeDecision } from "./effective-table.js";
+import { describeDecision } from "../render/effective-table.js";
 import { PolicyError } from "../policy/errors.js";
 
 export interface SimResult {

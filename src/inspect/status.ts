@@ -37,15 +37,15 @@ import {
   type SeccompData,
 } from "../bpf/insn.js";
 import { KernelError, seccompFilters } from "../kernel/index.js";
-import { Classifier } from "../launcher/classify.js";
+import { Classifier } from "../classify/classify.js";
 import { supervisorProgram, compose, type Composition } from "../compile/compose.js";
-import { readServerFile } from "../launcher/data-dir.js";
-import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../launcher/state.js";
+import { readServerFile } from "../host/data-dir.js";
+import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../host/run-state.js";
 import { contextDecisions, contextKey, decisionFor, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { allSyscalls, hostArch, isArch, maxSyscallNumber, syscallNumber, type Arch } from "../syscalls/index.js";
-import { psqlTable, type Cell } from "./format.js";
+import { psqlTable, type Cell } from "../render/format.js";
 
 /** A problem the user must fix in the invocation or the environment (no such server, ...). */
 export class StatusError extends Error {

@@ -10,8 +10,8 @@ import { spawnSync } from "node:child_process";
 import {
   followViolations, formatViolations, LineSplitter, MAX_LINE_BYTES, parseViolationLine, readViolations, skippedNotes, toViolationEvent,
 } from "./violations.js";
-import { escapeControl, psqlTable, safeJson } from "./format.js";
-import type { ViolationEvent } from "../launcher/supervisor.js";
+import { escapeControl, psqlTable, safeJson } from "../render/format.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 
 const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-violations-"));
 let files = 0;

@@ -8,10 +8,10 @@
 // (format.ts), since process titles and statements come from the server.
 
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { findRunState, readLastRun, runStatePlaces } from "../launcher/state.js";
-import { dataDirForLookup } from "../launcher/data-dir.js";
-import type { ViolationEvent } from "../launcher/supervisor.js";
-import { psqlTable } from "./format.js";
+import { findRunState, readLastRun, runStatePlaces } from "../host/run-state.js";
+import { dataDirForLookup } from "../host/data-dir.js";
+import type { ViolationEvent } from "../host/violation-event.js";
+import { psqlTable } from "../render/format.js";
 import { errnoName } from "../syscalls/errno.js";
 
 export class LogNotFoundError extends Error {

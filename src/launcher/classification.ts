@@ -3,7 +3,7 @@
 // and remembers what it pinned, for set_client_filter.
 
 import type { ContextSpec } from "../policy/decision.js";
-import { classifyChild } from "./classify.js";
+import { classifyChild } from "../classify/classify.js";
 import type { MonitorConnection } from "./monitor.js";
 import { clientConnection, listenSockets, procStat, procTitle, type ListenSockets } from "./proc-facts.js";
 import { socketPeerPid } from "../kernel/index.js";

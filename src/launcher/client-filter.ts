@@ -7,7 +7,6 @@
 // in force. The backend's pid comes from the kernel's notification, never from the request. A
 // filter can only add restrictions, and once per session, as in the seed's extension.
 
-import { createHash } from "node:crypto";
 import { closeSync, fchownSync, fstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { compilePolicy } from "../compile/compile.js";
@@ -15,8 +14,7 @@ import type { Insn } from "../bpf/insn.js";
 import { ACTION_KINDS, parseAction } from "../policy/actions.js";
 import { parseList } from "../policy/entries.js";
 import { checkEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
-import type { FilterRow } from "../inspect/effective-table.js";
-import { runStateDir } from "./state.js";
+import type { FilterRow } from "../render/effective-table.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
@@ -109,18 +107,6 @@ export function clientFilterProgram(policy: Policy, arch: Arch, spec: FilterSpec
   } catch (e) {
     throw new ClientFilterRefusal("failed to load client seccomp filter", "22023", undefined, describeRequestError(e));
   }
-}
-
-/**
- * Where the launcher leaves, per backend, what SQL may read (root-owned files in the run-state
- * directory, readable by the server, writable only by the launcher, so the server cannot forge
- * them): `<prefix><pid>-<start>.json` the rows of the filter a backend installed (for
- * pg_get_seccomp_filter()), `<prefix><pid>-<start>.result.json` the answer to its last
- * set_client_filter() call. `start` is the backend's start time in /proc/<pid>/stat (field 22),
- * so a later process with the same pid never reads another's record.
- */
-export function clientRecordPrefix(dataDir: string, stateDir = runStateDir()): string {
-  return join(stateDir, `client-${createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 12)}-`);
 }
 
 export interface ClientFilterResult {

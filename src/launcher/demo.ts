@@ -5,8 +5,8 @@
 import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, pgbench, postgresArgs, postmasterPid, psql, waitReady, type Cluster } from "../postgres/cluster.js";
 import { loadPolicyFile } from "../policy/policy.js";
-import { effectiveFilterRows, FILTER_COLUMNS } from "../inspect/effective-table.js";
-import { psqlTable } from "../inspect/format.js";
+import { effectiveFilterRows, FILTER_COLUMNS } from "../render/effective-table.js";
+import { psqlTable } from "../render/format.js";
 import { hostArch } from "../syscalls/index.js";
 import { preflight, runServer, starterProfile, type RunRequest, type RunResult } from "./run.js";
 

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { journalDatagram, parseLogTargets, syslogDatagram } from "./log-sinks.js";
-import type { ViolationEvent } from "./supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 
 const event: ViolationEvent = {
   time: "2026-11-28T12:00:00.000Z", pid: 4242, process: "postgres: alice db [local] COPY", context: "session",

@@ -14,7 +14,7 @@
 // already enforced, and the launcher must never wait on a log reader.
 
 import { errnoName } from "../syscalls/errno.js";
-import type { ViolationEvent } from "./supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 
 export const LOG_TARGETS = ["file", "journald", "syslog"] as const;
 export type LogTarget = (typeof LOG_TARGETS)[number];

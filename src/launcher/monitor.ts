@@ -12,8 +12,8 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
-import type { ActivityRow } from "./classify.js";
-import { readServerFile } from "./data-dir.js";
+import type { ActivityRow } from "../classify/classify.js";
+import { readServerFile } from "../host/data-dir.js";
 
 export interface MonitorOptions {
   psqlPath: string;

@@ -6,7 +6,7 @@
 // files), with plain reads that do not block.
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { parseStat } from "./classify.js";
+import { parseStat } from "../classify/classify.js";
 
 export interface ListenSockets {
   /** Paths of the postmaster's listening Unix sockets. */

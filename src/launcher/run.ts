@@ -21,10 +21,10 @@ import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
 import { parseKmsgKills, readKmsg } from "./kmsg.js";
-import type { ViolationEvent } from "./supervisor.js";
-import { runStateDir } from "./state.js";
+import type { ViolationEvent } from "../host/violation-event.js";
+import { runStateDir } from "../host/run-state.js";
 import { defaultLogPath } from "./violation-log.js";
-import { dataDirForRun } from "./data-dir.js";
+import { dataDirForRun } from "../host/data-dir.js";
 import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
 
 /** "(path)" or "(path: not there, records will be dropped)". */
@@ -519,6 +519,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     `arch:          ${req.arch}`,
     `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
+    `client filter: ${p.clientFilterKnock ? "on: set_client_filter() works (lseek's offset is checked: lseek is not in the kernel's cache)" : "off (set_client_filter = on in the policy turns it on)"}`,
     `permissions:   ok${req.insecurePolicyPermissions ? " (--insecure-policy-permissions)" : ""}`,
     `log to:        ${(req.logTo ?? ["file"]).map((t) => (t === "file" ? `file ${req.logPath ?? "(default, in the run-state directory)"}` : `${t} ${socketNote(t === "journald" ? JOURNAL_SOCKET : SYSLOG_SOCKET)}`)).join(", ")}`,
     "nothing started (--check)",

@@ -15,7 +15,7 @@ import { readFileSync, writeSync } from "node:fs";
 import { loadPolicyFile } from "../policy/policy.js";
 import { superviseServer, type SupervisionRequest } from "./supervision.js";
 import { readLineFromFd } from "./stage.js";
-import type { ViolationEvent } from "./supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 import { errnoName } from "../syscalls/errno.js";
 import { parseLogTargets, type LogTarget } from "./log-sinks.js";
 

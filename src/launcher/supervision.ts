@@ -13,14 +13,14 @@ import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { ClassificationService } from "./classification.js";
 import {
-  ClientFilterRefusal, clientFilterProgram, clientFilterSpec, clientRecordPrefix, describeRequestError, openClientFilterSpool, takeClientFilterRequest,
+  ClientFilterRefusal, clientFilterProgram, clientFilterSpec, describeRequestError, openClientFilterSpool, takeClientFilterRequest,
   writeClientResult, writeClientRows, type ClientFilterResult, type ClientFilterSpool,
 } from "./client-filter.js";
-import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
+import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
 import { clientsNeedServerRow } from "../compile/compose.js";
-import { removeRunState, writeContexts, writeRunState } from "./state.js";
-import type { ViolationEvent } from "./supervisor.js";
+import { clientRecordPrefix, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 import type { LogTarget } from "./log-sinks.js";

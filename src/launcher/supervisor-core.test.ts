@@ -7,8 +7,8 @@ import { parsePolicyText } from "../policy/policy.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { supervisorProgram } from "../compile/compose.js";
 import { DEFAULT_LIMITS, SupervisorCore, type SupervisorIO } from "./supervisor-core.js";
-import type { ViolationEvent } from "./supervisor.js";
-import { classifyChild } from "./classify.js";
+import type { ViolationEvent } from "../host/violation-event.js";
+import { classifyChild } from "../classify/classify.js";
 
 const arch = "x86_64" as const;
 const EXECVE = syscallNumber(arch, "execve")!;

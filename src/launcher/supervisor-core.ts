@@ -12,7 +12,8 @@ import type { CompiledFilter } from "../bpf/emulator.js";
 import type { SeccompData } from "../bpf/insn.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { syscallName, type Arch } from "../syscalls/index.js";
-import { decide, killSignalFor, type LaunchGate, type Verdict, type ViolationEvent } from "./supervisor.js";
+import { decide, killSignalFor, type LaunchGate, type Verdict } from "./supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 
 export interface Notification {
   id: bigint;

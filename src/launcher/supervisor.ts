@@ -1,5 +1,5 @@
 // How the supervisor answers a notification. The kernel hands it calls that the installed
-// program sent to user space (program.ts); the answer is what the policy's own program says
+// program sent to user space (src/compile/compose.ts); the answer is what the policy's own program says
 // for exactly that seccomp_data, so the supervisor can never be more permissive than the
 // policy. Decisions use only the syscall number, scalar arguments and the pid: never memory
 // the caller could change after the check.
@@ -70,26 +70,3 @@ export function killSignalFor(procStatus: string): "SIGSYS" | "SIGKILL" {
   return "SIGSYS";
 }
 
-/** One line of the violation log (JSON lines). */
-export interface ViolationEvent {
-  time: string;
-  pid: number;
-  /** The process title (`postgres: checkpointer`, `postgres: alice db [local] COPY`). */
-  process: string;
-  /** The context the supervisor decided for: postmaster, session, a backend type, unclassified. */
-  context: string;
-  /** For a program a server process exec'd: the server process whose context it has. */
-  decidedBy?: number;
-  role?: string;
-  database?: string;
-  /** The statement the session was running (from pg_stat_activity), when it could be had. */
-  query?: string;
-  /** Why the context is not the process's own (not classified yet, inconsistent facts). */
-  note?: string;
-  syscall: string;
-  nr: number;
-  args: string[];
-  action: Verdict["action"];
-  errno?: number;
-  signal?: string;
-}

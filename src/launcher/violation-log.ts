@@ -4,11 +4,11 @@
 // `maxBytes` the file is rotated to `<file>.1` (one generation kept).
 
 import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync, writeSync, type Stats } from "node:fs";
-import { dataDirKey, runStateDir } from "./state.js";
+import { dataDirKey, runStateDir } from "../host/run-state.js";
 import { basename, dirname, join, resolve } from "node:path";
 import { directoryProblem, type ServerIdentity } from "./permissions.js";
 import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "./safe-fs.js";
-import type { ViolationEvent } from "./supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 import { hostname } from "node:os";
 import { close as closeFd } from "../kernel/libc.js";
 import { sendDatagram, unixDatagramSocket } from "../kernel/dgram.js";

@@ -14,8 +14,8 @@
 // through the `read` function it is handed.
 
 import { AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "../bpf/insn.js";
-import { psqlTable, type Cell } from "../inspect/format.js";
-import { collate } from "../inspect/effective-table.js";
+import { psqlTable, type Cell } from "../render/format.js";
+import { collate } from "../render/effective-table.js";
 import { errnoName } from "../syscalls/errno.js";
 import { ARCHES, isArch, syscallName, syscallNumber, syscallTableInfo, type Arch } from "../syscalls/index.js";
 

@@ -12,7 +12,7 @@ import { AUDIT_ARCH_X86_64, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_
 import { compileFilter } from "../bpf/emulator.js";
 import { compose } from "../compile/compose.js";
 import { allSyscalls, syscallNumber } from "../syscalls/index.js";
-import type { ViolationEvent } from "../launcher/supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 import {
   groupLearned, learningPolicy, mergeLearned, newCalls, outputKey, parseLearnedPolicy, recordEvent, renderLearnedPolicy, serverEndpoint,
   type Learned, type RenderInput,

@@ -24,7 +24,7 @@ import { allSyscalls, hostArch, syscallNumber, type Arch } from "../syscalls/ind
 import { dataDirOf, LaunchError, starterProfile, type RunResult } from "../launcher/run.js";
 import { floorLists, hotBaseText, readFloor, readHotCalls } from "./base.js";
 import { formatCoverage, runProcedure, serverEndpoint, type Coverage, type ProcedureResult } from "./procedure.js";
-import type { ViolationEvent } from "../launcher/supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 
 // ---------------------------------------------------------------------------------------------
 // 1. The learning policy

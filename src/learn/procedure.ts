@@ -24,9 +24,9 @@ import { dirname, join, resolve } from "node:path";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
 import { runServer, serverUser, type RunRequest, type RunResult } from "../launcher/run.js";
-import type { ViolationEvent } from "../launcher/supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 import type { OsUser } from "../postgres/cluster.js";
-import { readServerFile } from "../launcher/data-dir.js";
+import { readServerFile } from "../host/data-dir.js";
 
 /** The periodic timers, shortened to their minimum useful values for a learning or verify run. */
 export const SHORT_TIMERS: readonly (readonly [string, string])[] = [

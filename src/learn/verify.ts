@@ -11,7 +11,7 @@ import type { Action } from "../policy/actions.js";
 import { loadPolicyFile, PROCESS_KINDS, type FilterSpec, type Policy } from "../policy/policy.js";
 import { hostArch, type Arch } from "../syscalls/index.js";
 import { dataDirOf, LaunchError } from "../launcher/run.js";
-import type { ViolationEvent } from "../launcher/supervisor.js";
+import type { ViolationEvent } from "../host/violation-event.js";
 import { eventContextKey } from "./learn.js";
 import { formatCoverage, parseKmsgKills, readKmsg, runProcedure, type Coverage } from "./procedure.js";
 

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { parsePolicyText } from "./policy.js";
 import { contextDecisions, decisionFor, type ContextSpec } from "./decision.js";
 import { evaluatePolicy } from "./evaluate.js";
-import { describeDecision } from "../inspect/effective-table.js";
+import { describeDecision } from "../render/effective-table.js";
 import { AUDIT_ARCH, actionRet, compilePolicy } from "../compile/compile.js";
 import { emulate } from "../bpf/emulator.js";
 import { syscallNumber } from "../syscalls/index.js";

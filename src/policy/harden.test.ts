@@ -6,7 +6,7 @@ import { PRESET_NAMES, hardeningValue } from "./harden.js";
 import { contextDecisions, decisionFor, policyContexts, type ContextSpec } from "./decision.js";
 import { evaluatePolicy } from "./evaluate.js";
 import { formatAction, type Action } from "./actions.js";
-import { effectiveFilterRows } from "../inspect/effective-table.js";
+import { effectiveFilterRows } from "../render/effective-table.js";
 import { compilePolicy, AUDIT_ARCH } from "../compile/compile.js";
 import { compileFilter } from "../bpf/emulator.js";
 import { SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF } from "../bpf/insn.js";

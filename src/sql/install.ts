@@ -13,12 +13,12 @@
 // client filter's, are decided at call time.
 
 import { spawnSync } from "node:child_process";
-import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
+import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import type { ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
 import { CLIENT_FILTER_KNOCK } from "../compile/compose.js";
-import { clientRecordPrefix } from "../launcher/client-filter.js";
+import { clientRecordPrefix } from "../host/run-state.js";
 
 function lit(s: string | null | undefined): string {
   return s === null || s === undefined ? "NULL" : `'${s.replace(/'/g, "''")}'`;
@@ -157,7 +157,11 @@ declare
   knock_error text;
   answer jsonb;
 begin
-  execute format('copy (select %L) to %L', request, spool);
+${policy.clientFilter ? "" : `  -- The policy at install time leaves set_client_filter off: no knock is compiled, nothing would answer.
+  raise exception using errcode = '55000', message = 'set_client_filter is not enabled in the policy',
+    detail = ${lit(`${opts.policyPath} does not set set_client_filter = on`)},
+    hint = 'add set_client_filter = on to the policy, restart the server under pg_seccomp run, and run pg_seccomp sql install again';
+`}  execute format('copy (select %L) to %L', request, spool);
   begin
     perform pg_read_file('/dev/null', ${CLIENT_FILTER_KNOCK.toString()}, 1, false);
   exception when others then
@@ -184,7 +188,7 @@ begin
   end if;
   raise exception using errcode = '55000', message = 'set_client_filter: the launcher gave no answer',
     detail = coalesce(knock_error, 'the knock returned without a record'),
-    hint = 'set_client_filter works on a server started by pg_seccomp run, installed with pg_seccomp sql install -D <data directory>';
+    hint = 'set_client_filter works on a server started by pg_seccomp run with set_client_filter = on in its policy, installed with pg_seccomp sql install -D <data directory>';
 end
 $fn$;
 revoke all on function "${s}".set_client_filter(text, text, text, text, text) from public;

@@ -33,7 +33,7 @@ before(async () => {
   writeFileSync(join(vault, "json"), JSON.stringify({ default: null, allow: null, log: null, error: SECRET.replace(/-/g, "_"), kill: null }), { mode: 0o600 });
   cluster = await newCluster();
   // As test/sql.test.ts: alice may exec, and narrows herself with set_client_filter.
-  policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n");
+  policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\nset_client_filter = on\n");
   server = await startReady(cluster, ["--policy", policy]);
   query(cluster, "create role alice login in role pg_execute_server_program");
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;

@@ -9,7 +9,7 @@ import assert from "node:assert/strict";
 import { appendFileSync, readFileSync, statSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
-import { findRunState } from "../../src/launcher/state.js";
+import { findRunState } from "../../src/host/run-state.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 

@@ -221,3 +221,15 @@ export function findServerRecord(dataDir: string, ownerUid?: number): ServerReco
   }
   return undefined;
 }
+
+/**
+ * Where the launcher leaves, per backend, what SQL may read (root-owned files in the run-state
+ * directory, readable by the server, writable only by the launcher, so the server cannot forge
+ * them): `<prefix><pid>-<start>.json` the rows of the filter a backend installed (for
+ * pg_get_seccomp_filter()), `<prefix><pid>-<start>.result.json` the answer to its last
+ * set_client_filter() call. `start` is the backend's start time in /proc/<pid>/stat (field 22),
+ * so a later process with the same pid never reads another's record.
+ */
+export function clientRecordPrefix(dataDir: string, stateDir = runStateDir()): string {
+  return join(stateDir, `client-${createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 12)}-`);
+}
