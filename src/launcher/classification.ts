@@ -1,5 +1,5 @@
 // The launcher's classifier (main thread): answers the supervisor's questions about children of
-// the postmaster from kernel facts and the server's own structured view (classify.ts's rules),
+// the postmaster from kernel facts and the server's own structured view (src/classify/classify.ts's rules),
 // and remembers what it pinned, for set_client_filter.
 
 import type { ContextSpec } from "../policy/decision.js";
@@ -20,7 +20,7 @@ export class ClassificationService {
     private readonly postmasterPid: number,
     private readonly monitor: MonitorConnection | undefined,
     private readonly say: (line: string) => void,
-    /** False when the policy does not tell client processes apart (program.ts, clientsNeedServerRow). */
+    /** False when the policy does not tell client processes apart (src/compile/compose.ts, clientsNeedServerRow). */
     private readonly clientsNeedRow = true,
   ) {}
 
@@ -47,7 +47,7 @@ export class ClassificationService {
       return { ctx, pin: true };
     }
     // A server that accepts connections answers within the supervisor's wait; one that is still
-    // starting does not, and then the kernel facts and the title decide (classify.ts).
+    // starting does not, and then the kernel facts and the title decide (src/classify/classify.ts).
     // Not for the session's own backend while it is being opened: that backend cannot finish
     // logging in while its calls wait here (under a learning policy, every one of them would).
     // It is the one whose client is our psql (the kernel's SO_PEERCRED); it gets the most

@@ -8,7 +8,7 @@
 // pg_catalog and names every object and operator schema-qualified, so objects a superuser
 // creates elsewhere cannot stand in for the catalog's; lock_timeout and statement_timeout keep a
 // locked catalog from stalling it. What it reports is what the server says: the classifier
-// cross-checks it with kernel facts (classify.ts).
+// cross-checks it with kernel facts (src/classify/classify.ts).
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";

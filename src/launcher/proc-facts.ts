@@ -125,7 +125,7 @@ export function clientConnection(pid: number, listen: ListenSockets, inodes = so
   return undefined;
 }
 
-/** Parent pid and start time from /proc/PID/stat (classify.ts parses). */
+/** Parent pid and start time from /proc/PID/stat (src/classify/classify.ts parses). */
 export function procStat(pid: number): { ppid: number; start: string } | undefined {
   return parseStat(read(`/proc/${pid}/stat`));
 }

@@ -2,7 +2,7 @@
 // execs postgres, so that the filter is in place before the first instruction of postgres
 // runs. It is started by `run` with a socket on fd 3 that carries its instructions, and it
 // closes fd 3 before the filter goes on: after that it makes no syscall but execve (which the
-// supervisor may be holding, see program.ts).
+// supervisor may be holding, see src/compile/compose.ts).
 
 import { readSync, closeSync } from "node:fs";
 import { decodeProgram } from "../bpf/insn.js";

@@ -188,7 +188,7 @@ export class SupervisorCore {
    * The caller's context from what the kernel says about it: the postmaster is the pid the
    * launcher exec'd; a child of the postmaster has the context the classifier pinned for it;
    * anything else has its nearest postmaster-child ancestor's context (a program COPY ran, a
-   * shell), whatever it calls itself. With CLONE_PARENT refused in the kernel (program.ts), only
+   * shell), whatever it calls itself. With CLONE_PARENT refused in the kernel (src/compile/compose.ts), only
    * the postmaster creates children of the postmaster.
    */
   private locate(pid: number): Located | { waitFor: number; start: string } {

@@ -1,6 +1,6 @@
 // What a PostgreSQL process is, from its process title. PostgreSQL overwrites its argument area
 // with a title ("postgres: checkpointer", "postgres: alice app [local] idle"); `status` shows it
-// and the supervisor classifies processes by it (launcher/classify.ts). Pure.
+// and the supervisor classifies processes by it (src/classify/classify.ts). Pure.
 
 export interface ProcessTitle {
   /**
