@@ -13,7 +13,7 @@ import { CLIENT_FILTER_KNOCK, decisionProgram } from "./program.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
 import type { LaunchGate, ViolationEvent } from "./supervisor.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
-import { procStat, procTitle } from "./proc-facts.js";
+import { procStat, procTitle, spawnsShell } from "./proc-facts.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 
 export interface SupervisorWorkerData {
@@ -95,6 +95,7 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
       /* gone */
     }
   },
+  spawnsShell: (pid, d) => spawnsShell(pid, d.args[0] ?? 0n, d.args[1] ?? 0n),
   requestClassification: (pid, start) => port.postMessage({ type: "classify", pid, start } satisfies WorkerRequest),
   requestStatement: (pid) => port.postMessage({ type: "statement", pid } satisfies WorkerRequest),
   emit: (e) => parentPort!.postMessage(e),
