@@ -133,3 +133,22 @@ test("set_client_filter narrows the calling session only, once, and only for rol
   assert.equal(bob.ok, false);
   assert.match(bob.stderr, /permission denied/);
 });
+
+test("what a set_client_filter() filter denies is in the violation log, the session's own calls and its programs'", { skip }, async () => {
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
+  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_ls_dir(text) to alice");
+  const before = query(cluster, "select count(*) from seccomp.violations where role = 'alice' and syscall in ('getdents64', 'execve')");
+  assert.equal(before, "0");
+  const r = spawnSync(join(cluster.binDir, "psql"), [
+    "-X", "-U", "alice", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
+    "-c", "select set_client_filter(NULL, NULL, NULL, 'getdents64, execve', NULL) as answer",
+    "-c", "select count(*) from pg_ls_dir('.')",
+    "-c", "copy (select 1) to program 'cat > /dev/null'",
+  ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) } });
+  const out = r.stdout + r.stderr;
+  assert.match(out, /^ OK$/m, out);
+  assert.match(out, /could not read directory "\.": Operation not permitted/, out);
+  await waitFor(() => query(cluster, "select count(distinct syscall) from seccomp.violations where syscall in ('getdents64', 'execve') and context = 'session' and action = 'error'") === "2", 10_000, `both denials in the log\n${server.stderr()}`);
+  assert.equal(query(cluster, "select role from seccomp.violations where syscall = 'getdents64' limit 1"), "alice", "the narrowed session's own call carries its role");
+});
