@@ -210,7 +210,10 @@ export function preflight(req: RunRequest): Preflight {
     req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
   }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
-  const programs = kernelPrograms(req.policy, req.arch);
+  // seccomp = off (pgseccomp.enabled not set, in pgseccomp mode): no program, no supervisor.
+  const programs: KernelPrograms = req.policy.enabled
+    ? kernelPrograms(req.policy, req.arch)
+    : { arch: req.arch, installed: [], usesSupervisor: false, perProcess: [], decisions: [] };
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
     if (missing.length) {
@@ -260,6 +263,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     program: encodeProgram(programs.installed).toString("base64"),
     newListener: programs.usesSupervisor,
     specAllow: req.specAllow,
+    ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: PARENT_DEATH_SIGNAL,
     path: absPath,
     argv: [path, ...args],
@@ -364,6 +368,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
     program: encodeProgram(programs.installed).toString("base64"),
     newListener: programs.usesSupervisor,
     specAllow: req.specAllow,
+    ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: 0,
     path: absPath,
     argv: [path, ...args],
@@ -516,7 +521,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}${pre.configDir ? ` (data_directory of ${pre.configDir}/postgresql.conf)` : ""}`,
     `server user:   ${pre.user ? `${pre.user.name} (uid ${pre.user.uid})` : `${process.env.USER ?? "this user"} (uid ${process.getuid?.()})`}`,
     `arch:          ${req.arch}`,
-    `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
+    !req.policy.enabled ? "filter:        none (the policy sets seccomp = off)" : `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
     `permissions:   ok${req.insecurePolicyPermissions ? " (--insecure-policy-permissions)" : ""}`,
     `log to:        ${(req.logTo ?? ["file"]).map((t) => (t === "file" ? `file ${req.logPath ?? "(default, in the run-state directory)"}` : `${t} ${socketNote(t === "journald" ? JOURNAL_SOCKET : SYSLOG_SOCKET)}`)).join(", ")}`,
