@@ -111,6 +111,13 @@ before(async () => {
       const id = `"${r}"`;
       query(cluster, `create role ${id} login in role pg_execute_server_program; grant execute on function pg_ls_dir(text) to ${id}; grant execute on function pg_reload_conf() to ${id}`);
     }
+    // Installed once: each configuration below is a restart under run with another policy, and
+    // the functions read the running launcher's table at call time.
+    const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+    const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64");
+    assert.equal(inst.status, 0, inst.stderr);
+    const all = ROLES.map((r) => `"${r}"`).join(", ");
+    query(cluster, `grant execute on function seccomp_filter() to ${all}; grant execute on function pg_get_seccomp_filter() to ${all}`);
   } finally {
     await stop(s);
   }
@@ -145,19 +152,20 @@ for (const config of CONFIGS) {
     const enabled = parsePolicyText(config.text, policyPath).enabled;
     const server = await startReady(cluster, ["--policy", policyPath]);
     try {
-      const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-      const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64");
-      assert.equal(inst.status, 0, inst.stderr);
-      query(cluster, `grant execute on function seccomp_filter() to ${ROLES.map((r) => `"${r}"`).join(", ")}; grant execute on function pg_get_seccomp_filter() to ${ROLES.map((r) => `"${r}"`).join(", ")}`);
       for (const role of ROLES) {
         const label = `${config.name} / ${role}`;
         const shown = cli("show", policyPath, "--format", "csv", "--arch", "x86_64", ...(role === "postgres" ? [] : ["--role", role]));
         assert.equal(shown.status, 0, `${label}: ${shown.stderr}`);
         const showRows = shown.stdout.trim().split("\n").slice(1).sort();
         const sqlRows = psqlAs(role, "copy (select * from pg_get_seccomp_filter()) to stdout with (format csv)").trim().split("\n").sort();
-        assert.deepEqual(sqlRows, showRows, `${label}: pg_get_seccomp_filter() = show`);
         const pgsRows = psqlAs(role, "copy (select * from seccomp_filter()) to stdout with (format csv)").trim().split("\n").sort();
-        assert.deepEqual(pgsRows, showRows, `${label}: seccomp_filter() = show`);
+        if (enabled) {
+          assert.deepEqual(sqlRows, showRows, `${label}: pg_get_seccomp_filter() = show`);
+          assert.deepEqual(pgsRows, showRows, `${label}: seccomp_filter() = show`);
+        } else {
+          // As pgseccomp: no filter, no table.
+          assert.match(sqlRows.join("\n") + pgsRows.join("\n"), /ERROR:  seccomp is not enabled[^]*ERROR:  seccomp is not enabled/, label);
+        }
         const session = showRows.filter((l) => l.endsWith(",session"));
         for (const probe of Object.keys(PROBES) as Probe[]) {
           const out = psqlAs(role, PROBES[probe].sql);
@@ -174,6 +182,28 @@ for (const config of CONFIGS) {
     }
   });
 }
+
+test("matrix: seccomp_filter() on a server not started by run (or with another launcher's table) says so, never shows a stale table", { skip }, async () => {
+  const { spawn } = await import("node:child_process");
+  const { rmSync, writeFileSync } = await import("node:fs");
+  const { launcherTablePath } = await import("../src/launcher/client-filter.js");
+  const { postgresArgs, waitReady } = await import("../src/postgres/cluster.js");
+  const [bin, ...args] = postgresArgs(cluster);
+  const pg = spawn(bin!, args, { uid: cluster.user.uid, gid: cluster.user.gid, stdio: "ignore", cwd: "/" });
+  let alive = true;
+  pg.on("exit", () => (alive = false));
+  try {
+    await waitReady(cluster, () => alive, 30_000);
+    assert.match(psqlAs("postgres", "select count(*) from seccomp_filter()"), /ERROR:  pg_seccomp: no filter table of this server's launcher/);
+    // A table of another postmaster (a launcher that died without removing it) is not taken.
+    writeFileSync(launcherTablePath(cluster.dataDir), JSON.stringify({ postmasterPid: 1, enabled: true, variants: [{ role: null, database: null, rows: [{ syscall: "<default>", syscallnum: -1, filter_action: "global->allow", context: "global" }] }] }));
+    assert.match(psqlAs("postgres", "select count(*) from seccomp_filter()"), /ERROR:  pg_seccomp: no filter table of this server's launcher/);
+  } finally {
+    rmSync(launcherTablePath(cluster.dataDir), { force: true });
+    pg.kill("SIGINT");
+    await new Promise((r) => (alive ? pg.on("exit", r) : r(undefined)));
+  }
+});
 
 test("matrix: an action word not written as pgseccomp compares it ('LOG') is refused by show and check alike", { skip }, () => {
   const p = writePolicy("pgseccomp.enabled = on\npgseccomp.global_syscall_default = 'allow'\npgseccomp.session_roles = 'bob'\npgseccomp.session_syscall_default.bob = 'LOG'\n");

@@ -15,7 +15,7 @@ import type { Insn } from "../bpf/insn.js";
 import { ACTION_KINDS, parseAction } from "../policy/actions.js";
 import { parseList } from "../policy/entries.js";
 import { checkEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
-import type { FilterRow } from "../inspect/effective-table.js";
+import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
 import { runStateDir } from "./state.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
@@ -121,6 +121,49 @@ export function clientFilterProgram(policy: Policy, arch: Arch, spec: FilterSpec
  */
 export function clientRecordPrefix(dataDir: string, stateDir = runStateDir()): string {
   return join(stateDir, `client-${createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 12)}-`);
+}
+
+/**
+ * The launcher's table of the policy it installed, for seccomp_filter() and
+ * pg_get_seccomp_filter(): `<prefix>table.json` beside the per-backend records (root-owned,
+ * readable by the server, not writable by it). Written when supervision starts, removed when it
+ * ends; it names the postmaster it belongs to, so SQL run on a server started otherwise (or
+ * later) never takes a stale table for the truth. The SQL picks, at call time, the variant of
+ * the caller's login role and database.
+ */
+export function launcherTablePath(dataDir: string, stateDir = runStateDir()): string {
+  return `${clientRecordPrefix(dataDir, stateDir)}table.json`;
+}
+
+export interface LauncherTable {
+  postmasterPid: number;
+  enabled: boolean;
+  policyPath: string;
+  arch: Arch;
+  /** Rows (global and session) as `show --role R --database D` prints them; null: any role, any database. */
+  variants: Array<{ role: string | null; database: string | null; rows: FilterRow[] }>;
+}
+
+/** Every role/database combination the policy tells apart (undefined: the session's own). */
+export function sessionVariants(policy: Policy): Array<{ role?: string; database?: string }> {
+  const roles = [undefined, ...policy.roles.keys()];
+  const dbs = [undefined, ...policy.databases.keys()];
+  return roles.flatMap((role) => dbs.map((database) => ({ ...(role ? { role } : {}), ...(database ? { database } : {}) })));
+}
+
+export function launcherTable(policy: Policy, arch: Arch, postmasterPid: number, policyPath: string): LauncherTable {
+  return {
+    postmasterPid, enabled: policy.enabled, policyPath: resolve(policyPath), arch,
+    variants: sessionVariants(policy).map((v) => ({
+      role: v.role ?? null, database: v.database ?? null,
+      rows: effectiveFilterRows(policy, arch, [{ context: "global" }, { context: "session", ...v }]),
+    })),
+  };
+}
+
+export function writeLauncherTable(path: string, table: LauncherTable): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  writeRootFile(path, JSON.stringify(table) + "\n");
 }
 
 export interface ClientFilterResult {

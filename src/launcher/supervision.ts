@@ -4,7 +4,7 @@
 // Used by both ways of starting a server: with the launcher as the postmaster's parent (run.ts,
 // runServer) and with postgres exec'd in place of the launcher (supervise-main.ts).
 
-import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
@@ -13,8 +13,8 @@ import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { ClassificationService } from "./classification.js";
 import {
-  ClientFilterRefusal, clientFilterProgram, clientFilterSpec, clientRecordPrefix, describeRequestError, openClientFilterSpool, takeClientFilterRequest,
-  writeClientResult, writeClientRows, type ClientFilterResult, type ClientFilterSpool,
+  ClientFilterRefusal, clientFilterProgram, clientFilterSpec, clientRecordPrefix, describeRequestError, launcherTable, launcherTablePath, openClientFilterSpool,
+  takeClientFilterRequest, writeClientResult, writeClientRows, writeLauncherTable, type ClientFilterResult, type ClientFilterSpool,
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
@@ -203,6 +203,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     log?.close();
     kmsg?.close();
     if (spool && typeof spool !== "string") closeSync(spool.fd);
+    if (dataDirAbs) rmSync(launcherTablePath(dataDirAbs), { force: true });
     removeRunState(pid);
   };
   try {
@@ -210,6 +211,14 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       launcherPid: process.pid, postmasterPid: pid, dataDir: dataDirAbs, policyPath: resolve(r.policyPath),
       arch: r.arch, logPath, startedAt: new Date().toISOString(),
     });
+    // What seccomp_filter() reads at call time: the policy this launcher installed.
+    if (dataDirAbs) {
+      try {
+        writeLauncherTable(launcherTablePath(dataDirAbs), launcherTable(r.policy, r.arch, pid, r.policyPath));
+      } catch (e) {
+        r.say(`pg_seccomp: note: the filter table for seccomp_filter() cannot be written: ${(e as Error).message}`);
+      }
+    }
     if (r.usesSupervisor) {
       const childFd = await listenerOf(pid, () => !r.alive());
       const pidfd = pidfdOpen(pid);
