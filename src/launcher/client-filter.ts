@@ -14,7 +14,7 @@ import { compilePolicy } from "../bpf/compile.js";
 import type { Insn } from "../bpf/insn.js";
 import { ACTION_KINDS, parseAction } from "../policy/actions.js";
 import { parseList } from "../policy/entries.js";
-import { checkEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
+import { checkEntries, dropDefaultActionEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
 import { effectiveFilterRows, type FilterRow } from "../inspect/effective-table.js";
 import { runStateDir } from "./state.js";
 import type { Arch } from "../syscalls/index.js";
@@ -90,6 +90,7 @@ export function clientFilterSpec(policy: Policy, session: FilterSpec, req: Clien
     }
   }
   const spec: FilterSpec = { name: "client", defaultAction, entries };
+  if (policy.compat === "pgseccomp") dropDefaultActionEntries(spec);
   try {
     checkEntries(spec);
   } catch (e) {

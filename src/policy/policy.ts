@@ -309,19 +309,7 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const hardenSetting = get("syscall_harden");
   const hardening = hardenSetting ? parseHardening(hardenSetting.value, hardenSetting.setting.valueLoc, hardenSetting.setting.loc) : undefined;
 
-  // pgseccomp adds no rule for a list whose action is its filter's default (libseccomp refuses
-  // such rules): the list is dropped, inherited or written, before overlaps are checked, so
-  // `session_syscall_allow.joe = 'execve'` with joe's default allow does not undo the error list
-  // joe inherits. pg_seccomp's own extensions keep their meaning: entries with argument
-  // conditions, and a name that carves a syscall out of a group of the same filter, stay.
-  if (compat) {
-    for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values()]) {
-      const grouped = new Set(
-        f.entries.filter((e) => e.kind === "group" && !sameAction(e.action, f.defaultAction)).flatMap((e) => ARCHES.flatMap((a) => expandGroup(e.name, a).syscalls)),
-      );
-      f.entries = f.entries.filter((e) => e.conditions.length > 0 || !sameAction(e.action, f.defaultAction) || (e.kind === "syscall" && grouped.has(e.name)));
-    }
-  }
+  if (compat) for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values()]) dropDefaultActionEntries(f);
   for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(hardening?.filters ?? [])]) checkEntries(f);
   return { enabled, ...(compat ? { compat } : {}), errorErrno, unknownAction, global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes, files };
 }
@@ -408,6 +396,20 @@ function buildFilter(
     }
   }
   return { name, defaultAction, defaultLoc, entries, ...(overlay ? { globalLists } : {}) };
+}
+
+/**
+ * pgseccomp mode: pgseccomp adds no rule for a list whose action is its filter's default
+ * (libseccomp refuses such rules): the list is dropped, inherited or written, before overlaps are
+ * checked, so `session_syscall_allow.joe = 'execve'` with joe's default allow does not undo the
+ * error list joe inherits. pg_seccomp's own extensions keep their meaning: entries with argument
+ * conditions, and a name that carves a syscall out of a group of the same filter, stay.
+ */
+export function dropDefaultActionEntries(f: FilterSpec): void {
+  const grouped = new Set(
+    f.entries.filter((e) => e.kind === "group" && !sameAction(e.action, f.defaultAction)).flatMap((e) => ARCHES.flatMap((a) => expandGroup(e.name, a).syscalls)),
+  );
+  f.entries = f.entries.filter((e) => e.conditions.length > 0 || !sameAction(e.action, f.defaultAction) || (e.kind === "syscall" && grouped.has(e.name)));
 }
 
 function inheritList(global: FilterSpec, action: ActionKind, at: SourceLoc | undefined): PolicyEntry[] {
