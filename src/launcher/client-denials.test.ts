@@ -43,6 +43,8 @@ test("a record is logged for a narrowed session and the programs it started, by 
   assert.equal(clientDenialEvent(gone!, narrowed, 101, io)?.context, "session");
   assert.equal(clientDenialEvent(stranger!, narrowed, 101, io), undefined);
   assert.equal(clientDenialEvent(gone!, new Map(), 101, io), undefined, "nothing narrowed: nothing taken");
+  const [goneKilled] = parseKmsgSeccomp([rec(6, 902, 59, "0x80000000")], "x86_64", 0);
+  assert.equal(clientDenialEvent(goneKilled!, narrowed, 101, io), undefined, "a kill of a process gone: any filter's, not taken");
   // The narrowed session itself, exited before its record was read: still its role.
   procs.delete(500);
   assert.equal(clientDenialEvent(own!, narrowed, 101, io)?.role, "alice");

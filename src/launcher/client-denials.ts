@@ -42,9 +42,9 @@ export function auditAction(code: number): Pick<ViolationEvent, "action"> | unde
 /**
  * The log event for an audit record, when it is about a narrowed session or a program it started
  * (found through the kernel's parent links, each checked by start time). A process gone before it
- * could be looked at (popen's child, whose exec the filter denied, exits at once) is taken when it
- * ran as the server's user while some session was narrowed: only a filter installed with the log
- * flag writes errno records, and the launcher installs no other.
+ * could be looked at (popen's child, whose exec the filter denied, exits at once) is taken for an
+ * errno record, when it ran as the server's user while some session was narrowed: only a filter
+ * installed with the log flag writes errno records, and the launcher installs no other.
  */
 export function clientDenialEvent(
   rec: KmsgSeccomp, narrowed: ReadonlyMap<number, NarrowedSession>, serverUid: number, io: ClientDenialIO,
@@ -74,7 +74,9 @@ export function clientDenialEvent(
     if (st.ppid <= 1) return undefined;
     cur = st.ppid;
   }
-  if (cur !== rec.pid || rec.uid !== serverUid) return undefined; // alive, not under a narrowed session
+  // Alive and not under a narrowed session: not ours. Gone: an errno record, which only a filter
+  // installed with the log flag writes (kills are recorded for every filter, the main one too).
+  if (cur !== rec.pid || rec.uid !== serverUid || act.action !== "error") return undefined;
   return {
     ...base,
     process: "",
