@@ -152,3 +152,16 @@ test("what a set_client_filter() filter denies is in the violation log, the sess
   await waitFor(() => query(cluster, "select count(distinct syscall) from seccomp.violations where syscall in ('getdents64', 'execve') and context = 'session' and action = 'error'") === "2", 10_000, `both denials in the log\n${server.stderr()}`);
   assert.equal(query(cluster, "select role from seccomp.violations where syscall = 'getdents64' limit 1"), "alice", "the narrowed session's own call carries its role");
 });
+
+test("sql install without the data directory embeds the policy's rows: the same as show", { skip }, () => {
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  const r = cli("sql", "install", "-d", conn, "--policy", policy, "--schema", "seccomp_embedded", "--arch", "x86_64");
+  assert.equal(r.status, 0, r.stderr);
+  query(cluster, "grant execute on function pg_get_seccomp_filter() to alice");
+  const fromSql = psql(cluster, "copy (select * from pg_get_seccomp_filter()) to stdout with (format csv)", { role: "alice" });
+  assert.ok(fromSql.ok, fromSql.stderr);
+  const shown = cli("show", policy, "--format", "csv", "--arch", "x86_64", "--role", "alice");
+  const norm = (t: string) => t.trim().split("\n").filter((l) => !l.startsWith("syscall,")).sort();
+  assert.deepEqual(norm(fromSql.stdout), norm(shown.stdout));
+  assert.match(fromSql.stdout, /execve,59,session->allow,session/);
+});
