@@ -8,14 +8,12 @@ import assert from "node:assert/strict";
 import { compilePolicy } from "../src/compile/compile.js";
 import { parsePolicyText } from "../src/policy/policy.js";
 import type { ContextSpec } from "../src/policy/decision.js";
-import { seccompSupport } from "../src/kernel/index.js";
-import { hostArch, syscallNumber, type Arch } from "../src/syscalls/index.js";
-import { runUnderFilter } from "./support/kernel-probe.js";
+import { hostArch, type Arch } from "../src/syscalls/index.js";
+import { hostNr, probeSkip, runUnderFilter, showProbe } from "./support/kernel-probe.js";
 
-const support = seccompSupport();
-const skip = support.ok ? false : `seccomp unavailable: ${support.reason}`;
+const skip = probeSkip();
 const arch: Arch = hostArch();
-const nr = (name: string) => syscallNumber(arch, name)!;
+const nr = hostNr;
 
 // EXFULL: no real call returns it, so an errno seen is the filter's.
 const POLICY = `
@@ -43,7 +41,7 @@ test("kernel: a conditional error entry denies only the calls it matches; others
     const label = JSON.stringify(ctx);
     assert.equal(run.outcome, "finished", `${label}: ${run.outcome} ${run.stderr}`);
     const [unix, inet, netlink, uid] = run.results;
-    assert.equal(unix?.kind, "returned", `${label}: AF_UNIX ${JSON.stringify(unix, (_k, v) => (typeof v === "bigint" ? String(v) : v))}`);
+    assert.equal(unix?.kind, "returned", `${label}: AF_UNIX ${showProbe(unix)}`);
     assert.equal(inet?.kind, "returned", `${label}: AF_INET`);
     assert.deepEqual(netlink?.kind === "errno" && netlink.code, "EXFULL", `${label}: AF_NETLINK`);
     assert.deepEqual(uid?.kind === "errno" && uid.code, "EXFULL", `${label}: getuid (the default)`);

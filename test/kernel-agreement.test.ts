@@ -10,14 +10,12 @@ import { compileFilter, describeAction } from "../src/bpf/emulator.js";
 import { SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, X32_SYSCALL_BIT } from "../src/bpf/insn.js";
 import { parsePolicyText, type Policy } from "../src/policy/policy.js";
 import type { ContextSpec } from "../src/policy/decision.js";
-import { seccompSupport } from "../src/kernel/index.js";
-import { hostArch, syscallNumber, type Arch } from "../src/syscalls/index.js";
-import { runUnderFilter, type ProbeCall, type ProbeRun } from "./support/kernel-probe.js";
+import { hostArch, type Arch } from "../src/syscalls/index.js";
+import { hostNr, probeSkip, runUnderFilter, showProbe, type ProbeCall, type ProbeRun } from "./support/kernel-probe.js";
 
-const support = seccompSupport();
-const skip = support.ok ? false : `seccomp unavailable: ${support.reason}`;
+const skip = probeSkip();
 const arch: Arch = hostArch();
-const nr = (name: string) => syscallNumber(arch, name)!;
+const nr = hostNr;
 
 // Filter errnos chosen so that no real call returns them: an errno seen is the filter's.
 const POLICY = `
@@ -105,7 +103,7 @@ async function checkContext(policy: Policy, ctx: ContextSpec, calls = CALLS): Pr
       } else {
         const got = run.results[i];
         assert.ok(got, `${label}: no result (outcome ${run.outcome}, signal ${run.signal}) ${run.stderr}`);
-        if (want.kind === "runs") assert.equal(got.kind, "returned", `${label}: ${JSON.stringify(got, (_k, v) => (typeof v === "bigint" ? String(v) : v))}`);
+        if (want.kind === "runs") assert.equal(got.kind, "returned", `${label}: ${showProbe(got)}`);
         if (want.kind === "errno") assert.deepEqual(got.kind === "errno" ? got.errno : got, want.errno, label);
         if (want.kind === "trap") assert.deepEqual(got.kind === "trapped" ? got.data : got, want.data, label);
       }

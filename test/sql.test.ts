@@ -135,6 +135,38 @@ test("set_client_filter narrows the calling session only, once, and only for rol
   assert.match(bob.stderr, /permission denied/);
 });
 
+test("what a set_client_filter() filter denies is in the violation log, the session's own calls and its programs'", { skip }, async () => {
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
+  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_ls_dir(text) to alice");
+  const before = query(cluster, "select count(*) from seccomp.violations where role = 'alice' and syscall in ('getdents64', 'execve')");
+  assert.equal(before, "0");
+  const r = spawnSync(join(cluster.binDir, "psql"), [
+    "-X", "-U", "alice", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
+    "-c", "select set_client_filter(NULL, NULL, NULL, 'getdents64, execve', NULL) as answer",
+    "-c", "select count(*) from pg_ls_dir('.')",
+    "-c", "copy (select 1) to program 'cat > /dev/null'",
+  ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) } });
+  const out = r.stdout + r.stderr;
+  assert.match(out, /^ OK$/m, out);
+  assert.match(out, /could not read directory "\.": Operation not permitted/, out);
+  await waitFor(() => query(cluster, "select count(distinct syscall) from seccomp.violations where syscall in ('getdents64', 'execve') and context = 'session' and action = 'error'") === "2", 10_000, `both denials in the log\n${server.stderr()}`);
+  assert.equal(query(cluster, "select role from seccomp.violations where syscall = 'getdents64' limit 1"), "alice", "the narrowed session's own call carries its role");
+});
+
+test("sql install without the data directory embeds the policy's rows: the same as show", { skip }, () => {
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  const r = cli("sql", "install", "-d", conn, "--policy", policy, "--schema", "seccomp_embedded", "--arch", "x86_64");
+  assert.equal(r.status, 0, r.stderr);
+  query(cluster, "grant execute on function pg_get_seccomp_filter() to alice");
+  const fromSql = psql(cluster, "copy (select * from pg_get_seccomp_filter()) to stdout with (format csv)", { role: "alice" });
+  assert.ok(fromSql.ok, fromSql.stderr);
+  const shown = cli("show", policy, "--format", "csv", "--arch", "x86_64", "--role", "alice");
+  const norm = (t: string) => t.trim().split("\n").filter((l) => !l.startsWith("syscall,")).sort();
+  assert.deepEqual(norm(fromSql.stdout), norm(shown.stdout));
+  assert.match(fromSql.stdout, /execve,59,session->allow,session/);
+});
+
 test("set_client_filter says so when the policy does not enable it, and touches nothing", { skip }, () => {
   // The same server; the SQL installed from a policy without set_client_filter = on (installing
   // replaces public.set_client_filter, so this test runs last).

@@ -180,6 +180,15 @@ export function compose(policy: Policy, arch: Arch, opts: ComposeOptions = {}): 
   const contexts = opts.contexts ?? policyContexts(policy);
   const all = policyContexts(policy).map((c) => contextDecisions(policy, arch, c));
   const base = all[0]!; // the global context: where every context agrees, it agrees with this
+  // seccomp = off (pgseccomp.enabled not set, in pgseccomp mode): run installs nothing.
+  if (!policy.enabled) {
+    return Object.freeze({
+      arch, installed: Object.freeze([]), installedDecisions: freezeDecisions(base), usesSupervisor: false,
+      clientFilterKnock: false, perProcess: Object.freeze([]), unknownRouted: false, routed: Object.freeze([]),
+      supervisorPrograms: new Map(),
+      stats: Object.freeze({ installedInstructions: 0, contexts: 0, perProcess: 0, routed: 0, cacheableAllows: 0 }),
+    });
+  }
   const top = maxSyscallNumber(arch);
   const perProcess = new Set<number>();
   for (let nr = 0; nr <= top; nr++) {

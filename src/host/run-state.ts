@@ -233,3 +233,24 @@ export function findServerRecord(dataDir: string, ownerUid?: number): ServerReco
 export function clientRecordPrefix(dataDir: string, stateDir = runStateDir()): string {
   return join(stateDir, `client-${createHash("sha256").update(resolve(dataDir)).digest("hex").slice(0, 12)}-`);
 }
+
+/**
+ * The launcher's table of the policy it installed, for seccomp_filter() and
+ * pg_get_seccomp_filter(): `<prefix>table.json` beside the per-backend records (root-owned,
+ * readable by the server, not writable by it). Written when supervision starts, removed when it
+ * ends; it names the postmaster it belongs to, so SQL run on a server started otherwise (or
+ * later) never takes a stale table for the truth. The SQL picks, at call time, the variant of
+ * the caller's login role and database.
+ */
+export function launcherTablePath(dataDir: string, stateDir = runStateDir()): string {
+  return `${clientRecordPrefix(dataDir, stateDir)}table.json`;
+}
+
+export interface LauncherTable {
+  postmasterPid: number;
+  enabled: boolean;
+  policyPath: string;
+  arch: string;
+  /** Rows (global and session) as `show --role R --database D` prints them; null: any role, any database. */
+  variants: Array<{ role: string | null; database: string | null; rows: Array<{ syscall: string; syscallnum: number; filter_action: string; context: string }> }>;
+}

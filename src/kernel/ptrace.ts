@@ -332,6 +332,8 @@ function syscallInstruction(pid: number, mem: number): bigint {
 export interface InjectOptions extends SeccompFiltersOptions {
   /** Called while the target is still stopped, with the outcome, just before it is let go. */
   beforeRelease?: (error: KernelError | undefined) => void;
+  /** SECCOMP_FILTER_FLAG_LOG: the kernel logs the filter's non-allow actions (audit, or kmsg without auditd). */
+  log?: boolean;
 }
 
 export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: InjectOptions = {}): void {
@@ -368,7 +370,7 @@ export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: In
     regs.writeBigUInt64LE(BigInt(seccompNr), REG.rax);
     regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
     regs.writeBigUInt64LE(1n, REG.rdi); // SECCOMP_SET_MODE_FILTER
-    regs.writeBigUInt64LE(0n, REG.rsi);
+    regs.writeBigUInt64LE(opts.log ? 2n /* SECCOMP_FILTER_FLAG_LOG */ : 0n, REG.rsi);
     regs.writeBigUInt64LE(base, REG.rdx);
     regs.writeBigUInt64LE(at, REG.rip);
     setRegs(pid, regs);

@@ -13,8 +13,9 @@ import { compilePolicy } from "../compile/compile.js";
 import type { Insn } from "../bpf/insn.js";
 import { ACTION_KINDS, parseAction } from "../policy/actions.js";
 import { parseList } from "../policy/entries.js";
-import { checkEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
-import type { FilterRow } from "../render/effective-table.js";
+import { checkEntries, dropDefaultActionEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
+import { effectiveFilterRows, sessionVariants, type FilterRow } from "../render/effective-table.js";
+import type { LauncherTable } from "../host/run-state.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
@@ -88,6 +89,7 @@ export function clientFilterSpec(policy: Policy, session: FilterSpec, req: Clien
     }
   }
   const spec: FilterSpec = { name: "client", defaultAction, entries };
+  if (policy.compat === "pgseccomp") dropDefaultActionEntries(spec);
   try {
     checkEntries(spec);
   } catch (e) {
@@ -107,6 +109,21 @@ export function clientFilterProgram(policy: Policy, arch: Arch, spec: FilterSpec
   } catch (e) {
     throw new ClientFilterRefusal("failed to load client seccomp filter", "22023", undefined, describeRequestError(e));
   }
+}
+
+export function launcherTable(policy: Policy, arch: Arch, postmasterPid: number, policyPath: string): LauncherTable {
+  return {
+    postmasterPid, enabled: policy.enabled, policyPath: resolve(policyPath), arch,
+    variants: sessionVariants(policy).map((v) => ({
+      role: v.role ?? null, database: v.database ?? null,
+      rows: effectiveFilterRows(policy, arch, [{ context: "global" }, { context: "session", ...v }]),
+    })),
+  };
+}
+
+export function writeLauncherTable(path: string, table: LauncherTable): void {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
+  writeRootFile(path, JSON.stringify(table) + "\n");
 }
 
 export interface ClientFilterResult {

@@ -211,6 +211,7 @@ export function preflight(req: RunRequest): Preflight {
     req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
   }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
+  // seccomp = off: compose() gives no program and no supervisor.
   const programs = compose(req.policy, req.arch);
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
@@ -261,6 +262,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     program: encodeProgram(programs.installed).toString("base64"),
     newListener: programs.usesSupervisor,
     specAllow: req.specAllow,
+    ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: PARENT_DEATH_SIGNAL,
     path: absPath,
     argv: [path, ...args],
@@ -365,6 +367,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
     program: encodeProgram(programs.installed).toString("base64"),
     newListener: programs.usesSupervisor,
     specAllow: req.specAllow,
+    ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: 0,
     path: absPath,
     argv: [path, ...args],
@@ -517,7 +520,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}${pre.configDir ? ` (data_directory of ${pre.configDir}/postgresql.conf)` : ""}`,
     `server user:   ${pre.user ? `${pre.user.name} (uid ${pre.user.uid})` : `${process.env.USER ?? "this user"} (uid ${process.getuid?.()})`}`,
     `arch:          ${req.arch}`,
-    `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
+    !req.policy.enabled ? "filter:        none (the policy sets seccomp = off)" : `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
     `client filter: ${p.clientFilterKnock ? "on: set_client_filter() works (lseek's offset is checked: lseek is not in the kernel's cache)" : "off (set_client_filter = on in the policy turns it on)"}`,
     `permissions:   ok${req.insecurePolicyPermissions ? " (--insecure-policy-permissions)" : ""}`,

@@ -14,6 +14,8 @@ export interface StageInstructions {
   program: string;
   newListener: boolean;
   specAllow: boolean;
+  /** The policy sets seccomp = off: exec with no filter (and `program` empty). Only this skips it. */
+  unfiltered?: boolean;
   user?: { name: string; uid: number; gid: number };
   /** Signal the server gets if the launcher dies (fail closed); 0 for none (postgres exec'd in place). */
   parentDeathSignal: number;
@@ -78,8 +80,10 @@ export function execUnderFilter(ins: StageInstructions): never {
   }
   const prog = decodeProgram(Buffer.from(ins.program, "base64"));
   prepareForExec({ inheritFds: [0, 1, 2] });
-  setNoNewPrivs();
-  installFilter(prog, { newListener: ins.newListener, specAllow: ins.specAllow });
+  if (ins.unfiltered !== true) {
+    setNoNewPrivs();
+    installFilter(prog, { newListener: ins.newListener, specAllow: ins.specAllow });
+  }
   // From here on: only execve. Its arguments were prepared above; prepareForExec is done.
   execve(ins.path, ins.argv, ins.env, { inheritFds: [], resetSignals: false });
 }

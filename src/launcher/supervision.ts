@@ -4,7 +4,7 @@
 // Used by both ways of starting a server: with the launcher as the postmaster's parent (run.ts,
 // runServer) and with postgres exec'd in place of the launcher (supervise-main.ts).
 
-import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
@@ -13,14 +13,18 @@ import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { ClassificationService } from "./classification.js";
 import {
-  ClientFilterRefusal, clientFilterProgram, clientFilterSpec, describeRequestError, openClientFilterSpool, takeClientFilterRequest,
-  writeClientResult, writeClientRows, type ClientFilterResult, type ClientFilterSpool,
+  ClientFilterRefusal, clientFilterProgram, clientFilterSpec, describeRequestError, launcherTable, openClientFilterSpool,
+  takeClientFilterRequest, writeClientResult, writeClientRows, writeLauncherTable, type ClientFilterResult, type ClientFilterSpool,
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
 import { clientsNeedServerRow } from "../compile/compose.js";
-import { clientRecordPrefix, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
+import { clientRecordPrefix, launcherTablePath, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
+import { clientDenialEvent, type NarrowedSession } from "./client-denials.js";
+import { KmsgFollower, parseKmsgSeccomp } from "./kmsg.js";
+import { procStat, procTitle } from "./proc-facts.js";
+import type { ContextSpec } from "../policy/decision.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 import type { LogTarget } from "./log-sinks.js";
@@ -131,6 +135,42 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const stop = new SharedArrayBuffer(4);
   const clientFilter = new SharedArrayBuffer(12);
   const clientFilterDone = new Set<string>();
+  // Sessions narrowed by set_client_filter(): their filter's denials come from the kernel's audit
+  // records (client-denials.ts), read from /dev/kmsg from the first narrowing on.
+  const narrowed = new Map<number, NarrowedSession>();
+  let kmsg: KmsgFollower | undefined;
+  let kmsgSeq = -1;
+  const onNarrowed = (npid: number, start: string, ctx: ContextSpec) => {
+    narrowed.set(npid, { start, ctx });
+    if (kmsg) return;
+    try {
+      kmsg = new KmsgFollower();
+    } catch (e) {
+      r.say(`pg_seccomp: note: /dev/kmsg cannot be read (${(e as Error).message}): denials of set_client_filter() filters are not logged`);
+    }
+  };
+  const serverUid = user?.uid ?? process.getuid?.() ?? 0;
+  const pollClientDenials = () => {
+    if (!kmsg || !log) return;
+    const io = { now: () => Date.now(), stat: procStat, title: procTitle };
+    let emitted = 0;
+    // Bounded per turn (4 a second): a session hammering a denied call cannot flood the log.
+    for (const rec of parseKmsgSeccomp(kmsg.take(1000), r.arch, kmsgSeq)) {
+      kmsgSeq = rec.seq;
+      const e = emitted < 100 ? clientDenialEvent(rec, narrowed, serverUid, io) : undefined;
+      if (!e) continue;
+      emitted++;
+      if (events.length < 10_000) events.push(e);
+      log.record(e);
+      r.onEvent?.(e);
+    }
+    // A session gone is kept a while: its last records may be read on a later turn.
+    const now = Date.now();
+    for (const [npid, n] of narrowed) {
+      if (n.goneAt === undefined && procStat(npid)?.start !== n.start) n.goneAt = now;
+      if (n.goneAt !== undefined && now - n.goneAt > 10_000) narrowed.delete(npid);
+    }
+  };
   // Where set_client_filter() leaves its requests: the server's user writes, we read, through a
   // descriptor opened now and kept for the run (client-filter.ts says how it is checked).
   // Only when the policy enables set_client_filter: root creates nothing in PGDATA otherwise.
@@ -162,7 +202,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     watchdog?.stop();
     monitor?.close();
     log?.close();
+    kmsg?.close();
     if (spool && typeof spool !== "string") closeSync(spool.fd);
+    if (dataDirAbs) rmSync(launcherTablePath(dataDirAbs), { force: true });
     removeRunState(pid);
   };
   try {
@@ -170,6 +212,14 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       launcherPid: process.pid, postmasterPid: pid, dataDir: dataDirAbs, policyPath: resolve(r.policyPath),
       arch: r.arch, logPath, startedAt: new Date().toISOString(),
     });
+    // What seccomp_filter() reads at call time: the policy this launcher installed.
+    if (dataDirAbs) {
+      try {
+        writeLauncherTable(launcherTablePath(dataDirAbs), launcherTable(r.policy, r.arch, pid, r.policyPath));
+      } catch (e) {
+        r.say(`pg_seccomp: note: the filter table for seccomp_filter() cannot be written: ${(e as Error).message}`);
+      }
+    }
     if (r.usesSupervisor) {
       const childFd = await listenerOf(pid, () => !r.alive());
       const pidfd = pidfdOpen(pid);
@@ -225,7 +275,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
-          else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier);
+          else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier, onNarrowed);
           return;
         }
         if (e.action === "launch") return;
@@ -248,6 +298,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         lastTick = tickAt;
         const now = Math.floor((tickAt - heartbeatOrigin) / 100);
         Atomics.store(beats, 1, now);
+        pollClientDenials();
         if (classifier.changed && now - lastPinsWrite >= 10) { // once a second at most
           lastPinsWrite = now;
           try {
@@ -310,7 +361,7 @@ const knockTimes: number[] = [];
  */
 async function handleClientFilter(
   req: SupervisionRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
-  classifier: ClassificationService,
+  classifier: ClassificationService, onNarrowed: (pid: number, start: string, ctx: ContextSpec) => void,
 ): Promise<void> {
   let start: string;
   try {
@@ -346,8 +397,9 @@ async function handleClientFilter(
   knockTimes.push(now);
   let prog;
   let rows: FilterRow[];
+  let ctx: ContextSpec | undefined;
   try {
-    const ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;
+    ctx = classifier.pinned(pid) ?? (await classifier.classify(pid, start)).ctx;
     const { req: request, session } = takeClientFilterRequest(spool, pid, req.policy, ctx);
     const spec = clientFilterSpec(req.policy, session, request);
     prog = clientFilterProgram(req.policy, req.arch, spec);
@@ -358,6 +410,7 @@ async function handleClientFilter(
   Atomics.store(shared, 0, pid);
   try {
     injectSeccompFilter(pid, prog, {
+      log: true, // its denials reach the violation log through the kernel's audit records
       beforeRelease: (err) => {
         // The interrupted knock restarts when the backend is let go: its answer is set first.
         if (err) record({ status: "error", sqlstate: "58000", message: "failed to load client seccomp filter", detail: err.message });
@@ -367,6 +420,7 @@ async function handleClientFilter(
           } catch {
             /* pg_get_seccomp_filter() then shows the session's rows without the client's */
           }
+          if (ctx) onNarrowed(pid, start, ctx);
           record({ status: "ok" });
         }
         Atomics.store(shared, 2, err ? err.errno || 1 : 0);

@@ -28,6 +28,7 @@ function harness(limits = DEFAULT_LIMITS) {
   const emitted: ViolationEvent[] = [];
   const notes: string[] = [];
   const killed: number[] = [];
+  const shells = new Set<number>();
   const io: SupervisorIO = {
     now: () => now,
     stat: (pid) => procs.get(pid),
@@ -36,6 +37,7 @@ function harness(limits = DEFAULT_LIMITS) {
     idValid: () => true,
     respond: (id, a) => answers.push({ id, a }),
     kill: (pid) => killed.push(pid),
+    spawnsShell: (pid) => shells.has(pid),
     requestClassification: (pid, start) => asked.push([pid, start]),
     requestStatement: (pid) => statements.push(pid),
     emit: (e) => emitted.push(e),
@@ -55,7 +57,7 @@ function harness(limits = DEFAULT_LIMITS) {
     return n.id;
   };
   const answerOf = (nid: bigint) => answers.find((x) => x.id === nid)?.a;
-  return { core, procs, answers, asked, statements, emitted, notes, killed, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
+  return { core, procs, answers, asked, statements, emitted, notes, killed, shells, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
 }
 
 test("the postmaster is decided at once; an unclassified child of it is held until the classifier answers", () => {
@@ -166,4 +168,26 @@ test("classification rules: names never decide, kernel facts must agree, missing
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: startup recovering 0001" }), { ctx: { context: "startup" }, pin: true });
   assert.equal(classifyChild({ activity: "none", clientConnection: false, title: "postgres: alice db [local] idle" }).ctx.context, "unclassified");
   assert.equal(classifyChild({ activity: "none", clientConnection: false, title: "postgres: logger " }).ctx.context, "logger");
+});
+
+test("a denied execve of popen's or system's shell kills that child; other denied execs get the errno", () => {
+  const h = harness({ ...DEFAULT_LIMITS, statementsPerSecond: 0 });
+  h.procs.set(200, { ppid: PM, start: "50" }); // bob's backend
+  h.procs.set(300, { ppid: 200, start: "60" }); // popen's child, about to exec /bin/sh
+  h.procs.set(301, { ppid: 200, start: "61" }); // a PL's child exec'ing something else
+  h.procs.set(400, { ppid: PM, start: "70" }); // alice's backend
+  h.procs.set(401, { ppid: 400, start: "71" });
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "bob" }, pin: true });
+  h.core.onClassified(400, "70", { ctx: { context: "session", role: "alice" }, pin: true });
+  h.shells.add(300).add(200).add(401);
+  const spawned = h.call(300);
+  assert.deepEqual(h.killed, [300], "popen's child is killed");
+  assert.equal(h.emitted.at(-1)?.action, "error");
+  assert.equal(h.emitted.at(-1)?.signal, "SIGSYS");
+  assert.equal(h.emitted.at(-1)?.errno, 13);
+  assert.ok(h.answerOf(spawned), "the call is answered too");
+  assert.deepEqual(h.answerOf(h.call(301)), { errno: 13 }, "not a shell spawn: the errno");
+  assert.deepEqual(h.answerOf(h.call(200)), { errno: 13 }, "the backend itself is never killed for it");
+  assert.deepEqual(h.answerOf(h.call(401)), { continue: true }, "allowed: runs, whatever it is");
+  assert.deepEqual(h.killed, [300]);
 });

@@ -42,6 +42,12 @@ export interface SupervisorIO {
   /** Lets the call run (continue) or fails it with an errno. */
   respond(id: bigint, answer: { continue: true } | { errno: number }): void;
   kill(pid: number, signal: "SIGSYS" | "SIGKILL"): void;
+  /**
+   * Is this execve the one glibc's popen() and system() make (path "/bin/sh", argv[0] "sh")?
+   * Read from the caller's memory, which it controls: used only to choose *how* a denied call
+   * fails (killed, or an errno), never whether it is denied.
+   */
+  spawnsShell(pid: number, data: SeccompData): boolean;
   /** Asks the classifier about a child of the postmaster; the answer comes to onClassified. */
   requestClassification(pid: number, start: string): void;
   /** Asks for a session's running statement; the answer comes to onStatement. */
@@ -236,12 +242,13 @@ export class SupervisorCore {
   private finish(n: Notification, located: Located, verdict: Verdict, query: string | undefined, names: { role?: string | undefined; database?: string | undefined } = {}): void {
     const quiet = verdict.kind === "continue" && verdict.action === "allow";
     const title = quiet ? "" : this.io.title(n.pid);
-    const status = verdict.kind === "kill" ? this.io.status(n.pid) : "";
+    const killSpawn = this.killsSpawnedShell(n, located, verdict);
+    const status = verdict.kind === "kill" || killSpawn ? this.io.status(n.pid) : "";
     // What was read from /proc is about this call's process only while the call is pending.
     if (!this.io.idValid(n.id)) return;
     let signal: "SIGSYS" | "SIGKILL" | undefined;
     if (verdict.kind === "continue") this.respond(n, { continue: true });
-    else if (verdict.kind === "error") this.respond(n, { errno: verdict.errno });
+    else if (verdict.kind === "error" && !killSpawn) this.respond(n, { errno: verdict.errno });
     else {
       signal = killSignalFor(status);
       this.io.kill(n.pid, signal);
@@ -276,6 +283,19 @@ export class SupervisorCore {
       ...(verdict.kind === "error" ? { errno: verdict.errno } : {}),
       ...(signal ? { signal } : {}),
     });
+  }
+
+  /**
+   * A denied execve of the shell glibc's popen() or system() spawns (COPY ... TO PROGRAM,
+   * archive_command, a PL's os.system) kills that child instead of failing the call: popen turns
+   * any posix_spawn error into ENOMEM ("could not execute command ...: Cannot allocate memory")
+   * and system into exit code 127, so no errno reaches the user. A killed child is reported by
+   * PostgreSQL as "terminated by signal 31: Bad system call". Only a program a server process
+   * started (never the server process itself) is killed, and only when the call is denied anyway.
+   */
+  private killsSpawnedShell(n: Notification, located: Located, verdict: Verdict): boolean {
+    if (verdict.kind !== "error" || n.data.nr !== this.gate.execveNr || located.source === n.pid) return false;
+    return this.io.spawnsShell(n.pid, n.data);
   }
 
   private respond(n: Notification, answer: { continue: true } | { errno: number }): void {

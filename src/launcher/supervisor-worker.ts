@@ -14,7 +14,7 @@ import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_
 import type { LaunchGate } from "./supervisor.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
-import { procStat, procTitle } from "./proc-facts.js";
+import { procStat, procTitle, spawnsShell } from "./proc-facts.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 
 export interface SupervisorWorkerData {
@@ -98,6 +98,7 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
       /* gone */
     }
   },
+  spawnsShell: (pid, d) => spawnsShell(pid, d.args[0] ?? 0n, d.args[1] ?? 0n),
   requestClassification: (pid, start) => port.postMessage({ type: "classify", pid, start } satisfies WorkerRequest),
   requestStatement: (pid) => port.postMessage({ type: "statement", pid } satisfies WorkerRequest),
   emit: (e) => parentPort!.postMessage(e),

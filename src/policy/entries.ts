@@ -110,6 +110,13 @@ export function parseList(value: string, loc: SourceLoc): ListEntry[] {
     if (text === "") {
       throw new PolicyError(at, "empty entry in the list (two commas in a row, or a trailing comma)", "remove the extra comma");
     }
+    // A double-quoted syscall name, as PostgreSQL's SplitIdentifierString (pgseccomp's list
+    // reader) reads it: the quotes go and the case stays ('"close"' is close, '"Close"' unknown).
+    const quoted = /^"([A-Za-z0-9_]+)"$/.exec(text);
+    if (quoted) {
+      entries.push({ text, kind: "syscall", name: quoted[1]!, conditions: [], loc: at });
+      continue;
+    }
     const m = ENTRY_RE.exec(text);
     if (!m) {
       throw new PolicyError(at, `cannot read list entry "${text}"`, "entries are a syscall name, @group, or *, optionally with (argN == value) conditions and :ERRNO");

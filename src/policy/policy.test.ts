@@ -5,6 +5,7 @@ import { memorySource } from "./source.js";
 import { PolicyError } from "./errors.js";
 import { contextDecisions, decisionFor } from "./decision.js";
 import { syscallNumber } from "../syscalls/index.js";
+import { compilePolicy } from "../compile/compile.js";
 
 const base = "seccomp = on\nglobal_syscall_default = 'error'\n";
 
@@ -185,4 +186,10 @@ test("process kinds of later (and earlier) majors are accepted on every version,
   assert.deepEqual(kindsAbsentIn(p, 14).map((m) => m.split(" ")[4]).sort(), ["io_worker", "slotsync_worker", "walsummarizer"]);
   assert.match(kindsAbsentIn(p, 16).find((m) => m.includes("io_worker"))!, /^PostgreSQL 16 has no io_worker processes \(io workers \(io_method = worker\): PostgreSQL 18 and later\)/);
   assert.equal(kindExistsIn("checkpointer", 14), true);
+});
+
+test("a double-quoted list entry is the syscall it names, case kept (as SplitIdentifierString reads it)", () => {
+  const p = parsePolicyText(`global_syscall_default = allow\nglobal_syscall_error = '"close", getdents64'\n`, "q.conf");
+  assert.deepEqual(p.global.entries.map((e) => e.name), ["close", "getdents64"]);
+  assert.throws(() => compilePolicy(parsePolicyText(`global_syscall_default = allow\nglobal_syscall_error = '"Close"'\n`, "q.conf"), "x86_64", { context: "global" }), /unknown syscall "Close"/);
 });

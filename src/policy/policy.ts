@@ -3,7 +3,7 @@
 // for one arch by resolveFilter().
 
 import { PolicyError, type PolicyNote, type SourceLoc } from "./errors.js";
-import { ACTION_KINDS, parseAction, type Action, type ActionKind } from "./actions.js";
+import { ACTION_KINDS, parseAction, sameAction, type Action, type ActionKind } from "./actions.js";
 import { parseList, type ArgCondition, type ListEntry } from "./entries.js";
 import { readConf, type ConfSetting, type IncludePlace } from "./conf.js";
 import { fileSystemSource, type PolicySource } from "./source.js";
@@ -32,6 +32,8 @@ export interface FilterSpec {
   defaultAction: Action;
   defaultLoc?: SourceLoc;
   entries: PolicyEntry[];
+  /** An overlay's lists that are the global one ('*' exactly, or not set and inherited so). */
+  globalLists?: Set<ActionKind>;
 }
 
 export interface Policy {
@@ -316,6 +318,7 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const hardenSetting = get("syscall_harden");
   const hardening = hardenSetting ? parseHardening(hardenSetting.value, hardenSetting.setting.valueLoc, hardenSetting.setting.loc) : undefined;
 
+  if (compat) for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values()]) dropDefaultActionEntries(f);
   for (const f of [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(hardening?.filters ?? [])]) checkEntries(f);
   return { enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction, global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes, files };
 }
@@ -374,8 +377,10 @@ function buildFilter(
     defaultLoc = overlay!.inheritFrom.defaultLoc;
   }
   const entries: PolicyEntry[] = [];
+  const globalLists = new Set<ActionKind>();
   for (const action of ACTION_KINDS) {
     const s = setting(action);
+    if (s?.value === "*" || (!s && overlay && (overlay.inheritFrom === overlay.global || overlay.inheritFrom.globalLists?.has(action)))) globalLists.add(action);
     if (!s) {
       if (overlay) {
         entries.push(
@@ -399,7 +404,21 @@ function buildFilter(
       entries.push({ ...e, action: act });
     }
   }
-  return { name, defaultAction, defaultLoc, entries };
+  return { name, defaultAction, defaultLoc, entries, ...(overlay ? { globalLists } : {}) };
+}
+
+/**
+ * pgseccomp mode: pgseccomp adds no rule for a list whose action is its filter's default
+ * (libseccomp refuses such rules): the list is dropped, inherited or written, before overlaps are
+ * checked, so `session_syscall_allow.joe = 'execve'` with joe's default allow does not undo the
+ * error list joe inherits. pg_seccomp's own extensions keep their meaning: entries with argument
+ * conditions, and a name that carves a syscall out of a group of the same filter, stay.
+ */
+export function dropDefaultActionEntries(f: FilterSpec): void {
+  const grouped = new Set(
+    f.entries.filter((e) => e.kind === "group" && !sameAction(e.action, f.defaultAction)).flatMap((e) => ARCHES.flatMap((a) => expandGroup(e.name, a).syscalls)),
+  );
+  f.entries = f.entries.filter((e) => e.conditions.length > 0 || !sameAction(e.action, f.defaultAction) || (e.kind === "syscall" && grouped.has(e.name)));
 }
 
 function inheritList(global: FilterSpec, action: ActionKind, at: SourceLoc | undefined): PolicyEntry[] {

@@ -1,12 +1,14 @@
 // The effective filter in the shape of the seed's pg_get_seccomp_filter(): one row per syscall
 // that some list names, per context, plus one <default> row (syscallnum -1) per context.
-// `show`, the SQL function and `status` all build their tables here.
+// `show`, the SQL function and `status` all build their tables here. A policy in pgseccomp mode
+// gets the table as CrunchyData/pgseccomp's seccomp_filter() writes it (docs/policy.md,
+// "Differences from pgseccomp").
 
-import { formatAction } from "../policy/actions.js";
+import { ACTION_KINDS, formatAction, sameAction } from "../policy/actions.js";
 import { formatCondition } from "../policy/entries.js";
-import { contextDecisions, contextLabel, type ContextSpec, type Decision } from "../policy/decision.js";
-import type { FilterSpec, Policy } from "../policy/policy.js";
-import type { Arch } from "../syscalls/index.js";
+import { contextDecisions, contextFilters, contextLabel, type ContextSpec, type Decision } from "../policy/decision.js";
+import { resolveFilter, type FilterSpec, type Policy } from "../policy/policy.js";
+import { syscallName, type Arch } from "../syscalls/index.js";
 
 export interface FilterRow {
   syscall: string;
@@ -23,21 +25,56 @@ export const FILTER_COLUMNS = ["syscall", "syscallnum", "filter_action", "contex
  * digits first, so `<default>` sorts as "default" and `set_robust_list` after `setitimer`.
  */
 export function effectiveFilterRows(policy: Policy, arch: Arch, contexts: readonly ContextSpec[], opts: { client?: FilterSpec } = {}): FilterRow[] {
-  // A session's set_client_filter() filter is stacked on its session context (rows `client->X`).
-  const decided = contexts.map((c) => contextDecisions(policy, arch, c, opts.client && c.context === "session" ? [opts.client] : []));
-  // Every context lists the same syscalls: all those named in any shown context.
-  const names = new Map<number, string>();
-  for (const cd of decided) for (const [nr, { name }] of cd.named) names.set(nr, name);
+  const pgseccomp = policy.compat === "pgseccomp";
+  const decided = contexts.map((c) => {
+    // A session's set_client_filter() filter is stacked on its session context (rows `client->X`).
+    const extra = opts.client && c.context === "session" ? [opts.client] : [];
+    // pgseccomp installs no session filter when the session's lists are all the global ones and
+    // its default is the global default: the session's rows are then the global filter's.
+    const decideAs: ContextSpec = pgseccomp && sharesGlobalFilter(policy, c) ? { context: "global" } : c;
+    const cd = contextDecisions(policy, arch, decideAs, extra);
+    return { context: c, cd, ...(pgseccomp ? { own: pgseccompNames(policy, arch, decideAs, extra) } : {}) };
+  });
+  // Seed names: every context lists the same syscalls, all those named in any shown context.
+  // pgseccomp: a context lists the syscalls its own filters name with an action other than
+  // that filter's default (the global context: the global filter's alone).
+  const union = new Map<number, string>();
+  for (const { cd } of decided) for (const [nr, { name }] of cd.named) union.set(nr, name);
   const rows: FilterRow[] = [];
-  for (const cd of decided) {
-    const context = contextLabel(cd.context);
+  for (const { context: c, cd, own } of decided) {
+    const context = contextLabel(c);
     rows.push({ syscall: "<default>", syscallnum: -1, filter_action: describeDecision(cd.defaultDecision, policy.errorErrno), context });
-    for (const [nr, name] of names) {
+    for (const [nr, name] of own ?? union) {
       const d = cd.named.get(nr)?.decision ?? cd.defaultDecision;
       rows.push({ syscall: name, syscallnum: nr, filter_action: describeDecision(d, policy.errorErrno), context });
     }
   }
-  return rows.sort((a, b) => collate(a.context, b.context) || collate(a.syscall, b.syscall));
+  // pgseccomp's table is read with `order by 4,1`; "<default>" sorts first there (its "<" comes
+  // before letters), where the seed's en_US table sorted it as "default".
+  const first = (r: FilterRow) => (pgseccomp && r.syscall === "<default>" ? 0 : 1);
+  return rows.sort((a, b) => collate(a.context, b.context) || first(a) - first(b) || collate(a.syscall, b.syscall));
+}
+
+/**
+ * pgseccomp's fast path: a session (of a role) whose every list is the global list (inherited,
+ * '*' or not set) and whose default is the global default, with no database overlay, gets no
+ * filter of its own. A list written out with the same syscalls is a filter of its own, as there.
+ */
+export function sharesGlobalFilter(policy: Policy, c: ContextSpec): boolean {
+  if (c.context !== "session" || (c.database !== undefined && policy.databases.has(c.database))) return false;
+  const f = (c.role !== undefined ? policy.roles.get(c.role) : undefined) ?? policy.session;
+  return sameAction(f.defaultAction, policy.global.defaultAction) && ACTION_KINDS.every((a) => f.globalLists?.has(a));
+}
+
+/** The syscalls a context's filters name with an action other than that filter's default. */
+function pgseccompNames(policy: Policy, arch: Arch, c: ContextSpec, extra: readonly FilterSpec[]): Map<number, string> {
+  const names = new Map<number, string>();
+  for (const f of [...contextFilters(policy, c), ...extra]) {
+    for (const [nr, { rules }] of resolveFilter(f, arch).rules) {
+      if (rules.some((r) => r.conditions.length > 0 || !sameAction(r.action, f.defaultAction))) names.set(nr, syscallName(arch, nr) ?? `#${nr}`);
+    }
+  }
+  return new Map([...names].sort((a, b) => a[0] - b[0]));
 }
 
 /** `global->allow`; with conditions `session->allow if arg0 == 1; else global->log`. */
@@ -64,4 +101,11 @@ export function collate(a: string, b: string): number {
   const kb = collationKey(b);
   if (ka !== kb) return ka < kb ? -1 : 1;
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Every role/database combination the policy tells apart (undefined: the session's own). */
+export function sessionVariants(policy: Policy): Array<{ role?: string; database?: string }> {
+  const roles = [undefined, ...policy.roles.keys()];
+  const dbs = [undefined, ...policy.databases.keys()];
+  return roles.flatMap((role) => dbs.map((database) => ({ ...(role ? { role } : {}), ...(database ? { database } : {}) })));
 }

@@ -1,16 +1,16 @@
 // The SQL objects `pg_seccomp sql install` puts into a database, with no C extension:
 //   seccomp_filter(), pg_get_seccomp_filter()  pgseccomp's name and the seed's: rows for context
 //                            'global' and for the calling backend's session context (its login
-//                            role and database, chosen at call time), built by the same
-//                            effective-filter function `pg_seccomp show` uses, and after
+//                            role and database, chosen at call time), and after
 //                            set_client_filter() the rows the launcher recorded (client->X);
 //   set_client_filter()      returns 'OK' or raises the launcher's answer (pgseccomp's messages);
 //   seccomp.violations    the supervisor's violation log, read through a SECURITY DEFINER
 //                            function (the log file is root-owned, readable by the server's group)
 //                            that skips any line that is not a valid record.
-// The policy's rows are those of the policy at install time (re-run install after changing it;
-// the server must be restarted for a new policy anyway); which rows a caller gets, and the
-// client filter's, are decided at call time.
+// With the server's data directory (-D), the rows are read at call time from the table the
+// running launcher wrote (client-filter.ts, launcherTablePath): a new policy needs a restart
+// under `run`, not a new install. Without it, the rows of the policy at install time are
+// embedded (re-run install after changing the policy).
 
 import { spawnSync } from "node:child_process";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
@@ -18,17 +18,11 @@ import type { ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
 import { CLIENT_FILTER_KNOCK } from "../compile/compose.js";
-import { clientRecordPrefix } from "../host/run-state.js";
+import { clientRecordPrefix, launcherTablePath } from "../host/run-state.js";
+import { sessionVariants } from "../render/effective-table.js";
 
 function lit(s: string | null | undefined): string {
   return s === null || s === undefined ? "NULL" : `'${s.replace(/'/g, "''")}'`;
-}
-
-/** Session rows for every role/database combination the policy distinguishes. */
-function sessionVariants(policy: Policy): Array<{ role?: string; database?: string }> {
-  const roles = [undefined, ...policy.roles.keys()];
-  const dbs = [undefined, ...policy.databases.keys()];
-  return roles.flatMap((role) => dbs.map((database) => ({ ...(role ? { role } : {}), ...(database ? { database } : {}) })));
 }
 
 /** How much of the log the SQL view reads (the newest part), and the longest line it takes. */
@@ -43,8 +37,9 @@ export interface InstallOptions {
   dataDir?: string;
 }
 
-/** The most the SQL reads of a backend's client-filter rows. */
+/** The most the SQL reads of a backend's client-filter rows, and of the launcher's table. */
 export const CLIENT_ROWS_MAX_BYTES = 1024 * 1024;
+export const TABLE_MAX_BYTES = 64 * 1024 * 1024;
 
 export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): string {
   const s = opts.schema.replace(/"/g, '""');
@@ -53,13 +48,15 @@ export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): st
   const push = (role: string | undefined, database: string | undefined, rows: FilterRow[]) => {
     for (const r of rows) values.push(`(${lit(role)}, ${lit(database)}, ${lit(r.syscall)}, ${r.syscallnum}, ${lit(r.filter_action)}, ${lit(r.context)})`);
   };
-  push(undefined, undefined, effectiveFilterRows(policy, arch, [{ context: "global" }]));
-  for (const v of sessionVariants(policy)) {
-    const ctx: ContextSpec = { context: "session", ...v };
-    // Same syscall set as `show` prints for this session (global's and the session's names).
-    const rows = effectiveFilterRows(policy, arch, [{ context: "global" }, ctx]).filter((r) => r.context === "session");
-    push(v.role, v.database, rows);
+  // Embedded only when the launcher's table cannot be found (no data directory given).
+  if (!opts.dataDir) {
+    for (const v of sessionVariants(policy)) {
+      const ctx: ContextSpec = { context: "session", ...v };
+      // The same rows as `show --role R --database D` prints (global's and the session's).
+      push(v.role, v.database, effectiveFilterRows(policy, arch, [{ context: "global" }, ctx]));
+    }
   }
+  const tablePath = opts.dataDir ? launcherTablePath(opts.dataDir) : undefined;
   return `
 begin;
 create schema if not exists "${s}";
@@ -72,15 +69,16 @@ create table "${s}".filter_rows (
   role text, database text,
   syscall text not null, syscallnum integer not null, filter_action text not null, context text not null
 );
-comment on table "${s}".filter_rows is ${lit(`pg_seccomp: effective filter rows of ${opts.policyPath} (${arch}), installed by pg_seccomp sql install`)};
-insert into "${s}".filter_rows values
-${values.join(",\n")};
+comment on table "${s}".filter_rows is ${lit(tablePath ? `pg_seccomp: empty; the rows are read from ${tablePath}, the running launcher's table` : `pg_seccomp: effective filter rows of ${opts.policyPath} (${arch}), installed by pg_seccomp sql install`)};
+${values.length ? `insert into "${s}".filter_rows values\n${values.join(",\n")};` : ""}
 
 -- The calling backend's filter, at call time: context 'global', and 'session' for its *login*
 -- role (pg_stat_activity.usesysid of this backend: SET SESSION AUTHORIZATION and SET ROLE do not
 -- change it, nor the kernel's filter) and database; after set_client_filter() the session rows
 -- are the ones the launcher recorded when it installed the client filter (rows client->ACTION),
--- read from a root-owned file named by this backend's pid and start time.
+-- read from a root-owned file named by this backend's pid and start time. The policy's rows come
+-- from the running launcher's table (root-owned, in a directory the server cannot write), checked
+-- to belong to this server's postmaster; or, installed without -D, from filter_rows.
 create or replace function "${s}".filter_now(
   out syscall text, out syscallnum integer, out filter_action text, out context text)
 returns setof record language plpgsql stable security definer
@@ -88,18 +86,44 @@ set search_path = pg_catalog
 as $fn$
 declare
   login_role text := (select r.rolname::text from pg_stat_activity a join pg_roles r on r.oid = a.usesysid where a.pid = pg_backend_pid());
+  table_path constant text := ${lit(tablePath ?? "")};
+  tbl jsonb;
+  variant jsonb;
+  postmaster text;
   me_role text;
   me_db text;
   client jsonb;
   raw text;
 begin
-  select r.role, r.database into me_role, me_db from "${s}".filter_rows r
-   where r.context = 'session'
-     and (r.role is null or r.role = login_role)
-     and (r.database is null or r.database = current_database()::text)
-   order by (r.role is not null) desc, (r.database is not null) desc
-   limit 1;
-  return query select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f where f.context = 'global';
+  if table_path <> '' then
+    begin
+      tbl := pg_read_file(table_path, 0, ${TABLE_MAX_BYTES}, true)::jsonb;
+    exception when others then
+      tbl := null;
+    end;
+    postmaster := split_part(pg_read_file('postmaster.pid', 0, 256, true), E'\n', 1);
+    if tbl is null or jsonb_typeof(tbl) <> 'object' or tbl->>'postmasterPid' is distinct from postmaster then
+      raise exception using errcode = '55000', message = 'pg_seccomp: no filter table of this server''s launcher',
+        detail = format('%s is missing, unreadable or of another server start', table_path),
+        hint = 'seccomp_filter() shows the filter of a server started by pg_seccomp run, with its data directory';
+    end if;
+    if not coalesce((tbl->>'enabled')::boolean, false) then
+      raise exception using errcode = '0A000', message = 'seccomp is not enabled';
+    end if;
+    select v into variant from jsonb_array_elements(tbl->'variants') v
+     where (v->>'role' is null or v->>'role' = login_role)
+       and (v->>'database' is null or v->>'database' = current_database()::text)
+     order by (v->>'role' is not null) desc, (v->>'database' is not null) desc
+     limit 1;
+  else
+    select r.role, r.database into me_role, me_db from "${s}".filter_rows r
+     where (r.role is null or r.role = login_role) and (r.database is null or r.database = current_database()::text)
+     order by (r.role is not null) desc, (r.database is not null) desc limit 1;
+    select jsonb_build_object('rows', coalesce(jsonb_agg(to_jsonb(f)), '[]'::jsonb)) into variant
+      from "${s}".filter_rows f where f.role is not distinct from me_role and f.database is not distinct from me_db;
+  end if;
+  return query select e->>'syscall', (e->>'syscallnum')::integer, e->>'filter_action', e->>'context'
+                 from jsonb_array_elements(variant->'rows') e where e->>'context' = 'global';
   begin
     raw := pg_read_file(${lit(clientPrefix)} || pg_backend_pid() || '-' || "${s}".backend_start_ticks() || '.json', 0, ${CLIENT_ROWS_MAX_BYTES}, true);
     client := raw::jsonb;
@@ -110,8 +134,8 @@ begin
     return query select e->>'syscall', (e->>'syscallnum')::integer, e->>'filter_action', 'session'::text
                    from jsonb_array_elements(client) e;
   else
-    return query select f.syscall, f.syscallnum, f.filter_action, f.context from "${s}".filter_rows f
-                  where f.context = 'session' and f.role is not distinct from me_role and f.database is not distinct from me_db;
+    return query select e->>'syscall', (e->>'syscallnum')::integer, e->>'filter_action', e->>'context'
+                   from jsonb_array_elements(variant->'rows') e where e->>'context' = 'session';
   end if;
 end
 $fn$;

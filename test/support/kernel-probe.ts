@@ -24,7 +24,8 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Insn } from "../../src/bpf/insn.js";
-import { close, errnoName, hostArch, pidfdGetFd, pidfdOpen } from "../../src/kernel/index.js";
+import { close, errnoName, hostArch, pidfdGetFd, pidfdOpen, seccompSupport } from "../../src/kernel/index.js";
+import { hostArch as tableArch, syscallNumber } from "../../src/syscalls/index.js";
 
 // ---- Wire format between this module (parent) and probe-child.ts (child) ----
 //
@@ -335,4 +336,22 @@ export function runUnderFilter(prog: readonly Insn[], calls: readonly ProbeCall[
     });
     child.stdin?.end(JSON.stringify(spec));
   });
+}
+
+/** Why filters cannot be loaded into probe processes here, or false (a test's `skip`). */
+export function probeSkip(): string | false {
+  const support = seccompSupport();
+  return support.ok ? false : `seccomp unavailable: ${support.reason}`;
+}
+
+/** A syscall's number on the host's arch (the table's name must exist there). */
+export function hostNr(name: string): number {
+  const nr = syscallNumber(tableArch(), name);
+  if (nr === undefined) throw new Error(`no syscall "${name}" on ${tableArch()}`);
+  return nr;
+}
+
+/** A probe result for an assertion message (bigints as decimals). */
+export function showProbe(v: unknown): string {
+  return JSON.stringify(v, (_k, x: unknown) => (typeof x === "bigint" ? String(x) : x));
 }
