@@ -6,13 +6,14 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { homedir, tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { join } from "node:path";
 import { analyze, type AnalyzeResult } from "../src/analyze/analyze.js";
 import { analyzeElf } from "../src/analyze/scan.js";
 import { loadDisassembler } from "../src/analyze/disasm.js";
 import { syscallNumber } from "../src/syscalls/index.js";
+import { hydrateSymlinks } from "../src/postgres/embedded.js";
 import { BIN } from "./support/server.js";
 import { majors } from "./support/majors.js";
 import { straceWorkload } from "./support/strace-workload.js";
@@ -132,11 +133,7 @@ function arm64Fixture(): { postgres: string } | { skip: string } {
     const tar = spawnSync("tar", ["xzf", tgz], { cwd: dir, encoding: "utf8" });
     if (tar.status !== 0) return { skip: `unpacking ${tgz} failed: ${tar.stderr}` };
     // The package's hydrate step (npm ci does not run it): the library symlinks.
-    const links = JSON.parse(readFileSync(join(dir, "package", "native", "pg-symlinks.json"), "utf8")) as Array<{ source: string; target: string }>;
-    for (const l of links) {
-      const target = join(dir, "package", l.target);
-      if (!existsSync(target)) symlinkSync(relative(dirname(target), join(dir, "package", l.source)), target);
-    }
+    hydrateSymlinks(join(dir, "package", "native"));
     rmSync(join(dir, tgz));
     writeFileSync(join(dir, "hydrated"), "");
   }
