@@ -355,7 +355,7 @@ async function main(): Promise<void> {
     const top = [...total].sort((a, b) => b[1] - a[1]).slice(0, 12).map(([n, c]) => `${n} ${((100 * c) / logged).toFixed(1)}%`).join(", ");
     // learn counts the events its supervisor reports, which are rate-limited like the log: under
     // load a lower bound on the calls that reached it, not their number.
-    return `- ${m}: ${range(rs.map((r) => r.calls))} events per run (${rs.length} runs; rate-limited, so at most the calls that reached the supervisor), ${range(rs.map((r) => r.distinct))} distinct syscalls in ${range(rs.map((r) => r.contexts))} contexts` +
+    return `- ${m}: ${range(rs.map((r) => r.calls))} events per run (${rs.length} runs; rate-limited: a lower bound on the calls that reached the supervisor), ${range(rs.map((r) => r.distinct))} distinct syscalls in ${range(rs.map((r) => r.contexts))} contexts` +
       (logged ? `; most frequent in its violation log (${logged} lines over all runs; the log is rate-limited, so under load a sample): ${top}` : "");
   };
   const report = [
