@@ -3,6 +3,7 @@
 // context at near-unfiltered speed.
 //
 //   node dist/bench/learn-hot-calls.js      (as root; ~1 min)
+//   BENCH_HOT_MAJOR=18 node dist/bench/learn-hot-calls.js   (another major: Debian's, else the embedded build)
 //
 // One throwaway cluster under `strace -f -c` (counts per syscall over every process of the
 // server) while pgbench runs: TPC-B-like, select-only, and select-only with a new connection per
@@ -19,7 +20,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
 import { createCluster, destroyCluster, pgbench, postgresArgs, waitReady, postmasterPid } from "../src/postgres/cluster.js";
-import { floorLists } from "../src/learn/base.js";
+import { floorLists, readHotCalls } from "../src/learn/base.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");
@@ -28,7 +29,9 @@ const HOT_SHARE = 0.002;
 
 const work = mkdtempSync(join(tmpdir(), "pg_seccomp-hot-"));
 chmodSync(work, 0o755);
-const cluster = await createCluster();
+const MAJOR = process.env.BENCH_HOT_MAJOR ? Number(process.env.BENCH_HOT_MAJOR) : undefined;
+if (MAJOR !== undefined && !Number.isInteger(MAJOR)) throw new Error(`BENCH_HOT_MAJOR: "${process.env.BENCH_HOT_MAJOR}" is not a major version`);
+const cluster = await createCluster(MAJOR !== undefined ? { major: MAJOR } : {});
 try {
   const out = join(work, "strace.txt");
   const strace = spawn("strace", ["-f", "-c", "-o", out, "-u", cluster.user.name, "--", ...postgresArgs(cluster)], { stdio: "ignore" });
@@ -52,9 +55,19 @@ try {
   }
   const outside = rows.filter(([n]) => !floor.has(n)).sort((a, b) => b[1] - a[1]);
   const all = outside.reduce((n, [, c]) => n + c, 0);
-  process.stdout.write(`# ${all} calls outside the floor; pgbench ${t.join(" ")}: TPC-B-like, -S, -S -C (strace -f -c)\n`);
+  const version = spawnSync(join(cluster.binDir, "postgres"), ["--version"], { encoding: "utf8" }).stdout.trim();
+  process.stdout.write(`# ${version}: ${all} calls outside the floor; pgbench ${t.join(" ")}: TPC-B-like, -S, -S -C (strace -f -c)\n`);
   for (const [name, c] of outside) process.stdout.write(`${name.padEnd(20)} ${String(c).padStart(9)} ${((100 * c) / all).toFixed(3).padStart(7)}%\n`);
   process.stdout.write(`hot (>= ${HOT_SHARE * 100}% of calls outside the floor): ${outside.filter(([, c]) => c / all >= HOT_SHARE).map(([n]) => n).join(", ")}\n`);
+  // What the current default learning base would still send to the supervisor.
+  const hot = new Set(readHotCalls());
+  const toSupervisor = outside.filter(([n]) => !hot.has(n));
+  const sent = toSupervisor.reduce((n, [, c]) => n + c, 0);
+  const total = rows.reduce((n, [, c]) => n + c, 0);
+  process.stdout.write(
+    `outside the floor and profiles/learn-hot.conf (to the supervisor under learn's default base): ${sent} of ${total} calls (${((100 * sent) / total).toFixed(3)}%): ` +
+      toSupervisor.slice(0, 15).map(([n, c]) => `${n} ${c}`).join(", ") + "\n",
+  );
 } finally {
   destroyCluster(cluster);
   rmSync(work, { recursive: true, force: true });

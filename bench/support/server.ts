@@ -24,8 +24,19 @@ export const SETPRIV = "/usr/bin/setpriv";
 
 export interface ServerSpec {
   label: string;
-  /** Arguments of `pg_seccomp run` before `--`; undefined: start postgres directly, unfiltered. */
+  /** Arguments of `pg_seccomp run` before `--`; undefined (and no `wrap`): start postgres directly, unfiltered. */
   runArgs?: string[];
+  /**
+   * Another command around postgres instead of `run` (`pg_seccomp learn`, `strace -f`): its argv,
+   * given postgres's own (`postgres -D DATADIR`). It starts as root and drops to the server's user itself.
+   */
+  wrap?: (postgresArgv: string[], cluster: Cluster) => string[];
+  /** The stopping SIGINT goes to the postmaster, not the spawned command (strace -o FILE blocks fatal signals). */
+  signalPostmaster?: boolean;
+  /** Exit codes of the spawned command that are not failures (default: 0 only). */
+  okCodes?: number[];
+  /** How long to wait for pg_isready (default 60 s). */
+  readyTimeoutMs?: number;
   /** Extra environment for the launcher (or postgres). */
   env?: NodeJS.ProcessEnv;
 }
@@ -121,16 +132,20 @@ export async function startServer(cluster: Cluster, spec: ServerSpec): Promise<B
   }
   const startedAt = new Date();
   const [postgres, ...args] = postgresArgs(cluster);
-  const command =
-    spec.runArgs === undefined
+  const command = spec.wrap
+    ? spec.wrap([postgres!, ...args], cluster)
+    : spec.runArgs === undefined
       ? [SETPRIV, `--reuid=${cluster.user.uid}`, `--regid=${cluster.user.gid}`, "--init-groups", "--", postgres!, ...args]
       : [process.execPath, CLI, "run", ...spec.runArgs, "--", postgres!, ...args];
+  // pg_seccomp (run, learn) gets the whole environment and drops NODE_* for postgres itself;
+  // postgres started directly or under another tracer gets the same environment without them.
+  const viaNode = command[0] === process.execPath;
   const cgroup = makeCpuGroup();
   // The shell joins the cgroup, then execs: the spawned pid is the command's.
   const argv = cgroup ? ["/bin/sh", "-c", 'echo $$ > "$0/cgroup.procs" && exec "$@"', cgroup.dir, ...command] : command;
   const proc = spawn(argv[0]!, argv.slice(1), {
     cwd: cluster.root,
-    env: spec.runArgs === undefined ? serverEnv(spec.env) : { ...process.env, ...spec.env },
+    env: viaNode ? { ...process.env, ...spec.env } : serverEnv(spec.env),
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -150,7 +165,7 @@ export async function startServer(cluster: Cluster, spec: ServerSpec): Promise<B
   const partial = { spec, proc, exited, alive: () => !done, output: () => out, startedAt, spawnedPid: proc.pid!, postmaster: 0, cgroup };
   current = partial;
   try {
-    await waitReady(cluster, partial.alive, 60_000);
+    await waitReady(cluster, partial.alive, spec.readyTimeoutMs ?? 60_000);
   } catch (e) {
     proc.kill("SIGKILL");
     await exited;
@@ -160,7 +175,7 @@ export async function startServer(cluster: Cluster, spec: ServerSpec): Promise<B
   }
   const pm = postmasterPid(cluster.dataDir);
   if (pm === undefined) throw new Error(`${spec.label}: no postmaster.pid after the server became ready`);
-  if (spec.runArgs === undefined && pm !== proc.pid) {
+  if (spec.runArgs === undefined && !spec.wrap && pm !== proc.pid) {
     throw new Error(`${spec.label}: postmaster.pid says ${pm}, expected the spawned postgres ${proc.pid}`);
   }
   partial.postmaster = pm;
@@ -168,14 +183,17 @@ export async function startServer(cluster: Cluster, spec: ServerSpec): Promise<B
 }
 
 /** Fast shutdown (SIGINT); throws if the server exited with an error, unless `expectFailure`. */
-export async function stopServer(s: BenchServer, expectFailure = false): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
-  if (s.alive()) s.proc.kill("SIGINT");
-  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 60_000);
+export async function stopServer(s: BenchServer, expectFailure = false, timeoutMs = 60_000): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
+  if (s.alive()) {
+    if (s.spec.signalPostmaster && s.postmaster) process.kill(s.postmaster, "SIGINT");
+    else s.proc.kill("SIGINT");
+  }
+  const timer = setTimeout(() => s.proc.kill("SIGKILL"), timeoutMs);
   const r = await s.exited;
   clearTimeout(timer);
   if (current?.proc === s.proc) current = undefined;
   await s.cgroup?.remove();
-  if (r.code !== 0 && !expectFailure) {
+  if (!(s.spec.okCodes ?? [0]).includes(r.code ?? -1) && !expectFailure) {
     throw new Error(`${s.spec.label}: the server exited with ${r.code ?? r.signal}\n--- server output ---\n${s.output()}`);
   }
   return r;

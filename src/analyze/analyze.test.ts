@@ -99,6 +99,8 @@ test("$ORIGIN expansion", () => {
   assert.equal(expandDst("$ORIGIN/../lib", "/opt/pg/bin"), "/opt/pg/bin/../lib");
   assert.equal(expandDst("${ORIGIN}/x", "/o"), "/o/x");
   assert.equal(expandDst("$PLATFORM/x", "/o"), undefined);
+  // A relative origin (analyze --postgres bin/postgres) is relative to the working directory, not doubled.
+  assert.equal(expandDst("$ORIGIN/../lib", "pg/bin"), `${process.cwd().replace(/\/+$/, "")}/pg/bin/../lib`);
 });
 
 test("pkglibdir: Debian layout and <prefix>/lib/postgresql; NAME resolves to NAME.so", () => {

@@ -77,6 +77,8 @@ export function isElfOfArch(path: string, arch: Arch): boolean {
 
 /** Expands $ORIGIN/${ORIGIN} and $LIB; undefined for dynamic string tokens we cannot know ($PLATFORM). */
 export function expandDst(entry: string, origin: string): string | undefined {
+  // A relative origin (`--postgres bin/postgres`) is taken from the working directory, once.
+  if (!origin.startsWith("/")) origin = `${process.cwd().replace(/\/+$/, "")}/${origin}`;
   let s = entry.replace(/\$\{ORIGIN\}|\$ORIGIN(?![A-Za-z0-9_])/g, origin).replace(/\$\{LIB\}|\$LIB(?![A-Za-z0-9_])/g, "lib64");
   if (s.includes("$")) return undefined;
   if (!s.startsWith("/")) s = resolvePath(origin, s);
