@@ -147,3 +147,13 @@ test("compose leaves the policy's decisions as they are, and its answer cannot b
   assert.deepEqual(c.supervisorPrograms.get("session"), supervisorProgram(policy, "x86_64", { context: "session" }));
   assert.equal(c.stats.contexts, c.supervisorPrograms.size);
 });
+
+test("set_client_filter defaults: off for the seed's names, on in pgseccomp mode (pgseccomp always offers the function), and what is written wins", () => {
+  const seed = "global_syscall_default = 'allow'\n";
+  const pg = "pgseccomp.enabled = on\npgseccomp.global_syscall_default = 'allow'\n";
+  assert.equal(parsePolicyText(seed, "seed.conf").clientFilter, undefined);
+  assert.equal(parsePolicyText(pg, "pg.conf").clientFilter, true);
+  assert.equal(compose(parsePolicyText(pg, "pg.conf"), "x86_64").clientFilterKnock, true);
+  assert.equal(parsePolicyText(pg + "set_client_filter = off\n", "pg.conf").clientFilter, undefined);
+  assert.equal(parsePolicyText(seed + "compat = pgseccomp\n", "c.conf").clientFilter, true);
+});

@@ -313,7 +313,9 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   }
 
   const clientFilterSetting = get("set_client_filter");
-  const clientFilter = clientFilterSetting ? parseBool(clientFilterSetting) : false;
+  // Off by default (its knock takes lseek out of the kernel's cache); on in pgseccomp mode, where
+  // the function is always there for pgseccomp's users.
+  const clientFilter = clientFilterSetting ? parseBool(clientFilterSetting) : compat === "pgseccomp";
 
   const hardenSetting = get("syscall_harden");
   const hardening = hardenSetting ? parseHardening(hardenSetting.value, hardenSetting.setting.valueLoc, hardenSetting.setting.loc) : undefined;
