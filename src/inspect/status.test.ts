@@ -7,6 +7,12 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
+  stmt,
+  BPF_RET,
+  BPF_K,
+  type Insn,
+} from "../bpf/insn.js";
+import {
   SECCOMP_RET_ALLOW,
   SECCOMP_RET_ERRNO,
   SECCOMP_RET_KILL_PROCESS,
@@ -15,23 +21,17 @@ import {
   SECCOMP_RET_TRACE,
   SECCOMP_RET_TRAP,
   SECCOMP_RET_USER_NOTIF,
-  stmt,
-  BPF_RET,
-  BPF_K,
-  type Insn,
-} from "../bpf/insn.js";
+} from "../seccomp/index.js";
 import { actionRet, compilePolicy } from "../bpf/compile.js";
 import { kernelPrograms } from "../launcher/program.js";
 import { parsePolicyText } from "../policy/policy.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { decodeStopInfo, decodeWaitStatus } from "../kernel/ptrace.js";
 import {
-  actionOnly,
   collectStatus,
-  combineRets,
   compareFilters,
   descendants,
-  describeRet,
+  describeRetInPolicyTerms,
   describeTitle,
   expectationFor,
   forContext,
@@ -234,37 +234,6 @@ test("wait status decoding", () => {
 
 const ERRNO = (e: number) => (SECCOMP_RET_ERRNO | e) >>> 0;
 
-test("stacking: the most restrictive action wins, in the kernel's order", () => {
-  const order = [
-    SECCOMP_RET_KILL_PROCESS,
-    SECCOMP_RET_KILL_THREAD,
-    SECCOMP_RET_TRAP,
-    SECCOMP_RET_ERRNO,
-    SECCOMP_RET_USER_NOTIF,
-    SECCOMP_RET_TRACE,
-    SECCOMP_RET_LOG,
-    SECCOMP_RET_ALLOW,
-  ];
-  for (let i = 0; i + 1 < order.length; i++) assert.ok(actionOnly(order[i]!) < actionOnly(order[i + 1]!), `${i}`);
-  for (let i = 0; i < order.length; i++) {
-    for (let j = 0; j < order.length; j++) {
-      const want = order[Math.min(i, j)]!;
-      assert.equal(combineRets([order[i]!, order[j]!]), want >>> 0, `${describeRet(order[i]!)} + ${describeRet(order[j]!)}`);
-    }
-  }
-  assert.equal(combineRets([]), SECCOMP_RET_ALLOW);
-  assert.equal(combineRets([SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW, SECCOMP_RET_LOG]), SECCOMP_RET_LOG);
-});
-
-test("stacking: among equal actions the most recently installed filter's data wins", () => {
-  // rets[0] is the newest filter's.
-  assert.equal(combineRets([ERRNO(13), ERRNO(1)]), ERRNO(13));
-  assert.equal(combineRets([ERRNO(1), ERRNO(13)]), ERRNO(1));
-  assert.equal(combineRets([SECCOMP_RET_TRAP | 7, SECCOMP_RET_TRAP | 9]), (SECCOMP_RET_TRAP | 7) >>> 0);
-  // ... but a more restrictive action from an older filter beats the newest one.
-  assert.equal(combineRets([ERRNO(13), SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_THREAD]), SECCOMP_RET_KILL_THREAD);
-});
-
 const ret = (k: number): Insn => stmt(BPF_RET | BPF_K, k >>> 0);
 
 test("stacking: programs run and combine per probe", () => {
@@ -274,15 +243,15 @@ test("stacking: programs run and combine per probe", () => {
   assert.deepEqual(stackedVerdicts([], probes.slice(0, 3)), [SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW]);
 });
 
-test("describeRet", () => {
-  assert.equal(describeRet(SECCOMP_RET_ALLOW), "allow");
-  assert.equal(describeRet(SECCOMP_RET_LOG), "log");
-  assert.equal(describeRet(ERRNO(13)), "error:EACCES");
-  assert.equal(describeRet(SECCOMP_RET_KILL_PROCESS), "kill");
-  assert.equal(describeRet(SECCOMP_RET_KILL_THREAD), "kill_thread");
-  assert.equal(describeRet(SECCOMP_RET_TRAP), "trap");
-  assert.equal(describeRet(SECCOMP_RET_USER_NOTIF), "user_notif");
-  assert.equal(describeRet(0x12340000), "UNKNOWN(0x12340000)");
+test("describeRetInPolicyTerms", () => {
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_ALLOW), "allow");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_LOG), "log");
+  assert.equal(describeRetInPolicyTerms(ERRNO(13)), "error:EACCES");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_KILL_PROCESS), "kill");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_KILL_THREAD), "kill_thread");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_TRAP), "trap");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_USER_NOTIF), "user_notif");
+  assert.equal(describeRetInPolicyTerms(0x12340000), "UNKNOWN(0x12340000)");
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -18,24 +18,12 @@
 import { parseProcessTitle, TITLE_PREFIX, type ProcessTitle } from "../postgres/process-title.js";
 import { readdirSync, readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { AUDIT_ARCH } from "../bpf/compile.js";
-import { compileFilter, describeAction, type CompiledFilter } from "../bpf/emulator.js";
+import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
+import { type Insn } from "../bpf/insn.js";
 import {
-  AUDIT_ARCH_I386,
-  SECCOMP_RET_ACTION_FULL,
-  SECCOMP_RET_ALLOW,
-  SECCOMP_RET_DATA,
-  SECCOMP_RET_ERRNO,
-  SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD,
-  SECCOMP_RET_LOG,
-  SECCOMP_RET_TRACE,
-  SECCOMP_RET_TRAP,
-  SECCOMP_RET_USER_NOTIF,
-  X32_SYSCALL_BIT,
-  type Insn,
-  type SeccompData,
-} from "../bpf/insn.js";
+  AUDIT_ARCH, AUDIT_ARCH_ARM, AUDIT_ARCH_I386, X32_SYSCALL_BIT, describeSeccompRet, retData, seccompActionOf,
+  stackedRet, type SeccompData,
+} from "../seccomp/index.js";
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
 import { decisionProgram, kernelPrograms, type KernelPrograms } from "../launcher/program.js";
@@ -173,27 +161,6 @@ export function descendants(root: number, parentOf: ReadonlyMap<number, number>)
 
 const CAP_SYS_ADMIN = 21n;
 
-/**
- * The action part of a return value as the kernel compares it: ACTION_ONLY(ret) is
- * (s32)(ret & SECCOMP_RET_ACTION_FULL), and the smaller value wins, so KILL_PROCESS (negative) <
- * KILL_THREAD < TRAP < ERRNO < USER_NOTIF < TRACE < LOG < ALLOW.
- */
-export function actionOnly(ret: number): number {
-  return (ret & SECCOMP_RET_ACTION_FULL) | 0;
-}
-
-/**
- * What the kernel returns for one call given each filter's return value, `rets[0]` being the
- * most recently installed filter's (kernel/seccomp.c, seccomp_run_filters: start from ALLOW,
- * walk from the newest filter to the oldest, keep a value only when its action is strictly more
- * restrictive). So the most restrictive action wins, and among equals the newest filter's data.
- */
-export function combineRets(rets: readonly number[]): number {
-  let ret = SECCOMP_RET_ALLOW;
-  for (const r of rets) if (actionOnly(r) < actionOnly(ret)) ret = r >>> 0;
-  return ret >>> 0;
-}
-
 /** One seccomp_data a comparison evaluates: a syscall of the table, or an edge case. */
 export interface Probe {
   syscall: string;
@@ -202,7 +169,6 @@ export interface Probe {
 }
 
 const ZERO_ARGS: readonly bigint[] = [0n, 0n, 0n, 0n, 0n, 0n];
-const AUDIT_ARCH_ARM = 0x40000028;
 
 /**
  * Every number of the arch's table with zero arguments, then three edge cases: the first number
@@ -223,46 +189,49 @@ export function probesFor(arch: Arch): Probe[] {
   return probes;
 }
 
-/** "allow", "log", "error:EACCES", "trap", "kill", "kill_thread", "user_notif", "trace", "UNKNOWN(0x...)". */
-export function describeRet(ret: number): string {
-  const r = ret >>> 0;
-  const action = (r & SECCOMP_RET_ACTION_FULL) >>> 0;
-  const data = r & SECCOMP_RET_DATA;
-  switch (action) {
-    case SECCOMP_RET_ALLOW:
+/**
+ * A return value in the policy's words: "allow", "log", "error:EACCES", "trap", "kill", and for
+ * what a policy cannot say "kill_thread", "user_notif", "trace(n)", "UNKNOWN(0x...)".
+ */
+export function describeRetInPolicyTerms(ret: number): string {
+  const data = retData(ret);
+  switch (seccompActionOf(ret)?.name) {
+    case "ALLOW":
       return "allow";
-    case SECCOMP_RET_LOG:
+    case "LOG":
       return "log";
-    case SECCOMP_RET_ERRNO:
+    case "ERRNO":
       return `error:${errnoName(data)}`;
-    case SECCOMP_RET_TRAP:
+    case "TRAP":
       return data ? `trap(${data})` : "trap";
-    case SECCOMP_RET_KILL_PROCESS:
+    case "KILL_PROCESS":
       return "kill";
-    case SECCOMP_RET_KILL_THREAD:
+    case "KILL_THREAD":
       return "kill_thread";
-    case SECCOMP_RET_USER_NOTIF:
+    case "USER_NOTIF":
       return "user_notif";
-    case SECCOMP_RET_TRACE:
+    case "TRACE":
       return `trace(${data})`;
-    default:
-      return describeAction(r);
+    case undefined:
+      return describeSeccompRet(ret);
   }
 }
 
+const isNotif = (ret: number): boolean => seccompActionOf(ret)?.name === "USER_NOTIF";
+
 /**
- * describeRet, except that USER_NOTIF says what the supervisor answers: "error:EACCES
- * (supervisor)". The supervisor (src/launcher/supervisor.ts) cannot trap a process from the
- * outside, so where the policy's program traps, it kills.
+ * describeRetInPolicyTerms, except that USER_NOTIF says what the supervisor answers:
+ * "error:EACCES (supervisor)". The supervisor (src/launcher/supervisor.ts) cannot trap a process
+ * from the outside, so where the policy's program traps, it kills.
  */
 export function describeVerdict(ret: number, data: SeccompData, supervisor: CompiledFilter | undefined): string {
-  if (((ret & SECCOMP_RET_ACTION_FULL) >>> 0) === SECCOMP_RET_USER_NOTIF && supervisor) {
+  if (isNotif(ret) && supervisor) {
     const answer = supervisor(data).ret;
-    const action = (answer & SECCOMP_RET_ACTION_FULL) >>> 0;
-    const killed = action === SECCOMP_RET_TRAP || action === SECCOMP_RET_KILL_THREAD || action === SECCOMP_RET_KILL_PROCESS;
-    return `${killed ? "kill" : describeRet(answer)} (supervisor)`;
+    const action = seccompActionOf(answer)?.name;
+    const killed = action === "TRAP" || action === "KILL_THREAD" || action === "KILL_PROCESS";
+    return `${killed ? "kill" : describeRetInPolicyTerms(answer)} (supervisor)`;
   }
-  return describeRet(ret);
+  return describeRetInPolicyTerms(ret);
 }
 
 function compileTrusted(prog: readonly Insn[]): CompiledFilter {
@@ -330,7 +299,7 @@ export function supervisorFor(policy: Policy, arch: Arch, context: ContextSpec):
 /** The kernel's verdict for every probe: each program run, the results combined as the kernel does. */
 export function stackedVerdicts(kernel: readonly (readonly Insn[])[], probes: readonly Probe[]): number[] {
   const filters = kernel.map(compileTrusted);
-  return probes.map((p) => combineRets(filters.map((f) => f(p.data).ret)));
+  return probes.map((p) => stackedRet(filters.map((f) => f(p.data).ret)));
 }
 
 function sameProgram(a: readonly Insn[], b: readonly Insn[]): boolean {
@@ -339,8 +308,6 @@ function sameProgram(a: readonly Insn[], b: readonly Insn[]): boolean {
     return x.code === y.code && x.jt === y.jt && x.jf === y.jf && x.k >>> 0 === y.k >>> 0;
   });
 }
-
-const isNotif = (ret: number): boolean => ((ret & SECCOMP_RET_ACTION_FULL) >>> 0) === SECCOMP_RET_USER_NOTIF;
 
 /**
  * Compare the filters the kernel holds (index 0 = newest) with what the policy installs.

@@ -14,7 +14,8 @@
 // every call it does not allow, by design.
 
 import { actionRet, compileDecisions } from "../bpf/compile.js";
-import { SECCOMP_RET_USER_NOTIF, type Insn } from "../bpf/insn.js";
+import { type Insn } from "../bpf/insn.js";
+import { SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
 import { contextDecisions, decisionFor, policyContexts, sameDecision, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { addRunRefusals, RUN_REFUSAL_SOURCE } from "../policy/refusals.js";

@@ -4,11 +4,8 @@
 // policy. Decisions use only the syscall number, scalar arguments and the pid: never memory
 // the caller could change after the check.
 
-import { describeAction, type CompiledFilter } from "../bpf/emulator.js";
-import {
-  SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD, SECCOMP_RET_LOG, SECCOMP_RET_TRAP, type SeccompData,
-} from "../bpf/insn.js";
+import type { CompiledFilter } from "../bpf/emulator.js";
+import { describeSeccompRet, retData, seccompActionOf, type SeccompData } from "../seccomp/index.js";
 
 export type Verdict =
   /** Let the call run (the policy allows or logs it, or it is the launcher's exec of postgres). */
@@ -31,22 +28,21 @@ export function decide(decisions: CompiledFilter, data: SeccompData, pid: number
     return { kind: "continue", action: "launch" };
   }
   const ret = decisions(data).ret;
-  const action = (ret & SECCOMP_RET_ACTION_FULL) >>> 0;
-  switch (action) {
-    case SECCOMP_RET_ALLOW:
+  switch (seccompActionOf(ret)?.name) {
+    case "ALLOW":
       return { kind: "continue", action: "allow" };
-    case SECCOMP_RET_LOG:
+    case "LOG":
       return { kind: "continue", action: "log" };
-    case SECCOMP_RET_ERRNO:
-      return { kind: "error", errno: ret & SECCOMP_RET_DATA, action: "error" };
-    case SECCOMP_RET_TRAP:
+    case "ERRNO":
+      return { kind: "error", errno: retData(ret), action: "error" };
+    case "TRAP":
       return { kind: "kill", action: "trap" };
-    case SECCOMP_RET_KILL_PROCESS:
-    case SECCOMP_RET_KILL_THREAD:
+    case "KILL_PROCESS":
+    case "KILL_THREAD":
       return { kind: "kill", action: "kill" };
     default:
       // Anything else the policy program cannot produce; fail closed.
-      throw new Error(`the policy program returned ${describeAction(ret)}, which the supervisor does not handle`);
+      throw new Error(`the policy program returned ${describeSeccompRet(ret)}, which the supervisor does not handle`);
   }
 }
 

@@ -13,7 +13,9 @@
 // Pure: text in, data out (no I/O). `audit2allow()` is what the CLI calls; it gets its input
 // through the `read` function it is handed.
 
-import { AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "../bpf/insn.js";
+import {
+  AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_NAMES, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT, retData, seccompActionOf,
+} from "../seccomp/index.js";
 import { psqlTable, type Cell } from "../inspect/format.js";
 import { collate } from "../inspect/effective-table.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -105,28 +107,11 @@ export interface DecodedAction {
  * does carry data bits.
  */
 export function decodeSeccompCode(code: number): DecodedAction {
-  const c = code >>> 0;
-  const data = c & 0xffff;
-  switch ((c & 0xffff0000) >>> 0) {
-    case 0x80000000:
-      return { action: "KILL_PROCESS" };
-    case 0x00000000:
-      return { action: "KILL_THREAD" };
-    case 0x00030000:
-      return { action: data ? `TRAP(${data})` : "TRAP" };
-    case 0x00050000:
-      return data ? { action: `ERRNO(${data})`, errno: data } : { action: "ERRNO" };
-    case 0x7fc00000:
-      return { action: "USER_NOTIF" };
-    case 0x7ff00000:
-      return { action: data ? `TRACE(${data})` : "TRACE" };
-    case 0x7ffc0000:
-      return { action: "LOG" };
-    case 0x7fff0000:
-      return { action: "ALLOW" };
-    default:
-      return { action: `UNKNOWN(0x${c.toString(16)})` };
-  }
+  const info = seccompActionOf(code);
+  if (info === undefined) return { action: `UNKNOWN(0x${(code >>> 0).toString(16)})` };
+  const data = retData(code);
+  if (!info.alwaysShowData || data === 0) return { action: info.name };
+  return info.name === "ERRNO" ? { action: `ERRNO(${data})`, errno: data } : { action: `${info.name}(${data})` };
 }
 
 /** ausearch -i's names for codes (auparse's seccomptab: both kills print as "kill"). */
@@ -181,19 +166,6 @@ function actionDenies(action: string): boolean {
 // ---------------------------------------------------------------------------------------------
 // Architectures
 
-/** AUDIT_ARCH_* values of other arches, to name them in messages. */
-const OTHER_AUDIT_ARCHES: ReadonlyMap<number, string> = new Map([
-  [0x40000028, "arm"],
-  [0x80000015, "ppc64"],
-  [0xc0000015, "ppc64le"],
-  [0x80000016, "s390x"],
-  [0xc00000f3, "riscv64"],
-  [0xc0000102, "loongarch64"],
-  [0x80000008, "mips"],
-  [0x40000008, "mipsel"],
-  [0xc0000008, "mips64el"],
-]);
-
 interface ArchInfo {
   arch: string;
   tableArch?: Arch;
@@ -206,7 +178,7 @@ function archFromAuditValue(value: number, nr: number | undefined): ArchInfo {
   }
   if (value === AUDIT_ARCH_AARCH64) return { arch: "aarch64", tableArch: "aarch64" };
   if (value === AUDIT_ARCH_I386) return { arch: "i386" };
-  return { arch: OTHER_AUDIT_ARCHES.get(value) ?? `0x${value.toString(16)}` };
+  return { arch: AUDIT_ARCH_NAMES.get(value) ?? `0x${value.toString(16)}` };
 }
 
 function archFromName(name: string, nr: number | undefined): ArchInfo {
@@ -889,7 +861,7 @@ export function formatStats(report: AuditReport): string {
     arch: s.arch,
     records: s.records,
     pids: s.pids,
-    actions: Object.entries(s.actions).map(([a, n]) => (Object.keys(s.actions).length === 1 ? describeAction(a) : `${describeAction(a)} ${n}`)).join(", "),
+    actions: Object.entries(s.actions).map(([a, n]) => (Object.keys(s.actions).length === 1 ? describeRecordedAction(a) : `${describeRecordedAction(a)} ${n}`)).join(", "),
   }));
   const processes = report.processesSeen.map((p) => ({ comm: p.comm, exe: p.exe, records: p.records, pids: p.pids, syscalls: p.syscalls }));
   const parts = [
@@ -1038,7 +1010,7 @@ export function audit2allow(file: string | undefined, opts: Audit2allowOptions, 
 }
 
 /** errno names for ERRNO(n) actions, for callers that print them. */
-export function describeAction(action: string): string {
+export function describeRecordedAction(action: string): string {
   const m = /^ERRNO\((\d+)\)$/.exec(action);
   return m ? `ERRNO(${m[1]} ${errnoName(Number(m[1]))})` : action;
 }

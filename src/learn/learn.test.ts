@@ -8,7 +8,9 @@ import { contextDecisions, contextKey, decisionFor, policyContexts, type Context
 import { conditionHolds, evaluatePolicy } from "../policy/evaluate.js";
 import { sameAction, type Action } from "../policy/actions.js";
 import { withoutPresets } from "../policy/harden.js";
-import { AUDIT_ARCH_X86_64, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF, type SeccompData } from "../bpf/insn.js";
+import {
+  AUDIT_ARCH_X86_64, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF, type SeccompData,
+} from "../seccomp/index.js";
 import { compileFilter } from "../bpf/emulator.js";
 import { kernelPrograms } from "../launcher/program.js";
 import { allSyscalls, syscallNumber } from "../syscalls/index.js";
