@@ -3,7 +3,7 @@
 
 import { Command, Option, CommanderError } from "commander";
 import { existsSync, readFileSync, statSync, writeFileSync } from "node:fs";
-import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowOptions } from "../learn/audit.js";
+import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowOptions } from "./audit2allow.js";
 import { readChunks } from "./read-chunks.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { CONTEXT_KINDS, contextKey, policyContexts, type ContextKind, type ContextSpec } from "../policy/decision.js";
