@@ -34,14 +34,15 @@ import { BPF_ALU, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_MEMWORDS, BPF_X
 import { ALU_OPS, JUMP_OPS, OPCODES } from "./disasm.js";
 import { SECCOMP_DATA_SIZE, SECCOMP_RET_ACTIONS, dataFieldName, seccompRet } from "../seccomp/index.js";
 import { checkInsnOperands } from "./validate.js";
+import { PgSeccompError } from "../errors.js";
 
 /** An assembly error at a 1-based line and column. `message` is "line L, column C: detail". */
-export class AsmError extends Error {
+export class AsmError extends PgSeccompError {
   readonly line: number;
   readonly column: number;
   readonly detail: string;
   constructor(line: number, column: number, detail: string) {
-    super(`line ${line}, column ${column}: ${detail}`);
+    super("input", `line ${line}, column ${column}: ${detail}`);
     this.name = "AsmError";
     this.line = line;
     this.column = column;

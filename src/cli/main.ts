@@ -24,7 +24,7 @@ import { runDemo } from "../launcher/demo.js";
 import { learn, LearnFailed } from "../learn/learn.js";
 import { verify } from "../learn/verify.js";
 import { DEFAULT_TIMER_WAIT_S } from "../learn/procedure.js";
-import { statusCommand, StatusError } from "../inspect/status.js";
+import { statusCommand } from "../inspect/status.js";
 import { applySql, installSql, type PsqlAs } from "../sql/install.js";
 import { findServerRecord } from "../launcher/state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
@@ -39,7 +39,7 @@ import { exportBpf, exportPfc } from "../export/pfc.js";
 import { importProfile } from "../export/import.js";
 import { release } from "node:os";
 import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
-import { analyze as analyzeBinaries, AnalyzeError, DEFAULT_POSTGRES, defaultCacheDir } from "../analyze/analyze.js";
+import { analyze as analyzeBinaries, DEFAULT_POSTGRES, defaultCacheDir } from "../analyze/analyze.js";
 import { renderPolicy as renderAnalysisPolicy, renderTable as renderAnalysisTable } from "../analyze/render.js";
 
 // `pg_seccomp show ... | head` closes the pipe early: that is not an error.
@@ -303,19 +303,14 @@ program
     if (opts.pid !== undefined && !/^[1-9]\d*$/.test(opts.pid)) throw new UsageError(`--pid: "${opts.pid}" is not a process id`);
     const dataDir = dataDirOption(opts);
     if (dataDir === undefined && opts.pid === undefined) throw new UsageError("give -D DATADIR, --cluster VERSION/NAME or --pid PID");
-    let r: { output: string; exitCode: number };
-    try {
-      r = statusCommand({
-        dataDir,
-        pid: opts.pid === undefined ? undefined : Number(opts.pid),
-        policy: opts.policy,
-        syscalls: opts.syscalls ?? false,
-        json: opts.json ?? false,
-      });
-    } catch (e) {
-      if (e instanceof StatusError) throw new UsageError(e.message);
-      throw e;
-    }
+    // A StatusError (no such server, ...) is a usage error: exit 2.
+    const r = statusCommand({
+      dataDir,
+      pid: opts.pid === undefined ? undefined : Number(opts.pid),
+      policy: opts.policy,
+      syscalls: opts.syscalls ?? false,
+      json: opts.json ?? false,
+    });
     process.stdout.write(r.output);
     process.exitCode = r.exitCode;
   });
@@ -492,9 +487,6 @@ program
         ...(opts.cache ? { cacheDir: defaultCacheDir() } : {}),
         ...(tty ? { progress: (m: string) => void process.stderr.write(`\r\x1b[K${m}`) } : {}),
       });
-    } catch (e) {
-      if (e instanceof AnalyzeError) throw new UsageError(e.message);
-      throw e;
     } finally {
       if (tty) process.stderr.write("\r\x1b[K");
     }

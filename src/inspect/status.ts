@@ -34,10 +34,14 @@ import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { allSyscalls, hostArch, isArch, maxSyscallNumber, syscallNumber, type Arch } from "../syscalls/index.js";
 import { psqlTable, type Cell } from "./format.js";
+import { PgSeccompError } from "../errors.js";
 
 /** A problem the user must fix in the invocation or the environment (no such server, ...). */
-export class StatusError extends Error {
+export class StatusError extends PgSeccompError {
   override name = "StatusError";
+  constructor(message: string) {
+    super("usage", message);
+  }
 }
 
 // =============================================================================================
