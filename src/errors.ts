@@ -25,3 +25,10 @@ export class PgSeccompError extends Error {
 export function errorKindOf(e: unknown): ErrorKind | undefined {
   return e instanceof PgSeccompError ? e.kind : undefined;
 }
+
+/** A usage error raised below the CLI: a server, log or data directory that is not there, an export that cannot be written. */
+export class UsageProblem extends PgSeccompError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super("usage", message, options);
+  }
+}

@@ -11,6 +11,11 @@ import { AsmError } from "../bpf/asm.js";
 import { KernelError, KernelUnavailableError } from "../kernel/errors.js";
 import { StatusError } from "../inspect/status.js";
 import { AnalyzeError } from "../analyze/analyze.js";
+import { ExportError } from "../export/common.js";
+import { LaunchError } from "../launcher/run.js";
+import { SupervisionError } from "../launcher/supervision.js";
+import { DataDirError } from "../launcher/data-dir.js";
+import { LogNotFoundError } from "../inspect/violations.js";
 
 const exitCodeOf = (e: unknown): number => {
   const kind = errorKindOf(e);
@@ -22,6 +27,12 @@ test("each error class exits as before", () => {
     [new UsageError("x"), 2, "UsageError"],
     [new StatusError("no such server"), 2, "StatusError"],
     [new AnalyzeError("no such binary"), 2, "Error"],
+    // These were usage errors by being named "UsageError".
+    [new ExportError("x"), 2, "UsageError"],
+    [new LaunchError("x"), 2, "UsageError"],
+    [new SupervisionError("x"), 2, "UsageError"],
+    [new DataDirError("x"), 2, "UsageError"],
+    [new LogNotFoundError("x"), 2, "UsageError"],
     [new PolicyError(undefined, "bad"), 1, "PolicyError"],
     [new CompileError(undefined, "too long"), 1, "CompileError"],
     [new AsmError(1, 2, "bad mnemonic"), 1, "AsmError"],

@@ -30,15 +30,11 @@ import { decodeStopInfo, decodeWaitStatus } from "../kernel/ptrace.js";
 import {
   collectStatus,
   compareFilters,
-  descendants,
   describeRetInPolicyTerms,
   describeTitle,
   expectationFor,
   forContext,
   formatStatus,
-  parsePostmasterPid,
-  parseProcStat,
-  parseProcStatus,
   parseProcessTitle,
   probesFor,
   stackedVerdicts,
@@ -144,68 +140,6 @@ test("process titles: the postmaster, children without a title, other programs",
   assert.deepEqual([sh.backendType, sh.name, sh.title], ["other", "sh", "sh -c cp pg_wal/0001 /archive/0001"]);
   assert.equal(describeTitle(sh), "other sh -c cp pg_wal/0001 /archive/0001");
   assert.equal(parseProcessTitle("").backendType, "other");
-});
-
-// ---------------------------------------------------------------------------------------------
-// /proc
-
-const STATUS = `Name:\tpostgres
-Umask:\t0077
-State:\tS (sleeping)
-Tgid:\t4242
-Pid:\t4242
-PPid:\t4200
-TracerPid:\t0
-Uid:\t101\t101\t101\t101
-Gid:\t104\t104\t104\t104
-Threads:\t1
-CapEff:\t0000000000000000
-NoNewPrivs:\t1
-Seccomp:\t2
-Seccomp_filters:\t1
-Speculation_Store_Bypass:\tthread force mitigated
-SpeculationIndirectBranch:\tconditional enabled
-`;
-
-test("/proc/PID/status", () => {
-  const s = parseProcStatus(STATUS);
-  assert.deepEqual(s, {
-    name: "postgres",
-    ppid: 4200,
-    uid: 101,
-    threads: 1,
-    noNewPrivs: true,
-    seccomp: 2,
-    seccompMode: "filter",
-    seccompFilters: 1,
-    speculationStoreBypass: "thread force mitigated",
-    capEff: 0n,
-  });
-  const plain = parseProcStatus("Name:\tsleep\nNoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\nCapEff:\t000001ffffffffff\n");
-  assert.deepEqual([plain.noNewPrivs, plain.seccompMode, plain.seccompFilters, plain.capEff], [false, "disabled", 0, 0x1ffffffffffn]);
-  assert.equal(parseProcStatus("Seccomp:\t1\n").seccompMode, "strict");
-  // Old kernels: no Seccomp_filters line; no seccomp support: no Seccomp line.
-  const old = parseProcStatus("Name:\tx\n");
-  assert.deepEqual([old.seccomp, old.seccompMode, old.seccompFilters, old.noNewPrivs, old.speculationStoreBypass], [null, null, null, null, null]);
-});
-
-test("/proc/PID/stat, postmaster.pid, descendants", () => {
-  assert.deepEqual(parseProcStat("4243 (postgres) S 4242 4242 4242 0 -1 4194560 ..."), { pid: 4243, comm: "postgres", state: "S", ppid: 4242 });
-  assert.deepEqual(parseProcStat("77 (a) b (c)) R 1 77 77"), { pid: 77, comm: "a) b (c)", state: "R", ppid: 1 });
-  assert.equal(parseProcStat("garbage"), undefined);
-  assert.equal(parsePostmasterPid("4242\n/var/lib/postgresql/data\n1700000000\n5432\n"), 4242);
-  assert.equal(parsePostmasterPid("\n"), undefined);
-  const tree = new Map([
-    [1, 0],
-    [10, 1],
-    [11, 10],
-    [12, 10],
-    [13, 12],
-    [20, 1],
-    [14, 11],
-  ]);
-  assert.deepEqual(descendants(10, tree), [11, 12, 14, 13]);
-  assert.deepEqual(descendants(20, tree), []);
 });
 
 test("waitid stop decoding", () => {

@@ -13,7 +13,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { ActivityRow } from "./classify.js";
-import { readServerFile } from "./data-dir.js";
+import { readPostmasterPidFile } from "../host/server-files.js";
 
 export interface MonitorOptions {
   psqlPath: string;
@@ -42,19 +42,10 @@ interface Waiting {
 
 /** Reads the postmaster.pid file's port, socket directory and status line. */
 export function postmasterPidFile(dataDir: string): { port: string; socketDir: string; status: string } | undefined {
-  try {
-    // postmaster.pid is the server's file: read without following a link or blocking, at most
-    // 4 KiB, and only three short fields used.
-    const text = readServerFile(join(dataDir, "postmaster.pid"), 4096);
-    if (text === undefined) return undefined;
-    const lines = text.split("\n");
-    const port = lines[3]?.trim();
-    const socketDir = lines[4]?.trim();
-    const status = lines[7]?.trim() ?? "";
-    return port && /^\d+$/.test(port) && socketDir ? { port, socketDir, status } : undefined;
-  } catch {
-    return undefined;
-  }
+  // postmaster.pid is the server's file: read without following a link or blocking, at most
+  // 4 KiB (src/host/server-files.ts), and only three short fields used.
+  const f = readPostmasterPidFile(dataDir);
+  return f?.port && f.socketDir ? { port: f.port, socketDir: f.socketDir, status: f.status } : undefined;
 }
 
 export class MonitorConnection {

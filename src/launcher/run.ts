@@ -26,6 +26,7 @@ import { runStateDir } from "./state.js";
 import { defaultLogPath } from "./violation-log.js";
 import { dataDirForRun } from "./data-dir.js";
 import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
+import { UsageProblem } from "../errors.js";
 
 /** "(path)" or "(path: not there, records will be dropped)". */
 function socketNote(path: string): string {
@@ -34,7 +35,7 @@ function socketNote(path: string): string {
 
 export { SUPERVISOR_STALL_MS } from "./supervision.js";
 
-export class LaunchError extends Error {
+export class LaunchError extends UsageProblem {
   override name = "UsageError";
 }
 

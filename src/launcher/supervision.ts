@@ -25,13 +25,14 @@ import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } f
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 import type { LogTarget } from "./log-sinks.js";
 import { killServerTree, startWatchdog } from "./watchdog.js";
+import { UsageProblem } from "../errors.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
 /** How long the supervisor thread may take to start. */
 export const SUPERVISOR_START_MS = 30_000;
 
-export class SupervisionError extends Error {
+export class SupervisionError extends UsageProblem {
   override name = "UsageError";
 }
 

@@ -26,7 +26,7 @@ import type { Arch } from "../syscalls/index.js";
 import { runServer, serverUser, type RunRequest, type RunResult } from "../launcher/run.js";
 import type { ViolationEvent } from "../launcher/supervisor.js";
 import type { OsUser } from "../postgres/cluster.js";
-import { readServerFile } from "../launcher/data-dir.js";
+import { readPostmasterPidFile, type PostmasterPidFile } from "../host/server-files.js";
 
 /** The periodic timers, shortened to their minimum useful values for a learning or verify run. */
 export const SHORT_TIMERS: readonly (readonly [string, string])[] = [
@@ -87,12 +87,9 @@ export interface Endpoint {
 }
 
 /** Port and host from postmaster.pid (lines 4 and 5; line 6 when there is no socket directory). */
-export function serverEndpoint(pidFileText: string): Endpoint | undefined {
-  const lines = pidFileText.split("\n");
-  const port = lines[3]?.trim();
-  const socketDir = lines[4]?.trim();
-  const listen = lines[5]?.trim();
-  if (!port || !/^\d+$/.test(port)) return undefined;
+export function serverEndpoint(pidFile: PostmasterPidFile): Endpoint | undefined {
+  const { port, socketDir, listenAddress: listen } = pidFile;
+  if (!port) return undefined;
   const host = socketDir ? socketDir : listen && listen !== "*" ? listen : "localhost";
   return { host, port };
 }
@@ -120,11 +117,10 @@ export async function waitAccepting(dataDir: string, pid: number, alive: () => b
   while (Date.now() < deadline) {
     if (!alive()) throw new Error("the server exited before accepting connections");
     try {
-      const text = readServerFile(join(dataDir, "postmaster.pid"), 4096);
-      if (text === undefined) throw new Error("not there yet");
-      const lines = text.split("\n");
-      const ep = serverEndpoint(text);
-      if (Number(lines[0]) === pid && ep && /^(ready|standby)/.test(lines[7]?.trim() ?? "")) return ep;
+      const f = readPostmasterPidFile(dataDir);
+      if (f === undefined) throw new Error("not there yet");
+      const ep = serverEndpoint(f);
+      if (f.pid === pid && ep && /^(ready|standby)/.test(f.status)) return ep;
     } catch {
       /* not there yet */
     }

@@ -9,6 +9,7 @@ import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { EMBEDDED_MAJORS, preparedEmbeddedBinDir } from "./embedded.js";
+import { readPostmasterPidFile } from "../host/server-files.js";
 
 export class PostgresError extends Error {
   override name = "PostgresError";
@@ -187,12 +188,7 @@ export async function waitReady(c: Cluster, alive: () => boolean, timeoutMs = 30
 
 /** The postmaster's pid from postmaster.pid, if the file is there. */
 export function postmasterPid(dataDir: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return readPostmasterPidFile(dataDir)?.pid;
 }
 
 /**
