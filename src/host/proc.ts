@@ -163,7 +163,7 @@ export function descendants(root: number, parentOf: ReadonlyMap<number, number>)
  * cannot be read). Tests inject a fake; `procReader()` reads a real /proc (or a copy of one).
  */
 export interface ProcReader {
-  stat(pid: number | "self"): string | undefined;
+  stat(pid: number): string | undefined;
   status(pid: number | "self", tid?: number | string): string | undefined;
   cmdline(pid: number): string | undefined;
   /** The numeric entries of /proc (every pid), or of /proc/PID/task (every thread) when pid is given. */

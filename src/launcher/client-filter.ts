@@ -8,7 +8,7 @@
 // filter can only add restrictions, and once per session, as in the seed's extension.
 
 import { createHash } from "node:crypto";
-import { closeSync, fchownSync, fstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fchownSync, fstatSync, mkdirSync, readdirSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { compilePolicy } from "../bpf/compile.js";
 import type { Insn } from "../bpf/insn.js";
@@ -20,6 +20,7 @@ import { runStateDir } from "./state.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
+import { readStartTime } from "../host/proc.js";
 
 export interface ClientFilterRequest {
   default: string | null;
@@ -154,7 +155,7 @@ export function writeClientRows(prefix: string, pid: number, start: string, rows
     if (!m) continue;
     let alive = false;
     try {
-      alive = readFileSync(`/proc/${m[1]}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] === m[2];
+      alive = readStartTime(Number(m[1])) === m[2];
     } catch {
       /* gone */
     }

@@ -6,7 +6,7 @@
 // files), with plain reads that do not block.
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { parseStat } from "./classify.js";
+import { readProcStat, readTitle } from "../host/proc.js";
 
 export interface ListenSockets {
   /** Paths of the postmaster's listening Unix sockets. */
@@ -125,12 +125,13 @@ export function clientConnection(pid: number, listen: ListenSockets, inodes = so
   return undefined;
 }
 
-/** Parent pid and start time from /proc/PID/stat (classify.ts parses). */
+/** Parent pid and start time from /proc/PID/stat (src/host/proc.ts parses). */
 export function procStat(pid: number): { ppid: number; start: string } | undefined {
-  return parseStat(read(`/proc/${pid}/stat`));
+  const st = readProcStat(pid);
+  return st?.start === undefined ? undefined : { ppid: st.ppid, start: st.start };
 }
 
 /** The process title (cmdline, NULs as spaces), capped: for the log, never for a decision. */
 export function procTitle(pid: number): string {
-  return read(`/proc/${pid}/cmdline`).slice(0, 4096).replace(/\0+$/, "").replace(/\0/g, " ");
+  return readTitle(pid);
 }

@@ -4,7 +4,7 @@
 // Used by both ways of starting a server: with the launcher as the postmaster's parent (run.ts,
 // runServer) and with postgres exec'd in place of the launcher (supervise-main.ts).
 
-import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
@@ -26,6 +26,7 @@ import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation
 import type { LogTarget } from "./log-sinks.js";
 import { killServerTree, startWatchdog } from "./watchdog.js";
 import { UsageProblem } from "../errors.js";
+import { readStartTime } from "../host/proc.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
@@ -312,12 +313,8 @@ async function handleClientFilter(
   req: SupervisionRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
   classifier: ClassificationService,
 ): Promise<void> {
-  let start: string;
-  try {
-    start = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] ?? "";
-  } catch {
-    return;
-  }
+  const start = readStartTime(pid);
+  if (start === undefined) return;
   // The answer SQL reads after the knock (client-filter.ts, clientRecordPrefix): written before
   // the knock returns, in a directory the server cannot write.
   const prefix = req.dataDir ? clientRecordPrefix(req.dataDir) : undefined;

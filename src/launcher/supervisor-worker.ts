@@ -5,7 +5,7 @@
 // out, their answers come back, and held calls wait meanwhile while others are answered.
 
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { readFileSync, writeSync } from "node:fs";
+import { writeSync } from "node:fs";
 import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
@@ -15,6 +15,7 @@ import type { LaunchGate, ViolationEvent } from "./supervisor.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
 import { procStat, procTitle } from "./proc-facts.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
+import { PROC } from "../host/proc.js";
 
 export interface SupervisorWorkerData {
   listenerFd: number;
@@ -78,13 +79,7 @@ const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: dat
 const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   now: () => Date.now(),
   stat: procStat,
-  status: (pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/status`, "utf8");
-    } catch {
-      return "";
-    }
-  },
+  status: (pid) => PROC.status(pid) ?? "",
   title: procTitle,
   idValid: (id) => notifIdValid(data.listenerFd, id),
   respond: (id, a) => answer(id, "continue" in a ? { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE } : { error: a.errno }),

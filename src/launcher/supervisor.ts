@@ -6,6 +6,7 @@
 
 import type { CompiledFilter } from "../bpf/emulator.js";
 import { describeSeccompRet, retData, seccompActionOf, type SeccompData } from "../seccomp/index.js";
+import { maskHas, parseProcStatus } from "../host/proc.js";
 
 export type Verdict =
   /** Let the call run (the policy allows or logs it, or it is the launcher's exec of postgres). */
@@ -46,12 +47,6 @@ export function decide(decisions: CompiledFilter, data: SeccompData, pid: number
   }
 }
 
-/** Bit of signal `sig` in the hex masks of /proc/PID/status (SigCgt, SigBlk, SigIgn). */
-function maskHas(hex: string | undefined, sig: number): boolean {
-  if (!hex) return true; // unknown: assume the worst
-  return (BigInt(`0x${hex}`) & (1n << BigInt(sig - 1))) !== 0n;
-}
-
 const SIGSYS = 31;
 
 /**
@@ -60,9 +55,10 @@ const SIGSYS = 31;
  * neither caught, blocked nor ignored. Otherwise SIGKILL, which nothing can stop.
  */
 export function killSignalFor(procStatus: string): "SIGSYS" | "SIGKILL" {
-  const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)`, "m").exec(procStatus)?.[1];
-  if (field("Threads") !== "1") return "SIGKILL";
-  if (maskHas(field("SigCgt"), SIGSYS) || maskHas(field("SigBlk"), SIGSYS) || maskHas(field("SigIgn"), SIGSYS)) return "SIGKILL";
+  const st = parseProcStatus(procStatus);
+  if (st.threads !== 1) return "SIGKILL";
+  // An unknown mask counts as set: SIGKILL.
+  if (maskHas(st.sigCgt, SIGSYS) || maskHas(st.sigBlk, SIGSYS) || maskHas(st.sigIgn, SIGSYS)) return "SIGKILL";
   return "SIGSYS";
 }
 

@@ -12,6 +12,7 @@
 
 import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { readStartTime } from "../host/proc.js";
 
 /** Seconds a stopped launcher is tolerated. */
 export const WATCHDOG_STOPPED_SECONDS = 3;
@@ -57,13 +58,7 @@ export interface WatchdogOptions {
 }
 
 export function startWatchdog(launcherPid: number, postmasterPid: number, say: (line: string) => void, opts: WatchdogOptions = {}): { stop(): void } {
-  let pmStart = "";
-  try {
-    const st = readFileSync(`/proc/${postmasterPid}/stat`, "utf8");
-    pmStart = st.slice(st.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    /* gone: nothing to guard */
-  }
+  const pmStart = readStartTime(postmasterPid) ?? ""; // "": gone, nothing to guard
   const args = [String(launcherPid), String(postmasterPid), String(opts.seconds ?? WATCHDOG_STOPPED_SECONDS), opts.guardLauncherDeath ? "1" : "0", pmStart];
   const p = spawn("/bin/sh", ["-c", SCRIPT, "pg_seccomp-watchdog", ...args], {
     stdio: ["ignore", "ignore", "inherit"],

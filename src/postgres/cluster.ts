@@ -4,7 +4,7 @@
 // a filter); this module only prepares and queries.
 
 import { execFileSync, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
