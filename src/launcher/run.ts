@@ -20,7 +20,7 @@ import { kernelPrograms, type KernelPrograms } from "./program.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
-import { parseKmsgKills, readKmsg } from "./kmsg.js";
+import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "./supervisor.js";
 import { runStateDir } from "./state.js";
 import { defaultLogPath } from "./violation-log.js";

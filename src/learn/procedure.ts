@@ -200,14 +200,12 @@ async function timedCheckpoints(s: Session): Promise<number | undefined> {
   return undefined;
 }
 
-// Seccomp kills, from the kernel's audit records in /dev/kmsg: launcher/kmsg.ts reads them.
-export { parseKmsgKills, readKmsg, type KmsgKill } from "../launcher/kmsg.js";
-import { readKmsg } from "../launcher/kmsg.js";
+// Seccomp kills, from the kernel's audit records in /dev/kmsg: src/host/kmsg.ts reads them.
+export { parseKmsgKills, readKmsg, type KmsgKill } from "../host/kmsg.js";
+import { lastKmsgSeq as lastSeqOf, readKmsg } from "../host/kmsg.js";
 
 export function lastKmsgSeq(records = readKmsg()): number {
-  let last = -1;
-  for (const r of records) last = Math.max(last, Number(/^\d+,(\d+),/.exec(r)?.[1] ?? -1));
-  return last;
+  return lastSeqOf(records);
 }
 
 /** The server's processes now (the postmaster's children), pid -> title; read as text only. */
