@@ -18,7 +18,7 @@
 // so peer authentication works. What the server writes (postmaster.pid, query output) is read as
 // plain text with bounded formats; nothing here follows a path the server chose.
 
-import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Policy } from "../policy/policy.js";
@@ -141,11 +141,9 @@ export class Session {
   /** One psql -c as the server's user; resolves with its output, rejects with its error. */
   sql(text: string, timeoutMs = 120_000): Promise<string> {
     const c = clientSpawn(this.ep, this.user, this.binDir);
-    return new Promise((res, rej) => {
-      execFile(join(this.binDir, "psql"), ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", text], { ...c, timeout: timeoutMs, encoding: "utf8", maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-        if (err) rej(new Error(`${text.slice(0, 60)}: ${(stderr || err.message).trim().split("\n")[0]}`));
-        else res(stdout.trim());
-      });
+    return runPsql({ psql: join(this.binDir, "psql"), sql: text, connect: ["-d", "postgres"], quiet: true, ...c, timeoutMs }).then((r) => {
+      if (!r.ok) throw new Error(`${text.slice(0, 60)}: ${r.stderr.trim().split("\n")[0]}`);
+      return r.stdout.trim();
     });
   }
 
@@ -203,6 +201,7 @@ async function timedCheckpoints(s: Session): Promise<number | undefined> {
 // Seccomp kills, from the kernel's audit records in /dev/kmsg: src/host/kmsg.ts reads them.
 export { parseKmsgKills, readKmsg, type KmsgKill } from "../host/kmsg.js";
 import { lastKmsgSeq as lastSeqOf, readKmsg } from "../host/kmsg.js";
+import { runPsql } from "../host/psql.js";
 
 export function lastKmsgSeq(records = readKmsg()): number {
   return lastSeqOf(records);
