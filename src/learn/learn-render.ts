@@ -111,14 +111,28 @@ function listValue(entries: readonly string[]): string {
   return `'${[...new Set(entries)].join(", ").replace(/'/g, "''")}'`;
 }
 
-/** The output policy: seed-compatible postgresql.conf syntax, loadable with loadPolicyFile. */
-export function renderLearnedPolicy(input: RenderInput): string {
-  const { base, arch } = input;
-  const perRole = input.perRole ?? false;
-  const grouped = groupLearned(input.learned, perRole);
-  const known = (name: string) => syscallNumber(arch, name) !== undefined;
+/** What was learned, over all contexts, and which syscall names the output keeps. */
+interface LearnedView {
+  /** Learned calls by output key ("session", "session/alice", "checkpointer", ...). */
+  grouped: Learned;
+  /** Every learned syscall over all contexts, with the keys that used it. */
+  anywhere: Map<string, LearnedCall>;
+  usedIn: Map<string, string[]>;
+  /** The floor's names: allowed everywhere, like a syscall learned in every context. */
+  floorNames: Set<string>;
+  /** Learned names in the arch's table, and the floor's: removed from every deny list. */
+  keptNames: Set<string>;
+  /** Learned numbers the table does not name (a kernel newer than the table). */
+  unknownNumbers: string[];
+  known(name: string): boolean;
+  /** "session, the floor": where a kept name was used, for comments. */
+  whereUsed(name: string): string;
+  learnedAt(key: string): Map<string, LearnedCall>;
+}
 
-  // Every learned syscall, over all contexts: what the global allow list gains.
+function viewLearned(input: RenderInput): LearnedView {
+  const grouped = groupLearned(input.learned, input.perRole ?? false);
+  const known = (name: string) => syscallNumber(input.arch, name) !== undefined;
   const anywhere = new Map<string, LearnedCall>();
   const usedIn = new Map<string, string[]>();
   for (const [key, calls] of grouped) {
@@ -128,31 +142,63 @@ export function renderLearnedPolicy(input: RenderInput): string {
     }
   }
   const learnedNames = new Set([...anywhere.keys()].filter(known));
-  // The floor's names: allowed everywhere, like a syscall learned in every context.
   const floorNames = new Set((input.floor?.allow ?? []).filter(known));
-  const keptNames = new Set([...learnedNames, ...floorNames]);
-  const whereUsed = (name: string) => [...(usedIn.get(name) ?? []), ...(floorNames.has(name) ? ["the floor"] : [])].sort().join(", ");
-  const unknownNumbers = [...anywhere.keys()].filter((n) => !known(n)).sort();
+  return {
+    grouped,
+    anywhere,
+    usedIn,
+    floorNames,
+    keptNames: new Set([...learnedNames, ...floorNames]),
+    unknownNumbers: [...anywhere.keys()].filter((n) => !known(n)).sort(),
+    known,
+    whereUsed: (name) => [...(usedIn.get(name) ?? []), ...(floorNames.has(name) ? ["the floor"] : [])].sort().join(", "),
+    learnedAt: (key) => grouped.get(key) ?? new Map<string, LearnedCall>(),
+  };
+}
 
+/** The base as the output needs it: its errno, defaults, and per-context decisions without its presets. */
+interface BaseView {
+  base: Policy | undefined;
+  arch: Arch;
+  errorErrno: number;
+  denyDefault: Action;
+  globalDefault: Action;
+  decisions(c: ContextSpec): ContextDecisions | undefined;
+  globalDecisions: ContextDecisions | undefined;
+  baseGlobalRules: ReturnType<typeof resolveFilter> | undefined;
+}
+
+function viewBase(base: Policy | undefined, arch: Arch): BaseView {
   const errorErrno = base?.errorErrno ?? DEFAULT_ERROR_ERRNO;
   const denyDefault: Action = { kind: "error", errno: errorErrno };
-  const globalDefault = base?.global.defaultAction ?? denyDefault;
-  const decisionsCache = new Map<string, ContextDecisions>();
+  const cache = new Map<string, ContextDecisions>();
   const decisions = (c: ContextSpec): ContextDecisions | undefined => {
     if (!base) return undefined;
     const k = contextKey(c);
-    let d = decisionsCache.get(k);
+    let d = cache.get(k);
     // The base's own lists: its presets are written as one line of their own, not into overlays.
-    if (!d) decisionsCache.set(k, (d = contextDecisions(withoutPresets(base), arch, c)));
+    if (!d) cache.set(k, (d = contextDecisions(withoutPresets(base), arch, c)));
     return d;
   };
-  const globalDecisions = decisions({ context: "global" });
-  const baseGlobalRules = base ? resolveFilter(base.global, arch) : undefined;
+  return {
+    base,
+    arch,
+    errorErrno,
+    denyDefault,
+    globalDefault: base?.global.defaultAction ?? denyDefault,
+    decisions,
+    globalDecisions: decisions({ context: "global" }),
+    baseGlobalRules: base ? resolveFilter(base.global, arch) : undefined,
+  };
+}
 
-  const L: string[] = [];
+/** The header: where the file came from, and what it allows and why. Ends with an empty line. */
+function headerLines(input: RenderInput): string[] {
+  const { arch } = input;
+  const perRole = input.perRole ?? false;
   const now = new Date().toISOString();
-  const baseName = base ? input.baseLabel : "none";
-  L.push(
+  const baseName = input.base ? input.baseLabel : "none";
+  return [
     "# pg_seccomp learned policy",
     "#",
     `# written:   ${now} by pg_seccomp learn`,
@@ -204,13 +250,17 @@ export function renderLearnedPolicy(input: RenderInput): string {
     "#",
     "# Lines '#   name: first seen ...' record what was learned; pg_seccomp learn --merge reads them.",
     "",
-  );
+  ];
+}
 
+/** The base's errno and unknown-number settings when not the defaults, then the hardening presets. */
+function settingLines(base: Policy | undefined): string[] {
+  const L: string[] = [];
   if (base && base.errorErrno !== DEFAULT_ERROR_ERRNO) L.push(`syscall_error_errno = '${errnoName(base.errorErrno)}'`);
   const unknown = base?.unknownAction;
   if (unknown === "default") L.push("syscall_unknown_action = 'default'");
   else if (unknown && !sameAction(unknown, DEFAULT_UNKNOWN_ACTION)) L.push(`syscall_unknown_action = '${formatAction(unknown)}'`);
-  if (L[L.length - 1] !== "") L.push("");
+  if (L.length > 0) L.push("");
   // Hardening presets: the base's choice, or all of them when the base says nothing.
   L.push(
     "# Hardening presets (docs/policy.md, \"Hardening presets\"): no new namespaces, sockets only for",
@@ -223,8 +273,14 @@ export function renderLearnedPolicy(input: RenderInput): string {
     `syscall_harden = '${base?.hardening ? hardeningValue(base.hardening.presets) : "all"}'`,
     "",
   );
+  return L;
+}
 
-  // ---- global
+/** The global section: every learned call, the base's allow list plus the kept names, its deny lists minus them, the floor's kill list. */
+function globalSection(input: RenderInput, lv: LearnedView, bv: BaseView): string[] {
+  const { arch } = input;
+  const { anywhere, usedIn, floorNames, keptNames, unknownNumbers } = lv;
+  const L: string[] = [];
   L.push("# " + "-".repeat(94), "# global: every process of the server", "#");
   L.push(`# learned (any context): ${plural(anywhere.size, "syscall")}`);
   for (const name of [...anywhere.keys()].sort()) {
@@ -236,8 +292,8 @@ export function renderLearnedPolicy(input: RenderInput): string {
       `#   such numbers get syscall_unknown_action (ENOSYS by default: glibc falls back to an older call)`,
     );
   }
-  L.push(`global_syscall_default = '${formatAction(globalDefault, errorErrno)}'`);
-  const baseGlobal = base?.global.entries ?? [];
+  L.push(`global_syscall_default = '${formatAction(bv.globalDefault, bv.errorErrno)}'`);
+  const baseGlobal = bv.base?.global.entries ?? [];
   const unconditionalAllowed = new Set(baseGlobal.filter((e) => e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0).map((e) => e.name));
   const globalAllow = [
     ...baseGlobal.filter((e) => e.action.kind === "allow").map((e) => e.text),
@@ -262,11 +318,11 @@ export function renderLearnedPolicy(input: RenderInput): string {
     L.push("");
     if (removed.length > 0) {
       L.push(`# removed from the base's ${action} list, because the server used them (learned; ${action === "log" ? "they are allowed now" : "denying them would break it"}):`);
-      for (const e of removed) L.push(`#   ${e.text} (used in ${whereUsed(e.name)})`);
+      for (const e of removed) L.push(`#   ${e.text} (used in ${lv.whereUsed(e.name)})`);
     }
     if (inGroups.size > 0) {
       L.push(`# learned, and members of groups in this list: allowed by name above (a name beats a group):`);
-      for (const [name, gs] of [...inGroups].sort()) L.push(`#   ${name} (${gs.join(", ")}; used in ${whereUsed(name)})`);
+      for (const [name, gs] of [...inGroups].sort()) L.push(`#   ${name} (${gs.join(", ")}; used in ${lv.whereUsed(name)})`);
     }
     L.push(`global_syscall_${action} = ${listValue(kept.map((e) => e.text))}`);
   }
@@ -276,23 +332,29 @@ export function renderLearnedPolicy(input: RenderInput): string {
     L.push("", "# the floor's kill list (profiles/floor.conf), kept whatever the base: dangerous groups, killed; a name in an", "# allow list beats group membership, so nothing learned is killed");
     L.push(`global_syscall_kill = ${listValue(floorKill)}`);
   }
+  return L;
+}
 
-  // ---- overlays
-  const learnedAt = (key: string) => grouped.get(key) ?? new Map<string, LearnedCall>();
+/** Which overlays to write (a context with recorded calls, a base that differs there, or --all-contexts), and what each may allow of the learned. */
+function planOverlays(input: RenderInput, lv: LearnedView, bv: BaseView): Overlay[] {
+  const { base, arch } = input;
+  const perRole = input.perRole ?? false;
+  const { grouped, floorNames } = lv;
   const contribute = (into: Map<string, string[]>, key: string) => {
     if (key === FLOOR_KEY) {
       for (const name of floorNames) into.set(name, [...(into.get(name) ?? []), key]);
       return;
     }
-    for (const name of learnedAt(key).keys()) if (known(name)) into.set(name, [...(into.get(name) ?? []), key]);
+    for (const name of lv.learnedAt(key).keys()) if (lv.known(name)) into.set(name, [...(into.get(name) ?? []), key]);
   };
   const overlays: Overlay[] = [];
   const recordedKeys = new Set([...grouped.keys()].filter((k) => k !== "unclassified" && grouped.get(k)!.size > 0));
   const baseDiffers = (c: ContextSpec) => {
-    const d = decisions(c);
-    if (!d || !globalDecisions) return false;
-    if (!sameDecision(d.defaultDecision, globalDecisions.defaultDecision, true)) return true;
-    return allSyscalls(arch).some((s) => !sameDecision(decisionFor(d, s.nr), decisionFor(globalDecisions, s.nr), true));
+    const d = bv.decisions(c);
+    const g = bv.globalDecisions;
+    if (!d || !g) return false;
+    if (!sameDecision(d.defaultDecision, g.defaultDecision, true)) return true;
+    return allSyscalls(arch).some((s) => !sameDecision(decisionFor(d, s.nr), decisionFor(g, s.nr), true));
   };
   const roles = new Set<string>(base ? [...base.roles.keys()] : []);
   for (const k of recordedKeys) {
@@ -326,41 +388,55 @@ export function renderLearnedPolicy(input: RenderInput): string {
     contribute(allowedLearned, FLOOR_KEY);
     overlays.push({ key: kind, pattern: `${kind}_syscall_%`, baseCtx: c, description: PROCESS_DESCRIPTIONS[kind], allowedLearned });
   }
+  return overlays;
+}
 
-  const computed = overlays.map((o) => ({ o, ...overlayLists(o) }));
-  function overlayLists(o: Overlay) {
-    const cd = decisions(o.baseCtx);
-    const overlayDefault = cd ? cd.defaultDecision.action : denyDefault;
-    const allow: string[] = [...o.allowedLearned.keys()].sort();
-    const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
-    for (const s of allSyscalls(arch)) {
-      if (o.allowedLearned.has(s.name)) continue;
-      const d: Decision = cd ? decisionFor(cd, s.nr) : { kind: "leaf", action: denyDefault, source: "global" };
-      if (d.kind === "leaf") {
-        if (d.action.kind === "allow") {
-          if (overlayDefault.kind !== "allow") allow.push(s.name);
-          continue;
-        }
-        // Denied here by the base. The overlay's default and the lists it inherits from the
-        // global filter say so, unless the global list it was in lost it (learned elsewhere) or
-        // the base decided it in an overlay of its own: then it is listed here.
-        const g = globalDecisions ? decisionFor(globalDecisions, s.nr) : undefined;
-        const fromGlobal = g !== undefined && sameDecision(g, d, true);
-        if ((keptNames.has(s.name) || !fromGlobal) && !sameAction(d.action, overlayDefault)) lists[d.action.kind].push(withErrno(s.name, d.action));
+interface OverlayLists {
+  overlayDefault: Action;
+  allow: string[];
+  lists: Record<ActionKind, string[]>;
+}
+
+/** An overlay's default and lists: the learned it may allow, what the base allows there, and what the base denies there that the global lists no longer do. */
+function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView): OverlayLists {
+  const cd = bv.decisions(o.baseCtx);
+  const overlayDefault = cd ? cd.defaultDecision.action : bv.denyDefault;
+  const allow: string[] = [...o.allowedLearned.keys()].sort();
+  const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
+  for (const s of allSyscalls(bv.arch)) {
+    if (o.allowedLearned.has(s.name)) continue;
+    const d: Decision = cd ? decisionFor(cd, s.nr) : { kind: "leaf", action: bv.denyDefault, source: "global" };
+    if (d.kind === "leaf") {
+      if (d.action.kind === "allow") {
+        if (overlayDefault.kind !== "allow") allow.push(s.name);
         continue;
       }
-      // Decided by argument conditions: the base's global rules for it, as written.
-      for (const r of baseGlobalRules?.rules.get(s.nr)?.rules ?? []) {
-        if (r.action.kind === "allow") allow.push(ruleText(s.name, r));
-        else if (keptNames.has(s.name)) lists[r.action.kind].push(ruleText(s.name, r));
-      }
+      // Denied here by the base. The overlay's default and the lists it inherits from the
+      // global filter say so, unless the global list it was in lost it (learned elsewhere) or
+      // the base decided it in an overlay of its own: then it is listed here.
+      const g = bv.globalDecisions ? decisionFor(bv.globalDecisions, s.nr) : undefined;
+      const fromGlobal = g !== undefined && sameDecision(g, d, true);
+      if ((lv.keptNames.has(s.name) || !fromGlobal) && !sameAction(d.action, overlayDefault)) lists[d.action.kind].push(withErrno(s.name, d.action));
+      continue;
     }
-    return { overlayDefault, allow, lists };
+    // Decided by argument conditions: the base's global rules for it, as written.
+    for (const r of bv.baseGlobalRules?.rules.get(s.nr)?.rules ?? []) {
+      if (r.action.kind === "allow") allow.push(ruleText(s.name, r));
+      else if (lv.keptNames.has(s.name)) lists[r.action.kind].push(ruleText(s.name, r));
+    }
   }
+  return { overlayDefault, allow, lists };
+}
+
+/** One section per overlay: what was learned there, what else it allows and why, and its lists. */
+function overlaySections(input: RenderInput, lv: LearnedView, bv: BaseView, overlays: readonly Overlay[]): string[] {
+  const perRole = input.perRole ?? false;
+  const L: string[] = [];
+  const computed = overlays.map((o) => ({ o, ...overlayLists(o, lv, bv) }));
   const sessionLists = computed.find((c) => c.o.key === "session")?.lists;
   for (const { o, overlayDefault, allow, lists } of computed) {
     const setting = (a: string) => o.pattern.replace("%", a);
-    const own = learnedAt(o.key);
+    const own = lv.learnedAt(o.key);
     const others = [...o.allowedLearned].filter(([, keys]) => !keys.includes(o.key) && !keys.includes(FLOOR_KEY));
     L.push("", "# " + "-".repeat(94), `# ${o.key}: ${o.description}`, "#");
     L.push(`# learned in ${o.key}: ${plural(own.size, "syscall")}`);
@@ -375,9 +451,9 @@ export function renderLearnedPolicy(input: RenderInput): string {
             : "learned in session: sessions are not learned per role without --per-role";
       L.push(`# also allowed here: ${name} (${why})`);
     }
-    if (floorNames.size > 0) L.push(`# also allowed here: the floor (profiles/floor.conf, ${plural(floorNames.size, "syscall")}), in every context`);
+    if (lv.floorNames.size > 0) L.push(`# also allowed here: the floor (profiles/floor.conf, ${plural(lv.floorNames.size, "syscall")}), in every context`);
     L.push(`# the rest of the allow list is what the base allows here (never reported while learning).`);
-    L.push(`${setting("default")} = '${formatAction(overlayDefault, errorErrno)}'`);
+    L.push(`${setting("default")} = '${formatAction(overlayDefault, bv.errorErrno)}'`);
     const learnedHere = [...o.allowedLearned.keys()].sort();
     L.push(`${setting("allow")} = ${listValue([...learnedHere, ...allow.slice(learnedHere.length).sort()])}`);
     for (const action of RESTRICTIVE) {
@@ -390,17 +466,23 @@ export function renderLearnedPolicy(input: RenderInput): string {
       L.push(`${setting(action)} = ${listValue(["*", ...lists[action]])}`);
     }
   }
+  return L;
+}
 
-  // The base's database overlays, kept: they stack on the session's. Their own restrictions of
-  // syscalls sessions used are dropped (the server used them), and what sessions learned is
-  // allowed in them (we do not learn per database).
-  const sessionLearned = new Set<string>(floorNames);
-  for (const [key, calls] of grouped) {
-    if (["session", "parallel_worker", "unclassified"].includes(parseContextKey(key).context)) for (const n of calls.keys()) if (known(n)) sessionLearned.add(n);
+/**
+ * The base's database overlays, kept: they stack on the session's. Their own restrictions of
+ * syscalls sessions used are dropped (the server used them), and what sessions learned is
+ * allowed in them (we do not learn per database).
+ */
+function databaseSections(lv: LearnedView, bv: BaseView): string[] {
+  const L: string[] = [];
+  const sessionLearned = new Set<string>(lv.floorNames);
+  for (const [key, calls] of lv.grouped) {
+    if (["session", "parallel_worker", "unclassified"].includes(parseContextKey(key).context)) for (const n of calls.keys()) if (lv.known(n)) sessionLearned.add(n);
   }
-  for (const [db, f] of base?.databases ?? []) {
+  for (const [db, f] of bv.base?.databases ?? []) {
     L.push("", "# " + "-".repeat(94), `# database ${db}: the base's settings for sessions in database ${db} (on top of the session overlays)`, "#");
-    L.push(`database_syscall_default.${db} = '${formatAction(f.defaultAction, errorErrno)}'`);
+    L.push(`database_syscall_default.${db} = '${formatAction(f.defaultAction, bv.errorErrno)}'`);
     for (const action of ["allow", ...RESTRICTIVE] as ActionKind[]) {
       const inherits = f.entries.some((e) => e.action.kind === action && e.inheritedFrom !== undefined);
       let own = f.entries.filter((e) => e.action.kind === action && e.inheritedFrom === undefined);
@@ -418,13 +500,31 @@ export function renderLearnedPolicy(input: RenderInput): string {
       L.push(`database_syscall_${action}.${db} = ${listValue([...(inherits ? ["*"] : []), ...own.map((e) => e.text), ...extra])}`);
     }
   }
+  return L;
+}
 
-  const uncl = learnedAt("unclassified");
-  if (uncl.size > 0) {
-    L.push("", "# " + "-".repeat(94), "# unclassified: processes between fork and setting their title", "#");
-    L.push(`# learned in unclassified: ${plural(uncl.size, "syscall")} (no overlay of its own: allowed in every child overlay above)`);
-    for (const name of [...uncl.keys()].sort()) L.push(seenLine(name, uncl.get(name)!));
-  }
-  L.push("");
-  return L.join("\n");
+/** What processes not yet classified used (no overlay of their own: allowed in every child overlay). */
+function unclassifiedSection(lv: LearnedView): string[] {
+  const uncl = lv.learnedAt("unclassified");
+  if (uncl.size === 0) return [];
+  return [
+    "", "# " + "-".repeat(94), "# unclassified: processes between fork and setting their title", "#",
+    `# learned in unclassified: ${plural(uncl.size, "syscall")} (no overlay of its own: allowed in every child overlay above)`,
+    ...[...uncl.keys()].sort().map((name) => seenLine(name, uncl.get(name)!)),
+  ];
+}
+
+/** The output policy: seed-compatible postgresql.conf syntax, loadable with loadPolicyFile. */
+export function renderLearnedPolicy(input: RenderInput): string {
+  const lv = viewLearned(input);
+  const bv = viewBase(input.base, input.arch);
+  return [
+    ...headerLines(input),
+    ...settingLines(input.base),
+    ...globalSection(input, lv, bv),
+    ...overlaySections(input, lv, bv, planOverlays(input, lv, bv)),
+    ...databaseSections(lv, bv),
+    ...unclassifiedSection(lv),
+    "",
+  ].join("\n");
 }
