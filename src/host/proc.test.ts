@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  descendants, maskHas, parseProcStat, parseProcStatus, procReader, readProcessTree, readProcStat, readStartTime, readTitle, titleFromCmdline,
+  descendants, maskHas, parseProcStat, readChildren, parseProcStatus, procReader, readProcessTree, readProcStat, readStartTime, readTitle, titleFromCmdline,
 } from "./proc.js";
 
 const STATUS = `Name:\tpostgres
@@ -137,6 +137,9 @@ test("procReader over a copy of /proc", () => {
     assert.equal(readTitle(999, proc), "");
     assert.equal(readProcStat(999, proc), undefined);
     assert.deepEqual(proc.pids(100), ["100"]);
+    writeFileSync(join(root, "100", "task", "100", "children"), "101 \n");
+    assert.deepEqual(readChildren(100, proc), [101]);
+    assert.deepEqual(readChildren(999, proc), [], "gone: no children");
     assert.equal(proc.status(100, 100), "Seccomp:\t2\n");
     assert.match(proc.status("self") ?? "", /CapEff/);
   } finally {

@@ -166,6 +166,8 @@ export interface ProcReader {
   stat(pid: number): string | undefined;
   status(pid: number | "self", tid?: number | string): string | undefined;
   cmdline(pid: number): string | undefined;
+  /** /proc/PID/task/PID/children: the main thread's children, space-separated. */
+  children(pid: number): string | undefined;
   /** The numeric entries of /proc (every pid), or of /proc/PID/task (every thread) when pid is given. */
   pids(pid?: number): string[];
 }
@@ -185,6 +187,7 @@ export function procReader(procRoot = "/proc"): ProcReader {
     stat: (pid) => readText(at(pid, "stat")),
     status: (pid, tid) => readText(tid === undefined ? at(pid, "status") : at(pid, "task", String(tid), "status")),
     cmdline: (pid) => readText(at(pid, "cmdline")),
+    children: (pid) => readText(at(pid, "task", String(pid), "children")),
     pids: (pid) => {
       try {
         return readdirSync(pid === undefined ? procRoot : at(pid, "task")).filter((n) => /^\d+$/.test(n));
@@ -218,6 +221,11 @@ export function readProcStatus(pid: number, proc: ProcReader = PROC, tid?: numbe
 /** The display title of `pid` ("" when it is gone). */
 export function readTitle(pid: number, proc: ProcReader = PROC): string {
   return titleFromCmdline(proc.cmdline(pid) ?? "");
+}
+
+/** The children of `pid`'s main thread ([] when it is gone; children of its other threads are not listed). */
+export function readChildren(pid: number, proc: ProcReader = PROC): number[] {
+  return (proc.children(pid) ?? "").split(/\s+/).filter((c) => /^\d+$/.test(c)).map(Number);
 }
 
 /** pid -> ppid for every process. */

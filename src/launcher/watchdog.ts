@@ -11,8 +11,7 @@
 // accidentally stopped, and against nothing that runs as root.
 
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
-import { readStartTime } from "../host/proc.js";
+import { readChildren, readStartTime } from "../host/proc.js";
 
 /** Seconds a stopped launcher is tolerated. */
 export const WATCHDOG_STOPPED_SECONDS = 3;
@@ -79,13 +78,7 @@ export function serverTree(postmasterPid: number): number[] {
   const walk = (pid: number, depth: number) => {
     out.push(pid);
     if (depth > 64) return;
-    let tasks: string[] = [];
-    try {
-      tasks = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
-    } catch {
-      /* gone */
-    }
-    for (const c of tasks) walk(Number(c), depth + 1);
+    for (const c of readChildren(pid)) walk(c, depth + 1);
   };
   walk(postmasterPid, 0);
   return out;

@@ -19,7 +19,6 @@
 // plain text with bounded formats; nothing here follows a path the server chose.
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
@@ -202,6 +201,7 @@ async function timedCheckpoints(s: Session): Promise<number | undefined> {
 export { parseKmsgKills, readKmsg, type KmsgKill } from "../host/kmsg.js";
 import { lastKmsgSeq as lastSeqOf, readKmsg } from "../host/kmsg.js";
 import { runPsql } from "../host/psql.js";
+import { readChildren } from "../host/proc.js";
 
 export function lastKmsgSeq(records = readKmsg()): number {
   return lastSeqOf(records);
@@ -209,11 +209,7 @@ export function lastKmsgSeq(records = readKmsg()): number {
 
 /** The server's processes now (the postmaster's children), pid -> title; read as text only. */
 function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
+  return readChildren(pid);
 }
 
 // ---------------------------------------------------------------------------------------------
