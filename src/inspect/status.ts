@@ -25,7 +25,6 @@ import { type CompiledFilter } from "../bpf/emulator.js";
 import { type Insn } from "../bpf/insn.js";
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../launcher/classify.js";
-import { kernelPrograms } from "../launcher/program.js";
 import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../launcher/state.js";
 import { contextDecisions, contextKey, decisionFor, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";

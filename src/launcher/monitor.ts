@@ -11,7 +11,6 @@
 // cross-checks it with kernel facts (classify.ts).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import type { ActivityRow } from "./classify.js";
 import { readPostmasterPidFile } from "../host/server-files.js";
 
