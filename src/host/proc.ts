@@ -218,6 +218,12 @@ export function readProcStatus(pid: number, proc: ProcReader = PROC, tid?: numbe
   return text === undefined ? undefined : parseProcStatus(text);
 }
 
+/** Parent pid and start time of `pid`, what names it for its life; undefined when it is gone (or its stat is cut short). */
+export function readParentAndStart(pid: number, proc: ProcReader = PROC): { ppid: number; start: string } | undefined {
+  const st = readProcStat(pid, proc);
+  return st?.start === undefined ? undefined : { ppid: st.ppid, start: st.start };
+}
+
 /** The display title of `pid` ("" when it is gone). */
 export function readTitle(pid: number, proc: ProcReader = PROC): string {
   return titleFromCmdline(proc.cmdline(pid) ?? "");

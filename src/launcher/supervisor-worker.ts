@@ -13,7 +13,7 @@ import { CLIENT_FILTER_KNOCK, decisionProgram } from "./program.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
 import type { LaunchGate, ViolationEvent } from "./supervisor.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
-import { procStat, procTitle } from "./proc-facts.js";
+import { readParentAndStart, readTitle } from "../host/proc.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { PROC } from "../host/proc.js";
 
@@ -78,9 +78,9 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
 const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
 const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   now: () => Date.now(),
-  stat: procStat,
+  stat: (pid) => readParentAndStart(pid),
   status: (pid) => PROC.status(pid) ?? "",
-  title: procTitle,
+  title: (pid) => readTitle(pid),
   idValid: (id) => notifIdValid(data.listenerFd, id),
   respond: (id, a) => answer(id, "continue" in a ? { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE } : { error: a.errno }),
   kill: (pid, sig) => {

@@ -1,12 +1,12 @@
-// Facts the kernel gives about a server process, for classification: its parent and start time,
-// and whether it holds a client connection (a socket accepted on one of the postmaster's listen
-// sockets). The server can change its titles, memory and shared memory, but not these.
+// Facts the kernel gives about a server process's sockets, for classification: whether it holds a
+// client connection (a socket accepted on one of the postmaster's listen sockets). The server can
+// change its titles, memory and shared memory, but not these. (Its parent and start time:
+// proc.ts.)
 //
 // Everything here reads files the kernel generates under /proc (bounded, not the server's
 // files), with plain reads that do not block.
 
 import { readdirSync, readFileSync, readlinkSync } from "node:fs";
-import { readProcStat, readTitle } from "../host/proc.js";
 
 export interface ListenSockets {
   /** Paths of the postmaster's listening Unix sockets. */
@@ -123,15 +123,4 @@ export function clientConnection(pid: number, listen: ListenSockets, inodes = so
     }
   }
   return undefined;
-}
-
-/** Parent pid and start time from /proc/PID/stat (src/host/proc.ts parses). */
-export function procStat(pid: number): { ppid: number; start: string } | undefined {
-  const st = readProcStat(pid);
-  return st?.start === undefined ? undefined : { ppid: st.ppid, start: st.start };
-}
-
-/** The process title (cmdline, NULs as spaces), capped: for the log, never for a decision. */
-export function procTitle(pid: number): string {
-  return readTitle(pid);
 }
