@@ -22,10 +22,12 @@ import { availableParallelism, cpus, loadavg, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 
-import { AUDIT_ARCH, actionRet, compilePolicy } from "../src/compile/compile.js";
+import { actionRet, compilePolicy } from "../src/compile/compile.js";
 import { compileFilter, type CompiledFilter } from "../src/bpf/emulator.js";
-import { formatAction } from "../src/bpf/disasm.js";
-import { AUDIT_ARCH_I386, X32_SYSCALL_BIT, decodeProgram, type Insn, type SeccompData } from "../src/bpf/insn.js";
+import { decodeProgram, type Insn } from "../src/bpf/insn.js";
+import {
+  AUDIT_ARCH, AUDIT_ARCH_I386, formatSeccompRet, type SeccompData, X32_SYSCALL_BIT,
+} from "../src/seccomp/index.js";
 import { contextDecisions, type ContextSpec } from "../src/policy/decision.js";
 import { loadPolicyFile, parsePolicyText, type Policy } from "../src/policy/policy.js";
 import type { Action } from "../src/policy/actions.js";
@@ -225,7 +227,7 @@ function outsideTable(ours: CompiledFilter, theirs: CompiledFilter): { checked: 
 }
 
 function fmt(ret: number): string {
-  return formatAction(ret) ?? `0x${ret.toString(16)}`;
+  return formatSeccompRet(ret) ?? `0x${ret.toString(16)}`;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 import { readSync } from "node:fs";
 import { decodeProgram } from "../src/bpf/insn.js";
-import { installFilter, rawSyscall, setNoNewPrivs, hostArch } from "../src/kernel/index.js";
+import { installFilter, rawSyscall, setNoNewPrivs, hostKernelArch } from "../src/kernel/index.js";
 
 function readLine(): string {
   const buf = Buffer.alloc(1 << 20);
@@ -23,7 +23,7 @@ function readLine(): string {
 }
 
 const { program, newListener, calls } = JSON.parse(readLine()) as { program: string; newListener: boolean; calls: number };
-const nr = hostArch().nr.getppid;
+const nr = hostKernelArch().nr.getppid;
 const call = rawSyscall();
 // Warm up the call path before the filter goes on.
 for (let i = 0; i < 1000; i++) call(nr, 0n, 0n, 0n, 0n, 0n, 0n);

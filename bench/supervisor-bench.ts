@@ -51,7 +51,8 @@ import { join } from "node:path";
 
 import { createCluster, destroyCluster, pgbench, query, type Cluster } from "../src/postgres/cluster.js";
 import { MonitorConnection } from "../src/launcher/monitor.js";
-import { hasClientConnection, listenSockets, procStat, procTitle } from "../src/launcher/proc-facts.js";
+import { hasClientConnection, listenSockets } from "../src/host/sockets.js";
+import { readParentAndStart, readTitle } from "../src/host/proc.js";
 import { log, machine, mdTable, median, positiveInt, quantile } from "./support/report.js";
 import { childrenOf, CLI, currentServer, launcherStats, serverCpuUs, startServer, stopServer, type BenchServer, type ServerSpec } from "./support/server.js";
 
@@ -257,7 +258,7 @@ async function part1(cluster: Cluster): Promise<CostSample[]> {
 
 // ---------------------------------------------------------------------------------------------
 // Part 1b: the pieces of one classification, timed from here with the launcher's own functions
-// (proc-facts.ts, monitor.ts) against live backends of a B server: what the main thread does
+// (host/sockets.ts, host/proc.ts, monitor.ts) against live backends of a B server: what the main thread does
 // for each request, without the message hops between threads.
 
 interface Piece {
@@ -291,11 +292,11 @@ async function profileClassification(cluster: Cluster): Promise<Piece[]> {
     };
     time("listenSockets(postmaster) (once per launcher)", () => listenSockets(s.postmaster));
     const listen = listenSockets(s.postmaster);
-    time("procStat(pid) (/proc/PID/stat)", (pid) => procStat(pid));
+    time("readParentAndStart(pid) (/proc/PID/stat)", (pid) => readParentAndStart(pid));
     time("hasClientConnection(pid) (/proc/PID/fd + /proc/PID/net/unix, tcp, tcp6)", (pid) => {
       if (!hasClientConnection(pid, listen)) throw new Error(`pid ${pid} has no client connection?`);
     });
-    time("procTitle(pid) (/proc/PID/cmdline)", (pid) => procTitle(pid));
+    time("readTitle(pid) (/proc/PID/cmdline)", (pid) => readTitle(pid));
     if (!(await monitor.whenUp(5000))) throw new Error("the monitoring session did not open");
     const us: number[] = [];
     for (let i = 0; i < N; i++) {

@@ -57,15 +57,22 @@ function layerRules(rows = layerTable()) {
       comment: `src/${r.folder}/ may import ${r.mayImport.length ? r.mayImport.map((x) => `${x}/`).join(", ") : "no other folder of src/"} (docs/design.md, "Layers")`,
       severity: "error",
       from: { path: `^src/${r.folder}/`, ...SOURCE },
-      to: { path: "^src/", pathNot: `^src/(${allowed.join("|")})/` },
+      to: { path: "^src/", pathNot: `^src/(${allowed.join("|")})/|^src/[^/]+$` },
     });
   }
   rules.push({
     name: "layer-table-row",
     comment: "every folder of src/ has a row in docs/design.md's layer table",
     severity: "error",
-    from: { path: "^src/", pathNot: `^src/(${rows.map((r) => r.folder).join("|")})/` },
+    from: { path: "^src/", pathNot: `^src/(${rows.map((r) => r.folder).join("|")})/|^src/[^/]+$` },
     to: {},
+  });
+  rules.push({
+    name: "src-root-imports-nothing",
+    comment: "a file at the root of src/ (errors.ts) may be imported by any layer, so it imports no folder of src/",
+    severity: "error",
+    from: { path: "^src/[^/]+$" },
+    to: { path: "^src/[^/]+/" },
   });
   rules.push({
     name: "source-imports-source",

@@ -11,7 +11,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { repoPath } from "./support/paths.js";
-import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowIO, type Audit2allowOptions, type AuditReport } from "../src/learn/audit.js";
+import { audit2allow, DEFAULT_AUDIT_LOG, type Audit2allowIO, type Audit2allowOptions } from "../src/cli/audit2allow.js";
+import type { AuditReport } from "../src/learn/audit.js";
 import { loadPolicyFile } from "../src/policy/policy.js";
 import { compilePolicy } from "../src/compile/compile.js";
 
@@ -243,7 +244,7 @@ test("standard input, the default file, unreadable files", () => {
 });
 
 test("real standard input, through the CLI's reader", () => {
-  const lib = pathToFileURL(repoPath("dist/src/learn/audit.js")).href;
+  const lib = pathToFileURL(repoPath("dist/src/cli/audit2allow.js")).href;
   const reader = pathToFileURL(repoPath("dist/src/cli/read-chunks.js")).href;
   const script = `
     import { audit2allow } from ${JSON.stringify(lib)};

@@ -14,14 +14,14 @@ import { join } from "node:path";
 import { parsePolicyText } from "../src/policy/policy.js";
 import { compilePolicy } from "../src/compile/compile.js";
 import { encodeProgram } from "../src/bpf/insn.js";
-import { hostArch } from "../src/kernel/index.js";
+import { hostKernelArch } from "../src/kernel/index.js";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, writePolicy, logFile } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 
 const gcc = spawnSync("gcc", ["--version"]).status === 0;
 const skip = integrationSkip() || (gcc ? false : "needs gcc to build the probe");
-const arch = skip ? "x86_64" : hostArch().name;
+const arch = skip ? "x86_64" : hostKernelArch().name;
 const starterSkip = skip || (arch !== "x86_64" ? "the starter profile is x86_64's" : false);
 
 const STARTER = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
@@ -45,7 +45,7 @@ after(() => {
 function probeUnder(policyText: string): Map<string, string> {
   let filterArg = "-";
   if (policyText !== "") {
-    const prog = compilePolicy(parsePolicyText(policyText, "probe.conf"), hostArch().name, { context: "global" });
+    const prog = compilePolicy(parsePolicyText(policyText, "probe.conf"), hostKernelArch().name, { context: "global" });
     filterArg = join(dir, `filter-${Math.random().toString(36).slice(2)}.bpf`);
     writeFileSync(filterArg, encodeProgram(prog));
   }

@@ -5,9 +5,11 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { compilePolicy, AUDIT_ARCH } from "../src/compile/compile.js";
-import { compileFilter, describeAction } from "../src/bpf/emulator.js";
-import { SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, X32_SYSCALL_BIT } from "../src/bpf/insn.js";
+import { compilePolicy } from "../src/compile/compile.js";
+import { compileFilter } from "../src/bpf/emulator.js";
+import {
+  AUDIT_ARCH, describeSeccompRet, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, X32_SYSCALL_BIT,
+} from "../src/seccomp/index.js";
 import { parsePolicyText, type Policy } from "../src/policy/policy.js";
 import type { ContextSpec } from "../src/policy/decision.js";
 import { hostArch, type Arch } from "../src/syscalls/index.js";
@@ -67,7 +69,7 @@ function expected(policy: Policy, ctx: ContextSpec, call: ProbeCall): Expected {
   const ret = filter({ nr: call.nr, arch: AUDIT_ARCH[arch], instructionPointer: 0n, args: [...(call.args ?? []), 0n, 0n, 0n, 0n, 0n, 0n].slice(0, 6) }).ret;
   const action = (ret & SECCOMP_RET_ACTION_FULL) >>> 0;
   const data = ret & SECCOMP_RET_DATA;
-  switch (describeAction(ret).replace(/\(.*\)/, "")) {
+  switch (describeSeccompRet(ret).replace(/\(.*\)/, "")) {
     case "ALLOW":
     case "LOG":
       return { kind: "runs" };

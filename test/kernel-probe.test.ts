@@ -15,6 +15,11 @@ import {
   BPF_LD,
   BPF_RET,
   BPF_W,
+  jump,
+  stmt,
+  type Insn,
+} from "../src/bpf/insn.js";
+import {
   SECCOMP_DATA_ARCH,
   SECCOMP_DATA_NR,
   SECCOMP_RET_ALLOW,
@@ -24,10 +29,7 @@ import {
   SECCOMP_RET_TRAP,
   SECCOMP_RET_USER_NOTIF,
   argOffset,
-  jump,
-  stmt,
-  type Insn,
-} from "../src/bpf/insn.js";
+} from "../src/seccomp/index.js";
 import {
   KernelError,
   SECCOMP_USER_NOTIF_FLAG_CONTINUE,
@@ -38,7 +40,7 @@ import {
   errnoNumber,
   execve,
   getNoNewPrivs,
-  hostArch,
+  hostKernelArch,
   installFilter,
   notifIdValid,
   notifRecv,
@@ -54,7 +56,7 @@ import { runUnderFilter, type ProbeRun } from "./support/kernel-probe.js";
 
 const support = seccompSupport();
 const skip: string | false = support.ok ? false : `seccomp unavailable: ${support.reason}`;
-const arch = skip ? undefined : hostArch();
+const arch = skip ? undefined : hostKernelArch();
 const NR = arch?.nr;
 
 const LD_ABS = BPF_LD | BPF_W | BPF_ABS;

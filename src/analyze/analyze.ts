@@ -23,10 +23,16 @@ import { basename, join } from "node:path";
 import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 import { elfHeaderArch } from "./elf.js";
 import { loadDisassembler, type Disassembler } from "./disasm.js";
+import { PgSeccompError } from "../errors.js";
 import { defaultLoaderEnv, findNeeded, resolveExtension, derivePkglibdir, type LoaderEnv, type Requester } from "./resolve.js";
 import { analyzeElf, hex, IMPORT_WRAPPERS, SCAN_VERSION, type FileAnalysis } from "./scan.js";
 
-export class AnalyzeError extends Error {}
+/** A problem with the binaries or the invocation: the user fixes it. */
+export class AnalyzeError extends PgSeccompError {
+  constructor(message: string) {
+    super("usage", message);
+  }
+}
 
 export const DEFAULT_POSTGRES = "/usr/lib/postgresql/15/bin/postgres";
 

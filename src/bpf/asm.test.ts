@@ -3,7 +3,6 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 
 import {
-  AUDIT_ARCH_X86_64,
   BPF_ABS,
   BPF_ADD,
   BPF_ALU,
@@ -37,6 +36,12 @@ import {
   BPF_A,
   BPF_X,
   BPF_XOR,
+  jump,
+  stmt,
+  type Insn,
+} from "./insn.js";
+import {
+  AUDIT_ARCH_X86_64,
   SECCOMP_RET_ALLOW,
   SECCOMP_RET_ERRNO,
   SECCOMP_RET_KILL_PROCESS,
@@ -47,10 +52,7 @@ import {
   SECCOMP_RET_USER_NOTIF,
   X32_SYSCALL_BIT,
   argOffset,
-  jump,
-  stmt,
-  type Insn,
-} from "./insn.js";
+} from "../seccomp/index.js";
 import { AsmError, assemble } from "./asm.js";
 import { disassemble } from "./disasm.js";
 import { uninitializedScratchReads, validateProgram } from "./validate.js";

@@ -31,16 +31,18 @@
 // Errors throw AsmError with a 1-based line and column.
 
 import { BPF_ALU, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_MEMWORDS, BPF_X, type Insn } from "./insn.js";
-import { ALU_OPS, JUMP_OPS, OPCODES, SECCOMP_ACTIONS, dataFieldName } from "./disasm.js";
+import { ALU_OPS, JUMP_OPS, OPCODES } from "./disasm.js";
+import { SECCOMP_DATA_SIZE, SECCOMP_RET_ACTIONS, dataFieldName, seccompRet } from "../seccomp/index.js";
 import { checkInsnOperands } from "./validate.js";
+import { PgSeccompError } from "../errors.js";
 
 /** An assembly error at a 1-based line and column. `message` is "line L, column C: detail". */
-export class AsmError extends Error {
+export class AsmError extends PgSeccompError {
   readonly line: number;
   readonly column: number;
   readonly detail: string;
   constructor(line: number, column: number, detail: string) {
-    super(`line ${line}, column ${column}: ${detail}`);
+    super("input", `line ${line}, column ${column}: ${detail}`);
     this.name = "AsmError";
     this.line = line;
     this.column = column;
@@ -73,13 +75,13 @@ const FIELD_LIST = "nr, arch, ip.lo, ip.hi, args[0-5].lo, args[0-5].hi, or a 4-b
 const TARGET_HELP = "a label, L<index> (e.g. L0012) or +<offset>";
 
 const ACTIONS: ReadonlyMap<string, number> = new Map([
-  ...SECCOMP_ACTIONS.map((a) => [a.name, a.value] as const),
-  ["KILL", 0] as const,
+  ...SECCOMP_RET_ACTIONS.map((a) => [a.name as string, a.value] as const),
+  ["KILL", seccompRet("KILL_THREAD")] as const, // linux/seccomp.h: SECCOMP_RET_KILL is KILL_THREAD
 ]);
 
 const FIELD_OFFSETS: ReadonlyMap<string, number> = (() => {
   const m = new Map<string, number>();
-  for (let off = 0; off < 64; off += 4) m.set(dataFieldName(off)!, off);
+  for (let off = 0; off < SECCOMP_DATA_SIZE; off += 4) m.set(dataFieldName(off)!, off);
   return m;
 })();
 

@@ -2,8 +2,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 
 import {
-  AUDIT_ARCH_I386,
-  AUDIT_ARCH_X86_64,
   BPF_ABS,
   BPF_ADD,
   BPF_ALU,
@@ -33,21 +31,16 @@ import {
   BPF_W,
   BPF_A,
   BPF_X,
-  SECCOMP_RET_ALLOW,
-  SECCOMP_RET_ERRNO,
-  SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD,
-  SECCOMP_RET_LOG,
-  SECCOMP_RET_TRACE,
-  SECCOMP_RET_TRAP,
-  SECCOMP_RET_USER_NOTIF,
-  X32_SYSCALL_BIT,
-  argOffset,
   jump,
   stmt,
   type Insn,
 } from "./insn.js";
-import { dataFieldName, disassemble, formatAction, formatInsn, formatTarget } from "./disasm.js";
+import {
+  argOffset, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, dataFieldName, formatSeccompRet, SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD, SECCOMP_RET_LOG, SECCOMP_RET_TRACE,
+  SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF, X32_SYSCALL_BIT,
+} from "../seccomp/index.js";
+import { disassemble, formatInsn, formatTarget } from "./disasm.js";
 
 const LD_ABS = BPF_LD | BPF_W | BPF_ABS;
 const RET_K = BPF_RET | BPF_K;
@@ -229,10 +222,10 @@ test("the accumulator source merges at join points", () => {
   assert.equal(t2.split("\n")[4], "0004: jeq #3, L0005, L0005");
 });
 
-test("helpers: formatAction, dataFieldName, formatTarget", () => {
-  assert.equal(formatAction(SECCOMP_RET_ERRNO | 1), "ERRNO(1)");
-  assert.equal(formatAction(SECCOMP_RET_KILL_THREAD | 9), "KILL_THREAD(9)");
-  assert.equal(formatAction(0x7ffe0000), undefined);
+test("helpers: formatSeccompRet, dataFieldName, formatTarget", () => {
+  assert.equal(formatSeccompRet(SECCOMP_RET_ERRNO | 1), "ERRNO(1)");
+  assert.equal(formatSeccompRet(SECCOMP_RET_KILL_THREAD | 9), "KILL_THREAD(9)");
+  assert.equal(formatSeccompRet(0x7ffe0000), undefined);
   assert.equal(dataFieldName(16), "args[0].lo");
   assert.equal(dataFieldName(60), "args[5].hi");
   assert.equal(dataFieldName(64), undefined);

@@ -21,9 +21,6 @@
 // `.insn code, jt, jf, k` with a comment saying why.
 
 import {
-  AUDIT_ARCH_AARCH64,
-  AUDIT_ARCH_I386,
-  AUDIT_ARCH_X86_64,
   BPF_ABS,
   BPF_ADD,
   BPF_ALU,
@@ -57,19 +54,9 @@ import {
   BPF_A,
   BPF_X,
   BPF_XOR,
-  SECCOMP_DATA_ARGS,
-  SECCOMP_DATA_SIZE,
-  SECCOMP_RET_ALLOW,
-  SECCOMP_RET_ERRNO,
-  SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD,
-  SECCOMP_RET_LOG,
-  SECCOMP_RET_TRACE,
-  SECCOMP_RET_TRAP,
-  SECCOMP_RET_USER_NOTIF,
-  X32_SYSCALL_BIT,
   type Insn,
 } from "./insn.js";
+import { AUDIT_ARCH_NAMES, X32_SYSCALL_BIT, dataFieldName, formatSeccompRet } from "../seccomp/index.js";
 import { checkInsnOperands, describeOpcode } from "./validate.js";
 
 export interface DisassembleOptions {
@@ -82,75 +69,6 @@ export interface DisassembleOptions {
    * (e.g. `jeq #257, L0009, L0010  ; openat`). Return undefined for unknown numbers.
    */
   syscallName?: (nr: number) => string | undefined;
-}
-
-/** A seccomp return action and whether its 16 data bits are always shown. */
-export interface SeccompActionInfo {
-  readonly name: string;
-  readonly value: number;
-  /** ERRNO/TRAP/TRACE always print their data, e.g. ERRNO(13); others only when nonzero. */
-  readonly alwaysShowData: boolean;
-}
-
-/** The seccomp actions by name, in the kernel's order of precedence (most restrictive first). */
-export const SECCOMP_ACTIONS: readonly SeccompActionInfo[] = [
-  { name: "KILL_PROCESS", value: SECCOMP_RET_KILL_PROCESS, alwaysShowData: false },
-  { name: "KILL_THREAD", value: SECCOMP_RET_KILL_THREAD, alwaysShowData: false },
-  { name: "TRAP", value: SECCOMP_RET_TRAP, alwaysShowData: true },
-  { name: "ERRNO", value: SECCOMP_RET_ERRNO, alwaysShowData: true },
-  { name: "USER_NOTIF", value: SECCOMP_RET_USER_NOTIF, alwaysShowData: false },
-  { name: "TRACE", value: SECCOMP_RET_TRACE, alwaysShowData: true },
-  { name: "LOG", value: SECCOMP_RET_LOG, alwaysShowData: false },
-  { name: "ALLOW", value: SECCOMP_RET_ALLOW, alwaysShowData: false },
-];
-
-const ACTION_BY_VALUE: ReadonlyMap<number, SeccompActionInfo> = new Map(
-  SECCOMP_ACTIONS.map((a) => [a.value >>> 0, a] as const),
-);
-
-/**
- * "ALLOW", "ERRNO(13)", "TRAP(0)", "KILL_PROCESS", or NAME(data) when an action that
- * ignores its data has nonzero data bits (e.g. "ALLOW(5)"); undefined when the action
- * part (the top 16 bits) is not a known seccomp action.
- */
-export function formatAction(ret: number): string | undefined {
-  const r = ret >>> 0;
-  const info = ACTION_BY_VALUE.get((r & 0xffff0000) >>> 0);
-  if (info === undefined) return undefined;
-  const data = r & 0xffff;
-  return info.alwaysShowData || data !== 0 ? `${info.name}(${data})` : info.name;
-}
-
-/** AUDIT_ARCH_* values by name (linux/audit.h), for comments. */
-export const AUDIT_ARCH_NAMES: ReadonlyMap<number, string> = new Map<number, string>([
-  [AUDIT_ARCH_X86_64, "x86_64"],
-  [AUDIT_ARCH_I386, "i386"],
-  [AUDIT_ARCH_AARCH64, "aarch64"],
-  [0x40000028, "arm"],
-  [0x80000015, "ppc64"],
-  [0xc0000015, "ppc64le"],
-  [0x80000016, "s390x"],
-  [0x00000016, "s390"],
-  [0xc00000f3, "riscv64"],
-  [0x00000008, "mips"],
-  [0x40000008, "mipsel"],
-  [0x80000008, "mips64"],
-  [0xc0000008, "mips64el"],
-  [0xc0000102, "loongarch64"],
-]);
-
-/**
- * Name of the 32-bit word of struct seccomp_data at byte `offset` (little-endian layout):
- * nr, arch, ip.lo, ip.hi, args[i].lo, args[i].hi. Undefined for anything else.
- */
-export function dataFieldName(offset: number): string | undefined {
-  if (!Number.isInteger(offset) || offset < 0 || offset >= SECCOMP_DATA_SIZE || offset % 4 !== 0) return undefined;
-  if (offset === 0) return "nr";
-  if (offset === 4) return "arch";
-  if (offset === 8) return "ip.lo";
-  if (offset === 12) return "ip.hi";
-  const rel = offset - SECCOMP_DATA_ARGS;
-  return `args[${rel >> 3}].${rel & 4 ? "hi" : "lo"}`;
 }
 
 /** "L0042": how an absolute jump target is written. */
@@ -232,7 +150,7 @@ function mnemonic(ins: Insn, pc: number): [string, string] | undefined {
     case BPF_RET | BPF_A:
       return bare ? ["ret", "A"] : undefined;
     case BPF_RET | BPF_K:
-      return noJumps ? ["ret", formatAction(k) ?? "#" + hex(k)] : undefined;
+      return noJumps ? ["ret", formatSeccompRet(k) ?? "#" + hex(k)] : undefined;
     case BPF_JMP | BPF_JA:
       return noJumps ? ["ja", formatTarget(pc + 1 + k)] : undefined;
     default:

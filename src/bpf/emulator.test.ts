@@ -3,9 +3,6 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 
 import {
-  AUDIT_ARCH_AARCH64,
-  AUDIT_ARCH_I386,
-  AUDIT_ARCH_X86_64,
   BPF_ABS,
   BPF_ADD,
   BPF_ALU,
@@ -40,25 +37,18 @@ import {
   BPF_A,
   BPF_X,
   BPF_XOR,
-  SECCOMP_RET_ALLOW,
-  SECCOMP_RET_ERRNO,
-  SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD,
-  SECCOMP_RET_LOG,
-  SECCOMP_RET_TRACE,
-  SECCOMP_RET_TRAP,
-  SECCOMP_RET_USER_NOTIF,
-  argOffset,
   jump,
   stmt,
   type Insn,
-  type SeccompData,
 } from "./insn.js";
 import {
+  argOffset, AUDIT_ARCH_AARCH64, AUDIT_ARCH_I386, AUDIT_ARCH_X86_64, describeSeccompRet, retAction,
+  SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD, SECCOMP_RET_LOG,
+  SECCOMP_RET_TRACE, SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF, type SeccompData,
+} from "../seccomp/index.js";
+import {
   InvalidProgramError,
-  actionOf,
   compileFilter,
-  describeAction,
   emulate,
   seccompDataWords,
 } from "./emulator.js";
@@ -215,7 +205,7 @@ test("DIV by X == 0 ends the program with 0 (SECCOMP_RET_KILL_THREAD)", () => {
   ];
   const r = emulate(prog, data(0), { recordPath: true });
   assert.deepEqual(r, { ret: SECCOMP_RET_KILL_THREAD, executed: 3, path: [0, 1, 2], divisionByZero: true });
-  assert.equal(describeAction(r.ret), "KILL_THREAD");
+  assert.equal(describeSeccompRet(r.ret), "KILL_THREAD");
   // MOD is refused by seccomp, but the classic semantics are there for skipValidation users.
   const mod: Insn[] = [stmt(BPF_LD | BPF_IMM, 10), stmt(BPF_ALU | BPF_MOD | BPF_K, 3), RET_A];
   assert.throws(() => emulate(mod, data(0)), InvalidProgramError);
@@ -286,7 +276,7 @@ test("invalid programs throw InvalidProgramError unless validation is skipped", 
   assert.throws(() => emulate([stmt(BPF_LD | BPF_IMM, 0)], data(0), { skipValidation: true }), /ran past the end/);
 });
 
-test("describeAction and actionOf", () => {
+test("describeSeccompRet and retAction", () => {
   const cases: [number, string][] = [
     [SECCOMP_RET_ALLOW, "ALLOW"],
     [SECCOMP_RET_LOG, "LOG"],
@@ -302,12 +292,12 @@ test("describeAction and actionOf", () => {
     [0x12340000, "UNKNOWN(0x12340000)"],
     [0x00010000, "UNKNOWN(0x00010000)"],
   ];
-  for (const [ret, text] of cases) assert.equal(describeAction(ret), text, `0x${ret.toString(16)}`);
-  assert.equal(describeAction(-0x80000000), "KILL_PROCESS"); // signed view of 0x80000000
-  assert.equal(actionOf((SECCOMP_RET_ERRNO | 13) >>> 0), SECCOMP_RET_ERRNO);
-  assert.equal(actionOf(0x8000ffff), SECCOMP_RET_KILL_PROCESS);
-  assert.equal(actionOf(SECCOMP_RET_ALLOW), SECCOMP_RET_ALLOW);
-  assert.equal(actionOf(0xffff), 0);
+  for (const [ret, text] of cases) assert.equal(describeSeccompRet(ret), text, `0x${ret.toString(16)}`);
+  assert.equal(describeSeccompRet(-0x80000000), "KILL_PROCESS"); // signed view of 0x80000000
+  assert.equal(retAction((SECCOMP_RET_ERRNO | 13) >>> 0), SECCOMP_RET_ERRNO);
+  assert.equal(retAction(0x8000ffff), SECCOMP_RET_KILL_PROCESS);
+  assert.equal(retAction(SECCOMP_RET_ALLOW), SECCOMP_RET_ALLOW);
+  assert.equal(retAction(0xffff), 0);
 });
 
 // ---------------------------------------------------------------------------------------

@@ -55,12 +55,9 @@ import {
   BPF_A,
   BPF_X,
   BPF_XOR,
-  SECCOMP_DATA_SIZE,
-  SECCOMP_RET_ACTION_FULL,
   type Insn,
-  type SeccompData,
 } from "./insn.js";
-import { formatAction } from "./disasm.js";
+import { SECCOMP_DATA_SIZE, type SeccompData } from "../seccomp/index.js";
 import { assertValidProgram } from "./validate.js";
 
 export { InvalidProgramError, validateProgram } from "./validate.js";
@@ -387,19 +384,4 @@ function finish(ret: number, executed: number, path: number[] | undefined, divZe
   if (path !== undefined) r.path = path;
   if (divZero) r.divisionByZero = true;
   return r;
-}
-
-/** The action part of a seccomp return value: ret & SECCOMP_RET_ACTION_FULL, unsigned. */
-export function actionOf(ret: number): number {
-  return (ret & SECCOMP_RET_ACTION_FULL) >>> 0;
-}
-
-/**
- * "ALLOW", "LOG", "ERRNO(13)", "KILL_PROCESS", "KILL_THREAD", "TRAP(5)", "USER_NOTIF",
- * "TRACE(7)". Actions that ignore their data show it only when nonzero ("ALLOW(5)").
- * An unknown action gives "UNKNOWN(0x12340000)" (the kernel treats those as KILL_PROCESS).
- * ERRNO data is shown as stored; the kernel caps the errno it returns at 4095.
- */
-export function describeAction(ret: number): string {
-  return formatAction(ret) ?? `UNKNOWN(0x${(ret >>> 0).toString(16).padStart(8, "0")})`;
 }

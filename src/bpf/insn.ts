@@ -1,5 +1,5 @@
-// Classic BPF as seccomp uses it: the instruction record, the opcodes we emit, and the
-// seccomp return values. Pure data; nothing here touches the kernel.
+// Classic BPF as seccomp uses it: the instruction record and the opcodes. The seccomp ABI (return
+// values, AUDIT_ARCH, seccomp_data) is in src/seccomp. Pure data; nothing here touches the kernel.
 
 /** One `struct sock_filter`: 16-bit code, 8-bit jt/jf, 32-bit k (unsigned). */
 export interface Insn {
@@ -60,37 +60,6 @@ export const BPF_MEMWORDS = 16;
 /** The kernel's limit on a filter's length (BPF_MAXINSNS). */
 export const BPF_MAXINSNS = 4096;
 
-// seccomp return values (linux/seccomp.h). The low 16 bits carry data (errno, trap code).
-export const SECCOMP_RET_KILL_PROCESS = 0x80000000;
-export const SECCOMP_RET_KILL_THREAD = 0x00000000;
-export const SECCOMP_RET_TRAP = 0x00030000;
-export const SECCOMP_RET_ERRNO = 0x00050000;
-export const SECCOMP_RET_USER_NOTIF = 0x7fc00000;
-export const SECCOMP_RET_TRACE = 0x7ff00000;
-export const SECCOMP_RET_LOG = 0x7ffc0000;
-export const SECCOMP_RET_ALLOW = 0x7fff0000;
-export const SECCOMP_RET_ACTION_FULL = 0xffff0000;
-export const SECCOMP_RET_DATA = 0x0000ffff;
-
-// AUDIT_ARCH_* values (linux/audit.h).
-export const AUDIT_ARCH_X86_64 = 0xc000003e;
-export const AUDIT_ARCH_I386 = 0x40000003;
-export const AUDIT_ARCH_AARCH64 = 0xc00000b7;
-/** x32 syscalls arrive with AUDIT_ARCH_X86_64 and this bit set in nr. */
-export const X32_SYSCALL_BIT = 0x40000000;
-
-/** Offsets into `struct seccomp_data` (nr, arch, instruction_pointer, args[6]); little-endian. */
-export const SECCOMP_DATA_NR = 0;
-export const SECCOMP_DATA_ARCH = 4;
-export const SECCOMP_DATA_IP = 8;
-export const SECCOMP_DATA_ARGS = 16;
-export const SECCOMP_DATA_SIZE = 64;
-
-/** Offset of the low (or high) 32-bit half of argument `i` on a little-endian machine. */
-export function argOffset(i: number, half: "lo" | "hi"): number {
-  return SECCOMP_DATA_ARGS + 8 * i + (half === "hi" ? 4 : 0);
-}
-
 export function stmt(code: number, k: number): Insn {
   return { code, jt: 0, jf: 0, k: k >>> 0 };
 }
@@ -127,12 +96,4 @@ export function decodeProgram(buf: Uint8Array): Insn[] {
     });
   }
   return prog;
-}
-
-/** `struct seccomp_data` as the emulator and the reference evaluator see it. */
-export interface SeccompData {
-  nr: number;
-  arch: number;
-  instructionPointer: bigint;
-  args: readonly bigint[]; // six unsigned 64-bit values
 }

@@ -33,11 +33,11 @@ import {
   BPF_W,
   BPF_A,
   BPF_X,
-  SECCOMP_RET_ALLOW,
   jump,
   stmt,
   type Insn,
 } from "./insn.js";
+import { SECCOMP_RET_ALLOW } from "../seccomp/index.js";
 import {
   InvalidProgramError,
   assertValidProgram,

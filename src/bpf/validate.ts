@@ -51,9 +51,9 @@ import {
   BPF_JGT,
   BPF_JGE,
   BPF_JSET,
-  SECCOMP_DATA_SIZE,
   type Insn,
 } from "./insn.js";
+import { SECCOMP_DATA_SIZE } from "../seccomp/index.js";
 
 /** Classic BPF opcodes the kernel knows (chk_code_allowed), with a bpf_asm-style shape. */
 const CLASSIC_OPCODES: ReadonlyMap<number, string> = new Map<number, string>([

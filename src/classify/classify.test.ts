@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Classifier, contextOfTitle, parseStat } from "./classify.js";
+import { Classifier, contextOfTitle } from "./classify.js";
+import { parseProcStat } from "../host/proc.js";
 
 test("process titles of every PostgreSQL 15 backend type", () => {
   const cases: Array<[string, object | undefined]> = [
@@ -32,7 +33,8 @@ test("process titles of every PostgreSQL 15 backend type", () => {
 
 test("/proc/PID/stat fields, with a comm that contains spaces and parentheses", () => {
   const stat = "4242 (postgres: a (b)) S 807 807 807 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 123456 1000 10 18446744073709551615";
-  assert.deepEqual(parseStat(stat), { ppid: 807, start: "123456" });
+  const st = parseProcStat(stat);
+  assert.deepEqual([st?.ppid, st?.start], [807, "123456"]);
 });
 
 test("classification: postmaster, children, exec'd grandchildren inherit, pins survive title changes, pid reuse is noticed", () => {

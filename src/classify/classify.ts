@@ -9,6 +9,7 @@
 import type { ContextSpec } from "../policy/decision.js";
 import type { ProcessKind } from "../policy/policy.js";
 import { parseProcessTitle, TITLE_PREFIX } from "../postgres/process-title.js";
+import { parseProcStat, type ProcReader } from "../host/proc.js";
 
 export interface ParsedTitle {
   context: ContextSpec["context"];
@@ -68,22 +69,8 @@ export function contextOfTitle(title: string): ParsedTitle | undefined {
   }
 }
 
-/** Fields of /proc/PID/stat we need: parent pid and start time (unique with the pid). */
-export function parseStat(stat: string): { ppid: number; start: string } | undefined {
-  const close = stat.lastIndexOf(")");
-  if (close < 0) return undefined;
-  const f = stat.slice(close + 2).split(" ");
-  // After "pid (comm) ": state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt
-  // utime stime cutime cstime priority nice threads itrealvalue starttime
-  const ppid = Number(f[1]);
-  const start = f[19];
-  return Number.isFinite(ppid) && start !== undefined ? { ppid, start } : undefined;
-}
-
-export interface ProcReader {
-  cmdline(pid: number): string | undefined;
-  stat(pid: number): string | undefined;
-}
+/** The files of /proc the classifier reads (src/host/proc.ts; tests give a fake). */
+export type ClassifierProc = Pick<ProcReader, "cmdline" | "stat">;
 
 /**
  * The context of each server process as `status` shows it. With the launcher's own record of
@@ -96,7 +83,7 @@ export class Classifier {
 
   constructor(
     private readonly postmasterPid: number,
-    private readonly proc: ProcReader,
+    private readonly proc: ClassifierProc,
     private readonly launcherPins?: ReadonlyMap<number, { start: string; ctx: ContextSpec }>,
   ) {}
 
@@ -110,8 +97,8 @@ export class Classifier {
    */
   classifyWithSource(pid: number, depth = 0): { ctx: ContextSpec; source: number } {
     if (pid === this.postmasterPid) return { ctx: { context: "postmaster" }, source: pid };
-    const st = parseStat(this.proc.stat(pid) ?? "");
-    if (!st) return { ctx: { context: "unclassified" }, source: pid };
+    const st = parseProcStat(this.proc.stat(pid) ?? "");
+    if (st?.start === undefined) return { ctx: { context: "unclassified" }, source: pid };
     const pin = this.pins.get(pid);
     if (pin && pin.start === st.start) return { ctx: pin.ctx, source: pin.source };
     let ctx: ContextSpec | undefined;

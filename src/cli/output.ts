@@ -2,13 +2,18 @@
 
 import { PolicyError, formatLoc, type PolicyNote } from "../policy/errors.js";
 import { safeJson } from "../render/format.js";
+import { errorKindOf, PgSeccompError, type ErrorKind } from "../errors.js";
 
-export class UsageError extends Error {
+/** The invocation is wrong: a flag, a missing argument, a server that is not there. */
+export class UsageError extends PgSeccompError {
   override name = "UsageError";
+  constructor(message: string) {
+    super("usage", message);
+  }
 }
 
-/** Errors whose message is written for the user (they carry file:line or say what to do). */
-const USER_ERRORS = new Set(["PolicyError", "UsageError", "CompileError", "AsmError", "KernelError", "CommanderError"]);
+/** The exit code of each kind of failure (src/errors.ts); an error without a kind exits 70. */
+export const EXIT_CODE: Readonly<Record<ErrorKind, number>> = { usage: 2, input: 1, policy: 1, runtime: 1 };
 
 export function reportError(err: unknown): number {
   const e = err instanceof Error ? err : new Error(String(err));
@@ -16,9 +21,10 @@ export function reportError(err: unknown): number {
     process.stderr.write(`pg_seccomp: error: ${e.loc ? formatLoc(e.loc) + ": " : ""}${e.problem}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
     return 1;
   }
-  if (USER_ERRORS.has(e.name)) {
+  const kind = errorKindOf(e);
+  if (kind !== undefined) {
     process.stderr.write(`pg_seccomp: error: ${e.message}\n`);
-    return e.name === "UsageError" ? 2 : 1;
+    return EXIT_CODE[kind];
   }
   process.stderr.write(`pg_seccomp: internal error: ${e.message}\n`);
   if (process.env.PG_SECCOMP_DEBUG) process.stderr.write(`${e.stack}\n`);

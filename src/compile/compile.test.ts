@@ -1,10 +1,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { compilePolicy, actionRet, CompileError, AUDIT_ARCH } from "./compile.js";
-import { compileFilter, describeAction } from "../bpf/emulator.js";
+import { compilePolicy, actionRet, CompileError } from "./compile.js";
+import { compileFilter } from "../bpf/emulator.js";
 import { validateProgram } from "../bpf/validate.js";
-import { AUDIT_ARCH_I386, BPF_ABS, BPF_JA, BPF_JMP, BPF_LD, BPF_W, X32_SYSCALL_BIT, type SeccompData } from "../bpf/insn.js";
+import { BPF_ABS, BPF_JA, BPF_JMP, BPF_LD, BPF_W } from "../bpf/insn.js";
+import {
+  AUDIT_ARCH, AUDIT_ARCH_I386, describeSeccompRet, type SeccompData, X32_SYSCALL_BIT,
+} from "../seccomp/index.js";
 import { parsePolicyText, type Policy } from "../policy/policy.js";
 import { evaluatePolicy } from "../policy/evaluate.js";
 import type { ContextSpec } from "../policy/decision.js";
@@ -19,7 +22,7 @@ const data = (arch: Arch, name: string | number, args: bigint[] = []): SeccompDa
 });
 
 function run(policy: Policy, arch: Arch, ctx: ContextSpec, d: SeccompData): string {
-  return describeAction(compileFilter(compilePolicy(policy, arch, ctx))(d).ret);
+  return describeSeccompRet(compileFilter(compilePolicy(policy, arch, ctx))(d).ret);
 }
 
 const SAMPLE = `
@@ -130,7 +133,7 @@ for (const arch of ["x86_64", "aarch64"] as const) {
           const want = actionRet(evaluatePolicy(policy, arch, ctx, d));
           const got = filter(d).ret;
           if (got !== want) {
-            throw new Error(`nr ${c.nr} args ${c.args.map(hex).join(",")}: emulator ${describeAction(got)}, reference ${describeAction(want)}\n${text}`);
+            throw new Error(`nr ${c.nr} args ${c.args.map(hex).join(",")}: emulator ${describeSeccompRet(got)}, reference ${describeSeccompRet(want)}\n${text}`);
           }
           cases++;
         }

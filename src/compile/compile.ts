@@ -8,12 +8,13 @@
 // to), so all jumps go forward; a conditional jump further than 255 goes through a `ja`.
 
 import {
-  AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT,
-  BPF_JMP, BPF_K, BPF_LD, BPF_MAXINSNS, BPF_RET, BPF_W, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR,
-  SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_LOG, SECCOMP_RET_TRAP,
-  X32_SYSCALL_BIT, argOffset, jump, stmt, type Insn,
+  BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_K, BPF_LD, BPF_MAXINSNS,
+  BPF_RET, BPF_W, jump, stmt, type Insn,
 } from "../bpf/insn.js";
-import type { Action } from "../policy/actions.js";
+import {
+  AUDIT_ARCH, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, X32_SYSCALL_BIT, argOffset, seccompRet,
+} from "../seccomp/index.js";
+import { seccompActionFor, type Action } from "../policy/actions.js";
 import type { ArgCondition } from "../policy/entries.js";
 import { conditionCount, contextDecisions, contextKey, decisionFor, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
 import { PolicyError, type SourceLoc } from "../policy/errors.js";
@@ -28,17 +29,9 @@ export class CompileError extends PolicyError {
   }
 }
 
-export const AUDIT_ARCH: Record<Arch, number> = { x86_64: AUDIT_ARCH_X86_64, aarch64: AUDIT_ARCH_AARCH64 };
-
-/** The seccomp return value of an action. */
+/** The seccomp return value of an action (the errno of `error` in the data bits). */
 export function actionRet(a: Action): number {
-  switch (a.kind) {
-    case "allow": return SECCOMP_RET_ALLOW;
-    case "log": return SECCOMP_RET_LOG;
-    case "error": return (SECCOMP_RET_ERRNO | (a.errno! & 0xffff)) >>> 0;
-    case "trap": return SECCOMP_RET_TRAP;
-    case "kill": return SECCOMP_RET_KILL_PROCESS;
-  }
+  return seccompRet(seccompActionFor(a.kind), a.kind === "error" ? a.errno! : 0);
 }
 
 export interface CompileOptions {
@@ -101,7 +94,7 @@ export function compileDecisions(cd: ContextDecisions, opts: CompileOptions = {}
   };
   const search = emitSearch(0, ranges.length);
   const loadNr = e.seq(stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_NR), search);
-  const kill = e.ret(SECCOMP_RET_KILL_PROCESS);
+  const kill = e.ret(seccompRet("KILL_PROCESS"));
   const archOk = e.jump(BPF_JMP | BPF_JEQ | BPF_K, AUDIT_ARCH[cd.arch], loadNr, kill);
   e.seq(stmt(BPF_LD | BPF_W | BPF_ABS, SECCOMP_DATA_ARCH), archOk);
   const prog = e.finish();

@@ -17,11 +17,10 @@ import { readFileSync } from "node:fs";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { compose, CLIENT_FILTER_KNOCK, supervisorProgram } from "./compose.js";
 import { compileFilter } from "../bpf/emulator.js";
-import { dataFieldName } from "../bpf/disasm.js";
+import { AUDIT_ARCH_X86_64, dataFieldName, SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
 import { contextDecisions, decisionFor, sameDecision } from "../policy/decision.js";
 import {
-  AUDIT_ARCH_X86_64, BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W,
-  SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF, type Insn,
+  BPF_ABS, BPF_ALU, BPF_AND, BPF_JA, BPF_JEQ, BPF_JGE, BPF_JGT, BPF_JMP, BPF_JSET, BPF_K, BPF_LD, BPF_RET, BPF_W, type Insn,
 } from "../bpf/insn.js";
 import { allSyscalls, syscallNumber } from "../syscalls/index.js";
 import { repoPath } from "../../test/support/paths.js";

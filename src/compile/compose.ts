@@ -16,7 +16,8 @@
 // pays it on every call it does not allow, by design.
 
 import { actionRet, compileDecisions } from "./compile.js";
-import { SECCOMP_RET_USER_NOTIF, type Insn } from "../bpf/insn.js";
+import type { Insn } from "../bpf/insn.js";
+import { SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
 import {
   contextDecisions, contextKey, decisionFor, policyContexts, sameDecision,
   type ContextDecisions, type ContextSpec, type Decision, type Leaf,

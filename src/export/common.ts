@@ -11,8 +11,9 @@ import { withRunRefusals } from "../policy/refusals.js";
 import { errnoName } from "../syscalls/errno.js";
 import type { Arch } from "../syscalls/index.js";
 import { sameEffect } from "./regions.js";
+import { UsageProblem } from "../errors.js";
 
-export class ExportError extends Error {
+export class ExportError extends UsageProblem {
   override name = "UsageError";
 }
 

@@ -3,12 +3,13 @@
 // default. `bpf` is the same decisions compiled (what bwrap --seccomp and prctl take).
 
 import { commonRemarks, exportDecisions, type ExportOptions } from "./common.js";
-import { AUDIT_ARCH, compileDecisions } from "../compile/compile.js";
+import { compileDecisions } from "../compile/compile.js";
 import { encodeProgram } from "../bpf/insn.js";
 import type { Action } from "../policy/actions.js";
 import type { Decision } from "../policy/decision.js";
 import type { ArgCondition } from "../policy/entries.js";
 import type { Policy } from "../policy/policy.js";
+import { AUDIT_ARCH } from "../seccomp/index.js";
 
 function pfcAction(a: Action): string {
   switch (a.kind) {

@@ -9,10 +9,15 @@
 // and which log name is derived; nothing is parsed beyond one setting, bounded.
 
 import { spawnSync } from "node:child_process";
-import { closeSync, existsSync, fstatSync, openSync, readdirSync, readSync, statSync, constants as fsc } from "node:fs";
+import { existsSync, readdirSync, statSync } from "node:fs";
 import { isAbsolute, join, resolve } from "node:path";
+import { UsageProblem } from "../errors.js";
+import { readPostmasterPidFile, readServerFile } from "../host/server-files.js";
 
-export class DataDirError extends Error {
+// The safe reader of the server's files lives in src/host; re-exported for the launcher's callers.
+export { readServerFile };
+
+export class DataDirError extends UsageProblem {
   override name = "UsageError";
 }
 
@@ -29,35 +34,6 @@ export interface DebianCluster {
 }
 
 const CLUSTER_SPEC = /^(\d+(?:\.\d+)?)[/-]([A-Za-z0-9_.][A-Za-z0-9_.-]*)$/;
-
-/** At most this much of a configuration file is read. */
-const MAX_CONF_BYTES = 4 * 1024 * 1024;
-
-/**
- * A file the server's user writes (postmaster.pid, PG_VERSION, postgresql.conf), read the way root
- * may read it: the last component not followed if it is a link, opened without blocking (a FIFO
- * cannot hold us), a regular file only (no device), at most `max` bytes. Undefined otherwise.
- */
-export function readServerFile(path: string, max = MAX_CONF_BYTES): string | undefined {
-  let fd: number;
-  try {
-    fd = openSync(path, fsc.O_RDONLY | fsc.O_NOFOLLOW | fsc.O_NONBLOCK);
-  } catch {
-    return undefined;
-  }
-  try {
-    if (!fstatSync(fd).isFile()) return undefined;
-    const buf = Buffer.alloc(Math.min(max, 1 << 20));
-    const parts: Buffer[] = [];
-    let total = 0;
-    for (let n; total < max && (n = readSync(fd, buf, 0, Math.min(buf.length, max - total), null)) > 0; total += n) parts.push(Buffer.from(buf.subarray(0, n)));
-    return Buffer.concat(parts).toString("utf8");
-  } catch {
-    return undefined;
-  } finally {
-    closeSync(fd);
-  }
-}
 
 /**
  * The value of one setting in a postgresql.conf text (the last one wins, as in PostgreSQL), or
@@ -198,9 +174,9 @@ export function userNameOf(uid: number): string {
  * directory). The file is the server's: the values only go to psql, run as the server's user.
  */
 export function serverSocket(dataDir: string): { host: string; port: number } | undefined {
-  const lines = readServerFile(join(dataDir, "postmaster.pid"), 4096)?.split("\n");
-  const port = Number(lines?.[3]);
-  const host = lines?.[4]?.trim();
+  const f = readPostmasterPidFile(dataDir);
+  const port = Number(f?.port);
+  const host = f?.socketDir;
   if (!host || !isAbsolute(host) || !Number.isInteger(port) || port <= 0 || port > 65535) return undefined;
   return { host, port };
 }

@@ -1,14 +1,14 @@
 // `sim`: run one syscall through the compiled program in the emulator, beside what the policy
 // says, so a DBA can see both agree.
 
-import { AUDIT_ARCH, compilePolicy } from "../compile/compile.js";
-import { describeAction as describeRet, emulate } from "../bpf/emulator.js";
-import type { SeccompData } from "../bpf/insn.js";
+import { compilePolicy } from "../compile/compile.js";
+import { emulate } from "../bpf/emulator.js";
 import { contextDecisions, decisionFor, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { resolveSyscall, syscallName, type Arch } from "../syscalls/index.js";
 import { describeDecision } from "../render/effective-table.js";
 import { PolicyError } from "../policy/errors.js";
+import { AUDIT_ARCH, describeSeccompRet, type SeccompData } from "../seccomp/index.js";
 
 export interface SimResult {
   arch: Arch;
@@ -43,7 +43,7 @@ export function simulate(policy: Policy, arch: Arch, ctx: ContextSpec, nr: numbe
     nr,
     args,
     ret: r.ret,
-    action: describeRet(r.ret),
+    action: describeSeccompRet(r.ret),
     policyDecision: describeDecision(decisionFor(cd, nr), policy.errorErrno),
     executed: r.executed,
     programLength: prog.length,

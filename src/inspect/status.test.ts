@@ -7,38 +7,33 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  SECCOMP_RET_ALLOW,
-  SECCOMP_RET_ERRNO,
-  SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD,
-  SECCOMP_RET_LOG,
-  SECCOMP_RET_TRACE,
-  SECCOMP_RET_TRAP,
-  SECCOMP_RET_USER_NOTIF,
   stmt,
   BPF_RET,
   BPF_K,
   type Insn,
 } from "../bpf/insn.js";
+import {
+  SECCOMP_RET_ALLOW,
+  SECCOMP_RET_ERRNO,
+  SECCOMP_RET_KILL_PROCESS,
+  SECCOMP_RET_KILL_THREAD,
+  SECCOMP_RET_LOG,
+  SECCOMP_RET_TRAP,
+  SECCOMP_RET_USER_NOTIF,
+} from "../seccomp/index.js";
 import { actionRet, compilePolicy } from "../compile/compile.js";
 import { compose } from "../compile/compose.js";
 import { parsePolicyText } from "../policy/policy.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { decodeStopInfo, decodeWaitStatus } from "../kernel/ptrace.js";
 import {
-  actionOnly,
   collectStatus,
-  combineRets,
   compareFilters,
-  descendants,
-  describeRet,
+  describeRetInPolicyTerms,
   describeTitle,
   expectationFor,
   forContext,
   formatStatus,
-  parsePostmasterPid,
-  parseProcStat,
-  parseProcStatus,
   parseProcessTitle,
   probesFor,
   stackedVerdicts,
@@ -146,68 +141,6 @@ test("process titles: the postmaster, children without a title, other programs",
   assert.equal(parseProcessTitle("").backendType, "other");
 });
 
-// ---------------------------------------------------------------------------------------------
-// /proc
-
-const STATUS = `Name:\tpostgres
-Umask:\t0077
-State:\tS (sleeping)
-Tgid:\t4242
-Pid:\t4242
-PPid:\t4200
-TracerPid:\t0
-Uid:\t101\t101\t101\t101
-Gid:\t104\t104\t104\t104
-Threads:\t1
-CapEff:\t0000000000000000
-NoNewPrivs:\t1
-Seccomp:\t2
-Seccomp_filters:\t1
-Speculation_Store_Bypass:\tthread force mitigated
-SpeculationIndirectBranch:\tconditional enabled
-`;
-
-test("/proc/PID/status", () => {
-  const s = parseProcStatus(STATUS);
-  assert.deepEqual(s, {
-    name: "postgres",
-    ppid: 4200,
-    uid: 101,
-    threads: 1,
-    noNewPrivs: true,
-    seccomp: 2,
-    seccompMode: "filter",
-    seccompFilters: 1,
-    speculationStoreBypass: "thread force mitigated",
-    capEff: 0n,
-  });
-  const plain = parseProcStatus("Name:\tsleep\nNoNewPrivs:\t0\nSeccomp:\t0\nSeccomp_filters:\t0\nCapEff:\t000001ffffffffff\n");
-  assert.deepEqual([plain.noNewPrivs, plain.seccompMode, plain.seccompFilters, plain.capEff], [false, "disabled", 0, 0x1ffffffffffn]);
-  assert.equal(parseProcStatus("Seccomp:\t1\n").seccompMode, "strict");
-  // Old kernels: no Seccomp_filters line; no seccomp support: no Seccomp line.
-  const old = parseProcStatus("Name:\tx\n");
-  assert.deepEqual([old.seccomp, old.seccompMode, old.seccompFilters, old.noNewPrivs, old.speculationStoreBypass], [null, null, null, null, null]);
-});
-
-test("/proc/PID/stat, postmaster.pid, descendants", () => {
-  assert.deepEqual(parseProcStat("4243 (postgres) S 4242 4242 4242 0 -1 4194560 ..."), { pid: 4243, comm: "postgres", state: "S", ppid: 4242 });
-  assert.deepEqual(parseProcStat("77 (a) b (c)) R 1 77 77"), { pid: 77, comm: "a) b (c)", state: "R", ppid: 1 });
-  assert.equal(parseProcStat("garbage"), undefined);
-  assert.equal(parsePostmasterPid("4242\n/var/lib/postgresql/data\n1700000000\n5432\n"), 4242);
-  assert.equal(parsePostmasterPid("\n"), undefined);
-  const tree = new Map([
-    [1, 0],
-    [10, 1],
-    [11, 10],
-    [12, 10],
-    [13, 12],
-    [20, 1],
-    [14, 11],
-  ]);
-  assert.deepEqual(descendants(10, tree), [11, 12, 14, 13]);
-  assert.deepEqual(descendants(20, tree), []);
-});
-
 test("waitid stop decoding", () => {
   const info = Buffer.alloc(128);
   info.writeInt32LE(17, 0); // SIGCHLD
@@ -234,37 +167,6 @@ test("wait status decoding", () => {
 
 const ERRNO = (e: number) => (SECCOMP_RET_ERRNO | e) >>> 0;
 
-test("stacking: the most restrictive action wins, in the kernel's order", () => {
-  const order = [
-    SECCOMP_RET_KILL_PROCESS,
-    SECCOMP_RET_KILL_THREAD,
-    SECCOMP_RET_TRAP,
-    SECCOMP_RET_ERRNO,
-    SECCOMP_RET_USER_NOTIF,
-    SECCOMP_RET_TRACE,
-    SECCOMP_RET_LOG,
-    SECCOMP_RET_ALLOW,
-  ];
-  for (let i = 0; i + 1 < order.length; i++) assert.ok(actionOnly(order[i]!) < actionOnly(order[i + 1]!), `${i}`);
-  for (let i = 0; i < order.length; i++) {
-    for (let j = 0; j < order.length; j++) {
-      const want = order[Math.min(i, j)]!;
-      assert.equal(combineRets([order[i]!, order[j]!]), want >>> 0, `${describeRet(order[i]!)} + ${describeRet(order[j]!)}`);
-    }
-  }
-  assert.equal(combineRets([]), SECCOMP_RET_ALLOW);
-  assert.equal(combineRets([SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW, SECCOMP_RET_LOG]), SECCOMP_RET_LOG);
-});
-
-test("stacking: among equal actions the most recently installed filter's data wins", () => {
-  // rets[0] is the newest filter's.
-  assert.equal(combineRets([ERRNO(13), ERRNO(1)]), ERRNO(13));
-  assert.equal(combineRets([ERRNO(1), ERRNO(13)]), ERRNO(1));
-  assert.equal(combineRets([SECCOMP_RET_TRAP | 7, SECCOMP_RET_TRAP | 9]), (SECCOMP_RET_TRAP | 7) >>> 0);
-  // ... but a more restrictive action from an older filter beats the newest one.
-  assert.equal(combineRets([ERRNO(13), SECCOMP_RET_ALLOW, SECCOMP_RET_KILL_THREAD]), SECCOMP_RET_KILL_THREAD);
-});
-
 const ret = (k: number): Insn => stmt(BPF_RET | BPF_K, k >>> 0);
 
 test("stacking: programs run and combine per probe", () => {
@@ -274,15 +176,15 @@ test("stacking: programs run and combine per probe", () => {
   assert.deepEqual(stackedVerdicts([], probes.slice(0, 3)), [SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW, SECCOMP_RET_ALLOW]);
 });
 
-test("describeRet", () => {
-  assert.equal(describeRet(SECCOMP_RET_ALLOW), "allow");
-  assert.equal(describeRet(SECCOMP_RET_LOG), "log");
-  assert.equal(describeRet(ERRNO(13)), "error:EACCES");
-  assert.equal(describeRet(SECCOMP_RET_KILL_PROCESS), "kill");
-  assert.equal(describeRet(SECCOMP_RET_KILL_THREAD), "kill_thread");
-  assert.equal(describeRet(SECCOMP_RET_TRAP), "trap");
-  assert.equal(describeRet(SECCOMP_RET_USER_NOTIF), "user_notif");
-  assert.equal(describeRet(0x12340000), "UNKNOWN(0x12340000)");
+test("describeRetInPolicyTerms", () => {
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_ALLOW), "allow");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_LOG), "log");
+  assert.equal(describeRetInPolicyTerms(ERRNO(13)), "error:EACCES");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_KILL_PROCESS), "kill");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_KILL_THREAD), "kill_thread");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_TRAP), "trap");
+  assert.equal(describeRetInPolicyTerms(SECCOMP_RET_USER_NOTIF), "user_notif");
+  assert.equal(describeRetInPolicyTerms(0x12340000), "UNKNOWN(0x12340000)");
 });
 
 // ---------------------------------------------------------------------------------------------

@@ -13,8 +13,9 @@ import { dataDirForLookup } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { psqlTable } from "../render/format.js";
 import { errnoName } from "../syscalls/errno.js";
+import { UsageProblem } from "../errors.js";
 
-export class LogNotFoundError extends Error {
+export class LogNotFoundError extends UsageProblem {
   override name = "UsageError";
 }
 
@@ -224,7 +225,7 @@ function isBlank(line: Buffer): boolean {
   return true;
 }
 
-class LogReadError extends Error {
+class LogReadError extends UsageProblem {
   override name = "UsageError";
 }
 

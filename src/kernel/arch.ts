@@ -1,7 +1,7 @@
 // The host architecture as seccomp sees it: the AUDIT_ARCH_* value a filter must check and the
 // syscall numbers this folder and its tests call directly, looked up in src/syscalls' tables.
 
-import { AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64 } from "../bpf/insn.js";
+import { AUDIT_ARCH } from "../seccomp/index.js";
 import { hostArch as hostArchName, syscallNumber, type Arch } from "../syscalls/index.js";
 
 export type KernelArchName = Arch;
@@ -24,7 +24,7 @@ export interface KernelArch {
 
 function build(name: Arch): KernelArch {
   const nr = Object.fromEntries(NEEDED.map((n) => [n, syscallNumber(name, n)!])) as KernelSyscallNumbers;
-  return Object.freeze({ name, auditArch: name === "x86_64" ? AUDIT_ARCH_X86_64 : AUDIT_ARCH_AARCH64, nr: Object.freeze(nr) });
+  return Object.freeze({ name, auditArch: AUDIT_ARCH[name], nr: Object.freeze(nr) });
 }
 
 const cache = new Map<Arch, KernelArch>();
@@ -42,7 +42,7 @@ export function kernelArchFor(nodeArch: string): KernelArch | undefined {
 }
 
 /** The running machine's KernelArch; throws on an architecture this project does not support. */
-export function hostArch(): KernelArch {
+export function hostKernelArch(): KernelArch {
   const a = kernelArchFor(process.arch);
   if (!a) throw new Error(`unsupported architecture ${process.arch}: seccomp support covers x86_64 and aarch64 only`);
   return a;

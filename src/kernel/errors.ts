@@ -1,16 +1,17 @@
 // The Error type every failing call in src/kernel throws. Pure: no FFI.
 
 import { errnoMessage, errnoName } from "../syscalls/errno.js";
+import { PgSeccompError } from "../errors.js";
 
 /** A system call (or libc wrapper) failed with `errno`. `code` is the errno name ("EINVAL"). */
-export class KernelError extends Error {
+export class KernelError extends PgSeccompError {
   readonly errno: number;
   readonly code: string;
   readonly syscall: string;
 
   constructor(syscall: string, errno: number, detail?: string) {
     const name = errnoName(errno);
-    super(`${syscall} failed: ${name} (${errnoMessage(errno)})${detail ? `: ${detail}` : ""}`);
+    super("runtime", `${syscall} failed: ${name} (${errnoMessage(errno)})${detail ? `: ${detail}` : ""}`);
     this.name = "KernelError";
     this.errno = errno;
     this.code = name;

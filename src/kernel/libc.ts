@@ -12,7 +12,7 @@ import { createRequire } from "node:module";
 import type koffiDefault from "koffi";
 import type { LibraryHandle, TypeObject } from "koffi";
 import { KernelError, KernelUnavailableError } from "./errors.js";
-import { hostArch } from "./arch.js";
+import { hostKernelArch } from "./arch.js";
 
 export type Koffi = typeof koffiDefault;
 /** A bound native function as koffi returns it. */
@@ -233,7 +233,7 @@ export function ioctlFunction(): NativeFunction {
  * streams. The only syscall it makes is exit_group.
  */
 export function exitGroup(code: number): never {
-  const nr = hostArch().nr.exit_group;
+  const nr = hostKernelArch().nr.exit_group;
   rawSyscall()(nr, u64(code), 0n, 0n, 0n, 0n, 0n);
   // exit_group does not return; if a filter made it fail, there is nothing sane left to do.
   throw new Error("exit_group returned");
@@ -241,7 +241,7 @@ export function exitGroup(code: number): never {
 
 /** pidfd_open(2): a pidfd for `pid`. */
 export function pidfdOpen(pid: number, flags = 0): number {
-  const r = syscall6(hostArch().nr.pidfd_open, [BigInt(pid), BigInt(flags)]);
+  const r = syscall6(hostKernelArch().nr.pidfd_open, [BigInt(pid), BigInt(flags)]);
   if (r.ret < 0n) throw new KernelError(`pidfd_open(${pid})`, r.errno);
   return Number(r.ret);
 }
@@ -252,7 +252,7 @@ export function pidfdOpen(pid: number, flags = 0): number {
  * a permissive Yama setting).
  */
 export function pidfdGetFd(pidfd: number, targetFd: number): number {
-  const r = syscall6(hostArch().nr.pidfd_getfd, [BigInt(pidfd), BigInt(targetFd), 0n]);
+  const r = syscall6(hostKernelArch().nr.pidfd_getfd, [BigInt(pidfd), BigInt(targetFd), 0n]);
   if (r.ret < 0n) throw new KernelError(`pidfd_getfd(${targetFd})`, r.errno);
   return Number(r.ret);
 }

@@ -5,7 +5,7 @@
 // filter any more, so a supervisor on the Node event loop should wait with waitListener() first
 // (epoll through libuv; no thread is blocked) and only then call notifRecv().
 
-import type { SeccompData } from "../bpf/insn.js";
+import type { SeccompData } from "../seccomp/index.js";
 import { KernelError } from "./errors.js";
 import { ffi, ioctlRaw, lastErrno, libcFunction, setErrno } from "./libc.js";
 

@@ -33,7 +33,7 @@
 import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
 import { decodeProgram, encodeProgram, type Insn } from "../bpf/insn.js";
 import { syscallNumber } from "../syscalls/index.js";
-import { hostArch } from "./arch.js";
+import { hostKernelArch } from "./arch.js";
 import { KernelError } from "./errors.js";
 import { addressOf, lastErrno, libcFunction, setErrno, syscall6 } from "./libc.js";
 
@@ -70,7 +70,7 @@ export interface SeccompFiltersOptions {
 
 let nrCache: number | undefined;
 function ptrace(request: number, pid: number, addr: bigint, data: bigint): { ret: bigint; errno: number } {
-  nrCache ??= syscallNumber(hostArch().name, "ptrace")!;
+  nrCache ??= syscallNumber(hostKernelArch().name, "ptrace")!;
   return syscall6(nrCache, [BigInt(request), BigInt(pid), addr, data]);
 }
 
@@ -337,7 +337,7 @@ export interface InjectOptions extends SeccompFiltersOptions {
 }
 
 export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: InjectOptions = {}): void {
-  if (hostArch().name !== "x86_64") {
+  if (hostKernelArch().name !== "x86_64") {
     throw new KernelError("injectSeccompFilter", EINVAL, "installing a filter into another process is implemented for x86_64 only");
   }
   libcFunction("waitid", WAITID);

@@ -23,19 +23,11 @@ import {
   BPF_ST,
   BPF_STX,
   BPF_W,
-  SECCOMP_DATA_SIZE,
-  SECCOMP_RET_ALLOW,
-  SECCOMP_RET_ERRNO,
-  SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD,
-  SECCOMP_RET_LOG,
-  SECCOMP_RET_TRACE,
-  SECCOMP_RET_TRAP,
-  SECCOMP_RET_USER_NOTIF,
   encodeProgram,
   type Insn,
 } from "../bpf/insn.js";
-import { hostArch } from "./arch.js";
+import { SECCOMP_DATA_SIZE, SECCOMP_RET_ACTIONS, seccompRet } from "../seccomp/index.js";
+import { hostKernelArch } from "./arch.js";
 import { KernelError } from "./errors.js";
 import { addressOf, libcAvailable, prctl, syscall6 } from "./libc.js";
 
@@ -60,18 +52,6 @@ export const PR_GET_SECCOMP = 21;
 export const PR_SET_SECCOMP = 22;
 export const PR_SET_NO_NEW_PRIVS = 38;
 export const PR_GET_NO_NEW_PRIVS = 39;
-
-/** seccomp actions by the names the kernel uses in /proc/sys/kernel/seccomp/actions_avail. */
-export const SECCOMP_ACTIONS: ReadonlyArray<readonly [string, number]> = [
-  ["kill_process", SECCOMP_RET_KILL_PROCESS],
-  ["kill_thread", SECCOMP_RET_KILL_THREAD],
-  ["trap", SECCOMP_RET_TRAP],
-  ["errno", SECCOMP_RET_ERRNO],
-  ["user_notif", SECCOMP_RET_USER_NOTIF],
-  ["trace", SECCOMP_RET_TRACE],
-  ["log", SECCOMP_RET_LOG],
-  ["allow", SECCOMP_RET_ALLOW],
-];
 
 // ---------------------------------------------------------------------------------------------
 // prctl
@@ -232,7 +212,7 @@ export function installFilter(prog: readonly Insn[], opts: InstallFilterOptions 
   fprog.writeUInt16LE(prog.length & 0xffff, 0);
   fprog.writeBigUInt64LE(prog.length ? addressOf(code) : 0n, 8);
   const name = "seccomp(SECCOMP_SET_MODE_FILTER)";
-  const r = syscall6(hostArch().nr.seccomp, [BigInt(SECCOMP_SET_MODE_FILTER), BigInt(flags), addressOf(fprog)]);
+  const r = syscall6(hostKernelArch().nr.seccomp, [BigInt(SECCOMP_SET_MODE_FILTER), BigInt(flags), addressOf(fprog)]);
   // Keep the program alive across the call (the kernel copies it).
   void code.length;
   if (r.ret === -1n) throw new KernelError(name, r.errno, installHint(r.errno, flags, prog));
@@ -247,22 +227,22 @@ export function installFilter(prog: readonly Insn[], opts: InstallFilterOptions 
 export function actionAvailable(action: number): boolean {
   const buf = Buffer.alloc(4);
   buf.writeUInt32LE((action & 0xffff0000) >>> 0, 0);
-  const r = syscall6(hostArch().nr.seccomp, [BigInt(SECCOMP_GET_ACTION_AVAIL), 0n, addressOf(buf)]);
+  const r = syscall6(hostKernelArch().nr.seccomp, [BigInt(SECCOMP_GET_ACTION_AVAIL), 0n, addressOf(buf)]);
   if (r.ret === 0n) return true;
   if (r.errno === 95 /* EOPNOTSUPP */) return false;
   throw new KernelError("seccomp(SECCOMP_GET_ACTION_AVAIL)", r.errno,
     r.errno === 22 ? "this kernel predates SECCOMP_GET_ACTION_AVAIL (4.14)" : undefined);
 }
 
-/** Names of the actions this kernel supports, in SECCOMP_ACTIONS order ("kill_process", ..., "allow"). */
+/** Names of the actions this kernel supports, most restrictive first, as actions_avail spells them ("kill_process", ..., "allow"). */
 export function availableActions(): string[] {
-  return SECCOMP_ACTIONS.filter(([, v]) => actionAvailable(v)).map(([n]) => n);
+  return SECCOMP_RET_ACTIONS.filter((a) => actionAvailable(a.value)).map((a) => a.availName);
 }
 
 /** Sizes of the user-notification structs as this kernel sees them (SECCOMP_GET_NOTIF_SIZES). */
 export function notifSizes(): { notif: number; resp: number; data: number } {
   const buf = Buffer.alloc(6);
-  const r = syscall6(hostArch().nr.seccomp, [BigInt(SECCOMP_GET_NOTIF_SIZES), 0n, addressOf(buf)]);
+  const r = syscall6(hostKernelArch().nr.seccomp, [BigInt(SECCOMP_GET_NOTIF_SIZES), 0n, addressOf(buf)]);
   if (r.ret === -1n) throw new KernelError("seccomp(SECCOMP_GET_NOTIF_SIZES)", r.errno);
   return { notif: buf.readUInt16LE(0), resp: buf.readUInt16LE(2), data: buf.readUInt16LE(4) };
 }
@@ -274,7 +254,7 @@ export function notifSizes(): { notif: number; resp: number; data: number } {
 export function seccompSupport(): { ok: true } | { ok: false; reason: string } {
   if (process.platform !== "linux") return { ok: false, reason: `not Linux (${process.platform})` };
   try {
-    hostArch();
+    hostKernelArch();
   } catch (e) {
     return { ok: false, reason: (e as Error).message };
   }
@@ -287,7 +267,7 @@ export function seccompSupport(): { ok: true } | { ok: false; reason: string } {
     return { ok: false, reason: `kernel without CONFIG_SECCOMP: ${(e as Error).message}` };
   }
   try {
-    if (!actionAvailable(SECCOMP_RET_ALLOW)) return { ok: false, reason: "seccomp reports ALLOW as unavailable" };
+    if (!actionAvailable(seccompRet("ALLOW"))) return { ok: false, reason: "seccomp reports ALLOW as unavailable" };
   } catch (e) {
     return { ok: false, reason: `seccomp filter mode unavailable: ${(e as Error).message}` };
   }

@@ -5,7 +5,8 @@
 import type { ContextSpec } from "../policy/decision.js";
 import { classifyChild } from "../classify/classify.js";
 import type { MonitorConnection } from "./monitor.js";
-import { clientConnection, listenSockets, procStat, procTitle, type ListenSockets } from "./proc-facts.js";
+import { clientConnection, listenSockets, type ListenSockets } from "../host/sockets.js";
+import { readParentAndStart, readTitle } from "../host/proc.js";
 import { socketPeerPid } from "../kernel/index.js";
 import type { Classification } from "./supervisor-core.js";
 
@@ -26,7 +27,7 @@ export class ClassificationService {
 
   async classify(pid: number, start: string): Promise<Classification> {
     const gone: Classification = { ctx: { context: "unclassified" }, pin: false, note: "process gone" };
-    const st = procStat(pid);
+    const st = readParentAndStart(pid);
     if (!st || st.start !== start || st.ppid !== this.postmasterPid) return gone;
     // The monitoring session's own backend: known by its pid, answered without a query of its own
     // (a query would wait for the very session that is busy asking).
@@ -56,9 +57,9 @@ export class ClassificationService {
       await this.monitor.whenUp(hasClient ? 700 : 50);
     }
     const activity = this.monitor ? await this.monitor.activity(pid) : undefined;
-    const c = classifyChild({ activity, clientConnection: hasClient, title: procTitle(pid) });
+    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid) });
     // The answer is about this process only if the pid still names it.
-    if (procStat(pid)?.start !== start) return gone;
+    if (readParentAndStart(pid)?.start !== start) return gone;
     if (c.pin) {
       if (this.pins.size > 65_536) this.pins.clear();
       this.pins.set(pid, { start, ctx: c.ctx });
@@ -81,7 +82,7 @@ export class ClassificationService {
   /** The pinned context of a live process, if any. */
   pinned(pid: number): ContextSpec | undefined {
     const pin = this.pins.get(pid);
-    return pin && procStat(pid)?.start === pin.start ? pin.ctx : undefined;
+    return pin && readParentAndStart(pid)?.start === pin.start ? pin.ctx : undefined;
   }
 
   /** Live pins (for the run state that `status` reads). */
@@ -89,7 +90,7 @@ export class ClassificationService {
     this.changed = false;
     const out: Array<{ pid: number; start: string; ctx: ContextSpec }> = [];
     for (const [pid, pin] of this.pins) {
-      if (procStat(pid)?.start === pin.start) out.push({ pid, start: pin.start, ctx: pin.ctx });
+      if (readParentAndStart(pid)?.start === pin.start) out.push({ pid, start: pin.start, ctx: pin.ctx });
       else this.pins.delete(pid);
     }
     return out;

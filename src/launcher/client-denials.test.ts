@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { auditAction, clientDenialEvent, type NarrowedSession } from "./client-denials.js";
-import { parseKmsgSeccomp } from "./kmsg.js";
+import { parseKmsgSeccomp } from "../host/kmsg.js";
 
 const rec = (seq: number, pid: number, nr: number, code: string, uid = 101, exe = "/usr/lib/postgresql/15/bin/postgres") =>
   `5,${seq},8303209687,-;audit: type=1326 audit(1795899618.952:249): auid=4294967295 uid=${uid} gid=104 ses=4294967295 pid=${pid} comm="postgres" exe="${exe}" sig=0 arch=c000003e syscall=${nr} compat=0 ip=0x7fd2d6225517 code=${code}\n`;

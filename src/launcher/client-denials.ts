@@ -7,7 +7,7 @@
 // has no arguments and no errno; its process is identified by pid and checked by start time.
 
 import type { ContextSpec } from "../policy/decision.js";
-import type { KmsgSeccomp } from "./kmsg.js";
+import type { KmsgSeccomp } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 
 export interface NarrowedSession {

@@ -19,6 +19,7 @@ import type { LauncherTable } from "../host/run-state.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
+import { readStartTime } from "../host/proc.js";
 
 export interface ClientFilterRequest {
   default: string | null;
@@ -157,7 +158,7 @@ export function writeClientRows(prefix: string, pid: number, start: string, rows
     if (!m) continue;
     let alive = false;
     try {
-      alive = readFileSync(`/proc/${m[1]}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] === m[2];
+      alive = readStartTime(Number(m[1])) === m[2];
     } catch {
       /* gone */
     }

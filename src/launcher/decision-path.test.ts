@@ -10,12 +10,12 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { compose, supervisorProgram } from "../compile/compose.js";
 import { decide, type LaunchGate } from "./supervisor.js";
-import { AUDIT_ARCH } from "../compile/compile.js";
-import { compileFilter, describeAction } from "../bpf/emulator.js";
+import { compileFilter } from "../bpf/emulator.js";
 import {
-  AUDIT_ARCH_I386, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD, SECCOMP_RET_LOG, SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF, type SeccompData,
-} from "../bpf/insn.js";
+  AUDIT_ARCH, AUDIT_ARCH_I386, describeSeccompRet, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW,
+  SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_KILL_THREAD, SECCOMP_RET_LOG,
+  SECCOMP_RET_TRAP, SECCOMP_RET_USER_NOTIF, type SeccompData,
+} from "../seccomp/index.js";
 import { parsePolicyText, type Policy } from "../policy/policy.js";
 import { evaluatePolicy } from "../policy/evaluate.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
@@ -73,7 +73,7 @@ function decisionPath(policy: Policy, arch: Arch, ctx: ContextSpec) {
       case SECCOMP_RET_KILL_THREAD:
         return { outcome: { kind: "kill" }, notified: false };
       default:
-        throw new Error(`the installed program returned ${describeAction(ret)}`);
+        throw new Error(`the installed program returned ${describeSeccompRet(ret)}`);
     }
   };
 }

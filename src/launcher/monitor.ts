@@ -8,12 +8,11 @@
 // pg_catalog and names every object and operator schema-qualified, so objects a superuser
 // creates elsewhere cannot stand in for the catalog's; lock_timeout and statement_timeout keep a
 // locked catalog from stalling it. What it reports is what the server says: the classifier
-// cross-checks it with kernel facts (src/classify/classify.ts).
+// cross-checks it with kernel facts (classify.ts).
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { join } from "node:path";
 import type { ActivityRow } from "../classify/classify.js";
-import { readServerFile } from "../host/data-dir.js";
+import { readPostmasterPidFile } from "../host/server-files.js";
 
 export interface MonitorOptions {
   psqlPath: string;
@@ -42,19 +41,10 @@ interface Waiting {
 
 /** Reads the postmaster.pid file's port, socket directory and status line. */
 export function postmasterPidFile(dataDir: string): { port: string; socketDir: string; status: string } | undefined {
-  try {
-    // postmaster.pid is the server's file: read without following a link or blocking, at most
-    // 4 KiB, and only three short fields used.
-    const text = readServerFile(join(dataDir, "postmaster.pid"), 4096);
-    if (text === undefined) return undefined;
-    const lines = text.split("\n");
-    const port = lines[3]?.trim();
-    const socketDir = lines[4]?.trim();
-    const status = lines[7]?.trim() ?? "";
-    return port && /^\d+$/.test(port) && socketDir ? { port, socketDir, status } : undefined;
-  } catch {
-    return undefined;
-  }
+  // postmaster.pid is the server's file: read without following a link or blocking, at most
+  // 4 KiB (src/host/server-files.ts), and only three short fields used.
+  const f = readPostmasterPidFile(dataDir);
+  return f?.port && f.socketDir ? { port: f.port, socketDir: f.socketDir, status: f.status } : undefined;
 }
 
 export class MonitorConnection {

@@ -4,7 +4,7 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, existsSync, mkdirSync, readdirSync, readFileSync, constants as fsc } from "node:fs";
+import { accessSync, closeSync, existsSync, mkdirSync, readdirSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { makeDirectoryAt, openDirectoryNoFollow } from "./safe-fs.js";
 import { encodeProgram } from "../bpf/insn.js";
@@ -20,12 +20,14 @@ import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
-import { parseKmsgKills, readKmsg } from "./kmsg.js";
+import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { runStateDir } from "../host/run-state.js";
 import { defaultLogPath } from "./violation-log.js";
 import { dataDirForRun } from "../host/data-dir.js";
 import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
+import { UsageProblem } from "../errors.js";
+import { parseProcStatus, PROC } from "../host/proc.js";
 
 /** "(path)" or "(path: not there, records will be dropped)". */
 function socketNote(path: string): string {
@@ -34,7 +36,7 @@ function socketNote(path: string): string {
 
 export { SUPERVISOR_STALL_MS } from "./supervision.js";
 
-export class LaunchError extends Error {
+export class LaunchError extends UsageProblem {
   override name = "UsageError";
 }
 
@@ -104,7 +106,7 @@ const NEEDED_CAPS: ReadonlyArray<readonly [number, string, string]> = [
 ];
 
 /** Missing capabilities of this process, from /proc/self/status. */
-export function missingCapabilities(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8")): string[] {
+export function missingCapabilities(needSupervisor: boolean, status = PROC.status("self") ?? ""): string[] {
   const eff = effectiveCaps(status);
   return NEEDED_CAPS.filter(([bit, name]) => (name !== "CAP_SYS_PTRACE" || needSupervisor) && (eff & (1n << BigInt(bit))) === 0n).map(
     ([, name, why]) => `${name} (${why})`,
@@ -112,7 +114,7 @@ export function missingCapabilities(needSupervisor: boolean, status = readFileSy
 }
 
 function effectiveCaps(status: string): bigint {
-  return BigInt("0x" + (/^CapEff:\s*([0-9a-f]+)/m.exec(status)?.[1] ?? "0"));
+  return parseProcStatus(status).capEff ?? 0n;
 }
 
 /**
@@ -128,7 +130,7 @@ const FEATURE_CAPS: ReadonlyArray<readonly [number, string, string]> = [
 ];
 
 /** One line per missing optional capability, naming the feature that will not work. */
-export function capabilityWarnings(needSupervisor: boolean, status = readFileSync("/proc/self/status", "utf8"), clientFilter = true): string[] {
+export function capabilityWarnings(needSupervisor: boolean, status = PROC.status("self") ?? "", clientFilter = true): string[] {
   const eff = effectiveCaps(status);
   const needed = (name: string) => name === "CAP_SYSLOG" || (needSupervisor && (clientFilter || name !== "CAP_DAC_OVERRIDE"));
   return FEATURE_CAPS.filter(([bit, name]) => needed(name) && (eff & (1n << BigInt(bit))) === 0n).map(([, name, what]) => `without ${name}: ${what}`);

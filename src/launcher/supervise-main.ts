@@ -11,13 +11,14 @@
 // kills the waiting launcher.
 
 import { spawn } from "node:child_process";
-import { readFileSync, writeSync } from "node:fs";
+import { writeSync } from "node:fs";
 import { loadPolicyFile } from "../policy/policy.js";
 import { superviseServer, type SupervisionRequest } from "./supervision.js";
 import { readLineFromFd } from "./stage.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { errnoName } from "../syscalls/errno.js";
 import { parseLogTargets, type LogTarget } from "./log-sinks.js";
+import { readStartTime } from "../host/proc.js";
 
 /** The targets the launcher sent, checked again (the pipe is the launcher's, but be strict). */
 function parseTargets(list: unknown): LogTarget[] {
@@ -63,12 +64,7 @@ async function detach(text: string): Promise<never> {
 }
 
 function startTime(pid: number): string | undefined {
-  try {
-    const st = readFileSync(`/proc/${pid}/stat`, "utf8");
-    return st.slice(st.lastIndexOf(")") + 2).split(" ")[19];
-  } catch {
-    return undefined;
-  }
+  return readStartTime(pid);
 }
 
 async function supervise(ins: SuperviseInstructions): Promise<never> {

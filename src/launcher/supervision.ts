@@ -22,20 +22,21 @@ import { clientsNeedServerRow } from "../compile/compose.js";
 import { clientRecordPrefix, launcherTablePath, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { clientDenialEvent, type NarrowedSession } from "./client-denials.js";
-import { KmsgFollower, parseKmsgSeccomp } from "./kmsg.js";
-import { procStat, procTitle } from "./proc-facts.js";
+import { KmsgFollower, parseKmsgSeccomp } from "../host/kmsg.js";
 import type { ContextSpec } from "../policy/decision.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 import type { LogTarget } from "./log-sinks.js";
 import { killServerTree, startWatchdog } from "./watchdog.js";
+import { UsageProblem } from "../errors.js";
+import { readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
 /** How long the supervisor thread may take to start. */
 export const SUPERVISOR_START_MS = 30_000;
 
-export class SupervisionError extends Error {
+export class SupervisionError extends UsageProblem {
   override name = "UsageError";
 }
 
@@ -152,7 +153,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const serverUid = user?.uid ?? process.getuid?.() ?? 0;
   const pollClientDenials = () => {
     if (!kmsg || !log) return;
-    const io = { now: () => Date.now(), stat: procStat, title: procTitle };
+    const io = { now: () => Date.now(), stat: (p: number) => readParentAndStart(p), title: (p: number) => readTitle(p) };
     let emitted = 0;
     // Bounded per turn (4 a second): a session hammering a denied call cannot flood the log.
     for (const rec of parseKmsgSeccomp(kmsg.take(1000), r.arch, kmsgSeq)) {
@@ -167,7 +168,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     // A session gone is kept a while: its last records may be read on a later turn.
     const now = Date.now();
     for (const [npid, n] of narrowed) {
-      if (n.goneAt === undefined && procStat(npid)?.start !== n.start) n.goneAt = now;
+      if (n.goneAt === undefined && readStartTime(npid) !== n.start) n.goneAt = now;
       if (n.goneAt !== undefined && now - n.goneAt > 10_000) narrowed.delete(npid);
     }
   };
@@ -363,12 +364,8 @@ async function handleClientFilter(
   req: SupervisionRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
   classifier: ClassificationService, onNarrowed: (pid: number, start: string, ctx: ContextSpec) => void,
 ): Promise<void> {
-  let start: string;
-  try {
-    start = readFileSync(`/proc/${pid}/stat`, "utf8").replace(/^.*\) /, "").split(" ")[19] ?? "";
-  } catch {
-    return;
-  }
+  const start = readStartTime(pid);
+  if (start === undefined) return;
   // The answer SQL reads after the knock (client-filter.ts, clientRecordPrefix): written before
   // the knock returns, in a directory the server cannot write.
   const prefix = req.dataDir ? clientRecordPrefix(req.dataDir) : undefined;

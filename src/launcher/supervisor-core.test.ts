@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { compileFilter } from "../bpf/emulator.js";
-import { AUDIT_ARCH_X86_64 } from "../bpf/insn.js";
+import { AUDIT_ARCH_X86_64 } from "../seccomp/index.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import { parsePolicyText } from "../policy/policy.js";
 import { syscallNumber } from "../syscalls/index.js";

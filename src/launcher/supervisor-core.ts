@@ -9,7 +9,7 @@
 // (briefly) for its running statement. Held calls, requests and logged events are all bounded.
 
 import type { CompiledFilter } from "../bpf/emulator.js";
-import type { SeccompData } from "../bpf/insn.js";
+import type { SeccompData } from "../seccomp/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { syscallName, type Arch } from "../syscalls/index.js";
 import { decide, killSignalFor, type LaunchGate, type Verdict } from "./supervisor.js";

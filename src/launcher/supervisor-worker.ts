@@ -5,7 +5,7 @@
 // out, their answers come back, and held calls wait meanwhile while others are answered.
 
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
-import { readFileSync, writeSync } from "node:fs";
+import { writeSync } from "node:fs";
 import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
@@ -14,8 +14,9 @@ import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_
 import type { LaunchGate } from "./supervisor.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
-import { procStat, procTitle, spawnsShell } from "./proc-facts.js";
+import { readParentAndStart, readTitle, spawnsShell } from "../host/proc.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
+import { PROC } from "../host/proc.js";
 
 export interface SupervisorWorkerData {
   listenerFd: number;
@@ -80,15 +81,9 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
 const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
 const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   now: () => Date.now(),
-  stat: procStat,
-  status: (pid) => {
-    try {
-      return readFileSync(`/proc/${pid}/status`, "utf8");
-    } catch {
-      return "";
-    }
-  },
-  title: procTitle,
+  stat: (pid) => readParentAndStart(pid),
+  status: (pid) => PROC.status(pid) ?? "",
+  title: (pid) => readTitle(pid),
   idValid: (id) => notifIdValid(data.listenerFd, id),
   respond: (id, a) => answer(id, "continue" in a ? { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE } : { error: a.errno }),
   kill: (pid, sig) => {

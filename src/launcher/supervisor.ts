@@ -4,11 +4,9 @@
 // policy. Decisions use only the syscall number, scalar arguments and the pid: never memory
 // the caller could change after the check.
 
-import { describeAction, type CompiledFilter } from "../bpf/emulator.js";
-import {
-  SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_DATA, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS,
-  SECCOMP_RET_KILL_THREAD, SECCOMP_RET_LOG, SECCOMP_RET_TRAP, type SeccompData,
-} from "../bpf/insn.js";
+import type { CompiledFilter } from "../bpf/emulator.js";
+import { describeSeccompRet, retData, seccompActionOf, type SeccompData } from "../seccomp/index.js";
+import { maskHas, parseProcStatus } from "../host/proc.js";
 
 export type Verdict =
   /** Let the call run (the policy allows or logs it, or it is the launcher's exec of postgres). */
@@ -31,29 +29,22 @@ export function decide(decisions: CompiledFilter, data: SeccompData, pid: number
     return { kind: "continue", action: "launch" };
   }
   const ret = decisions(data).ret;
-  const action = (ret & SECCOMP_RET_ACTION_FULL) >>> 0;
-  switch (action) {
-    case SECCOMP_RET_ALLOW:
+  switch (seccompActionOf(ret)?.name) {
+    case "ALLOW":
       return { kind: "continue", action: "allow" };
-    case SECCOMP_RET_LOG:
+    case "LOG":
       return { kind: "continue", action: "log" };
-    case SECCOMP_RET_ERRNO:
-      return { kind: "error", errno: ret & SECCOMP_RET_DATA, action: "error" };
-    case SECCOMP_RET_TRAP:
+    case "ERRNO":
+      return { kind: "error", errno: retData(ret), action: "error" };
+    case "TRAP":
       return { kind: "kill", action: "trap" };
-    case SECCOMP_RET_KILL_PROCESS:
-    case SECCOMP_RET_KILL_THREAD:
+    case "KILL_PROCESS":
+    case "KILL_THREAD":
       return { kind: "kill", action: "kill" };
     default:
       // Anything else the policy program cannot produce; fail closed.
-      throw new Error(`the policy program returned ${describeAction(ret)}, which the supervisor does not handle`);
+      throw new Error(`the policy program returned ${describeSeccompRet(ret)}, which the supervisor does not handle`);
   }
-}
-
-/** Bit of signal `sig` in the hex masks of /proc/PID/status (SigCgt, SigBlk, SigIgn). */
-function maskHas(hex: string | undefined, sig: number): boolean {
-  if (!hex) return true; // unknown: assume the worst
-  return (BigInt(`0x${hex}`) & (1n << BigInt(sig - 1))) !== 0n;
 }
 
 const SIGSYS = 31;
@@ -64,9 +55,10 @@ const SIGSYS = 31;
  * neither caught, blocked nor ignored. Otherwise SIGKILL, which nothing can stop.
  */
 export function killSignalFor(procStatus: string): "SIGSYS" | "SIGKILL" {
-  const field = (name: string) => new RegExp(`^${name}:\\s*(\\S+)`, "m").exec(procStatus)?.[1];
-  if (field("Threads") !== "1") return "SIGKILL";
-  if (maskHas(field("SigCgt"), SIGSYS) || maskHas(field("SigBlk"), SIGSYS) || maskHas(field("SigIgn"), SIGSYS)) return "SIGKILL";
+  const st = parseProcStatus(procStatus);
+  if (st.threads !== 1) return "SIGKILL";
+  // An unknown mask counts as set: SIGKILL.
+  if (maskHas(st.sigCgt, SIGSYS) || maskHas(st.sigBlk, SIGSYS) || maskHas(st.sigIgn, SIGSYS)) return "SIGKILL";
   return "SIGSYS";
 }
 

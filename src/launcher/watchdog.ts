@@ -11,7 +11,7 @@
 // accidentally stopped, and against nothing that runs as root.
 
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readChildren, readStartTime } from "../host/proc.js";
 
 /** Seconds a stopped launcher is tolerated. */
 export const WATCHDOG_STOPPED_SECONDS = 3;
@@ -57,13 +57,7 @@ export interface WatchdogOptions {
 }
 
 export function startWatchdog(launcherPid: number, postmasterPid: number, say: (line: string) => void, opts: WatchdogOptions = {}): { stop(): void } {
-  let pmStart = "";
-  try {
-    const st = readFileSync(`/proc/${postmasterPid}/stat`, "utf8");
-    pmStart = st.slice(st.lastIndexOf(")") + 2).split(" ")[19] ?? "";
-  } catch {
-    /* gone: nothing to guard */
-  }
+  const pmStart = readStartTime(postmasterPid) ?? ""; // "": gone, nothing to guard
   const args = [String(launcherPid), String(postmasterPid), String(opts.seconds ?? WATCHDOG_STOPPED_SECONDS), opts.guardLauncherDeath ? "1" : "0", pmStart];
   const p = spawn("/bin/sh", ["-c", SCRIPT, "pg_seccomp-watchdog", ...args], {
     stdio: ["ignore", "ignore", "inherit"],
@@ -84,13 +78,7 @@ export function serverTree(postmasterPid: number): number[] {
   const walk = (pid: number, depth: number) => {
     out.push(pid);
     if (depth > 64) return;
-    let tasks: string[] = [];
-    try {
-      tasks = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean);
-    } catch {
-      /* gone */
-    }
-    for (const c of tasks) walk(Number(c), depth + 1);
+    for (const c of readChildren(pid)) walk(c, depth + 1);
   };
   walk(postmasterPid, 0);
   return out;

@@ -40,9 +40,17 @@ test("a learned policy keeps the floor in every overlay and its kill list, even 
 
 test("kmsg seccomp kill records after a sequence number", () => {
   const recs = [
-    '6,100,1,-;audit: type=1326 audit(1:2): pid=42 comm="postgres" exe="/x" sig=31 arch=c000003e syscall=107 compat=0',
-    '6,101,1,-;audit: type=1326 audit(1:3): pid=43 comm="postgres" exe="/x" sig=31 arch=c000003e syscall=12 compat=0',
-    '6,102,1,-;audit: type=1326 audit(1:4): pid=44 comm="postgres" exe="/x" sig=0 arch=c000003e syscall=12 compat=0',
+    '6,100,1,-;audit: type=1326 audit(1732800000.123:2): pid=42 comm="postgres" exe="/x" sig=31 arch=c000003e syscall=107 compat=0',
+    '6,101,1,-;audit: type=1326 audit(1732800000.123:3): pid=43 comm="postgres" exe="/x" sig=31 arch=c000003e syscall=12 compat=0',
+    '6,102,1,-;audit: type=1326 audit(1732800000.123:4): pid=44 comm="postgres" exe="/x" sig=0 arch=c000003e syscall=12 compat=0',
   ];
   assert.deepEqual(parseKmsgKills(recs, "x86_64", 100), [{ seq: 101, pid: 43, syscall: "brk" }]);
+  // One parser with audit2allow: a comm that imitates fields, as the kernel hex-encodes it, moves nothing;
+  // a call through another ABI is named as such.
+  const evil = Buffer.from('x" pid=1 sig=31 syscall=59').toString("hex").toUpperCase();
+  const more = [
+    `6,103,1,-;audit: type=1326 audit(1732800000.123:5): pid=45 comm=${evil} exe="/x" sig=31 arch=c000003e syscall=12 compat=0\n SUBSYSTEM=x`,
+    '6,104,1,-;audit: type=1326 audit(1732800000.123:6): pid=46 comm="postgres" exe="/x" sig=31 arch=40000003 syscall=11 compat=1',
+  ];
+  assert.deepEqual(parseKmsgKills(more, "x86_64", 100), [{ seq: 103, pid: 45, syscall: "brk" }, { seq: 104, pid: 46, syscall: "i386 #11" }]);
 });

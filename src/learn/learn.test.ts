@@ -8,7 +8,9 @@ import { contextDecisions, contextKey, decisionFor, policyContexts, type Context
 import { conditionHolds, evaluatePolicy } from "../policy/evaluate.js";
 import { sameAction, type Action } from "../policy/actions.js";
 import { withoutPresets } from "../policy/harden.js";
-import { AUDIT_ARCH_X86_64, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF, type SeccompData } from "../bpf/insn.js";
+import {
+  AUDIT_ARCH_X86_64, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF, type SeccompData,
+} from "../seccomp/index.js";
 import { compileFilter } from "../bpf/emulator.js";
 import { compose } from "../compile/compose.js";
 import { allSyscalls, syscallNumber } from "../syscalls/index.js";
@@ -17,6 +19,7 @@ import {
   groupLearned, learningPolicy, mergeLearned, newCalls, outputKey, parseLearnedPolicy, recordEvent, renderLearnedPolicy, serverEndpoint,
   type Learned, type RenderInput,
 } from "./learn.js";
+import { parsePostmasterPidFile } from "../host/server-files.js";
 
 const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
 const STARTER_TEXT = readFileSync(resolve(ROOT, "profiles/postgresql-15-x86_64.conf"), "utf8");
@@ -175,10 +178,10 @@ test("mergeLearned adds counts and keeps the earlier first sighting; newCalls fi
 });
 
 test("serverEndpoint reads port and socket directory from postmaster.pid (lines 4 and 5)", () => {
-  assert.deepEqual(serverEndpoint("1234\n/data\n1700000000\n5433\n/tmp/sock\n*\n  123  456\nready   \n"), { host: "/tmp/sock", port: "5433" });
-  assert.deepEqual(serverEndpoint("1234\n/data\n1700000000\n5433\n\n10.0.0.1\n"), { host: "10.0.0.1", port: "5433" });
-  assert.deepEqual(serverEndpoint("1234\n/data\n1700000000\n5433\n\n*\n"), { host: "localhost", port: "5433" });
-  assert.equal(serverEndpoint("1234\n/data\n"), undefined);
+  assert.deepEqual(serverEndpoint(parsePostmasterPidFile("1234\n/data\n1700000000\n5433\n/tmp/sock\n*\n  123  456\nready   \n")), { host: "/tmp/sock", port: "5433" });
+  assert.deepEqual(serverEndpoint(parsePostmasterPidFile("1234\n/data\n1700000000\n5433\n\n10.0.0.1\n")), { host: "10.0.0.1", port: "5433" });
+  assert.deepEqual(serverEndpoint(parsePostmasterPidFile("1234\n/data\n1700000000\n5433\n\n*\n")), { host: "localhost", port: "5433" });
+  assert.equal(serverEndpoint(parsePostmasterPidFile("1234\n/data\n")), undefined);
 });
 
 // ---------------------------------------------------------------------------------------------

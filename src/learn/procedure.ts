@@ -18,15 +18,14 @@
 // so peer authentication works. What the server writes (postmaster.pid, query output) is read as
 // plain text with bounded formats; nothing here follows a path the server chose.
 
-import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { dirname, join, resolve } from "node:path";
 import type { Policy } from "../policy/policy.js";
 import type { Arch } from "../syscalls/index.js";
 import { runServer, serverUser, type RunRequest, type RunResult } from "../launcher/run.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import type { OsUser } from "../postgres/cluster.js";
-import { readServerFile } from "../host/data-dir.js";
+import { readPostmasterPidFile, type PostmasterPidFile } from "../host/server-files.js";
 
 /** The periodic timers, shortened to their minimum useful values for a learning or verify run. */
 export const SHORT_TIMERS: readonly (readonly [string, string])[] = [
@@ -87,12 +86,9 @@ export interface Endpoint {
 }
 
 /** Port and host from postmaster.pid (lines 4 and 5; line 6 when there is no socket directory). */
-export function serverEndpoint(pidFileText: string): Endpoint | undefined {
-  const lines = pidFileText.split("\n");
-  const port = lines[3]?.trim();
-  const socketDir = lines[4]?.trim();
-  const listen = lines[5]?.trim();
-  if (!port || !/^\d+$/.test(port)) return undefined;
+export function serverEndpoint(pidFile: PostmasterPidFile): Endpoint | undefined {
+  const { port, socketDir, listenAddress: listen } = pidFile;
+  if (!port) return undefined;
   const host = socketDir ? socketDir : listen && listen !== "*" ? listen : "localhost";
   return { host, port };
 }
@@ -120,11 +116,10 @@ export async function waitAccepting(dataDir: string, pid: number, alive: () => b
   while (Date.now() < deadline) {
     if (!alive()) throw new Error("the server exited before accepting connections");
     try {
-      const text = readServerFile(join(dataDir, "postmaster.pid"), 4096);
-      if (text === undefined) throw new Error("not there yet");
-      const lines = text.split("\n");
-      const ep = serverEndpoint(text);
-      if (Number(lines[0]) === pid && ep && /^(ready|standby)/.test(lines[7]?.trim() ?? "")) return ep;
+      const f = readPostmasterPidFile(dataDir);
+      if (f === undefined) throw new Error("not there yet");
+      const ep = serverEndpoint(f);
+      if (f.pid === pid && ep && /^(ready|standby)/.test(f.status)) return ep;
     } catch {
       /* not there yet */
     }
@@ -145,11 +140,9 @@ export class Session {
   /** One psql -c as the server's user; resolves with its output, rejects with its error. */
   sql(text: string, timeoutMs = 120_000): Promise<string> {
     const c = clientSpawn(this.ep, this.user, this.binDir);
-    return new Promise((res, rej) => {
-      execFile(join(this.binDir, "psql"), ["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", "postgres", "-c", text], { ...c, timeout: timeoutMs, encoding: "utf8", maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-        if (err) rej(new Error(`${text.slice(0, 60)}: ${(stderr || err.message).trim().split("\n")[0]}`));
-        else res(stdout.trim());
-      });
+    return runPsql({ psql: join(this.binDir, "psql"), sql: text, connect: ["-d", "postgres"], quiet: true, ...c, timeoutMs }).then((r) => {
+      if (!r.ok) throw new Error(`${text.slice(0, 60)}: ${r.stderr.trim().split("\n")[0]}`);
+      return r.stdout.trim();
     });
   }
 
@@ -204,23 +197,19 @@ async function timedCheckpoints(s: Session): Promise<number | undefined> {
   return undefined;
 }
 
-// Seccomp kills, from the kernel's audit records in /dev/kmsg: launcher/kmsg.ts reads them.
-export { parseKmsgKills, readKmsg, type KmsgKill } from "../launcher/kmsg.js";
-import { readKmsg } from "../launcher/kmsg.js";
+// Seccomp kills, from the kernel's audit records in /dev/kmsg: src/host/kmsg.ts reads them.
+export { parseKmsgKills, readKmsg, type KmsgKill } from "../host/kmsg.js";
+import { lastKmsgSeq as lastSeqOf, readKmsg } from "../host/kmsg.js";
+import { runPsql } from "../host/psql.js";
+import { readChildren } from "../host/proc.js";
 
 export function lastKmsgSeq(records = readKmsg()): number {
-  let last = -1;
-  for (const r of records) last = Math.max(last, Number(/^\d+,(\d+),/.exec(r)?.[1] ?? -1));
-  return last;
+  return lastSeqOf(records);
 }
 
 /** The server's processes now (the postmaster's children), pid -> title; read as text only. */
 function childrenOf(pid: number): number[] {
-  try {
-    return readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").trim().split(/\s+/).filter(Boolean).map(Number);
-  } catch {
-    return [];
-  }
+  return readChildren(pid);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 // Filter actions and their precedence. The seed's four (allow, log, error, kill) plus trap.
-// Precedence follows the kernel's ordering of seccomp return values, most restrictive first:
-// kill > trap > error > log > allow.
+// Each is a seccomp action (src/seccomp), and precedence is the kernel's rule for stacked
+// filters on those, most restrictive first: kill > trap > error > log > allow.
 
 import { PolicyError, type SourceLoc } from "./errors.js";
+import { isMoreRestrictive, restrictiveness, seccompRet, type SeccompActionName } from "../seccomp/index.js";
 import { errnoNumber, errnoName } from "../syscalls/errno.js";
 
 export type ActionKind = "allow" | "log" | "error" | "trap" | "kill";
@@ -15,10 +16,18 @@ export interface Action {
 
 export const ACTION_KINDS: readonly ActionKind[] = ["allow", "log", "error", "trap", "kill"];
 
-const RANK: Record<ActionKind, number> = { allow: 0, log: 1, error: 2, trap: 3, kill: 4 };
+/** The seccomp action each policy action compiles to. */
+const SECCOMP_ACTION: Readonly<Record<ActionKind, SeccompActionName>> = {
+  allow: "ALLOW", log: "LOG", error: "ERRNO", trap: "TRAP", kill: "KILL_PROCESS",
+};
 
+export function seccompActionFor(kind: ActionKind): SeccompActionName {
+  return SECCOMP_ACTION[kind];
+}
+
+/** Orders actions by restrictiveness (higher is more restrictive), as the kernel orders their return values. */
 export function actionRank(a: Action): number {
-  return RANK[a.kind];
+  return restrictiveness(seccompRet(SECCOMP_ACTION[a.kind]));
 }
 
 /**
@@ -26,7 +35,7 @@ export function actionRank(a: Action): number {
  * filters, where the most recently installed filter's data (the errno) is returned.
  */
 export function moreRestrictive(first: Action, second: Action): Action {
-  return RANK[first.kind] > RANK[second.kind] ? first : second;
+  return isMoreRestrictive(seccompRet(SECCOMP_ACTION[first.kind]), seccompRet(SECCOMP_ACTION[second.kind])) ? first : second;
 }
 
 export function sameAction(a: Action, b: Action): boolean {

@@ -1,6 +1,8 @@
 // Every problem with a policy is reported as one PolicyError: where (file:line:column), what is
 // wrong, and what to do about it. The CLI prints these without a stack trace.
 
+import { PgSeccompError } from "../errors.js";
+
 export interface SourceLoc {
   file: string;
   line: number; // 1-based
@@ -11,13 +13,13 @@ export function formatLoc(loc: SourceLoc): string {
   return `${loc.file}:${loc.line}:${loc.column}`;
 }
 
-export class PolicyError extends Error {
+export class PolicyError extends PgSeccompError {
   constructor(
     readonly loc: SourceLoc | undefined,
     readonly problem: string,
     readonly hint?: string,
   ) {
-    super(`${loc ? formatLoc(loc) + ": " : ""}${problem}${hint ? `\nhint: ${hint}` : ""}`);
+    super("policy", `${loc ? formatLoc(loc) + ": " : ""}${problem}${hint ? `\nhint: ${hint}` : ""}`);
     this.name = "PolicyError";
   }
 }

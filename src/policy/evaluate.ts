@@ -3,15 +3,12 @@
 // wins, the later one on a tie) without the decision trees or BPF the compiler uses. Property
 // tests check that the compiled program agrees with it.
 
-import { actionRank, type Action } from "./actions.js";
+import { moreRestrictive, type Action } from "./actions.js";
 import type { ArgCondition } from "./entries.js";
 import { contextFilters, type ContextSpec } from "./decision.js";
 import { resolveFilter, rulesByTier, type Policy, type ResolvedFilter } from "./policy.js";
-import type { SeccompData } from "../bpf/insn.js";
-import { AUDIT_ARCH_AARCH64, AUDIT_ARCH_X86_64, X32_SYSCALL_BIT } from "../bpf/insn.js";
+import { AUDIT_ARCH, X32_SYSCALL_BIT, type SeccompData } from "../seccomp/index.js";
 import { syscallName, type Arch } from "../syscalls/index.js";
-
-const ARCH_VALUE: Record<Arch, number> = { x86_64: AUDIT_ARCH_X86_64, aarch64: AUDIT_ARCH_AARCH64 };
 
 export function conditionHolds(c: ArgCondition, args: readonly bigint[]): boolean {
   let v = args[c.arg] ?? 0n;
@@ -30,7 +27,7 @@ export function conditionHolds(c: ArgCondition, args: readonly bigint[]): boolea
 
 /** Most restrictive; on a tie the later one (as stacked filters and later entries do). */
 function pick(actions: readonly Action[]): Action {
-  return actions.reduce((a, b) => (actionRank(a) > actionRank(b) ? a : b));
+  return actions.reduce(moreRestrictive);
 }
 
 /** The most specific tier with a matching rule decides (its most restrictive match); else the default. */
@@ -43,7 +40,7 @@ function filterAction(f: ResolvedFilter, nr: number, args: readonly bigint[]): A
 }
 
 export function evaluatePolicy(policy: Policy, arch: Arch, ctx: ContextSpec, data: SeccompData): Action {
-  if (data.arch >>> 0 !== ARCH_VALUE[arch] || (arch === "x86_64" && data.nr >>> 0 >= X32_SYSCALL_BIT)) return { kind: "kill" };
+  if (data.arch >>> 0 !== AUDIT_ARCH[arch] || (arch === "x86_64" && data.nr >>> 0 >= X32_SYSCALL_BIT)) return { kind: "kill" };
   const filters = contextFilters(policy, ctx).map((f) => resolveFilter(f, arch));
   if (syscallName(arch, data.nr >>> 0) === undefined) {
     const def = pick(filters.map((f) => f.defaultAction));

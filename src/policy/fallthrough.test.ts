@@ -9,9 +9,10 @@ import { parsePolicyText } from "./policy.js";
 import { contextDecisions, decisionFor, type ContextSpec } from "./decision.js";
 import { evaluatePolicy } from "./evaluate.js";
 import { describeDecision } from "../render/effective-table.js";
-import { AUDIT_ARCH, actionRet, compilePolicy } from "../compile/compile.js";
+import { actionRet, compilePolicy } from "../compile/compile.js";
 import { emulate } from "../bpf/emulator.js";
 import { syscallNumber } from "../syscalls/index.js";
+import { AUDIT_ARCH } from "../seccomp/index.js";
 
 const nr = (name: string) => syscallNumber("x86_64", name)!;
 

@@ -7,9 +7,11 @@ import { contextDecisions, decisionFor, policyContexts, type ContextSpec } from 
 import { evaluatePolicy } from "./evaluate.js";
 import { formatAction, type Action } from "./actions.js";
 import { effectiveFilterRows } from "../render/effective-table.js";
-import { compilePolicy, AUDIT_ARCH } from "../compile/compile.js";
+import { compilePolicy } from "../compile/compile.js";
 import { compileFilter } from "../bpf/emulator.js";
-import { SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF } from "../bpf/insn.js";
+import {
+  AUDIT_ARCH, SECCOMP_RET_ACTION_FULL, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_USER_NOTIF,
+} from "../seccomp/index.js";
 import { compose } from "../compile/compose.js";
 import { errnoNumber } from "../syscalls/errno.js";
 import { ARCHES, syscallNumber, type Arch } from "../syscalls/index.js";

@@ -3,12 +3,14 @@
 // server with psql and pgbench. Starting the server is the launcher's job (it must start under
 // a filter); this module only prepares and queries.
 
-import { execFileSync, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { execFileSync, spawnSync } from "node:child_process";
+import { appendFileSync, chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir, userInfo } from "node:os";
 import { join } from "node:path";
 import { createServer } from "node:net";
 import { EMBEDDED_MAJORS, preparedEmbeddedBinDir } from "./embedded.js";
+import { readPostmasterPidFile } from "../host/server-files.js";
+import { runPsqlSync } from "../host/psql.js";
 
 export class PostgresError extends Error {
   override name = "PostgresError";
@@ -154,11 +156,8 @@ export interface QueryResult {
 
 /** Runs SQL through psql (as the server's OS user, so files it writes belong to it). */
 export function psql(c: Cluster, sql: string, opts: { db?: string; role?: string } = {}): QueryResult {
-  const args = ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql];
-  if (opts.db) args.push("-d", opts.db);
-  if (opts.role) args.push("-U", opts.role);
-  const r: SpawnSyncReturns<string> = spawnSync(join(c.binDir, "psql"), args, { env: clientEnv(c), encoding: "utf8", timeout: 120_000 });
-  return { ok: r.status === 0, stdout: r.stdout ?? "", stderr: r.stderr ?? "" };
+  const connect = [...(opts.db ? ["-d", opts.db] : []), ...(opts.role ? ["-U", opts.role] : [])];
+  return runPsqlSync({ psql: join(c.binDir, "psql"), sql, connect, env: clientEnv(c) });
 }
 
 /** psql that throws on failure and returns trimmed output. */
@@ -187,12 +186,7 @@ export async function waitReady(c: Cluster, alive: () => boolean, timeoutMs = 30
 
 /** The postmaster's pid from postmaster.pid, if the file is there. */
 export function postmasterPid(dataDir: string): number | undefined {
-  try {
-    const pid = Number(readFileSync(join(dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
-    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
-  } catch {
-    return undefined;
-  }
+  return readPostmasterPidFile(dataDir)?.pid;
 }
 
 /**

@@ -6,8 +6,10 @@
 
 import { AARCH64_TABLE, AARCH64_TABLE_INFO } from "./table-aarch64.js";
 import { X86_64_TABLE, X86_64_TABLE_INFO } from "./table-x86_64.js";
+import type { SeccompArch } from "../seccomp/index.js";
 
-export type Arch = "x86_64" | "aarch64";
+/** An architecture token: the seccomp ABI module (src/seccomp/arch.ts) defines them with their AUDIT_ARCH values. */
+export type Arch = SeccompArch;
 export const ARCHES: readonly Arch[] = Object.freeze(["x86_64", "aarch64"] as const);
 
 export interface SyscallEntry {

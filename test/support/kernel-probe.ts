@@ -24,7 +24,7 @@ import { spawn } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import type { Insn } from "../../src/bpf/insn.js";
-import { close, errnoName, hostArch, pidfdGetFd, pidfdOpen, seccompSupport } from "../../src/kernel/index.js";
+import { close, errnoName, hostKernelArch, pidfdGetFd, pidfdOpen, seccompSupport } from "../../src/kernel/index.js";
 import { hostArch as tableArch, syscallNumber } from "../../src/syscalls/index.js";
 
 // ---- Wire format between this module (parent) and probe-child.ts (child) ----
@@ -178,7 +178,7 @@ export const PROBE_NODE_FLAGS: readonly string[] = [
 
 /** Syscalls a probe filter must allow (see the header): write, exit_group, and rt_sigreturn when trapping. */
 export function probeRequiredSyscalls(): { write: number; exit_group: number; rt_sigreturn: number } {
-  const { write, exit_group, rt_sigreturn } = hostArch().nr;
+  const { write, exit_group, rt_sigreturn } = hostKernelArch().nr;
   return { write, exit_group, rt_sigreturn };
 }
 

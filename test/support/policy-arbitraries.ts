@@ -2,7 +2,7 @@
 // test (compile.test.ts) and the launcher's decision-path test, so both draw from the same space.
 
 import fc from "fast-check";
-import { X32_SYSCALL_BIT } from "../../src/bpf/insn.js";
+import { X32_SYSCALL_BIT } from "../../src/seccomp/index.js";
 import type { ContextSpec } from "../../src/policy/decision.js";
 import { argWidth } from "../../src/policy/entries.js";
 import { syscallNumber, type Arch } from "../../src/syscalls/index.js";

@@ -21,7 +21,7 @@ import {
   SIGSYS_DATA,
   SIGSYS_SYSCALL,
   addressOf,
-  hostArch,
+  hostKernelArch,
   installFilter,
   installSigsysRecorder,
   lastErrno,
@@ -47,7 +47,7 @@ import {
 
 const REPORT_FD = 3n;
 
-const arch = hostArch();
+const arch = hostKernelArch();
 const NR_WRITE = arch.nr.write;
 const NR_EXIT_GROUP = arch.nr.exit_group;
 

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { parseNetTcp, parseNetUnix } from "./proc-facts.js";
+import { parseNetTcp, parseNetUnix } from "./sockets.js";
 
 test("/proc/net/unix rows: listening and accepted sockets carry the listener's path, client ends none", () => {
   const text = [

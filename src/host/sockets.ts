@@ -1,12 +1,12 @@
-// Facts the kernel gives about a server process, for classification: its parent and start time,
-// and whether it holds a client connection (a socket accepted on one of the postmaster's listen
-// sockets). The server can change its titles, memory and shared memory, but not these.
+// Facts the kernel gives about a server process's sockets, for classification: whether it holds a
+// client connection (a socket accepted on one of the postmaster's listen sockets). The server can
+// change its titles, memory and shared memory, but not these. (Its parent and start time:
+// proc.ts.)
 //
 // Everything here reads files the kernel generates under /proc (bounded, not the server's
 // files), with plain reads that do not block.
 
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
-import { parseStat } from "../classify/classify.js";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
 
 export interface ListenSockets {
   /** Paths of the postmaster's listening Unix sockets. */
@@ -123,50 +123,4 @@ export function clientConnection(pid: number, listen: ListenSockets, inodes = so
     }
   }
   return undefined;
-}
-
-/** Parent pid and start time from /proc/PID/stat (src/classify/classify.ts parses). */
-export function procStat(pid: number): { ppid: number; start: string } | undefined {
-  return parseStat(read(`/proc/${pid}/stat`));
-}
-
-/** The process title (cmdline, NULs as spaces), capped: for the log, never for a decision. */
-export function procTitle(pid: number): string {
-  return read(`/proc/${pid}/cmdline`).slice(0, 4096).replace(/\0+$/, "").replace(/\0/g, " ");
-}
-
-/**
- * Bytes of a process's memory (/proc/PID/mem, which the kernel generates; a read of it does not
- * block), or undefined when they cannot be read. What they say is the process's to choose: use
- * them for nothing that decides whether a call is allowed.
- */
-export function readProcessMemory(pid: number, addr: bigint, length: number): Buffer | undefined {
-  let fd: number | undefined;
-  try {
-    fd = openSync(`/proc/${pid}/mem`, "r");
-    const buf = Buffer.alloc(length);
-    const n = readSync(fd, buf, 0, length, addr);
-    return buf.subarray(0, n);
-  } catch {
-    return undefined;
-  } finally {
-    if (fd !== undefined) closeSync(fd);
-  }
-}
-
-const SHELL_PATH = Buffer.from("/bin/sh\0");
-const SHELL_ARGV0 = Buffer.from("sh\0");
-
-/**
- * Whether an execve(path, argv, ...) about to run in `pid` is glibc's popen()/system() starting
- * the shell: path "/bin/sh", argv[0] "sh" (glibc's spawn_process and do_system). Three bounded
- * reads of the caller's memory; x86_64 and aarch64 pointers are 8 bytes, little-endian.
- */
-export function spawnsShell(pid: number, pathAddr: bigint, argvAddr: bigint): boolean {
-  const path = readProcessMemory(pid, pathAddr, SHELL_PATH.length);
-  if (!path || !path.equals(SHELL_PATH)) return false;
-  const argv0 = readProcessMemory(pid, argvAddr, 8);
-  if (!argv0 || argv0.length !== 8) return false;
-  const name = readProcessMemory(pid, argv0.readBigUInt64LE(0), SHELL_ARGV0.length);
-  return name !== undefined && name.equals(SHELL_ARGV0);
 }

@@ -1,0 +1,140 @@
+// The kernel's audit records of seccomp kills (type=1326) from /dev/kmsg, for `run` (naming what
+// killed the postmaster) and `learn --verify`: one reader here, and the records parsed by the one
+// audit-record parser (audit-records.ts). /dev/kmsg is the kernel's, not the server's: records are
+// bounded, and the read never blocks (O_NONBLOCK). comm= and exe= in them are the process's.
+
+import { closeSync, constants as fsc, openSync, readSync } from "node:fs";
+import type { Arch } from "../syscalls/index.js";
+import { parseAuditLine } from "./audit-records.js";
+
+export interface KmsgKill {
+  seq: number;
+  pid: number;
+  syscall: string;
+}
+
+/** The sequence number of a /dev/kmsg record ("PRI,SEQ,TIME,FLAGS;MESSAGE"), or -1. */
+export function kmsgSeq(record: string): number {
+  return Number(/^\d+,(\d+),/.exec(record)?.[1] ?? -1);
+}
+
+/** The last sequence number among `records` (-1 for none). */
+export function lastKmsgSeq(records: readonly string[]): number {
+  let last = -1;
+  for (const r of records) last = Math.max(last, kmsgSeq(r));
+  return last;
+}
+
+/**
+ * Seccomp kill records (type=1326, sig=31) among kmsg records, after sequence number `after`,
+ * parsed by the one audit-record parser (audit-records.ts). A call of the server's own arch is
+ * named from its table; another ABI's (i386, x32) as the record says, with its ABI.
+ */
+export function parseKmsgKills(records: readonly string[], arch: Arch, after: number): KmsgKill[] {
+  const out: KmsgKill[] = [];
+  for (const r of records) {
+    const seq = kmsgSeq(r);
+    if (seq <= after) continue;
+    // The message's first line: continuation lines (" KEY=value") are the kernel's dictionary.
+    const parsed = parseAuditLine(r.split("\n")[0]!);
+    if (parsed.kind !== "seccomp") continue;
+    const rec = parsed.record;
+    if (rec.sig !== "31" || !rec.pid || rec.nr === undefined) continue;
+    out.push({ seq, pid: rec.pid, syscall: rec.tableArch === arch ? rec.syscall : `${rec.arch} ${rec.syscall}` });
+  }
+  return out;
+}
+
+/** A seccomp audit record (type=1326): who, which call, and the filter's return value. */
+export interface KmsgSeccomp {
+  seq: number;
+  pid: number;
+  uid: number;
+  nr: number;
+  syscall: string;
+  /** The filter's SECCOMP_RET_* value (`code=`). */
+  code: number;
+}
+
+/**
+ * Seccomp audit records of the server's own arch after sequence number `after`, parsed by the one
+ * audit-record parser. comm= and exe= are the process's choice, but the kernel hex-encodes them
+ * whenever they hold a space, a quote or a control character, so they cannot bring a field of
+ * their own (parseFields needs a space before every key).
+ */
+export function parseKmsgSeccomp(records: readonly string[], arch: Arch, after: number): KmsgSeccomp[] {
+  const out: KmsgSeccomp[] = [];
+  for (const r of records) {
+    const seq = kmsgSeq(r);
+    if (seq <= after) continue;
+    const parsed = parseAuditLine(r.split("\n")[0]!);
+    if (parsed.kind !== "seccomp") continue;
+    const rec = parsed.record;
+    if (rec.tableArch !== arch || !rec.pid || rec.nr === undefined || rec.code === undefined || rec.uid === undefined || !/^\d+$/.test(rec.uid)) continue;
+    out.push({ seq, pid: rec.pid, uid: Number(rec.uid), nr: rec.nr, syscall: rec.syscall, code: rec.code });
+  }
+  return out;
+}
+
+/**
+ * /dev/kmsg held open from now on: `take()` returns the records written since the last call (at
+ * most `max`), never blocking. Records the kernel overwrote meanwhile are skipped.
+ */
+export class KmsgFollower {
+  private readonly fd: number;
+  private readonly buf = Buffer.alloc(8192);
+
+  constructor() {
+    this.fd = openSync("/dev/kmsg", fsc.O_RDONLY | fsc.O_NONBLOCK);
+    this.take(1_000_000); // what the buffer holds already is not ours
+  }
+
+  take(max = 10_000): string[] {
+    const out: string[] = [];
+    while (out.length < max) {
+      let n: number;
+      try {
+        n = readSync(this.fd, this.buf, 0, this.buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
+        break; // EAGAIN: nothing more now
+      }
+      if (n <= 0) break;
+      out.push(this.buf.toString("utf8", 0, n));
+    }
+    return out;
+  }
+
+  close(): void {
+    closeSync(this.fd);
+  }
+}
+
+/** Every record /dev/kmsg still holds (root only; [] when unreadable). */
+export function readKmsg(): string[] {
+  let fd: number;
+  try {
+    fd = openSync("/dev/kmsg", fsc.O_RDONLY | fsc.O_NONBLOCK);
+  } catch {
+    return [];
+  }
+  const out: string[] = [];
+  const buf = Buffer.alloc(8192);
+  try {
+    for (;;) {
+      let n: number;
+      try {
+        n = readSync(fd, buf, 0, buf.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
+        break;
+      }
+      if (n <= 0) break;
+      out.push(buf.toString("utf8", 0, n));
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return out;
+}
+
