@@ -6,6 +6,7 @@
 // records of narrowed sessions, and of programs they started, into log events here. The record
 // has no arguments and no errno; its process is identified by pid and checked by start time.
 
+import { seccompActionOf } from "../seccomp/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import type { KmsgSeccomp } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -31,12 +32,13 @@ const MAX_ANCESTRY = 32;
  * kernel writes the action only (SECCOMP_RET_ACTION_FULL), not the errno: the event has none.
  */
 export function auditAction(code: number): Pick<ViolationEvent, "action"> | undefined {
-  const action = (code & 0xffff0000) >>> 0;
-  if (action === 0x00050000) return { action: "error" };
-  if (action === 0x80000000 || action === 0) return { action: "kill" };
-  if (action === 0x00030000) return { action: "trap" };
-  if (action === 0x7ffc0000) return { action: "log" };
-  return undefined;
+  switch (seccompActionOf(code)?.name) {
+    case "ERRNO": return { action: "error" };
+    case "KILL_PROCESS": case "KILL_THREAD": return { action: "kill" };
+    case "TRAP": return { action: "trap" };
+    case "LOG": return { action: "log" };
+    default: return undefined;
+  }
 }
 
 /**
