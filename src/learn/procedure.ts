@@ -99,10 +99,18 @@ function homeOf(user: OsUser): string {
   return r.stdout?.trim().split(":")[5] || "/";
 }
 
-/** Environment and credentials for a client of the server: its OS user, its socket and port. */
-export function clientSpawn(ep: Endpoint, user: OsUser | undefined, binDir: string): { env: NodeJS.ProcessEnv; uid?: number; gid?: number } {
+/** libpq variables that would point a client at another server than the one learned. */
+const SERVER_CHOOSING = new Set(["PGHOST", "PGHOSTADDR", "PGPORT", "PGSERVICE", "PGSERVICEFILE", "PGUSER"]);
+
+/**
+ * Environment and credentials for a client of the server: its OS user, its socket and port.
+ * learn's own queries get no PG* variable of the caller's; the user's workload (`keepUserPg`)
+ * keeps theirs (PGDATABASE, PGOPTIONS, a script's own PGBIN, ...) except those that choose the
+ * server, which are this server's.
+ */
+export function clientSpawn(ep: Endpoint, user: OsUser | undefined, binDir: string, keepUserPg = false): { env: NodeJS.ProcessEnv; uid?: number; gid?: number } {
   const env: NodeJS.ProcessEnv = {
-    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_") && !k.startsWith("PG"))),
+    ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_") && (!k.startsWith("PG") || (keepUserPg && !SERVER_CHOOSING.has(k))))),
     PGHOST: ep.host, PGPORT: ep.port,
     PATH: `${binDir}:${process.env.PATH ?? "/usr/bin:/bin"}`,
   };
@@ -157,7 +165,7 @@ export class Session {
 
   /** A shell command as the server's user (the workload); its output lines go to `line`. */
   shell(command: string, line: (s: string) => void): { child: ChildProcess; done: Promise<{ code: number | null; signal: NodeJS.Signals | null }> } {
-    const c = clientSpawn(this.ep, this.user, this.binDir);
+    const c = clientSpawn(this.ep, this.user, this.binDir, true);
     const child = spawn("sh", ["-c", command], { ...c, stdio: ["ignore", "pipe", "pipe"], detached: true });
     const forward = (stream: NodeJS.ReadableStream) => {
       let buf = "";
