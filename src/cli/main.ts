@@ -15,7 +15,7 @@ import { validateProgram } from "../bpf/validate.js";
 import { effectiveFilterRows, FILTER_COLUMNS } from "../inspect/effective-table.js";
 import { csvTable, escapeControl, psqlTable, safeJson } from "../inspect/format.js";
 import { simulate, syscallArg } from "../inspect/simulate.js";
-import { ARCHES, allSyscalls, hostArch, type Arch } from "../syscalls/index.js";
+import { ARCHES, allSyscalls, hostArch, isArch, type Arch } from "../syscalls/index.js";
 import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/groups.js";
 import { parseValue } from "../policy/entries.js";
 import { formatRisk, policyRisks } from "../policy/risks.js";
@@ -28,7 +28,7 @@ import { statusCommand, StatusError } from "../inspect/status.js";
 import { applySql, installSql, type PsqlAs } from "../sql/install.js";
 import { findServerRecord } from "../launcher/state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { dataDirForLookup, findDebianCluster, majorOf, serverSocket, userNameOf } from "../launcher/data-dir.js";
@@ -198,7 +198,12 @@ program
   .action((path: string, opts: { arch?: Arch; strict?: boolean }) => {
     const policy = loadPolicy(path);
     const contexts = policyContexts(policy);
-    const arches = opts.arch ? [opts.arch] : ARCHES;
+    // A profile names one arch's syscalls (aarch64 has no open or stat, x86_64 no renameat on
+    // some tables): its arch comes from --arch, else its file name (postgresql-18-aarch64.conf)
+    // or a "# arch: NAME" line, else every arch is checked.
+    const fileArch = opts.arch ? undefined : policyFileArch(path);
+    if (fileArch) process.stdout.write(`${path}: ${fileArch.arch} only (${fileArch.from}; --arch to choose)\n`);
+    const arches = opts.arch ? [opts.arch] : fileArch ? [fileArch.arch] : ARCHES;
     for (const arch of arches) {
       for (const c of contexts) {
         const prog = compilePolicy(policy, arch, c);
@@ -526,6 +531,20 @@ program
     });
   });
 
+
+/** The arch a policy file is for, from its name (postgresql-<major>-<arch>[-variant].conf) or a "# arch: NAME" line. */
+function policyFileArch(path: string): { arch: Arch; from: string } | undefined {
+  const m = /-(x86_64|aarch64)(?:-[A-Za-z0-9_]+)?\.conf$/.exec(basename(path));
+  if (m && isArch(m[1]!)) return { arch: m[1], from: "its file name" };
+  let text = "";
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  const a = /^#\s*arch:\s*(\S+)\s*$/m.exec(text)?.[1];
+  return a && isArch(a) ? { arch: a, from: "its # arch: line" } : undefined;
+}
 
 function writeOutput(output: string | undefined, data: string | Buffer, what: string): void {
   if (output === undefined || output === "-") {
