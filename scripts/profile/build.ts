@@ -222,30 +222,6 @@ function carried(file: string): Seen {
 
 const seen = learnedFrom ? carried(learnedFrom) : await observe(binDir!);
 
-// Names of the host's arch carried to the profile's (aarch64 lacks open, stat, fork, ...).
-let learned = seen.names;
-const learnedNote = new Map<string, string>();
-let floorNames = new Map(floor.allow.map((n) => [n, floor.tagOf.get(n)!] as const));
-const floorNote = new Map<string, string>();
-const dropped: string[] = [];
-if (foreign) {
-  const m = mapNames(learned.keys(), arch);
-  const next = new Map<string, string[]>();
-  for (const [to, froms] of m.mapped) {
-    next.set(to, [...new Set(froms.flatMap((f) => learned.get(f) ?? []))]);
-    if (froms.some((f) => f !== to)) learnedNote.set(to, `(x86_64: ${froms.join(", ")})`);
-  }
-  learned = next;
-  dropped.push(...m.dropped.map((n) => `${n} (seen)`));
-  const fm = mapNames(floor.allow, arch);
-  floorNames = new Map();
-  for (const [to, froms] of fm.mapped) {
-    floorNames.set(to, floor.tagOf.get(froms[0]!)!);
-    if (froms.some((f) => f !== to)) floorNote.set(to, `(x86_64: ${froms.join(", ")})`);
-  }
-  dropped.push(...fm.dropped.map((n) => `${n} (floor)`));
-}
-
 // Static analysis of the server's files: postgres, its libraries, and the modules the workload loads.
 const modules = ["plpgsql", "pg_stat_statements", "pgcrypto", "file_fdw", "dblink", "postgres_fdw"];
 const pkglibdir = derivePkglibdir(postgres);
@@ -253,6 +229,49 @@ const extensions = pkglibdir ? modules.filter((m) => existsSync(join(pkglibdir, 
 say(`static analysis of ${postgres} and ${extensions.join(", ") || "no modules"}`);
 const analysis: AnalyzeResult = await analyze({ postgres, extensions, arch, cacheDir: defaultCacheDir(), ...(foreign ? { sysroot: ARM64_SYSROOT } : {}) });
 if (analysis.missing.length > 0) fail(`static analysis: ${analysis.missing.map((m) => m.name).join(", ")} not found (${foreign ? "apt-get install libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross" : "is the server installed completely?"}); no profile written`);
+
+
+// Names of the host's arch carried to the profile's (aarch64 lacks open, stat, fork, ...).
+let learned = seen.names;
+const learnedNote = new Map<string, string>();
+let floorNames = new Map(floor.allow.map((n) => [n, floor.tagOf.get(n)!] as const));
+const floorNote = new Map<string, string>();
+const dropped: string[] = [];
+if (foreign) {
+  // A name with several equivalents (chmod -> fchmodat, fchmodat2) keeps those the build's own
+  // code makes (static analysis), all of them when it makes none.
+  const inStatic = new Set(analysis.syscalls.map((x) => x.name));
+  const narrow = (m: ReturnType<typeof mapNames>) => {
+    const byFrom = new Map<string, string[]>();
+    for (const [to, froms] of m.mapped) for (const f of froms) byFrom.set(f, [...(byFrom.get(f) ?? []), to]);
+    for (const [f, tos] of byFrom) {
+      if (tos.length < 2 || tos.includes(f)) continue;
+      const keep = tos.filter((t) => inStatic.has(t));
+      if (keep.length === 0) continue;
+      for (const t of tos) if (!keep.includes(t)) {
+        const left = m.mapped.get(t)!.filter((x) => x !== f);
+        if (left.length) m.mapped.set(t, left);
+        else m.mapped.delete(t);
+      }
+    }
+    return m;
+  };
+  const m = narrow(mapNames(learned.keys(), arch));
+  const next = new Map<string, string[]>();
+  for (const [to, froms] of m.mapped) {
+    next.set(to, [...new Set(froms.flatMap((f) => learned.get(f) ?? []))]);
+    if (froms.some((f) => f !== to)) learnedNote.set(to, `(x86_64: ${froms.join(", ")})`);
+  }
+  learned = next;
+  dropped.push(...m.dropped.map((n) => `${n} (seen)`));
+  const fm = narrow(mapNames(floor.allow, arch));
+  floorNames = new Map();
+  for (const [to, froms] of fm.mapped) {
+    floorNames.set(to, floor.tagOf.get(froms[0]!)!);
+    if (froms.some((f) => f !== to)) floorNote.set(to, `(x86_64: ${froms.join(", ")})`);
+  }
+  dropped.push(...fm.dropped.map((n) => `${n} (floor)`));
+}
 
 const libc = foreign
   ? `Debian's cross glibc ${spawnSync("dpkg-query", ["-W", "-f", "${Version}", "libc6-arm64-cross"], { encoding: "utf8" }).stdout.trim()} (libc6-arm64-cross) as sysroot`
