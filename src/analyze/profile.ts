@@ -179,6 +179,7 @@ export function composeProfile(p: ProfileInput): ComposedProfile {
 
   const L: string[] = [];
   for (const h of p.header) L.push(h ? `# ${h}` : "#");
+  L.push(`# arch: ${p.arch}`);
   L.push("");
   L.push("syscall_error_errno = 'EPERM'");
   L.push("global_syscall_default = 'error'");
