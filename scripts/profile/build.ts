@@ -208,7 +208,11 @@ function carried(file: string): Seen {
   const text = readFileSync(file, "utf8");
   const ev = parseSeenEvidence(text);
   const source = basename(file);
-  if (ev.seen.size > 0) return { names: ev.seen, legend: ev.legend, method: `the seen calls and their evidence of ${source} (--learned-from)` };
+  if (ev.seen.size > 0) {
+    // A profile this builder wrote: its own account of how the calls were seen, carried over.
+    const line = /^# Seen at run time: (.*)\.$/m.exec(text)?.[1] ?? `the seen calls and their evidence of ${source}`;
+    return { names: ev.seen, legend: ev.legend, method: resolve(file) === out ? line : `${line}; carried from ${source} (--learned-from)` };
+  }
   const allow = settingList(text, "global_syscall_allow");
   if (!allow) throw new Error(`${file}: no global_syscall_allow`);
   const built = /^# Built by (scripts\/profile\/build\.ts(?: --tracer strace)?) on (\d{4}-\d\d-\d\d): ([^;]+);/m.exec(text);
@@ -217,7 +221,7 @@ function carried(file: string): Seen {
   const legend = new Map([[tag, `in the allow list of ${source}${built ? ` as built on ${built[2]} (${built[3]!.trim()}) by ${how}` : ""}: workload.sh on a primary and a streaming standby, then crash recovery; which round and process was not recorded`]]);
   const names = new Map<string, string[]>();
   for (const n of allow) if (!floor.allow.includes(n)) names.set(n, [tag]);
-  return { names, legend, method: `the allow list of ${source} minus the floor (--learned-from; that file recorded no evidence)` };
+  return { names, legend, method: `the allow list of ${source}, which recorded no evidence yet, minus the floor (--learned-from)` };
 }
 
 const seen = learnedFrom ? carried(learnedFrom) : await observe(binDir!);
