@@ -85,7 +85,7 @@ test("compose: seen ∪ floor allowed, static-only logged, killed groups and gat
   assert.deepEqual(settingList(c.text, "global_syscall_log"), ["sendfile"]);
   assert.match(c.text, /^#   brk: floor \[malloc\]; static libc\.so\.6:brk <- postgres via libc\.so\.6:free$/m);
   assert.match(c.text, /^#   write: seen \[r1\]\[r2\]; not found statically$/m);
-  assert.match(c.text, /^#   sendfile: static libc\.so\.6:sendfile, no direct call path$/m);
+  assert.match(c.text, /^#   sendfile: static libc\.so\.6:sendfile \(no direct call path\)$/m);
   assert.match(c.text, /^#   mount \(@mount\): static /m);
   assert.match(c.text, /^#   floor \[malloc\]: malloc and free$/m);
   assert.doesNotMatch(c.text, /not shown/, "only the floor reasons in use");

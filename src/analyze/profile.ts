@@ -9,7 +9,7 @@
 // - Except two kinds, which stay as the default and the kill list decide: calls in the killed
 //   high-risk groups (a healthy server never made them, and the review asked that those groups be
 //   killable), and calls of features the launcher gates or `check` warns about (io_uring, bpf,
-//   ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces), which a profile never allows
+//   ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality), which a profile never allows
 //   on static evidence alone.
 // Pure: strings in, a string out.
 
@@ -25,7 +25,7 @@ export const STATIC_ONLY_WITHHELD: readonly string[] = [
   "io_uring_setup", "io_uring_enter", "io_uring_register",
   "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "userfaultfd",
   "get_mempolicy", "set_mempolicy", "mbind", "move_pages",
-  "unshare", "setns",
+  "unshare", "setns", "personality",
 ];
 
 /** One setting's value in a postgresql.conf-style file we wrote (floor, bundled profiles). */
@@ -138,7 +138,7 @@ export function staticEvidence(f: SyscallFinding): string {
   const v = f.via[0];
   if (!v) return "static";
   const site = `${v.binary}:${v.function}${v.kind === "wrapper-call" ? ` via ${v.callee}()` : v.kind === "vdso-fallback" ? " (vDSO fallback)" : ""}`;
-  if (v.reach !== "call-path" || !v.path || v.path.length === 0) return `static ${site}, no direct call path`;
+  if (v.reach !== "call-path" || !v.path || v.path.length === 0) return `static ${site} (no direct call path)`;
   const root = v.path[0]!.split(":")[0]!;
   const entry = v.path.find((hop) => hop !== "..." && hop.split(":")[0] !== root);
   return `static ${site} <- ${root}${entry && entry !== `${v.binary}:${v.function}` ? ` via ${entry}` : ""}`;
@@ -215,7 +215,7 @@ export function composeProfile(p: ProfileInput): ComposedProfile {
     L.push("# killable; allow one by name if your server needs it.");
     for (const n of killedStatic) L.push(`#   ${n} (${killed.get(n)}): ${staticEvidence(statics.get(n)!)}`);
     L.push(`# Reachable statically but not allowed (${withheldStatic.length}): features pg_seccomp gates or \`check\` warns about`);
-    L.push("# (io_uring, bpf, ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces): the default");
+    L.push("# (io_uring, bpf, ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality): the default");
     L.push("# (error, logged) answers them; docs/profiles.md, \"Features with syscalls of their own\".");
     for (const n of withheldStatic) L.push(`#   ${n}: ${staticEvidence(statics.get(n)!)}`);
     L.push("");
