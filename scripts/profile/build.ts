@@ -3,6 +3,7 @@
 //                                      [--tracer learn|strace] [--static-only log|allow]
 //   node dist/scripts/profile/build.js --major 15 --learned-from profiles/postgresql-15-x86_64.conf
 //   node dist/scripts/profile/build.js --major 18 --arch aarch64 --learned-from profiles/postgresql-18-x86_64.conf
+//   node dist/scripts/profile/build.js --major 15 --tracer strace --learned-from profiles/postgresql-15-x86_64.conf  (a new run ∪ the file's)
 // --major finds the server as the tests do (Debian's, else the embedded build in node_modules;
 // for --arch aarch64 the npm registry's linux-arm64 build, arm64-builds.ts).
 // What was seen at run time comes from learning runs (default), or with --learned-from FILE from
@@ -224,7 +225,17 @@ function carried(file: string): Seen {
   return { names, legend, method: `the allow list of ${source}, which recorded no evidence yet, minus the floor (--learned-from)` };
 }
 
-const seen = learnedFrom ? carried(learnedFrom) : await observe(binDir!);
+// --learned-from with an explicit --tracer: a new run, and the earlier profile's seen calls kept
+// too (a call that run does not reproduce stays allowed, with its older evidence).
+const seen: Seen = await (async () => {
+  if (learnedFrom && (foreign || opt("--tracer") === undefined)) return carried(learnedFrom);
+  const run = await observe(binDir!);
+  if (!learnedFrom) return run;
+  const before = carried(learnedFrom);
+  for (const [n, tags] of before.names) run.names.set(n, [...new Set([...(run.names.get(n) ?? []), ...tags])]);
+  for (const [t, d] of before.legend) run.legend.set(t, d);
+  return { names: run.names, legend: run.legend, method: `${run.method}; and ${before.method}` };
+})();
 
 // Static analysis of the server's files: postgres, its libraries, and the modules the workload loads.
 const modules = ["plpgsql", "pg_stat_statements", "pgcrypto", "file_fdw", "dblink", "postgres_fdw"];
