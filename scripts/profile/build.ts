@@ -279,6 +279,7 @@ if (foreign) {
   }
   learned = next;
   dropped.push(...m.dropped.map((n) => `${n} (seen)`));
+  for (const [t, d] of seen.legend) if (!d.startsWith("on x86_64")) seen.legend.set(t, `on x86_64, names mapped to ${arch}: ${d}`);
   const fm = narrow(mapNames(floor.allow, arch));
   floorNames = new Map();
   for (const [to, froms] of fm.mapped) {
