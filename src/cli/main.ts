@@ -198,9 +198,9 @@ program
   .action((path: string, opts: { arch?: Arch; strict?: boolean }) => {
     const policy = loadPolicy(path);
     const contexts = policyContexts(policy);
-    // A profile names one arch's syscalls (aarch64 has no open or stat, x86_64 no renameat on
-    // some tables): its arch comes from --arch, else its file name (postgresql-18-aarch64.conf)
-    // or a "# arch: NAME" line, else every arch is checked.
+    // A profile names one arch's syscalls (x86_64's stat, pipe or access do not exist on
+    // aarch64): its arch comes from --arch, else its file name (postgresql-18-aarch64.conf) or a
+    // "# arch: NAME" line, else every arch is checked.
     const fileArch = opts.arch ? undefined : policyFileArch(path);
     if (fileArch) process.stdout.write(`${path}: ${fileArch.arch} only (${fileArch.from}; --arch to choose)\n`);
     const arches = opts.arch ? [opts.arch] : fileArch ? [fileArch.arch] : ARCHES;
