@@ -5,9 +5,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, chmodSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
-import { dirname, join, relative } from "node:path";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { analyze, type AnalyzeResult } from "../src/analyze/analyze.js";
 import { analyzeElf } from "../src/analyze/scan.js";
 import { loadDisassembler } from "../src/analyze/disasm.js";
