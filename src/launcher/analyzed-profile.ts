@@ -40,13 +40,19 @@ export function preloadModules(postgres: string, dataDir: string, user: OsUser |
     env: { PATH: "/usr/bin:/bin", LANG: "C" }, ...(user ? { uid: user.uid, gid: user.gid } : {}),
   });
   if (r.status !== 0 || r.error) return { modules: [], skipped: ["(shared_preload_libraries could not be read)"] };
+  return parsePreloadList(r.stdout);
+}
+
+/** A shared_preload_libraries value → plain module names, and the entries that are not (paths, odd text). */
+export function parsePreloadList(value: string): { modules: string[]; skipped: string[] } {
   const modules: string[] = [];
   const skipped: string[] = [];
-  for (const raw of r.stdout.trim().split(",")) {
+  for (const raw of value.trim().split(",")) {
     const v = raw.trim().replace(/^"(.*)"$/, "$1").replace(/^\$libdir\//, "");
     if (!v) continue;
     if (/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(v)) modules.push(v.replace(/\.so$/, ""));
-    else skipped.push(v.slice(0, 64));
+    // Shown in run's warning: the server's configuration is hostile text, so printable ASCII only.
+    else skipped.push(v.slice(0, 64).replace(/[^\x20-\x7e]/g, "?"));
   }
   return { modules, skipped };
 }
