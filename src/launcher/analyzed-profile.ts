@@ -34,12 +34,12 @@ export class AnalyzedProfileError extends Error {}
  * of output; a value that is not a plain comma-separated list of names, or a path, is skipped
  * (the caller says so): those modules are then simply not analyzed.
  */
-export function preloadModules(postgres: string, dataDir: string, user: OsUser | undefined): { modules: string[]; skipped: string[] } {
+export function preloadModules(postgres: string, dataDir: string, user: OsUser | undefined): { modules: string[]; skipped: string[]; unreadable?: true } {
   const r = spawnSync(postgres, ["-C", "shared_preload_libraries", "-D", dataDir], {
     encoding: "utf8", timeout: 10_000, maxBuffer: 4096, stdio: ["ignore", "pipe", "pipe"],
     env: { PATH: "/usr/bin:/bin", LANG: "C" }, ...(user ? { uid: user.uid, gid: user.gid } : {}),
   });
-  if (r.status !== 0 || r.error) return { modules: [], skipped: ["(shared_preload_libraries could not be read)"] };
+  if (r.status !== 0 || r.error) return { modules: [], skipped: [], unreadable: true };
   return parsePreloadList(r.stdout);
 }
 
@@ -73,7 +73,7 @@ export function analyzedProfile(opts: {
   dataDir?: string; user?: OsUser; ioUring?: boolean; outDir: string;
 }): AnalyzedProfile {
   const pkglibdir = derivePkglibdir(opts.postgres);
-  const pre = opts.dataDir ? preloadModules(opts.postgres, opts.dataDir, opts.user) : { modules: [], skipped: [] };
+  const pre: ReturnType<typeof preloadModules> = opts.dataDir ? preloadModules(opts.postgres, opts.dataDir, opts.user) : { modules: [], skipped: [] };
   const extensions = [...new Set(["plpgsql", ...pre.modules])].filter((m) => pkglibdir && existsSync(join(pkglibdir, `${m}.so`)));
   const r = spawnSync(process.execPath, [CLI, "analyze", "--postgres", opts.postgres, "--arch", opts.arch, "--format", "json", ...extensions.flatMap((e) => ["--extension", e])], {
     encoding: "utf8", timeout: 180_000, maxBuffer: 64 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"],
@@ -142,6 +142,7 @@ export function analyzedProfile(opts: {
     `; ${c.killedStatic} reachable calls of the high-risk groups stay killed. A call outside these fails with EPERM and is logged.` +
     (analysis.missing.length ? ` Libraries not found (their calls are not in it): ${analysis.missing.map((x) => x.name).join(", ")}.` : "") +
     (pre.skipped.length ? ` Not analyzed (shared_preload_libraries entries that are not plain module names): ${pre.skipped.join(", ")}.` : "") +
+    (pre.unreadable ? " The server's shared_preload_libraries could not be read (postgres -C): its modules are not analyzed." : "") +
     ` Learn a profile for this server (pg_seccomp learn) or pass --policy FILE.`;
   return { path, note };
 }
