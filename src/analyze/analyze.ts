@@ -17,14 +17,14 @@
 //   does), its syscall is added with rule "vdso-fallback".
 
 import { createHash } from "node:crypto";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from "node:fs";
 import { homedir } from "node:os";
 import { basename, join } from "node:path";
-import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
+import { hostArch, syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 import { elfHeaderArch } from "./elf.js";
 import { loadDisassembler, type Disassembler } from "./disasm.js";
 import { PgSeccompError } from "../errors.js";
-import { defaultLoaderEnv, findNeeded, resolveExtension, derivePkglibdir, type LoaderEnv, type Requester } from "./resolve.js";
+import { defaultLoaderEnv, defaultSysroot, findNeeded, resolveExtension, derivePkglibdir, type LoaderEnv, type Requester } from "./resolve.js";
 import { analyzeElf, hex, IMPORT_WRAPPERS, SCAN_VERSION, type FileAnalysis } from "./scan.js";
 
 /** A problem with the binaries or the invocation: the user fixes it. */
@@ -53,6 +53,11 @@ export interface AnalyzeOptions {
   /** Cache directory; undefined = no cache. */
   readonly cacheDir?: string;
   readonly loader?: LoaderEnv;
+  /**
+   * Where the target system's libraries are: "/" (none) for the host's arch; for another arch
+   * Debian's cross libc root (/usr/aarch64-linux-gnu) when installed, unless given.
+   */
+  readonly sysroot?: string;
   readonly progress?: (msg: string) => void;
 }
 
@@ -109,6 +114,14 @@ export interface AnalyzeResult {
   readonly stats: { files: number; codeBytes: number; seconds: number; cachedFiles: number; callPathSyscalls: number };
 }
 
+function hostArchOrUndefined(): Arch | undefined {
+  try {
+    return hostArch();
+  } catch {
+    return undefined;
+  }
+}
+
 export const MAX_VIA = 5;
 export const MAX_PATH_HOPS = 8;
 
@@ -159,9 +172,12 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   if ("error" in h) throw new AnalyzeError(`${opts.postgres}: ${h.error}`);
   const arch = h.arch;
   if (opts.arch && opts.arch !== arch) throw new AnalyzeError(`${opts.postgres} is an ${arch} binary, not ${opts.arch}; drop --arch or give the ${opts.arch} build`);
+  if (opts.sysroot !== undefined && !(existsSync(opts.sysroot) && statSync(opts.sysroot).isDirectory())) {
+    throw new AnalyzeError(`--sysroot ${opts.sysroot}: not a directory; give the target system's root (e.g. /usr/aarch64-linux-gnu from Debian's libc6-arm64-cross)`);
+  }
   let loader = opts.loader;
   if (!loader) {
-    const d = defaultLoaderEnv(arch);
+    const d = defaultLoaderEnv(arch, opts.sysroot ?? defaultSysroot(arch, hostArchOrUndefined()));
     if (d.note) notes.push(d.note);
     loader = d;
   }

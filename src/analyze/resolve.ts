@@ -22,6 +22,13 @@ export const STANDARD_DIRS: Readonly<Record<Arch, readonly string[]>> = {
 
 export interface LoaderEnv {
   readonly arch: Arch;
+  /**
+   * A directory that stands for "/" when looking up libraries: the target system's root, for a
+   * binary of another arch (Debian's cross libc: /usr/aarch64-linux-gnu holds lib/libc.so.6).
+   * Absolute DT_RPATH/DT_RUNPATH entries, the ld.so.cache (<sysroot>/etc/ld.so.cache) and the
+   * standard directories are taken inside it; $ORIGIN entries stay relative to the requester.
+   */
+  readonly sysroot?: string;
   /** ld.so.cache entries (any arch; filtered by `arch` here). */
   readonly cache: readonly LdCacheEntry[];
   readonly standardDirs: readonly string[];
@@ -54,9 +61,32 @@ export function loadLdCache(path = "/etc/ld.so.cache"): { entries: LdCacheEntry[
   }
 }
 
-export function defaultLoaderEnv(arch: Arch): LoaderEnv & { note?: string } {
-  const c = loadLdCache();
-  return { arch, cache: c.entries, standardDirs: STANDARD_DIRS[arch], ...(c.note ? { note: c.note } : {}) };
+export function defaultLoaderEnv(arch: Arch, sysroot?: string): LoaderEnv & { note?: string } {
+  if (sysroot === undefined || sysroot === "/") {
+    const c = loadLdCache();
+    return { arch, cache: c.entries, standardDirs: STANDARD_DIRS[arch], ...(c.note ? { note: c.note } : {}) };
+  }
+  const root = resolvePath(sysroot);
+  const cachePath = join(root, "etc", "ld.so.cache");
+  // A cross sysroot usually has no ld.so.cache: the standard directories are the whole search.
+  const c = existsSync(cachePath) ? loadLdCache(cachePath) : { entries: [] as LdCacheEntry[] };
+  return {
+    arch,
+    sysroot: root,
+    cache: c.entries.map((e) => ({ ...e, path: join(root, e.path) })),
+    standardDirs: STANDARD_DIRS[arch].map((d) => join(root, d)),
+    note: `libraries are looked up in ${root} (sysroot) for this ${arch} binary` + ("note" in c && c.note ? `; ${c.note}` : ""),
+  };
+}
+
+/** Debian's cross-toolchain root for a foreign arch (/usr/<triplet>), when it is installed. */
+export const CROSS_SYSROOTS: Readonly<Record<Arch, string>> = { x86_64: "/usr/x86_64-linux-gnu", aarch64: "/usr/aarch64-linux-gnu" };
+
+/** The sysroot to use by default for a binary of `arch` on a host of `host`: none for the host's own arch. */
+export function defaultSysroot(arch: Arch, host: Arch | undefined): string | undefined {
+  if (arch === host) return undefined;
+  const d = CROSS_SYSROOTS[arch];
+  return existsSync(join(d, "lib")) ? d : undefined;
 }
 
 export function isElfOfArch(path: string, arch: Arch): boolean {
@@ -105,9 +135,10 @@ export function findNeeded(
     const p = resolvePath(dirname(requester.path), name);
     return ok(p, env.arch) ? { path: p, how: "path" } : { searched: [p] };
   }
-  const tryDirs = (dirs: readonly string[], origin: string, how: string) => {
+  const tryDirs = (dirs: readonly string[], origin: string, how: string, inSysroot = true) => {
     for (const d of dirs) {
-      const dir = expandDst(d, origin);
+      // An absolute path written in the binary names the target system's directory.
+      const dir = expandDst(inSysroot && env.sysroot && d.startsWith("/") ? join(env.sysroot, d) : d, origin);
       if (dir === undefined) continue;
       const p = `${dir.replace(/\/+$/, "")}/${name}`; // not normalized: ".." after a symlink is the kernel's business
       searched.push(p);
@@ -128,7 +159,7 @@ export function findNeeded(
       if (ok(e.path, env.arch)) return { path: e.path, how: "ld.so.cache" };
     }
   }
-  return tryDirs(env.standardDirs, "/", "standard") ?? { searched };
+  return tryDirs(env.standardDirs, "/", "standard", false) ?? { searched };
 }
 
 /**

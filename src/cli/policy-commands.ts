@@ -12,7 +12,8 @@ import { validateProgram } from "../bpf/validate.js";
 import { effectiveFilterRows, FILTER_COLUMNS } from "../render/effective-table.js";
 import { csvTable, psqlTable } from "../render/format.js";
 import { simulate, syscallArg } from "../inspect/simulate.js";
-import { ARCHES, allSyscalls, type Arch } from "../syscalls/index.js";
+import { ARCHES, allSyscalls, isArch, type Arch } from "../syscalls/index.js";
+import { basename } from "node:path";
 import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/groups.js";
 import { parseValue } from "../policy/entries.js";
 import { formatRisk, policyRisks } from "../policy/risks.js";
@@ -105,7 +106,12 @@ export function registerPolicyCommands(program: Command): void {
     .action((path: string, opts: { arch?: Arch; strict?: boolean }) => {
       const policy = loadPolicy(path);
       const contexts = policyContexts(policy);
-      const arches = opts.arch ? [opts.arch] : ARCHES;
+      // A profile names one arch's syscalls (x86_64's stat, pipe or access do not exist on
+      // aarch64): its arch comes from --arch, else its file name (postgresql-18-aarch64.conf) or a
+      // "# arch: NAME" line, else every arch is checked.
+      const fileArch = opts.arch ? undefined : policyFileArch(path);
+      if (fileArch) process.stdout.write(`${path}: ${fileArch.arch} only (${fileArch.from}; --arch to choose)\n`);
+      const arches = opts.arch ? [opts.arch] : fileArch ? [fileArch.arch] : ARCHES;
       for (const arch of arches) {
         for (const c of contexts) {
           const prog = compilePolicy(policy, arch, c);
@@ -179,4 +185,18 @@ export function registerBpfCommands(program: Command): void {
       writeFileSync(opts.output, encodeProgram(prog));
       process.stderr.write(`pg_seccomp: wrote ${prog.length} instructions to ${opts.output}\n`);
     });
+}
+
+/** The arch a policy file is for, from its name (postgresql-<major>-<arch>[-variant].conf) or a "# arch: NAME" line. */
+function policyFileArch(path: string): { arch: Arch; from: string } | undefined {
+  const m = /-(x86_64|aarch64)(?:-[A-Za-z0-9_]+)?\.conf$/.exec(basename(path));
+  if (m && isArch(m[1]!)) return { arch: m[1], from: "its file name" };
+  let text = "";
+  try {
+    text = readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+  const a = /^#\s*arch:\s*(\S+)\s*$/m.exec(text)?.[1];
+  return a && isArch(a) ? { arch: a, from: "its # arch: line" } : undefined;
 }

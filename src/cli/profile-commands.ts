@@ -26,14 +26,16 @@ export function registerAnalyzeCommand(program: Command): void {
     .addOption(new Option("--arch <arch>", "expected architecture (the binary's own is used; a mismatch is an error)").choices(ARCHES as string[]))
     .addOption(new Option("--format <format>", "output format").choices(["json", "policy", "table"]).default("table"))
     .option("-o, --output <file>", "write the result to FILE instead of standard output")
+    .option("--sysroot <dir>", "the target system's root for library lookup (default: / for the host's arch, /usr/aarch64-linux-gnu for an aarch64 binary on x86_64 when installed)")
     .option("--no-cache", "analyze every file again (the cache is PG_SECCOMP_CACHE_DIR, else $XDG_CACHE_HOME/pg_seccomp or ~/.cache/pg_seccomp)")
-    .action(async (opts: { postgres: string; extension?: string[]; arch?: Arch; format: string; output?: string; cache: boolean }) => {
+    .action(async (opts: { postgres: string; extension?: string[]; arch?: Arch; format: string; output?: string; cache: boolean; sysroot?: string }) => {
       const tty = process.stderr.isTTY;
       let r;
       try {
         r = await analyzeBinaries({
           postgres: opts.postgres,
           extensions: opts.extension ?? [],
+          ...(opts.sysroot ? { sysroot: opts.sysroot } : {}),
           ...(opts.arch ? { arch: opts.arch } : {}),
           ...(opts.cache ? { cacheDir: defaultCacheDir() } : {}),
           ...(tty ? { progress: (m: string) => void process.stderr.write(`\r\x1b[K${m}`) } : {}),

@@ -23,6 +23,7 @@ import { superviseServer, SupervisionError, type Supervision } from "./supervisi
 import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { runStateDir } from "../host/run-state.js";
+import { analyzedProfile } from "./analyzed-profile.js";
 import { defaultLogPath } from "./violation-log.js";
 import { dataDirForRun } from "../host/data-dir.js";
 import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
@@ -411,6 +412,8 @@ export interface ProfileChoice {
   profileMajor: number;
   /** Said loudly when the profile is not the server's own. */
   note?: string;
+  /** Made on the spot from the installed binaries (no bundled profile for this major or arch). */
+  analyzed?: boolean;
 }
 
 /** The server's io_method (PostgreSQL 18+; "worker" where it cannot be read, as is the default). */
@@ -421,31 +424,47 @@ export function serverIoMethod(postgres: string, major: number, dataDir: string 
 
 /**
  * The bundled profile for a server: profiles/postgresql-<major>-<arch>.conf, for io_method =
- * io_uring its -io_uring variant (the same list plus io_uring_setup/enter/register); for a major
- * without one, the nearest bundled major of the same arch, with a note saying so. The one place
- * that chooses (static analysis of the installed binaries can replace the fallback here).
+ * io_uring its -io_uring variant (the same list plus io_uring_setup/enter/register). For a major
+ * or arch without one, a profile made on the spot from the installed binaries (analyzed-profile.ts:
+ * the nearest bundled major's seen calls ∪ floor ∪ static analysis), with a loud note; if the
+ * analysis fails, the nearest bundled major of the arch, or a refusal when there is none. The one
+ * place that chooses. PG_SECCOMP_PROFILES_DIR replaces the bundled directory (for tests: the
+ * launcher's own environment, which only root sets).
  */
 export function profileFor(postgres: string, arch: Arch, server: { dataDir?: string; user?: OsUser } = {}): ProfileChoice {
   const major = postgresMajorVersion(postgres);
-  const dir = new URL("../../../profiles/", import.meta.url).pathname;
+  const dir = process.env.PG_SECCOMP_PROFILES_DIR ? `${resolve(process.env.PG_SECCOMP_PROFILES_DIR)}/` : new URL("../../../profiles/", import.meta.url).pathname;
   const names = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".conf")) : [];
   const majors = names.map((n) => new RegExp(`^postgresql-(\\d+)-${arch}\\.conf$`).exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
-  if (majors.length === 0) {
-    throw new LaunchError(
-      `there is no starter profile for ${arch} (bundled: ${names.join(", ") || "none"})\n` +
-        `hint: learn one on a test server (pg_seccomp learn), or pass --policy FILE`,
-    );
+  const io = server.dataDir ? serverIoMethod(postgres, major, server.dataDir, server.user) : undefined;
+  const nearest = majors.length > 0 ? nearestMajor(majors, major) : undefined;
+  let failed = "";
+  if (nearest !== major) {
+    try {
+      const made = analyzedProfile({
+        postgres, arch, major, ...(nearest !== undefined ? { nearest: { path: `${dir}postgresql-${nearest}-${arch}.conf`, major: nearest } } : {}),
+        ...(server.dataDir ? { dataDir: server.dataDir } : {}), ...(server.user ? { user: server.user } : {}), ioUring: io === "io_uring", outDir: join(runStateDir(), "profiles"),
+      });
+      return { path: made.path, major, profileMajor: nearest ?? major, note: made.note, analyzed: true };
+    } catch (e) {
+      if (nearest === undefined) {
+        throw new LaunchError(
+          `there is no starter profile for ${arch} (bundled: ${names.join(", ") || "none"}), and none could be made from the installed binaries: ${(e as Error).message.split("\n")[0]}\n` +
+            `hint: learn one on a test server (pg_seccomp learn), or pass --policy FILE`,
+        );
+      }
+      failed = ` Analyzing ${postgres} failed (${(e as Error).message.split("\n")[0]}).`;
+    }
   }
-  const profileMajor = nearestMajor(majors, major);
+  const profileMajor = nearest!;
   let note: string | undefined;
   if (profileMajor !== major) {
     note =
       `WARNING: there is no starter profile for PostgreSQL ${major} on ${arch}: using the one for PostgreSQL ${profileMajor} ` +
-      `(postgresql-${profileMajor}-${arch}.conf). PostgreSQL ${major} may make calls PostgreSQL ${profileMajor} was never seen making; ` +
+      `(postgresql-${profileMajor}-${arch}.conf).${failed} PostgreSQL ${major} may make calls PostgreSQL ${profileMajor} was never seen making; ` +
       `they fail with EPERM and are written to the violation log. Learn a profile for this server (pg_seccomp learn) or pass --policy FILE.`;
   }
   let path = `${dir}postgresql-${profileMajor}-${arch}.conf`;
-  const io = server.dataDir ? serverIoMethod(postgres, major, server.dataDir, server.user) : undefined;
   if (io === "io_uring") {
     const variant = `${dir}postgresql-${profileMajor}-${arch}-io_uring.conf`;
     if (existsSync(variant)) path = variant;

@@ -4,7 +4,7 @@ import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { resolve } from "node:path";
 import { parsePolicyText } from "../policy/policy.js";
-import { floorLists, hotBaseText, parseHotCalls, readFloor, readHotCalls } from "./base.js";
+import { floorLists, hotBaseText, parseHotCalls, readFloor, readHotCalls } from "../policy/bundled-lists.js";
 import { parseKmsgKills } from "./procedure.js";
 import { renderLearnedPolicy } from "./learn.js";
 

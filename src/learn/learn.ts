@@ -18,7 +18,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { loadPolicyFile, PROCESS_KINDS, type Policy } from "../policy/policy.js";
 import { hostArch, type Arch } from "../syscalls/index.js";
 import { dataDirOf, LaunchError, starterProfile, type RunResult } from "../launcher/run.js";
-import { floorLists, hotBaseText, readFloor, readHotCalls } from "./base.js";
+import { floorLists, hotBaseText, readFloor, readHotCalls } from "../policy/bundled-lists.js";
 import { formatCoverage, runProcedure, serverEndpoint, type Coverage, type ProcedureResult } from "./procedure.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import {

@@ -1,0 +1,243 @@
+// A starter profile composed from its evidence: the calls seen at run time (learned), the floor
+// (profiles/floor.conf: calls test runs cannot be trusted to show), and the calls static analysis
+// finds reachable in the server's files. Used by the profile builder (scripts/profile/build.ts)
+// and by `run` for a server without a bundled profile (src/launcher/run.ts, profileFor).
+//
+// - Allowed: learned ∪ floor, each with its evidence as a one-line comment.
+// - Reachable only statically: `log` (allowed, and written to the violation log, so a call no
+//   run saw shows up there without killing the server) or `allow`, the caller's choice.
+// - Except two kinds, which stay as the default and the kill list decide: calls in the killed
+//   high-risk groups (a healthy server never made them, and the review asked that those groups be
+//   killable), and calls of features the launcher gates or `check` warns about (io_uring, bpf,
+//   ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality), which a profile never allows
+//   on static evidence alone.
+// Pure: strings in, a string out.
+
+import { collate } from "../render/effective-table.js";
+import { expandGroup } from "../syscalls/groups.js";
+import { syscallNumber, syscallReplacements, type Arch } from "../syscalls/index.js";
+import type { AnalyzeResult, SyscallFinding } from "./analyze.js";
+
+export type StaticOnlyAction = "allow" | "log";
+
+/** Never allowed or logged on static evidence alone (see the header). */
+export const STATIC_ONLY_WITHHELD: readonly string[] = [
+  "io_uring_setup", "io_uring_enter", "io_uring_register",
+  "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "userfaultfd",
+  "get_mempolicy", "set_mempolicy", "mbind", "move_pages",
+  "unshare", "setns", "personality",
+];
+
+/** One setting's value in a postgresql.conf-style file we wrote (floor, bundled profiles). */
+export function settingList(text: string, name: string): string[] | undefined {
+  const m = new RegExp(`^${name}\\s*=\\s*'([^']*)'`, "m").exec(text);
+  return m ? m[1]!.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+}
+
+export interface Floor {
+  readonly allow: readonly string[];
+  /** name → tag of its reason. */
+  readonly tagOf: ReadonlyMap<string, string>;
+  /** tag → why those calls are in the floor. */
+  readonly reasons: ReadonlyMap<string, string>;
+  readonly kill: string;
+  readonly harden: string;
+}
+
+/**
+ * profiles/floor.conf: the settings, and the reason of each call from its `# [tag] a, b, c: why`
+ * lines. Every allowed call must have a reason (throws otherwise: a floor entry nobody can
+ * explain is not kept silently).
+ */
+export function parseFloor(text: string): Floor {
+  const allow = settingList(text, "global_syscall_allow");
+  const kill = /^global_syscall_kill\s*=\s*'([^']*)'/m.exec(text)?.[1];
+  const harden = /^syscall_harden\s*=\s*'([^']*)'/m.exec(text)?.[1];
+  if (!allow || kill === undefined || harden === undefined) throw new Error("floor: global_syscall_allow, global_syscall_kill or syscall_harden missing");
+  const tagOf = new Map<string, string>();
+  const reasons = new Map<string, string>();
+  for (const m of text.matchAll(/^# \[([a-z0-9-]+)\] ([a-z0-9_, ]+): (.+)$/gm)) {
+    reasons.set(m[1]!, m[3]!.trim());
+    for (const n of m[2]!.split(",").map((s) => s.trim()).filter(Boolean)) tagOf.set(n, m[1]!);
+  }
+  const unexplained = allow.filter((n) => !tagOf.has(n));
+  if (unexplained.length > 0) throw new Error(`floor: no "# [tag] name: why" line for ${unexplained.join(", ")}`);
+  return { allow, tagOf, reasons, kill, harden };
+}
+
+/**
+ * Names of one arch carried to another: a name the target has stays; one it lacks becomes its
+ * modern equivalents there (open → openat, fork → clone, ...), or is dropped when there is none.
+ */
+export function mapNames(names: Iterable<string>, to: Arch): { mapped: Map<string, string[]>; dropped: string[] } {
+  const mapped = new Map<string, string[]>();
+  const dropped: string[] = [];
+  const add = (target: string, from: string) => {
+    const l = mapped.get(target) ?? [];
+    if (!l.includes(from)) l.push(from);
+    mapped.set(target, l);
+  };
+  for (const n of names) {
+    if (syscallNumber(to, n) !== undefined) add(n, n);
+    else {
+      const alts = syscallReplacements(to, n);
+      if (alts.length === 0) dropped.push(n);
+      for (const a of alts) add(a, n);
+    }
+  }
+  return { mapped, dropped: dropped.sort(collate) };
+}
+
+/** The evidence a profile we wrote records for its seen calls: name → tags, and the tags' legend. */
+export function parseSeenEvidence(text: string): { seen: Map<string, string[]>; legend: Map<string, string> } {
+  const seen = new Map<string, string[]>();
+  const legend = new Map<string, string>();
+  for (const m of text.matchAll(/^#   seen \[([^\]]+)\]: (.+)$/gm)) legend.set(m[1]!, m[2]!);
+  for (const m of text.matchAll(/^#   ([a-z0-9_]+): seen ((?:\[[^\]]+\])+)/gm)) seen.set(m[1]!, [...m[2]!.matchAll(/\[([^\]]+)\]/g)].map((t) => t[1]!));
+  return { seen, legend };
+}
+
+export interface ProfileInput {
+  readonly arch: Arch;
+  /** Seen at run time: name → short evidence tags (explained in `learnedLegend`). */
+  readonly learned: ReadonlyMap<string, readonly string[]>;
+  readonly learnedLegend: ReadonlyMap<string, string>;
+  /** A note per learned name, e.g. the x86_64 names it was mapped from. */
+  readonly learnedNote?: ReadonlyMap<string, string>;
+  /** Floor calls (names of `arch`) → the floor tag; `floorNote` per name for mapped names. */
+  readonly floor: ReadonlyMap<string, string>;
+  readonly floorReasons: ReadonlyMap<string, string>;
+  readonly floorNote?: ReadonlyMap<string, string>;
+  readonly analysis?: AnalyzeResult;
+  readonly staticOnly: StaticOnlyAction;
+  readonly kill: string;
+  readonly harden: string;
+  /** Comment lines (without "# ") at the top. */
+  readonly header: readonly string[];
+}
+
+export interface ComposedProfile {
+  readonly text: string;
+  readonly allow: string[];
+  readonly staticOnly: string[];
+  readonly killedStatic: string[];
+  readonly withheldStatic: string[];
+  readonly counts: {
+    learned: number;
+    floorOnly: number;
+    staticOnly: number;
+    staticTotal: number;
+    killedStatic: number;
+    withheldStatic: number;
+    learnedNotStatic: number;
+  };
+}
+
+/** "libc.so.6:brk <- postgres via libc.so.6:free": the site, and which library function the executable entered. */
+export function staticEvidence(f: SyscallFinding): string {
+  const v = f.via[0];
+  if (!v) return "static";
+  const site = `${v.binary}:${v.function}${v.kind === "wrapper-call" ? ` via ${v.callee}()` : v.kind === "vdso-fallback" ? " (vDSO fallback)" : ""}`;
+  if (v.reach !== "call-path" || !v.path || v.path.length === 0) return `static ${site} (no direct call path)`;
+  const root = v.path[0]!.split(":")[0]!;
+  const entry = v.path.find((hop) => hop !== "..." && hop.split(":")[0] !== root);
+  return `static ${site} <- ${root}${entry && entry !== `${v.binary}:${v.function}` ? ` via ${entry}` : ""}`;
+}
+
+export function composeProfile(p: ProfileInput): ComposedProfile {
+  for (const n of [...p.learned.keys(), ...p.floor.keys()]) {
+    if (syscallNumber(p.arch, n) === undefined) throw new Error(`"${n}" is not an ${p.arch} syscall (map the names first)`);
+  }
+  const statics = new Map((p.analysis?.syscalls ?? []).map((s) => [s.name, s] as const));
+  const killGroups = p.kill.split(",").map((g) => g.trim()).filter(Boolean);
+  const killed = new Map<string, string>();
+  for (const g of killGroups) for (const n of expandGroup(g, p.arch).syscalls) if (!killed.has(n)) killed.set(n, g);
+
+  const allow = [...new Set([...p.learned.keys(), ...p.floor.keys()])].sort(collate);
+  const allowSet = new Set(allow);
+  const staticOnly: string[] = [];
+  const killedStatic: string[] = [];
+  const withheldStatic: string[] = [];
+  for (const n of [...statics.keys()].sort(collate)) {
+    if (allowSet.has(n)) continue;
+    if (killed.has(n)) killedStatic.push(n);
+    else if (STATIC_ONLY_WITHHELD.includes(n)) withheldStatic.push(n);
+    else staticOnly.push(n);
+  }
+
+  const evidence = (n: string): string => {
+    const parts: string[] = [];
+    const seen = p.learned.get(n);
+    if (seen) parts.push(`seen ${seen.map((t) => `[${t}]`).join("")}${p.learnedNote?.get(n) ? ` ${p.learnedNote.get(n)}` : ""}`);
+    const tag = p.floor.get(n);
+    if (tag) parts.push(`floor [${tag}]${p.floorNote?.get(n) ? ` ${p.floorNote.get(n)}` : ""}`);
+    const s = statics.get(n);
+    if (s) parts.push(staticEvidence(s));
+    else if (p.analysis) parts.push("not found statically");
+    return `#   ${n}: ${parts.join("; ")}`;
+  };
+
+  const L: string[] = [];
+  for (const h of p.header) L.push(h ? `# ${h}` : "#");
+  L.push(`# arch: ${p.arch}`);
+  L.push("");
+  L.push("syscall_error_errno = 'EPERM'");
+  L.push("global_syscall_default = 'error'");
+  L.push("");
+  L.push("# Hardening presets (docs/policy.md, \"Hardening presets\"): no new namespaces (clone without");
+  L.push("# namespace flags, clone3 ENOSYS so glibc falls back to clone, no unshare or setns), sockets only");
+  L.push("# for AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE, personality locked, no setuid/setgid files,");
+  L.push("# no TIOCSTI/TIOCLINUX. They apply on top of the lists here, in every process: the stricter");
+  L.push("# answer wins. To leave one out, write e.g. 'all, !address_families'.");
+  L.push(`syscall_harden = '${p.harden}'`);
+  L.push("");
+  L.push("# Evidence, one line per call: seen [tag] = observed at run time (tags below); floor [tag] =");
+  L.push("# profiles/floor.conf (reasons below); static = pg_seccomp analyze found a site: the function");
+  L.push("# holding it, and the library function through which the executable reaches it.");
+  for (const [t, d] of p.learnedLegend) L.push(`#   seen [${t}]: ${d}`);
+  for (const [t, d] of p.floorReasons) if ([...p.floor.values()].includes(t)) L.push(`#   floor [${t}]: ${d}`);
+  L.push("");
+  const learnedOnly = allow.filter((n) => p.learned.has(n)).length;
+  L.push(`# Allowed: seen at run time or in the floor (${allow.length}: ${learnedOnly} seen, ${allow.length - learnedOnly} floor only).`);
+  for (const n of allow) L.push(evidence(n));
+  L.push(`global_syscall_allow = '${(p.staticOnly === "allow" ? [...allow, ...staticOnly].sort(collate) : allow).join(", ")}'`);
+  L.push("");
+  if (p.analysis) {
+    L.push(`# Reachable only statically (${staticOnly.length}): never seen at run time, not in the floor. ${p.staticOnly === "log" ? "Logged: they run, and each" : "Allowed (--static-only allow): they run; with log, each"}`);
+    L.push("# call is written to the violation log, so a path no test run reached shows up there without");
+    L.push("# killing the server.");
+    for (const n of staticOnly) L.push(`#   ${n}: ${staticEvidence(statics.get(n)!)}`);
+    if (p.staticOnly === "log") L.push(`global_syscall_log = '${staticOnly.join(", ")}'`);
+    else L.push(`# (in global_syscall_allow above)`);
+    L.push("");
+    L.push(`# Reachable statically but killed (${killedStatic.length}): in a high-risk group below, never seen at run time,`);
+    L.push("# not in the floor. A healthy server never made them, and the review asked that those groups be");
+    L.push("# killable; allow one by name if your server needs it.");
+    for (const n of killedStatic) L.push(`#   ${n} (${killed.get(n)}): ${staticEvidence(statics.get(n)!)}`);
+    L.push(`# Reachable statically but not allowed (${withheldStatic.length}): features pg_seccomp gates or \`check\` warns about`);
+    L.push("# (io_uring, bpf, ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality): the default");
+    L.push("# (error, logged) answers them; docs/profiles.md, \"Features with syscalls of their own\".");
+    for (const n of withheldStatic) L.push(`#   ${n}: ${staticEvidence(statics.get(n)!)}`);
+    L.push("");
+  }
+  L.push("# High-risk groups (the review asked that they be killable). Names in the allow list above win");
+  L.push("# over group membership, so nothing seen at run time or in the floor is killed.");
+  L.push(`global_syscall_kill = '${p.kill}'`);
+  const learnedNotStatic = p.analysis ? [...p.learned.keys()].filter((n) => !statics.has(n)).length : 0;
+  return {
+    text: L.join("\n") + "\n",
+    allow,
+    staticOnly,
+    killedStatic,
+    withheldStatic,
+    counts: {
+      learned: p.learned.size,
+      floorOnly: allow.length - learnedOnly,
+      staticOnly: staticOnly.length,
+      staticTotal: statics.size,
+      killedStatic: killedStatic.length,
+      withheldStatic: withheldStatic.length,
+      learnedNotStatic,
+    },
+  };
+}
