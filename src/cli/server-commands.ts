@@ -185,6 +185,7 @@ export function registerServerCommands(program: Command): void {
       const r = applySql(join(findPgBinDir(major), "psql"), opts.dbname, text, as);
       if (!r.ok) throw new UsageError(`installing into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""} failed:\n${r.stderr.trim()}`);
       process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
+      if (!policy.clientFilter) process.stderr.write(`pg_seccomp: note: ${policyPath} does not set set_client_filter = on: set_client_filter() raises an error saying so\n`);
     });
 
   program
