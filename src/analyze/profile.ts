@@ -9,7 +9,8 @@
 // - Except two kinds, which stay as the default and the kill list decide: calls in the killed
 //   high-risk groups (a healthy server never made them, and the review asked that those groups be
 //   killable), and calls of features the launcher gates or `check` warns about (io_uring, bpf,
-//   ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality), which a profile never allows
+//   ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality, id changes, the
+//   kernel log, execveat, the mount API, file handles, vmsplice), which a profile never allows
 //   on static evidence alone.
 // Pure: strings in, a string out.
 
@@ -26,6 +27,11 @@ export const STATIC_ONLY_WITHHELD: readonly string[] = [
   "bpf", "ptrace", "process_vm_readv", "process_vm_writev", "userfaultfd",
   "get_mempolicy", "set_mempolicy", "mbind", "move_pages",
   "unshare", "setns", "personality",
+  // A server never changes its ids (and has no capability to): a call would be an attack.
+  "setuid", "setgid", "setreuid", "setregid", "setresuid", "setresgid", "setfsuid", "setfsgid", "setgroups",
+  // Reading the kernel's log, exec of a descriptor (with memfd_create: code that was never a file),
+  // the mount API, file handles, acting on another process's memory, and vmsplice's history.
+  "syslog", "execveat", "open_tree", "name_to_handle_at", "process_madvise", "process_mrelease", "vmsplice",
 ];
 
 /** One setting's value in a postgresql.conf-style file we wrote (floor, bundled profiles). */
