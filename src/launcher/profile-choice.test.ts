@@ -29,4 +29,11 @@ test("io_uring: denied unless the server's io_method asks for it, then allowed w
   assert.match(ioUringNotes(req(withRing), 16, undefined)[0]!, /PostgreSQL 16 has no io_uring support/);
   // A default of allow lets them through too.
   assert.equal(ioUringNotes(req("global_syscall_default = 'allow'\n"), 18, "sync").length, 1);
+  // A default of log (a learning run, an audit-only policy) logs them like every call it does not
+  // name: no warning to remove what it never named; named in its log list, they are warned about.
+  assert.deepEqual(ioUringNotes(req("global_syscall_default = 'log'\n"), 18, "worker"), []);
+  assert.deepEqual(ioUringNotes(req("global_syscall_default = 'log'\n"), 16, undefined), []);
+  assert.match(ioUringNotes(req("global_syscall_default = 'error'\nglobal_syscall_log = 'io_uring_setup'\n"), 18, "worker")[0]!, /allows io_uring_setup, but/);
+  // With io_method = io_uring, a log default lets the server start (and the loud note stays).
+  assert.match(ioUringNotes(req("global_syscall_default = 'log'\n"), 18, "io_uring")[0]!, /^WARNING: io_method = io_uring/);
 });

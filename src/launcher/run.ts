@@ -13,7 +13,7 @@ import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "../postgres/cluster.js";
-import { contextDecisions, decisionFor } from "../policy/decision.js";
+import { contextDecisions, decisionFor, sameDecision } from "../policy/decision.js";
 import { kindsAbsentIn } from "../policy/policy.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { compose, type Composition } from "../compile/compose.js";
@@ -522,9 +522,16 @@ export function ioUringNotes(req: RunRequest, major: number, ioMethod: string | 
         `carries are not syscalls: the filter does not see them, so for I/O this server is not filtered per call. Set io_method = worker to filter every call.`,
     ];
   }
-  if (allowed.length > 0) {
+  // A policy that logs what it does not name (a learning run, an audit-only policy) lets io_uring
+  // through like everything else it logs: that is its purpose, not an allowance to remove.
+  const loggedByDefault = (name: string) => {
+    const d = decisionFor(global, syscallNumber(req.arch, name)!);
+    return d.kind === "leaf" && d.action.kind === "log" && sameDecision(d, global.defaultDecision, true);
+  };
+  const named = allowed.filter((n) => !loggedByDefault(n));
+  if (named.length > 0) {
     return [
-      `WARNING: ${req.policyPath} allows ${allowed.join(", ")}, but the server does not use io_uring` +
+      `WARNING: ${req.policyPath} allows ${named.join(", ")}, but the server does not use io_uring` +
         `${major >= 18 ? ` (io_method = ${ioMethod ?? "worker"})` : ` (PostgreSQL ${major} has no io_uring support)`}: ` +
         `io_uring operations bypass per-syscall filtering; remove them from the policy.`,
     ];
