@@ -45,6 +45,12 @@ export const VDSO_FALLBACKS: Readonly<Record<string, string>> = {
   sched_getcpu: "getcpu",
 };
 
+/** Calls the kernel has a process make, which no file holds a site for: name → why. */
+export const KERNEL_ISSUED: Readonly<Record<Arch, ReadonlyArray<readonly [string, string]>>> = {
+  x86_64: [["restart_syscall", "resumes a call a stop interrupted"]],
+  aarch64: [["restart_syscall", "resumes a call a stop interrupted"], ["rt_sigreturn", "the vDSO's signal return trampoline"]],
+};
+
 export interface AnalyzeOptions {
   readonly postgres: string;
   readonly extensions?: readonly string[];
@@ -78,8 +84,11 @@ export interface Via {
   readonly binary: string;
   readonly function: string;
   readonly address: string;
-  /** trap = a syscall/svc instruction; wrapper-call = a call passing the number to a wrapper; vdso-fallback. */
-  readonly kind: "trap" | "wrapper-call" | "vdso-fallback";
+  /**
+   * trap = a syscall/svc instruction; wrapper-call = a call passing the number to a wrapper;
+   * vdso-fallback; kernel = a call the kernel makes the process issue (no site in any file).
+   */
+  readonly kind: "trap" | "wrapper-call" | "vdso-fallback" | "kernel";
   readonly callee?: string;
   readonly reach: "call-path" | "no-direct-path";
   /** From the executable (or an extension) to the site's function, "binary:function" per hop. */
@@ -393,6 +402,15 @@ export function combine(
       reach: path ? "call-path" : "no-direct-path",
       ...(path ? { path } : {}),
     });
+  }
+
+  // Calls no file holds: the kernel has the process make them. restart_syscall resumes a call a
+  // stop (SIGSTOP, a debugger) interrupted; on aarch64 a signal handler returns through the
+  // vDSO's rt_sigreturn trampoline (glibc sets no SA_RESTORER there).
+  for (const [sc, why] of KERNEL_ISSUED[arch]) {
+    const nr = syscallNumber(arch, sc);
+    if (nr === undefined || (sc === "rt_sigreturn" && !provider.has("sigaction"))) continue;
+    record(nr, { binary: "(kernel)", function: why, address: "-", kind: "kernel", reach: "call-path" });
   }
 
   const syscalls: SyscallFinding[] = [...found]

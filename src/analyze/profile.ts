@@ -143,7 +143,7 @@ export interface ComposedProfile {
 export function staticEvidence(f: SyscallFinding): string {
   const v = f.via[0];
   if (!v) return "static";
-  const site = `${v.binary}:${v.function}${v.kind === "wrapper-call" ? ` via ${v.callee}()` : v.kind === "vdso-fallback" ? " (vDSO fallback)" : ""}`;
+  const site = `${v.binary}:${v.function}${v.kind === "wrapper-call" ? ` via ${v.callee}()` : v.kind === "vdso-fallback" ? " (vDSO fallback)" : v.kind === "kernel" ? " (issued by the kernel)" : ""}`;
   if (v.reach !== "call-path" || !v.path || v.path.length === 0) return `static ${site} (no direct call path)`;
   const root = v.path[0]!.split(":")[0]!;
   const entry = v.path.find((hop) => hop !== "..." && hop.split(":")[0] !== root);

@@ -5,7 +5,7 @@ import { psqlTable } from "../render/format.js";
 import type { AnalyzeResult, Via } from "./analyze.js";
 
 export function describeVia(v: Via): string {
-  const where = `${v.binary}:${v.function}${v.kind === "vdso-fallback" ? " (vDSO fallback)" : v.kind === "wrapper-call" ? ` via ${v.callee}()` : ""} @${v.address}`;
+  const where = `${v.binary}:${v.function}${v.kind === "vdso-fallback" ? " (vDSO fallback)" : v.kind === "kernel" ? " (issued by the kernel)" : v.kind === "wrapper-call" ? ` via ${v.callee}()` : ""} @${v.address}`;
   if (v.path && v.path.length > 1) return `${where}, reached from ${v.path.slice(0, -1).join(" -> ")}`;
   return v.reach === "call-path" ? where : `${where}, no direct call path (indirect calls)`;
 }
