@@ -24,7 +24,7 @@ import type { OsUser } from "../postgres/cluster.js";
 import type { Arch } from "../syscalls/index.js";
 
 const CLI = fileURLToPath(new URL("../cli/main.js", import.meta.url));
-const IO_URING_CALLS = ["io_uring_setup", "io_uring_enter", "io_uring_register"];
+import { IO_URING_CALLS } from "./server-features.js";
 
 export class AnalyzedProfileError extends Error {}
 

@@ -1,6 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { ioUringNotes, nearestMajor, type RunRequest } from "./run.js";
+import { nearestMajor, type RunRequest } from "./run.js";
+import { ioUringNotes, jitNotes } from "./server-features.js";
+import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { parsePolicyText } from "../policy/policy.js";
 
 const req = (text: string): RunRequest => ({
@@ -36,4 +38,24 @@ test("io_uring: denied unless the server's io_method asks for it, then allowed w
   assert.match(ioUringNotes(req("global_syscall_default = 'error'\nglobal_syscall_log = 'io_uring_setup'\n"), 18, "worker")[0]!, /allows io_uring_setup, but/);
   // With io_method = io_uring, a log default lets the server start (and the loud note stays).
   assert.match(ioUringNotes(req("global_syscall_default = 'log'\n"), 18, "io_uring")[0]!, /^WARNING: io_method = io_uring/);
+});
+
+test("JIT: said before start when the server would JIT; a policy that keeps W^X from sessions gets a warning, one that allows PROT_EXEC a note", () => {
+  const dir = mkdtempSync("/tmp/pg_seccomp-jit-");
+  try {
+    mkdirSync(`${dir}/bin`);
+    mkdirSync(`${dir}/lib`);
+    const postgres = `${dir}/bin/postgres`;
+    writeFileSync(postgres, "");
+    const open = "global_syscall_default = 'allow'\n";
+    assert.deepEqual(jitNotes(req(open), postgres, "on"), [], "no llvmjit.so: the server cannot JIT");
+    writeFileSync(`${dir}/lib/llvmjit.so`, "");
+    assert.deepEqual(jitNotes(req(open), postgres, "off"), []);
+    assert.deepEqual(jitNotes(req(open), postgres, undefined), [], "not readable: nothing said");
+    assert.match(jitNotes(req(open), postgres, "on")[0]!, /^note: jit = on .* sessions may make memory executable/);
+    const wx = "global_syscall_default = 'allow'\nsession_syscall_error = '*, mprotect(arg2 & 4 == 4)'\n";
+    assert.match(jitNotes(req(wx), postgres, "on")[0]!, /^WARNING: jit = on .* denies sessions mprotect with PROT_EXEC \(W\^X\): every JIT compile will fail/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -13,7 +13,6 @@ import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "../postgres/cluster.js";
-import { contextDecisions, decisionFor, sameDecision } from "../policy/decision.js";
 import { kindsAbsentIn } from "../policy/policy.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { compose, type Composition } from "../compile/compose.js";
@@ -24,6 +23,7 @@ import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { runStateDir } from "../host/run-state.js";
 import { analyzedProfile } from "./analyzed-profile.js";
+import { ioUringNotes, jitNotes, serverIoMethod } from "./server-features.js";
 import { defaultLogPath } from "./violation-log.js";
 import { dataDirForRun } from "../host/data-dir.js";
 import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
@@ -235,6 +235,8 @@ export function preflight(req: RunRequest): Preflight {
     for (const n of kindsAbsentIn(req.policy, major)) req.say(`note: ${n}`);
     const io = serverIoMethod(resolve(postgres!), major, dataDir ? resolve(dataDir) : undefined, user);
     for (const n of ioUringNotes(req, major, io)) req.say(n);
+    const jit = dataDir ? serverSetting(resolve(postgres!), resolve(dataDir), user, "jit") : undefined;
+    for (const n of jitNotes(req, resolve(postgres!), jit)) req.say(n);
   }
   checkStateDir();
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
@@ -401,8 +403,6 @@ export function explainExit(r: RunResult, postmasterPid: number, arch: Arch): st
   return lines;
 }
 
-const IO_URING_CALLS = ["io_uring_setup", "io_uring_enter", "io_uring_register"] as const;
-
 /** What a bundled profile was chosen for, and how it differs from the server. */
 export interface ProfileChoice {
   path: string;
@@ -414,12 +414,6 @@ export interface ProfileChoice {
   note?: string;
   /** Made on the spot from the installed binaries (no bundled profile for this major or arch). */
   analyzed?: boolean;
-}
-
-/** The server's io_method (PostgreSQL 18+; "worker" where it cannot be read, as is the default). */
-export function serverIoMethod(postgres: string, major: number, dataDir: string | undefined, user: OsUser | undefined): string | undefined {
-  if (major < 18 || !dataDir) return undefined;
-  return serverSetting(postgres, dataDir, user, "io_method");
 }
 
 /**
@@ -491,52 +485,6 @@ export function starterProfile(
   const choice = profileFor(postgres, arch, { ...(dataDir ? { dataDir } : {}), ...(user ? { user } : {}) });
   if (choice.note) say(choice.note);
   return choice.path;
-}
-
-/**
- * PostgreSQL 18's io_method = io_uring needs io_uring_setup/enter/register, and the reads,
- * writes and opens a ring carries are not syscalls any filter sees. The server's own setting
- * decides: without io_uring the policy should deny them (a loud warning when it does not); with
- * it, a policy that denies them would stop the server at start (refused here), and one that
- * allows them gets a loud note.
- */
-export function ioUringNotes(req: RunRequest, major: number, ioMethod: string | undefined): string[] {
-  const global = contextDecisions(req.policy, req.arch, { context: "global" });
-  const allowed = IO_URING_CALLS.filter((name) => {
-    const nr = syscallNumber(req.arch, name);
-    if (nr === undefined) return false;
-    const d = decisionFor(global, nr);
-    return d.kind !== "leaf" || d.action.kind === "allow" || d.action.kind === "log";
-  });
-  if (ioMethod === "io_uring") {
-    if (allowed.length < IO_URING_CALLS.length) {
-      throw new LaunchError(
-        `the server uses io_method = io_uring (PostgreSQL ${major}), which needs ${IO_URING_CALLS.join(", ")}; ` +
-          `${req.policyPath} does not allow ${IO_URING_CALLS.filter((c) => !allowed.includes(c)).join(", ")}, so the server would fail at start\n` +
-          `hint: set io_method = worker (no io_uring), or allow them in the policy: global_syscall_allow = '..., ${IO_URING_CALLS.join(", ")}' ` +
-          `(the bundled profiles have an -io_uring variant, chosen when no --policy is given)`,
-      );
-    }
-    return [
-      `WARNING: io_method = io_uring: ${IO_URING_CALLS.join(", ")} are allowed. The reads, writes and other operations an io_uring ` +
-        `carries are not syscalls: the filter does not see them, so for I/O this server is not filtered per call. Set io_method = worker to filter every call.`,
-    ];
-  }
-  // A policy that logs what it does not name (a learning run, an audit-only policy) lets io_uring
-  // through like everything else it logs: that is its purpose, not an allowance to remove.
-  const loggedByDefault = (name: string) => {
-    const d = decisionFor(global, syscallNumber(req.arch, name)!);
-    return d.kind === "leaf" && d.action.kind === "log" && sameDecision(d, global.defaultDecision, true);
-  };
-  const named = allowed.filter((n) => !loggedByDefault(n));
-  if (named.length > 0) {
-    return [
-      `WARNING: ${req.policyPath} allows ${named.join(", ")}, but the server does not use io_uring` +
-        `${major >= 18 ? ` (io_method = ${ioMethod ?? "worker"})` : ` (PostgreSQL ${major} has no io_uring support)`}: ` +
-        `io_uring operations bypass per-syscall filtering; remove them from the policy.`,
-    ];
-  }
-  return [];
 }
 
 /** What `run --check` prints. */
