@@ -159,6 +159,11 @@ test("pg_ctlcluster start, reload, restart, stop through the wrapper in pg_ctl.c
   const inst = cli(["sql", "install", "--cluster", `15/${NAME}`, "-d", "postgres"]);
   assert.equal(inst.status, 0, inst.stderr);
   assert.doesNotMatch(inst.stderr, /warning/);
+  // The functions read the launcher's table from the launcher's run-state directory: here the
+  // server's user's own (pg_ctl started it), not root's, although root installed them.
+  const rows = psqlAsPostgres("select filter_action from seccomp_filter() where syscall = 'execve' and context = 'session'");
+  assert.equal(rows.status, 0, rows.stderr);
+  assert.match(rows.stdout, /session->error/);
   // ... and as postgres, by the configuration directory.
   const inst2 = cli(["sql", "install", "-D", CONF_DIR, "-d", `port=${port} host=/var/run/postgresql dbname=postgres`], "postgres");
   assert.equal(inst2.status, 0, inst2.stderr);

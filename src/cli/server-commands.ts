@@ -165,7 +165,7 @@ export function registerServerCommands(program: Command): void {
         );
       }
       const serverDataDir = dataDir;
-      const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, ...(logPath ? { logPath } : {}), ...(serverDataDir ? { dataDir: serverDataDir } : {}) });
+      const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, ...(logPath ? { logPath } : {}), ...(serverDataDir ? { dataDir: serverDataDir } : {}), ...(record ? { stateDir: record.stateDir } : {}) });
       if (opts.print) {
         process.stdout.write(text);
         return;

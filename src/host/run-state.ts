@@ -202,6 +202,8 @@ export interface ServerRecord {
   running: boolean;
   /** The record is in the server's user's directory, not ours or root's. */
   foreign: boolean;
+  /** The run-state directory the record is in: the launcher's table and client records are there too. */
+  stateDir: string;
 }
 
 /**
@@ -213,11 +215,11 @@ export function findServerRecord(dataDir: string, ownerUid?: number): ServerReco
   const foreign = (p: RunStatePlace) => p.trustedUids !== undefined && !p.trustedUids.includes(0);
   for (const p of places) {
     const rs = findRunState({ dataDir }, p.dir, p.trustedUids);
-    if (rs && (!foreign(p) || readableRootFile(rs.policyPath))) return { policyPath: rs.policyPath, logPath: rs.logPath, running: true, foreign: foreign(p) };
+    if (rs && (!foreign(p) || readableRootFile(rs.policyPath))) return { policyPath: rs.policyPath, logPath: rs.logPath, running: true, foreign: foreign(p), stateDir: p.dir };
   }
   for (const p of places) {
     const last = readLastRun(dataDir, p.dir, p.trustedUids);
-    if (last && (!foreign(p) || readableRootFile(last.policyPath))) return { policyPath: last.policyPath, logPath: last.logPath, running: false, foreign: foreign(p) };
+    if (last && (!foreign(p) || readableRootFile(last.policyPath))) return { policyPath: last.policyPath, logPath: last.logPath, running: false, foreign: foreign(p), stateDir: p.dir };
   }
   return undefined;
 }

@@ -35,6 +35,11 @@ export interface InstallOptions {
   logPath?: string;
   /** The server's data directory: names the launcher's per-backend records (set_client_filter). */
   dataDir?: string;
+  /**
+   * The launcher's run-state directory (where its record of the server was found): /run/pg_seccomp
+   * for a root launcher, the server's user's own for one started by pg_ctl. Default: ours.
+   */
+  stateDir?: string;
 }
 
 /** The most the SQL reads of a backend's client-filter rows, and of the launcher's table. */
@@ -43,7 +48,7 @@ export const TABLE_MAX_BYTES = 64 * 1024 * 1024;
 
 export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): string {
   const s = opts.schema.replace(/"/g, '""');
-  const clientPrefix = opts.dataDir ? clientRecordPrefix(opts.dataDir) : "/nonexistent/pg_seccomp-client-";
+  const clientPrefix = opts.dataDir ? clientRecordPrefix(opts.dataDir, opts.stateDir) : "/nonexistent/pg_seccomp-client-";
   const values: string[] = [];
   const push = (role: string | undefined, database: string | undefined, rows: FilterRow[]) => {
     for (const r of rows) values.push(`(${lit(role)}, ${lit(database)}, ${lit(r.syscall)}, ${r.syscallnum}, ${lit(r.filter_action)}, ${lit(r.context)})`);
@@ -56,7 +61,7 @@ export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): st
       push(v.role, v.database, effectiveFilterRows(policy, arch, [{ context: "global" }, ctx]));
     }
   }
-  const tablePath = opts.dataDir ? launcherTablePath(opts.dataDir) : undefined;
+  const tablePath = opts.dataDir ? launcherTablePath(opts.dataDir, opts.stateDir) : undefined;
   return `
 begin;
 create schema if not exists "${s}";
