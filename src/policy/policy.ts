@@ -5,7 +5,7 @@
 import { PolicyError, type PolicyNote, type SourceLoc } from "./errors.js";
 import { ACTION_KINDS, parseAction, sameAction, type Action, type ActionKind } from "./actions.js";
 import { parseList, type ArgCondition, type ListEntry } from "./entries.js";
-import { readConf, type ConfSetting, type IncludePlace } from "./conf.js";
+import { readConf, readConfText, type ConfSetting, type IncludePlace } from "./conf.js";
 import { fileSystemSource, type PolicySource } from "./source.js";
 import { errnoNumber } from "../syscalls/errno.js";
 import { ARCHES, resolveSyscall, suggestNames, type Arch } from "../syscalls/index.js";
@@ -142,16 +142,8 @@ export function loadPolicyFile(path: string, source: PolicySource = fileSystemSo
 }
 
 export function parsePolicyText(text: string, name = "<policy>"): Policy {
-  const files: Record<string, string> = { [name]: text };
-  return loadPolicyFile(name, {
-    read: (p) => {
-      if (p !== name && !p.endsWith("/" + name)) throw Object.assign(new Error("no includes here"), { code: "ENOENT" });
-      return files[name]!;
-    },
-    canonical: (p) => p,
-    list: () => [],
-    exists: () => false,
-  });
+  const conf = readConfText(text, name);
+  return { ...buildPolicy(conf.settings, conf.files), includePlaces: conf.includePlaces };
 }
 
 interface Setting {
