@@ -19,6 +19,7 @@ import { expandGroup } from "../syscalls/groups.js";
 import { syscallNumber, syscallReplacements, type Arch } from "../syscalls/index.js";
 import type { AnalyzeResult, SyscallFinding } from "./analyze.js";
 import { PolicyDraftBuilder, writePolicyText, type PolicyDraft } from "../policy/write.js";
+import { readConfText } from "../policy/conf.js";
 
 export type StaticOnlyAction = "allow" | "log";
 
@@ -35,10 +36,14 @@ export const STATIC_ONLY_WITHHELD: readonly string[] = [
   "syslog", "execveat", "open_tree", "name_to_handle_at", "process_madvise", "process_mrelease", "vmsplice",
 ];
 
-/** One setting's value in a postgresql.conf-style file we wrote (floor, bundled profiles). */
+/** One setting's value in a policy file we wrote (floor, bundled profiles), read as policy files are read. */
+function settingValue(text: string, name: string): string | undefined {
+  return readConfText(text, "profile.conf").settings.filter((s) => s.name === name).at(-1)?.value;
+}
+
+/** One list setting's entries in a policy file we wrote (floor, bundled profiles). */
 export function settingList(text: string, name: string): string[] | undefined {
-  const m = new RegExp(`^${name}\\s*=\\s*'([^']*)'`, "m").exec(text);
-  return m ? m[1]!.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  return settingValue(text, name)?.split(",").map((s) => s.trim()).filter(Boolean);
 }
 
 export interface Floor {
@@ -58,8 +63,8 @@ export interface Floor {
  */
 export function parseFloor(text: string): Floor {
   const allow = settingList(text, "global_syscall_allow");
-  const kill = /^global_syscall_kill\s*=\s*'([^']*)'/m.exec(text)?.[1];
-  const harden = /^syscall_harden\s*=\s*'([^']*)'/m.exec(text)?.[1];
+  const kill = settingValue(text, "global_syscall_kill");
+  const harden = settingValue(text, "syscall_harden");
   if (!allow || kill === undefined || harden === undefined) throw new Error("floor: global_syscall_allow, global_syscall_kill or syscall_harden missing");
   const tagOf = new Map<string, string>();
   const reasons = new Map<string, string>();
