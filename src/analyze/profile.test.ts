@@ -3,9 +3,11 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { composeProfile, mapNames, parseFloor, parseSeenEvidence, settingList, STATIC_ONLY_WITHHELD } from "./profile.js";
+import { composeProfile, mapNames, parseFloor, parseSeenEvidence, settingList, STATIC_ONLY_WITHHELD, type ProfileInput } from "./profile.js";
 import type { AnalyzeResult, SyscallFinding } from "./analyze.js";
 import { parsePolicyText } from "../policy/policy.js";
+import { writePolicyText } from "../policy/write.js";
+import { assertRoundTrip } from "../../test/support/policy-round-trip.js";
 import { compilePolicy } from "../compile/compile.js";
 import { emulate } from "../bpf/emulator.js";
 import { AUDIT_ARCH, retAction, SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO, SECCOMP_RET_KILL_PROCESS, SECCOMP_RET_LOG } from "../seccomp/index.js";
@@ -163,5 +165,31 @@ test("aarch64 profiles compile for AUDIT_ARCH_AARCH64: the seen calls allowed, s
     assert.equal(answer(text, "aarch64", "io_uring_setup"), SECCOMP_RET_ERRNO);
     // The program checks the arch: the same number from an x86_64 caller is killed.
     assert.equal(answer(text, "aarch64", "openat", [0n], AUDIT_ARCH.x86_64), SECCOMP_RET_KILL_PROCESS);
+  }
+});
+
+test("compose: the profile is a draft written by policy/write.ts; it reads back to the same settings and effective table", () => {
+  const base = {
+    arch: "x86_64" as const,
+    learned: new Map([["read", ["r1"]], ["write", ["r1"]]]),
+    learnedLegend: new Map([["r1", "round 1"]]),
+    floor: new Map([["brk", "malloc"]]),
+    floorReasons: new Map([["malloc", "malloc and free"]]),
+    kill: "@mount, @reboot",
+    harden: "all, !tiocsti",
+    header: ["test profile", "", "a line\nglobal_syscall_default = 'allow'"],
+  };
+  const an = analysis("x86_64", [finding("x86_64", "read"), finding("x86_64", "sendfile"), finding("x86_64", "mount"), finding("x86_64", "bpf")]);
+  const inputs: ProfileInput[] = [
+    { ...base, analysis: an, staticOnly: "log" as const },
+    { ...base, analysis: an, staticOnly: "allow" as const },
+    { ...base, staticOnly: "log" as const },
+  ];
+  for (const input of inputs) {
+    const c = composeProfile(input);
+    assert.equal(c.text, writePolicyText(c.draft));
+    const back = assertRoundTrip(c.draft, "x86_64");
+    assert.equal(back.global.defaultAction.kind, "error", "a header line stays a comment");
+    assert.equal(answer(c.text, "x86_64", "sendfile"), input.analysis ? (input.staticOnly === "log" ? SECCOMP_RET_LOG : SECCOMP_RET_ALLOW) : SECCOMP_RET_ERRNO);
   }
 });

@@ -12,12 +12,14 @@
 //   ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality, id changes, the
 //   kernel log, execveat, the mount API, file handles, vmsplice), which a profile never allows
 //   on static evidence alone.
-// Pure: strings in, a string out.
+// Pure: strings in, a policy draft and its text out.
 
 import { collate } from "../render/effective-table.js";
 import { expandGroup } from "../syscalls/groups.js";
 import { syscallNumber, syscallReplacements, type Arch } from "../syscalls/index.js";
 import type { AnalyzeResult, SyscallFinding } from "./analyze.js";
+import { PolicyDraftBuilder, writePolicyText, type PolicyDraft } from "../policy/write.js";
+import { readConfText } from "../policy/conf.js";
 
 export type StaticOnlyAction = "allow" | "log";
 
@@ -34,10 +36,14 @@ export const STATIC_ONLY_WITHHELD: readonly string[] = [
   "syslog", "execveat", "open_tree", "name_to_handle_at", "process_madvise", "process_mrelease", "vmsplice",
 ];
 
-/** One setting's value in a postgresql.conf-style file we wrote (floor, bundled profiles). */
+/** One setting's value in a policy file we wrote (floor, bundled profiles), read as policy files are read. */
+function settingValue(text: string, name: string): string | undefined {
+  return readConfText(text, "profile.conf").settings.filter((s) => s.name === name).at(-1)?.value;
+}
+
+/** One list setting's entries in a policy file we wrote (floor, bundled profiles). */
 export function settingList(text: string, name: string): string[] | undefined {
-  const m = new RegExp(`^${name}\\s*=\\s*'([^']*)'`, "m").exec(text);
-  return m ? m[1]!.split(",").map((s) => s.trim()).filter(Boolean) : undefined;
+  return settingValue(text, name)?.split(",").map((s) => s.trim()).filter(Boolean);
 }
 
 export interface Floor {
@@ -57,8 +63,8 @@ export interface Floor {
  */
 export function parseFloor(text: string): Floor {
   const allow = settingList(text, "global_syscall_allow");
-  const kill = /^global_syscall_kill\s*=\s*'([^']*)'/m.exec(text)?.[1];
-  const harden = /^syscall_harden\s*=\s*'([^']*)'/m.exec(text)?.[1];
+  const kill = settingValue(text, "global_syscall_kill");
+  const harden = settingValue(text, "syscall_harden");
   if (!allow || kill === undefined || harden === undefined) throw new Error("floor: global_syscall_allow, global_syscall_kill or syscall_harden missing");
   const tagOf = new Map<string, string>();
   const reasons = new Map<string, string>();
@@ -123,6 +129,8 @@ export interface ProfileInput {
 }
 
 export interface ComposedProfile {
+  /** The profile as settings with their evidence comments; `text` is it written. */
+  readonly draft: PolicyDraft;
   readonly text: string;
   readonly allow: string[];
   readonly staticOnly: string[];
@@ -180,58 +188,59 @@ export function composeProfile(p: ProfileInput): ComposedProfile {
     const s = statics.get(n);
     if (s) parts.push(staticEvidence(s));
     else if (p.analysis) parts.push("not found statically");
-    return `#   ${n}: ${parts.join("; ")}`;
+    return `  ${n}: ${parts.join("; ")}`;
   };
 
-  const L: string[] = [];
-  for (const h of p.header) L.push(h ? `# ${h}` : "#");
-  L.push(`# arch: ${p.arch}`);
-  L.push("");
-  L.push("syscall_error_errno = 'EPERM'");
-  L.push("global_syscall_default = 'error'");
-  L.push("");
-  L.push("# Hardening presets (docs/policy.md, \"Hardening presets\"): no new namespaces (clone without");
-  L.push("# namespace flags, clone3 ENOSYS so glibc falls back to clone, no unshare or setns), sockets only");
-  L.push("# for AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE, personality locked, no setuid/setgid files,");
-  L.push("# no TIOCSTI/TIOCLINUX. They apply on top of the lists here, in every process: the stricter");
-  L.push("# answer wins. To leave one out, write e.g. 'all, !address_families'.");
-  L.push(`syscall_harden = '${p.harden}'`);
-  L.push("");
-  L.push("# Evidence, one line per call: seen [tag] = observed at run time (tags below); floor [tag] =");
-  L.push("# profiles/floor.conf (reasons below); static = pg_seccomp analyze found a site: the function");
-  L.push("# holding it, and the library function through which the executable reaches it.");
-  for (const [t, d] of p.learnedLegend) L.push(`#   seen [${t}]: ${d}`);
-  for (const [t, d] of p.floorReasons) if ([...p.floor.values()].includes(t)) L.push(`#   floor [${t}]: ${d}`);
-  L.push("");
   const learnedOnly = allow.filter((n) => p.learned.has(n)).length;
-  L.push(`# Allowed: seen at run time or in the floor (${allow.length}: ${learnedOnly} seen, ${allow.length - learnedOnly} floor only).`);
-  for (const n of allow) L.push(evidence(n));
-  L.push(`global_syscall_allow = '${(p.staticOnly === "allow" ? [...allow, ...staticOnly].sort(collate) : allow).join(", ")}'`);
-  L.push("");
+  const d = new PolicyDraftBuilder();
+  d.set("syscall_error_errno", "EPERM");
+  d.set("global_syscall_default", "error");
+  d.blank().comment(
+    "Hardening presets (docs/policy.md, \"Hardening presets\"): no new namespaces (clone without",
+    "namespace flags, clone3 ENOSYS so glibc falls back to clone, no unshare or setns), sockets only",
+    "for AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE, personality locked, no setuid/setgid files,",
+    "no TIOCSTI/TIOCLINUX. They apply on top of the lists here, in every process: the stricter",
+    "answer wins. To leave one out, write e.g. 'all, !address_families'.",
+  );
+  d.set("syscall_harden", p.harden);
+  d.blank().comment(
+    "Evidence, one line per call: seen [tag] = observed at run time (tags below); floor [tag] =",
+    "profiles/floor.conf (reasons below); static = pg_seccomp analyze found a site: the function",
+    "holding it, and the library function through which the executable reaches it.",
+  );
+  for (const [t, desc] of p.learnedLegend) d.comment(`  seen [${t}]: ${desc}`);
+  for (const [t, desc] of p.floorReasons) if ([...p.floor.values()].includes(t)) d.comment(`  floor [${t}]: ${desc}`);
+  d.blank();
+  d.comment(`Allowed: seen at run time or in the floor (${allow.length}: ${learnedOnly} seen, ${allow.length - learnedOnly} floor only).`);
+  for (const n of allow) d.comment(evidence(n));
+  d.set("global_syscall_allow", (p.staticOnly === "allow" ? [...allow, ...staticOnly].sort(collate) : allow).join(", "));
+  d.blank();
   if (p.analysis) {
-    L.push(`# Reachable only statically (${staticOnly.length}): never seen at run time, not in the floor. ${p.staticOnly === "log" ? "Logged: they run, and each" : "Allowed (--static-only allow): they run; with log, each"}`);
-    L.push("# call is written to the violation log, so a path no test run reached shows up there without");
-    L.push("# killing the server.");
-    for (const n of staticOnly) L.push(`#   ${n}: ${staticEvidence(statics.get(n)!)}`);
-    if (p.staticOnly === "log") L.push(`global_syscall_log = '${staticOnly.join(", ")}'`);
-    else L.push(`# (in global_syscall_allow above)`);
-    L.push("");
-    L.push(`# Reachable statically but killed (${killedStatic.length}): in a high-risk group below, never seen at run time,`);
-    L.push("# not in the floor. A healthy server never made them, and the review asked that those groups be");
-    L.push("# killable; allow one by name if your server needs it.");
-    for (const n of killedStatic) L.push(`#   ${n} (${killed.get(n)}): ${staticEvidence(statics.get(n)!)}`);
-    L.push(`# Reachable statically but not allowed (${withheldStatic.length}): features pg_seccomp gates or \`check\` warns about`);
-    L.push("# (io_uring, bpf, ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality): the default");
-    L.push("# (error, logged) answers them; docs/profiles.md, \"Features with syscalls of their own\".");
-    for (const n of withheldStatic) L.push(`#   ${n}: ${staticEvidence(statics.get(n)!)}`);
-    L.push("");
+    d.comment(`Reachable only statically (${staticOnly.length}): never seen at run time, not in the floor. ${p.staticOnly === "log" ? "Logged: they run, and each" : "Allowed (--static-only allow): they run; with log, each"}`);
+    d.comment("call is written to the violation log, so a path no test run reached shows up there without");
+    d.comment("killing the server.");
+    for (const n of staticOnly) d.comment(`  ${n}: ${staticEvidence(statics.get(n)!)}`);
+    if (p.staticOnly === "log") d.set("global_syscall_log", staticOnly.join(", "));
+    else d.comment(`(in global_syscall_allow above)`);
+    d.blank();
+    d.comment(`Reachable statically but killed (${killedStatic.length}): in a high-risk group below, never seen at run time,`);
+    d.comment("not in the floor. A healthy server never made them, and the review asked that those groups be");
+    d.comment("killable; allow one by name if your server needs it.");
+    for (const n of killedStatic) d.comment(`  ${n} (${killed.get(n)}): ${staticEvidence(statics.get(n)!)}`);
+    d.comment(`Reachable statically but not allowed (${withheldStatic.length}): features pg_seccomp gates or \`check\` warns about`);
+    d.comment("(io_uring, bpf, ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality): the default");
+    d.comment("(error, logged) answers them; docs/profiles.md, \"Features with syscalls of their own\".");
+    for (const n of withheldStatic) d.comment(`  ${n}: ${staticEvidence(statics.get(n)!)}`);
+    d.blank();
   }
-  L.push("# High-risk groups (the review asked that they be killable). Names in the allow list above win");
-  L.push("# over group membership, so nothing seen at run time or in the floor is killed.");
-  L.push(`global_syscall_kill = '${p.kill}'`);
+  d.comment("High-risk groups (the review asked that they be killable). Names in the allow list above win");
+  d.comment("over group membership, so nothing seen at run time or in the floor is killed.");
+  d.set("global_syscall_kill", p.kill);
+  const draft = d.draft([...p.header, `arch: ${p.arch}`]);
   const learnedNotStatic = p.analysis ? [...p.learned.keys()].filter((n) => !statics.has(n)).length : 0;
   return {
-    text: L.join("\n") + "\n",
+    draft,
+    text: writePolicyText(draft),
     allow,
     staticOnly,
     killedStatic,

@@ -246,7 +246,7 @@ export function parseClientFilterRequest(bytes: Buffer): ClientFilterRequest {
     if (f !== null && typeof f !== "string") throw new Error(`the request's ${k} is neither a string nor null`);
     if (typeof f === "string" && f.length > MAX_FIELD_CHARS) throw new Error(`the request's ${k} is longer than ${MAX_FIELD_CHARS} characters`);
     // Lists and actions are printable ASCII; anything else (a newline above all) is refused
-    // before the request becomes policy text.
+    // before the lists are parsed (they are parsed as lists, never as policy text).
     if (typeof f === "string" && !/^[\x20-\x7e]*$/.test(f)) throw new Error(`the request's ${k} holds characters other than printable ASCII`);
   }
   return { default: v.default as string | null, allow: v.allow as string | null, log: v.log as string | null, error: v.error as string | null, kill: v.kill as string | null };

@@ -2,6 +2,7 @@
 
 import { psqlTable, type Cell } from "../render/format.js";
 import { errnoName } from "../syscalls/errno.js";
+import { PolicyDraftBuilder, writePolicyText, type PolicyDraft } from "../policy/write.js";
 import { ARCHES } from "../syscalls/index.js";
 import type { AuditReport, ProcessCount } from "./audit-analyze.js";
 
@@ -25,38 +26,41 @@ function processSummary(rows: readonly ProcessCount[], limit = 5): string {
 }
 
 /** A policy snippet: a comment header, then one global_syscall_allow per arch (all but the first commented out). */
-export function formatPolicy(report: AuditReport): string {
+export function auditPolicyDraft(report: AuditReport): PolicyDraft {
   const c = report.counts;
-  const out: string[] = [
-    "# pg_seccomp audit2allow: the syscalls that SECCOMP audit records name",
-    `# source: ${report.source}`,
-    `# records: ${c.seccompRecords} SECCOMP; kept ${c.kept} (${report.processes}${report.arch ? `, ${report.arch}` : ""}); ` +
+  const d = new PolicyDraftBuilder();
+  d.comment(
+    "pg_seccomp audit2allow: the syscalls that SECCOMP audit records name",
+    `source: ${report.source}`,
+    `records: ${c.seccompRecords} SECCOMP; kept ${c.kept} (${report.processes}${report.arch ? `, ${report.arch}` : ""}); ` +
       `filtered out ${c.filteredOut}; malformed lines ${c.malformedLines}; other audit records ${c.otherRecords}`,
-  ];
-  if (report.timeRange) out.push(`# time: ${report.timeRange.first} .. ${report.timeRange.last}`);
-  if (report.processesSeen.length) out.push(`# processes: ${processSummary(report.processesSeen)}`);
+  );
+  if (report.timeRange) d.comment(`time: ${report.timeRange.first} .. ${report.timeRange.last}`);
+  if (report.processesSeen.length) d.comment(`processes: ${processSummary(report.processesSeen)}`);
   const actions = Object.entries(report.actions).map(([a, n]) => `${a} ${n}`).join(", ");
-  if (actions) out.push(`# actions: ${actions}`);
+  if (actions) d.comment(`actions: ${actions}`);
   if (report.notListed.length) {
-    out.push(`# not listed: ${report.notListed.map((n) => `${n.arch} ${n.syscall} (${plural(n.records, "record")})`).join(", ")}`);
+    d.comment(`not listed: ${report.notListed.map((n) => `${n.arch} ${n.syscall} (${plural(n.records, "record")})`).join(", ")}`);
   }
   const arches = ARCHES.filter((a) => report.allow[a]?.length);
-  if (arches.length === 0) {
-    out.push("# no record names a syscall of pg_seccomp's tables", "global_syscall_allow = ''");
-    return out.join("\n") + "\n";
-  }
+  if (arches.length === 0) return d.comment("no record names a syscall of pg_seccomp's tables").set("global_syscall_allow", "").draft();
   if (arches.length > 1) {
-    out.push("# records of several arches: a policy has one global_syscall_allow; keep the line of the policy's arch");
+    d.comment("records of several arches: a policy has one global_syscall_allow; keep the line of the policy's arch");
   }
   arches.forEach((arch, i) => {
     const names = report.allow[arch]!;
     const records = report.syscalls.filter((s) => s.arch === arch).reduce((n, s) => n + s.records, 0);
-    out.push(`# ${arch}: ${plural(names.length, "syscall")} in ${plural(records, "record")}`);
+    d.comment(`${arch}: ${plural(names.length, "syscall")} in ${plural(records, "record")}`);
     const denied = report.denied[arch];
-    if (denied?.length) out.push(`# denied when recorded (review before allowing): ${denied.join(", ")}`);
-    out.push(`${i === 0 ? "" : "# "}global_syscall_allow = '${names.join(", ")}'`);
+    if (denied?.length) d.comment(`denied when recorded (review before allowing): ${denied.join(", ")}`);
+    d.set("global_syscall_allow", names.join(", "), { commentedOut: i > 0 });
   });
-  return out.join("\n") + "\n";
+  return d.draft();
+}
+
+/** The policy snippet as text (postgresql.conf syntax). */
+export function formatPolicy(report: AuditReport): string {
+  return writePolicyText(auditPolicyDraft(report));
 }
 
 /** --stats: the counts, then records per syscall and per process, as psql prints tables. */

@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import {
   AuditLogReader,
   analyzeAuditLog,
+  auditPolicyDraft,
   decodeAuditString,
   decodeSeccompCode,
   formatPolicy,
@@ -17,6 +18,8 @@ import {
   type LineResult,
   type SeccompRecord,
 } from "./audit.js";
+import { writePolicyText } from "../policy/write.js";
+import { assertRoundTrip, assertSettingsRoundTrip } from "../../test/support/policy-round-trip.js";
 
 // dmesg (kernel log), a postgres process
 const KERNEL = '[ 2158.676083] audit: type=1326 audit(1795880666.181:15137): auid=0 uid=101 gid=104 ses=7 pid=4617 comm="postgres" exe="/usr/lib/postgresql/15/bin/postgres" sig=0 arch=c000003e syscall=12 compat=0 ip=0x7fe7c62c8c47 code=0x7ffc0000';
@@ -380,4 +383,21 @@ test("the report: counts, time range, processes, several arches in a policy snip
   const only = analyzeAuditLog(text, { arch: "aarch64" });
   assert.deepEqual(only.allow, { aarch64: ["openat"] });
   assert.equal(only.counts.filteredOutByArch, 3);
+});
+
+test("the policy snippet is a draft written by policy/write.ts: it reads back to its settings; a comm with a line break stays a comment", () => {
+  // A process may name itself anything (prctl PR_SET_NAME): audit hex-encodes the line break.
+  const evilComm = Buffer.from("pg\nglobal_syscall_default = 'allow'").toString("hex").toUpperCase();
+  const evil = KERNEL.replace('comm="postgres"', `comm=${evilComm}`);
+  const aarch = KERNEL.replace("arch=c000003e syscall=12", "arch=c00000b7 syscall=56");
+  for (const text of [[KERNEL, evil, AUDITLOG].join("\n"), [KERNEL, aarch].join("\n"), "no records here"]) {
+    const rep = analyzeAuditLog(text, {}, "input");
+    const draft = auditPolicyDraft(rep);
+    assert.equal(formatPolicy(rep), writePolicyText(draft));
+    assertSettingsRoundTrip(draft);
+    assert.deepEqual(draft.settings.filter((s) => !s.commentedOut).map((s) => s.name), ["global_syscall_allow"], "nothing in a comment sets anything");
+    // The snippet in a policy with a default: the effective table of what it says.
+    assertRoundTrip({ ...draft, settings: [{ name: "global_syscall_default", value: "kill" }, ...draft.settings] }, "x86_64");
+  }
+  assert.ok(analyzeAuditLog([KERNEL, evil].join("\n"), {}).processesSeen.some((p) => p.comm.includes("\n")), "the hostile comm is in the report");
 });

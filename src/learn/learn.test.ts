@@ -15,8 +15,10 @@ import { compileFilter } from "../bpf/emulator.js";
 import { compose } from "../compile/compose.js";
 import { allSyscalls, syscallNumber } from "../syscalls/index.js";
 import type { ViolationEvent } from "../host/violation-event.js";
+import { writePolicyText } from "../policy/write.js";
+import { assertRoundTrip } from "../../test/support/policy-round-trip.js";
 import {
-  groupLearned, learningPolicy, mergeLearned, newCalls, outputKey, parseLearnedPolicy, recordEvent, renderLearnedPolicy, serverEndpoint,
+  groupLearned, learnedPolicyDraft, learningPolicy, mergeLearned, newCalls, outputKey, parseLearnedPolicy, recordEvent, renderLearnedPolicy, serverEndpoint,
   type Learned, type RenderInput,
 } from "./learn.js";
 import { parsePostmasterPidFile } from "../host/server-files.js";
@@ -337,6 +339,27 @@ test("output: the overlays, lists and comments the seed's format needs", () => {
   assert.ok(!explicit(perRole.roles.get("bob")!).includes("execve"));
   assert.ok(explicit(perRole.roles.get("bob")!).includes("uname"));
   assert.ok(!explicit(perRole.session).includes("execve"));
+});
+
+test("the output is a policy draft written by policy/write.ts: it reads back to the same settings and effective table", () => {
+  const input = (base: Policy | undefined, extra: Partial<RenderInput> = {}): RenderInput => ({
+    learned: sampleLearned(), base, baseLabel: base ? "/etc/base.conf" : "none", arch: ARCH, server: "postgres (PostgreSQL) 15.18",
+    workload: "psql -c 'select 1'\nglobal_syscall_allow = 'kexec_load'", rounds: 1, roundStart: "2026-01-01T00:00:00.000Z", roundEnd: "2026-01-01T00:01:00.000Z", ...extra,
+  });
+  const cases: RenderInput[] = [
+    input(starterMinus), input(starterMinus, { perRole: true }), input(custom, { perRole: true, allContexts: true }), input(custom), input(undefined),
+    input(parsePolicyText(CUSTOM + "syscall_unknown_action = 'default'\n", "c.conf")),
+  ];
+  for (const i of cases) {
+    const draft = learnedPolicyDraft(i);
+    const text = renderLearnedPolicy(i);
+    // One writer: the text is the draft written (the header's time aside).
+    assert.equal(text.replace(/^# written: .*$/m, ""), writePolicyText(draft).replace(/^# written: .*$/m, ""));
+    const back = assertRoundTrip(draft, ARCH, text);
+    // The workload's line break stays inside the header's comment.
+    assert.ok(!back.global.entries.some((e) => e.name === "kexec_load"));
+    assert.ok(draft.settings.some((s) => s.name === "global_syscall_allow"));
+  }
 });
 
 test("the base's database overlays are kept, minus restrictions of what sessions used", () => {

@@ -46,6 +46,19 @@ export function readConf(path: string, source: PolicySource): ConfFile {
   return out;
 }
 
+/** One file's text, read as `name` (an include is refused: there is nothing to include from). */
+export function readConfText(text: string, name = "<policy>"): ConfFile {
+  return readConf(name, {
+    read: (p) => {
+      if (p !== name && !p.endsWith("/" + name)) throw Object.assign(new Error("no includes here"), { code: "ENOENT" });
+      return text;
+    },
+    canonical: (p) => p,
+    list: () => [],
+    exists: () => false,
+  });
+}
+
 function readInto(
   path: string,
   source: PolicySource,
@@ -122,7 +135,7 @@ function readInto(
 }
 
 /** Lower-cases a setting name except a quoted last part (which keeps its case). */
-function foldName(name: string): string {
+export function foldName(name: string): string {
   const q = name.indexOf('."');
   return q < 0 ? name.toLowerCase() : name.slice(0, q).toLowerCase() + name.slice(q);
 }

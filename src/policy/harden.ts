@@ -11,7 +11,7 @@
 
 import { PolicyError, type SourceLoc } from "./errors.js";
 import { parseList } from "./entries.js";
-import type { FilterSpec, Policy, PolicyEntry } from "./policy.js";
+import type { FilterSpec, Policy, PolicyEntry } from "./model.js";
 import { suggestNames } from "../syscalls/index.js";
 import { errnoNumber } from "../syscalls/errno.js";
 
