@@ -6,7 +6,7 @@
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { appendFileSync, readFileSync, statSync } from "node:fs";
+import { appendFileSync, readFileSync, rmSync, statSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { findRunState } from "../../src/host/run-state.js";
@@ -45,6 +45,8 @@ before(async () => {
 after(async () => {
   if (server) await stop(server);
   if (cluster) destroyCluster(cluster);
+  // The default log (in /run/pg_seccomp, a tmpfs) grew by megabytes of hostile lines here.
+  if (logPath) rmSync(logPath, { force: true });
 });
 
 /** Lines that are not records; each ends with a newline. */
