@@ -1,7 +1,7 @@
 // A starter profile composed from its evidence: the calls seen at run time (learned), the floor
 // (profiles/floor.conf: calls test runs cannot be trusted to show), and the calls static analysis
 // finds reachable in the server's files. Used by the profile builder (scripts/profile/build.ts)
-// and by `run` for a server without a bundled profile (src/launcher/run.ts, profileFor).
+// and by `run` for a server without a bundled profile (src/launcher/profile-choice.ts, profileFor).
 //
 // - Allowed: learned ∪ floor, each with its evidence as a one-line comment.
 // - Reachable only statically: `log` (allowed, and written to the violation log, so a call no

@@ -19,7 +19,8 @@ import { findViolationLog, followViolations, formatViolations, readViolations, s
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { describePreflight, explainExit, preflight, runInPlace, runServer, starterProfile, type RunRequest } from "../launcher/run.js";
+import { describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
+import { starterProfile } from "../launcher/profile-choice.js";
 import { archOption, safeHostArch, dataDirOption, loadPolicy } from "./options.js";
 
 /** run, status, log, sql install, learn. */

@@ -8,7 +8,8 @@ import { loadPolicyFile } from "../policy/policy.js";
 import { effectiveFilterRows, FILTER_COLUMNS } from "../render/effective-table.js";
 import { psqlTable } from "../render/format.js";
 import { hostArch } from "../syscalls/index.js";
-import { preflight, runServer, starterProfile, type RunRequest, type RunResult } from "./run.js";
+import { preflight, runServer, type RunRequest, type RunResult } from "./run.js";
+import { starterProfile } from "./profile-choice.js";
 
 export interface DemoOptions {
   say: (line: string) => void;

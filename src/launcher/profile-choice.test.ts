@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { nearestMajor, type RunRequest } from "./run.js";
+import type { RunRequest } from "./run.js";
+import { nearestMajor } from "./profile-choice.js";
 import { ioUringNotes, jitNotes } from "./server-features.js";
 import { mkdtempSync, mkdirSync, writeFileSync, rmSync } from "node:fs";
 import { parsePolicyText } from "../policy/policy.js";

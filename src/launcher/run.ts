@@ -4,7 +4,7 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, existsSync, mkdirSync, readdirSync, constants as fsc } from "node:fs";
+import { accessSync, closeSync, existsSync, mkdirSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { makeDirectoryAt, openDirectoryNoFollow } from "./safe-fs.js";
 import { encodeProgram } from "../bpf/insn.js";
@@ -22,7 +22,6 @@ import { superviseServer, SupervisionError, type Supervision } from "./supervisi
 import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { runStateDir } from "../host/run-state.js";
-import { analyzedProfile } from "./analyzed-profile.js";
 import { ioUringNotes, jitNotes, serverIoMethod } from "./server-features.js";
 import { defaultLogPath } from "./violation-log.js";
 import { dataDirForRun } from "../host/data-dir.js";
@@ -401,90 +400,6 @@ export function explainExit(r: RunResult, postmasterPid: number, arch: Arch): st
     lines.push("the policy denied:", ...[...counts].map(([k, n]) => `  ${k}${n > 1 ? ` ×${n}` : ""}`));
   }
   return lines;
-}
-
-/** What a bundled profile was chosen for, and how it differs from the server. */
-export interface ProfileChoice {
-  path: string;
-  /** The server's major version. */
-  major: number;
-  /** The profile's major (differs from `major` when none was bundled for it). */
-  profileMajor: number;
-  /** Said loudly when the profile is not the server's own. */
-  note?: string;
-  /** Made on the spot from the installed binaries (no bundled profile for this major or arch). */
-  analyzed?: boolean;
-}
-
-/**
- * The bundled profile for a server: profiles/postgresql-<major>-<arch>.conf, for io_method =
- * io_uring its -io_uring variant (the same list plus io_uring_setup/enter/register). For a major
- * or arch without one, a profile made on the spot from the installed binaries (analyzed-profile.ts:
- * the nearest bundled major's seen calls ∪ floor ∪ static analysis), with a loud note; if the
- * analysis fails, the nearest bundled major of the arch, or a refusal when there is none. The one
- * place that chooses. PG_SECCOMP_PROFILES_DIR replaces the bundled directory (for tests: the
- * launcher's own environment, which only root sets).
- */
-export function profileFor(postgres: string, arch: Arch, server: { dataDir?: string; user?: OsUser } = {}): ProfileChoice {
-  const major = postgresMajorVersion(postgres);
-  const dir = process.env.PG_SECCOMP_PROFILES_DIR ? `${resolve(process.env.PG_SECCOMP_PROFILES_DIR)}/` : new URL("../../../profiles/", import.meta.url).pathname;
-  const names = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".conf")) : [];
-  const majors = names.map((n) => new RegExp(`^postgresql-(\\d+)-${arch}\\.conf$`).exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
-  const io = server.dataDir ? serverIoMethod(postgres, major, server.dataDir, server.user) : undefined;
-  const nearest = majors.length > 0 ? nearestMajor(majors, major) : undefined;
-  let failed = "";
-  if (nearest !== major) {
-    try {
-      const made = analyzedProfile({
-        postgres, arch, major, ...(nearest !== undefined ? { nearest: { path: `${dir}postgresql-${nearest}-${arch}.conf`, major: nearest } } : {}),
-        ...(server.dataDir ? { dataDir: server.dataDir } : {}), ...(server.user ? { user: server.user } : {}), ioUring: io === "io_uring", outDir: join(runStateDir(), "profiles"),
-      });
-      return { path: made.path, major, profileMajor: nearest ?? major, note: made.note, analyzed: true };
-    } catch (e) {
-      if (nearest === undefined) {
-        throw new LaunchError(
-          `there is no starter profile for ${arch} (bundled: ${names.join(", ") || "none"}), and none could be made from the installed binaries: ${(e as Error).message.split("\n")[0]}\n` +
-            `hint: learn one on a test server (pg_seccomp learn), or pass --policy FILE`,
-        );
-      }
-      failed = ` Analyzing ${postgres} failed (${(e as Error).message.split("\n")[0]}).`;
-    }
-  }
-  const profileMajor = nearest!;
-  let note: string | undefined;
-  if (profileMajor !== major) {
-    note =
-      `WARNING: there is no starter profile for PostgreSQL ${major} on ${arch}: using the one for PostgreSQL ${profileMajor} ` +
-      `(postgresql-${profileMajor}-${arch}.conf).${failed} PostgreSQL ${major} may make calls PostgreSQL ${profileMajor} was never seen making; ` +
-      `they fail with EPERM and are written to the violation log. Learn a profile for this server (pg_seccomp learn) or pass --policy FILE.`;
-  }
-  let path = `${dir}postgresql-${profileMajor}-${arch}.conf`;
-  if (io === "io_uring") {
-    const variant = `${dir}postgresql-${profileMajor}-${arch}-io_uring.conf`;
-    if (existsSync(variant)) path = variant;
-  }
-  return { path, major, profileMajor, ...(note ? { note } : {}) };
-}
-
-/** The nearest of `majors` to `major`; between two equally near, the older. */
-export function nearestMajor(majors: readonly number[], major: number): number {
-  return [...majors].sort((a, b) => Math.abs(a - major) - Math.abs(b - major) || a - b)[0]!;
-}
-
-/** The bundled starter profile for the server (profileFor); a note about it goes to `say`. */
-export function starterProfile(
-  postgres: string, arch: Arch, server: { args?: readonly string[]; user?: string } = {}, say: (line: string) => void = (l) => process.stderr.write(`pg_seccomp: ${l}\n`),
-): string {
-  const dataDir = server.args ? dataDirOf(server.args) : undefined;
-  let user: OsUser | undefined;
-  try {
-    user = serverUser(server.user);
-  } catch {
-    user = undefined; // preflight reports a bad --user
-  }
-  const choice = profileFor(postgres, arch, { ...(dataDir ? { dataDir } : {}), ...(user ? { user } : {}) });
-  if (choice.note) say(choice.note);
-  return choice.path;
 }
 
 /** What `run --check` prints. */
