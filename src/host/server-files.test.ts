@@ -1,5 +1,5 @@
 // postmaster.pid, as the server's user may write it. (readServerFile's refusals of links, FIFOs
-// and devices are tested in launcher/data-dir.test.ts.)
+// and devices are tested in host/data-dir.test.ts.)
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
