@@ -3,14 +3,16 @@
 //   a filtered streaming standby, with empty violation logs (15: test/profile.test.ts);
 // - every process of a running server classified into its own backend type, as pg_stat_activity
 //   names it, including 14's stats collector, 17's walsummarizer and 18's io workers;
-// - run --check notes the process kinds a policy names that the server does not have.
+// - run --check notes the process kinds a policy names that the server does not have;
+// - the SQL surface (sql install, seccomp_filter(), pg_get_seccomp_filter(), set_client_filter(),
+//   seccomp.violations) works on each.
 
 import { test, describe } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { createCluster, destroyCluster, postgresArgs, query } from "../src/postgres/cluster.js";
+import { createCluster, destroyCluster, postgresArgs, psql, query } from "../src/postgres/cluster.js";
 import { readContexts } from "../src/host/run-state.js";
 import { BIN, integrationSkip, logFile, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { majors } from "./support/majors.js";
@@ -98,6 +100,36 @@ for (const m of majors()) {
         assert.match(own.stdout, new RegExp(`policy: +\\S*profiles/postgresql-${m.major}-x86_64\\.conf`));
         assert.doesNotMatch(own.stderr, /no starter profile/);
       } finally {
+        destroyCluster(cluster);
+      }
+    });
+
+    test("the SQL surface: sql install, seccomp_filter() and pg_get_seccomp_filter() from the launcher's table, set_client_filter() narrowing its session, seccomp.violations", { timeout: 120_000 }, async () => {
+      const cluster = await createCluster({ binDir: m.binDir! });
+      const profile = readFileSync(repoPath(`profiles/postgresql-${m.major}-x86_64.conf`), "utf8");
+      const policy = writePolicy(profile + "\nset_client_filter = on\nsession_syscall_error = '*, execve'\n", `sql-${m.major}.conf`);
+      const s = await startReady(cluster, ["--policy", policy, "--log", logFile(`sql-${m.major}.jsonl`)]);
+      try {
+        const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+        const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+        assert.equal(inst.status, 0, inst.stderr);
+        assert.equal(query(cluster, "select filter_action from seccomp_filter() where syscall = 'execve' and context = 'session'"), "session->error");
+        assert.equal(query(cluster, "select filter_action from pg_get_seccomp_filter() where syscall = 'getdents64' and context = 'session'"), "session->allow");
+        assert.equal(psql(cluster, "copy (select 1) to program 'cat > /dev/null'").ok, false, "sessions may not exec");
+        // One session: narrow it, see the narrowed row, and the kernel deny what it names.
+        const r = spawnSync(join(cluster.binDir, "psql"), [
+          "-X", "-A", "-t", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
+          "-c", "select set_client_filter(NULL, NULL, NULL, 'getdents64', NULL)",
+          "-c", "select filter_action from seccomp_filter() where syscall = 'getdents64' and context = 'session'",
+          "-c", "select count(*) from pg_ls_dir('.')",
+        ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres" } });
+        const out = r.stdout + r.stderr;
+        assert.match(out, /^OK$/m, out);
+        assert.match(out, /^client->error$/m, out);
+        assert.match(out, /could not (read|open) directory "\.": Operation not permitted/, out);
+        await waitFor(() => /execve/.test(query(cluster, "select string_agg(syscall, ',') from seccomp.violations where action = 'error'")), 10_000, `the denied exec in seccomp.violations (PostgreSQL ${m.major})`);
+      } finally {
+        await stop(s);
         destroyCluster(cluster);
       }
     });
