@@ -5,7 +5,7 @@
 
 import { closeSync, constants as fsc, openSync, readSync } from "node:fs";
 import type { Arch } from "../syscalls/index.js";
-import { parseAuditLine } from "./audit-records.js";
+import { parseAuditLine, type SeccompRecord } from "./audit-records.js";
 
 export interface KmsgKill {
   seq: number;
@@ -32,17 +32,22 @@ export function lastKmsgSeq(records: readonly string[]): number {
  */
 export function parseKmsgKills(records: readonly string[], arch: Arch, after: number): KmsgKill[] {
   const out: KmsgKill[] = [];
+  for (const { seq, rec } of seccompRecordsAfter(records, after)) {
+    if (rec.sig !== "31" || !rec.pid || rec.nr === undefined) continue;
+    out.push({ seq, pid: rec.pid, syscall: rec.tableArch === arch ? rec.syscall : `${rec.arch} ${rec.syscall}` });
+  }
+  return out;
+}
+
+/** The seccomp audit records among kmsg records after sequence number `after`, with their numbers. */
+function* seccompRecordsAfter(records: readonly string[], after: number): Generator<{ seq: number; rec: Omit<SeccompRecord, "line"> }> {
   for (const r of records) {
     const seq = kmsgSeq(r);
     if (seq <= after) continue;
     // The message's first line: continuation lines (" KEY=value") are the kernel's dictionary.
     const parsed = parseAuditLine(r.split("\n")[0]!);
-    if (parsed.kind !== "seccomp") continue;
-    const rec = parsed.record;
-    if (rec.sig !== "31" || !rec.pid || rec.nr === undefined) continue;
-    out.push({ seq, pid: rec.pid, syscall: rec.tableArch === arch ? rec.syscall : `${rec.arch} ${rec.syscall}` });
+    if (parsed.kind === "seccomp") yield { seq, rec: parsed.record };
   }
-  return out;
 }
 
 /** A seccomp audit record (type=1326): who, which call, and the filter's return value. */
@@ -64,12 +69,7 @@ export interface KmsgSeccomp {
  */
 export function parseKmsgSeccomp(records: readonly string[], arch: Arch, after: number): KmsgSeccomp[] {
   const out: KmsgSeccomp[] = [];
-  for (const r of records) {
-    const seq = kmsgSeq(r);
-    if (seq <= after) continue;
-    const parsed = parseAuditLine(r.split("\n")[0]!);
-    if (parsed.kind !== "seccomp") continue;
-    const rec = parsed.record;
+  for (const { seq, rec } of seccompRecordsAfter(records, after)) {
     if (rec.tableArch !== arch || !rec.pid || rec.nr === undefined || rec.code === undefined || rec.uid === undefined || !/^\d+$/.test(rec.uid)) continue;
     out.push({ seq, pid: rec.pid, uid: Number(rec.uid), nr: rec.nr, syscall: rec.syscall, code: rec.code });
   }
@@ -90,19 +90,7 @@ export class KmsgFollower {
   }
 
   take(max = 10_000): string[] {
-    const out: string[] = [];
-    while (out.length < max) {
-      let n: number;
-      try {
-        n = readSync(this.fd, this.buf, 0, this.buf.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
-        break; // EAGAIN: nothing more now
-      }
-      if (n <= 0) break;
-      out.push(this.buf.toString("utf8", 0, n));
-    }
-    return out;
+    return takeRecords(this.fd, this.buf, max);
   }
 
   close(): void {
@@ -118,23 +106,29 @@ export function readKmsg(): string[] {
   } catch {
     return [];
   }
-  const out: string[] = [];
-  const buf = Buffer.alloc(8192);
   try {
-    for (;;) {
-      let n: number;
-      try {
-        n = readSync(fd, buf, 0, buf.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
-        break;
-      }
-      if (n <= 0) break;
-      out.push(buf.toString("utf8", 0, n));
-    }
+    return takeRecords(fd, Buffer.alloc(8192), Number.POSITIVE_INFINITY);
   } finally {
     closeSync(fd);
   }
-  return out;
 }
 
+/**
+ * Records from a non-blocking /dev/kmsg descriptor (one per read), at most `max`, until EAGAIN.
+ * EPIPE says the kernel overwrote records since the last read: the next read goes on after them.
+ */
+function takeRecords(fd: number, buf: Buffer, max: number): string[] {
+  const out: string[] = [];
+  while (out.length < max) {
+    let n: number;
+    try {
+      n = readSync(fd, buf, 0, buf.length, null);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === "EPIPE") continue;
+      break; // EAGAIN: nothing more now
+    }
+    if (n <= 0) break;
+    out.push(buf.toString("utf8", 0, n));
+  }
+  return out;
+}

@@ -155,19 +155,13 @@ revoke all on function "${s}".backend_start_ticks() from public;
 
 -- pgseccomp's name and the seed's, the same rows. EXECUTE as pgseccomp grants it: revoked from
 -- PUBLIC; GRANT EXECUTE ON FUNCTION seccomp_filter() TO <role> (and pg_get_seccomp_filter()).
-create or replace function public.seccomp_filter(
+${["seccomp_filter", "pg_get_seccomp_filter"].map((name) => `create or replace function public.${name}(
   out syscall text, out syscallnum integer, out filter_action text, out context text)
 returns setof record language sql stable security definer parallel unsafe
 set search_path = pg_catalog
 as $fn$ select * from "${s}".filter_now() $fn$;
-revoke all on function public.seccomp_filter() from public;
-create or replace function public.pg_get_seccomp_filter(
-  out syscall text, out syscallnum integer, out filter_action text, out context text)
-returns setof record language sql stable security definer parallel unsafe
-set search_path = pg_catalog
-as $fn$ select * from "${s}".filter_now() $fn$;
-revoke all on function public.pg_get_seccomp_filter() from public;
-
+revoke all on function public.${name}() from public;
+`).join("")}
 -- set_client_filter(): narrows the calling session, once (see src/launcher/client-filter.ts).
 -- The request goes to a spool file; the knock (an lseek to a magic offset) makes the supervisor
 -- install the filter into this backend before the call returns. Its answer is read from a
