@@ -183,7 +183,7 @@ begin
     end loop;
   end if;
   for r in
-    select p.oid, n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid) as args, p.proowner, p.prosrc
+    select p.oid, p.oid::pg_catalog.regprocedure::text as fn, n.nspname, p.proname, p.proowner, p.prosrc
       from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
      where p.proname = any (${arrayLit(PGSECCOMP_NAMES)}) and p.pronamespace is distinct from ns
        and n.nspname !~ '^pg_(toast_)?temp_'  -- another session's temporary functions: never found without naming pg_temp
@@ -191,15 +191,15 @@ begin
   loop
     if r.proowner = 10 and r.nspname = 'public' and pg_catalog.btrim(r.prosrc) = any (old_bodies) then
       -- An earlier pg_seccomp's own wrapper: its functions now live in the schema only.
-      execute pg_catalog.format('drop function %I.%I(%s)', r.nspname, r.proname, r.args);
-      raise notice 'pg_seccomp: dropped %.%(%) of an earlier install: call %.%() (docs/deploy.md, "SQL")', r.nspname, r.proname, r.args, schema_name, r.proname;
+      execute pg_catalog.format('drop function %s', r.fn);
+      raise notice 'pg_seccomp: dropped % of an earlier install: call %.%() (docs/deploy.md, "SQL functions")', r.fn, schema_name, r.proname;
     elsif r.proowner = 10 then
-      raise notice 'pg_seccomp: %.%(%) (oid %) is not pg_seccomp''s: a call that does not name the schema may reach it; call %.%()', r.nspname, r.proname, r.args, r.oid, schema_name, r.proname;
+      raise notice 'pg_seccomp: % (oid %) is not pg_seccomp''s: a call that does not name the schema may reach it; call %.%()', r.fn, r.oid, schema_name, r.proname;
     else
       raise exception using errcode = '42501',
-        message = pg_catalog.format('pg_seccomp: function %I.%I(%s) (oid %s) exists, owned by %I', r.nspname, r.proname, r.args, r.oid, pg_catalog.pg_get_userbyid(r.proowner)),
+        message = pg_catalog.format('pg_seccomp: function %s (oid %s) exists, owned by %I', r.fn, r.oid, pg_catalog.pg_get_userbyid(r.proowner)),
         detail = pg_catalog.format('a call of %s() that does not name the schema %I could run that role''s function instead of pg_seccomp''s, with the caller''s rights; nothing was installed', r.proname, schema_name),
-        hint = pg_catalog.format('if it is not yours, DROP FUNCTION %I.%I(%s); on PostgreSQL 14 and older also REVOKE CREATE ON SCHEMA public FROM PUBLIC; then run sql install again', r.nspname, r.proname, r.args);
+        hint = pg_catalog.format('if it is not yours, DROP FUNCTION %s; on PostgreSQL 14 and older also REVOKE CREATE ON SCHEMA public FROM PUBLIC; then run sql install again', r.fn);
     end if;
   end loop;
 end
@@ -230,7 +230,7 @@ begin
     return;
   end if;
   insert into pg_temp.pg_seccomp_regrant
-    select pg_catalog.format('grant %s on function %I.%I(%s) to %s', a.privilege_type, ${schemaLit}, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid),
+    select pg_catalog.format('grant %s on function %I.%I(%s) to %s', a.privilege_type, ${schemaLit}, p.proname, pg_catalog.oidvectortypes(p.proargtypes),
                              case when a.grantee = 0 then 'public' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) end)
       from pg_catalog.pg_proc p cross join lateral pg_catalog.aclexplode(p.proacl) a
      where p.pronamespace = ns and a.grantee <> p.proowner
