@@ -161,7 +161,10 @@ for (const m of majors().filter((x) => [14, 15, 18].includes(x.major))) {
     test("(d) reinstall over our own objects, by another superuser: still the bootstrap superuser's, grants kept, an earlier install's wrapper in public removed", async () => {
       // The first install (test b) was into postgres on 14, into shop on 15+; install into postgres
       // as dba, then once more, over an earlier layout's wrapper in public.
-      assert.equal(install("postgres", "dba").status, 0);
+      const first = install("postgres", "dba");
+      assert.equal(first.status, 0, first.stderr);
+      const notBootstraps = "select count(*) from pg_proc where proname in ('filter_now', 'backend_start_ticks', 'violations_raw') and proowner <> 10";
+      assert.equal(query(cluster, notBootstraps), "0", "owned by the bootstrap superuser, not by dba");
       query(cluster, "grant execute on function seccomp.seccomp_filter() to alice; grant execute on function seccomp.pg_get_seccomp_filter() to bob");
       query(cluster, `create function public.pg_get_seccomp_filter(out syscall text, out syscallnum integer, out filter_action text, out context text)
           returns setof record language sql stable security definer as $fn$ select * from "seccomp".filter_now() $fn$`);
@@ -192,6 +195,8 @@ for (const m of majors().filter((x) => [14, 15, 18].includes(x.major))) {
     });
 
     test("(issue 18) installed under the root launcher, the functions find the table after a start through the pg_ctl wrapper as the server's user, with no new install", async () => {
+      const inst = install("postgres");
+      assert.equal(inst.status, 0, inst.stderr);
       await stop(server!);
       server = undefined;
       const pgCtl = (...args: string[]) =>
@@ -202,6 +207,8 @@ for (const m of majors().filter((x) => [14, 15, 18].includes(x.major))) {
       assert.equal(started.status, 0, started.stdout + started.stderr);
       try {
         assert.ok(postmasterPid(cluster.dataDir));
+        // filter_now() is what seccomp_filter() returns (and what earlier installs had too).
+        assert.equal(query(cluster, "select filter_action from seccomp.filter_now() where syscall = 'execve' and context = 'session'"), "session->error");
         const rows = psql(cluster, "select filter_action from seccomp.seccomp_filter() where syscall = 'execve' and context = 'session'");
         assert.ok(rows.ok, rows.stderr);
         assert.equal(rows.stdout.trim(), "session->error");
