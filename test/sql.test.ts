@@ -175,6 +175,7 @@ test("set_client_filter says so when the policy does not enable it, and touches 
   const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--policy", off, "--schema", "seccomp_off", "--arch", "x86_64");
   assert.equal(inst.status, 0, inst.stderr);
   assert.match(inst.stderr, /note: .* does not set set_client_filter = on: set_client_filter\(\) raises an error saying so/);
+  assert.doesNotMatch(inst.stderr, /NOTICE/, "the other installs of ours (schema seccomp, seccomp_embedded) are not look-alikes");
   query(cluster, "grant usage on schema seccomp_off to alice; grant execute on function seccomp_off.set_client_filter(text, text, text, text, text) to alice");
   const r = psql(cluster, "select seccomp_off.set_client_filter(NULL, NULL, NULL, 'execve', NULL)", { role: "alice" });
   assert.equal(r.ok, false);

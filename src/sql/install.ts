@@ -98,7 +98,7 @@ export function installSql(policy: Policy, arch: Arch, opts: InstallOptions): st
   const oldPublicBodies = [`select * from "${s}".filter_now()`, `select "${s}".set_client_filter(default_action, allow_list, log_list, error_list, kill_list)`];
   const reinstallHint = opts.dataDir ? `pg_seccomp sql install -d ' || pg_catalog.current_database() || ' -D ${opts.dataDir.replace(/'/g, "''")}` : "pg_seccomp sql install -d DB -D PGDATA";
   return `
--- pg_seccomp sql install: ${opts.policyPath.replace(/\n/g, " ")} (${arch}), schema ${opts.schema}
+-- pg_seccomp sql install: ${opts.policyPath.replace(/[\r\n]/g, " ")} (${arch}), schema ${opts.schema.replace(/[\r\n]/g, " ")}
 -- Pinned for the install's own statements, whatever the role or the database sets: names
 -- resolve in pg_catalog (functions and operators are never looked up in pg_temp), so no
 -- look-alike function, operator or relation in another schema is taken.
@@ -193,6 +193,9 @@ begin
       -- An earlier pg_seccomp's own wrapper: its functions now live in the schema only.
       execute pg_catalog.format('drop function %s', r.fn);
       raise notice 'pg_seccomp: dropped % of an earlier install: call %.%() (docs/deploy.md, "SQL functions")', r.fn, schema_name, r.proname;
+    elsif r.proowner = 10 and exists (select from pg_catalog.pg_proc o where o.pronamespace = (select p2.pronamespace from pg_catalog.pg_proc p2 where p2.oid = r.oid)
+                                            and o.proname = 'filter_now' and o.proowner = 10) then
+      null;  -- another install of ours, in another schema (--schema)
     elsif r.proowner = 10 then
       raise notice 'pg_seccomp: % (oid %) is not pg_seccomp''s: a call that does not name the schema may reach it; call %.%()', r.fn, r.oid, schema_name, r.proname;
     else
@@ -241,9 +244,12 @@ begin
      where c.relnamespace = ns and a.grantee <> c.relowner and c.relname in ('violations', 'filter_rows');
 end
 $prepare$;
+-- (Quiet: in a new schema each of these says it found nothing.)
+set local client_min_messages = warning;
 drop view if exists "${s}".violations;
 ${OUR_FUNCTIONS.map((f) => `drop function if exists "${s}".${f};`).join("\n")}
 drop table if exists "${s}".filter_rows;
+reset client_min_messages;
 create table "${s}".filter_rows (
   role text, database text,
   syscall text not null, syscallnum integer not null, filter_action text not null, context text not null

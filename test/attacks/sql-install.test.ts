@@ -163,6 +163,7 @@ for (const m of majors().filter((x) => [14, 15, 18].includes(x.major))) {
       // as dba, then once more, over an earlier layout's wrapper in public.
       const first = install("postgres", "dba");
       assert.equal(first.status, 0, first.stderr);
+      assert.doesNotMatch(first.stderr, /NOTICE|WARNING/, "nothing to say about our own objects");
       const notBootstraps = "select count(*) from pg_proc where proname in ('filter_now', 'backend_start_ticks', 'violations_raw') and proowner <> 10";
       assert.equal(query(cluster, notBootstraps), "0", "owned by the bootstrap superuser, not by dba");
       query(cluster, "grant execute on function seccomp.seccomp_filter() to alice; grant execute on function seccomp.pg_get_seccomp_filter() to bob");
