@@ -11,7 +11,7 @@ import { learn, LearnFailed } from "../learn/learn.js";
 import { verify } from "../learn/verify.js";
 import { DEFAULT_TIMER_WAIT_S } from "../learn/procedure.js";
 import { statusCommand } from "../inspect/status.js";
-import { applySql, installSql, type PsqlAs } from "../sql/install.js";
+import { applySql, describeInstallFailure, installSql, type PsqlAs } from "../sql/install.js";
 import { findServerRecord } from "../host/run-state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join } from "node:path";
@@ -187,7 +187,7 @@ export function registerServerCommands(program: Command): void {
       if (socket) as.env = { ...(process.env.PGHOST ? {} : { PGHOST: socket.host }), ...(process.env.PGPORT ? {} : { PGPORT: String(socket.port) }) };
       const major = dataDir !== undefined ? majorOf(dataDir) : undefined;
       const r = applySql(join(findPgBinDir(major), "psql"), opts.dbname, text, as);
-      if (!r.ok) throw new UsageError(`installing into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""} failed; nothing was installed:\n${r.stderr.trim()}`);
+      if (!r.ok) throw new UsageError(`sql install into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""}: nothing was installed: ${describeInstallFailure(r.stderr)}`);
       // The server's notices (a look-alike the bootstrap superuser owns, an earlier install's
       // wrappers dropped from public), as they came.
       if (r.stderr.trim()) process.stderr.write(r.stderr.trim() + "\n");

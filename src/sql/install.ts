@@ -139,7 +139,7 @@ begin
     if ns_owner <> 10 then
       raise exception using errcode = '42501',
         message = pg_catalog.format('pg_seccomp: schema %I (oid %s) already exists, owned by %I', schema_name, ns, pg_catalog.pg_get_userbyid(ns_owner)),
-        detail = 'sql install creates its schema and every object in it itself, owned by the bootstrap superuser: a schema another role owns could hold that role''s function bodies, run by whoever calls them; nothing was installed',
+        detail = 'sql install creates its schema and every object in it itself, owned by the bootstrap superuser: a schema another role owns could hold that role''s function bodies, run by whoever calls them',
         hint = pg_catalog.format('look at it (\\dn+ %I, \\df %I.*); if it is not yours, DROP SCHEMA %I CASCADE, or install into another schema with --schema NAME', schema_name, schema_name, schema_name);
     end if;
     for r in
@@ -172,13 +172,13 @@ begin
     loop
       raise exception using errcode = '42501',
         message = pg_catalog.format('pg_seccomp: %s in schema %I is owned by %I, not by the bootstrap superuser', r.what, schema_name, pg_catalog.pg_get_userbyid(r.owner)),
-        detail = 'a role that owns an object in the schema can change what it does for whoever uses it; nothing was installed',
+        detail = 'a role that owns an object in the schema can change what it does for whoever uses it',
         hint = 'drop that object (or the schema) if it is not yours, then run sql install again';
     end loop;
     for r in select a.grantee from pg_catalog.aclexplode(ns_acl) a where a.privilege_type = 'CREATE' and a.grantee <> 10 loop
       raise exception using errcode = '42501',
         message = pg_catalog.format('pg_seccomp: schema %I grants CREATE to %s', schema_name, case when r.grantee = 0 then 'PUBLIC' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) end),
-        detail = 'a role that may create in the schema can put look-alikes of its objects there; nothing was installed',
+        detail = 'a role that may create in the schema can put look-alikes of its objects there',
         hint = pg_catalog.format('REVOKE CREATE ON SCHEMA %I FROM %s, then run sql install again', schema_name, case when r.grantee = 0 then 'PUBLIC' else pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(r.grantee)) end);
     end loop;
   end if;
@@ -201,7 +201,7 @@ begin
     else
       raise exception using errcode = '42501',
         message = pg_catalog.format('pg_seccomp: function %s (oid %s) exists, owned by %I', r.fn, r.oid, pg_catalog.pg_get_userbyid(r.proowner)),
-        detail = pg_catalog.format('a call of %s() that does not name the schema %I could run that role''s function instead of pg_seccomp''s, with the caller''s rights; nothing was installed', r.proname, schema_name),
+        detail = pg_catalog.format('a call of %s() that does not name the schema %I could run that role''s function instead of pg_seccomp''s, with the caller''s rights', r.proname, schema_name),
         hint = pg_catalog.format('if it is not yours, DROP FUNCTION %s; on PostgreSQL 14 and older also REVOKE CREATE ON SCHEMA public FROM PUBLIC; then run sql install again', r.fn);
     end if;
   end loop;
@@ -216,7 +216,7 @@ begin
 exception when others then
   raise exception using errcode = '42501',
     message = pg_catalog.format('pg_seccomp: the server cannot read the violation log %s: %s', ${lit(opts.logPath)}, sqlerrm),
-    detail = 'seccomp.violations reads the log as the server''s OS user: the file is root''s and readable by the server''s group, and every directory above it must let that user through; nothing was installed',
+    detail = 'seccomp.violations reads the log as the server''s OS user: the file is root''s and readable by the server''s group, and every directory above it must let that user through',
     hint = 'with the systemd unit: LogsDirectoryMode=0755 (contrib/systemd/postgresql-seccomp@.service; systemd makes the directory root:root 0750 otherwise), then restart the unit; or chmod 0755 the log''s directory';
 end
 $log$;
@@ -555,4 +555,19 @@ export function applySql(psqlPath: string, conninfo: string, sql: string, as: Ps
     input: sql, encoding: "utf8", env, cwd: "/", ...(as.user ? { uid: as.user.uid, gid: as.user.gid } : {}),
   });
   return { ok: r.status === 0, stderr: r.stderr ?? r.error?.message ?? "" };
+}
+
+/**
+ * psql's report of a failed install, as the client's own lines: the server's ERROR, DETAIL and
+ * HINT (the message names the object and its owner), without psql's `psql:<stdin>:N:` prefix and
+ * the PL/pgSQL CONTEXT line. A failure without a server ERROR (no connection) is kept as it came.
+ */
+export function describeInstallFailure(stderr: string): string {
+  const lines = stderr.split("\n").map((l) => l.replace(/^psql:<stdin>:\d+: /, ""));
+  const field = (name: string) => lines.find((l) => l.startsWith(`${name}:  `))?.slice(name.length + 3);
+  const error = field("ERROR");
+  if (error === undefined) return stderr.trim();
+  const detail = field("DETAIL");
+  const hint = field("HINT");
+  return [error.replace(/^pg_seccomp: /, ""), ...(detail ? [`pg_seccomp: detail: ${detail}`] : []), ...(hint ? [`pg_seccomp: hint: ${hint}`] : [])].join("\n");
 }
