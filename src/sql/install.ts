@@ -217,7 +217,7 @@ exception when others then
   raise exception using errcode = '42501',
     message = pg_catalog.format('pg_seccomp: the server cannot read the violation log %s: %s', ${lit(opts.logPath)}, sqlerrm),
     detail = 'seccomp.violations reads the log as the server''s OS user: the file is root''s and readable by the server''s group, and every directory above it must let that user through',
-    hint = 'with the systemd unit: LogsDirectoryMode=0755 (contrib/systemd/postgresql-seccomp@.service; systemd makes the directory root:root 0750 otherwise), then restart the unit; or chmod 0755 the log''s directory';
+    hint = 'with the systemd unit: LogsDirectoryMode=0755 (as contrib/systemd sets it; with 0750 the directory is root:root 0750 and closed to the server), then restart the unit; or chmod 0755 the log''s directory';
 end
 $log$;
 ` : ""}

@@ -183,7 +183,7 @@ for (const m of majors().filter((x) => [14, 15, 18].includes(x.major))) {
     });
 
     test("(issue 18) a violation log the server cannot read: install refuses, saying why; the view says why too", () => {
-      chmodSync(logDir, 0o750); // as systemd's LogsDirectory= made it: root:root 0750
+      chmodSync(logDir, 0o750); // as the unit's LogsDirectoryMode=0750 made it: root:root 0750
       try {
         const r = install("postgres");
         assert.notEqual(r.status, 0, r.stderr);
