@@ -2,7 +2,7 @@
 // session_roles, roles created with and without quotes, session defaults set and unset, a
 // missing global default, pgseccomp.enabled unset, lists equal to the global ones, entries equal
 // to their filter's default, empty and '*' lists, quoted entries, upper-case action words):
-// for every role, `pg_seccomp show --role R`, pg_get_seccomp_filter() / seccomp_filter() on a
+// for every role, `pg_seccomp show --role R`, seccomp.pg_get_seccomp_filter() / seccomp.seccomp_filter() on a
 // real server, and what the kernel does to calls the role's backend makes must agree. One
 // server start per configuration, on one cluster.
 
@@ -117,7 +117,7 @@ before(async () => {
     const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64");
     assert.equal(inst.status, 0, inst.stderr);
     const all = ROLES.map((r) => `"${r}"`).join(", ");
-    query(cluster, `grant execute on function seccomp_filter() to ${all}; grant execute on function pg_get_seccomp_filter() to ${all}`);
+    query(cluster, `grant execute on function seccomp.seccomp_filter() to ${all}; grant execute on function seccomp.pg_get_seccomp_filter() to ${all}`);
   } finally {
     await stop(s);
   }
@@ -157,11 +157,11 @@ for (const config of CONFIGS) {
         const shown = cli("show", policyPath, "--format", "csv", "--arch", "x86_64", ...(role === "postgres" ? [] : ["--role", role]));
         assert.equal(shown.status, 0, `${label}: ${shown.stderr}`);
         const showRows = shown.stdout.trim().split("\n").slice(1).sort();
-        const sqlRows = psqlAs(role, "copy (select * from pg_get_seccomp_filter()) to stdout with (format csv)").trim().split("\n").sort();
-        const pgsRows = psqlAs(role, "copy (select * from seccomp_filter()) to stdout with (format csv)").trim().split("\n").sort();
+        const sqlRows = psqlAs(role, "copy (select * from seccomp.pg_get_seccomp_filter()) to stdout with (format csv)").trim().split("\n").sort();
+        const pgsRows = psqlAs(role, "copy (select * from seccomp.seccomp_filter()) to stdout with (format csv)").trim().split("\n").sort();
         if (enabled) {
-          assert.deepEqual(sqlRows, showRows, `${label}: pg_get_seccomp_filter() = show`);
-          assert.deepEqual(pgsRows, showRows, `${label}: seccomp_filter() = show`);
+          assert.deepEqual(sqlRows, showRows, `${label}: seccomp.pg_get_seccomp_filter() = show`);
+          assert.deepEqual(pgsRows, showRows, `${label}: seccomp.seccomp_filter() = show`);
         } else {
           // As pgseccomp: no filter, no table.
           assert.match(sqlRows.join("\n") + pgsRows.join("\n"), /ERROR:  seccomp is not enabled[^]*ERROR:  seccomp is not enabled/, label);
@@ -183,7 +183,7 @@ for (const config of CONFIGS) {
   });
 }
 
-test("matrix: seccomp_filter() on a server not started by run (or with another launcher's table) says so, never shows a stale table", { skip }, async () => {
+test("matrix: seccomp.seccomp_filter() on a server not started by run (or with another launcher's table) says so, never shows a stale table", { skip }, async () => {
   const { spawn } = await import("node:child_process");
   const { rmSync, writeFileSync } = await import("node:fs");
   const { launcherTablePath } = await import("../src/host/run-state.js");
@@ -194,10 +194,10 @@ test("matrix: seccomp_filter() on a server not started by run (or with another l
   pg.on("exit", () => (alive = false));
   try {
     await waitReady(cluster, () => alive, 30_000);
-    assert.match(psqlAs("postgres", "select count(*) from seccomp_filter()"), /ERROR:  pg_seccomp: no filter table of this server's launcher/);
+    assert.match(psqlAs("postgres", "select count(*) from seccomp.seccomp_filter()"), /ERROR:  pg_seccomp: no filter table of this server's launcher/);
     // A table of another postmaster (a launcher that died without removing it) is not taken.
     writeFileSync(launcherTablePath(cluster.dataDir), JSON.stringify({ postmasterPid: 1, enabled: true, variants: [{ role: null, database: null, rows: [{ syscall: "<default>", syscallnum: -1, filter_action: "global->allow", context: "global" }] }] }));
-    assert.match(psqlAs("postgres", "select count(*) from seccomp_filter()"), /ERROR:  pg_seccomp: no filter table of this server's launcher/);
+    assert.match(psqlAs("postgres", "select count(*) from seccomp.seccomp_filter()"), /ERROR:  pg_seccomp: no filter table of this server's launcher/);
   } finally {
     rmSync(launcherTablePath(cluster.dataDir), { force: true });
     pg.kill("SIGINT");

@@ -161,7 +161,7 @@ test("pg_ctlcluster start, reload, restart, stop through the wrapper in pg_ctl.c
   assert.doesNotMatch(inst.stderr, /warning/);
   // The functions read the launcher's table from the launcher's run-state directory: here the
   // server's user's own (pg_ctl started it), not root's, although root installed them.
-  const rows = psqlAsPostgres("select filter_action from seccomp_filter() where syscall = 'execve' and context = 'session'");
+  const rows = psqlAsPostgres("select filter_action from seccomp.seccomp_filter() where syscall = 'execve' and context = 'session'");
   assert.equal(rows.status, 0, rows.stderr);
   assert.match(rows.stdout, /session->error/);
   // ... and as postgres, by the configuration directory.

@@ -412,7 +412,7 @@ test("under the unit's CapabilityBoundingSet set_client_filter works; without CA
         const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-D", c.dataDir, "-d", "postgres"], { encoding: "utf8" });
         assert.equal(inst.status, 0, inst.stderr);
         // mknod: in no list of the starter profile's sessions, so an error list naming it is a narrowing.
-        const r = spawnSync(join(c.binDir, "psql"), ["-X", "-A", "-t", "-c", "select set_client_filter(NULL, NULL, NULL, 'mknod', NULL)"], {
+        const r = spawnSync(join(c.binDir, "psql"), ["-X", "-A", "-t", "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'mknod', NULL)"], {
           encoding: "utf8", env: { ...process.env, PGHOST: c.socketDir, PGPORT: String(c.port), PGUSER: "postgres", PGDATABASE: "postgres" },
         });
         assert.equal(r.status, 0, r.stderr + err);

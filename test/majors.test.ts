@@ -4,7 +4,7 @@
 // - every process of a running server classified into its own backend type, as pg_stat_activity
 //   names it, including 14's stats collector, 17's walsummarizer and 18's io workers;
 // - run --check notes the process kinds a policy names that the server does not have;
-// - the SQL surface (sql install, seccomp_filter(), pg_get_seccomp_filter(), set_client_filter(),
+// - the SQL surface (sql install, seccomp.seccomp_filter(), seccomp.pg_get_seccomp_filter(), seccomp.set_client_filter(),
 //   seccomp.violations) works on each.
 
 import { test, describe } from "node:test";
@@ -104,7 +104,7 @@ for (const m of majors()) {
       }
     });
 
-    test("the SQL surface: sql install, seccomp_filter() and pg_get_seccomp_filter() from the launcher's table, set_client_filter() narrowing its session, seccomp.violations", { timeout: 120_000 }, async () => {
+    test("the SQL surface: sql install, seccomp.seccomp_filter() and seccomp.pg_get_seccomp_filter() from the launcher's table, seccomp.set_client_filter() narrowing its session, seccomp.violations", { timeout: 120_000 }, async () => {
       const cluster = await createCluster({ binDir: m.binDir! });
       const profile = readFileSync(repoPath(`profiles/postgresql-${m.major}-x86_64.conf`), "utf8");
       const policy = writePolicy(profile + "\nset_client_filter = on\nsession_syscall_error = '*, execve'\n", `sql-${m.major}.conf`);
@@ -113,14 +113,14 @@ for (const m of majors()) {
         const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
         const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
         assert.equal(inst.status, 0, inst.stderr);
-        assert.equal(query(cluster, "select filter_action from seccomp_filter() where syscall = 'execve' and context = 'session'"), "session->error");
-        assert.equal(query(cluster, "select filter_action from pg_get_seccomp_filter() where syscall = 'getdents64' and context = 'session'"), "session->allow");
+        assert.equal(query(cluster, "select filter_action from seccomp.seccomp_filter() where syscall = 'execve' and context = 'session'"), "session->error");
+        assert.equal(query(cluster, "select filter_action from seccomp.pg_get_seccomp_filter() where syscall = 'getdents64' and context = 'session'"), "session->allow");
         assert.equal(psql(cluster, "copy (select 1) to program 'cat > /dev/null'").ok, false, "sessions may not exec");
         // One session: narrow it, see the narrowed row, and the kernel deny what it names.
         const r = spawnSync(join(cluster.binDir, "psql"), [
           "-X", "-A", "-t", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
-          "-c", "select set_client_filter(NULL, NULL, NULL, 'getdents64', NULL)",
-          "-c", "select filter_action from seccomp_filter() where syscall = 'getdents64' and context = 'session'",
+          "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getdents64', NULL)",
+          "-c", "select filter_action from seccomp.seccomp_filter() where syscall = 'getdents64' and context = 'session'",
           "-c", "select count(*) from pg_ls_dir('.')",
         ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres" } });
         const out = r.stdout + r.stderr;

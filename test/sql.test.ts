@@ -1,4 +1,4 @@
-// pg_get_seccomp_filter() and seccomp.violations installed into a real database: the function
+// seccomp.pg_get_seccomp_filter() and seccomp.violations installed into a real database: the function
 // answers as `pg_seccomp show` does for the calling role, and the view shows the supervisor's log.
 
 import { test, after, before } from "node:test";
@@ -38,14 +38,14 @@ function cli(...args: string[]) {
   return spawnSync(process.execPath, [BIN, ...args], { encoding: "utf8" });
 }
 
-test("sql install: pg_get_seccomp_filter() equals pg_seccomp show for the calling role and database", { skip }, () => {
+test("sql install: seccomp.pg_get_seccomp_filter() equals pg_seccomp show for the calling role and database", { skip }, () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   for (const db of ["postgres", "analytics"]) {
     const r = cli("sql", "install", "-d", conn.replace("dbname=postgres", `dbname=${db}`), "-D", cluster.dataDir, "--arch", "x86_64");
     assert.equal(r.status, 0, r.stderr);
   }
   for (const db of ["postgres", "analytics"]) {
-    query(cluster, "grant execute on function seccomp_filter() to alice, bob; grant execute on function pg_get_seccomp_filter() to alice, bob", { db });
+    query(cluster, "grant execute on function seccomp.seccomp_filter() to alice, bob; grant execute on function seccomp.pg_get_seccomp_filter() to alice, bob", { db });
   }
   const cases: Array<[string, string, string[]]> = [
     ["bob", "postgres", []],
@@ -54,7 +54,7 @@ test("sql install: pg_get_seccomp_filter() equals pg_seccomp show for the callin
     ["bob", "analytics", ["--database", "analytics"]],
   ];
   for (const [role, db, showArgs] of cases) {
-    const fromSql = psql(cluster, "copy (select * from pg_get_seccomp_filter() order by 4,1) to stdout with (format csv, header)", { role, db });
+    const fromSql = psql(cluster, "copy (select * from seccomp.pg_get_seccomp_filter() order by 4,1) to stdout with (format csv, header)", { role, db });
     assert.ok(fromSql.ok, fromSql.stderr);
     const shown = cli("show", policy, "--format", "csv", "--arch", "x86_64", ...showArgs);
     assert.equal(shown.status, 0, shown.stderr);
@@ -63,25 +63,25 @@ test("sql install: pg_get_seccomp_filter() equals pg_seccomp show for the callin
     assert.deepEqual(norm(fromSql.stdout), norm(shown.stdout), `${role}@${db}`);
     assert.match(fromSql.stdout, /execve,59,(session|database)->(allow|error),session/);
   }
-  const aliceExec = query(cluster, "select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "alice" });
+  const aliceExec = query(cluster, "select filter_action from seccomp.pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "alice" });
   assert.equal(aliceExec, "session->allow");
-  const bobExec = query(cluster, "select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "bob" });
+  const bobExec = query(cluster, "select filter_action from seccomp.pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "bob" });
   assert.equal(bobExec, "session->error");
   // pgseccomp's name gives the same rows.
   assert.equal(
-    query(cluster, "select count(*) from (select * from seccomp_filter() except select * from pg_get_seccomp_filter()) d", { role: "alice" }),
+    query(cluster, "select count(*) from (select * from seccomp.seccomp_filter() except select * from seccomp.pg_get_seccomp_filter()) d", { role: "alice" }),
     "0",
   );
   // The login role decides, as the kernel does: SET SESSION AUTHORIZATION does not change it.
-  const switched = psql(cluster, "set session authorization bob; select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "postgres" });
+  const switched = psql(cluster, "set session authorization bob; select filter_action from seccomp.pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "postgres" });
   assert.ok(switched.ok, switched.stderr);
   assert.match(switched.stdout, /session->error/);
   query(cluster, "grant alice to postgres");
-  const asAlice = psql(cluster, "set session authorization alice; select filter_action from pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "postgres" });
+  const asAlice = psql(cluster, "set session authorization alice; select filter_action from seccomp.pg_get_seccomp_filter() where syscall = 'execve' and context = 'session'", { role: "postgres" });
   assert.match(asAlice.stdout, /session->error/, "postgres logged in: postgres's filter, not alice's");
   // EXECUTE as pgseccomp grants it: not to PUBLIC.
   query(cluster, "create role carol login");
-  const carol = psql(cluster, "select * from seccomp_filter()", { role: "carol" });
+  const carol = psql(cluster, "select * from seccomp.seccomp_filter()", { role: "carol" });
   assert.equal(carol.ok, false);
   assert.match(carol.stderr, /permission denied for function seccomp_filter/);
 });
@@ -100,50 +100,50 @@ test("seccomp.violations shows denied calls to pg_monitor members only", { skip 
 test("set_client_filter narrows the calling session only, once, and only for roles granted EXECUTE", { skip }, () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
-  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_get_seccomp_filter() to alice");
+  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function seccomp.pg_get_seccomp_filter() to alice");
   // alice may exec (her role's list); in a session that narrows itself, she may not. The seed's
   // own usage narrows an allowed syscall by naming it in the error list.
   const narrowed = spawnSync(join(cluster.binDir, "psql"), [
     "-X", "-U", "alice", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
     "-c", "copy (select 1) to program 'cat > /dev/null'",
-    "-c", "select set_client_filter(NULL, NULL, NULL, 'execve', NULL) as answer",
+    "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'execve', NULL) as answer",
     "-c", "copy (select 2) to program 'cat > /dev/null'",
-    "-c", "select syscall || ' ' || filter_action from pg_get_seccomp_filter() where context = 'session' and syscall in ('execve', 'read') order by 1",
-    "-c", "select set_client_filter(NULL, NULL, NULL, 'execve', NULL)",
+    "-c", "select syscall || ' ' || filter_action from seccomp.pg_get_seccomp_filter() where context = 'session' and syscall in ('execve', 'read') order by 1",
+    "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'execve', NULL)",
     "-c", "select 'still serving'",
   ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) } });
   const out = narrowed.stdout + narrowed.stderr;
   assert.match(out, /^COPY 1$/m, `before: alice may exec\n${out}`);
   assert.match(out, /^ OK$/m, `set_client_filter returns 'OK'\n${out}`);
   assert.doesNotMatch(out, /^COPY 2$/m, "after set_client_filter the same session may not");
-  assert.match(out, /execve client->error/, `pg_get_seccomp_filter() shows the client filter\n${out}`);
+  assert.match(out, /execve client->error/, `seccomp.pg_get_seccomp_filter() shows the client filter\n${out}`);
   assert.match(out, /read client->allow/, out); // the client's allow list (NULL: the session's), as pgseccomp labels it
   assert.match(out, /ERROR:  Client filter may only be loaded once/, `a second call is refused as pgseccomp refuses it\n${out}`);
   assert.match(out, /still serving/);
   // pgseccomp's errors and hints.
-  const bad = psql(cluster, "select set_client_filter('sometimes', NULL, NULL, NULL, NULL)", { role: "alice" });
+  const bad = psql(cluster, "select seccomp.set_client_filter('sometimes', NULL, NULL, NULL, NULL)", { role: "alice" });
   assert.equal(bad.ok, false);
   assert.match(bad.stderr, /ERROR:  Default action not valid\nHINT:  Must be "allow", "log", "error", or "kill"\./);
-  const unknown = psql(cluster, "select set_client_filter(NULL, 'opennat', NULL, NULL, NULL)", { role: "alice" });
+  const unknown = psql(cluster, "select seccomp.set_client_filter(NULL, 'opennat', NULL, NULL, NULL)", { role: "alice" });
   assert.match(unknown.stderr, /ERROR:  failed to load client seccomp filter\nDETAIL:  .*unknown syscall "opennat"/);
   assert.doesNotMatch(bad.stderr + unknown.stderr, /could not seek/);
   // Another session of alice is not affected.
   assert.ok(psql(cluster, "copy (select 3) to program 'cat > /dev/null'", { role: "alice" }).ok);
   // bob has no EXECUTE.
-  const bob = psql(cluster, "select set_client_filter('error', '', '', '', '')", { role: "bob" });
+  const bob = psql(cluster, "select seccomp.set_client_filter('error', '', '', '', '')", { role: "bob" });
   assert.equal(bob.ok, false);
   assert.match(bob.stderr, /permission denied/);
 });
 
-test("what a set_client_filter() filter denies is in the violation log, the session's own calls and its programs'", { skip }, async () => {
+test("what a seccomp.set_client_filter() filter denies is in the violation log, the session's own calls and its programs'", { skip }, async () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
-  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_ls_dir(text) to alice");
+  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_ls_dir(text) to alice");
   const before = query(cluster, "select count(*) from seccomp.violations where role = 'alice' and syscall in ('getdents64', 'execve')");
   assert.equal(before, "0");
   const r = spawnSync(join(cluster.binDir, "psql"), [
     "-X", "-U", "alice", "-d", "postgres", "-v", "ON_ERROR_STOP=0",
-    "-c", "select set_client_filter(NULL, NULL, NULL, 'getdents64, execve', NULL) as answer",
+    "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getdents64, execve', NULL) as answer",
     "-c", "select count(*) from pg_ls_dir('.')",
     "-c", "copy (select 1) to program 'cat > /dev/null'",
   ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) } });
@@ -158,8 +158,8 @@ test("sql install without the data directory embeds the policy's rows: the same 
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   const r = cli("sql", "install", "-d", conn, "--policy", policy, "--schema", "seccomp_embedded", "--arch", "x86_64");
   assert.equal(r.status, 0, r.stderr);
-  query(cluster, "grant execute on function pg_get_seccomp_filter() to alice");
-  const fromSql = psql(cluster, "copy (select * from pg_get_seccomp_filter()) to stdout with (format csv)", { role: "alice" });
+  query(cluster, "grant execute on function seccomp_embedded.pg_get_seccomp_filter() to alice");
+  const fromSql = psql(cluster, "copy (select * from seccomp_embedded.pg_get_seccomp_filter()) to stdout with (format csv)", { role: "alice" });
   assert.ok(fromSql.ok, fromSql.stderr);
   const shown = cli("show", policy, "--format", "csv", "--arch", "x86_64", "--role", "alice");
   const norm = (t: string) => t.trim().split("\n").filter((l) => !l.startsWith("syscall,")).sort();
@@ -168,15 +168,16 @@ test("sql install without the data directory embeds the policy's rows: the same 
 });
 
 test("set_client_filter says so when the policy does not enable it, and touches nothing", { skip }, () => {
-  // The same server; the SQL installed from a policy without set_client_filter = on (installing
-  // replaces public.set_client_filter, so this test runs last).
+  // The same server; the SQL installed from a policy without set_client_filter = on, into a
+  // schema of its own.
   const off = writePolicy(profile + "\nsession_syscall_allow.alice = '*, execve'\n");
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--policy", off, "--schema", "seccomp_off", "--arch", "x86_64");
   assert.equal(inst.status, 0, inst.stderr);
   assert.match(inst.stderr, /note: .* does not set set_client_filter = on: set_client_filter\(\) raises an error saying so/);
-  query(cluster, "grant usage on schema seccomp_off to alice; grant execute on function seccomp_off.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice");
-  const r = psql(cluster, "select set_client_filter(NULL, NULL, NULL, 'execve', NULL)", { role: "alice" });
+  assert.doesNotMatch(inst.stderr, /NOTICE/, "the other installs of ours (schema seccomp, seccomp_embedded) are not look-alikes");
+  query(cluster, "grant usage on schema seccomp_off to alice; grant execute on function seccomp_off.set_client_filter(text, text, text, text, text) to alice");
+  const r = psql(cluster, "select seccomp_off.set_client_filter(NULL, NULL, NULL, 'execve', NULL)", { role: "alice" });
   assert.equal(r.ok, false);
   assert.match(r.stderr, /ERROR:  set_client_filter is not enabled in the policy\nDETAIL:  \S+ does not set set_client_filter = on\nHINT:  add set_client_filter = on to the policy, restart the server under pg_seccomp run/, r.stderr);
   assert.ok(psql(cluster, "copy (select 4) to program 'cat > /dev/null'", { role: "alice" }).ok, "nothing was narrowed");

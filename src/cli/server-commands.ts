@@ -11,7 +11,7 @@ import { learn, LearnFailed } from "../learn/learn.js";
 import { verify } from "../learn/verify.js";
 import { DEFAULT_TIMER_WAIT_S } from "../learn/procedure.js";
 import { statusCommand } from "../inspect/status.js";
-import { applySql, installSql, type PsqlAs } from "../sql/install.js";
+import { applySql, describeInstallFailure, installSql, type PsqlAs } from "../sql/install.js";
 import { findServerRecord } from "../host/run-state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join } from "node:path";
@@ -139,7 +139,7 @@ export function registerServerCommands(program: Command): void {
   const sql = program.command("sql").description("SQL objects in a database: pg_get_seccomp_filter() and the violations view (no C extension)");
   sql
     .command("install")
-    .description("install pg_get_seccomp_filter(), set_client_filter() and seccomp.violations into a database")
+    .description("install seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() and the violations view into a schema of their own (seccomp), as a superuser; refuses when the schema or a look-alike belongs to another role")
     .requiredOption("-d, --dbname <conninfo>", "connection string or database name, as psql's -d")
     .option("-D, --pgdata <dir>", "a server started with run (running or not): use its policy and violation log, and its Unix socket")
     .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main, instead of -D")
@@ -166,7 +166,10 @@ export function registerServerCommands(program: Command): void {
         );
       }
       const serverDataDir = dataDir;
-      const text = installSql(policy, opts.arch, { schema: opts.schema, policyPath, ...(logPath ? { logPath } : {}), ...(serverDataDir ? { dataDir: serverDataDir } : {}), ...(record ? { stateDir: record.stateDir } : {}) });
+      const text = installSql(policy, opts.arch, {
+        schema: opts.schema, policyPath, ...(logPath ? { logPath } : {}), ...(serverDataDir ? { dataDir: serverDataDir } : {}),
+        ...(record ? { stateDir: record.stateDir } : {}), ...(owner !== undefined ? { serverUid: owner } : {}),
+      });
       if (opts.print) {
         process.stdout.write(text);
         return;
@@ -184,8 +187,12 @@ export function registerServerCommands(program: Command): void {
       if (socket) as.env = { ...(process.env.PGHOST ? {} : { PGHOST: socket.host }), ...(process.env.PGPORT ? {} : { PGPORT: String(socket.port) }) };
       const major = dataDir !== undefined ? majorOf(dataDir) : undefined;
       const r = applySql(join(findPgBinDir(major), "psql"), opts.dbname, text, as);
-      if (!r.ok) throw new UsageError(`installing into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""} failed:\n${r.stderr.trim()}`);
-      process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
+      if (!r.ok) throw new UsageError(`sql install into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""}: nothing was installed: ${describeInstallFailure(r.stderr)}`);
+      // The server's notices (a look-alike the bootstrap superuser owns, an earlier install's
+      // wrappers dropped from public), as they came.
+      if (r.stderr.trim()) process.stderr.write(r.stderr.trim() + "\n");
+      const q = opts.schema;
+      process.stderr.write(`pg_seccomp: installed ${q}.seccomp_filter(), ${q}.pg_get_seccomp_filter(), ${q}.set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${q}.violations, owned by the bootstrap superuser (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
       if (!policy.clientFilter) process.stderr.write(`pg_seccomp: note: ${policyPath} does not set set_client_filter = on: set_client_filter() raises an error saying so\n`);
     });
 

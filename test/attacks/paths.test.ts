@@ -39,7 +39,7 @@ before(async () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
-  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant execute on function public.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice");
+  query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice");
 });
 after(async () => {
   if (server) await stop(server);
@@ -115,9 +115,9 @@ test("baseline: set_client_filter works on this server, through the same session
     const before = server.stderr().length;
     // The global lists (a request NULL lists cannot express without conflicts here): it goes in,
     // and a second call in the same session is refused as "once per session".
-    assert.doesNotMatch(await s.send("select set_client_filter(NULL, '*', '', '', '*');"), /ERROR/, server.stderr());
+    assert.doesNotMatch(await s.send("select seccomp.set_client_filter(NULL, '*', '', '', '*');"), /ERROR/, server.stderr());
     assert.equal(spawnSync("ls", ["-A", spool()], { encoding: "utf8" }).stdout, "", "the request was consumed");
-    assert.match(await s.send("select set_client_filter(NULL, '*', '', '', '*');"), /ERROR/);
+    assert.match(await s.send("select seccomp.set_client_filter(NULL, '*', '', '', '*');"), /ERROR/);
     assert.match(server.stderr().slice(before), /refused: Client filter may only be loaded once/);
   } finally {
     await s.close();
