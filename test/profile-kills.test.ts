@@ -3,9 +3,9 @@
 // bundled profile as shipped (default error):
 // - unix_socket_group set: the postmaster chowns its socket, and the server starts;
 // - archive_command with each compressor in the form that writes a named file (and so keeps the
-//   owner with fchown/chown): gzip -f, zstd -o, lz4, xz -f, bzip2 -f, and cp -p / cp -a: one WAL
-//   switch archived by each, pg_stat_archiver.failed_count stays 0;
-// - restore_command with each of them (zstd -d -o %p, ...): a copy of the cluster taken before the
+//   owner with fchown/chown): gzip -f, zstd -o, lz4, xz -f, bzip2 -f, and cp -p / cp -a, and on 15
+//   pgBackRest's archive-push: one WAL switch archived by each, pg_stat_archiver.failed_count stays 0;
+// - restore_command with each of them (zstd -d -o %p, ..., pgbackrest archive-get): a copy of the cluster taken before the
 //   switches recovers from that archive under the profile and has every row;
 // - dblink over TCP with a KEYRING: Kerberos credential cache (KRB5_CONFIG), gssencmode=disable
 //   and the default (prefer: libpq asks GSSAPI for credentials, and Debian's libkrb5 reads the
@@ -34,8 +34,8 @@ interface Archiver {
   tool: string;
   /** archive_command, with A for the archive directory. */
   archive: string;
-  /** The file it leaves for segment %f. */
-  suffix: string;
+  /** The file it leaves for segment %f in A (none: pgBackRest keeps its own repository). */
+  suffix?: string;
 }
 
 const ARCHIVERS: Archiver[] = [
@@ -48,11 +48,14 @@ const ARCHIVERS: Archiver[] = [
   { name: "cp -a", tool: "cp", archive: "cp -a %p A/%f", suffix: "" },
 ];
 
-/** restore_command for an archive of all of them: each segment decompressed by the tool that wrote it, into %p (a named file: fchown again). */
-const RESTORE =
+/** pgBackRest (Debian's 2.45 knows PostgreSQL up to 15): archive-push into a repository, archive-get back. */
+const pgbackrest = (conf: string) => `pgbackrest --config=${conf} --stanza=t`;
+
+/** restore_command for an archive of all of them: each segment decompressed by the tool that wrote it, into %p (a named file: fchown again); else pgBackRest's archive-get, or a failure. */
+const restoreCommand = (fallback: string) =>
   "f=A/%f; if [ -f $f.zst ]; then zstd -q -d -f $f.zst -o %p; elif [ -f $f.lz4 ]; then lz4 -q -d -f $f.lz4 %p; " +
   "elif [ -f $f.xz ]; then cp $f.xz %p.xz && xz -d -f %p.xz; elif [ -f $f.bz2 ]; then cp $f.bz2 %p.bz2 && bzip2 -d -f %p.bz2; " +
-  "elif [ -f $f.gz ]; then cp $f.gz %p.gz && gzip -d -f %p.gz; elif [ -f $f ]; then cp -p $f %p; else exit 1; fi";
+  "elif [ -f $f.gz ]; then cp $f.gz %p.gz && gzip -d -f %p.gz; elif [ -f $f ]; then cp -p $f %p; else " + fallback + "; fi";
 
 const has = (tool: string) => spawnSync("sh", ["-c", `command -v ${tool}`]).status === 0;
 
@@ -79,9 +82,10 @@ async function startWithKrb5(c: Cluster, policy: string, log: string, krb5: stri
 
 for (const m of majors()) {
   const full = m.major === 15;
+  const withPgbackrest = full && has("pgbackrest");
   const archivers = ARCHIVERS.filter((a) => (full || ["gzip", "zstd", "cp -a"].includes(a.name)) && has(a.tool));
   describe(`PostgreSQL ${m.major} under its bundled profile: nothing reachable is killed`, { skip: skip || m.skip }, () => {
-    test(`unix_socket_group, archive and restore with ${archivers.map((a) => a.name).join(", ")}, dblink with a KEYRING: cache${full ? ", plperlu chown" : ""}`, { timeout: 300_000 }, async () => {
+    test(`unix_socket_group, archive and restore with ${[...archivers.map((a) => a.name), ...(withPgbackrest ? ["pgbackrest"] : [])].join(", ")}, dblink with a KEYRING: cache${full ? ", plperlu chown" : ""}`, { timeout: 300_000 }, async () => {
       const t0 = Date.now();
       const probe = await createCluster({ binDir: m.binDir! });
       const user = probe.user;
@@ -107,6 +111,13 @@ for (const m of majors()) {
       const krb5 = writePolicy("[libdefaults]\n    default_ccache_name = KEYRING:persistent:%{uid}\n", `krb5-${m.major}.conf`);
       const log = logFile(`kills-${m.major}.jsonl`);
       const copy = join(cluster.root, "copy");
+      const brConf = join(cluster.root, "pgbackrest.conf");
+      if (withPgbackrest) {
+        writeFileSync(brConf, `[global]\nrepo1-path=${cluster.root}/repo\nlock-path=${cluster.root}/pgbackrest-lock\nlog-level-file=off\ncompress-type=zst\n` +
+          `[t]\npg1-path=${cluster.dataDir}\npg1-port=${cluster.port}\npg1-socket-path=${cluster.socketDir}\n`);
+        chownSync(brConf, user.uid, user.gid);
+        archivers.push({ name: "pgbackrest", tool: "pgbackrest", archive: `${pgbackrest(brConf)} archive-push %p` });
+      }
       const servers: RunningServer[] = [];
       try {
         // 1. unix_socket_group: the postmaster chowns its socket (it was killed in chown).
@@ -123,6 +134,10 @@ for (const m of majors()) {
         const pm = postmasterPid(cluster.dataDir)!;
         assert.match(readFileSync(`/proc/${pm}/environ`, "latin1"), /(^|\0)KRB5_CONFIG=/, "the server has KRB5_CONFIG");
 
+        if (withPgbackrest) {
+          const r = spawnSync("runuser", ["-u", user.name, "--", "pgbackrest", `--config=${brConf}`, "--stanza=t", "stanza-create"], { encoding: "utf8", cwd: cluster.root });
+          assert.equal(r.status, 0, r.stdout + r.stderr);
+        }
         // 2. One WAL switch archived by each archive_command.
         for (const a of archivers) {
           query(cluster, `alter system set archive_command = '${a.archive.replace(/\bA\//g, `${A}/`)}'`);
@@ -133,7 +148,7 @@ for (const m of majors()) {
           await waitFor(() => (query(cluster, "select coalesce(last_archived_wal, '') from pg_stat_archiver") >= seg), 30_000, `${a.name}: ${seg} archived`).catch((e: Error) => {
             throw new Error(`${e.message}\n${query(cluster, "select * from pg_stat_archiver")}\n${s.stderr().slice(-3000)}\n${denials(log).join("\n")}`);
           });
-          assert.ok(existsSync(join(A, seg + a.suffix)), `${a.name} wrote ${seg}${a.suffix}`);
+          if (a.suffix !== undefined) assert.ok(existsSync(join(A, seg + a.suffix)), `${a.name} wrote ${seg}${a.suffix}`);
         }
         assert.equal(query(cluster, "select failed_count from pg_stat_archiver"), "0", s.stderr().slice(-3000));
 
@@ -158,7 +173,7 @@ for (const m of majors()) {
 
         // 5. The copy recovers from the archive: every restore_command form, under the profile.
         const port = await freePort();
-        appendFileSync(join(copy, "postgresql.conf"), `port = ${port}\narchive_mode = off\nrestore_command = '${RESTORE.replace(/\bA\//g, `${A}/`)}'\n`);
+        appendFileSync(join(copy, "postgresql.conf"), `port = ${port}\narchive_mode = off\nrestore_command = '${restoreCommand(withPgbackrest ? `${pgbackrest(brConf)} --pg1-path=${copy} archive-get %f %p` : "exit 1").replace(/\bA\//g, `${A}/`)}'\n`);
         writeFileSync(join(copy, "recovery.signal"), "");
         chownSync(join(copy, "recovery.signal"), user.uid, user.gid);
         if (existsSync(join(copy, "postmaster.pid"))) unlinkSync(join(copy, "postmaster.pid"));
