@@ -256,7 +256,10 @@ export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView): Overlay
       // the base decided it in an overlay of its own: then it is listed here.
       const g = bv.globalDecisions ? decisionFor(bv.globalDecisions, s.nr) : undefined;
       const fromGlobal = g !== undefined && sameDecision(g, d, true);
-      if ((lv.keptNames.has(s.name) || !fromGlobal) && !sameAction(d.action, overlayDefault)) lists[d.action.kind].push(withErrno(s.name, d.action));
+      // A kept name is listed even when its action is the overlay's default: the base may have
+      // named it to carve it out of a group of another list (the starter profiles deny
+      // reachable members of killed groups by name), which the overlay inherits with '*'.
+      if ((lv.keptNames.has(s.name) || !fromGlobal) && (lv.keptNames.has(s.name) || !sameAction(d.action, overlayDefault))) lists[d.action.kind].push(withErrno(s.name, d.action));
       continue;
     }
     // Decided by argument conditions: the base's global rules for it, as written.
