@@ -95,4 +95,14 @@ test("sizes.js prints the table docs/profiles.md shows", () => {
   assert.deepEqual(killedRows(docs), killedRows(r.stdout), "docs/profiles.md's table of killed calls (node dist/scripts/profile/sizes.js)");
   assert.match(r.stdout, /\| killed, reachable \|/);
   for (const p of printed) assert.equal(p[9], "0", `${p[0]}: a reachable call is killed`);
+  // sizes.js DIR reads another directory (an older checkout's profiles/) the same way.
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-sizes-"));
+  try {
+    copyFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), join(dir, "postgresql-15-x86_64.conf"));
+    const one = spawnSync(process.execPath, [script("sizes"), dir], { encoding: "utf8" });
+    assert.equal(one.status, 0, one.stderr);
+    assert.deepEqual(one.stdout.split("\n").filter((l) => /^\| postgresql-/.test(l)).map(row), printed.filter((p) => p[0] === "postgresql-15-x86_64.conf"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
