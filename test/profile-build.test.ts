@@ -59,7 +59,7 @@ test("build.js --major 15 --learned-from, in place as docs/profiles.md runs it, 
     copyFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), out);
     const r = spawnSync(process.execPath, [script("build"), "--major", "15", "--learned-from", out, "--out", out], { cwd: repoPath("."), encoding: "utf8", timeout: 280_000 });
     assert.equal(r.status, 0, r.stderr);
-    assert.match(r.stderr + r.stdout, /wrote .*postgresql-15-x86_64\.conf: 147 allowed \(86 seen, 61 floor only\), \d+ static only \(log\)/);
+    assert.match(r.stderr + r.stdout, /wrote .*postgresql-15-x86_64\.conf: 161 allowed \(86 seen, 75 floor only\), \d+ static only \(log\)/);
     const rebuilt = readFileSync(out, "utf8");
     const bundled = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
     const hint = "regenerate the bundled profiles (docs/profiles.md) after changing the builder";
@@ -72,7 +72,7 @@ test("build.js --major 15 --learned-from, in place as docs/profiles.md runs it, 
     } else {
       // Another point release or glibc: its static analysis may differ; the rest still must not.
       t.diagnostic(`static part not compared: this machine has ${inputs}, the bundled profile was built from ${builtFrom(bundled)}`);
-      const rest = (m: Map<string, string>) => [...m].filter(([k]) => k !== "global_syscall_log" && k !== "global_syscall_allow");
+      const rest = (m: Map<string, string>) => [...m].filter(([k]) => k !== "global_syscall_log" && k !== "global_syscall_allow" && k !== "global_syscall_error");
       assert.deepEqual(rest(settings(rebuilt)), rest(settings(bundled)), hint);
     }
   } finally {
@@ -85,8 +85,24 @@ test("sizes.js prints the table docs/profiles.md shows", () => {
   assert.equal(r.status, 0, r.stderr);
   const docs = readFileSync(repoPath("docs/profiles.md"), "utf8");
   const row = (l: string) => l.split("|").slice(1, -1).map((c) => c.trim());
-  const docRows = new Map(docs.split("\n").filter((l) => /^\| postgresql-\d+-(x86_64|aarch64)\.conf \|/.test(l)).map((l) => [row(l)[0]!, row(l)]));
+  const docRows = new Map(docs.split("\n").filter((l) => /^\| postgresql-\d+-(x86_64|aarch64)(-io_uring)?\.conf \|/.test(l)).map((l) => [row(l)[0]!, row(l)]));
   const printed = r.stdout.split("\n").filter((l) => /^\| postgresql-/.test(l)).map(row);
   assert.ok(printed.length >= 9, r.stdout);
   for (const p of printed) assert.deepEqual(docRows.get(p[0]!), p, `docs/profiles.md's row for ${p[0]} (node dist/scripts/profile/sizes.js)`);
+  // The killed calls, one row each (issue 17: none of them reachable).
+  const killedRows = (text: string) => text.split("\n").filter((l) => /^\| `[a-z0-9_]+` \| @/.test(l));
+  assert.ok(killedRows(r.stdout).length > 5, r.stdout);
+  assert.deepEqual(killedRows(docs), killedRows(r.stdout), "docs/profiles.md's table of killed calls (node dist/scripts/profile/sizes.js)");
+  assert.match(r.stdout, /\| killed, reachable \|/);
+  for (const p of printed) assert.equal(p[9], "0", `${p[0]}: a reachable call is killed`);
+  // sizes.js DIR reads another directory (an older checkout's profiles/) the same way.
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-sizes-"));
+  try {
+    copyFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), join(dir, "postgresql-15-x86_64.conf"));
+    const one = spawnSync(process.execPath, [script("sizes"), dir], { encoding: "utf8" });
+    assert.equal(one.status, 0, one.stderr);
+    assert.deepEqual(one.stdout.split("\n").filter((l) => /^\| postgresql-/.test(l)).map(row), printed.filter((p) => p[0] === "postgresql-15-x86_64.conf"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -1,6 +1,6 @@
 // Builds a starter profile, re-runnably:
 //   node dist/scripts/profile/build.js [--major 17 | --bin /usr/lib/postgresql/15/bin] [--out profiles/postgresql-15-x86_64.conf]
-//                                      [--tracer learn|strace] [--static-only log|allow]
+//                                      [--tracer learn|strace] [--static-only log|allow] [--program zstd ...]
 //   node dist/scripts/profile/build.js --major 15 --learned-from profiles/postgresql-15-x86_64.conf
 //   node dist/scripts/profile/build.js --major 18 --arch aarch64 --learned-from profiles/postgresql-18-x86_64.conf
 //   node dist/scripts/profile/build.js --major 15 --tracer strace --learned-from profiles/postgresql-15-x86_64.conf  (a new run ∪ the file's)
@@ -243,7 +243,11 @@ const modules = ["plpgsql", "pg_stat_statements", "pgcrypto", "file_fdw", "dblin
 const pkglibdir = derivePkglibdir(postgres);
 const extensions = pkglibdir ? modules.filter((m) => existsSync(join(pkglibdir, `${m}.so`))) : [];
 say(`static analysis of ${postgres} and ${extensions.join(", ") || "no modules"}`);
-const analysis: AnalyzeResult = await analyze({ postgres, extensions, arch, cacheDir: defaultCacheDir(), ...(foreign ? { sysroot: ARM64_SYSROOT } : {}) });
+// --program NAME (repeatable): a program the server runs (archive_command's zstd, ...), analyzed
+// with its libraries so that its calls join the static evidence. The bundled profiles name none:
+// the floor's [programs] reason covers the common archive tools.
+const programs = args.flatMap((a, i) => (a === "--program" && args[i + 1] ? [args[i + 1]!] : []));
+const analysis: AnalyzeResult = await analyze({ postgres, extensions, programs, arch, cacheDir: defaultCacheDir(), ...(foreign ? { sysroot: ARM64_SYSROOT } : {}) });
 if (analysis.missing.length > 0) fail(`static analysis: ${analysis.missing.map((m) => m.name).join(", ")} not found (${foreign ? "apt-get install libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross" : "is the server installed completely?"}); no profile written`);
 
 
@@ -309,6 +313,7 @@ const header = [
   "",
   `Seen at run time: ${seen.method}.`,
   `Floor: profiles/floor.conf. Static: pg_seccomp analyze of ${basename(postgres)}, its ${analysis.binaries.filter((b) => b.role === "library").length} libraries and ${extensions.map((e) => `${e}.so`).join(", ")}`,
+  ...(programs.length ? [`and the programs ${analysis.binaries.filter((b) => b.role === "program").map((b) => b.path).join(", ")} (--program)`] : []),
   `(${analysis.syscalls.length} syscalls${analysis.unresolved.length ? `; ${analysis.unresolved.length} sites with an unresolved number, see analyze --format json` : ""}).`,
   `Reachable only statically: ${staticOnly === "log" ? "logged (--static-only log)" : "allowed (--static-only allow)"}. Everything else fails with EPERM and is`,
   "written to the violation log; the dangerous groups are killed.",
@@ -319,7 +324,7 @@ const composed = composeProfile({
 });
 writeFileSync(out, composed.text);
 const c = composed.counts;
-say(`wrote ${out}: ${composed.allow.length} allowed (${c.learned} seen, ${c.floorOnly} floor only), ${c.staticOnly} static only (${staticOnly}), ${c.killedStatic} static but killed, ${c.withheldStatic} static but withheld; static set ${c.staticTotal}, ${c.learnedNotStatic} seen calls not found statically`);
+say(`wrote ${out}: ${composed.allow.length} allowed (${c.learned} seen, ${c.floorOnly} floor only), ${c.staticOnly} static only (${staticOnly}), of the killed groups ${c.groupLogged} reachable logged and ${c.groupDenied} denied by name, ${c.killed} killed (${c.killedStatic} of them reachable), ${c.withheldStatic} static but withheld; static set ${c.staticTotal}, ${c.learnedNotStatic} seen calls not found statically`);
 if (major >= 18) {
   const variant = out.replace(/\.conf$/, "-io_uring.conf");
   writeFileSync(variant, ioUringVariant(composed.text, major, arch));

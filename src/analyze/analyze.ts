@@ -54,6 +54,12 @@ export const KERNEL_ISSUED: Readonly<Record<Arch, ReadonlyArray<readonly [string
 export interface AnalyzeOptions {
   readonly postgres: string;
   readonly extensions?: readonly string[];
+  /**
+   * Programs the server runs (the executables of archive_command, restore_command,
+   * archive_cleanup_command, COPY ... PROGRAM): a path, or a name looked up in PATH as the
+   * shell would. Each is analyzed with its own libraries, as a root of its own.
+   */
+  readonly programs?: readonly string[];
   /** Expected architecture; the executable's own is used (and checked against this). */
   readonly arch?: Arch;
   /** Cache directory; undefined = no cache. */
@@ -70,7 +76,7 @@ export interface AnalyzeOptions {
 export interface BinaryInfo {
   readonly name: string;
   readonly path: string;
-  readonly role: "executable" | "library" | "extension";
+  readonly role: "executable" | "library" | "extension" | "program";
   readonly neededBy?: string;
   readonly how?: string;
   readonly sha256: string;
@@ -216,8 +222,8 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
   };
 
   // Breadth first, as the loader builds its search list.
-  const loadTree = (root: Loaded) => {
-    const exe = requesterOf(loaded[0]!);
+  const loadTree = (root: Loaded, exeOf: Loaded = loaded[0]!) => {
+    const exe = requesterOf(exeOf);
     const queue: Loaded[] = [root];
     while (queue.length > 0) {
       const cur = queue.shift()!;
@@ -248,6 +254,20 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       if (l) loadTree(l);
     }
   }
+  for (const spec of opts.programs ?? []) {
+    const path = programPath(spec);
+    let buf: Buffer;
+    try {
+      buf = readFileSync(path);
+    } catch (e) {
+      throw new AnalyzeError(`--program ${spec}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : (e as Error).message}`);
+    }
+    const head = elfHeaderArch(buf);
+    if ("error" in head) throw new AnalyzeError(`--program ${spec}: ${path}: ${head.error} (give the executable the command runs, not a script)`);
+    if (head.arch !== arch) throw new AnalyzeError(`--program ${spec}: ${path} is an ${head.arch} program, the server is ${arch}`);
+    const l = load(path, buf, { name: basename(path), path, role: "program", how: spec === path ? "path" : "PATH" });
+    if (l) loadTree(l, l);
+  }
   for (const m of missing) notes.push(`${m.name} (needed by ${m.neededBy}) was not found: its syscalls are not in the result`);
 
   const result = combine(arch, loaded, notes);
@@ -266,6 +286,20 @@ export async function analyze(opts: AnalyzeOptions): Promise<AnalyzeResult> {
       callPathSyscalls: result.syscalls.filter((s) => s.reach === "call-path").length,
     },
   };
+}
+
+/** A program as the shell finds it: a name with a slash is a path, else the first executable file of that name in PATH. */
+function programPath(spec: string, env: NodeJS.ProcessEnv = process.env): string {
+  if (spec.includes("/")) return spec;
+  for (const dir of (env.PATH ?? "/usr/local/bin:/usr/bin:/bin").split(":").filter((d) => d.startsWith("/"))) {
+    const p = join(dir, spec);
+    try {
+      if (statSync(p).isFile()) return p;
+    } catch {
+      // not in this directory
+    }
+  }
+  throw new AnalyzeError(`--program ${spec}: not found in PATH; give its path`);
 }
 
 function requesterOf(l: Loaded): Requester {

@@ -6,12 +6,17 @@
 // - Allowed: learned ∪ floor, each with its evidence as a one-line comment.
 // - Reachable only statically: `log` (allowed, and written to the violation log, so a call no
 //   run saw shows up there without killing the server) or `allow`, the caller's choice.
-// - Except two kinds, which stay as the default and the kill list decide: calls in the killed
-//   high-risk groups (a healthy server never made them, and the review asked that those groups be
-//   killable), and calls of features the launcher gates or `check` warns about (io_uring, bpf,
-//   ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality, id changes, the
-//   kernel log, execveat, the mount API, file handles, vmsplice), which a profile never allows
-//   on static evidence alone.
+// - Except calls of features the launcher gates or `check` warns about (io_uring, bpf, ptrace,
+//   process_vm_*, userfaultfd, NUMA placement, namespaces, personality, id changes, the kernel
+//   log, execveat, the mount API, file handles, vmsplice), which a profile never allows on static
+//   evidence alone: the default (error, logged) answers them.
+// - Nothing reachable is killed (issue 17): a reachable member of a killed high-risk group is
+//   named in the log list (it runs and is logged: chown for unix_socket_group and archive tools,
+//   keyctl for a KEYRING: Kerberos cache), or in the error list when the kernel would refuse the
+//   server's unprivileged user anyway (EPERM: mount, reboot, ...; ENOSYS: calls the kernel no
+//   longer has) or it is a gated feature. A named call beats group membership (docs/policy.md),
+//   so the kill list stays the readable list of groups and kills only what no analyzed file can
+//   reach; the profile lists those calls one by one.
 // Pure: strings in, a policy draft and its text out.
 
 import { collate } from "../render/effective-table.js";
@@ -34,7 +39,24 @@ export const STATIC_ONLY_WITHHELD: readonly string[] = [
   // Reading the kernel's log, exec of a descriptor (with memfd_create: code that was never a file),
   // the mount API, file handles, acting on another process's memory, and vmsplice's history.
   "syslog", "execveat", "open_tree", "name_to_handle_at", "process_madvise", "process_mrelease", "vmsplice",
+  // Taking another process's descriptors (another session's client socket), as process_vm_* reads its memory.
+  "pidfd_getfd",
 ];
+
+/**
+ * Members of the killed groups that need, for every use, a capability the server's user never
+ * has: unfiltered, the kernel answers them EPERM. A reachable one is denied EPERM by name, which
+ * changes nothing a healthy server can observe and keeps the kernel's code behind them out of reach.
+ */
+export const CAPABILITY_ONLY: readonly string[] = [
+  "acct", "chroot", "clock_settime", "settimeofday", "stime", "delete_module", "init_module", "finit_module",
+  "ioperm", "iopl", "kexec_load", "kexec_file_load", "lookup_dcookie", "mount", "umount", "umount2", "pivot_root",
+  "move_mount", "fsopen", "fsmount", "fsconfig", "fspick", "mount_setattr", "reboot", "swapon", "swapoff",
+  "sethostname", "setdomainname", "open_by_handle_at", "vhangup",
+];
+
+/** Members of the killed groups the kernel no longer implements (ENOSYS unfiltered): a reachable one is denied ENOSYS by name. */
+export const NOT_IN_KERNEL: readonly string[] = ["create_module", "get_kernel_syms", "query_module", "nfsservctl", "uselib", "_sysctl"];
 
 /** One setting's value in a policy file we wrote (floor, bundled profiles), read as policy files are read. */
 function settingValue(text: string, name: string): string | undefined {
@@ -134,6 +156,13 @@ export interface ComposedProfile {
   readonly text: string;
   readonly allow: string[];
   readonly staticOnly: string[];
+  /** Reachable members of the killed groups, logged by name (never killed). */
+  readonly groupLogged: string[];
+  /** Reachable members of the killed groups denied by name: `name` or `name:ENOSYS`, as written in global_syscall_error. */
+  readonly groupDenied: string[];
+  /** What the kill list kills: members of the groups no other list names (none of them reachable). */
+  readonly killed: string[];
+  /** Reachable and killed: empty by construction (kept as the check the sizes table reports). */
   readonly killedStatic: string[];
   readonly withheldStatic: string[];
   readonly counts: {
@@ -141,6 +170,9 @@ export interface ComposedProfile {
     floorOnly: number;
     staticOnly: number;
     staticTotal: number;
+    groupLogged: number;
+    groupDenied: number;
+    killed: number;
     killedStatic: number;
     withheldStatic: number;
     learnedNotStatic: number;
@@ -170,14 +202,31 @@ export function composeProfile(p: ProfileInput): ComposedProfile {
   const allow = [...new Set([...p.learned.keys(), ...p.floor.keys()])].sort(collate);
   const allowSet = new Set(allow);
   const staticOnly: string[] = [];
-  const killedStatic: string[] = [];
+  const groupLogged: string[] = [];
+  const groupDenied: string[] = [];
+  /** Why a reachable group member is denied by name, for its evidence line. */
+  const deniedWhy = new Map<string, string>();
   const withheldStatic: string[] = [];
   for (const n of [...statics.keys()].sort(collate)) {
     if (allowSet.has(n)) continue;
-    if (killed.has(n)) killedStatic.push(n);
-    else if (STATIC_ONLY_WITHHELD.includes(n)) withheldStatic.push(n);
+    if (killed.has(n)) {
+      if (NOT_IN_KERNEL.includes(n)) {
+        groupDenied.push(`${n}:ENOSYS`);
+        deniedWhy.set(n, "not in the kernel: ENOSYS, as unfiltered");
+      } else if (CAPABILITY_ONLY.includes(n)) {
+        groupDenied.push(n);
+        deniedWhy.set(n, "needs a capability the server never has: EPERM, as unfiltered");
+      } else if (STATIC_ONLY_WITHHELD.includes(n)) {
+        groupDenied.push(n);
+        deniedWhy.set(n, "a gated call: EPERM");
+      } else groupLogged.push(n);
+    } else if (STATIC_ONLY_WITHHELD.includes(n)) withheldStatic.push(n);
     else staticOnly.push(n);
   }
+  const named = new Set([...allow, ...staticOnly, ...groupLogged, ...groupDenied.map((e) => e.replace(/:.*/, ""))]);
+  const killedNames = [...killed.keys()].filter((n) => !named.has(n)).sort(collate);
+  const killedStatic = killedNames.filter((n) => statics.has(n));
+  if (killedStatic.length > 0) throw new Error(`reachable calls left killed: ${killedStatic.join(", ")}`);
 
   const evidence = (n: string): string => {
     const parts: string[] = [];
@@ -220,21 +269,38 @@ export function composeProfile(p: ProfileInput): ComposedProfile {
     d.comment("call is written to the violation log, so a path no test run reached shows up there without");
     d.comment("killing the server.");
     for (const n of staticOnly) d.comment(`  ${n}: ${staticEvidence(statics.get(n)!)}`);
-    if (p.staticOnly === "log") d.set("global_syscall_log", staticOnly.join(", "));
-    else d.comment(`(in global_syscall_allow above)`);
+    d.comment(`Reachable members of the killed groups (${groupLogged.length}), never seen, not in the floor: logged, never killed (the`);
+    d.comment("server, its libraries or a module can make them: chown for unix_socket_group, keyctl for a KEYRING:");
+    d.comment("Kerberos cache). A name here beats its group in the kill list below.");
+    for (const n of groupLogged) d.comment(`  ${n}: ${staticEvidence(statics.get(n)!)} (in ${killed.get(n)})`);
+    const logged = [...(p.staticOnly === "log" ? staticOnly : []), ...groupLogged].sort(collate);
+    if (logged.length > 0) d.set("global_syscall_log", logged.join(", "));
+    if (p.staticOnly === "allow") d.comment(`(reachable only statically: in global_syscall_allow above)`);
     d.blank();
-    d.comment(`Reachable statically but killed (${killedStatic.length}): in a high-risk group below, never seen at run time,`);
-    d.comment("not in the floor. A healthy server never made them, and the review asked that those groups be");
-    d.comment("killable; allow one by name if your server needs it.");
-    for (const n of killedStatic) d.comment(`  ${n} (${killed.get(n)}): ${staticEvidence(statics.get(n)!)}`);
+    d.comment(`Reachable members of the killed groups denied by name (${groupDenied.length}): the kernel refuses them to the`);
+    d.comment("server's user anyway (a capability it never has, or a call the kernel no longer has), or a gated");
+    d.comment("call. Denied with that errno and logged, never killed; a name here beats its group in the kill list.");
+    for (const e of groupDenied) {
+      const n = e.replace(/:.*/, "");
+      d.comment(`  ${n}: ${staticEvidence(statics.get(n)!)} (in ${killed.get(n)}; ${deniedWhy.get(n)})`);
+    }
+    if (groupDenied.length > 0) d.set("global_syscall_error", groupDenied.join(", "));
+    d.blank();
     d.comment(`Reachable statically but not allowed (${withheldStatic.length}): features pg_seccomp gates or \`check\` warns about`);
     d.comment("(io_uring, bpf, ptrace, process_vm_*, userfaultfd, NUMA placement, namespaces, personality): the default");
     d.comment("(error, logged) answers them; docs/profiles.md, \"Features with syscalls of their own\".");
     for (const n of withheldStatic) d.comment(`  ${n}: ${staticEvidence(statics.get(n)!)}`);
     d.blank();
+    d.comment(`Killed (${killedNames.length}): the members of the groups below that no list above names. Not one is reachable:`);
+    d.comment("no site in postgres, its libraries or the analyzed modules makes them (static analysis finds every");
+    d.comment("call a traced run made). A healthy server cannot make them; the review asked that they be killable.");
+    const byGroup = new Map<string, string[]>();
+    for (const n of killedNames) byGroup.set(killed.get(n)!, [...(byGroup.get(killed.get(n)!) ?? []), n]);
+    for (const [g, names] of byGroup) d.comment(`  ${g}: ${names.join(", ")}`);
+  } else {
+    d.comment("High-risk groups (the review asked that they be killable). Names in the allow list above win");
+    d.comment("over group membership, so nothing seen at run time or in the floor is killed.");
   }
-  d.comment("High-risk groups (the review asked that they be killable). Names in the allow list above win");
-  d.comment("over group membership, so nothing seen at run time or in the floor is killed.");
   d.set("global_syscall_kill", p.kill);
   const draft = d.draft([...p.header, `arch: ${p.arch}`]);
   const learnedNotStatic = p.analysis ? [...p.learned.keys()].filter((n) => !statics.has(n)).length : 0;
@@ -243,6 +309,9 @@ export function composeProfile(p: ProfileInput): ComposedProfile {
     text: writePolicyText(draft),
     allow,
     staticOnly,
+    groupLogged,
+    groupDenied,
+    killed: killedNames,
     killedStatic,
     withheldStatic,
     counts: {
@@ -250,6 +319,9 @@ export function composeProfile(p: ProfileInput): ComposedProfile {
       floorOnly: allow.length - learnedOnly,
       staticOnly: staticOnly.length,
       staticTotal: statics.size,
+      groupLogged: groupLogged.length,
+      groupDenied: groupDenied.length,
+      killed: killedNames.length,
       killedStatic: killedStatic.length,
       withheldStatic: withheldStatic.length,
       learnedNotStatic,

@@ -23,18 +23,20 @@ export function registerAnalyzeCommand(program: Command): void {
     .description("static analysis: the syscalls a postgres binary, every library it loads and named extension modules can make, from the ELF files (see docs/analyze.md)")
     .option("--postgres <path>", "the server binary", DEFAULT_POSTGRES)
     .option("--extension <name|path...>", "extension modules: NAME (pkglibdir/NAME.so) or a path; repeatable")
+    .option("--program <name|path...>", "programs the server runs (the executables of archive_command, restore_command, COPY ... PROGRAM): a path or a name in PATH; repeatable")
     .addOption(new Option("--arch <arch>", "expected architecture (the binary's own is used; a mismatch is an error)").choices(ARCHES as string[]))
     .addOption(new Option("--format <format>", "output format").choices(["json", "policy", "table"]).default("table"))
     .option("-o, --output <file>", "write the result to FILE instead of standard output")
     .option("--sysroot <dir>", "the target system's root for library lookup (default: / for the host's arch, /usr/aarch64-linux-gnu for an aarch64 binary on x86_64 when installed)")
     .option("--no-cache", "analyze every file again (the cache is PG_SECCOMP_CACHE_DIR, else $XDG_CACHE_HOME/pg_seccomp or ~/.cache/pg_seccomp)")
-    .action(async (opts: { postgres: string; extension?: string[]; arch?: Arch; format: string; output?: string; cache: boolean; sysroot?: string }) => {
+    .action(async (opts: { postgres: string; extension?: string[]; program?: string[]; arch?: Arch; format: string; output?: string; cache: boolean; sysroot?: string }) => {
       const tty = process.stderr.isTTY;
       let r;
       try {
         r = await analyzeBinaries({
           postgres: opts.postgres,
           extensions: opts.extension ?? [],
+          programs: opts.program ?? [],
           ...(opts.sysroot ? { sysroot: opts.sysroot } : {}),
           ...(opts.arch ? { arch: opts.arch } : {}),
           ...(opts.cache ? { cacheDir: defaultCacheDir() } : {}),
@@ -48,7 +50,7 @@ export function registerAnalyzeCommand(program: Command): void {
         opts.format === "json"
           ? JSON.stringify(r, null, 2) + "\n"
           : opts.format === "policy"
-            ? renderAnalysisPolicy(r, { command: `pg_seccomp analyze --postgres ${opts.postgres}${(opts.extension ?? []).map((e) => ` --extension ${e}`).join("")}` })
+            ? renderAnalysisPolicy(r, { command: `pg_seccomp analyze --postgres ${opts.postgres}${(opts.extension ?? []).map((e) => ` --extension ${e}`).join("")}${(opts.program ?? []).map((e) => ` --program ${e}`).join("")}` })
             : renderAnalysisTable(r);
       if (opts.output) {
         writeFileSync(opts.output, text);

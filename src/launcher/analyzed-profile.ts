@@ -139,7 +139,7 @@ export function analyzedProfile(opts: {
       ? `the calls seen for PostgreSQL ${opts.nearest.major} (postgresql-${opts.nearest.major}-${opts.arch}.conf) and the floor allowed (${composed.allow.length}), ` +
         `${c.staticOnly} more the analysis finds reachable LOGGED (they run, and each call is written to the violation log)`
       : `no profile for ${opts.arch} at all, so nothing was seen at run time: the floor and the ${c.staticOnly} calls the analysis finds reachable are ALLOWED`) +
-    `; ${c.killedStatic} reachable calls of the high-risk groups stay killed. A call outside these fails with EPERM and is logged.` +
+    `; of the high-risk groups, ${c.groupLogged} reachable calls are logged and ${c.groupDenied} denied by name (the kernel refuses them to the server's user anyway), none killed. A call outside these fails with EPERM and is logged.` +
     (analysis.missing.length ? ` Libraries not found (their calls are not in it): ${analysis.missing.map((x) => x.name).join(", ")}.` : "") +
     (pre.skipped.length ? ` Not analyzed (shared_preload_libraries entries that are not plain module names): ${pre.skipped.join(", ")}.` : "") +
     (pre.unreadable ? " The server's shared_preload_libraries could not be read (postgres -C): its modules are not analyzed." : "") +

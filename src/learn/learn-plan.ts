@@ -9,6 +9,7 @@ import {
 import { DEFAULT_ERROR_ERRNO, PROCESS_KINDS, resolveFilter, type Policy, type ProcessKind, type SyscallRule } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { withoutPresets } from "../policy/harden.js";
+import { expandGroup } from "../syscalls/groups.js";
 import { allSyscalls, syscallNumber, type Arch } from "../syscalls/index.js";
 import { addCall, groupLearned, parseContextKey, type Learned, type LearnedCall } from "./learn-record.js";
 
@@ -243,6 +244,9 @@ export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView): Overlay
   const overlayDefault = cd ? cd.defaultDecision.action : bv.denyDefault;
   const allow: string[] = [...o.allowedLearned.keys()].sort();
   const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
+  const groupedInBase = new Set(
+    (bv.base?.global.entries ?? []).filter((e) => e.kind === "group" && e.action.kind !== "allow").flatMap((e) => expandGroup(e.name, bv.arch).syscalls),
+  );
   for (const s of allSyscalls(bv.arch)) {
     if (o.allowedLearned.has(s.name)) continue;
     const d: Decision = cd ? decisionFor(cd, s.nr) : { kind: "leaf", action: bv.denyDefault, source: "global" };
@@ -256,7 +260,12 @@ export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView): Overlay
       // the base decided it in an overlay of its own: then it is listed here.
       const g = bv.globalDecisions ? decisionFor(bv.globalDecisions, s.nr) : undefined;
       const fromGlobal = g !== undefined && sameDecision(g, d, true);
-      if ((lv.keptNames.has(s.name) || !fromGlobal) && !sameAction(d.action, overlayDefault)) lists[d.action.kind].push(withErrno(s.name, d.action));
+      // A kept member of a group in the base's global deny lists is listed even when its action
+      // is the overlay's default: the base named it to carve it out of that group (the starter
+      // profiles deny reachable members of killed groups by name), and the overlay inherits the
+      // group with '*', which would otherwise decide it.
+      const carved = lv.keptNames.has(s.name) && groupedInBase.has(s.name);
+      if ((lv.keptNames.has(s.name) || !fromGlobal) && (carved || !sameAction(d.action, overlayDefault))) lists[d.action.kind].push(withErrno(s.name, d.action));
       continue;
     }
     // Decided by argument conditions: the base's global rules for it, as written.
