@@ -213,6 +213,13 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
   const resolved = resolveBase(opts.base, postgres, arch);
   const { base } = resolved;
   const baseLabel = resolved.label;
+  // A call the base allows is decided in the kernel and never reported, and the floor's calls are
+  // those runs cannot be trusted to show: learning cannot say which contexts use them.
+  const unlearnable = deny.filter((n) => floor.allow.includes(n) || (base?.global.entries ?? []).some((e) => e.action.kind === "allow" && e.kind === "syscall" && e.name === n));
+  if (unlearnable.length > 0) {
+    if (resolved.tmpDir) rmSync(resolved.tmpDir, { recursive: true, force: true });
+    throw new LaunchError(`--deny-per-context: ${unlearnable.join(", ")}: allowed by the learning base or the floor, so never learned per context\nhint: learn over a base that does not allow them (--base none, or your own --base FILE)`);
+  }
 
   let previous: LearnedFile = { learned: new Map(), rounds: 0 };
   if (opts.merge !== undefined) {

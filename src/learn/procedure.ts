@@ -401,7 +401,7 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         while (!serverDone) await sleep(200);
         return;
       }
-      const started = Date.now();
+      let started = Date.now();
       const ep = await waitAccepting(dataDir, pm, () => !serverDone);
       session = new Session(ep, user, binDir);
       const s = session;
@@ -417,7 +417,13 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         return;
       }
       line("workload done");
-      if (o.afterWorkload) await o.afterWorkload(s, { dataDir, major, pm, line, failures });
+      if (o.afterWorkload) {
+        await o.afterWorkload(s, { dataDir, major, pm, line, failures });
+        // Checkpoints the steps requested (WAL volume) restart checkpoint_timeout: the wait for a
+        // timed one starts now, after a CHECKPOINT of our own.
+        if (timers) await s.sql("CHECKPOINT").catch((e: Error) => failures.push(`CHECKPOINT failed: ${e.message}`));
+        started = Date.now();
+      }
       if (!timers) return;
       line("timer round: VACUUM, ANALYZE, a WAL switch, a table for autovacuum; waiting for a timed checkpoint and an autovacuum worker");
       for (const q of [
