@@ -2,8 +2,10 @@
 // of auditd. The server runs under a *learning* policy made from a base policy: whatever the
 // base allows stays allowed, decided in the kernel; every other call is answered `log`, so it
 // runs exactly as it would without a filter and is reported to the supervisor with the context
-// of the process that made it. At the end we write a seed-format policy: the base plus what was
-// learned, with each learned syscall allowed only in the contexts that used it.
+// of the process that made it. At the end we write a seed-format policy composed as the bundled
+// profiles are (composeProfile): what was learned (in any context) ∪ the floor ∪ the base's allow
+// list allowed everywhere, what static analysis finds reachable and nothing used logged
+// everywhere; a context is narrowed only by the base's own lists and --deny-per-context.
 //
 // Pure parts (learning policy, recording, rendering, merging) are exported for unit tests; the
 // run itself (learn()) drives runServer().

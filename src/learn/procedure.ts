@@ -294,7 +294,7 @@ export interface ProcedureOptions {
  * immediate), then SIGQUIT after `graceMs`, then SIGKILL of the postmaster 30 s later, until
  * `done()` says it exited. Returns a function that cancels the escalation.
  */
-export function stopByPid(pm: number, first: NodeJS.Signals, done: () => boolean, line: (s: string) => void, graceMs = 60_000): () => void {
+export function stopByPid(pm: number, first: NodeJS.Signals, done: () => boolean, line: (s: string) => void, graceMs = 60_000, killMs = 30_000): () => void {
   const send = (sig: NodeJS.Signals) => {
     try {
       process.kill(pm, sig);
@@ -312,7 +312,7 @@ export function stopByPid(pm: number, first: NodeJS.Signals, done: () => boolean
     if (done()) return;
     line(`the server (pid ${pm}) did not stop: SIGKILL`);
     send("SIGKILL");
-  }, graceMs + 30_000);
+  }, graceMs + killMs);
   t1.unref();
   t2.unref();
   return () => {

@@ -99,6 +99,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
   }
   const policy = killDefaultPolicy(loadPolicyFile(o.policyPath));
   const events: ViolationEvent[] = [];
+  const said = new Set<string>();
   const standard = o.standard ?? true;
   const set = standard ? standardSetArgs(o.command[0], given, user) : { args: [] };
   o.say(
@@ -118,7 +119,12 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
     insecurePolicyPermissions: o.insecurePolicyPermissions ?? false, ...(o.timerWaitS !== undefined ? { timerWaitS: o.timerWaitS } : {}),
     onEvent: (e) => {
       events.push(e);
-      if (e.action !== "log") o.say(`denied: ${e.syscall} in ${eventContextKey(e)} (${e.action}; pid ${e.pid})`);
+      // The first of each kind is said as it happens; denials() counts them all at the end.
+      const k = `${e.syscall} ${eventContextKey(e)} ${e.action}`;
+      if (e.action !== "log" && !said.has(k)) {
+        said.add(k);
+        o.say(`denied: ${e.syscall} in ${eventContextKey(e)} (${e.action}; pid ${e.pid})`);
+      }
     },
     line: o.say,
   }).finally(() => {
