@@ -337,7 +337,10 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
   });
   writeOutput(opts.out, text);
   say(`recorded ${plural(calls, "call")} of ${plural(names.size, "distinct syscall")} in ${plural(round.size, "context")}; wrote ${opts.out}`);
-  for (const n of fresh) say(`  new: ${n.syscall} in ${n.context}`);
+  // One line per context: what this round added there.
+  const freshBy = new Map<string, string[]>();
+  for (const n of fresh) freshBy.set(n.context, [...(freshBy.get(n.context) ?? []), n.syscall]);
+  for (const [context, calls] of [...freshBy].sort(([a], [b]) => a.localeCompare(b))) say(`  new in ${context}: ${calls.join(", ")}`);
   const summary = `${plural(fresh.length, "new syscall")} this round` + (complete ? "" : `; INCOMPLETE (not seen: ${proc.coverage.missing.join("; ")})`);
   return {
     out: opts.out, newCalls: fresh, summary, calls, learned, runs: proc.runs, coverage: proc.coverage, complete,
