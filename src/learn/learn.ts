@@ -27,7 +27,7 @@ import { dataDirForRun } from "../host/data-dir.js";
 import { hotBaseText, readFloor, readHotCalls } from "../policy/bundled-lists.js";
 import { parseFloor } from "../analyze/profile.js";
 import { syscallNumber } from "../syscalls/index.js";
-import { formatCoverage, runProcedure, serverEndpoint, type Coverage, type ProcedureResult } from "./procedure.js";
+import { formatCoverage, rateLimitNotes, runProcedure, serverEndpoint, type Coverage, type ProcedureResult } from "./procedure.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import {
   type Learned, type LearnedFile, type NewCall, cleanTitle, eventContextKey, groupLearned, learningPolicy, mergeLearned, newCalls, outputKey, parseContextKey, parseLearnedPolicy, recordEvent,
@@ -256,8 +256,7 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
   // One line per step: the calls first seen since the last step are summarized on one line, and
   // the supervisor's rate-limit notes are counted, not printed (summarized at the end).
   let pending: string[] = [];
-  let suppressed = 0;
-  let rateLimited = false;
+  const rateLimit = rateLimitNotes();
   const print = (s: string) => {
     if (tty) tty.write(`\r\x1b[K${s}\n${status()}`);
     else say(s);
@@ -269,15 +268,7 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
     pending = [];
   };
   const line = (s: string) => {
-    const sup = /(\d+) violation-log events suppressed/.exec(s);
-    if (sup) {
-      suppressed += Number(sup[1]);
-      return;
-    }
-    if (/violation-log rate limit reached/.test(s)) {
-      rateLimited = true;
-      return;
-    }
+    if (rateLimit.take(s)) return;
     flushNew();
     print(s);
   };
@@ -310,9 +301,8 @@ export async function learn(opts: LearnOptions): Promise<LearnResult> {
     flushNew();
     clearInterval(ticker);
     if (tty) tty.write(`\r\x1b[K`);
-    if (rateLimited || suppressed > 0) {
-      say(`rate limit: the supervisor wrote ${suppressed ? `${suppressed} fewer` : "fewer"} violation-log records than calls (repeats only: the first call of each syscall in each context is always recorded)`);
-    }
+    const limited = rateLimit.summary();
+    if (limited) say(limited);
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
   }
   // A round that did not go through must not look like one: nothing is written.

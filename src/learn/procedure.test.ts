@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { stopByPid, timedCheckpointsQuery } from "./procedure.js";
+import { rateLimitNotes, stopByPid, timedCheckpointsQuery } from "./procedure.js";
 
 test("timed checkpoints: only the view the server's major has", () => {
   assert.match(timedCheckpointsQuery(15), /pg_stat_bgwriter/);
@@ -36,4 +36,14 @@ test("stopByPid: nothing more once the process is gone", async () => {
   assert.equal(await exited, "SIGINT");
   await new Promise((r) => setTimeout(r, 300));
   assert.deepEqual(lines, []);
+});
+
+test("rate-limit notes: counted, one summary line", () => {
+  const r = rateLimitNotes();
+  assert.equal(r.summary(), undefined);
+  assert.equal(r.take("workload done"), false);
+  assert.equal(r.take("pg_seccomp: violation-log rate limit reached (pid 12); further events are suppressed and counted"), true);
+  assert.equal(r.take("pg_seccomp: 40 violation-log events suppressed in the last 1 s (rate limit)"), true);
+  assert.equal(r.take("pg_seccomp: 2 violation-log events suppressed in the last 1 s (rate limit)"), true);
+  assert.match(r.summary()!, /^rate limit: the supervisor wrote 42 fewer violation-log records than calls/);
 });

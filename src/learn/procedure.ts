@@ -290,6 +290,28 @@ export interface ProcedureOptions {
 }
 
 /**
+ * The supervisor's rate-limit notes, counted instead of printed: `take` says whether a line was
+ * one (and swallows it), `summary` is the one line said at the end (undefined when none came).
+ */
+export function rateLimitNotes(): { take: (line: string) => boolean; summary: () => string | undefined } {
+  let suppressed = 0;
+  let limited = false;
+  return {
+    take: (line) => {
+      const m = /(\d+) violation-log events suppressed/.exec(line);
+      if (m) suppressed += Number(m[1]);
+      else if (/violation-log rate limit reached/.test(line)) limited = true;
+      else return false;
+      return true;
+    },
+    summary: () =>
+      limited || suppressed > 0
+        ? `rate limit: the supervisor wrote ${suppressed ? `${suppressed} fewer` : "fewer"} violation-log records than calls (repeats only: the first call of each syscall in each context is always recorded)`
+        : undefined,
+  };
+}
+
+/**
  * Stops the server by its pid whatever happens: `first` (SIGINT: fast shutdown; SIGQUIT:
  * immediate), then SIGQUIT after `graceMs`, then SIGKILL of the postmaster 30 s later, until
  * `done()` says it exited. Returns a function that cancels the escalation.

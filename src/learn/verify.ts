@@ -17,7 +17,7 @@ import { resolve } from "node:path";
 import { runStandardSet, standardSetArgs } from "./standard-set.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { eventContextKey } from "./learn.js";
-import { formatCoverage, parseKmsgKills, readKmsg, runProcedure, type Coverage } from "./procedure.js";
+import { formatCoverage, parseKmsgKills, rateLimitNotes, readKmsg, runProcedure, type Coverage } from "./procedure.js";
 
 /** A default that denies becomes kill; allow and log stay (log is the policy author's choice to watch, not deny). */
 function killDefault(a: Action): Action {
@@ -100,6 +100,7 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
   const policy = killDefaultPolicy(loadPolicyFile(o.policyPath));
   const events: ViolationEvent[] = [];
   const said = new Set<string>();
+  const rateLimit = rateLimitNotes();
   const standard = o.standard ?? true;
   const set = standard ? standardSetArgs(o.command[0], given, user) : { args: [] };
   o.say(
@@ -126,9 +127,11 @@ export async function verify(o: VerifyOptions): Promise<VerifyResult> {
         o.say(`denied: ${e.syscall} in ${eventContextKey(e)} (${e.action}; pid ${e.pid})`);
       }
     },
-    line: o.say,
+    line: (l) => void (rateLimit.take(l) || o.say(l)),
   }).finally(() => {
     if (set.archiveDir) rmSync(set.archiveDir, { recursive: true, force: true });
+    const limited = rateLimit.summary();
+    if (limited) o.say(limited);
   });
   // Kernel kills of this server's processes (other servers on the machine are not ours to judge).
   const killed = parseKmsgKills(readKmsg(), arch, proc.kmsgBefore).filter((k) => proc.pids.has(k.pid) || proc.runs.some((r) => r.pid === k.pid));
