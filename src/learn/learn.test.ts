@@ -372,6 +372,12 @@ test("static analysis: reachable and not seen is logged in every context, never 
   }
   assert.equal(decide(out, { context: "checkpointer" }, nr("execve")).kind, "error", "the DBA named it");
   assert.equal(decide(out, { context: "io_worker" }, nr("io_uring_setup")).kind, "error", "gated features stay denied");
+  // A base whose overlay denies by default (custom: checkpointer_syscall_default = 'kill'): the
+  // static-only call is still logged there, not killed; what the base names stays its decision.
+  const withBase = render(custom, sampleLearned(), { analysis }).out;
+  assert.equal(decide(withBase, { context: "checkpointer" }, nr("mkdir")).kind, "log");
+  assert.equal(decide(withBase, { context: "session", role: "bob" }, nr("mkdir")).kind, "log");
+  assert.equal(decide(withBase, { context: "session", role: "bob" }, nr("openat")).kind, "error", "the base's session_syscall_error names it");
 });
 
 test("the output is a policy draft written by policy/write.ts: it reads back to the same settings and effective table", () => {
