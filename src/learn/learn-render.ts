@@ -3,14 +3,14 @@
 // a policy draft). Pure.
 
 import { formatAction, sameAction, type ActionKind } from "../policy/actions.js";
-import { DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, type Policy } from "../policy/policy.js";
+import { DEFAULT_UNKNOWN_ACTION, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { PolicyDraftBuilder, writePolicyText, type PolicyDraft } from "../policy/write.js";
 import { hardeningValue } from "../policy/harden.js";
 import { composeProfile, mapNames } from "../analyze/profile.js";
 import { parseContextKey, type LearnedCall } from "./learn-record.js";
 import {
-  FLOOR_KEY, overlayLists, planOverlays, RESTRICTIVE, viewBase, viewLearned, type BaseView, type LearnedView, type Overlay, type RenderInput,
+  overlayLists, planOverlays, RESTRICTIVE, viewBase, viewLearned, type BaseView, type LearnedView, type Overlay, type RenderInput,
 } from "./learn-plan.js";
 
 export type { RenderInput } from "./learn-plan.js";
