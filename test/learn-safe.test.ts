@@ -218,3 +218,23 @@ test("-o may not be the --merge input without --force; -o where the server's use
   assert.notEqual(inData.status, 0);
   assert.match(inData.stderr, /refusing -o/);
 });
+
+test("--base none: what the short round did not show (mkdir of base/pgsql_tmp, PL/Python's ioctl, getuid, clone, pipe2, the archiver's execve) is allowed or logged in every context", { skip, timeout: 300_000 }, async () => {
+  const c = await peerCluster(15);
+  const out = writePolicy("", "learned-none.conf");
+  const r = cli(["learn", "-o", out, "--base", "none", "--no-timers", "--no-crash-round", "--workload", "psql -X -c 'select 1'"], c);
+  assert.equal(r.status, 2, r.stderr.slice(-3000));
+  const { loadPolicyFile } = await import("../src/policy/policy.js");
+  const { contextDecisions, decisionFor } = await import("../src/policy/decision.js");
+  const { syscallNumber } = await import("../src/syscalls/index.js");
+  const { withoutPresets } = await import("../src/policy/harden.js");
+  // The lists (the hardening presets add argument conditions on clone, ioctl, ... on top).
+  const p = withoutPresets(loadPolicyFile(out));
+  for (const context of ["session", "archiver", "checkpointer", "startup", "walsender", "autovacuum_worker"] as const) {
+    const cd = contextDecisions(p, "x86_64", { context });
+    for (const n of ["mkdir", "ioctl", "getuid", "clone", "pipe2", "execve", "pwritev", "wait4"]) {
+      const d = decisionFor(cd, syscallNumber("x86_64", n)!);
+      assert.ok(d.kind === "leaf" && (d.action.kind === "allow" || d.action.kind === "log"), `${n} in ${context}: ${d.kind === "leaf" ? d.action.kind : "conditional"}`);
+    }
+  }
+});
