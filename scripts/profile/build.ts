@@ -142,7 +142,7 @@ async function observe(binDir: string): Promise<Seen> {
     const round1 = `bash ${join(here, "workload.sh")} && kill -QUIT "$(head -1 ${cluster.dataDir}/postmaster.pid)"`;
     const round2 = `${join(binDir, "pgbench")} -c 2 -T 3 -S >/dev/null && ${join(binDir, "psql")} -X -c checkpoint`;
     if (tracer === "learn") {
-      const learned = { r1: join(policyDir, "round1.conf"), r2: join(policyDir, "round2.conf"), standby: join(work, "standby.conf") };
+      const learned = { r1: join(policyDir, "round1.conf"), r2: join(policyDir, "round2.conf"), standby: join(policyDir, "standby.conf") }; // root-owned: learn refuses an -o the server's user could change
       const learn = (outFile: string, workload: string, merge?: string) =>
         spawnSync(process.execPath, [bin, "learn", "-o", outFile, "--base", floorFile, ...(merge ? ["--merge", merge] : []), "--workload", workload, "--", ...pgArgs], {
           stdio: ["ignore", "inherit", "inherit"],

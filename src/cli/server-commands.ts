@@ -17,7 +17,7 @@ import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join } from "node:path";
 import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
 import { parseLogTargets } from "../launcher/log-sinks.js";
-import { majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
+import { findDebianCluster, majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
 import { starterProfile } from "../launcher/profile-choice.js";
@@ -199,25 +199,38 @@ export function registerServerCommands(program: Command): void {
   program
     .command("learn")
     .description("learn a policy: run PostgreSQL with the calls the base does not allow let through and reported per process context, through the workload, its periodic timers and a crash recovery, then write a policy allowing what each context used (with --verify: check a policy the same way with default kill)")
-    .argument("<postgres...>", "after --: the postgres executable and its arguments, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main")
-    .option("-o, --output <file>", "where to write the learned policy (written only when the round succeeded)")
+    .argument("[postgres...]", "after --: the postgres executable and its arguments, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main (-D may be a Debian configuration directory, /etc/postgresql/15/main)")
+    .option("--cluster <version/name>", "a Debian/Ubuntu cluster (pg_lsclusters), e.g. 15/main, instead of the postgres command: its postgres with -D its configuration directory")
+    .option("-o, --output <file>", "where to write the learned policy (written only when the round succeeded; a directory only root can write)")
+    .option("--deny-per-context <names>", "comma-separated syscalls to deny in each context that ran while learning and did not use them (nothing else narrows a context below the global lists)")
     .option("--base <policy>", "what stays allowed in the kernel, unreported: a policy file, starter (the bundled starter profile), or none (default: the floor plus the hot-path calls, profiles/learn-hot.conf: per-context learning at near-unfiltered speed)")
     .option("--merge <previous>", "fold in an earlier learn output (a missing file means a first round)")
     .option("--force", "allow -o to be the --merge input (it is replaced)")
     .option("--workload <command>", "sh -c COMMAND as the server's OS user once the server accepts connections (PGHOST, PGPORT, PGUSER set, the server's bin directory first in PATH); it must succeed; without it, run until SIGINT or SIGTERM (incomplete: no timer or crash round)")
     .option("--user <name>", "the server's OS user, when started as root", undefined)
-    .option("--per-role", "learn sessions per role: session_syscall_*.<role> for each role seen")
-    .option("--all-contexts", "also write an overlay for every context in which nothing was recorded (the base's allow list only)")
+    .option("--per-role", "record sessions per role; with --deny-per-context, sessions are narrowed per role (session_syscall_*.<role> for each role seen)")
+    .option("--all-contexts", "write an overlay for every context (each allows what the global lists allow: a place for rules of your own)")
     .option("--no-timers", "do not shorten the periodic timers nor wait for them (the result is then reported incomplete)")
     .option("--no-crash-round", "skip the immediate stop, restart and crash recovery (the result is then reported incomplete)")
     .option("--timer-wait <seconds>", "wait at most this long from the server's start for a timed checkpoint and an autovacuum worker", String(DEFAULT_TIMER_WAIT_S))
-    .option("--verify <policy>", "instead of learning: run the server under POLICY with default kill through the workload, the timers and a crash recovery; fail unless nothing is denied")
+    .option("--verify <policy>", "instead of learning: run the server under POLICY with default kill through the workload, the standard set (WAL burst, CREATE DATABASE, temp files, base backup, archiver round), the timers and a crash recovery; fail unless nothing is denied")
+    .option("--no-standard-set", "with --verify: skip the standard set (the workload, timers and crash round only)")
     .option("--log <file>", "violation log (every learned call is written to it too; default: in the run-state directory)")
     .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a base policy the server's user could change")
-    .action(async (command: string[], opts: {
+    .action(async (given: string[], opts: {
       output?: string; base?: string; merge?: string; force?: boolean; workload?: string; user?: string; perRole?: boolean; allContexts?: boolean;
       timers: boolean; crashRound: boolean; timerWait: string; verify?: string; log?: string; insecurePolicyPermissions?: boolean;
+      cluster?: string; denyPerContext?: string; standardSet: boolean;
     }) => {
+      let command = given;
+      if (opts.cluster !== undefined) {
+        if (given.length > 0) throw new UsageError("give --cluster or the postgres command after --, not both");
+        const c = findDebianCluster(opts.cluster);
+        command = [join(`/usr/lib/postgresql/${c.version}/bin`, "postgres"), "-D", c.configDir];
+      } else if (given.length === 0) {
+        throw new UsageError("give the postgres command after -- (e.g. -- /usr/lib/postgresql/15/bin/postgres -D /etc/postgresql/15/main), or --cluster VERSION/NAME");
+      }
+      const denyPerContext = opts.denyPerContext?.split(",").map((n) => n.trim()).filter(Boolean);
       const timerWaitS = Number(opts.timerWait);
       if (!Number.isFinite(timerWaitS) || timerWaitS < 0) throw new UsageError(`--timer-wait ${opts.timerWait}: give a number of seconds`);
       const say = (line: string) => void process.stderr.write(line + "\n");
@@ -225,7 +238,7 @@ export function registerServerCommands(program: Command): void {
         if (opts.output !== undefined || opts.merge !== undefined) throw new UsageError("--verify checks a policy: it takes no -o or --merge");
         const r = await verify({
           policyPath: opts.verify, command, workload: opts.workload, user: opts.user, logPath: opts.log, arch: safeHostArch(),
-          insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, timerWaitS, say,
+          insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, timerWaitS, standard: opts.standardSet, say,
         });
         for (const l of r.logged) say(`logged (not denied): ${l}`);
         if (r.passed) process.stdout.write(`verify: passed: nothing denied, no process killed, the server came back from both crashes (${opts.verify})\n`);
@@ -238,6 +251,7 @@ export function registerServerCommands(program: Command): void {
         command, out: opts.output, base: opts.base, merge: opts.merge, force: opts.force ?? false, workload: opts.workload, user: opts.user,
         perRole: opts.perRole ?? false, allContexts: opts.allContexts ?? false, logPath: opts.log, arch: safeHostArch(),
         insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, timers: opts.timers, crash: opts.crashRound, timerWaitS, say,
+        ...(denyPerContext ? { denyPerContext } : {}),
         ...(process.stderr.isTTY ? { tty: { write: (s: string) => void process.stderr.write(s) } } : {}),
       }).catch((e: unknown) => {
         if (!(e instanceof LearnFailed)) throw e;

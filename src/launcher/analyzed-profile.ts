@@ -68,23 +68,42 @@ export interface AnalyzedProfile {
  * directory: the server's user cannot write there). `nearest` is the bundled profile whose seen
  * calls are taken (undefined: none for this arch).
  */
-export function analyzedProfile(opts: {
-  postgres: string; arch: Arch; major: number; nearest?: { path: string; major: number };
-  dataDir?: string; user?: OsUser; ioUring?: boolean; outDir: string;
-}): AnalyzedProfile {
+export interface ServerAnalysis {
+  analysis: AnalyzeResult;
+  /** The modules analyzed with postgres (plpgsql and shared_preload_libraries' plain names). */
+  extensions: string[];
+  pre: ReturnType<typeof preloadModules>;
+}
+
+/**
+ * pg_seccomp analyze of a server's files (postgres, the libraries it loads, plpgsql and the
+ * modules of shared_preload_libraries), in a child process. Throws AnalyzedProfileError with the
+ * analysis' first error line when it fails. `run` (analyzedProfile) and `learn` use it.
+ */
+export function analyzeServerFiles(opts: { postgres: string; arch: Arch; dataDir?: string; user?: OsUser }): ServerAnalysis {
   const pkglibdir = derivePkglibdir(opts.postgres);
   const pre: ReturnType<typeof preloadModules> = opts.dataDir ? preloadModules(opts.postgres, opts.dataDir, opts.user) : { modules: [], skipped: [] };
   const extensions = [...new Set(["plpgsql", ...pre.modules])].filter((m) => pkglibdir && existsSync(join(pkglibdir, `${m}.so`)));
   const r = spawnSync(process.execPath, [CLI, "analyze", "--postgres", opts.postgres, "--arch", opts.arch, "--format", "json", ...extensions.flatMap((e) => ["--extension", e])], {
     encoding: "utf8", timeout: 180_000, maxBuffer: 64 * 1024 * 1024, stdio: ["ignore", "pipe", "pipe"],
   });
-  if (r.status !== 0 || r.error) {
+  if (r.status !== 0 || r.error) throw new AnalyzedProfileError(`analyzing ${opts.postgres} failed: ${(r.stderr || String(r.error ?? "")).trim().split("\n")[0]}`);
+  return { analysis: JSON.parse(r.stdout) as AnalyzeResult, extensions, pre };
+}
+
+export function analyzedProfile(opts: {
+  postgres: string; arch: Arch; major: number; nearest?: { path: string; major: number };
+  dataDir?: string; user?: OsUser; ioUring?: boolean; outDir: string;
+}): AnalyzedProfile {
+  let analyzed: ServerAnalysis;
+  try {
+    analyzed = analyzeServerFiles(opts);
+  } catch (e) {
     throw new AnalyzedProfileError(
-      `there is no starter profile for PostgreSQL ${opts.major} on ${opts.arch}, and analyzing ${opts.postgres} failed: ` +
-        `${(r.stderr || String(r.error ?? "")).trim().split("\n")[0]}\nhint: learn one on a test server (pg_seccomp learn), or pass --policy FILE`,
+      `there is no starter profile for PostgreSQL ${opts.major} on ${opts.arch}, and ${(e as Error).message}\nhint: learn one on a test server (pg_seccomp learn), or pass --policy FILE`,
     );
   }
-  const analysis = JSON.parse(r.stdout) as AnalyzeResult;
+  const { analysis, extensions, pre } = analyzed;
 
   const floor = parseFloor(readFloor());
   // The floor and the bundled profiles' seen calls are x86_64 names; aarch64 lacks some (stat, pipe...).

@@ -191,6 +191,12 @@ export interface Preflight {
   configDir?: string;
 }
 
+/** Who the server runs as, for the permission checks (this process's identity without --user as non-root). */
+export function serverIdentity(user: OsUser | undefined): ServerIdentity {
+  if (!user) return { uid: process.getuid?.() ?? 0, name: process.env.USER ?? "you", gids: process.getgroups?.() ?? [] };
+  return { uid: user.uid, name: user.name, gids: [user.gid, ...groupsOf(user)] };
+}
+
 /** Everything `run` checks before it starts anything (also what `run --check` prints). */
 export function preflight(req: RunRequest): Preflight {
   const user = serverUser(req.user);
@@ -199,8 +205,7 @@ export function preflight(req: RunRequest): Preflight {
   const givenDataDir = dataDirOf(req.command.slice(1));
   const resolved = givenDataDir !== undefined && req.command[0] ? dataDirForRun(givenDataDir, resolve(req.command[0]), req.command.slice(1), user) : undefined;
   const dataDir = resolved?.dataDir ?? givenDataDir;
-  const me = { uid: process.getuid?.() ?? 0, name: process.env.USER ?? "you", gids: process.getgroups?.() ?? [] };
-  const server = user ? { uid: user.uid, name: user.name, gids: [user.gid, ...groupsOf(user)] } : me;
+  const server = serverIdentity(user);
   const problems = checkPolicyPermissions(req.policy.files, server, dataDir, req.policy.includePlaces);
   if (problems.length > 0) {
     const list = problems.map((p) => `  ${p.path}: ${p.problem}`).join("\n");

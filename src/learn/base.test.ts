@@ -7,6 +7,9 @@ import { parsePolicyText } from "../policy/policy.js";
 import { floorLists, hotBaseText, parseHotCalls, readFloor, readHotCalls } from "../policy/bundled-lists.js";
 import { parseKmsgKills } from "./procedure.js";
 import { renderLearnedPolicy } from "./learn.js";
+import { parseFloor } from "../analyze/profile.js";
+import { contextDecisions, decisionFor } from "../policy/decision.js";
+import { syscallNumber } from "../syscalls/index.js";
 
 const ROOT = resolve(fileURLToPath(new URL(".", import.meta.url)), "../../..");
 
@@ -26,16 +29,23 @@ test("hot calls: names only; the default base is the floor plus them, a valid po
   assert.ok(p.global.entries.some((e) => e.action.kind === "kill"));
 });
 
-test("a learned policy keeps the floor in every overlay and its kill list, even with --base none", () => {
+test("a learned policy keeps the floor in every context and its kill list, even with --base none", () => {
   const learned = new Map([["checkpointer", new Map([["fsync", { count: 1, first: { time: "t", pid: 1, process: "p", context: "checkpointer" } }]])]]);
+  const floor = parseFloor(readFloor());
   const text = renderLearnedPolicy({
-    learned, base: undefined, baseLabel: "none", arch: "x86_64", server: "pg", rounds: 1, roundStart: "a", roundEnd: "b", floor: floorLists(readFloor()),
+    learned, base: undefined, baseLabel: "none", arch: "x86_64", server: "pg", rounds: 1, roundStart: "a", roundEnd: "b",
+    floor: { allow: floor.allow, kill: floor.kill.split(", "), tagOf: floor.tagOf, reasons: floor.reasons, harden: floor.harden },
   });
   assert.match(text, /^global_syscall_kill = '@obsolete/m);
+  assert.match(text, /^#   brk: floor \[malloc\]$/m);
   const p = parsePolicyText(text, "out.conf");
-  const ck = p.processes.get("checkpointer")!;
-  const names = new Set(ck.entries.filter((e) => e.action.kind === "allow").map((e) => (e.kind === "syscall" ? e.name : "")));
-  for (const n of ["brk", "sync_file_range", "tgkill", "fsync"]) assert.ok(names.has(n), n);
+  for (const context of ["checkpointer", "startup", "archiver", "session"] as const) {
+    const cd = contextDecisions(p, "x86_64", { context });
+    for (const n of ["brk", "sync_file_range", "tgkill", "fsync"]) {
+      const d = decisionFor(cd, syscallNumber("x86_64", n)!);
+      assert.ok(d.kind === "leaf" && d.action.kind === "allow", `${n} in ${context}`);
+    }
+  }
 });
 
 test("kmsg seccomp kill records after a sequence number", () => {

@@ -9,8 +9,9 @@ import {
 import { DEFAULT_ERROR_ERRNO, PROCESS_KINDS, resolveFilter, type Policy, type ProcessKind, type SyscallRule } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { withoutPresets } from "../policy/harden.js";
-import { expandGroup } from "../syscalls/groups.js";
 import { allSyscalls, syscallNumber, type Arch } from "../syscalls/index.js";
+import { expandGroup } from "../syscalls/groups.js";
+import type { AnalyzeResult } from "../analyze/analyze.js";
 import { addCall, groupLearned, parseContextKey, type Learned, type LearnedCall } from "./learn-record.js";
 
 export interface RenderInput {
@@ -37,10 +38,22 @@ export interface RenderInput {
   /** When the first round started (from the merged file). */
   since?: string;
   /**
-   * The floor (profiles/floor.conf): its allow list is allowed in every context and its kill
-   * list is kept when the base has none, whatever was learned.
+   * The floor (profiles/floor.conf, parseFloor): its allow list is allowed in every context, its
+   * kill list is the composition's, its tags and reasons are the evidence of its calls.
    */
-  floor?: { allow: string[]; kill: string[] };
+  floor?: { allow: readonly string[]; kill: readonly string[]; tagOf?: ReadonlyMap<string, string>; reasons?: ReadonlyMap<string, string>; harden?: string };
+  /**
+   * pg_seccomp analyze of the server's files: what it finds reachable and was neither learned,
+   * in the floor nor allowed by the base is logged in every context (composeProfile).
+   */
+  analysis?: AnalyzeResult;
+  /**
+   * The DBA's --deny-per-context names: denied in each context that ran while learning and did
+   * not use them. Nothing else narrows a context below the global lists but the base's own lists.
+   */
+  denyPerContext?: readonly string[];
+  /** Contexts that ran while learning (recorded calls, or seen in pg_stat_activity). */
+  ran?: readonly string[];
   /** The coverage report's lines (written into the header as comments). */
   coverage?: string[];
 }
@@ -59,8 +72,12 @@ export interface Overlay {
   /** The base's context for this overlay. */
   baseCtx: ContextSpec;
   description: string;
-  /** Learned syscalls it allows, with the output keys that contributed them. */
+  /** Learned (and floor) syscalls it allows, with the output keys that contributed them. */
   allowedLearned: Map<string, string[]>;
+  /** The DBA's --deny-per-context names this context did not use: denied here. */
+  denyNamed: string[];
+  /** Written only for denyNamed: the base decides here as it does globally. */
+  denyOnly: boolean;
 }
 
 const PROCESS_DESCRIPTIONS: Record<ProcessKind, string> = {
@@ -176,20 +193,39 @@ export function viewBase(base: Policy | undefined, arch: Arch): BaseView {
   };
 }
 
-/** Which overlays to write (a context with recorded calls, a base that differs there, or --all-contexts), and what each may allow of the learned. */
+/** The syscalls a base's own filter for `c` denies by name or group (not inherited with '*'). */
+function namedDeniedByBase(base: Policy | undefined, c: ContextSpec, arch: Arch): Set<string> {
+  const out = new Set<string>();
+  if (!base) return out;
+  const filters =
+    c.context === "session"
+      ? [base.session, ...(c.role !== undefined && base.roles.has(c.role) ? [base.roles.get(c.role)!] : [])]
+      : c.context === "global" ? [] : [base.processes.get(c.context as ProcessKind)].filter((f) => f !== undefined);
+  for (const f of filters) {
+    for (const e of f.entries) {
+      if (e.action.kind === "allow" || e.inheritedFrom !== undefined) continue;
+      if (e.kind === "syscall") out.add(e.name);
+      else if (e.kind === "group") for (const n of expandGroup(e.name, arch).syscalls) out.add(n);
+    }
+  }
+  return out;
+}
+
+/**
+ * Which overlays to write, and what each allows of the learned. A context is narrowed below the
+ * global lists only where the base's own lists do it, or for the DBA's --deny-per-context names
+ * in a context that ran and did not use them: never because a call was not seen there (what a
+ * test did not show is not evidence that a context never needs it). So every context allows
+ * everything learned anywhere, the floor, and logs what is reachable only statically.
+ */
 export function planOverlays(input: RenderInput, lv: LearnedView, bv: BaseView): Overlay[] {
   const { base, arch } = input;
   const perRole = input.perRole ?? false;
-  const { grouped, floorNames } = lv;
-  const contribute = (into: Map<string, string[]>, key: string) => {
-    if (key === FLOOR_KEY) {
-      for (const name of floorNames) into.set(name, [...(into.get(name) ?? []), key]);
-      return;
-    }
-    for (const name of lv.learnedAt(key).keys()) if (lv.known(name)) into.set(name, [...(into.get(name) ?? []), key]);
-  };
-  const overlays: Overlay[] = [];
-  const recordedKeys = new Set([...grouped.keys()].filter((k) => k !== "unclassified" && grouped.get(k)!.size > 0));
+  const { grouped } = lv;
+  const ran = new Set(input.ran ?? []);
+  for (const k of grouped.keys()) ran.add(parseContextKey(k).context);
+  ran.add("postmaster");
+  const deny = [...new Set(input.denyPerContext ?? [])];
   const baseDiffers = (c: ContextSpec) => {
     const d = bv.decisions(c);
     const g = bv.globalDecisions;
@@ -197,37 +233,50 @@ export function planOverlays(input: RenderInput, lv: LearnedView, bv: BaseView):
     if (!sameDecision(d.defaultDecision, g.defaultDecision, true)) return true;
     return allSyscalls(arch).some((s) => !sameDecision(decisionFor(d, s.nr), decisionFor(g, s.nr), true));
   };
+  // What the processes under an overlay used: its own key, processes not yet classified (they
+  // run under every child overlay) and, for sessions, parallel workers (their leader's overlay).
+  const usedUnder = (keys: readonly string[]) => {
+    const used = new Set<string>();
+    for (const k of keys) for (const n of lv.learnedAt(k).keys()) used.add(n);
+    return used;
+  };
+  const plan = (key: string, pattern: string, c: ContextSpec, description: string, keys: readonly string[], forced: boolean): Overlay | undefined => {
+    const used = usedUnder(keys);
+    const denyNamed = ran.has(c.context) ? deny.filter((n) => !used.has(n)) : [];
+    const differs = baseDiffers(c);
+    if (!forced && !differs && denyNamed.length === 0) return undefined;
+    const baseNamed = namedDeniedByBase(base, c, arch);
+    const allowedLearned = new Map<string, string[]>();
+    for (const name of lv.keptNames) {
+      if (denyNamed.includes(name) || (baseNamed.has(name) && !used.has(name))) continue;
+      allowedLearned.set(name, [...(lv.usedIn.get(name) ?? []), ...(lv.floorNames.has(name) ? [FLOOR_KEY] : [])]);
+    }
+    return { key, pattern, baseCtx: c, description, allowedLearned, denyNamed, denyOnly: !forced && !differs };
+  };
+  const overlays: Overlay[] = [];
   const roles = new Set<string>(base ? [...base.roles.keys()] : []);
-  for (const k of recordedKeys) {
-    const { context, role } = parseContextKey(k);
-    if (context === "session" && role) roles.add(role);
+  if (perRole) {
+    for (const k of grouped.keys()) {
+      const { context, role } = parseContextKey(k);
+      if (context === "session" && role) roles.add(role);
+    }
   }
-  const want = (k: string, c: ContextSpec) => recordedKeys.has(k) || input.allContexts === true || baseDiffers(c);
-
-  const sessionKeys = (role?: string) => [...(role ? [`session/${role}`] : []), "session", "parallel_worker", "unclassified", FLOOR_KEY];
+  const all = input.allContexts === true;
   for (const kind of ["postmaster", "session", ...PROCESS_KINDS.filter((k) => k !== "postmaster")] as const) {
-    const c: ContextSpec = { context: kind };
     if (kind === "session") {
-      const anyRole = [...roles].some((r) => want(`session/${r}`, { context: "session", role: r }));
-      if (!want("session", c) && !anyRole) continue;
-      const allowedLearned = new Map<string, string[]>();
-      for (const k of sessionKeys()) contribute(allowedLearned, k);
-      overlays.push({ key: "session", pattern: "session_syscall_%", baseCtx: c, description: perRole ? "client backends of roles without an overlay of their own" : "client backends (every role)", allowedLearned });
+      const o = plan("session", "session_syscall_%", { context: "session" }, perRole ? "client backends of roles without an overlay of their own" : "client backends (every role)", ["session", "parallel_worker", "unclassified"], all);
+      const roleOverlays: Overlay[] = [];
       for (const role of [...roles].sort()) {
-        const rc: ContextSpec = { context: "session", role };
-        if (!base?.roles.has(role) && !recordedKeys.has(`session/${role}`)) continue;
-        const al = new Map<string, string[]>();
-        for (const k of sessionKeys(role)) contribute(al, k);
-        overlays.push({ key: `session/${role}`, pattern: `session_syscall_%.${role}`, baseCtx: rc, description: `client backends of role ${role}`, allowedLearned: al });
+        const ro = plan(`session/${role}`, `session_syscall_%.${role}`, { context: "session", role }, `client backends of role ${role}`, [`session/${role}`, "parallel_worker", "unclassified"], all || base?.roles.has(role) === true);
+        if (ro) roleOverlays.push(ro);
       }
+      // A role's overlay falls back to the session's: write the session's whenever a role has one.
+      const so = o ?? (roleOverlays.length > 0 ? plan("session", "session_syscall_%", { context: "session" }, "client backends (every role)", ["session", "parallel_worker", "unclassified"], true) : undefined);
+      if (so) overlays.push(so, ...roleOverlays);
       continue;
     }
-    if (!want(kind, c)) continue;
-    const allowedLearned = new Map<string, string[]>();
-    contribute(allowedLearned, kind);
-    if (kind !== "postmaster") contribute(allowedLearned, "unclassified");
-    contribute(allowedLearned, FLOOR_KEY);
-    overlays.push({ key: kind, pattern: `${kind}_syscall_%`, baseCtx: c, description: PROCESS_DESCRIPTIONS[kind], allowedLearned });
+    const o = plan(kind, `${kind}_syscall_%`, { context: kind }, PROCESS_DESCRIPTIONS[kind], kind === "postmaster" ? [kind] : [kind, "unclassified"], all);
+    if (o) overlays.push(o);
   }
   return overlays;
 }
@@ -239,16 +288,21 @@ export interface OverlayLists {
 }
 
 /** An overlay's default and lists: the learned it may allow, what the base allows there, and what the base denies there that the global lists no longer do. */
-export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView): OverlayLists {
+export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView, staticLogged: ReadonlySet<string> = new Set()): OverlayLists {
   const cd = bv.decisions(o.baseCtx);
   const overlayDefault = cd ? cd.defaultDecision.action : bv.denyDefault;
   const allow: string[] = [...o.allowedLearned.keys()].sort();
   const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
-  const groupedInBase = new Set(
-    (bv.base?.global.entries ?? []).filter((e) => e.kind === "group" && e.action.kind !== "allow").flatMap((e) => expandGroup(e.name, bv.arch).syscalls),
-  );
+  const baseNamed = namedDeniedByBase(bv.base, o.baseCtx, bv.arch);
   for (const s of allSyscalls(bv.arch)) {
     if (o.allowedLearned.has(s.name)) continue;
+    if (o.denyNamed.includes(s.name)) {
+      lists.error.push(s.name);
+      continue;
+    }
+    // Reachable only statically: logged by the global list, which the overlay inherits ('*'),
+    // unless the base denies it here by name.
+    if (staticLogged.has(s.name) && !baseNamed.has(s.name)) continue;
     const d: Decision = cd ? decisionFor(cd, s.nr) : { kind: "leaf", action: bv.denyDefault, source: "global" };
     if (d.kind === "leaf") {
       if (d.action.kind === "allow") {
@@ -260,12 +314,7 @@ export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView): Overlay
       // the base decided it in an overlay of its own: then it is listed here.
       const g = bv.globalDecisions ? decisionFor(bv.globalDecisions, s.nr) : undefined;
       const fromGlobal = g !== undefined && sameDecision(g, d, true);
-      // A kept member of a group in the base's global deny lists is listed even when its action
-      // is the overlay's default: the base named it to carve it out of that group (the starter
-      // profiles deny reachable members of killed groups by name), and the overlay inherits the
-      // group with '*', which would otherwise decide it.
-      const carved = lv.keptNames.has(s.name) && groupedInBase.has(s.name);
-      if ((lv.keptNames.has(s.name) || !fromGlobal) && (carved || !sameAction(d.action, overlayDefault))) lists[d.action.kind].push(withErrno(s.name, d.action));
+      if ((lv.keptNames.has(s.name) || !fromGlobal) && !sameAction(d.action, overlayDefault)) lists[d.action.kind].push(withErrno(s.name, d.action));
       continue;
     }
     // Decided by argument conditions: the base's global rules for it, as written.

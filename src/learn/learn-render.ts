@@ -3,14 +3,14 @@
 // a policy draft). Pure.
 
 import { formatAction, sameAction, type ActionKind } from "../policy/actions.js";
-import { DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, type Policy } from "../policy/policy.js";
+import { DEFAULT_UNKNOWN_ACTION, type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
 import { PolicyDraftBuilder, writePolicyText, type PolicyDraft } from "../policy/write.js";
 import { hardeningValue } from "../policy/harden.js";
-import { expandGroup } from "../syscalls/groups.js";
+import { composeProfile, mapNames } from "../analyze/profile.js";
 import { parseContextKey, type LearnedCall } from "./learn-record.js";
 import {
-  FLOOR_KEY, overlayLists, planOverlays, RESTRICTIVE, viewBase, viewLearned, type BaseView, type LearnedView, type Overlay, type RenderInput,
+  overlayLists, planOverlays, RESTRICTIVE, viewBase, viewLearned, type BaseView, type LearnedView, type Overlay, type RenderInput,
 } from "./learn-plan.js";
 
 export type { RenderInput } from "./learn-plan.js";
@@ -59,153 +59,160 @@ function headerLines(input: RenderInput): string[] {
     "context of the process that made it (postmaster, a session of a role in a database, a",
     "backend type, or a process not yet classified).",
     "",
-    "What this file allows:",
-    "- global_syscall_allow: the base's allow list plus every syscall learned in any context.",
-    "  The global filter applies to every process and an overlay can only restrict it, so it",
-    "  must hold everything any process used.",
-    "- an overlay for each context in which calls were recorded" + (input.allContexts ? " (and, with --all-contexts, for every other one)" : "") + ":",
-    "  it allows what the base allows in that context (those calls were never reported, so they",
-    "  cannot be left out) plus the learned syscalls that context used. A learned syscall is",
-    "  therefore allowed only where it was used; elsewhere the base's decision stands (its default,",
-    "  or the list it was in: such entries are listed in the overlay's own lists after '*').",
-    ...(input.allContexts
-      ? ["- contexts in which nothing was recorded get an overlay with the base's allow list only."]
-      : ["- a context in which nothing was recorded has no overlay: it gets the global lists."]),
-    ...(perRole
-      ? [
-          "- --per-role: each role seen gets its own session overlay (session_syscall_*.<role>); sessions",
-          "  of other roles get the session overlay, which allows none of the roles' learned syscalls.",
-        ]
-      : []),
-    "- a process not yet classified (between fork and setting its title) runs under every child",
-    "  overlay at once, so what such processes used is allowed in every overlay but the postmaster's.",
-    "- a parallel worker runs under its own overlay and its leader's session overlay, so what",
-    "  parallel workers used is allowed in the session overlays too.",
-    "- learned syscalls are removed from the base's log, error, trap and kill lists (the server used",
-    "  them: denying them would break it); a learned syscall in one of the base's groups is allowed",
-    "  by name, which beats the group.",
-    "- no database overlays are learned (sessions are learned per role, with --per-role); the base's",
-    "  database settings are kept, minus restrictions of what sessions used. Argument conditions",
-    "  that the base sets in its overlays (not its global lists) are not carried over.",
+    "What this file allows (composed as the bundled profiles are, src/analyze/profile.ts):",
+    "- global_syscall_allow: every syscall learned in any context, the floor (profiles/floor.conf)",
+    "  and what the base allows; each with its evidence (seen [context], floor [reason], static).",
+    "- global_syscall_log: what pg_seccomp analyze finds reachable in the server's files and no",
+    "  context used: it runs, and each call is written to the violation log (never denied).",
+    "- every context gets the global lists: a call learned in one context is allowed in all, and a",
+    "  process kind that never ran while learning gets everything. A context is narrowed below the",
+    "  global lists only where the base's own lists do it, or for the names given with",
+    "  --deny-per-context (denied in each context that ran and did not use them).",
+    "- the base's database overlays are kept, minus restrictions of what sessions used. Argument",
+    "  conditions that the base sets in its overlays (not its global lists) are not carried over.",
     "",
     "Lines '#   name: first seen ...' record what was learned; pg_seccomp learn --merge reads them.",
   ];
 }
 
-/** The base's errno and unknown-number settings when not the defaults, then the hardening presets. */
-function baseSettings(d: PolicyDraftBuilder, base: Policy | undefined): void {
-  let any = false;
-  if (base && base.errorErrno !== DEFAULT_ERROR_ERRNO) (any = true), d.set("syscall_error_errno", errnoName(base.errorErrno));
-  const unknown = base?.unknownAction;
-  if (unknown === "default") (any = true), d.set("syscall_unknown_action", "default");
-  else if (unknown && !sameAction(unknown, DEFAULT_UNKNOWN_ACTION)) (any = true), d.set("syscall_unknown_action", formatAction(unknown));
-  if (any) d.blank();
-  // Hardening presets: the base's choice, or all of them when the base says nothing.
-  d.comment(
-    "Hardening presets (docs/policy.md, \"Hardening presets\"): no new namespaces, sockets only for",
-    "AF_UNIX, AF_INET, AF_INET6 and NETLINK_ROUTE, personality locked, no setuid/setgid files, no",
-    "TIOCSTI, in every process, on top of the lists below (the stricter answer wins).",
-    ...(base?.hardening
-      ? ["They were in force while learning (the base's): a call they denied was reported as a warning."]
-      : ["The base had none, so they were not in force while learning: check the run's output and test."]),
-    "To drop one write e.g. 'all, !address_families'; to drop them all, write '' (check then warns).",
-  );
-  d.set("syscall_harden", base?.hardening ? hardeningValue(base.hardening.presets) : "all").blank();
+/** A context key as the evidence tags name it, and what it means. */
+function keyLegend(key: string): string {
+  if (key === "unclassified") return "learned in processes not yet classified (between fork and setting their title)";
+  const { context, role, database } = parseContextKey(key);
+  if (context === "session") return `learned in client backends${role ? ` of role ${role}` : ""}${database ? ` in database ${database}` : ""}`;
+  return `learned in ${PROCESS_LABEL[context] ?? context}`;
 }
 
-/** The global section: every learned call, the base's allow list plus the kept names, its deny lists minus them, the floor's kill list. */
-function globalSection(d: PolicyDraftBuilder, input: RenderInput, lv: LearnedView, bv: BaseView): void {
+const PROCESS_LABEL: Record<string, string> = { postmaster: "the postmaster", parallel_worker: "parallel workers" };
+
+/** The tag of the base's allowed calls in the evidence (floor [base]). */
+const BASE_TAG = "base";
+
+/**
+ * The global section: composeProfile's composition (the one the bundled profiles are made by) of
+ * seen ∪ floor ∪ static, with the base's own entries added: its allow list (never reported while
+ * learning, so kept), and its deny lists minus what the server used.
+ */
+function globalSection(d: PolicyDraftBuilder, input: RenderInput, lv: LearnedView, bv: BaseView): Set<string> {
   const { arch } = input;
-  const { anywhere, usedIn, floorNames, keptNames, unknownNumbers } = lv;
-  d.comment("-".repeat(94), "global: every process of the server", "");
-  d.comment(`learned (any context): ${plural(anywhere.size, "syscall")}`);
-  for (const name of [...anywhere.keys()].sort()) {
-    d.comment(seenLine(name, anywhere.get(name)!, `; used in ${usedIn.get(name)!.sort().join(", ")}`));
-  }
-  if (unknownNumbers.length > 0) {
-    d.comment(
-      `${unknownNumbers.join(", ")}: not in pg_seccomp's ${arch} table (a kernel newer than the table), so not listable;`,
-      `  such numbers get syscall_unknown_action (ENOSYS by default: glibc falls back to an older call)`,
-    );
-  }
-  d.set("global_syscall_default", formatAction(bv.globalDefault, bv.errorErrno));
+  const { usedIn, unknownNumbers } = lv;
+  const seen = new Map<string, string[]>();
+  for (const [name, keys] of usedIn) if (lv.known(name)) seen.set(name, [...new Set(keys)].sort());
+  const legend = new Map([...new Set([...seen.values()].flat())].sort().map((k) => [k, keyLegend(k)] as const));
+  // The floor is written in x86_64 names: carried to the arch (aarch64 lacks stat, pipe, ...).
+  const floorTags = new Map<string, string>();
+  for (const [to, froms] of mapNames(input.floor?.allow ?? [], arch).mapped) floorTags.set(to, input.floor?.tagOf?.get(froms[0]!) ?? "floor");
+  const reasons = new Map<string, string>(input.floor?.reasons ?? []);
+  if (!input.floor?.tagOf) reasons.set("floor", "profiles/floor.conf");
   const baseGlobal = bv.base?.global.entries ?? [];
-  const unconditionalAllowed = new Set(baseGlobal.filter((e) => e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0).map((e) => e.name));
-  const globalAllow = [
-    ...baseGlobal.filter((e) => e.action.kind === "allow").map((e) => e.text),
-    ...[...keptNames].filter((n) => !unconditionalAllowed.has(n)).sort(),
-  ];
-  if (floorNames.size > 0) {
-    d.comment(`kept whatever was learned: the floor (profiles/floor.conf, ${plural(floorNames.size, "syscall")}: calls glibc makes on paths a learning run`);
-    d.comment("  rarely reaches, such as brk and madvise from malloc/free, gettid/tgkill from abort(), sync_file_range in recovery)");
+  for (const e of baseGlobal) {
+    if (e.action.kind !== "allow" || e.kind !== "syscall" || e.conditions.length > 0 || !lv.known(e.name)) continue;
+    if (!seen.has(e.name) && !floorTags.has(e.name)) floorTags.set(e.name, BASE_TAG);
   }
-  d.set("global_syscall_allow", listValue(globalAllow));
-  for (const action of RESTRICTIVE) {
-    const entries = baseGlobal.filter((e) => e.action.kind === action);
-    if (entries.length === 0) continue;
-    const removed = entries.filter((e) => e.kind === "syscall" && keptNames.has(e.name));
-    const kept = entries.filter((e) => !removed.includes(e));
-    const inGroups = new Map<string, string[]>();
-    for (const g of kept.filter((e) => e.kind === "group")) {
-      for (const name of expandGroup(g.name, arch).syscalls) {
-        if (keptNames.has(name)) inGroups.set(name, [...(inGroups.get(name) ?? []), g.name]);
+  if ([...floorTags.values()].includes(BASE_TAG)) reasons.set(BASE_TAG, `the learning base (${input.baseLabel}) allows them in the kernel: never reported while learning, so allowed everywhere`);
+  const floorKill = (input.floor?.kill ?? []).join(", ");
+  const harden = bv.base?.hardening ? hardeningValue(bv.base.hardening.presets) : (input.floor?.harden ?? "all");
+  const composed = composeProfile({
+    arch, learned: seen, learnedLegend: legend, floor: floorTags, floorReasons: reasons,
+    ...(input.analysis ? { analysis: input.analysis } : {}), staticOnly: "log", kill: floorKill, harden, header: [],
+  });
+  const allowed = new Set(composed.allow);
+  const logged = new Set(composed.staticOnly);
+  // The base's entries the composition does not carry: conditional allows and groups, its own deny lists.
+  const extra: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
+  const removed: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
+  const composedKill = new Set(input.floor?.kill ?? []);
+  for (const e of baseGlobal) {
+    const a = e.action.kind;
+    if (a === "allow") {
+      if (e.kind === "syscall" && e.conditions.length === 0 && allowed.has(e.name)) continue;
+      if (e.kind === "syscall" && allowed.has(e.name)) continue; // allowed unconditionally: the condition adds nothing
+      extra.allow.push(e.text);
+      continue;
+    }
+    if (e.kind === "syscall" && allowed.has(e.name)) {
+      removed[a].push(`${e.text} (used in ${lv.whereUsed(e.name) || "the base's allow list"})`);
+      continue;
+    }
+    if (a === "kill" && composedKill.has(e.text)) continue;
+    if (a === "log" && e.kind === "syscall" && logged.has(e.name) && e.conditions.length === 0) continue;
+    extra[a].push(e.text);
+    // The base names it: its list decides, not the static evidence.
+    if (a !== "log" && e.kind === "syscall" && e.conditions.length === 0) logged.delete(e.name);
+  }
+  const errno = bv.base ? errnoName(bv.errorErrno) : "EPERM";
+  for (const s of composed.draft.settings) {
+    const comment = [...(s.comment ?? [])];
+    let value = s.value;
+    if (s.name === "syscall_error_errno") value = errno;
+    else if (s.name === "global_syscall_default" && bv.base) value = formatAction(bv.globalDefault, bv.errorErrno);
+    else if (s.name === "global_syscall_allow") value = listValue([...value.split(", ").filter(Boolean), ...extra.allow]);
+    else if (s.name === "global_syscall_log") value = listValue([...value.split(", ").filter((n) => n && logged.has(n)), ...extra.log]);
+    else if (s.name === "global_syscall_kill") value = listValue([...value.split(", ").filter(Boolean), ...extra.kill]);
+    if (s.name === "global_syscall_allow" && unknownNumbers.length > 0) {
+      comment.push(
+        `${unknownNumbers.join(", ")}: learned, but not in pg_seccomp's ${arch} table (a kernel newer than the table), so not listable;`,
+        `  such numbers get syscall_unknown_action (ENOSYS by default: glibc falls back to an older call)`,
+      );
+    }
+    if (s.name === "global_syscall_kill") {
+      if (!composed.draft.settings.some((x) => x.name === "global_syscall_log") && extra.log.length > 0) d.comment("the base's own log list:").set("global_syscall_log", listValue(extra.log)).blank();
+      for (const a of ["log", "error", "trap"] as const) {
+        if (removed[a].length > 0) d.comment(`removed from the base's ${a} list, because the server used them: ${removed[a].join(", ")}`);
+        if (extra[a].length > 0 && a !== "log") d.comment(`the base's own ${a} list:`).set(`global_syscall_${a}`, listValue(extra[a])).blank();
       }
+      if (removed.kill.length > 0) comment.push(`removed from the base's kill list, because the server used them: ${removed.kill.join(", ")}`);
     }
-    d.blank();
-    if (removed.length > 0) {
-      d.comment(`removed from the base's ${action} list, because the server used them (learned; ${action === "log" ? "they are allowed now" : "denying them would break it"}):`);
-      for (const e of removed) d.comment(`  ${e.text} (used in ${lv.whereUsed(e.name)})`);
-    }
-    if (inGroups.size > 0) {
-      d.comment(`learned, and members of groups in this list: allowed by name above (a name beats a group):`);
-      for (const [name, gs] of [...inGroups].sort()) d.comment(`  ${name} (${gs.join(", ")}; used in ${lv.whereUsed(name)})`);
-    }
-    d.set(`global_syscall_${action}`, listValue(kept.map((e) => e.text)));
+    for (const c of comment) if (c === null) d.blank(); else d.comment(c);
+    d.set(s.name, value);
+    if (s.name === "syscall_error_errno") baseUnknown(d, bv.base);
   }
-  // The floor's kill list, when the base has none (--base none, or a base without one).
-  const floorKill = (input.floor?.kill ?? []).filter((k) => !(k.startsWith("@") ? false : keptNames.has(k)));
-  if (!baseGlobal.some((e) => e.action.kind === "kill") && floorKill.length > 0) {
-    d.blank().comment("the floor's kill list (profiles/floor.conf), kept whatever the base: dangerous groups, killed; a name in an", "allow list beats group membership, so nothing learned is killed");
-    d.set("global_syscall_kill", listValue(floorKill));
-  }
+  return logged;
 }
 
-/** One section per overlay: what was learned there, what else it allows and why, and its lists. */
-function overlaySections(d: PolicyDraftBuilder, input: RenderInput, lv: LearnedView, bv: BaseView, overlays: readonly Overlay[]): void {
-  const perRole = input.perRole ?? false;
-  const computed = overlays.map((o) => ({ o, ...overlayLists(o, lv, bv) }));
+/** The base's syscall_unknown_action when not the default. */
+function baseUnknown(d: PolicyDraftBuilder, base: Policy | undefined): void {
+  const unknown = base?.unknownAction;
+  if (unknown === "default") d.set("syscall_unknown_action", "default");
+  else if (unknown && !sameAction(unknown, DEFAULT_UNKNOWN_ACTION)) d.set("syscall_unknown_action", formatAction(unknown));
+}
+
+/** One section per overlay: why it is there (the base's own lists, --deny-per-context), and its lists. */
+function overlaySections(d: PolicyDraftBuilder, lv: LearnedView, bv: BaseView, overlays: readonly Overlay[], staticLogged: ReadonlySet<string>): void {
+  const computed = overlays.map((o) => ({ o, ...overlayLists(o, lv, bv, staticLogged) }));
   const sessionLists = computed.find((c) => c.o.key === "session")?.lists;
   for (const { o, overlayDefault, allow, lists } of computed) {
     const setting = (a: string) => o.pattern.replace("%", a);
-    const own = lv.learnedAt(o.key);
-    const others = [...o.allowedLearned].filter(([, keys]) => !keys.includes(o.key) && !keys.includes(FLOOR_KEY));
     d.blank().comment("-".repeat(94), `${o.key}: ${o.description}`, "");
-    d.comment(`learned in ${o.key}: ${plural(own.size, "syscall")}`);
-    for (const name of [...own.keys()].sort()) d.comment(seenLine(name, own.get(name)!));
-    for (const [name, keys] of others.sort(([a], [b]) => a.localeCompare(b))) {
-      const why = keys.includes("unclassified")
-        ? "processes not yet classified used it; they run under every child overlay"
-        : keys.includes("parallel_worker")
-          ? "parallel workers used it; they run under their leader's session overlay"
-          : perRole
-            ? "learned in sessions of any role (a round written without --per-role, or a role whose name cannot be a setting)"
-            : "learned in session: sessions are not learned per role without --per-role";
-      d.comment(`also allowed here: ${name} (${why})`);
+    if (o.denyNamed.length > 0) d.comment(`--deny-per-context: ${o.denyNamed.join(", ")} (this context ran while learning and did not use them)`);
+    if (o.denyOnly) {
+      d.set(setting("error"), listValue(["*", ...o.denyNamed]));
+      continue;
     }
-    if (lv.floorNames.size > 0) d.comment(`also allowed here: the floor (profiles/floor.conf, ${plural(lv.floorNames.size, "syscall")}), in every context`);
-    d.comment(`the rest of the allow list is what the base allows here (never reported while learning).`);
+    d.comment("the base's own settings for this context; everything learned anywhere and the floor stay allowed here.");
     d.set(setting("default"), formatAction(overlayDefault, bv.errorErrno));
-    const learnedHere = [...o.allowedLearned.keys()].sort();
-    d.set(setting("allow"), listValue([...learnedHere, ...allow.slice(learnedHere.length).sort()]));
+    d.set(setting("allow"), listValue(allow));
     for (const action of RESTRICTIVE) {
       if (lists[action].length === 0) {
         // A role's unset list falls back to the session's: say '*' (the global list) explicitly.
         if (o.key.startsWith("session/") && (sessionLists?.[action].length ?? 0) > 0) d.set(setting(action), "*");
         continue;
       }
-      d.comment(`denied here as the base denies them (learned elsewhere, or the base's own rule for this context):`);
+      d.comment(`denied here as the base (or --deny-per-context) says:`);
       d.set(setting(action), listValue(["*", ...lists[action]]));
     }
+  }
+}
+
+/** What was learned, context by context: the record `pg_seccomp learn --merge` reads back. */
+function recordSection(d: PolicyDraftBuilder, lv: LearnedView): void {
+  d.blank().comment("-".repeat(94), "What was learned, per context (pg_seccomp learn --merge reads these lines back).", "");
+  for (const key of [...lv.grouped.keys()].sort()) {
+    const calls = lv.learnedAt(key);
+    if (calls.size === 0) continue;
+    d.comment(`learned in ${key}: ${plural(calls.size, "syscall")}`);
+    for (const name of [...calls.keys()].sort()) d.comment(seenLine(name, calls.get(name)!));
+    d.comment("");
   }
 }
 
@@ -241,27 +248,15 @@ function databaseSections(d: PolicyDraftBuilder, lv: LearnedView, bv: BaseView):
   }
 }
 
-/** What processes not yet classified used (no overlay of their own: allowed in every child overlay). */
-function unclassifiedSection(d: PolicyDraftBuilder, lv: LearnedView): void {
-  const uncl = lv.learnedAt("unclassified");
-  if (uncl.size === 0) return;
-  d.blank().comment(
-    "-".repeat(94), "unclassified: processes between fork and setting their title", "",
-    `learned in unclassified: ${plural(uncl.size, "syscall")} (no overlay of its own: allowed in every child overlay above)`,
-    ...[...uncl.keys()].sort().map((name) => seenLine(name, uncl.get(name)!)),
-  );
-}
-
 /** The output policy as settings with their comments. */
 export function learnedPolicyDraft(input: RenderInput): PolicyDraft {
   const lv = viewLearned(input);
   const bv = viewBase(input.base, input.arch);
   const d = new PolicyDraftBuilder();
-  baseSettings(d, input.base);
-  globalSection(d, input, lv, bv);
-  overlaySections(d, input, lv, bv, planOverlays(input, lv, bv));
+  const staticLogged = globalSection(d, input, lv, bv);
+  overlaySections(d, lv, bv, planOverlays(input, lv, bv), staticLogged);
   databaseSections(d, lv, bv);
-  unclassifiedSection(d, lv);
+  recordSection(d, lv);
   return d.draft(headerLines(input));
 }
 

@@ -234,7 +234,7 @@ function checkOutput(base: Policy | undefined, learned: Learned, perRole: boolea
     }
   }
   const baseAct = (ctx: ContextSpec, n: number, a0 = 0n): Action =>
-    base ? act(base, ctx, n, a0) : allSyscalls(ARCH).some((s) => s.nr === n) ? { kind: "error", errno: 13 } : { kind: "error", errno: 38 };
+    base ? act(base, ctx, n, a0) : allSyscalls(ARCH).some((s) => s.nr === n) ? { kind: "error", errno: 1 } : { kind: "error", errno: 38 };
   const learnedAnywhere = new Set<string>();
   for (const calls of learned.values()) for (const name of calls.keys()) learnedAnywhere.add(name);
 
@@ -260,11 +260,15 @@ function checkOutput(base: Policy | undefined, learned: Learned, perRole: boolea
       }
     }
   }
-  // 3. In a context with an overlay, a syscall it did not use is decided as the base decides it:
-  //    learned syscalls are allowed only where they were used.
-  const withOverlay = (ctx: ContextSpec) =>
-    ctx.context === "postmaster" ? out.processes.has("postmaster") : ctx.context === "session" ? true : out.processes.has(ctx.context as never);
-  for (const ctx of contexts.filter((c) => c.context !== "unclassified" && c.context !== "parallel_worker" && withOverlay(c))) {
+  // 3. A learned syscall is allowed in every context (what a test did not show in one context is
+  //    no evidence that it never needs it), except where the base's own lists for that context
+  //    deny it by name and it was not used there; everything else is decided as the base decides.
+  const ownDenied = (ctx: ContextSpec): Set<string> => {
+    if (!base) return new Set();
+    const filters = ctx.context === "session" ? [base.session, ...(ctx.role && base.roles.has(ctx.role) ? [base.roles.get(ctx.role)!] : [])] : [base.processes.get(ctx.context as never)].filter((f) => f !== undefined);
+    return new Set(filters.flatMap((f) => f.entries.filter((e) => e.action.kind !== "allow" && !e.inheritedFrom && e.kind === "syscall").map((e) => e.name)));
+  };
+  for (const ctx of contexts.filter((c) => c.context !== "unclassified" && c.context !== "parallel_worker")) {
     const keys = [...learned.keys()].filter((k) => {
       const s = specOf(k);
       if (s.context === "unclassified") return ctx.context !== "postmaster";
@@ -274,12 +278,16 @@ function checkOutput(base: Policy | undefined, learned: Learned, perRole: boolea
       return s.role === ctx.role;
     });
     const usedHere = new Set(keys.flatMap((k) => [...learned.get(k)!.keys()]));
+    const named = ownDenied(ctx);
     for (const s of allSyscalls(ARCH)) {
-      if (usedHere.has(s.name)) continue;
       for (const a of ARGS) {
         const b = baseAct(ctx, s.nr, a[0]!);
         const o = act(out, ctx, s.nr, a[0]!);
-        assert.ok(sameAction(b, o), `${JSON.stringify(ctx)} ${s.name} arg0 ${a[0]}: base ${fmt(b)}, learned ${fmt(o)}${learnedAnywhere.has(s.name) ? " (learned elsewhere)" : ""}`);
+        if (learnedAnywhere.has(s.name) && !(named.has(s.name) && !usedHere.has(s.name))) {
+          assert.equal(o.kind, "allow", `${JSON.stringify(ctx)} ${s.name}: learned${usedHere.has(s.name) ? " here" : " elsewhere"}`);
+        } else if (!learnedAnywhere.has(s.name) || named.has(s.name)) {
+          assert.ok(sameAction(b, o), `${JSON.stringify(ctx)} ${s.name} arg0 ${a[0]}: base ${fmt(b)}, learned ${fmt(o)}`);
+        }
       }
     }
   }
@@ -297,48 +305,79 @@ test("output (custom base: overlays, a role, conditions, errnos, groups)", () =>
   checkOutput(custom, sampleLearned(), false, true);
 });
 
-test("output without a base: default error, the global list is what was learned", () => {
+test("output without a base: default error (EPERM, as the bundled profiles), the global list is what was learned", () => {
   const { out, text } = render(undefined, sampleLearned());
   assert.match(text, /^global_syscall_default = 'error'$/m);
+  assert.match(text, /^syscall_error_errno = 'EPERM'$/m);
   assert.deepEqual(out.global.entries.map((e) => e.name).sort(), ["clone3", "execve", "listen", "membarrier", "ptrace", "sched_setaffinity", "socket", "uname"]);
   checkOutput(undefined, sampleLearned(), false);
 });
 
-test("output: the overlays, lists and comments the seed's format needs", () => {
+test("output: composed as the bundled profiles are, with evidence lines; no overlay from learning alone", () => {
   const { text, out } = render(starterMinus, sampleLearned());
   // Global: the base's allow list plus everything learned; the kill list keeps its groups.
   const globalAllow = new Set(out.global.entries.filter((e) => e.action.kind === "allow").map((e) => e.name));
   for (const e of starterMinus.global.entries.filter((x) => x.action.kind === "allow")) assert.ok(globalAllow.has(e.name), e.name);
   for (const n of ["execve", "listen", "ptrace", "membarrier", "sched_setaffinity", "uname"]) assert.ok(globalAllow.has(n), n);
   assert.match(text, /^global_syscall_kill = '@obsolete, @privileged, @mount, @module, @cpu-emulation, @raw-io, @reboot, @swap, @debug, @clock, @keyring'$/m);
-  assert.match(text, /^#   ptrace \(@debug; used in checkpointer\)$/m, "a learned member of a kill group is named");
-  // Overlays where calls were recorded; none for contexts with no calls.
-  assert.deepEqual([...out.processes.keys()].sort(), ["checkpointer", "parallel_worker", "postmaster"]);
-  const explicit = (f: { entries: Array<{ name: string; action: { kind: string }; inheritedFrom?: unknown }> }, action = "allow") =>
-    f.entries.filter((e) => e.action.kind === action && !e.inheritedFrom).map((e) => e.name);
-  assert.ok(explicit(out.session).includes("execve"));
-  assert.ok(!explicit(out.session).includes("listen"));
-  assert.ok(explicit(out.processes.get("postmaster")!).includes("listen"));
-  assert.ok(!explicit(out.processes.get("postmaster")!).includes("execve"));
-  assert.ok(!explicit(out.processes.get("postmaster")!).includes("membarrier"), "the postmaster is never unclassified");
-  assert.ok(explicit(out.processes.get("checkpointer")!).includes("membarrier"));
-  assert.ok(explicit(out.session).includes("sched_setaffinity"), "parallel workers run under the session overlay");
-  assert.ok(explicit(out.processes.get("postmaster")!, "error").includes("ptrace"), "denied outside the checkpointer, as the base does (the starter profile denies a reachable ptrace by name)");
-  // Comment lines before the lists.
+  // The profiles' evidence lines: seen [context], floor [tag] (the base's calls: floor [base]).
+  assert.match(text, /^#   execve: seen \[session\]$/m);
+  assert.match(text, /^#   listen: seen \[postmaster\]$/m);
+  assert.match(text, /^#   membarrier: seen \[unclassified\]$/m);
+  assert.match(text, /^#   lseek: floor \[base\]$/m);
+  assert.match(text, /^#   floor \[base\]: the learning base \(\/etc\/base.conf\) allows them in the kernel/m);
+  assert.match(text, /^#   seen \[session\]: learned in client backends$/m);
+  // No overlay: the starter base has none, and learning alone narrows no context.
+  assert.deepEqual([...out.processes.keys()], []);
+  assert.equal(decide(out, { context: "postmaster" }, nr("execve")).kind, "allow");
+  assert.equal(decide(out, { context: "walwriter" }, nr("listen")).kind, "allow", "a context that never ran gets everything");
+  // The record --merge reads.
   assert.match(text, /^# learned in session: 4 syscalls$/m);
   assert.match(text, /^#   execve: first seen 2026-01-01T00:00:01.000Z in session\/alice\/postgres \(pid 11: postgres: alice postgres \[local\] COPY\), 2 calls$/m);
   assert.match(text, /^#   listen: first seen 2026-01-01T00:00:00.000Z in postmaster \(pid 10: \/usr\/lib\/postgresql\/15\/bin\/postgres -D \/data\), 1 call$/m);
-  assert.match(text, /^# also allowed here: membarrier \(processes not yet classified/m);
-  assert.match(text, /#460: not in pg_seccomp's x86_64 table/);
+  assert.match(text, /#460: learned, but not in pg_seccomp's x86_64 table/);
   assert.match(text, /^# base: {6}\/etc\/base.conf$/m);
   assert.match(text, /^# workload: {2}psql -c/m);
-  // --per-role: alice's overlay has execve, bob's has not, and the generic session has neither.
-  const perRole = render(starterMinus, sampleLearned(), { perRole: true }).out;
-  assert.deepEqual([...perRole.roles.keys()].sort(), ["alice", "bob"]);
-  assert.ok(explicit(perRole.roles.get("alice")!).includes("execve"));
-  assert.ok(!explicit(perRole.roles.get("bob")!).includes("execve"));
-  assert.ok(explicit(perRole.roles.get("bob")!).includes("uname"));
-  assert.ok(!explicit(perRole.session).includes("execve"));
+});
+
+test("--deny-per-context: denied in each context that ran and did not use it; never in one that did not run", () => {
+  const ran = ["postmaster", "session", "checkpointer", "parallel_worker"];
+  const { out, text } = render(starterMinus, sampleLearned(), { perRole: true, denyPerContext: ["execve", "listen"], ran });
+  const is = (ctx: ContextSpec, name: string) => decide(out, ctx, nr(name)).kind;
+  assert.equal(is({ context: "session", role: "alice" }, "execve"), "allow", "alice used it");
+  assert.equal(is({ context: "session", role: "bob" }, "execve"), "error", "bob's sessions ran and did not");
+  assert.equal(is({ context: "session", role: "carol" }, "execve"), "error", "the session overlay: no role used it");
+  assert.equal(is({ context: "postmaster" }, "listen"), "allow");
+  assert.equal(is({ context: "postmaster" }, "execve"), "error");
+  assert.equal(is({ context: "checkpointer" }, "listen"), "error");
+  assert.equal(is({ context: "walwriter" }, "execve"), "allow", "the walwriter never ran: nothing to narrow from");
+  assert.equal(is({ context: "archiver" }, "execve"), "allow");
+  assert.equal(is({ context: "checkpointer" }, "uname"), "allow", "only the named calls are narrowed");
+  assert.match(text, /^checkpointer_syscall_error = '\*, execve, listen'$/m);
+  assert.match(text, /^# --deny-per-context: execve, listen \(this context ran while learning and did not use them\)$/m);
+});
+
+test("static analysis: reachable and not seen is logged in every context, never denied", () => {
+  const analysis = {
+    arch: ARCH, binaries: [], missing: [], unresolved: [],
+    syscalls: ["pwritev", "mkdir", "execve", "io_uring_setup", "mount"].map((name) => ({
+      name, nr: nr(name), via: [{ binary: "libc.so.6", function: name, kind: "direct", reach: "call-path", path: [`postgres:main`, `libc.so.6:${name}`] }],
+    })),
+  } as unknown as RenderInput["analysis"];
+  const { out, text } = render(undefined, sampleLearned(), { analysis, denyPerContext: ["execve"], ran: ["postmaster", "checkpointer"] });
+  assert.match(text, /^global_syscall_log = '.*\bmkdir\b.*'$/m);
+  assert.match(text, /^#   mkdir: static libc.so.6:mkdir <- postgres$/m);
+  for (const ctx of [{ context: "checkpointer" }, { context: "startup" }, { context: "session", role: "x" }, { context: "archiver" }] as ContextSpec[]) {
+    assert.equal(decide(out, ctx, nr("mkdir")).kind, "log", JSON.stringify(ctx));
+  }
+  assert.equal(decide(out, { context: "checkpointer" }, nr("execve")).kind, "error", "the DBA named it");
+  assert.equal(decide(out, { context: "io_worker" }, nr("io_uring_setup")).kind, "error", "gated features stay denied");
+  // A base whose overlay denies by default (custom: checkpointer_syscall_default = 'kill'): the
+  // static-only call is still logged there, not killed; what the base names stays its decision.
+  const withBase = render(custom, sampleLearned(), { analysis }).out;
+  assert.equal(decide(withBase, { context: "checkpointer" }, nr("mkdir")).kind, "log");
+  assert.equal(decide(withBase, { context: "session", role: "bob" }, nr("mkdir")).kind, "log");
+  assert.equal(decide(withBase, { context: "session", role: "bob" }, nr("openat")).kind, "error", "the base's session_syscall_error names it");
 });
 
 test("the output is a policy draft written by policy/write.ts: it reads back to the same settings and effective table", () => {
@@ -374,13 +413,14 @@ test("the base's database overlays are kept, minus restrictions of what sessions
   assert.equal(decide(out, ctx, nr("mmap")).kind, "error");
 });
 
-test("--all-contexts: every context gets an overlay; those that recorded nothing get the base's allow list", () => {
+test("--all-contexts: every context gets an overlay; each allows everything learned and the base's allow list", () => {
   const { out } = render(starterMinus, sampleLearned(), { allContexts: true });
   assert.equal(out.processes.size, PROCESS_KINDS.length);
   const walwriter = { context: "walwriter" } as const;
-  assert.equal(evaluatePolicy(out, ARCH, walwriter, data(nr("execve"), 0n)).kind, "error");
+  assert.equal(evaluatePolicy(out, ARCH, walwriter, data(nr("execve"), 0n)).kind, "allow", "learned elsewhere");
   assert.equal(evaluatePolicy(out, ARCH, walwriter, data(nr("membarrier"), 0n)).kind, "allow", "unclassified children's calls");
   assert.equal(evaluatePolicy(out, ARCH, walwriter, data(nr("read"), 0n)).kind, "allow");
+  assert.equal(evaluatePolicy(out, ARCH, walwriter, data(nr("mount"), 0n)).kind, "error", "the starter profile denies a reachable mount by name (EPERM), as the kernel would an unprivileged caller");
 });
 
 test("the output's comments read back (--merge): same learned set at the output's granularity", () => {

@@ -26,6 +26,7 @@ import { runServer, serverUser, type RunRequest, type RunResult } from "../launc
 import type { ViolationEvent } from "../host/violation-event.js";
 import type { OsUser } from "../postgres/cluster.js";
 import { readPostmasterPidFile, type PostmasterPidFile } from "../host/server-files.js";
+import { postgresMajorVersion } from "../postgres/cluster.js";
 
 /** The periodic timers, shortened to their minimum useful values for a learning or verify run. */
 export const SHORT_TIMERS: readonly (readonly [string, string])[] = [
@@ -187,22 +188,62 @@ export class Session {
   }
 }
 
-// Timed checkpoints: pg_stat_checkpointer (17+) or pg_stat_bgwriter (up to 16).
-const TIMED_CHECKPOINTS = [
-  "select num_timed from pg_stat_checkpointer",
-  "select checkpoints_timed from pg_stat_bgwriter",
-];
+// Timed checkpoints: pg_stat_checkpointer from 17, pg_stat_bgwriter before (only the view the
+// server has is queried: a missing view writes an ERROR to the server log at every poll).
 const AUTOVACUUMS = "select coalesce(sum(autovacuum_count + autoanalyze_count), 0) from pg_stat_all_tables";
 const ARCHIVED = "select archived_count + failed_count from pg_stat_archiver";
 // A table with enough dead rows that autovacuum (threshold 50 + 20%) must visit it.
 const BAIT = "pg_seccomp_learn_autovacuum";
 
-async function timedCheckpoints(s: Session): Promise<number | undefined> {
-  for (const q of TIMED_CHECKPOINTS) {
-    const n = await s.num(q);
-    if (n !== undefined) return n;
+export function timedCheckpointsQuery(major: number): string {
+  return major >= 17 ? "select num_timed from pg_stat_checkpointer" : "select checkpoints_timed from pg_stat_bgwriter";
+}
+
+/**
+ * A session of its own on which a backend waits (pg_sleep) until killed: psql reading its
+ * statements from a pipe, so the backend's pid is known from its own answer, not looked up.
+ */
+export class SleepingBackend {
+  private readonly child: ChildProcess;
+  private out = "";
+  readonly done: Promise<void>;
+
+  constructor(ep: Endpoint, user: OsUser | undefined, binDir: string) {
+    const c = clientSpawn(ep, user, binDir);
+    this.child = spawn(join(binDir, "psql"), ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", "postgres"], { ...c, stdio: ["pipe", "pipe", "pipe"] });
+    this.child.stdout!.on("data", (d: Buffer) => void (this.out += d.toString()));
+    this.child.stderr!.resume();
+    this.done = new Promise((res) => {
+      this.child.on("exit", () => res());
+      this.child.on("error", () => res());
+    });
+    this.child.stdin!.write("select 'pid:' || pg_backend_pid();\n");
   }
-  return undefined;
+
+  /** The backend's pid once it answered (undefined when psql ended or the deadline passed first). */
+  async pid(deadlineMs: number, alive: () => boolean): Promise<number | undefined> {
+    const deadline = Date.now() + deadlineMs;
+    let ended = false;
+    void this.done.then(() => (ended = true));
+    while (Date.now() < deadline && alive() && !ended) {
+      const m = /pid:(\d+)/.exec(this.out);
+      if (m) {
+        this.child.stdin!.write("select pg_sleep(3600);\n");
+        return Number(m[1]);
+      }
+      await sleep(50);
+    }
+    return undefined;
+  }
+
+  end(): void {
+    try {
+      this.child.stdin!.end();
+      this.child.kill("SIGKILL");
+    } catch {
+      /* gone */
+    }
+  }
 }
 
 // Seccomp kills, from the kernel's audit records in /dev/kmsg: src/host/kmsg.ts reads them.
@@ -240,8 +281,66 @@ export interface ProcedureOptions {
   crash?: boolean;
   /** Seconds from the start of run 1 to wait for the timer paths at most. */
   timerWaitS?: number;
+  /** postgres -c arguments added to the command (verify's standard set: archiving, a small max_wal_size). */
+  extraArgs?: string[];
+  /** Run after the workload in run 1 (verify's standard set); what it could not do goes to failures. */
+  afterWorkload?: (s: Session, ctx: { dataDir: string; major: number; pm: number; line: (s: string) => void; failures: string[] }) => Promise<void>;
   onEvent: (e: ViolationEvent) => void;
   line: (s: string) => void;
+}
+
+/**
+ * The supervisor's rate-limit notes, counted instead of printed: `take` says whether a line was
+ * one (and swallows it), `summary` is the one line said at the end (undefined when none came).
+ */
+export function rateLimitNotes(): { take: (line: string) => boolean; summary: () => string | undefined } {
+  let suppressed = 0;
+  let limited = false;
+  return {
+    take: (line) => {
+      const m = /(\d+) violation-log events suppressed/.exec(line);
+      if (m) suppressed += Number(m[1]);
+      else if (/violation-log rate limit reached/.test(line)) limited = true;
+      else return false;
+      return true;
+    },
+    summary: () =>
+      limited || suppressed > 0
+        ? `rate limit: the supervisor wrote ${suppressed ? `${suppressed} fewer` : "fewer"} violation-log records than calls (repeats only: the first call of each syscall in each context is always recorded)`
+        : undefined,
+  };
+}
+
+/**
+ * Stops the server by its pid whatever happens: `first` (SIGINT: fast shutdown; SIGQUIT:
+ * immediate), then SIGQUIT after `graceMs`, then SIGKILL of the postmaster 30 s later, until
+ * `done()` says it exited. Returns a function that cancels the escalation.
+ */
+export function stopByPid(pm: number, first: NodeJS.Signals, done: () => boolean, line: (s: string) => void, graceMs = 60_000, killMs = 30_000): () => void {
+  const send = (sig: NodeJS.Signals) => {
+    try {
+      process.kill(pm, sig);
+    } catch {
+      /* gone */
+    }
+  };
+  send(first);
+  const t1 = setTimeout(() => {
+    if (done()) return;
+    line(`the server (pid ${pm}) did not stop within ${graceMs / 1000} s: immediate stop (SIGQUIT)`);
+    send("SIGQUIT");
+  }, graceMs);
+  const t2 = setTimeout(() => {
+    if (done()) return;
+    line(`the server (pid ${pm}) did not stop: SIGKILL`);
+    send("SIGKILL");
+  }, graceMs + killMs);
+  t1.unref();
+  t2.unref();
+  return () => {
+    clearTimeout(t1);
+    clearTimeout(t2);
+  };
 }
 
 export interface ProcedureResult {
@@ -273,7 +372,10 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
   let workloadStatus: ProcedureResult["workloadStatus"];
   const line = o.line;
 
-  const command = timers ? [...o.command, ...timerArgs()] : o.command;
+  const major = postgresMajorVersion(postgres);
+  const timedCheckpoints = (s: Session) => s.num(timedCheckpointsQuery(major));
+  const command = [...o.command, ...(timers ? timerArgs() : []), ...(o.extraArgs ?? [])];
+  const stops: (() => void)[] = [];
   const baseReq = (onStarted: (pid: number) => void): RunRequest => ({
     policy: o.policy, policyPath: o.policyPath, arch: o.arch, command, user: o.user, specAllow: false,
     insecurePolicyPermissions: o.insecurePolicyPermissions ?? false, logPath: o.logPath,
@@ -321,7 +423,7 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         while (!serverDone) await sleep(200);
         return;
       }
-      const started = Date.now();
+      let started = Date.now();
       const ep = await waitAccepting(dataDir, pm, () => !serverDone);
       session = new Session(ep, user, binDir);
       const s = session;
@@ -337,6 +439,13 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         return;
       }
       line("workload done");
+      if (o.afterWorkload) {
+        await o.afterWorkload(s, { dataDir, major, pm, line, failures });
+        // Checkpoints the steps requested (WAL volume) restart checkpoint_timeout: the wait for a
+        // timed one starts now, after a CHECKPOINT of our own.
+        if (timers) await s.sql("CHECKPOINT").catch((e: Error) => failures.push(`CHECKPOINT failed: ${e.message}`));
+        started = Date.now();
+      }
       if (!timers) return;
       line("timer round: VACUUM, ANALYZE, a WAL switch, a table for autovacuum; waiting for a timed checkpoint and an autovacuum worker");
       for (const q of [
@@ -374,12 +483,8 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
       if (!serverDone && o.workload !== undefined) {
         const ok = failures.length === 0 && crash;
         sentQuit = ok;
-        if (ok) line("crash round: immediate stop (SIGQUIT)");
-        try {
-          process.kill(pm, ok ? "SIGQUIT" : "SIGINT");
-        } catch {
-          /* gone */
-        }
+        line(ok ? "crash round: immediate stop (SIGQUIT)" : "stopping the server (fast shutdown)");
+        stops.push(stopByPid(pm, ok ? "SIGQUIT" : "SIGINT", () => serverDone, line));
       }
     }
   };
@@ -408,15 +513,16 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         line(`crash round: recovered, accepting connections after ${((Date.now() - t0) / 1000).toFixed(1)} s; killing a backend (SIGKILL) for an in-place crash restart`);
         session = new Session(ep, user, binDir);
         const s = session;
-        const sleeper = s.sql("select pg_sleep(60)", 90_000).catch(() => undefined);
-        let victim: number | undefined;
-        for (let i = 0; i < 50 && victim === undefined; i++) {
-          await sleep(100);
-          victim = await s.num("select pid from pg_stat_activity where query = 'select pg_sleep(60)' and pid <> pg_backend_pid() limit 1");
+        // Our own connection: its backend says its pid, we kill that one (no lookup, no fixed wait).
+        const sleeper = new SleepingBackend(ep, user, binDir);
+        const victim = await sleeper.pid(120_000, () => !serverDone);
+        if (victim === undefined || !childrenOf(pm).includes(victim)) {
+          sleeper.end();
+          throw new Error("crash round: the backend to kill did not answer (its session failed, or the server stopped)");
         }
-        if (victim === undefined || !childrenOf(pm).includes(victim)) throw new Error("crash round: could not find the backend to kill");
         process.kill(victim, "SIGKILL");
-        await sleeper;
+        await Promise.race([sleeper.done, sleep(30_000)]);
+        sleeper.end();
         // The postmaster kills every child, reinitializes and runs recovery again.
         const deadline = Date.now() + 60_000;
         let back = false;
@@ -433,13 +539,7 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
         failures.push((e as Error).message);
       } finally {
         await stopWatch();
-        if (!serverDone) {
-          try {
-            process.kill(pm, "SIGINT");
-          } catch {
-            /* gone */
-          }
-        }
+        if (!serverDone) stops.push(stopByPid(pm, "SIGINT", () => serverDone, line));
       }
     };
     try {
@@ -452,6 +552,7 @@ export async function runProcedure(o: ProcedureOptions): Promise<ProcedureResult
     if ((r2.code !== 0 || r2.signal) && failures.length === 0) failures.push(`the server exited with ${r2.signal ?? `code ${r2.code}`} after the crash round`);
   }
 
+  for (const cancel of stops) cancel();
   const missing: string[] = [];
   if (o.workload === undefined) missing.push("no --workload (the server ran until stopped: no timer round, no crash round)");
   if (!timers) missing.push("the timers were not shortened (--no-timers): no timer round");

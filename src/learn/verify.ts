@@ -10,10 +10,14 @@
 import type { Action } from "../policy/actions.js";
 import { loadPolicyFile, PROCESS_KINDS, type FilterSpec, type Policy } from "../policy/policy.js";
 import { hostArch, type Arch } from "../syscalls/index.js";
-import { dataDirOf, LaunchError } from "../launcher/run.js";
+import { dataDirOf, LaunchError, serverUser } from "../launcher/run.js";
+import { dataDirForRun } from "../host/data-dir.js";
+import { rmSync } from "node:fs";
+import { resolve } from "node:path";
+import { runStandardSet, standardSetArgs } from "./standard-set.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { eventContextKey } from "./learn.js";
-import { formatCoverage, parseKmsgKills, readKmsg, runProcedure, type Coverage } from "./procedure.js";
+import { formatCoverage, parseKmsgKills, rateLimitNotes, readKmsg, runProcedure, type Coverage } from "./procedure.js";
 
 /** A default that denies becomes kill; allow and log stay (log is the policy author's choice to watch, not deny). */
 function killDefault(a: Action): Action {
@@ -62,6 +66,8 @@ export interface VerifyOptions {
   logPath?: string;
   insecurePolicyPermissions?: boolean;
   timerWaitS?: number;
+  /** The standard set after the workload (standard-set.ts; default true). */
+  standard?: boolean;
   say: (line: string) => void;
 }
 
@@ -79,21 +85,53 @@ export interface VerifyResult {
 export async function verify(o: VerifyOptions): Promise<VerifyResult> {
   const arch = o.arch ?? hostArch();
   if (!o.command[0]) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D DATADIR");
-  const dataDir = dataDirOf(o.command.slice(1));
-  if (!dataDir) throw new LaunchError("--verify needs the data directory (-D DATADIR or PGDATA)");
+  const args = o.command.slice(1);
+  const given = dataDirOf(args);
+  if (!given) throw new LaunchError("--verify needs the data directory (-D DATADIR or PGDATA)");
   if (o.workload === undefined) throw new LaunchError("--verify needs --workload: the policy is verified on the workload it was learned on");
+  const user = serverUser(o.user);
+  let dataDir: string;
+  try {
+    // -D may be a configuration directory (Debian's): postmaster.pid is in its data_directory.
+    dataDir = dataDirForRun(given, resolve(o.command[0]), args, user).dataDir;
+  } catch (e) {
+    throw new LaunchError((e as Error).message);
+  }
   const policy = killDefaultPolicy(loadPolicyFile(o.policyPath));
   const events: ViolationEvent[] = [];
-  o.say(`verifying ${o.policyPath}: every denying default turned to kill; workload, timers, crash recovery`);
+  const said = new Set<string>();
+  const rateLimit = rateLimitNotes();
+  const standard = o.standard ?? true;
+  const set = standard ? standardSetArgs(o.command[0], given, user) : { args: [] };
+  o.say(
+    `verifying ${o.policyPath}: every denying default turned to kill; the workload${standard ? ", the standard set (WAL burst, CREATE DATABASE, temp files, base backup, archiver round)" : ""}, timers, crash recovery`,
+  );
   const proc = await runProcedure({
-    policy, policyPath: o.policyPath, arch, command: o.command, dataDir, workload: o.workload,
+    policy, policyPath: o.policyPath, arch, command: o.command, dataDir, workload: o.workload, extraArgs: set.args,
+    ...(standard
+      ? {
+          afterWorkload: async (s, c) => {
+            const archiving = (await s.sql("show archive_mode").catch(() => "off")) !== "off";
+            await runStandardSet(s, { major: c.major, line: c.line, failures: c.failures, user, archiving });
+          },
+        }
+      : {}),
     ...(o.user !== undefined ? { user: o.user } : {}), ...(o.logPath !== undefined ? { logPath: o.logPath } : {}),
     insecurePolicyPermissions: o.insecurePolicyPermissions ?? false, ...(o.timerWaitS !== undefined ? { timerWaitS: o.timerWaitS } : {}),
     onEvent: (e) => {
       events.push(e);
-      if (e.action !== "log") o.say(`denied: ${e.syscall} in ${eventContextKey(e)} (${e.action}; pid ${e.pid})`);
+      // The first of each kind is said as it happens; denials() counts them all at the end.
+      const k = `${e.syscall} ${eventContextKey(e)} ${e.action}`;
+      if (e.action !== "log" && !said.has(k)) {
+        said.add(k);
+        o.say(`denied: ${e.syscall} in ${eventContextKey(e)} (${e.action}; pid ${e.pid})`);
+      }
     },
-    line: o.say,
+    line: (l) => void (rateLimit.take(l) || o.say(l)),
+  }).finally(() => {
+    if (set.archiveDir) rmSync(set.archiveDir, { recursive: true, force: true });
+    const limited = rateLimit.summary();
+    if (limited) o.say(limited);
   });
   // Kernel kills of this server's processes (other servers on the machine are not ours to judge).
   const killed = parseKmsgKills(readKmsg(), arch, proc.kmsgBefore).filter((k) => proc.pids.has(k.pid) || proc.runs.some((r) => r.pid === k.pid));
