@@ -8,7 +8,7 @@
 // (format.ts), since process titles and statements come from the server.
 
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { findRunState, readLastRun, runStatePlaces } from "../host/run-state.js";
+import { runStatePlaces, serverRecords } from "../host/run-state.js";
 import { dataDirForLookup } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { psqlTable } from "../render/format.js";
@@ -48,15 +48,14 @@ export function findViolationLog(by: { dataDir?: string; pid?: number; file?: st
   const owner = dataDir !== undefined ? ownerOf(dataDir) : by.pid !== undefined ? ownerOf(`/proc/${by.pid}`) : undefined;
   const places = runStatePlaces(owner);
   const lookup = { ...(dataDir !== undefined ? { dataDir } : {}), ...(by.pid !== undefined ? { pid: by.pid } : {}) };
-  for (const p of places) {
-    const st = findRunState(lookup, p.dir, p.trustedUids);
-    if (st) return { path: st.logPath, ...(p.trustedUids && !p.trustedUids.includes(0) ? { owners: p.trustedUids } : {}), how: `running server (postmaster ${st.postmasterPid})` };
-  }
-  if (dataDir !== undefined) {
-    for (const p of places) {
-      const last = readLastRun(dataDir, p.dir, p.trustedUids);
-      if (last) return { path: last.logPath, ...(p.trustedUids && !p.trustedUids.includes(0) ? { owners: p.trustedUids } : {}), how: `last run (started ${last.startedAt}, postmaster ${last.postmasterPid})` };
-    }
+  // The server that runs, else the one that ran last, wherever its launcher kept the record (a
+  // root run's older record must not hide the running wrapper-started server's log).
+  const rec = serverRecords(lookup, owner, false)[0];
+  if (rec) {
+    return {
+      path: rec.logPath, ...(rec.owner !== 0 ? { owners: [rec.owner] } : {}),
+      how: rec.running ? `running server (postmaster ${rec.postmasterPid})` : `last run (started ${rec.startedAt}, postmaster ${rec.postmasterPid})`,
+    };
   }
   const what = dataDir !== undefined ? `for ${dataDir}` : `with postmaster pid ${by.pid}`;
   const looked = places.filter((p) => existsSync(p.dir)).map((p) => p.dir);

@@ -4,7 +4,7 @@
 // Used by both ways of starting a server: with the launcher as the postmaster's parent (run.ts,
 // runServer) and with postgres exec'd in place of the launcher (supervise-main.ts).
 
-import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
@@ -19,7 +19,7 @@ import {
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
 import { clientsNeedServerRow } from "../compile/compose.js";
-import { clientRecordPrefix, launcherTablePath, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
+import { clientRecordPrefix, ensureRunStateDir, launcherTablePath, removeRunState, removeStatePath, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { clientDenialEvent, type NarrowedSession } from "./client-denials.js";
 import { KmsgFollower, parseKmsgSeccomp } from "../host/kmsg.js";
@@ -205,10 +205,11 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     log?.close();
     kmsg?.close();
     if (spool && typeof spool !== "string") closeSync(spool.fd);
-    if (dataDirAbs) rmSync(launcherTablePath(dataDirAbs), { force: true });
+    if (dataDirAbs) removeStatePath(launcherTablePath(dataDirAbs));
     removeRunState(pid);
   };
   try {
+    ensureRunStateDir();
     writeRunState({
       launcherPid: process.pid, postmasterPid: pid, dataDir: dataDirAbs, policyPath: resolve(r.policyPath),
       arch: r.arch, logPath, startedAt: new Date().toISOString(),
@@ -272,7 +273,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
       // Readable by the server's group (for the SQL view of it), writable only by us.
-      log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined, r.logTo);
+      log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined, r.logTo, r.logPath === undefined);
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
