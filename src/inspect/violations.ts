@@ -151,7 +151,7 @@ export function toViolationEvent(v: unknown): ViolationEvent | undefined {
   if (!Array.isArray(args) || args.length > 6 || !args.every((a) => typeof a === "string")) return undefined;
   if (typeof action !== "string" || !ACTIONS.has(action)) return undefined;
   const e: ViolationEvent = { time, pid, process, context, syscall, nr, args: [...(args as string[])], action: action as ViolationEvent["action"] };
-  for (const k of ["role", "database", "query", "signal"] as const) {
+  for (const k of ["role", "database", "query", "signal", "program", "note"] as const) {
     const f = o[k];
     if (f === undefined || f === null) continue;
     if (typeof f !== "string") return undefined;
@@ -160,6 +160,10 @@ export function toViolationEvent(v: unknown): ViolationEvent | undefined {
   if (o.decidedBy !== undefined && o.decidedBy !== null) {
     if (!isInt(o.decidedBy, 1, INT32_MAX)) return undefined;
     e.decidedBy = o.decidedBy;
+  }
+  if (o.count !== undefined && o.count !== null) {
+    if (!isInt(o.count, 0, Number.MAX_SAFE_INTEGER)) return undefined;
+    e.count = o.count;
   }
   if (o.errno !== undefined && o.errno !== null) {
     if (!isInt(o.errno, 0, 4095)) return undefined;
