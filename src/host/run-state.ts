@@ -113,7 +113,18 @@ export function ensureRunStateDir(): string {
           ensuredDir = ownDirectory("/tmp", `pg_seccomp-${uid}`, 0o700);
         } catch (e) {
           if (!(e instanceof UnsafePathError)) throw e;
-          // Someone else's, or opened up: never used. A new name nobody could have prepared.
+          // Someone else's, or opened up: never used. One of ours made the same way before (every
+          // start, and the supervisor process, find the same one), else a new name nobody could
+          // have prepared.
+          for (const d of tmpPlaces(uid).slice(1)) {
+            try {
+              closeSync(openStateDir(d, uid));
+              ensuredDir = d;
+              break;
+            } catch {
+              /* not ours: not used */
+            }
+          }
           for (let i = 0; i < 8 && !ensuredDir; i++) {
             try {
               ensuredDir = ownDirectory("/tmp", `pg_seccomp-${uid}-${randomBytes(6).toString("hex")}`, 0o700, true);
