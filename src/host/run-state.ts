@@ -284,6 +284,8 @@ export function readLastRun(dataDir: string, dir = runStateDir(), owner = myUid(
 }
 
 export function writeRunState(state: RunState, dir = ensureRunStateDir()): string {
+  // Another directory (tests): made the same way, and checked, when missing.
+  if (dir !== ensuredDir) ownDirectory(dirname(resolve(dir)), basename(resolve(dir)), myUid() === 0 ? 0o755 : 0o700);
   if (state.dataDir) {
     const last: LastRun = { dataDir: state.dataDir, logPath: state.logPath, policyPath: state.policyPath, postmasterPid: state.postmasterPid, startedAt: state.startedAt };
     writeStateFile(dir, basename(lastRunPath(state.dataDir, dir)), JSON.stringify(last, null, 2) + "\n");
