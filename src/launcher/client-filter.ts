@@ -7,7 +7,7 @@
 // in force. The backend's pid comes from the kernel's notification, never from the request. A
 // filter can only add restrictions, and once per session, as in the seed's extension.
 
-import { closeSync, fchownSync, fstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fchownSync, fstatSync, realpathSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { compilePolicy } from "../compile/compile.js";
 import type { Insn } from "../bpf/insn.js";
