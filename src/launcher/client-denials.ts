@@ -22,6 +22,8 @@ export interface KnownProcess {
   ctx: ContextSpec;
   /** Narrowed by set_client_filter(). */
   narrowed?: boolean;
+  /** A program (an exec the supervisor let through) run by this server process. */
+  programOf?: number;
   /** When the launcher found it gone (its last records may still be unread). */
   goneAt?: number;
 }
@@ -69,13 +71,14 @@ export function kernelRecordEvent(
     if (k && (st ? k.start === st.start : depth === 0)) {
       // Errno, trap and log records come only from a filter with the log flag: the client filter.
       const client = k.narrowed && act.action !== "kill";
-      const program = cur !== rec.pid ? rec.exe ?? rec.comm : undefined;
+      const program = cur !== rec.pid || k.programOf !== undefined ? rec.exe ?? rec.comm : undefined;
+      const decidedBy = cur !== rec.pid ? cur : k.programOf;
       return {
         time: new Date(io.now()).toISOString(),
         pid: rec.pid,
         process: (st ? io.title(rec.pid) : "") || (rec.comm ?? ""),
         context: k.ctx.context,
-        ...(cur !== rec.pid ? { decidedBy: cur } : {}),
+        ...(decidedBy !== undefined ? { decidedBy } : {}),
         ...(k.ctx.role !== undefined ? { role: k.ctx.role } : {}),
         ...(k.ctx.database !== undefined ? { database: k.ctx.database } : {}),
         ...(program !== undefined ? { program } : {}),

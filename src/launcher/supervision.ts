@@ -143,9 +143,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const known = new Map<number, KnownProcess>();
   const pmStart = readStartTime(pid);
   if (pmStart !== undefined) known.set(pid, { start: pmStart, ctx: { context: "postmaster" } });
-  const remember = (kpid: number, start: string, ctx: ContextSpec, narrowed = false) => {
+  const remember = (kpid: number, start: string, ctx: ContextSpec, narrowed = false, programOf?: number) => {
     if (known.size >= 65_536) for (const [p, k] of known) if (k.goneAt !== undefined) known.delete(p);
-    if (known.size < 65_536 || known.has(kpid)) known.set(kpid, { start, ctx, ...(narrowed ? { narrowed } : {}) });
+    if (known.size < 65_536 || known.has(kpid)) known.set(kpid, { start, ctx, ...(narrowed ? { narrowed } : {}), ...(programOf !== undefined ? { programOf } : {}) });
   };
   let records: SeccompRecordSource | undefined;
   let dropped = 0;
@@ -333,6 +333,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
+          else if (e.type === "program") remember(e.pid, e.start, e.ctx, false, e.source !== e.pid ? e.source : undefined);
           else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier, onNarrowed);
           return;
         }

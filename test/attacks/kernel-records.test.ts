@@ -26,7 +26,7 @@ before(async () => {
   cluster = await newCluster();
   // The starter profile kills @mount in the kernel; sessions may not exec (so a COPY TO PROGRAM
   // goes to the supervisor, which classifies the session first).
-  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\n");
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n");
   server = await startReady(cluster, ["--policy", policy]);
   scratch = mkdtempSync(join(tmpdir(), "pg_seccomp-forge-"));
   chmodSync(scratch, 0o755);
@@ -45,13 +45,32 @@ function logJson(): ViolationEvent[] {
   return text.startsWith("[") ? (JSON.parse(text) as ViolationEvent[]) : text.split("\n").map((l) => JSON.parse(l) as ViolationEvent);
 }
 
+// First: the kill of a backend below makes the postmaster restart every session.
+test("a call the policy kills in a program a session runs (COPY TO PROGRAM's perl) names the program, its session and role", { skip }, async () => {
+  query(cluster, "do $$ begin if not exists (select from pg_roles where rolname = 'alice') then create role alice login in role pg_execute_server_program; end if; end $$");
+  const r = psql(cluster, `copy (select 1) to program 'perl -e "syscall(165, 0, 0, 0, 0, 0)"'`, { role: "alice" });
+  assert.equal(r.ok, false, "the program was killed");
+  assert.match(r.stderr, /signal 31|exit code 159|Bad system call/, r.stderr);
+  await waitFor(() => logJson().some((e) => e.syscall === "mount" && e.role === "alice"), 15_000, `the kill in the log\n${r.stderr}\n${JSON.stringify(logJson())}\n${server.stderr()}`).catch((e: Error) => {
+    throw new Error(`${e.message}\n${r.stderr}\n${JSON.stringify(logJson())}\n${server.stderr()}`);
+  });
+  const kill = logJson().find((e) => e.syscall === "mount" && e.role === "alice")!;
+  assert.equal(kill.action, "kill");
+  assert.equal(kill.context, "session");
+  assert.match(kill.program ?? "", /perl/);
+  assert.ok(kill.decidedBy && kill.decidedBy !== kill.pid, "the session whose program it is");
+  const line = /pg_seccomp: killed by the policy: mount \(kill SIGSYS\) in pid \d+ \(session, role alice, database postgres\).*\(program \S*perl\S*\)/;
+  await waitFor(() => line.test(server.stderr()), 5000, `the server's log to name the program\n${server.stderr()}`);
+});
+
 test("a call the policy kills in the kernel (plperlu mount) is in pg_seccomp log with its context and role, and in the server's log", { skip }, async () => {
   // First a call the supervisor decides (a program's exec: it classifies this backend), then the kill.
   query(cluster, "create extension if not exists plperlu; create or replace function do_mount() returns int language plperlu as $$ system('/bin/true'); syscall(165, 0, 0, 0, 0, 0); return 1; $$");
   const r = psql(cluster, "select do_mount()");
   assert.equal(r.ok, false, "the backend is killed");
-  await waitFor(() => logJson().some((e) => e.syscall === "mount" && e.action === "kill"), 15_000, `the kill in the log\n${server.stderr()}`);
-  const kill = logJson().find((e) => e.syscall === "mount" && e.action === "kill")!;
+  const mine = (e: ViolationEvent) => e.syscall === "mount" && e.action === "kill" && e.role === "postgres";
+  await waitFor(() => logJson().some(mine), 15_000, `the kill in the log\n${server.stderr()}`);
+  const kill = logJson().find(mine)!;
   assert.equal(kill.context, "session");
   assert.equal(kill.role, "postgres");
   assert.equal(kill.database, "postgres");
