@@ -11,7 +11,7 @@ import { chmodSync, existsSync, lstatSync, mkdtempSync, readdirSync, readFileSyn
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createCluster, destroyCluster, lookupUser, postmasterPid, query, type Cluster, type OsUser } from "../../src/postgres/cluster.js";
-import { dataDirKey } from "../../src/host/run-state.js";
+import { dataDirKey, ensureRunStateDir, writeStateFile } from "../../src/host/run-state.js";
 import { BIN } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 
@@ -27,6 +27,7 @@ let attacker: OsUser;
 let cluster: Cluster;
 let policyDir: string;
 let squat: string;
+let oldRecord: string | undefined;
 
 function useradd(name: string): OsUser {
   const r = spawnSync("useradd", ["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", name], { encoding: "utf8" });
@@ -52,6 +53,7 @@ after(() => {
     destroyCluster(cluster);
   }
   if (squat) rmSync(squat, { recursive: true, force: true });
+  if (oldRecord) rmSync(oldRecord, { force: true });
   for (const d of readdirSync("/tmp")) if (victim && d.startsWith(`pg_seccomp-${victim.uid}-`)) rmSync(join("/tmp", d), { recursive: true, force: true });
   if (policyDir) rmSync(policyDir, { recursive: true, force: true });
   spawnSync("userdel", [victimName]);
@@ -90,6 +92,13 @@ test("another local user's /tmp/pg_seccomp-<uid> with links to the data files: n
   };
   for (const [name, target] of Object.entries(links)) asAttacker("ln", "-s", target, join(squat, name));
 
+  // And an older run of the same data directory by a root launcher (issue 18: `log` showed that
+  // one and hid the running server's denials).
+  const oldLog = join(policyDir, "old.jsonl");
+  writeFileSync(oldLog, JSON.stringify({ time: "2020-01-01T00:00:00.000Z", pid: 4242, process: "old", context: "session", syscall: "oldcall", nr: 1, args: [], action: "error", errno: 1 }) + "\n", { mode: 0o644 });
+  writeStateFile(ensureRunStateDir(), `last-${key}.json`, JSON.stringify({ dataDir: resolve(cluster.dataDir), logPath: oldLog, policyPath: join(policyDir, "p.conf"), postmasterPid: 4242, startedAt: "2020-01-01T00:00:00.000Z" }));
+  oldRecord = join(ensureRunStateDir(), `last-${key}.json`);
+
   const r = pgCtl("-p", WRAPPER, "-w", "-t", "60", "start");
   const log = readFileSync(join(cluster.root, "server.log"), "utf8");
   assert.equal(r.status, 0, `${r.stdout}${r.stderr}${log}`);
@@ -125,8 +134,13 @@ test("another local user's /tmp/pg_seccomp-<uid> with links to the data files: n
     await new Promise((res) => setTimeout(res, 200));
   }
   assert.match(found, /"syscall":"execve"/);
+  assert.doesNotMatch(found, /oldcall/, "not the older root run's log");
 
   assert.equal(pgCtl("-w", "stop", "-m", "fast").status, 0);
+  // Stopped: the last run is the wrapper's, newer than root's record.
+  const after = spawnSync(process.execPath, [BIN, "log", "-D", cluster.dataDir, "--json"], { encoding: "utf8" }).stdout;
+  assert.match(after, /"syscall":"execve"/);
+  assert.doesNotMatch(after, /oldcall/);
   assert.equal(readFileSync(autoConf, "utf8"), before.auto);
   // The table survives a restart, its 1000 rows there.
   assert.equal(pgCtl("-w", "start").status, 0);
