@@ -59,6 +59,11 @@ test("a call the policy kills in a program a session runs (COPY TO PROGRAM's per
   assert.equal(kill.context, "session");
   assert.match(kill.program ?? "", /perl/);
   assert.ok(kill.decidedBy && kill.decidedBy !== kill.pid, "the session whose program it is");
+  // And in SQL, once seccomp.violations is installed from this server's record.
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+  assert.equal(inst.status, 0, inst.stderr);
+  assert.match(query(cluster, "select program from seccomp.violations where syscall = 'mount' and role = 'alice' and action = 'kill' limit 1"), /perl/);
   const line = /pg_seccomp: killed by the policy: mount \(kill SIGSYS\) in pid \d+ \(session, role alice, database postgres\).*\(program \S*perl\S*\)/;
   await waitFor(() => line.test(server.stderr()), 5000, `the server's log to name the program\n${server.stderr()}`);
 });
