@@ -312,7 +312,8 @@ export function violationRows(events: readonly ViolationEvent[]) {
     database: e.database ?? "",
     syscall: e.syscall,
     action: e.action === "error" && e.errno ? `error:${errnoName(e.errno)}` : e.signal ? `${e.action} (${e.signal})` : e.action,
-    statement: (e.query ?? e.process).replace(/\s+/g, " ").slice(0, 80),
+    // A program's kill names the program; a summary record says what it counts.
+    statement: (e.query ?? (e.program !== undefined ? `program ${e.program}` : e.count !== undefined && e.note ? e.note : e.process)).replace(/\s+/g, " ").slice(0, 80),
   }));
 }
 
