@@ -86,7 +86,7 @@ export function kernelRecordEvent(
         ...(act.action === "kill" ? { signal: "SIGSYS" } : {}),
         note: client
           ? "a session's set_client_filter() filter (the kernel's audit record: no arguments)"
-          : act.action === "kill" ? "killed in the kernel by the policy (the kernel's audit record: no arguments)" : "the kernel's audit record (no arguments)",
+          : `${act.action === "kill" ? "killed in the kernel by the policy" : "the kernel's audit record"} (no arguments)${k.ctx.context === "unclassified" ? "; a child of the postmaster the supervisor had not classified yet" : ""}`,
       };
     }
     if (!st || st.ppid <= 1) return "unknown";

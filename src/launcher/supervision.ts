@@ -30,7 +30,7 @@ import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation
 import type { LogTarget } from "./log-sinks.js";
 import { killServerTree, startWatchdog } from "./watchdog.js";
 import { UsageProblem } from "../errors.js";
-import { readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
+import { readChildren, readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
@@ -183,6 +183,14 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   let lastSweep = 0;
   const pollKernelRecords = () => {
     if (!records) return;
+    // The postmaster's children the classifier has not seen yet (a backend killed before it made
+    // a call the supervisor decides): known as server processes, context not known. The kernel's
+    // parent link and start time say so; a pin replaces the entry when it comes.
+    for (const c of readChildren(pid)) {
+      if (known.has(c)) continue;
+      const st = readParentAndStart(c);
+      if (st && st.ppid === pid) remember(c, st.start, { context: "unclassified" });
+    }
     const io = { now: () => Date.now(), stat: (p: number) => readParentAndStart(p), title: (p: number) => readTitle(p) };
     let emitted = 0;
     let recs;

@@ -88,6 +88,20 @@ test("a call the policy kills in the kernel (plperlu mount) is in pg_seccomp log
   await waitFor(() => psql(cluster, "select 1").ok, 30_000, "the server to serve again");
 });
 
+test("a backend killed soon after it started is logged: classified, or as a child of the postmaster not classified yet", { skip }, async () => {
+  query(cluster, "create extension if not exists plperlu; create or replace function only_mount() returns int language plperlu as $$ syscall(165, 0, 0, 0, 0, 0); return 1; $$");
+  const r = psql(cluster, "do $$ begin raise notice 'backend=%', pg_backend_pid(); end $$; select pg_sleep(0.5); select only_mount();");
+  assert.equal(r.ok, false, "the backend is killed");
+  const backend = Number(/backend=(\d+)/.exec(r.stderr)?.[1]);
+  assert.ok(backend > 0, r.stderr);
+  const mine = (e: ViolationEvent) => e.pid === backend && e.syscall === "mount" && e.action === "kill";
+  await waitFor(() => logJson().some(mine), 15_000, `the kill in the log\n${JSON.stringify(logJson())}\n${server.stderr()}`);
+  const kill = logJson().find(mine)!;
+  if (kill.context === "unclassified") assert.match(kill.note ?? "", /had not classified/);
+  else assert.equal(kill.context, "session");
+  await waitFor(() => psql(cluster, "select 1").ok, 30_000, "the server to serve again");
+});
+
 test("a record the server's OS user forges (its own process under a logging filter) is not attributed to the server, only counted", { skip }, async () => {
   // Strict mode: the kernel kills and records the first call outside read/write/exit, exactly
   // as a logging filter's record would read (uid = the server's user, exe of its choosing).
