@@ -172,7 +172,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     const now = Date.now();
     if (dropped === 0 && suppressedRecords === 0) return;
     if (!force && now - droppedSince < 60_000) return;
-    const note = `${dropped} kernel seccomp record(s) of processes the supervisor did not know (not the postmaster, a process it classified or a program one of them runs) dropped` +
+    const note = `${dropped} kernel seccomp record(s) of processes of the server's user the supervisor did not know (not the postmaster, a process it classified or a program one of them runs) dropped` +
       (suppressedRecords ? `; ${suppressedRecords} more not logged (over 100 a turn)` : "") + ` in the last ${Math.max(1, Math.round((now - droppedSince) / 1000))} s`;
     if (dropped) r.say(`pg_seccomp: ${note}`);
     logEvent({ time: new Date(now).toISOString(), pid: process.pid, process: "pg_seccomp (summary)", context: "unattributed", syscall: "*", nr: -1, args: [], action: "log", count: dropped + suppressedRecords, note });
@@ -180,6 +180,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     suppressedRecords = 0;
     droppedSince = now;
   };
+  const serverUid = user?.uid ?? process.getuid?.() ?? 0;
   let lastSweep = 0;
   const pollKernelRecords = () => {
     if (!records) return;
@@ -207,7 +208,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       const e = kernelRecordEvent(rec, known, io);
       if (e === undefined) continue;
       if (e === "unknown") {
-        dropped++;
+        // Counted when it ran as the server's user (the forger, or another cluster of that user):
+        // other users' processes can never be the server's, and are none of this log's business.
+        if (rec.uid === serverUid) dropped++;
         continue;
       }
       toServerLog(e);

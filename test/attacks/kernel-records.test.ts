@@ -130,5 +130,5 @@ test("a record the server's OS user forges (its own process under a logging filt
   await stop(server);
   const summary = logJson().filter((e) => e.context === "unattributed");
   assert.ok(summary.length >= 1 && summary.some((e) => (e.count ?? 0) >= 5), JSON.stringify(summary));
-  await waitFor(() => /kernel seccomp record\(s\) of processes the supervisor did not know .* dropped/.test(server.stderr()), 5000, "the count in the launcher's output");
+  await waitFor(() => /kernel seccomp record\(s\) of processes of the server's user the supervisor did not know .* dropped/.test(server.stderr()), 5000, "the count in the launcher's output");
 });
