@@ -135,7 +135,7 @@ test("set_client_filter narrows the calling session only, once, and only for rol
   assert.match(bob.stderr, /permission denied/);
 });
 
-test("what a seccomp.set_client_filter() filter denies is in the violation log, the session's own calls and its programs'", { skip }, async () => {
+test("what a seccomp.set_client_filter() filter denies in the session itself is in the violation log", { skip }, async () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
   query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_ls_dir(text) to alice");
@@ -150,7 +150,11 @@ test("what a seccomp.set_client_filter() filter denies is in the violation log, 
   const out = r.stdout + r.stderr;
   assert.match(out, /^ OK$/m, out);
   assert.match(out, /could not read directory "\.": Operation not permitted/, out);
-  await waitFor(() => query(cluster, "select count(distinct syscall) from seccomp.violations where syscall in ('getdents64', 'execve') and context = 'session' and action = 'error'") === "2", 10_000, `both denials in the log\n${server.stderr()}`);
+  // The session's own call is attributed (a process the supervisor knew alive). The exec of
+  // popen's child is not: that child is gone (posix_spawn reaps it) before its record can be tied
+  // to the session, and a record of a process nobody knew is dropped and counted, never
+  // attributed (the server's OS user can forge one: test/attacks/kernel-records.test.ts).
+  await waitFor(() => query(cluster, "select count(*) from seccomp.violations where syscall = 'getdents64' and context = 'session' and action = 'error'") !== "0", 10_000, `the denial in the log\n${server.stderr()}`);
   assert.equal(query(cluster, "select role from seccomp.violations where syscall = 'getdents64' limit 1"), "alice", "the narrowed session's own call carries its role");
 });
 

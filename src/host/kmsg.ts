@@ -4,6 +4,7 @@
 // bounded, and the read never blocks (O_NONBLOCK). comm= and exe= in them are the process's.
 
 import { closeSync, constants as fsc, openSync, readSync } from "node:fs";
+import { closeAuditReadLog, openAuditReadLog, readAuditRecords } from "../kernel/index.js";
 import type { Arch } from "../syscalls/index.js";
 import { parseAuditLine, type SeccompRecord } from "./audit-records.js";
 
@@ -59,6 +60,9 @@ export interface KmsgSeccomp {
   syscall: string;
   /** The filter's SECCOMP_RET_* value (`code=`). */
   code: number;
+  /** The process's name and program as the record says (the process chose them: data only). */
+  comm?: string;
+  exe?: string;
 }
 
 /**
@@ -71,7 +75,10 @@ export function parseKmsgSeccomp(records: readonly string[], arch: Arch, after: 
   const out: KmsgSeccomp[] = [];
   for (const { seq, rec } of seccompRecordsAfter(records, after)) {
     if (rec.tableArch !== arch || !rec.pid || rec.nr === undefined || rec.code === undefined || rec.uid === undefined || !/^\d+$/.test(rec.uid)) continue;
-    out.push({ seq, pid: rec.pid, uid: Number(rec.uid), nr: rec.nr, syscall: rec.syscall, code: rec.code });
+    out.push({
+      seq, pid: rec.pid, uid: Number(rec.uid), nr: rec.nr, syscall: rec.syscall, code: rec.code,
+      ...(rec.comm !== undefined ? { comm: rec.comm.slice(0, 64) } : {}), ...(rec.exe !== undefined ? { exe: rec.exe.slice(0, 4096) } : {}),
+    });
   }
   return out;
 }
@@ -131,4 +138,72 @@ function takeRecords(fd: number, buf: Buffer, max: number): string[] {
     out.push(buf.toString("utf8", 0, n));
   }
   return out;
+}
+
+/**
+ * The kernel's seccomp audit records from now on, whichever way they can be read: the audit
+ * netlink read group (complete; needs CAP_AUDIT_READ, as journald has it), else /dev/kmsg (rate
+ * limited by printk, and empty once auditd takes the records), else none. `take()` never blocks.
+ */
+export interface SeccompRecordSource {
+  readonly kind: "audit-netlink" | "kmsg";
+  take(max?: number): KmsgSeccomp[];
+  /** Records the kernel says it dropped before we read them (netlink queue overflows). */
+  lost: number;
+  close(): void;
+}
+
+/** A netlink record as the kernel log would print it, for the one parser ("audit: type=1326 audit(...): ..."). */
+function netlinkAsKmsg(type: number, text: string, seq: number): string {
+  return `5,${seq},0,-;audit: type=${type} ${text.split("\n")[0]}`;
+}
+
+class NetlinkSource implements SeccompRecordSource {
+  readonly kind = "audit-netlink" as const;
+  lost = 0;
+  private seq = 0;
+  private readonly buf = Buffer.alloc(65536);
+  constructor(private readonly fd: number, private readonly arch: Arch) {}
+  take(max = 10_000): KmsgSeccomp[] {
+    const { records, lost } = readAuditRecords(this.fd, max, this.buf);
+    this.lost += lost;
+    const lines = records.filter((r) => r.type === 1326).map((r) => netlinkAsKmsg(r.type, r.text, ++this.seq));
+    return parseKmsgSeccomp(lines, this.arch, -1);
+  }
+  close(): void {
+    closeAuditReadLog(this.fd);
+  }
+}
+
+class KmsgSource implements SeccompRecordSource {
+  readonly kind = "kmsg" as const;
+  lost = 0;
+  private last = -1;
+  constructor(private readonly follower: KmsgFollower, private readonly arch: Arch) {}
+  take(max = 1000): KmsgSeccomp[] {
+    const recs = parseKmsgSeccomp(this.follower.take(max), this.arch, this.last);
+    for (const r of recs) this.last = Math.max(this.last, r.seq);
+    return recs;
+  }
+  close(): void {
+    this.follower.close();
+  }
+}
+
+/** The best source there is, and a note when it is not the complete one. */
+export function openSeccompRecordSource(arch: Arch): { source?: SeccompRecordSource; note?: string } {
+  let why: string;
+  try {
+    return { source: new NetlinkSource(openAuditReadLog(), arch) };
+  } catch (e) {
+    why = (e as Error).message;
+  }
+  try {
+    return {
+      source: new KmsgSource(new KmsgFollower(), arch),
+      note: `the audit netlink read group cannot be read (${why}; it needs CAP_AUDIT_READ): the kernel's seccomp records (kills, set_client_filter() denials) are read from /dev/kmsg, which rate-limits them: some may be missing from the violation log`,
+    };
+  } catch (e) {
+    return { note: `neither the audit netlink read group (${why}) nor /dev/kmsg (${(e as Error).message}) can be read: calls the kernel kills or a set_client_filter() filter denies are not in the violation log` };
+  }
 }

@@ -27,4 +27,11 @@ export interface ViolationEvent {
   action: ViolationAction;
   errno?: number;
   signal?: string;
+  /**
+   * For a call the kernel recorded in a program a server process runs (archive_command's child,
+   * a PL's system()): that program, as the kernel's record names it (exe=, else comm=).
+   */
+  program?: string;
+  /** For a summary record: how many records it stands for (kernel records not attributed). */
+  count?: number;
 }

@@ -25,7 +25,7 @@ import { type CompiledFilter } from "../bpf/emulator.js";
 import { type Insn } from "../bpf/insn.js";
 import { KernelError, seccompFilters } from "../kernel/index.js";
 import { Classifier } from "../classify/classify.js";
-import { findRunState, readableRootFile, readContexts, runStatePlaces, type RunState } from "../host/run-state.js";
+import { findRunState, foreignPlace, readableRootFile, readContexts, runStatePlaces, type RunState } from "../host/run-state.js";
 import { contextDecisions, contextKey, decisionFor, type ContextSpec } from "../policy/decision.js";
 import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { hostArch, isArch, syscallNumber, type Arch } from "../syscalls/index.js";
@@ -121,13 +121,14 @@ export function findPostmaster(target: { pid?: number; dataDir?: string }, procR
   const state = (by: { pid?: number; dataDir?: string }): RunState | null => {
     if (runStateDir !== undefined) return findRunState(by, runStateDir) ?? null;
     const owner = ownerUid(by.pid !== undefined ? join(procRoot, String(by.pid)) : by.dataDir!);
+    let best: RunState | null = null;
     for (const place of runStatePlaces(owner)) {
-      const rs = findRunState(by, place.dir, place.trustedUids);
+      const rs = findRunState(by, place.dir, place.owner);
       if (!rs) continue;
-      if (place.trustedUids && !place.trustedUids.includes(0) && !readableRootFile(rs.policyPath)) continue;
-      return rs;
+      if (foreignPlace(place) && !readableRootFile(rs.policyPath)) continue;
+      if (!best || String(rs.startedAt) > String(best.startedAt)) best = rs; // the newest, wherever it is
     }
-    return null;
+    return best;
   };
   if (target.pid !== undefined) {
     let pid = target.pid;
@@ -233,7 +234,7 @@ export function collectStatus(opts: StatusOptions): StatusReport {
   // for anything a pinned process started, that process's context.
   // Pins are display only (the kernel's filters are what status compares), so a record in the
   // server's user's directory is read like ours.
-  const launcherPins = rs ? runStatePlaces(ownerUid(join(procRoot, String(where.pid)))).map((p) => readContexts(where.pid, p.dir)).find((c) => c !== undefined) : undefined;
+  const launcherPins = rs ? runStatePlaces(ownerUid(join(procRoot, String(where.pid)))).map((p) => readContexts(where.pid, p.dir, p.owner)).find((c) => c !== undefined) : undefined;
   const classifier = new Classifier(where.pid, {
     cmdline: (pid) => proc.cmdline(pid),
     stat: (pid) => proc.stat(pid),

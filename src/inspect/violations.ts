@@ -8,7 +8,7 @@
 // (format.ts), since process titles and statements come from the server.
 
 import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSync } from "node:fs";
-import { findRunState, readLastRun, runStatePlaces } from "../host/run-state.js";
+import { runStatePlaces, serverRecords } from "../host/run-state.js";
 import { dataDirForLookup } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { psqlTable } from "../render/format.js";
@@ -48,15 +48,14 @@ export function findViolationLog(by: { dataDir?: string; pid?: number; file?: st
   const owner = dataDir !== undefined ? ownerOf(dataDir) : by.pid !== undefined ? ownerOf(`/proc/${by.pid}`) : undefined;
   const places = runStatePlaces(owner);
   const lookup = { ...(dataDir !== undefined ? { dataDir } : {}), ...(by.pid !== undefined ? { pid: by.pid } : {}) };
-  for (const p of places) {
-    const st = findRunState(lookup, p.dir, p.trustedUids);
-    if (st) return { path: st.logPath, ...(p.trustedUids && !p.trustedUids.includes(0) ? { owners: p.trustedUids } : {}), how: `running server (postmaster ${st.postmasterPid})` };
-  }
-  if (dataDir !== undefined) {
-    for (const p of places) {
-      const last = readLastRun(dataDir, p.dir, p.trustedUids);
-      if (last) return { path: last.logPath, ...(p.trustedUids && !p.trustedUids.includes(0) ? { owners: p.trustedUids } : {}), how: `last run (started ${last.startedAt}, postmaster ${last.postmasterPid})` };
-    }
+  // The server that runs, else the one that ran last, wherever its launcher kept the record (a
+  // root run's older record must not hide the running wrapper-started server's log).
+  const rec = serverRecords(lookup, owner, false)[0];
+  if (rec) {
+    return {
+      path: rec.logPath, ...(rec.owner !== 0 ? { owners: [rec.owner] } : {}),
+      how: rec.running ? `running server (postmaster ${rec.postmasterPid})` : `last run (started ${rec.startedAt}, postmaster ${rec.postmasterPid})`,
+    };
   }
   const what = dataDir !== undefined ? `for ${dataDir}` : `with postmaster pid ${by.pid}`;
   const looked = places.filter((p) => existsSync(p.dir)).map((p) => p.dir);
@@ -152,7 +151,7 @@ export function toViolationEvent(v: unknown): ViolationEvent | undefined {
   if (!Array.isArray(args) || args.length > 6 || !args.every((a) => typeof a === "string")) return undefined;
   if (typeof action !== "string" || !ACTIONS.has(action)) return undefined;
   const e: ViolationEvent = { time, pid, process, context, syscall, nr, args: [...(args as string[])], action: action as ViolationEvent["action"] };
-  for (const k of ["role", "database", "query", "signal"] as const) {
+  for (const k of ["role", "database", "query", "signal", "program", "note"] as const) {
     const f = o[k];
     if (f === undefined || f === null) continue;
     if (typeof f !== "string") return undefined;
@@ -161,6 +160,10 @@ export function toViolationEvent(v: unknown): ViolationEvent | undefined {
   if (o.decidedBy !== undefined && o.decidedBy !== null) {
     if (!isInt(o.decidedBy, 1, INT32_MAX)) return undefined;
     e.decidedBy = o.decidedBy;
+  }
+  if (o.count !== undefined && o.count !== null) {
+    if (!isInt(o.count, 0, Number.MAX_SAFE_INTEGER)) return undefined;
+    e.count = o.count;
   }
   if (o.errno !== undefined && o.errno !== null) {
     if (!isInt(o.errno, 0, 4095)) return undefined;
@@ -309,7 +312,8 @@ export function violationRows(events: readonly ViolationEvent[]) {
     database: e.database ?? "",
     syscall: e.syscall,
     action: e.action === "error" && e.errno ? `error:${errnoName(e.errno)}` : e.signal ? `${e.action} (${e.signal})` : e.action,
-    statement: (e.query ?? e.process).replace(/\s+/g, " ").slice(0, 80),
+    // A program's kill names the program; a summary record says what it counts.
+    statement: (e.query ?? (e.program !== undefined ? `program ${e.program}` : e.count !== undefined && e.note ? e.note : e.process)).replace(/\s+/g, " ").slice(0, 80),
   }));
 }
 

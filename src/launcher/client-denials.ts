@@ -1,23 +1,35 @@
-// What a set_client_filter() filter denies, for the violation log. The supervisor never sees
-// those calls: the kernel allows one user-notification listener per filter stack, and the
-// client filter decides its calls in the kernel. So the launcher installs it with
-// SECCOMP_FILTER_FLAG_LOG, the kernel writes an audit record (type=1326) of each of its
-// non-allow actions to /dev/kmsg (when no audit daemon takes them), and the launcher turns the
-// records of narrowed sessions, and of programs they started, into log events here. The record
-// has no arguments and no errno; its process is identified by pid and checked by start time.
+// The kernel's seccomp audit records, for the violation log: calls a filter decided in the
+// kernel, which the supervisor never sees. Two kinds reach us (host/kmsg.ts reads them, from the
+// audit netlink read group or /dev/kmsg):
+//   - kills (SECCOMP_RET_KILL_*: the kernel records them for every filter, ours included);
+//   - denials of a set_client_filter() filter, which the launcher installs with
+//     SECCOMP_FILTER_FLAG_LOG (the kernel allows one user-notification listener per filter
+//     stack, so those calls are decided in the kernel).
+// Anyone can make such records: the server's OS user can install a logging filter on a process
+// of its own. So a record is attributed only to a process the supervisor knew alive (a pid and
+// start time it classified, or a narrowed session), or to a program such a process runs (found
+// through the kernel's parent links, each checked by start time); anything else is dropped and
+// counted. The record has no arguments and no errno.
 
 import { seccompActionOf } from "../seccomp/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import type { KmsgSeccomp } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 
-export interface NarrowedSession {
-  /** Start time (/proc/PID/stat field 22) of the backend narrowed. */
+/** A process the supervisor knew alive: its start time (/proc/PID/stat field 22) and context. */
+export interface KnownProcess {
   start: string;
   ctx: ContextSpec;
+  /** Narrowed by set_client_filter(). */
+  narrowed?: boolean;
+  /** A program (an exec the supervisor let through) run by this server process. */
+  programOf?: number;
   /** When the launcher found it gone (its last records may still be unread). */
   goneAt?: number;
 }
+
+/** Kept for the set_client_filter() path's callers. */
+export type NarrowedSession = KnownProcess;
 
 export interface ClientDenialIO {
   now(): number;
@@ -42,47 +54,43 @@ export function auditAction(code: number): Pick<ViolationEvent, "action"> | unde
 }
 
 /**
- * The log event for an audit record, when it is about a narrowed session or a program it started
- * (found through the kernel's parent links, each checked by start time). A process gone before it
- * could be looked at (popen's child, whose exec the filter denied, exits at once) is taken for an
- * errno record, when it ran as the server's user while some session was narrowed: only a filter
- * installed with the log flag writes errno records, and the launcher installs no other.
+ * The log event for an audit record of a known process or of a program it runs, else "unknown"
+ * (the caller drops and counts it), or undefined for a record the log does not take (an allow).
+ * A known process gone since (a killed backend) is still itself by its pid until the launcher
+ * forgets it; a live process is someone else when its start time differs.
  */
-export function clientDenialEvent(
-  rec: KmsgSeccomp, narrowed: ReadonlyMap<number, NarrowedSession>, serverUid: number, io: ClientDenialIO,
-): ViolationEvent | undefined {
+export function kernelRecordEvent(
+  rec: KmsgSeccomp, known: ReadonlyMap<number, KnownProcess>, io: ClientDenialIO,
+): ViolationEvent | "unknown" | undefined {
   const act = auditAction(rec.code);
-  if (!act || narrowed.size === 0) return undefined;
-  const base = {
-    time: new Date(io.now()).toISOString(), pid: rec.pid, syscall: rec.syscall, nr: rec.nr, args: [] as string[], ...act,
-  };
+  if (!act) return undefined;
   let cur = rec.pid;
   for (let depth = 0; depth < MAX_ANCESTRY; depth++) {
     const st = io.stat(cur);
-    const n = narrowed.get(cur);
-    // A narrowed session that has exited since its call (a short psql -c): its own pid.
-    if (n && (st ? n.start === st.start : depth === 0)) {
+    const k = known.get(cur);
+    if (k && (st ? k.start === st.start : depth === 0)) {
+      // Errno, trap and log records come only from a filter with the log flag: the client filter.
+      const client = k.narrowed && act.action !== "kill";
+      const program = cur !== rec.pid || k.programOf !== undefined ? rec.exe ?? rec.comm : undefined;
+      const decidedBy = cur !== rec.pid ? cur : k.programOf;
       return {
-        ...base,
-        process: io.title(rec.pid),
-        context: n.ctx.context,
-        ...(cur !== rec.pid ? { decidedBy: cur } : {}),
-        ...(n.ctx.role !== undefined ? { role: n.ctx.role } : {}),
-        ...(n.ctx.database !== undefined ? { database: n.ctx.database } : {}),
-        note: "a session's set_client_filter() filter (the kernel's audit record: no arguments)",
+        time: new Date(io.now()).toISOString(),
+        pid: rec.pid,
+        process: (st ? io.title(rec.pid) : "") || (rec.comm ?? ""),
+        context: k.ctx.context,
+        ...(decidedBy !== undefined ? { decidedBy } : {}),
+        ...(k.ctx.role !== undefined ? { role: k.ctx.role } : {}),
+        ...(k.ctx.database !== undefined ? { database: k.ctx.database } : {}),
+        ...(program !== undefined ? { program } : {}),
+        syscall: rec.syscall, nr: rec.nr, args: [], ...act,
+        ...(act.action === "kill" ? { signal: "SIGSYS" } : {}),
+        note: client
+          ? "a session's set_client_filter() filter (the kernel's audit record: no arguments)"
+          : `${act.action === "kill" ? "killed in the kernel by the policy" : "the kernel's audit record"} (no arguments)${k.ctx.context === "unclassified" ? "; a child of the postmaster the supervisor had not classified yet" : ""}`,
       };
     }
-    if (!st) break;
-    if (st.ppid <= 1) return undefined;
+    if (!st || st.ppid <= 1) return "unknown";
     cur = st.ppid;
   }
-  // Alive and not under a narrowed session: not ours. Gone: an errno record, which only a filter
-  // installed with the log flag writes (kills are recorded for every filter, the main one too).
-  if (cur !== rec.pid || rec.uid !== serverUid || act.action !== "error") return undefined;
-  return {
-    ...base,
-    process: "",
-    context: "session",
-    note: "a set_client_filter() filter, in a process of the server's user gone before its session could be read (the kernel's audit record: no arguments)",
-  };
+  return "unknown";
 }

@@ -7,7 +7,7 @@
 // in force. The backend's pid comes from the kernel's notification, never from the request. A
 // filter can only add restrictions, and once per session, as in the seed's extension.
 
-import { closeSync, fchownSync, fstatSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, fchownSync, fstatSync, realpathSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { compilePolicy } from "../compile/compile.js";
 import type { Insn } from "../bpf/insn.js";
@@ -15,7 +15,7 @@ import { ACTION_KINDS, parseAction } from "../policy/actions.js";
 import { parseList } from "../policy/entries.js";
 import { checkEntries, dropDefaultActionEntries, type FilterSpec, type Policy, type PolicyEntry } from "../policy/policy.js";
 import { effectiveFilterRows, sessionVariants, type FilterRow } from "../render/effective-table.js";
-import type { LauncherTable } from "../host/run-state.js";
+import { removeStatePath, stateDirNames, writeStatePath, type LauncherTable } from "../host/run-state.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
 import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
@@ -123,8 +123,7 @@ export function launcherTable(policy: Policy, arch: Arch, postmasterPid: number,
 }
 
 export function writeLauncherTable(path: string, table: LauncherTable): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o755 });
-  writeRootFile(path, JSON.stringify(table) + "\n");
+  writeStatePath(path, JSON.stringify(table) + "\n");
 }
 
 export interface ClientFilterResult {
@@ -135,25 +134,19 @@ export interface ClientFilterResult {
   detail?: string;
 }
 
-function writeRootFile(path: string, body: string): void {
-  // The run-state directory is the launcher's (0755, not writable by the server): a name there
-  // cannot be a link the server planted. Written then renamed, so a reader never sees half.
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, body, { mode: 0o644 });
-  renameSync(tmp, path);
-}
+// The records below are written in the launcher's run-state directory (run-state.ts: its own,
+// checked on every write, not writable by the server's user when that is not us), each as a new
+// file renamed into place, so a reader never sees half and no name there can be a planted link.
 
 export function writeClientResult(prefix: string, pid: number, start: string, r: ClientFilterResult): void {
-  mkdirSync(dirname(prefix), { recursive: true, mode: 0o755 });
-  writeRootFile(`${prefix}${pid}-${start}.result.json`, JSON.stringify(r) + "\n");
+  writeStatePath(`${prefix}${pid}-${start}.result.json`, JSON.stringify(r) + "\n");
 }
 
 export function writeClientRows(prefix: string, pid: number, start: string, rows: readonly FilterRow[]): void {
-  mkdirSync(dirname(prefix), { recursive: true, mode: 0o755 });
-  writeRootFile(`${prefix}${pid}-${start}.json`, JSON.stringify(rows) + "\n");
+  writeStatePath(`${prefix}${pid}-${start}.json`, JSON.stringify(rows) + "\n");
   // Records of backends that are gone (pid free, or taken by a process started later).
   const base = basename(prefix);
-  for (const n of readdirSync(dirname(prefix))) {
+  for (const n of stateDirNames(dirname(prefix))) {
     const m = n.startsWith(base) ? /^(\d+)-(\d+)(\.result)?\.json$/.exec(n.slice(base.length)) : null;
     if (!m) continue;
     let alive = false;
@@ -162,7 +155,7 @@ export function writeClientRows(prefix: string, pid: number, start: string, rows
     } catch {
       /* gone */
     }
-    if (!alive) rmSync(join(dirname(prefix), n), { force: true });
+    if (!alive) removeStatePath(join(dirname(prefix), n));
   }
 }
 

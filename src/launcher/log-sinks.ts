@@ -108,3 +108,14 @@ export function syslogDatagram(e: ViolationEvent, hostname = "-", procId = Strin
   const params = fields(e).map(([k, v]) => `${k.toLowerCase()}="${sdValue(v)}"`).join(" ");
   return Buffer.from(`<${pri}>1 ${e.time} ${hostname} ${appName} ${procId} violation [${SD_ID} ${params}] ${oneLine(violationMessage(e))}`, "utf8");
 }
+
+/**
+ * The line the server's log gets (our stderr, which postgres shares: pg_ctl's -l file,
+ * pg_ctlcluster's log) the first time the policy denies or kills a kind of call, so that
+ * PostgreSQL's own message about a failed process has its cause beside it. One line: whatever
+ * came from the server (title, role, program) has its control characters escaped.
+ */
+export function serverLogLine(e: ViolationEvent): string {
+  const verb = e.action === "kill" ? "killed by the policy" : "denied by the policy";
+  return oneLine(`pg_seccomp: ${verb}: ${violationMessage(e)}${e.program ? ` (program ${e.program})` : ""}`);
+}

@@ -6,7 +6,7 @@ import { existsSync, readdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import type { Arch } from "../syscalls/index.js";
 import { postgresMajorVersion, type OsUser } from "../postgres/cluster.js";
-import { runStateDir } from "../host/run-state.js";
+import { ensureRunStateDir } from "../host/run-state.js";
 import { analyzedProfile } from "./analyzed-profile.js";
 import { serverIoMethod } from "./server-features.js";
 import { dataDirOf, LaunchError, serverUser } from "./run.js";
@@ -45,7 +45,7 @@ export function profileFor(postgres: string, arch: Arch, server: { dataDir?: str
     try {
       const made = analyzedProfile({
         postgres, arch, major, ...(nearest !== undefined ? { nearest: { path: `${dir}postgresql-${nearest}-${arch}.conf`, major: nearest } } : {}),
-        ...(server.dataDir ? { dataDir: server.dataDir } : {}), ...(server.user ? { user: server.user } : {}), ioUring: io === "io_uring", outDir: join(runStateDir(), "profiles"),
+        ...(server.dataDir ? { dataDir: server.dataDir } : {}), ...(server.user ? { user: server.user } : {}), ioUring: io === "io_uring", outDir: join(ensureRunStateDir(), "profiles"),
       });
       return { path: made.path, major, profileMajor: nearest ?? major, note: made.note, analyzed: true };
     } catch (e) {

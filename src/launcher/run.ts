@@ -4,7 +4,7 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { accessSync, closeSync, existsSync, mkdirSync, constants as fsc } from "node:fs";
+import { closeSync, existsSync } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { makeDirectoryAt, openDirectoryNoFollow } from "./safe-fs.js";
 import { encodeProgram } from "../bpf/insn.js";
@@ -21,7 +21,7 @@ import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
 import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { runStateDir } from "../host/run-state.js";
+import { ensureRunStateDir, runStateNotes } from "../host/run-state.js";
 import { ioUringNotes, jitNotes, serverIoMethod } from "./server-features.js";
 import { defaultLogPath } from "./violation-log.js";
 import { dataDirForRun } from "../host/data-dir.js";
@@ -127,6 +127,7 @@ const FEATURE_CAPS: ReadonlyArray<readonly [number, string, string]> = [
   [1, "CAP_DAC_OVERRIDE", "set_client_filter() will not work: run cannot create its spool in the data directory, which belongs to the server's user"],
   [0, "CAP_CHOWN", "set_client_filter() will not work (the spool cannot be handed to the server's user), and seccomp.violations cannot read the log (it cannot be given to the server's group)"],
   [34, "CAP_SYSLOG", "when the filter kills the postmaster, the syscall cannot be named from the kernel log"],
+  [37, "CAP_AUDIT_READ", "calls the kernel kills (and set_client_filter() denials) are read from /dev/kmsg, which rate-limits them, not from the audit netlink read group: some may be missing from the violation log"],
 ];
 
 /** One line per missing optional capability, naming the feature that will not work. */
@@ -170,17 +171,10 @@ function checkLogLocation(logPath: string, server: ServerIdentity, req: RunReque
 }
 
 /** The run-state directory must be writable before anything starts. */
-function checkStateDir(): void {
-  const dir = runStateDir();
-  try {
-    mkdirSync(dir, { recursive: true, mode: 0o755 });
-    accessSync(dir, fsc.W_OK);
-  } catch (e) {
-    throw new LaunchError(
-      `cannot write the run-state directory ${dir}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}\n` +
-        `hint: run as root, or set XDG_RUNTIME_DIR to a directory this user owns`,
-    );
-  }
+function checkStateDir(say: (line: string) => void): void {
+  // Created and checked (run-state.ts): its own, never a directory another user made first.
+  ensureRunStateDir();
+  for (const n of runStateNotes.splice(0)) say(n);
 }
 
 export interface Preflight {
@@ -242,7 +236,7 @@ export function preflight(req: RunRequest): Preflight {
     const jit = dataDir ? serverSetting(resolve(postgres!), resolve(dataDir), user, "jit") : undefined;
     for (const n of jitNotes(req, resolve(postgres!), jit)) req.say(n);
   }
-  checkStateDir();
+  checkStateDir(req.say);
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
   return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}) };
 }

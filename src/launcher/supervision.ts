@@ -4,7 +4,7 @@
 // Used by both ways of starting a server: with the launcher as the postmaster's parent (run.ts,
 // runServer) and with postgres exec'd in place of the launcher (supervise-main.ts).
 
-import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
@@ -19,17 +19,18 @@ import {
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
 import { clientsNeedServerRow } from "../compile/compose.js";
-import { clientRecordPrefix, launcherTablePath, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
+import { clientRecordPrefix, ensureRunStateDir, launcherTablePath, removeRunState, removeStatePath, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { clientDenialEvent, type NarrowedSession } from "./client-denials.js";
-import { KmsgFollower, parseKmsgSeccomp } from "../host/kmsg.js";
+import { kernelRecordEvent, type KnownProcess } from "./client-denials.js";
+import { openSeccompRecordSource, type SeccompRecordSource } from "../host/kmsg.js";
+import { serverLogLine } from "./log-sinks.js";
 import type { ContextSpec } from "../policy/decision.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 import type { LogTarget } from "./log-sinks.js";
 import { killServerTree, startWatchdog } from "./watchdog.js";
 import { UsageProblem } from "../errors.js";
-import { readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
+import { readChildren, readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
@@ -136,41 +137,99 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const stop = new SharedArrayBuffer(4);
   const clientFilter = new SharedArrayBuffer(12);
   const clientFilterDone = new Set<string>();
-  // Sessions narrowed by set_client_filter(): their filter's denials come from the kernel's audit
-  // records (client-denials.ts), read from /dev/kmsg from the first narrowing on.
-  const narrowed = new Map<number, NarrowedSession>();
-  let kmsg: KmsgFollower | undefined;
-  let kmsgSeq = -1;
-  const onNarrowed = (npid: number, start: string, ctx: ContextSpec) => {
-    narrowed.set(npid, { start, ctx });
-    if (kmsg) return;
-    try {
-      kmsg = new KmsgFollower();
-    } catch (e) {
-      r.say(`pg_seccomp: note: /dev/kmsg cannot be read (${(e as Error).message}): denials of set_client_filter() filters are not logged`);
-    }
+  // The kernel's seccomp audit records (client-denials.ts): kills, and what set_client_filter()
+  // filters deny. Attributed only to processes the supervisor knew alive (`known`: the postmaster,
+  // every process the classifier pinned, narrowed sessions), else dropped and counted.
+  const known = new Map<number, KnownProcess>();
+  const pmStart = readStartTime(pid);
+  if (pmStart !== undefined) known.set(pid, { start: pmStart, ctx: { context: "postmaster" } });
+  const remember = (kpid: number, start: string, ctx: ContextSpec, narrowed = false, programOf?: number) => {
+    if (known.size >= 65_536) for (const [p, k] of known) if (k.goneAt !== undefined) known.delete(p);
+    if (known.size < 65_536 || known.has(kpid)) known.set(kpid, { start, ctx, ...(narrowed ? { narrowed } : {}), ...(programOf !== undefined ? { programOf } : {}) });
+  };
+  let records: SeccompRecordSource | undefined;
+  let dropped = 0;
+  let droppedSince = Date.now();
+  let suppressedRecords = 0;
+  const onNarrowed = (npid: number, start: string, ctx: ContextSpec) => remember(npid, start, ctx, true);
+  // One line in the server's log (our stderr, which postgres shares) per kind of call the policy
+  // denied or killed in a server process or a program it ran: PostgreSQL's own message about a
+  // failed child ("archive command failed", "terminated by signal 31") then has its cause beside it.
+  const serverLogKinds = new Set<string>();
+  const toServerLog = (e: ViolationEvent) => {
+    if (e.action !== "error" && e.action !== "kill") return;
+    const kind = `${e.context}\0${e.syscall}\0${e.action}\0${e.program ?? ""}`;
+    if (serverLogKinds.has(kind) || serverLogKinds.size >= 1024) return;
+    serverLogKinds.add(kind);
+    r.say(serverLogLine(e));
+  };
+  const logEvent = (e: ViolationEvent) => {
+    if (events.length < 10_000) events.push(e);
+    log?.record(e);
+    r.onEvent?.(e);
+  };
+  const summarizeDropped = (force = false) => {
+    const now = Date.now();
+    if (dropped === 0 && suppressedRecords === 0) return;
+    if (!force && now - droppedSince < 60_000) return;
+    const note = `${dropped} kernel seccomp record(s) of processes of the server's user the supervisor did not know (not the postmaster, a process it classified or a program one of them runs) dropped` +
+      (suppressedRecords ? `; ${suppressedRecords} more not logged (over 100 a turn)` : "") + ` in the last ${Math.max(1, Math.round((now - droppedSince) / 1000))} s`;
+    if (dropped) r.say(`pg_seccomp: ${note}`);
+    logEvent({ time: new Date(now).toISOString(), pid: process.pid, process: "pg_seccomp (summary)", context: "unattributed", syscall: "*", nr: -1, args: [], action: "log", count: dropped + suppressedRecords, note });
+    dropped = 0;
+    suppressedRecords = 0;
+    droppedSince = now;
   };
   const serverUid = user?.uid ?? process.getuid?.() ?? 0;
-  const pollClientDenials = () => {
-    if (!kmsg || !log) return;
+  let lastSweep = 0;
+  const pollKernelRecords = () => {
+    if (!records) return;
+    // The postmaster's children the classifier has not seen yet (a backend killed before it made
+    // a call the supervisor decides): known as server processes, context not known. The kernel's
+    // parent link and start time say so; a pin replaces the entry when it comes.
+    for (const c of readChildren(pid)) {
+      if (known.has(c)) continue;
+      const st = readParentAndStart(c);
+      if (st && st.ppid === pid) remember(c, st.start, { context: "unclassified" });
+    }
     const io = { now: () => Date.now(), stat: (p: number) => readParentAndStart(p), title: (p: number) => readTitle(p) };
     let emitted = 0;
-    // Bounded per turn (4 a second): a session hammering a denied call cannot flood the log.
-    for (const rec of parseKmsgSeccomp(kmsg.take(1000), r.arch, kmsgSeq)) {
-      kmsgSeq = rec.seq;
-      const e = emitted < 100 ? clientDenialEvent(rec, narrowed, serverUid, io) : undefined;
-      if (!e) continue;
-      emitted++;
-      if (events.length < 10_000) events.push(e);
-      log.record(e);
-      r.onEvent?.(e);
+    let recs;
+    try {
+      recs = records.take();
+    } catch (e) {
+      r.say(`pg_seccomp: note: the kernel's seccomp records cannot be read any more (${(e as Error).message})`);
+      records.close();
+      records = undefined;
+      return;
     }
-    // A session gone is kept a while: its last records may be read on a later turn.
+    // Bounded per turn: a process hammering a killed or denied call cannot flood the log.
+    for (const rec of recs) {
+      const e = kernelRecordEvent(rec, known, io);
+      if (e === undefined) continue;
+      if (e === "unknown") {
+        // Counted when it ran as the server's user (the forger, or another cluster of that user):
+        // other users' processes can never be the server's, and are none of this log's business.
+        if (rec.uid === serverUid) dropped++;
+        continue;
+      }
+      toServerLog(e);
+      if (emitted++ >= 100) {
+        suppressedRecords++;
+        continue;
+      }
+      logEvent(e);
+    }
+    // A process gone is kept a while: its last records may be read on a later turn. Looked at
+    // once a second (one /proc read per known process).
     const now = Date.now();
-    for (const [npid, n] of narrowed) {
-      if (n.goneAt === undefined && readStartTime(npid) !== n.start) n.goneAt = now;
-      if (n.goneAt !== undefined && now - n.goneAt > 10_000) narrowed.delete(npid);
+    if (now - lastSweep < 1000) return;
+    lastSweep = now;
+    for (const [kpid, k] of known) {
+      if (k.goneAt === undefined && readStartTime(kpid) !== k.start) k.goneAt = now;
+      if (k.goneAt !== undefined && now - k.goneAt > 10_000) known.delete(kpid);
     }
+    summarizeDropped();
   };
   // Where set_client_filter() leaves its requests: the server's user writes, we read, through a
   // descriptor opened now and kept for the run (client-filter.ts says how it is checked).
@@ -203,12 +262,14 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     watchdog?.stop();
     monitor?.close();
     log?.close();
-    kmsg?.close();
+    summarizeDropped(true);
+    records?.close();
     if (spool && typeof spool !== "string") closeSync(spool.fd);
-    if (dataDirAbs) rmSync(launcherTablePath(dataDirAbs), { force: true });
+    if (dataDirAbs) removeStatePath(launcherTablePath(dataDirAbs));
     removeRunState(pid);
   };
   try {
+    ensureRunStateDir();
     writeRunState({
       launcherPid: process.pid, postmasterPid: pid, dataDir: dataDirAbs, policyPath: resolve(r.policyPath),
       arch: r.arch, logPath, startedAt: new Date().toISOString(),
@@ -256,7 +317,10 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
             stats.classifyMsMax = Math.max(stats.classifyMsMax, ms);
           };
           classifier.classify(m.pid, m.start).finally(took).then(
-            (classification) => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer),
+            (classification) => {
+              if (classification.pin) remember(m.pid, m.start, classification.ctx);
+              channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer);
+            },
             () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
           );
         } else {
@@ -271,18 +335,22 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       worker = new Worker(new URL("./supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
       const w = worker;
       workerExited = new Promise<void>((res) => w.once("exit", () => res()));
+      // The kernel's records from now on (kills of our processes, client-filter denials).
+      const opened = openSeccompRecordSource(r.arch);
+      records = opened.source;
+      if (opened.note) r.say(`pg_seccomp: note: ${opened.note}`);
       // Readable by the server's group (for the SQL view of it), writable only by us.
-      log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined, r.logTo);
+      log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined, r.logTo, r.logPath === undefined);
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
+          else if (e.type === "program") remember(e.pid, e.start, e.ctx, false, e.source !== e.pid ? e.source : undefined);
           else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier, onNarrowed);
           return;
         }
         if (e.action === "launch") return;
-        if (events.length < 10_000) events.push(e);
-        log?.record(e);
-        r.onEvent?.(e);
+        toServerLog(e);
+        logEvent(e);
       });
       // Heartbeats both ways: a supervisor thread that stops answering (stuck, or stopped with
       // the whole launcher and then resumed) fails closed: the server is stopped.
@@ -299,7 +367,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         lastTick = tickAt;
         const now = Math.floor((tickAt - heartbeatOrigin) / 100);
         Atomics.store(beats, 1, now);
-        pollClientDenials();
+        pollKernelRecords();
         if (classifier.changed && now - lastPinsWrite >= 10) { // once a second at most
           lastPinsWrite = now;
           try {

@@ -55,6 +55,12 @@ export interface SupervisorIO {
   emit(event: ViolationEvent): void;
   /** A line for the launcher's own output (suppressed events, overflows). */
   note(line: string): void;
+  /**
+   * A program a server process runs: an execve this supervisor let through, of process `pid`
+   * (start time `start`) in the context of server process `source`. The launcher then knows it
+   * (the kernel's records of it are attributed: client-denials.ts).
+   */
+  program?(pid: number, start: string, source: number, ctx: ContextSpec): void;
 }
 
 export interface SupervisorLimits {
@@ -262,6 +268,10 @@ export class SupervisorCore {
     if (first) {
       if (this.reported.size >= 65_536) this.reported.clear();
       this.reported.add(kind);
+    }
+    if (verdict.kind === "continue" && n.data.nr === this.gate.execveNr && this.io.program) {
+      const st = this.io.stat(n.pid);
+      if (st) this.io.program(n.pid, st.start, located.source, ctx);
     }
     if (quiet) return;
     const within = this.mayEmit(n.pid);

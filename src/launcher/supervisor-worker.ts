@@ -46,7 +46,11 @@ export type WorkerAnswer =
   | { type: "classified"; pid: number; start: string; classification: Classification }
   | { type: "statement"; pid: number; query?: string; role?: string; database?: string };
 /** Messages the worker posts to parentPort. */
-export type WorkerEvent = ViolationEvent | { type: "client-filter"; pid: number; id: string } | { type: "note"; line: string };
+export type WorkerEvent =
+  | ViolationEvent
+  | { type: "client-filter"; pid: number; id: string }
+  | { type: "note"; line: string }
+  | { type: "program"; pid: number; start: string; source: number; ctx: ContextSpec };
 
 const data = workerData as SupervisorWorkerData;
 const port = data.port;
@@ -98,6 +102,7 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   requestStatement: (pid) => port.postMessage({ type: "statement", pid } satisfies WorkerRequest),
   emit: (e) => parentPort!.postMessage(e),
   note: (line) => parentPort!.postMessage({ type: "note", line }),
+  program: (pid, start, source, ctx) => parentPort!.postMessage({ type: "program", pid, start, source, ctx } satisfies WorkerEvent),
 });
 
 let mainStallReported = false;

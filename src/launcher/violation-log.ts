@@ -4,7 +4,7 @@
 // `maxBytes` the file is rotated to `<file>.1` (one generation kept).
 
 import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync, writeSync, type Stats } from "node:fs";
-import { dataDirKey, runStateDir } from "../host/run-state.js";
+import { dataDirKey, ensureRunStateDir, stateDirProblem } from "../host/run-state.js";
 import { basename, dirname, join, resolve } from "node:path";
 import { directoryProblem, type ServerIdentity } from "./permissions.js";
 import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "./safe-fs.js";
@@ -16,9 +16,12 @@ import { JOURNAL_SOCKET, journalDatagram, SYSLOG_SOCKET, syslogDatagram, type Lo
 
 export const DEFAULT_LOG_MAX_BYTES = 16 * 1024 * 1024;
 
-/** A log path that stays the same across restarts of one data directory. */
+/**
+ * A log path that stays the same across restarts of one data directory: in the writer's own
+ * run-state directory (run-state.ts: created and checked, never one another user made).
+ */
 export function defaultLogPath(dataDir: string): string {
-  return join(runStateDir(), `violations-${dataDirKey(dataDir)}.jsonl`);
+  return join(ensureRunStateDir(), `violations-${dataDirKey(dataDir)}.jsonl`);
 }
 
 /**
@@ -52,6 +55,8 @@ export class ViolationLog {
     private readonly server?: ServerIdentity,
     /** Where records go: the file, the journal, syslog (run --log-to). */
     readonly targets: readonly LogTarget[] = ["file"],
+    /** The log is in our run-state directory, which must pass its checks (run-state.ts). */
+    private readonly privateDir = false,
   ) {
     this.name = basename(resolve(path));
   }
@@ -87,7 +92,9 @@ export class ViolationLog {
 
   /** The log's directory is fine when the server's user can neither write it nor replace it. */
   private readonly checkDir = (_path: string, st: Stats, isLast: boolean): string | undefined => {
-    if (!this.server) return undefined;
+    // Run as the server's user (the pg_ctl wrapper), the default log is in that user's own run-state
+    // directory: it must still be that (its own, 0700), not a directory another user made first.
+    if (!this.server) return isLast && this.privateDir ? stateDirProblem(st, this.me) : undefined;
     if (isLast && st.uid !== this.me && st.uid !== 0) return `is owned by uid ${st.uid}, not by root`;
     return directoryProblem(st, this.server, isLast);
   };

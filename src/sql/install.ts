@@ -488,6 +488,7 @@ begin
          and coalesce(jsonb_typeof(j->'database'), 'null') in ('null', 'string')
          and coalesce(jsonb_typeof(j->'query'), 'null') in ('null', 'string')
          and coalesce(jsonb_typeof(j->'signal'), 'null') in ('null', 'string')
+         and coalesce(jsonb_typeof(j->'program'), 'null') in ('null', 'string')
          and coalesce(jsonb_typeof(j->'errno'), 'null') in ('null', 'number')
          and not exists (select from jsonb_array_elements(j->'args') a where jsonb_typeof(a) <> 'string')
          -- the casts the view makes: out of range or fractional numbers, impossible dates fail here
@@ -518,7 +519,8 @@ create view "${s}".violations as
          j->>'role' as role, j->>'database' as database, j->>'syscall' as syscall,
          (j->>'nr')::int as syscallnum, j->>'action' as action, (j->>'errno')::int as errno,
          j->>'signal' as signal, j->>'process' as process, j->>'query' as query,
-         array(select pg_catalog.jsonb_array_elements_text(j->'args')) as args
+         array(select pg_catalog.jsonb_array_elements_text(j->'args')) as args,
+         j->>'program' as program
     from (select line::jsonb as j from "${s}".violations_raw() line) l;
 revoke all on "${s}".violations from public;
 -- Who may read what: the filter functions as pgseccomp grants them (not to PUBLIC: grant EXECUTE

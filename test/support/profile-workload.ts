@@ -46,7 +46,9 @@ export async function profileWorkloadUnderKill(major: number, opts: { timeoutMs?
     assert.equal(wl.status, 0, `workload failed:\n${wl.stderr.slice(-3000)}`);
     assert.match(wl.stderr, /workload: done/);
     for (const log of [primaryLog, standbyLog]) {
-      const entries = existsSync(log) ? readFileSync(log, "utf8").trim() : "";
+      // Summary records count kernel records of other processes of the server's user (another
+      // cluster's on a shared machine): not violations of this server.
+      const entries = existsSync(log) ? readFileSync(log, "utf8").split("\n").filter((l) => l.trim() && !l.includes('"context":"unattributed"')).join("\n") : "";
       assert.equal(entries, "", `${log} must be empty:\n${entries.slice(0, 2000)}`);
     }
     assert.doesNotMatch(s.stderr(), /terminated by signal|Bad system call/);
