@@ -112,3 +112,57 @@ test("the bin is executable after the build, so `npx pg_seccomp` works right aft
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
 });
+
+test("the CLI list of issue 18: each bad invocation is one message in PostgreSQL's client style and a non-zero exit", () => {
+  const pg = "/usr/lib/postgresql/15/bin/postgres";
+  const thirteen = policy("thirteen.bin", "abcdefghijklm");
+  const cases: Array<[string[], number, RegExp]> = [
+    [["run", "--check", "--", join(dir, "no-such-postgres"), "-D", dir], 2, /no-such-postgres: no such file/],
+    [["run", "--check", "--", "/bin/true", "-D", dir], 2, /\/bin\/true is not a PostgreSQL server/],
+    [["run", "--check", "--", pg, "-D", join(dir, "no-such-datadir")], 2, /the data directory .*no-such-datadir does not exist/],
+    [["run", "--check", "--user", "root", "--", pg, "-D", dir], 2, /PostgreSQL refuses to run as root/],
+    [["run", "--check", "--user", "nosuchuser", "--", pg, "-D", dir], 2, /there is no OS user "nosuchuser"/],
+    [["bpf", "disasm", thirteen], 1, /got 13 bytes, which is not a multiple of 8/],
+    [["demo", "--seconds", "abc"], 2, /--seconds: "abc" is not a number/],
+    [["log", "--file", join(dir, "nonexistent")], 2, /--file .*nonexistent: no such file/],
+    [["show", "--bogus"], 2, /^pg_seccomp: error: unknown option '--bogus'\npg_seccomp: hint: Try "pg_seccomp show --help" for more information\.\n$/],
+    [["check"], 2, /^pg_seccomp: error: missing required argument 'policy'\npg_seccomp: hint: Try "pg_seccomp check --help"/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = cli(...args);
+    assert.equal(r.code, code, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, re, args.join(" "));
+    assert.doesNotMatch(r.err, /internal error|\n\s+at /, args.join(" "));
+    assert.match(r.err, /^pg_seccomp: error: /, args.join(" "));
+  }
+});
+
+test("check reads regular files only, bounded: a link to /dev/zero is refused at once", () => {
+  const link = join(dir, "zero.conf");
+  spawnSync("ln", ["-sf", "/dev/zero", link]);
+  const t0 = Date.now();
+  const r = cli("check", link);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /is not a regular file/);
+  assert.ok(Date.now() - t0 < 20_000);
+});
+
+test("check: the host's arch unless the policy says (# arch: in a file or on standard input) or --arch all; --json", () => {
+  const seed = repoPath("examples/seed.conf");
+  const host = cli("check", "--json", seed);
+  assert.equal(host.code, 0, host.err);
+  const j = JSON.parse(host.out) as { arches: string[]; archFrom: string; programs: unknown[]; entries: Array<{ filter: string; entry: string; from: string }> };
+  assert.equal(j.arches.length, 1);
+  assert.match(j.archFrom, /this machine's/);
+  assert.ok(j.programs.length > 0);
+  assert.ok(j.entries.some((e) => e.filter === "global" && /seed\.conf:\d+$/.test(e.from)));
+  // seed.conf names x86_64's access: every arch, on request, fails on aarch64's names.
+  const all = cli("check", "--arch", "all", seed);
+  assert.equal(all.code, 1);
+  assert.match(all.err, /does not exist on aarch64/);
+  // The # arch: line is read from the text, also on standard input.
+  const text = "# arch: aarch64\nglobal_syscall_default = 'allow'\nglobal_syscall_error = 'openat'\n";
+  const stdin = spawnSync(process.execPath, [BIN, "check", "-"], { input: text, encoding: "utf8" });
+  assert.equal(stdin.status, 0, stdin.stderr);
+  assert.match(stdin.stdout, /<stdin>: ok for aarch64 \(its # arch: line/);
+});

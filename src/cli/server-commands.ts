@@ -19,7 +19,7 @@ import { findViolationLog, followViolations, formatViolations, readViolations, s
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
+import { checkServerCommand, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
 import { starterProfile } from "../launcher/profile-choice.js";
 import { archOption, safeHostArch, dataDirOption, loadPolicy } from "./options.js";
 
@@ -41,6 +41,7 @@ export function registerServerCommands(program: Command): void {
       const logTo = parseLogTargets(opts.logTo);
       if (typeof logTo === "string") throw new UsageError(logTo);
       const arch = safeHostArch();
+      checkServerCommand(command);
       const policyPath = opts.policy ?? starterProfile(command[0]!, arch, { args: command.slice(1), user: opts.user });
       const policy = loadPolicy(policyPath);
       const req: RunRequest = {
@@ -105,6 +106,7 @@ export function registerServerCommands(program: Command): void {
     .option("--json", "print the records as JSON lines (control characters escaped)")
     .action(async (opts: { pgdata?: string; cluster?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
       if (opts.lines !== undefined && !/^\d+$/.test(opts.lines)) throw new UsageError(`--lines: "${opts.lines}" is not a number`);
+      if (opts.file !== undefined && !existsSync(opts.file)) throw new UsageError(`--file ${opts.file}: no such file; give the log pg_seccomp run --log wrote, or -D DATADIR for a server's own`);
       const found = findViolationLog({ dataDir: dataDirOption(opts), pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
       const path = found.path;
       const owners = found.owners ? { owners: found.owners } : {};
@@ -162,7 +164,7 @@ export function registerServerCommands(program: Command): void {
       if (!logPath) {
         process.stderr.write(
           `pg_seccomp: warning: no violation log is known${dataDir ? ` for ${dataDir}` : ""}: ${opts.schema}.violations will show no rows\n` +
-            `hint: give -D DATADIR (or --cluster) of a server started with pg_seccomp run\n`,
+            `pg_seccomp: hint: give -D DATADIR (or --cluster) of a server started with pg_seccomp run\n`,
         );
       }
       const serverDataDir = dataDir;
@@ -254,11 +256,13 @@ export function registerDemoCommand(program: Command): void {
     .description("start a throwaway PostgreSQL under the bundled starter profile, run a workload, show the filter and the live status, stop and clean up")
     .option("--seconds <n>", "how long the pgbench part runs", "5")
     .action(async (opts: { seconds: string }) => {
+      const seconds = Number(opts.seconds);
+      if (!/^\d+(\.\d+)?$/.test(opts.seconds.trim()) || !(seconds > 0) || seconds > 3600) throw new UsageError(`--seconds: "${opts.seconds}" is not a number of seconds from 1 to 3600`);
       process.exitCode = await runDemo({
         say: (l) => process.stderr.write(l + "\n"),
         print: (t) => process.stdout.write(t),
         status: (pid) => statusCommand({ pid }).output,
-        seconds: Number(opts.seconds),
+        seconds,
       });
     });
 }

@@ -85,7 +85,29 @@ export function serverUser(requested: string | undefined): OsUser | undefined {
     }
     return undefined;
   }
-  return lookupUser(requested ?? "postgres");
+  const user = lookupUser(requested ?? "postgres");
+  if (user.uid === 0) throw new LaunchError(`--user ${user.name}: PostgreSQL refuses to run as root (uid 0); give the server's own OS user, e.g. --user postgres`);
+  return user;
+}
+
+/**
+ * What `run` and `run --check` check of the command before anything else: the first word is an
+ * executable PostgreSQL server (its --version says so, which also gives its major), and a data
+ * directory given with -D (or PGDATA) exists. Without this, --check said "ok" for /bin/true.
+ */
+export function checkServerCommand(command: readonly string[], env = process.env): number {
+  const postgres = command[0];
+  if (postgres === undefined) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D DATADIR");
+  try {
+    accessSync(postgres, fsc.X_OK);
+  } catch (e) {
+    throw new LaunchError(`${postgres}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "not executable"}; give the path of the postgres binary, e.g. /usr/lib/postgresql/15/bin/postgres`);
+  }
+  const major = postgresMajorVersion(resolve(postgres));
+  const dataDir = dataDirOf(command.slice(1), env);
+  if (dataDir === undefined) throw new LaunchError(`no data directory: give -D DATADIR after ${postgres} (or set PGDATA)`);
+  if (!existsSync(dataDir)) throw new LaunchError(`the data directory ${dataDir} does not exist; create it with initdb (or pg_createcluster), or give the right -D`);
+  return major;
 }
 
 /** The user's groups, as `id -G` lists them (primary and supplementary). */

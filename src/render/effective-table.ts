@@ -109,3 +109,23 @@ export function sessionVariants(policy: Policy): Array<{ role?: string; database
   const dbs = [undefined, ...policy.databases.keys()];
   return roles.flatMap((role) => dbs.map((database) => ({ ...(role ? { role } : {}), ...(database ? { database } : {}) })));
 }
+
+/** One list entry of a policy and where it was written: `check --json` and `show --sources`. */
+export interface EntrySource {
+  filter: string;
+  action: string;
+  entry: string;
+  /** file:line of the entry as written. */
+  from: string;
+}
+
+/**
+ * Every entry a filter holds of its own (not those an overlay inherits from the global list), with
+ * the file and line it was written at: an included file's line for what a '*' kept.
+ */
+export function entrySources(policy: Policy): EntrySource[] {
+  const filters = [policy.global, policy.session, ...policy.roles.values(), ...policy.databases.values(), ...policy.processes.values()];
+  return filters.flatMap((f) =>
+    f.entries.filter((e) => !e.inheritedFrom).map((e) => ({ filter: f.name, action: formatAction(e.action, policy.errorErrno), entry: e.text, from: `${e.loc.file}:${e.loc.line}` })),
+  );
+}
