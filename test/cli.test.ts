@@ -126,6 +126,7 @@ test("the CLI list of issue 18: each bad invocation is one message in PostgreSQL
     [["demo", "--seconds", "abc"], 2, /--seconds: "abc" is not a number/],
     [["log", "--file", join(dir, "nonexistent")], 2, /--file .*nonexistent: no such file/],
     [["show", "--bogus"], 2, /^pg_seccomp: error: unknown option '--bogus'\npg_seccomp: hint: Try "pg_seccomp show --help" for more information\.\n$/],
+    [["status", "--pid", "1"], 2, /process 1 is not a PostgreSQL postmaster/],
     [["check"], 2, /^pg_seccomp: error: missing required argument 'policy'\npg_seccomp: hint: Try "pg_seccomp check --help"/],
   ];
   for (const [args, code, re] of cases) {
