@@ -167,3 +167,22 @@ test("check: the host's arch unless the policy says (# arch: in a file or on sta
   assert.equal(stdin.status, 0, stdin.stderr);
   assert.match(stdin.stdout, /<stdin>: ok for aarch64 \(its # arch: line/);
 });
+
+test("docs/policy.md's extension example: include the starter profile, global_syscall_log = '*, ptrace'; show --sources", () => {
+  const mine = policy("mine.conf", `include '${repoPath("profiles/postgresql-15-x86_64.conf")}'\nglobal_syscall_log = '*, ptrace'\n`);
+  const r = cli("show", mine, "--context", "global", "--sources", "--arch", "x86_64");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^ ptrace +\| +101 \| global->log +\| global +\| .*mine\.conf:2$/m);
+  assert.match(r.out, /^ alarm +\| +\d+ \| global->log +\| global +\| .*postgresql-15-x86_64\.conf:\d+$/m);
+  const c = cli("check", mine, "--arch", "x86_64");
+  assert.equal(c.code, 0, c.err);
+});
+
+test("show: a long conditional action goes to a footnote; the table keeps the width of its other rows", () => {
+  const p = policy("cond.conf", "global_syscall_default = 'allow'\nsession_syscall_error = 'socket(arg0 == 1, arg1 == 2, arg2 == 3), socket(arg0 == 2):EPERM'\n");
+  const r = cli("show", p, "--arch", "x86_64");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^ socket +\| +41 \| \[1\] see below +\| session$/m);
+  assert.match(r.out, /^\[1\] session->error:EPERM if arg0 == 2; session->error if arg0 == 1 && arg1 == 2 && arg2 == 3; else session->allow$/m);
+  for (const line of r.out.split("\n").filter((l) => l.includes("|"))) assert.ok(line.length < 70, line);
+});

@@ -19,7 +19,7 @@ import { parseValue } from "../policy/entries.js";
 import { formatRisk, policyRisks } from "../policy/risks.js";
 import { UsageError, writeJson } from "./output.js";
 import { archOption, contextOption, roleOption, databaseOption, loadPolicy, loadPolicyText, readPolicyText, contextOf, safeHostArch } from "./options.js";
-import { entrySources } from "../render/effective-table.js";
+import { entrySources, footnoteLongCells, rowSources } from "../render/effective-table.js";
 
 /** show, compile, sim, check, groups, syscalls. */
 export function registerPolicyCommands(program: Command): void {
@@ -29,21 +29,28 @@ export function registerPolicyCommands(program: Command): void {
     .argument("<policy>", "policy file (postgresql.conf syntax)")
     .addOption(new Option("--format <format>", "output format").choices(["table", "csv", "json"]).default("table"))
     .option("--json", "same as --format json")
+    .option("--sources", "add a column: the file:line each row's entries (or default) were written at")
     .addOption(archOption())
     .addOption(new Option("--context <context>", "contexts to show: all = global and session, as the seed's table").choices(["all", ...CONTEXT_KINDS]).default("all"))
     .addOption(roleOption())
     .addOption(databaseOption())
-    .action((path: string, opts: { format: string; json?: boolean; arch: Arch; context: string; role?: string; database?: string }) => {
+    .action((path: string, opts: { format: string; json?: boolean; sources?: boolean; arch: Arch; context: string; role?: string; database?: string }) => {
       const policy = loadPolicy(path);
       const contexts: ContextSpec[] =
         opts.context === "all"
           ? [{ context: "global" }, contextOf({ ...opts, context: "session" }, policy)]
           : [contextOf(opts, policy)];
-      const rows = effectiveFilterRows(policy, opts.arch, contexts);
+      const plain = effectiveFilterRows(policy, opts.arch, contexts);
+      const sources = opts.sources ? rowSources(policy, opts.arch, contexts, plain) : undefined;
+      const rows = sources ? plain.map((r, i) => ({ ...r, source: sources[i]! })) : plain;
+      const columns = sources ? [...FILTER_COLUMNS, "source"] : FILTER_COLUMNS;
       const format = opts.json ? "json" : opts.format;
       if (format === "json") writeJson(rows);
-      else if (format === "csv") process.stdout.write(csvTable(FILTER_COLUMNS, rows as never));
-      else process.stdout.write(psqlTable(FILTER_COLUMNS, rows as never));
+      else if (format === "csv") process.stdout.write(csvTable(columns, rows as never));
+      else {
+        const { rows: shown, footnotes } = footnoteLongCells(rows, "filter_action");
+        process.stdout.write(psqlTable(columns, shown as never) + footnotes.map((f) => f + "\n").join(""));
+      }
     });
 
   program
