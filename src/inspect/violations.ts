@@ -131,7 +131,7 @@ export class LineSplitter {
   }
 }
 
-const ACTIONS = new Set<string>(["allow", "log", "launch", "error", "kill", "trap"]);
+const ACTIONS = new Set<string>(["allow", "log", "launch", "error", "terminate", "kill", "trap"]);
 /** As toISOString() writes it (the launcher's `time`). */
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 const INT32_MAX = 2 ** 31 - 1;
@@ -308,7 +308,7 @@ export function violationRows(events: readonly ViolationEvent[]) {
     role: e.role ?? "",
     database: e.database ?? "",
     syscall: e.syscall,
-    action: e.action === "error" && e.errno ? `error:${errnoName(e.errno)}` : e.signal ? `${e.action} (${e.signal})` : e.action,
+    action: (e.action === "error" || e.action === "terminate") && e.errno ? `${e.action}:${errnoName(e.errno)}${e.signal ? ` (${e.signal})` : ""}` : e.signal ? `${e.action} (${e.signal})` : e.action,
     statement: (e.query ?? e.process).replace(/\s+/g, " ").slice(0, 80),
   }));
 }

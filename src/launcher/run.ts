@@ -412,7 +412,7 @@ export function explainExit(r: RunResult, postmasterPid: number, arch: Arch): st
         (which ? `: ${which}` : " (run as root to have the syscall named from the kernel log)"),
     );
   }
-  const denied = r.events.filter((e) => e.action === "error" || e.action === "kill" || e.action === "trap");
+  const denied = r.events.filter((e) => e.action === "error" || e.action === "terminate" || e.action === "kill" || e.action === "trap");
   if (denied.length > 0) {
     const counts = new Map<string, number>();
     for (const e of denied) {

@@ -242,7 +242,7 @@ export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView): Overlay
   const cd = bv.decisions(o.baseCtx);
   const overlayDefault = cd ? cd.defaultDecision.action : bv.denyDefault;
   const allow: string[] = [...o.allowedLearned.keys()].sort();
-  const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
+  const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], terminate: [], trap: [], kill: [] };
   for (const s of allSyscalls(bv.arch)) {
     if (o.allowedLearned.has(s.name)) continue;
     const d: Decision = cd ? decisionFor(cd, s.nr) : { kind: "leaf", action: bv.denyDefault, source: "global" };

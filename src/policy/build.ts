@@ -4,7 +4,7 @@
 // then the entries of every filter are checked.
 
 import { PolicyError, type PolicyNote, type SourceLoc } from "./errors.js";
-import { ACTION_KINDS, parseAction, sameAction, type Action, type ActionKind } from "./actions.js";
+import { ACTION_KINDS, hasErrno, parseAction, sameAction, type Action, type ActionKind } from "./actions.js";
 import { parseList } from "./entries.js";
 import type { ConfSetting } from "./conf.js";
 import { ARCHES, resolveSyscall, suggestNames } from "../syscalls/index.js";
@@ -18,7 +18,7 @@ import {
 
 const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
 
-const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
+const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|terminate|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
 const KNOWN_SETTINGS = [
   "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
@@ -403,10 +403,10 @@ function listEntries(s: Setting, action: ActionKind, errorErrno: number, global:
       if (s.afterInclude) continue; // nothing before gave this list a value: it was empty
       throw new PolicyError(e.loc, `"*" means "the list as set before" (in an overlay list: the global list), and ${s.setting.name} is not set before this line`, `list the syscalls, or write '' for an empty list; in a file that includes another, '*' extends the included file's value: include it first`);
     }
-    if (e.errno !== undefined && action !== "error") {
-      throw new PolicyError(e.loc, `"${e.text}" gives an errno in the ${action} list`, `an errno belongs only in an error list: move it to the error list`);
+    if (e.errno !== undefined && !hasErrno(action)) {
+      throw new PolicyError(e.loc, `"${e.text}" gives an errno in the ${action} list`, `an errno belongs only in an error list (or a terminate list): move it to the error list`);
     }
-    const act: Action = action === "error" ? { kind: "error", errno: e.errno ?? errorErrno } : { kind: action };
+    const act: Action = hasErrno(action) ? { kind: action, errno: e.errno ?? errorErrno } : { kind: action };
     out.push({ entry: { ...e, action: act }, order: s.order });
   }
   return out;

@@ -18,8 +18,8 @@ export function resolveIncluded(includingFile: string, target: string): string {
   return isAbsolute(target) ? target : resolve(dirname(includingFile), target);
 }
 
-/** A policy file is at most this large (the bundled profiles are about 20 kB). */
-export const MAX_POLICY_FILE_BYTES = 4 * 1024 * 1024;
+/** A policy file is at most this large (the bundled profiles are about 20 kB; the list limits refuse far less than this). */
+export const MAX_POLICY_FILE_BYTES = 32 * 1024 * 1024;
 
 /**
  * A policy file's text: a regular file only (a link to /dev/zero, a FIFO or a device is refused,
