@@ -186,3 +186,48 @@ test("show: a long conditional action goes to a footnote; the table keeps the wi
   assert.match(r.out, /^\[1\] session->error:EPERM if arg0 == 2; session->error if arg0 == 1 && arg1 == 2 && arg2 == 3; else session->allow$/m);
   for (const line of r.out.split("\n").filter((l) => l.includes("|"))) assert.ok(line.length < 70, line);
 });
+
+test("log: --json is one array, --jsonl one record a line; -f prints one line per record, no header per batch", async () => {
+  const rec = (pid: number) => JSON.stringify({
+    time: "2026-01-02T03:04:05.678Z", pid, process: "postgres: alice db [local] COPY", context: "session", role: "alice", database: "db",
+    syscall: "execve", nr: 59, args: ["0x0"], action: "terminate", errno: 13, signal: "SIGTERM",
+  }) + "\n";
+  const file = policy("violations.jsonl", rec(1) + rec(2));
+  const arr = cli("log", "--file", file, "--json");
+  assert.equal(arr.code, 0, arr.err);
+  const parsed = JSON.parse(arr.out) as Array<{ pid: number; action: string }>;
+  assert.deepEqual(parsed.map((e) => [e.pid, e.action]), [[1, "terminate"], [2, "terminate"]]);
+  const lines = cli("log", "--file", file, "--jsonl");
+  assert.deepEqual(lines.out.trim().split("\n").map((l) => (JSON.parse(l) as { pid: number }).pid), [1, 2]);
+  assert.equal(cli("log", "--file", file, "--json", "-f").code, 2);
+  const table = cli("log", "--file", file);
+  assert.match(table.out, /^ +time +\| +pid \|/m);
+  assert.match(table.out, /terminate:EACCES \(SIGTERM\)/);
+
+  const { spawn } = await import("node:child_process");
+  const { appendFileSync } = await import("node:fs");
+  const follow = spawn(process.execPath, [BIN, "log", "--file", file, "-f"]);
+  let out = "";
+  follow.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const until = async (n: number) => {
+    for (let i = 0; i < 100 && out.split("\n").filter(Boolean).length < n; i++) await new Promise((r) => setTimeout(r, 100));
+  };
+  await until(2);
+  appendFileSync(file, rec(3));
+  await until(3);
+  follow.kill("SIGINT");
+  await new Promise((r) => follow.on("exit", r));
+  const got = out.split("\n").filter(Boolean);
+  assert.equal(got.length, 3, out);
+  for (const l of got) assert.match(l, /^2026-01-02 03:04:05Z pid \d session alice@db: execve terminate:EACCES \(SIGTERM\): copy|^2026-01-02 03:04:05Z pid \d session alice@db: execve terminate:EACCES \(SIGTERM\): postgres: alice db \[local\] COPY$/);
+  assert.doesNotMatch(out, /\| +pid +\|/, "no table header");
+});
+
+test("--json on the commands that report: run --check --json", () => {
+  const r = cli("run", "--check", "--json", "--policy", repoPath("examples/seed.conf"), "--", "/usr/lib/postgresql/15/bin/postgres", "-D", dir);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as { ok: boolean; instructions: number; supervisor: boolean };
+  assert.equal(j.ok, true);
+  assert.ok(j.instructions > 0);
+  assert.equal(cli("run", "--json", "--", "/usr/lib/postgresql/15/bin/postgres", "-D", dir).code, 2);
+});

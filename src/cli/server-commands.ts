@@ -5,7 +5,7 @@ import { Command } from "commander";
 import { existsSync, statSync } from "node:fs";
 import { escapeControl, safeJson } from "../render/format.js";
 import { type Arch } from "../syscalls/index.js";
-import { UsageError } from "./output.js";
+import { UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
 import { learn, LearnFailed } from "../learn/learn.js";
 import { verify } from "../learn/verify.js";
@@ -14,8 +14,8 @@ import { statusCommand } from "../inspect/status.js";
 import { applySql, installSql, type PsqlAs } from "../sql/install.js";
 import { findServerRecord } from "../host/run-state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
-import { join } from "node:path";
-import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
+import { join, resolve } from "node:path";
+import { findViolationLog, followViolations, formatViolationLines, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -32,12 +32,14 @@ export function registerServerCommands(program: Command): void {
     .option("--policy <file>", "policy file (default: the bundled starter profile for the server's version and arch)")
     .option("--user <name>", "the server's OS user, when started as root", undefined)
     .option("--check", "validate and print what would be installed; start nothing")
+    .option("--json", "with --check: print it as JSON")
     .option("--in-place", "exec postgres in this process (it keeps the pid pg_ctl -w, pg_ctlcluster or systemd started); the supervisor runs as a separate process")
     .option("--log <file>", "violation log (JSON lines; default: in the run-state directory)")
     .option("--log-to <targets>", "where violation records go, comma-separated: file (the --log file, which log and seccomp.violations read), journald (structured fields SYSCALL, CONTEXT, ROLE, DATABASE, PID, ACTION), syslog (RFC 5424 to /dev/log)", "file")
     .option("--spec-allow", "do not force the speculative-store-bypass mitigation that seccomp turns on (faster on some CPUs, less safe)")
     .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a policy the server's user could change")
-    .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; logTo: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+    .action(async (command: string[], opts: { json?: boolean; policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; logTo: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+      if (opts.json && !opts.check) throw new UsageError("--json reports what --check found: give --check too");
       const logTo = parseLogTargets(opts.logTo);
       if (typeof logTo === "string") throw new UsageError(logTo);
       const arch = safeHostArch();
@@ -51,7 +53,14 @@ export function registerServerCommands(program: Command): void {
       };
       const pre = preflight(req);
       if (opts.check) {
-        process.stdout.write(describePreflight(req, pre));
+        if (!opts.json) return void process.stdout.write(describePreflight(req, pre));
+        const p = pre.programs;
+        writeJson({
+          ok: true, policy: resolve(policyPath), files: policy.files, server: command, dataDir: pre.dataDir ?? null, configDir: pre.configDir ?? null,
+          user: pre.user ? { name: pre.user.name, uid: pre.user.uid } : null, arch, enabled: policy.enabled,
+          instructions: p.installed.length, supervisor: p.usesSupervisor, routed: p.routed.map((r) => r.name), clientFilter: p.clientFilterKnock,
+          specAllow: req.specAllow, logTo, log: opts.log ?? null,
+        });
         return;
       }
       if (opts.inPlace) await runInPlace(req, pre); // returns only by throwing
@@ -103,8 +112,11 @@ export function registerServerCommands(program: Command): void {
     .option("--file <file>", "a log file (run --log FILE)")
     .option("-n, --lines <n>", "only the last N entries")
     .option("-f, --follow", "keep printing new entries as they come")
-    .option("--json", "print the records as JSON lines (control characters escaped)")
-    .action(async (opts: { pgdata?: string; cluster?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
+    .option("--json", "print the records as one JSON array (control characters escaped)")
+    .option("--jsonl", "print the records as JSON lines, one record a line (with -f: as they come)")
+    .action(async (opts: { pgdata?: string; cluster?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean; jsonl?: boolean }) => {
+      if (opts.json && opts.follow) throw new UsageError("--json prints one array, which -f would never close: use --jsonl with -f");
+      if (opts.json && opts.jsonl) throw new UsageError("give --json or --jsonl, not both");
       if (opts.lines !== undefined && !/^\d+$/.test(opts.lines)) throw new UsageError(`--lines: "${opts.lines}" is not a number`);
       if (opts.file !== undefined && !existsSync(opts.file)) throw new UsageError(`--file ${opts.file}: no such file; give the log pg_seccomp run --log wrote, or -D DATADIR for a server's own`);
       const found = findViolationLog({ dataDir: dataDirOption(opts), pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
@@ -114,22 +126,26 @@ export function registerServerCommands(program: Command): void {
       const note = (s: SkippedLines) => {
         for (const n of skippedNotes(s)) process.stderr.write(`pg_seccomp: note: ${escapeControl(path)}: ${n}\n`);
       };
-      // JSON lines re-written from the validated records (safeJson: no raw control characters).
-      const print = (es: ViolationEvent[]) => {
-        process.stdout.write(opts.json ? es.map((e) => safeJson(e) + "\n").join("") : es.length ? formatViolations(es) : "");
+      // JSON re-written from the validated records (safeJson: no raw control characters).
+      // Followed records come one line each: a table would print its header for every batch.
+      const print = (es: ViolationEvent[], following: boolean) => {
+        if (opts.jsonl) process.stdout.write(es.map((e) => safeJson(e) + "\n").join(""));
+        else if (following) process.stdout.write(formatViolationLines(es));
+        else if (es.length) process.stdout.write(formatViolations(es));
       };
       note(skipped);
       if (!opts.follow) {
-        if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries${existsSync(path) ? "" : " (the file does not exist yet: nothing was logged)"} (${found.how})\n`);
-        print(events);
+        if (opts.json) return writeJson(events);
+        if (!opts.jsonl && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries${existsSync(path) ? "" : " (the file does not exist yet: nothing was logged)"} (${found.how})\n`);
+        print(events, false);
         return;
       }
-      print(events);
+      print(events, true);
       const size = existsSync(path) ? statSync(path).size : 0;
       await new Promise<void>((resolveStop) => {
         const stopFollow = followViolations(path, size, (es, s) => {
           note(s);
-          print(es);
+          print(es, true);
         }, 500, found.owners);
         process.once("SIGINT", () => {
           stopFollow();

@@ -11,7 +11,7 @@ import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSy
 import { findRunState, readLastRun, runStatePlaces } from "../host/run-state.js";
 import { dataDirForLookup } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { psqlTable } from "../render/format.js";
+import { escapeControl, psqlTable } from "../render/format.js";
 import { errnoName } from "../syscalls/errno.js";
 import { UsageProblem } from "../errors.js";
 
@@ -316,6 +316,19 @@ export function violationRows(events: readonly ViolationEvent[]) {
 /** The table `pg_seccomp log` prints; every cell has its control characters escaped. */
 export function formatViolations(events: readonly ViolationEvent[]): string {
   return psqlTable(VIOLATION_COLUMNS, violationRows(events));
+}
+
+/**
+ * `log -f`: one line per record, as a log is followed (no table, so no header per batch): the
+ * table's columns, empty ones left out, control characters escaped.
+ */
+export function formatViolationLines(events: readonly ViolationEvent[]): string {
+  return violationRows(events)
+    .map((r) => {
+      const who = [r.role, r.database].filter(Boolean).join("@");
+      return escapeControl(`${r.time} pid ${r.pid} ${r.context}${who ? ` ${who}` : ""}: ${r.syscall} ${r.action}${r.statement ? `: ${r.statement}` : ""}`) + "\n";
+    })
+    .join("");
 }
 
 /**
