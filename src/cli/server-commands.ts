@@ -23,6 +23,11 @@ import { checkServerCommand, describePreflight, explainExit, preflight, runInPla
 import { starterProfile } from "../launcher/profile-choice.js";
 import { archOption, safeHostArch, dataDirOption, loadPolicy } from "./options.js";
 
+/** A line from the launcher for stderr: its "hint: ..." lines in PostgreSQL's client style. */
+function sayLine(line: string): void {
+  process.stderr.write(line.replace(/^hint: /gm, "pg_seccomp: hint: ") + "\n");
+}
+
 /** run, status, log, sql install, learn. */
 export function registerServerCommands(program: Command): void {
   program
@@ -49,7 +54,7 @@ export function registerServerCommands(program: Command): void {
       const req: RunRequest = {
         policy, policyPath, arch, command, user: opts.user, specAllow: opts.specAllow ?? false,
         insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log, checkOnly: opts.check ?? false, logTo,
-        say: (line) => process.stderr.write(line + "\n"),
+        say: sayLine,
       };
       const pre = preflight(req);
       if (opts.check) {
@@ -231,7 +236,7 @@ export function registerServerCommands(program: Command): void {
     }) => {
       const timerWaitS = Number(opts.timerWait);
       if (!Number.isFinite(timerWaitS) || timerWaitS < 0) throw new UsageError(`--timer-wait ${opts.timerWait}: give a number of seconds`);
-      const say = (line: string) => void process.stderr.write(line + "\n");
+      const say = sayLine;
       if (opts.verify !== undefined) {
         if (opts.output !== undefined || opts.merge !== undefined) throw new UsageError("--verify checks a policy: it takes no -o or --merge");
         const r = await verify({
@@ -275,7 +280,7 @@ export function registerDemoCommand(program: Command): void {
       const seconds = Number(opts.seconds);
       if (!/^\d+(\.\d+)?$/.test(opts.seconds.trim()) || !(seconds > 0) || seconds > 3600) throw new UsageError(`--seconds: "${opts.seconds}" is not a number of seconds from 1 to 3600`);
       process.exitCode = await runDemo({
-        say: (l) => process.stderr.write(l + "\n"),
+        say: sayLine,
         print: (t) => process.stdout.write(t),
         status: (pid) => statusCommand({ pid }).output,
         seconds,
