@@ -174,8 +174,9 @@ test("docs/policy.md's extension example: include the starter profile, global_sy
   assert.equal(r.code, 0, r.err);
   assert.match(r.out, /^ ptrace +\| +101 \| global->log +\| global +\| .*mine\.conf:2$/m);
   assert.match(r.out, /^ alarm +\| +\d+ \| global->log +\| global +\| .*postgresql-15-x86_64\.conf:\d+$/m);
-  const c = cli("check", mine, "--arch", "x86_64");
+  const c = cli("check", mine, "--arch", "x86_64", "--sources");
   assert.equal(c.code, 0, c.err);
+  assert.match(c.out, /^ global +\| log +\| ptrace +\| .*mine\.conf:2$/m);
 });
 
 test("show: a long conditional action goes to a footnote; the table keeps the width of its other rows", () => {

@@ -112,7 +112,8 @@ export function registerPolicyCommands(program: Command): void {
     .addOption(new Option("--arch <arch>", "the architecture to check: all for every one (default: the policy's own, from its file name or an \"# arch:\" line, else this machine's)").choices(["all", ...ARCHES]))
     .option("--strict", "exit 1 when there are warnings")
     .option("--json", "print the result as JSON (arches checked, programs, warnings, where each entry came from)")
-    .action((path: string, opts: { arch?: Arch | "all"; strict?: boolean; json?: boolean }) => {
+    .option("--sources", "also list every entry with the file:line it was written at (an included file's, for what a '*' kept)")
+    .action((path: string, opts: { arch?: Arch | "all"; strict?: boolean; json?: boolean; sources?: boolean }) => {
       const stdin = path === "-" ? readPolicyText(path) : undefined;
       const policy = stdin !== undefined ? loadPolicyText(stdin, "<stdin>") : loadPolicy(path);
       const text = stdin ?? readPolicyText(path);
@@ -144,6 +145,7 @@ export function registerPolicyCommands(program: Command): void {
         return;
       }
       for (const p of programs) process.stdout.write(`${p.arch} ${p.context}: ${p.instructions} instructions\n`);
+      if (opts.sources) process.stdout.write(psqlTable(["filter", "action", "entry", "from"], entrySources(policy) as never));
       for (const r of risks) process.stderr.write(`pg_seccomp: warning: ${formatRisk(r)}\n`);
       const warned = risks.length ? `, ${risks.length} warning${risks.length === 1 ? "" : "s"}` : "";
       process.stdout.write(`${name}: ok for ${arches.join(", ")} (${archFrom}; ${policy.files.length} file${policy.files.length === 1 ? "" : "s"}${warned})\n`);
