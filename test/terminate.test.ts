@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
 import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
+import { findPostmaster } from "../src/inspect/status.js";
 
 const skip = integrationSkip();
 let cluster: Cluster;
@@ -74,6 +75,12 @@ test("session_syscall_terminate = 'execve': COPY TO PROGRAM ends that session on
     assert.equal(rec?.context, "session");
     assert.equal(rec?.signal, "SIGTERM");
     assert.equal(typeof rec?.errno, "number");
+    // status --pid takes this server's postmaster for one without any run state: its exe is
+    // postgres and the postmaster.pid in its cwd names it (a backend's pid leads to it too).
+    const pm = Number(readFileSync(join(cluster.dataDir, "postmaster.pid"), "utf8").split("\n")[0]);
+    assert.equal(findPostmaster({ pid: pm }, "/proc", join(cluster.root, "no-run-state")).pid, pm);
+    assert.equal(findPostmaster({ pid: Number(otherPid) }, "/proc", join(cluster.root, "no-run-state")).pid, pm);
+    assert.throws(() => findPostmaster({ pid: other.proc.pid! }, "/proc", join(cluster.root, "no-run-state")), /is not a PostgreSQL postmaster: it runs psql/);
   } finally {
     other.proc.stdin.end();
     other.proc.kill();

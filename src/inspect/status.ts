@@ -70,6 +70,8 @@ export interface StatusOptions {
   readFilters?: (pid: number) => Insn[][];
   /** For tests: whether this process can read filters (default: from /proc/self/status). */
   kernelAccess?: { ok: true } | { ok: false; reason: string };
+  /** For tests: take --pid's process tree as it is, postmaster or not (a filtered sleep stands in for one). */
+  anyProcessTree?: boolean;
 }
 
 /** Whether this process may read other processes' filters, and if not, the sentence that says so. */
@@ -112,7 +114,7 @@ export interface PostmasterLocation {
  * The postmaster: --pid (or, when that pid is a backend, its parent), else the first line of
  * DATADIR/postmaster.pid, else the run state `pg_seccomp run` keeps for DATADIR.
  */
-export function findPostmaster(target: { pid?: number; dataDir?: string }, procRoot = "/proc", runStateDir?: string): PostmasterLocation {
+export function findPostmaster(target: { pid?: number; dataDir?: string; anyProcessTree?: boolean }, procRoot = "/proc", runStateDir?: string): PostmasterLocation {
   const proc = procRoot === "/proc" ? PROC : procReader(procRoot);
   // Without root, the run state of a server run started as root is still readable in /run/pg_seccomp.
   // And that of a server started by the server's user (pg_ctl, pg_ctlcluster) in that user's
@@ -143,7 +145,7 @@ export function findPostmaster(target: { pid?: number; dataDir?: string }, procR
       }
     }
     const rs = state({ pid });
-    if (!rs) checkIsPostmaster(pid, target.pid, procRoot);
+    if (!rs && !target.anyProcessTree) checkIsPostmaster(pid, target.pid, procRoot);
     return { pid, foundBy, dataDir: rs?.dataDir ?? target.dataDir ?? null, runState: rs };
   }
   if (target.dataDir !== undefined) {
@@ -208,7 +210,7 @@ function ioUringAllowed(policy: Policy, arch: Arch): string[] {
 export function collectStatus(opts: StatusOptions): StatusReport {
   const procRoot = opts.procRoot ?? "/proc";
   const proc = procRoot === "/proc" ? PROC : procReader(procRoot);
-  const where = findPostmaster({ pid: opts.pid, dataDir: opts.dataDir }, procRoot, opts.runStateDir);
+  const where = findPostmaster({ pid: opts.pid, dataDir: opts.dataDir, ...(opts.anyProcessTree ? { anyProcessTree: true } : {}) }, procRoot, opts.runStateDir);
   const rs = where.runState;
   const arch: Arch = rs && isArch(rs.arch) ? rs.arch : hostArch();
   const notes: string[] = [];
