@@ -171,7 +171,9 @@ export function registerServerCommands(program: Command): void {
     .option("--os-user <name>", "as root: run psql as this OS user (default: the data directory's owner, else postgres), for peer authentication")
     .addOption(archOption())
     .option("--print", "print the SQL instead of running it")
-    .action((opts: { dbname: string; pgdata?: string; cluster?: string; policy?: string; schema: string; osUser?: string; arch: Arch; print?: boolean }) => {
+    .option("--json", "report what was installed as JSON")
+    .action((opts: { dbname: string; pgdata?: string; cluster?: string; policy?: string; schema: string; osUser?: string; arch: Arch; print?: boolean; json?: boolean }) => {
+      if (opts.json && opts.print) throw new UsageError("--print writes the SQL on standard output: give --json or --print");
       const dataDir = dataDirOption(opts);
       const owner = dataDir !== undefined && existsSync(dataDir) ? statSync(dataDir).uid : undefined;
       const record = dataDir !== undefined ? findServerRecord(dataDir, owner) : undefined;
@@ -208,7 +210,12 @@ export function registerServerCommands(program: Command): void {
       const major = dataDir !== undefined ? majorOf(dataDir) : undefined;
       const r = applySql(join(findPgBinDir(major), "psql"), opts.dbname, text, as);
       if (!r.ok) throw new UsageError(`installing into ${opts.dbname}${as.user ? ` (psql as ${as.user.name})` : ""} failed:\n${r.stderr.trim()}`);
-      process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
+      if (opts.json) {
+        writeJson({
+          installed: ["seccomp_filter()", "pg_get_seccomp_filter()", "set_client_filter()", `${opts.schema}.violations`], database: opts.dbname, schema: opts.schema,
+          policy: policyPath, log: logPath ?? null, clientFilter: policy.clientFilter === true, psqlAs: as.user?.name ?? null,
+        });
+      } else process.stderr.write(`pg_seccomp: installed seccomp_filter(), pg_get_seccomp_filter(), set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${opts.schema}.violations (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
       if (!policy.clientFilter) process.stderr.write(`pg_seccomp: note: ${policyPath} does not set set_client_filter = on: set_client_filter() raises an error saying so\n`);
     });
 
