@@ -19,7 +19,7 @@ import { findViolationLog, followViolations, formatViolationLines, formatViolati
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { checkServerCommand, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
+import { checkDataDir, checkServerBinary, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
 import { starterProfile } from "../launcher/profile-choice.js";
 import { archOption, safeHostArch, dataDirOption, loadPolicy } from "./options.js";
 
@@ -48,7 +48,7 @@ export function registerServerCommands(program: Command): void {
       const logTo = parseLogTargets(opts.logTo);
       if (typeof logTo === "string") throw new UsageError(logTo);
       const arch = safeHostArch();
-      checkServerCommand(command);
+      checkServerBinary(command);
       const policyPath = opts.policy ?? starterProfile(command[0]!, arch, { args: command.slice(1), user: opts.user });
       const policy = loadPolicy(policyPath);
       const req: RunRequest = {
@@ -57,6 +57,7 @@ export function registerServerCommands(program: Command): void {
         say: sayLine,
       };
       const pre = preflight(req);
+      checkDataDir(command);
       if (opts.check) {
         if (!opts.json) return void process.stdout.write(describePreflight(req, pre));
         const p = pre.programs;

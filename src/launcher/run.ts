@@ -92,10 +92,10 @@ export function serverUser(requested: string | undefined): OsUser | undefined {
 
 /**
  * What `run` and `run --check` check of the command before anything else: the first word is an
- * executable PostgreSQL server (its --version says so, which also gives its major), and a data
- * directory given with -D (or PGDATA) exists. Without this, --check said "ok" for /bin/true.
+ * executable PostgreSQL server (its --version says so, which also gives its major). Without
+ * this, --check said "ok" for /bin/true.
  */
-export function checkServerCommand(command: readonly string[], env = process.env): number {
+export function checkServerBinary(command: readonly string[]): number {
   const postgres = command[0];
   if (postgres === undefined) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D DATADIR");
   try {
@@ -103,11 +103,18 @@ export function checkServerCommand(command: readonly string[], env = process.env
   } catch (e) {
     throw new LaunchError(`${postgres}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "not executable"}; give the path of the postgres binary, e.g. /usr/lib/postgresql/15/bin/postgres`);
   }
-  const major = postgresMajorVersion(resolve(postgres));
+  return postgresMajorVersion(resolve(postgres));
+}
+
+/**
+ * After the policy and its permissions are checked (those refusals come first): the data
+ * directory given with -D (or PGDATA) exists, so that --check does not say "ok" for a server
+ * that cannot start.
+ */
+export function checkDataDir(command: readonly string[], env = process.env): void {
   const dataDir = dataDirOf(command.slice(1), env);
-  if (dataDir === undefined) throw new LaunchError(`no data directory: give -D DATADIR after ${postgres} (or set PGDATA)`);
+  if (dataDir === undefined) throw new LaunchError(`no data directory: give -D DATADIR after ${command[0]} (or set PGDATA)`);
   if (!existsSync(dataDir)) throw new LaunchError(`the data directory ${dataDir} does not exist; create it with initdb (or pg_createcluster), or give the right -D`);
-  return major;
 }
 
 /** The user's groups, as `id -G` lists them (primary and supplementary). */
