@@ -112,3 +112,123 @@ test("the bin is executable after the build, so `npx pg_seccomp` works right aft
   assert.equal(r.status, 0, r.stderr);
   assert.match(r.stdout, /^\d+\.\d+\.\d+\n$/);
 });
+
+test("the CLI list of issue 18: each bad invocation is one message in PostgreSQL's client style and a non-zero exit", () => {
+  const pg = "/usr/lib/postgresql/15/bin/postgres";
+  const thirteen = policy("thirteen.bin", "abcdefghijklm");
+  const cases: Array<[string[], number, RegExp]> = [
+    [["run", "--check", "--", join(dir, "no-such-postgres"), "-D", dir], 2, /no-such-postgres: no such file/],
+    [["run", "--check", "--", "/bin/true", "-D", dir], 2, /\/bin\/true is not a PostgreSQL server/],
+    [["run", "--check", "--", pg, "-D", join(dir, "no-such-datadir")], 2, /the data directory .*no-such-datadir does not exist/],
+    [["run", "--check", "--user", "root", "--", pg, "-D", dir], 2, /PostgreSQL refuses to run as root/],
+    [["run", "--check", "--user", "nosuchuser", "--", pg, "-D", dir], 2, /there is no OS user "nosuchuser"/],
+    [["bpf", "disasm", thirteen], 1, /got 13 bytes, which is not a multiple of 8/],
+    [["demo", "--seconds", "abc"], 2, /--seconds: "abc" is not a number/],
+    [["log", "--file", join(dir, "nonexistent")], 2, /--file .*nonexistent: no such file/],
+    [["show", "--bogus"], 2, /^pg_seccomp: error: unknown option '--bogus'\npg_seccomp: hint: Try "pg_seccomp show --help" for more information\.\n$/],
+    [["status", "--pid", "1"], 2, /process 1 is not a PostgreSQL postmaster/],
+    [["check"], 2, /^pg_seccomp: error: missing required argument 'policy'\npg_seccomp: hint: Try "pg_seccomp check --help"/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = cli(...args);
+    assert.equal(r.code, code, `${args.join(" ")}: ${r.err}`);
+    assert.match(r.err, re, args.join(" "));
+    assert.doesNotMatch(r.err, /internal error|\n\s+at /, args.join(" "));
+    assert.match(r.err, /^pg_seccomp: error: /, args.join(" "));
+  }
+});
+
+test("check reads regular files only, bounded: a link to /dev/zero is refused at once", () => {
+  const link = join(dir, "zero.conf");
+  spawnSync("ln", ["-sf", "/dev/zero", link]);
+  const t0 = Date.now();
+  const r = cli("check", link);
+  assert.equal(r.code, 1);
+  assert.match(r.err, /is not a regular file/);
+  assert.ok(Date.now() - t0 < 20_000);
+});
+
+test("check: the host's arch unless the policy says (# arch: in a file or on standard input) or --arch all; --json", () => {
+  const seed = repoPath("examples/seed.conf");
+  const host = cli("check", "--json", seed);
+  assert.equal(host.code, 0, host.err);
+  const j = JSON.parse(host.out) as { arches: string[]; archFrom: string; programs: unknown[]; entries: Array<{ filter: string; entry: string; from: string }> };
+  assert.equal(j.arches.length, 1);
+  assert.match(j.archFrom, /this machine's/);
+  assert.ok(j.programs.length > 0);
+  assert.ok(j.entries.some((e) => e.filter === "global" && /seed\.conf:\d+$/.test(e.from)));
+  // seed.conf names x86_64's access: every arch, on request, fails on aarch64's names.
+  const all = cli("check", "--arch", "all", seed);
+  assert.equal(all.code, 1);
+  assert.match(all.err, /does not exist on aarch64/);
+  // The # arch: line is read from the text, also on standard input.
+  const text = "# arch: aarch64\nglobal_syscall_default = 'allow'\nglobal_syscall_error = 'openat'\n";
+  const stdin = spawnSync(process.execPath, [BIN, "check", "-"], { input: text, encoding: "utf8" });
+  assert.equal(stdin.status, 0, stdin.stderr);
+  assert.match(stdin.stdout, /<stdin>: ok for aarch64 \(its # arch: line/);
+});
+
+test("docs/policy.md's extension example: include the starter profile, global_syscall_log = '*, ptrace'; show --sources", () => {
+  const mine = policy("mine.conf", `include '${repoPath("profiles/postgresql-15-x86_64.conf")}'\nglobal_syscall_log = '*, ptrace'\n`);
+  const r = cli("show", mine, "--context", "global", "--sources", "--arch", "x86_64");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^ ptrace +\| +101 \| global->log +\| global +\| .*mine\.conf:2$/m);
+  assert.match(r.out, /^ alarm +\| +\d+ \| global->log +\| global +\| .*postgresql-15-x86_64\.conf:\d+$/m);
+  const c = cli("check", mine, "--arch", "x86_64", "--sources");
+  assert.equal(c.code, 0, c.err);
+  assert.match(c.out, /^ global +\| log +\| ptrace +\| .*mine\.conf:2$/m);
+});
+
+test("show: a long conditional action goes to a footnote; the table keeps the width of its other rows", () => {
+  const p = policy("cond.conf", "global_syscall_default = 'allow'\nsession_syscall_error = 'socket(arg0 == 1, arg1 == 2, arg2 == 3), socket(arg0 == 2):EPERM'\n");
+  const r = cli("show", p, "--arch", "x86_64");
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^ socket +\| +41 \| \[1\] see below +\| session$/m);
+  assert.match(r.out, /^\[1\] session->error:EPERM if arg0 == 2; session->error if arg0 == 1 && arg1 == 2 && arg2 == 3; else session->allow$/m);
+  for (const line of r.out.split("\n").filter((l) => l.includes("|"))) assert.ok(line.length < 70, line);
+});
+
+test("log: --json is one array, --jsonl one record a line; -f prints one line per record, no header per batch", async () => {
+  const rec = (pid: number) => JSON.stringify({
+    time: "2026-01-02T03:04:05.678Z", pid, process: "postgres: alice db [local] COPY", context: "session", role: "alice", database: "db",
+    syscall: "execve", nr: 59, args: ["0x0"], action: "terminate", errno: 13, signal: "SIGTERM",
+  }) + "\n";
+  const file = policy("violations.jsonl", rec(1) + rec(2));
+  const arr = cli("log", "--file", file, "--json");
+  assert.equal(arr.code, 0, arr.err);
+  const parsed = JSON.parse(arr.out) as Array<{ pid: number; action: string }>;
+  assert.deepEqual(parsed.map((e) => [e.pid, e.action]), [[1, "terminate"], [2, "terminate"]]);
+  const lines = cli("log", "--file", file, "--jsonl");
+  assert.deepEqual(lines.out.trim().split("\n").map((l) => (JSON.parse(l) as { pid: number }).pid), [1, 2]);
+  assert.equal(cli("log", "--file", file, "--json", "-f").code, 2);
+  const table = cli("log", "--file", file);
+  assert.match(table.out, /^ +time +\| +pid \|/m);
+  assert.match(table.out, /terminate:EACCES \(SIGTERM\)/);
+
+  const { spawn } = await import("node:child_process");
+  const { appendFileSync } = await import("node:fs");
+  const follow = spawn(process.execPath, [BIN, "log", "--file", file, "-f"]);
+  let out = "";
+  follow.stdout.on("data", (d: Buffer) => (out += d.toString()));
+  const until = async (n: number) => {
+    for (let i = 0; i < 100 && out.split("\n").filter(Boolean).length < n; i++) await new Promise((r) => setTimeout(r, 100));
+  };
+  await until(2);
+  appendFileSync(file, rec(3));
+  await until(3);
+  follow.kill("SIGINT");
+  await new Promise((r) => follow.on("exit", r));
+  const got = out.split("\n").filter(Boolean);
+  assert.equal(got.length, 3, out);
+  for (const l of got) assert.match(l, /^2026-01-02 03:04:05Z pid \d session alice@db: execve terminate:EACCES \(SIGTERM\): copy|^2026-01-02 03:04:05Z pid \d session alice@db: execve terminate:EACCES \(SIGTERM\): postgres: alice db \[local\] COPY$/);
+  assert.doesNotMatch(out, /\| +pid +\|/, "no table header");
+});
+
+test("--json on the commands that report: run --check --json", () => {
+  const r = cli("run", "--check", "--json", "--policy", repoPath("examples/seed.conf"), "--", "/usr/lib/postgresql/15/bin/postgres", "-D", dir);
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as { ok: boolean; instructions: number; supervisor: boolean };
+  assert.equal(j.ok, true);
+  assert.ok(j.instructions > 0);
+  assert.equal(cli("run", "--json", "--", "/usr/lib/postgresql/15/bin/postgres", "-D", dir).code, 2);
+});

@@ -201,7 +201,7 @@ test("pg_ctlcluster start, reload, restart, stop through the wrapper in pg_ctl.c
 
   // -- post mortem: the log is found by cluster, by config dir and by data dir, as root and as postgres.
   for (const [args, as] of [[["--cluster", `15/${NAME}`], undefined], [["-D", CONF_DIR], undefined], [["-D", dataDir], "postgres"], [["--cluster", `15/${NAME}`], "postgres"]] as const) {
-    const l = cli(["log", ...args, "--json"], as);
+    const l = cli(["log", ...args, "--jsonl"], as);
     assert.equal(l.status, 0, `${args.join(" ")} as ${as ?? "root"}: ${l.stderr}`);
     const events = l.stdout.trim().split("\n").filter(Boolean).map((x) => JSON.parse(x) as { syscall: string; action: string });
     assert.ok(events.some((e) => e.syscall === "execve" && e.action === "error"), `${args.join(" ")} as ${as ?? "root"}: ${l.stdout}`);

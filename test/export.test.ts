@@ -202,11 +202,11 @@ test("import: rules with no equivalent are named, and bad profiles get a JSON pa
   writeFileSync(bad, JSON.stringify({ defaultAction: "SCMP_ACT_ERRNO", syscalls: [{ names: ["read"], action: "SCMP_ACT_ALLOW" }, { names: ["socket"], action: "SCMP_ACT_ALLOW", args: [{ index: 0, value: 1, op: "SCMP_CMP_EQUAL" }] }] }));
   const e = spawnSync(process.execPath, [BIN, "import", bad], { encoding: "utf8" });
   assert.equal(e.status, 2);
-  assert.match(e.stderr, /bad\.json: syscalls\[1\]\.args\[0\]\.op: unknown operator "SCMP_CMP_EQUAL"\nhint: use one of SCMP_CMP_NE/);
+  assert.match(e.stderr, /bad\.json: syscalls\[1\]\.args\[0\]\.op: unknown operator "SCMP_CMP_EQUAL"\npg_seccomp: hint: use one of SCMP_CMP_NE/);
   writeFileSync(bad, '{\n "defaultAction": "SCMP_ACT_ERRNO",\n "syscalls": [ }\n');
   const j = spawnSync(process.execPath, [BIN, "import", bad], { encoding: "utf8" });
   assert.equal(j.status, 2);
-  assert.match(j.stderr, /bad\.json( \(line \d+\))?: not valid JSON: [^]*\nhint: give a seccomp profile/);
+  assert.match(j.stderr, /bad\.json( \(line \d+\))?: not valid JSON: [^]*\npg_seccomp: hint: give a seccomp profile/);
   assert.doesNotMatch(j.stderr + e.stderr, /    at /);
   rmSync(dir, { recursive: true, force: true });
 });

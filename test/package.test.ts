@@ -13,6 +13,7 @@ test("npm pack lists no test, fixture, test helper or benchmark file", () => {
   const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
   assert.ok(files.includes("dist/src/cli/main.js"), `the CLI is packed:\n${files.join("\n")}`);
   assert.ok(files.includes("dist/src/compile/compose.js"));
+  assert.ok(files.includes("docs/man/pg_seccomp.1"), "the man page is packed (package.json's man installs it)");
   const unwanted = files.filter((f) => /\.test\.(js|ts|d\.ts)(\.map)?$|(^|\/)(test|tests|fixtures|support|bench)\//.test(f));
   assert.deepEqual(unwanted, []);
 });

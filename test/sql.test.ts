@@ -99,7 +99,9 @@ test("seccomp.violations shows denied calls to pg_monitor members only", { skip 
 
 test("set_client_filter narrows the calling session only, once, and only for roles granted EXECUTE", { skip }, () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
+  const installed = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64", "--json");
+  assert.equal(installed.status, 0, installed.stderr);
+  assert.equal((JSON.parse(installed.stdout) as { schema: string }).schema, "seccomp");
   query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function seccomp.pg_get_seccomp_filter() to alice");
   // alice may exec (her role's list); in a session that narrows itself, she may not. The seed's
   // own usage narrows an allowed syscall by naming it in the error list.

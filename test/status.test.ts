@@ -212,7 +212,7 @@ test("status: the right policy matches, another policy's differences are named",
   const pb = policyFile("b.conf", POLICY_B);
   const s = await sleeperUnder([installedFor(parsePolicyText(POLICY_A))]);
   try {
-    const good = collectStatus({ pid: s.pid, policy: pa, syscalls: true });
+    const good = collectStatus({ anyProcessTree: true, pid: s.pid, policy: pa, syscalls: true });
     assert.equal(good.processes.length, 1);
     const pm = good.processes[0]!;
     assert.equal(pm.pid, s.pid);
@@ -226,13 +226,13 @@ test("status: the right policy matches, another policy's differences are named",
     assert.ok(good.ok);
     const mount = good.syscalls?.find((r) => r.syscall === "mount");
     assert.deepEqual([mount?.kernel_action, mount?.policy_action], ["error:EACCES (supervisor)", "error:EACCES (supervisor)"]);
-    const text = statusCommand({ pid: s.pid, policy: pa });
+    const text = statusCommand({ anyProcessTree: true, pid: s.pid, policy: pa });
     assert.equal(text.exitCode, 0);
     assert.match(text.output, /filter matches the policy \(\d+ syscalls checked\)/);
 
     // No run state: the supervisor is assumed to answer as the compared policy says, so only
     // the kernel's own verdicts can differ.
-    const bad = collectStatus({ pid: s.pid, policy: pb, runStateDir: join(tmp, "no-such-dir") });
+    const bad = collectStatus({ anyProcessTree: true, pid: s.pid, policy: pb, runStateDir: join(tmp, "no-such-dir") });
     const c = bad.processes[0]!.comparison!;
     assert.equal(c.matches, false);
     assert.equal(c.identicalProgram, null);
@@ -250,7 +250,7 @@ test("status: the right policy matches, another policy's differences are named",
     // With the run state of a server started with A, the supervisor answers as A says.
     const states = join(tmp, "run");
     writeRunState({ launcherPid: process.pid, postmasterPid: s.pid, dataDir: tmp, policyPath: pa, arch, logPath: join(tmp, "log"), startedAt: new Date().toISOString() }, states);
-    const withState = collectStatus({ pid: s.pid, policy: pb, runStateDir: states });
+    const withState = collectStatus({ anyProcessTree: true, pid: s.pid, policy: pb, runStateDir: states });
     assert.equal(withState.policyFrom, "--policy");
     assert.deepEqual(
       withState.processes[0]!.comparison!.differences.map((d) => [d.syscall, d.kernel_action, d.policy_action]).sort(),
@@ -262,16 +262,16 @@ test("status: the right policy matches, another policy's differences are named",
       ],
     );
     // Without --policy, the run state's policy is the one compared: it matches.
-    const fromState = collectStatus({ pid: s.pid, runStateDir: states });
+    const fromState = collectStatus({ anyProcessTree: true, pid: s.pid, runStateDir: states });
     assert.equal(fromState.policyPath, pa);
     assert.equal(fromState.policyFrom, "run state");
     assert.equal(fromState.processes[0]!.matchesPolicy, "yes");
 
-    const out = statusCommand({ pid: s.pid, policy: pb, runStateDir: states });
+    const out = statusCommand({ anyProcessTree: true, pid: s.pid, policy: pb, runStateDir: states });
     assert.equal(out.exitCode, 1);
     assert.match(out.output, /NO \(4 differ\)/);
     assert.match(out.output, /init_module \(\d+\): kernel allow, policy kill/);
-    const json = JSON.parse(statusCommand({ pid: s.pid, policy: pb, json: true, runStateDir: states }).output) as {
+    const json = JSON.parse(statusCommand({ anyProcessTree: true, pid: s.pid, policy: pb, json: true, runStateDir: states }).output) as {
       ok: boolean;
       processes: Array<{ matchesPolicy: string }>;
     };
@@ -290,10 +290,10 @@ test("status flags processes without a filter loudly", { skip }, async () => {
   let childPid: number | undefined;
   try {
     const deadline = Date.now() + 5000;
-    let report = collectStatus({ pid: parent.pid!, policy: pc });
+    let report = collectStatus({ anyProcessTree: true, pid: parent.pid!, policy: pc });
     while (report.processes.length < 2 && Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, 20));
-      report = collectStatus({ pid: parent.pid!, policy: pc });
+      report = collectStatus({ anyProcessTree: true, pid: parent.pid!, policy: pc });
     }
     childPid = report.processes[1]?.pid;
     assert.equal(report.processes.length, 2);
@@ -301,7 +301,7 @@ test("status flags processes without a filter loudly", { skip }, async () => {
     assert.deepEqual(report.processes.map((p) => p.kernelPrograms), [[], []]);
     assert.equal(report.processes[1]?.backendType, "other");
     assert.equal(report.ok, false);
-    const out = statusCommand({ pid: parent.pid!, policy: pc });
+    const out = statusCommand({ anyProcessTree: true, pid: parent.pid!, policy: pc });
     assert.equal(out.exitCode, 1);
     assert.match(out.output, /WARNING: pid \d+ \(other sleep 30\): runs WITHOUT a seccomp filter/);
   } finally {

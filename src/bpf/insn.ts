@@ -1,6 +1,8 @@
 // Classic BPF as seccomp uses it: the instruction record and the opcodes. The seccomp ABI (return
 // values, AUDIT_ARCH, seccomp_data) is in src/seccomp. Pure data; nothing here touches the kernel.
 
+import { PgSeccompError } from "../errors.js";
+
 /** One `struct sock_filter`: 16-bit code, 8-bit jt/jf, 32-bit k (unsigned). */
 export interface Insn {
   code: number;
@@ -83,7 +85,7 @@ export function encodeProgram(prog: readonly Insn[]): Buffer {
 /** Inverse of encodeProgram; throws on a length that is not a multiple of 8. */
 export function decodeProgram(buf: Uint8Array): Insn[] {
   if (buf.length % 8 !== 0) {
-    throw new Error(`a BPF program is a sequence of 8-byte records; got ${buf.length} bytes`);
+    throw new PgSeccompError("input", `a BPF program is a sequence of 8-byte records; got ${buf.length} bytes, which is not a multiple of 8`);
   }
   const view = Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
   const prog: Insn[] = [];

@@ -2,8 +2,9 @@
 // -D/--cluster, loading a policy with its notes, writing an output file.
 
 import { Option } from "commander";
-import { writeFileSync } from "node:fs";
-import { loadPolicyFile, type Policy } from "../policy/policy.js";
+import { readFileSync, writeFileSync } from "node:fs";
+import { readPolicyFile } from "../policy/source.js";
+import { loadPolicyFile, parsePolicyText, type Policy } from "../policy/policy.js";
 import { CONTEXT_KINDS, type ContextKind, type ContextSpec } from "../policy/decision.js";
 import { ARCHES, hostArch, type Arch } from "../syscalls/index.js";
 import { printNotes, UsageError } from "./output.js";
@@ -31,6 +32,24 @@ export function dataDirOption(opts: { pgdata?: string; cluster?: string }): stri
   if (opts.pgdata !== undefined && opts.cluster !== undefined) throw new UsageError("give -D or --cluster, not both");
   if (opts.cluster !== undefined) return findDebianCluster(opts.cluster).dataDir;
   return opts.pgdata === undefined ? undefined : dataDirForLookup(opts.pgdata);
+}
+
+/** A policy's text: a file (bounded, regular files only: readPolicyFile), or standard input for "-". */
+export function readPolicyText(path: string): string {
+  try {
+    return path === "-" ? readFileSync(0, "utf8") : readPolicyFile(path);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") throw new UsageError(`policy file "${path}" does not exist`);
+    throw new UsageError(`cannot read policy file "${path}": ${code === "ENOTREG" || code === "EFBIG" ? (e as Error).message : code ?? (e as Error).message}`);
+  }
+}
+
+/** A policy given as text (standard input), read as the file `name`. */
+export function loadPolicyText(text: string, name: string): Policy {
+  const p = parsePolicyText(text, name);
+  printNotes(p.notes);
+  return p;
 }
 
 export function loadPolicy(path: string): Policy {

@@ -15,20 +15,31 @@ export class UsageError extends PgSeccompError {
 /** The exit code of each kind of failure (src/errors.ts); an error without a kind exits 70. */
 export const EXIT_CODE: Readonly<Record<ErrorKind, number>> = { usage: 2, input: 1, policy: 1, runtime: 1 };
 
+/** The program name every message starts with, as pg_dump's "pg_dump: error: ..." and "pg_dump: hint: ...". */
+export const PROGRAM = "pg_seccomp";
+
+/**
+ * A message in PostgreSQL's client style: `pg_seccomp: error: ...`, and each "hint: ..." line
+ * (messages from the layers below put their hint on a line of its own) as `pg_seccomp: hint: ...`.
+ */
+export function clientMessage(level: "error" | "internal error" | "warning" | "note", message: string): string {
+  return `${PROGRAM}: ${level}: ${message.replace(/^hint: /gm, `${PROGRAM}: hint: `)}\n`;
+}
+
 export function reportError(err: unknown): number {
   const e = err instanceof Error ? err : new Error(String(err));
   if (e instanceof PolicyError) {
-    process.stderr.write(`pg_seccomp: error: ${e.loc ? formatLoc(e.loc) + ": " : ""}${e.problem}\n${e.hint ? `hint: ${e.hint}\n` : ""}`);
+    process.stderr.write(clientMessage("error", `${e.loc ? formatLoc(e.loc) + ": " : ""}${e.problem}${e.hint ? `\nhint: ${e.hint}` : ""}`));
     return 1;
   }
   const kind = errorKindOf(e);
   if (kind !== undefined) {
-    process.stderr.write(`pg_seccomp: error: ${e.message}\n`);
+    process.stderr.write(clientMessage("error", e.message));
     return EXIT_CODE[kind];
   }
-  process.stderr.write(`pg_seccomp: internal error: ${e.message}\n`);
+  process.stderr.write(clientMessage("internal error", e.message));
   if (process.env.PG_SECCOMP_DEBUG) process.stderr.write(`${e.stack}\n`);
-  else process.stderr.write("hint: set PG_SECCOMP_DEBUG=1 for details, and please report this\n");
+  else process.stderr.write(`${PROGRAM}: hint: set PG_SECCOMP_DEBUG=1 for details, and please report this\n`);
   return 70;
 }
 

@@ -18,7 +18,8 @@ import { expandGroup, groupInfo, groupNames, resolveGroup } from "../syscalls/gr
 import { parseValue } from "../policy/entries.js";
 import { formatRisk, policyRisks } from "../policy/risks.js";
 import { UsageError, writeJson } from "./output.js";
-import { archOption, contextOption, roleOption, databaseOption, loadPolicy, contextOf } from "./options.js";
+import { archOption, contextOption, roleOption, databaseOption, loadPolicy, loadPolicyText, readPolicyText, contextOf, safeHostArch } from "./options.js";
+import { entrySources, footnoteLongCells, rowSources } from "../render/effective-table.js";
 
 /** show, compile, sim, check, groups, syscalls. */
 export function registerPolicyCommands(program: Command): void {
@@ -28,21 +29,28 @@ export function registerPolicyCommands(program: Command): void {
     .argument("<policy>", "policy file (postgresql.conf syntax)")
     .addOption(new Option("--format <format>", "output format").choices(["table", "csv", "json"]).default("table"))
     .option("--json", "same as --format json")
+    .option("--sources", "add a column: the file:line each row's entries (or default) were written at")
     .addOption(archOption())
     .addOption(new Option("--context <context>", "contexts to show: all = global and session, as the seed's table").choices(["all", ...CONTEXT_KINDS]).default("all"))
     .addOption(roleOption())
     .addOption(databaseOption())
-    .action((path: string, opts: { format: string; json?: boolean; arch: Arch; context: string; role?: string; database?: string }) => {
+    .action((path: string, opts: { format: string; json?: boolean; sources?: boolean; arch: Arch; context: string; role?: string; database?: string }) => {
       const policy = loadPolicy(path);
       const contexts: ContextSpec[] =
         opts.context === "all"
           ? [{ context: "global" }, contextOf({ ...opts, context: "session" }, policy)]
           : [contextOf(opts, policy)];
-      const rows = effectiveFilterRows(policy, opts.arch, contexts);
+      const plain = effectiveFilterRows(policy, opts.arch, contexts);
+      const sources = opts.sources ? rowSources(policy, opts.arch, contexts, plain) : undefined;
+      const rows = sources ? plain.map((r, i) => ({ ...r, source: sources[i]! })) : plain;
+      const columns = sources ? [...FILTER_COLUMNS, "source"] : FILTER_COLUMNS;
       const format = opts.json ? "json" : opts.format;
       if (format === "json") writeJson(rows);
-      else if (format === "csv") process.stdout.write(csvTable(FILTER_COLUMNS, rows as never));
-      else process.stdout.write(psqlTable(FILTER_COLUMNS, rows as never));
+      else if (format === "csv") process.stdout.write(csvTable(columns, rows as never));
+      else {
+        const { rows: shown, footnotes } = footnoteLongCells(rows, "filter_action");
+        process.stdout.write(psqlTable(columns, shown as never) + footnotes.map((f) => f + "\n").join(""));
+      }
     });
 
   program
@@ -99,32 +107,48 @@ export function registerPolicyCommands(program: Command): void {
 
   program
     .command("check")
-    .description("validate a policy for every arch and context; print notes and warnings about risky allowances; exit 1 on the first error")
-    .argument("<policy>", "policy file (postgresql.conf syntax)")
-    .addOption(new Option("--arch <arch>", "only this architecture").choices(ARCHES as string[]))
+    .description("validate a policy for its arch and every context; print notes and warnings about risky allowances; exit 1 on the first error")
+    .argument("<policy>", "policy file (postgresql.conf syntax), or - for standard input")
+    .addOption(new Option("--arch <arch>", "the architecture to check: all for every one (default: the policy's own, from its file name or an \"# arch:\" line, else this machine's)").choices(["all", ...ARCHES]))
     .option("--strict", "exit 1 when there are warnings")
-    .action((path: string, opts: { arch?: Arch; strict?: boolean }) => {
-      const policy = loadPolicy(path);
+    .option("--json", "print the result as JSON (arches checked, programs, warnings, where each entry came from)")
+    .option("--sources", "also list every entry with the file:line it was written at (an included file's, for what a '*' kept)")
+    .action((path: string, opts: { arch?: Arch | "all"; strict?: boolean; json?: boolean; sources?: boolean }) => {
+      const stdin = path === "-" ? readPolicyText(path) : undefined;
+      const policy = stdin !== undefined ? loadPolicyText(stdin, "<stdin>") : loadPolicy(path);
+      const text = stdin ?? readPolicyText(path);
       const contexts = policyContexts(policy);
       // A profile names one arch's syscalls (x86_64's stat, pipe or access do not exist on
-      // aarch64): its arch comes from --arch, else its file name (postgresql-18-aarch64.conf) or a
-      // "# arch: NAME" line, else every arch is checked.
-      const fileArch = opts.arch ? undefined : policyFileArch(path);
-      if (fileArch) process.stdout.write(`${path}: ${fileArch.arch} only (${fileArch.from}; --arch to choose)\n`);
-      const arches = opts.arch ? [opts.arch] : fileArch ? [fileArch.arch] : ARCHES;
+      // aarch64): only the arches the policy can be for are checked. --arch, else its file name
+      // (postgresql-18-aarch64.conf) or a "# arch: NAME" line in its text, else this machine's.
+      const declared = opts.arch ? undefined : policyFileArch(path, text);
+      const arches: Arch[] = opts.arch === "all" ? [...ARCHES] : opts.arch ? [opts.arch] : declared ? [declared.arch] : [safeHostArch()];
+      const archFrom = opts.arch === "all" ? "--arch all" : opts.arch ? "--arch" : declared ? declared.from : "this machine's; --arch all checks every one";
+      const programs: Array<{ arch: Arch; context: string; instructions: number }> = [];
       for (const arch of arches) {
         for (const c of contexts) {
           const prog = compilePolicy(policy, arch, c);
           const problems = validateProgram(prog);
           if (problems.length) throw new Error(`compiled program for ${arch}/${c.context} fails validation: ${problems[0]}`);
-          process.stdout.write(`${arch} ${contextKey(c)}: ${prog.length} instructions\n`);
+          programs.push({ arch, context: contextKey(c), instructions: prog.length });
         }
       }
       const risks = policyRisks(policy, arches);
+      if (opts.strict && risks.length) process.exitCode = 1;
+      const name = path === "-" ? "<stdin>" : path;
+      if (opts.json) {
+        writeJson({
+          policy: name, ok: !(opts.strict && risks.length), files: policy.files, arches, archFrom, programs,
+          warnings: risks.map((r) => ({ id: r.id, message: formatRisk(r) })), notes: policy.notes.map((n) => ({ ...n.loc, message: n.message })),
+          entries: entrySources(policy),
+        });
+        return;
+      }
+      for (const p of programs) process.stdout.write(`${p.arch} ${p.context}: ${p.instructions} instructions\n`);
+      if (opts.sources) process.stdout.write(psqlTable(["filter", "action", "entry", "from"], entrySources(policy) as never));
       for (const r of risks) process.stderr.write(`pg_seccomp: warning: ${formatRisk(r)}\n`);
       const warned = risks.length ? `, ${risks.length} warning${risks.length === 1 ? "" : "s"}` : "";
-      process.stdout.write(`${path}: ok (${policy.files.length} file${policy.files.length === 1 ? "" : "s"}${warned})\n`);
-      if (opts.strict && risks.length) process.exitCode = 1;
+      process.stdout.write(`${name}: ok for ${arches.join(", ")} (${archFrom}; ${policy.files.length} file${policy.files.length === 1 ? "" : "s"}${warned})\n`);
     });
 
   program
@@ -170,7 +194,13 @@ export function registerBpfCommands(program: Command): void {
     .argument("<file>", "raw program, as written by compile -o")
     .option("--raw", "also print the raw code, jt, jf and k fields")
     .action((file: string, opts: { raw?: boolean }) => {
-      process.stdout.write(disassemble(decodeProgram(readFileSync(file)), { raw: opts.raw ?? false }));
+      let bytes: Buffer;
+      try {
+        bytes = readFileSync(file);
+      } catch (e) {
+        throw new UsageError(`cannot read ${file}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      }
+      process.stdout.write(disassemble(decodeProgram(bytes), { raw: opts.raw ?? false }));
     });
   bpf
     .command("asm")
@@ -187,16 +217,10 @@ export function registerBpfCommands(program: Command): void {
     });
 }
 
-/** The arch a policy file is for, from its name (postgresql-<major>-<arch>[-variant].conf) or a "# arch: NAME" line. */
-function policyFileArch(path: string): { arch: Arch; from: string } | undefined {
+/** The arch a policy is for, from its file name (postgresql-<major>-<arch>[-variant].conf) or a "# arch: NAME" line of its text. */
+function policyFileArch(path: string, text: string): { arch: Arch; from: string } | undefined {
   const m = /-(x86_64|aarch64)(?:-[A-Za-z0-9_]+)?\.conf$/.exec(basename(path));
   if (m && isArch(m[1]!)) return { arch: m[1], from: "its file name" };
-  let text = "";
-  try {
-    text = readFileSync(path, "utf8");
-  } catch {
-    return undefined;
-  }
   const a = /^#\s*arch:\s*(\S+)\s*$/m.exec(text)?.[1];
   return a && isArch(a) ? { arch: a, from: "its # arch: line" } : undefined;
 }

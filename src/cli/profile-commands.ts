@@ -126,7 +126,7 @@ export function registerProfileCommands(program: Command): void {
     .option("-o, --output <policy>", "write the policy to FILE (default: standard output)")
     .addOption(archOption())
     .option("--caps <caps>", "the container's capabilities, comma-separated (e.g. CAP_SYS_ADMIN,CAP_SYS_PTRACE), for Docker's includes/excludes.caps", "")
-    .option("--kernel <version>", "the kernel version to resolve Docker's includes.minKernel for", release().replace(/[^0-9.].*$/, ""))
+    .addOption(new Option("--kernel <version>", "the kernel version to resolve Docker's includes.minKernel for").default(release().replace(/[^0-9.].*$/, ""), "this machine's"))
     .option("--json", "print notes, warnings and counts as JSON (the policy goes to -o)")
     .action((file: string, opts: { output?: string; arch: Arch; caps: string; kernel: string; json?: boolean }) => {
       let text: string;

@@ -5,7 +5,7 @@ import { Command } from "commander";
 import { existsSync, statSync } from "node:fs";
 import { escapeControl, safeJson } from "../render/format.js";
 import { type Arch } from "../syscalls/index.js";
-import { UsageError } from "./output.js";
+import { UsageError, writeJson } from "./output.js";
 import { runDemo } from "../launcher/demo.js";
 import { learn, LearnFailed } from "../learn/learn.js";
 import { verify } from "../learn/verify.js";
@@ -14,14 +14,19 @@ import { statusCommand } from "../inspect/status.js";
 import { applySql, describeInstallFailure, installSql, type PsqlAs } from "../sql/install.js";
 import { findServerRecord } from "../host/run-state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
-import { join } from "node:path";
-import { findViolationLog, followViolations, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
+import { join, resolve } from "node:path";
+import { findViolationLog, followViolations, formatViolationLines, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { findDebianCluster, majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
+import { checkDataDir, checkServerBinary, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
 import { starterProfile } from "../launcher/profile-choice.js";
 import { archOption, safeHostArch, dataDirOption, loadPolicy } from "./options.js";
+
+/** A line from the launcher for stderr: its "hint: ..." lines in PostgreSQL's client style. */
+function sayLine(line: string): void {
+  process.stderr.write(line.replace(/^hint: /gm, "pg_seccomp: hint: ") + "\n");
+}
 
 /** run, status, log, sql install, learn. */
 export function registerServerCommands(program: Command): void {
@@ -32,25 +37,36 @@ export function registerServerCommands(program: Command): void {
     .option("--policy <file>", "policy file (default: the bundled starter profile for the server's version and arch)")
     .option("--user <name>", "the server's OS user, when started as root", undefined)
     .option("--check", "validate and print what would be installed; start nothing")
+    .option("--json", "with --check: print it as JSON")
     .option("--in-place", "exec postgres in this process (it keeps the pid pg_ctl -w, pg_ctlcluster or systemd started); the supervisor runs as a separate process")
     .option("--log <file>", "violation log (JSON lines; default: in the run-state directory)")
     .option("--log-to <targets>", "where violation records go, comma-separated: file (the --log file, which log and seccomp.violations read), journald (structured fields SYSCALL, CONTEXT, ROLE, DATABASE, PID, ACTION), syslog (RFC 5424 to /dev/log)", "file")
     .option("--spec-allow", "do not force the speculative-store-bypass mitigation that seccomp turns on (faster on some CPUs, less safe)")
     .option("--insecure-policy-permissions", "FOR TESTS ONLY: accept a policy the server's user could change")
-    .action(async (command: string[], opts: { policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; logTo: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+    .action(async (command: string[], opts: { json?: boolean; policy?: string; user?: string; check?: boolean; inPlace?: boolean; log?: string; logTo: string; specAllow?: boolean; insecurePolicyPermissions?: boolean }) => {
+      if (opts.json && !opts.check) throw new UsageError("--json reports what --check found: give --check too");
       const logTo = parseLogTargets(opts.logTo);
       if (typeof logTo === "string") throw new UsageError(logTo);
       const arch = safeHostArch();
+      checkServerBinary(command);
       const policyPath = opts.policy ?? starterProfile(command[0]!, arch, { args: command.slice(1), user: opts.user });
       const policy = loadPolicy(policyPath);
       const req: RunRequest = {
         policy, policyPath, arch, command, user: opts.user, specAllow: opts.specAllow ?? false,
         insecurePolicyPermissions: opts.insecurePolicyPermissions ?? false, logPath: opts.log, checkOnly: opts.check ?? false, logTo,
-        say: (line) => process.stderr.write(line + "\n"),
+        say: sayLine,
       };
       const pre = preflight(req);
+      checkDataDir(command);
       if (opts.check) {
-        process.stdout.write(describePreflight(req, pre));
+        if (!opts.json) return void process.stdout.write(describePreflight(req, pre));
+        const p = pre.programs;
+        writeJson({
+          ok: true, policy: resolve(policyPath), files: policy.files, server: command, dataDir: pre.dataDir ?? null, configDir: pre.configDir ?? null,
+          user: pre.user ? { name: pre.user.name, uid: pre.user.uid } : null, arch, enabled: policy.enabled,
+          instructions: p.installed.length, supervisor: p.usesSupervisor, routed: p.routed.map((r) => r.name), clientFilter: p.clientFilterKnock,
+          specAllow: req.specAllow, logTo, log: opts.log ?? null,
+        });
         return;
       }
       if (opts.inPlace) await runInPlace(req, pre); // returns only by throwing
@@ -102,9 +118,13 @@ export function registerServerCommands(program: Command): void {
     .option("--file <file>", "a log file (run --log FILE)")
     .option("-n, --lines <n>", "only the last N entries")
     .option("-f, --follow", "keep printing new entries as they come")
-    .option("--json", "print the records as JSON lines (control characters escaped)")
-    .action(async (opts: { pgdata?: string; cluster?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean }) => {
+    .option("--json", "print the records as one JSON array (control characters escaped)")
+    .option("--jsonl", "print the records as JSON lines, one record a line (with -f: as they come)")
+    .action(async (opts: { pgdata?: string; cluster?: string; pid?: string; file?: string; lines?: string; follow?: boolean; json?: boolean; jsonl?: boolean }) => {
+      if (opts.json && opts.follow) throw new UsageError("--json prints one array, which -f would never close: use --jsonl with -f");
+      if (opts.json && opts.jsonl) throw new UsageError("give --json or --jsonl, not both");
       if (opts.lines !== undefined && !/^\d+$/.test(opts.lines)) throw new UsageError(`--lines: "${opts.lines}" is not a number`);
+      if (opts.file !== undefined && !existsSync(opts.file)) throw new UsageError(`--file ${opts.file}: no such file; give the log pg_seccomp run --log wrote, or -D DATADIR for a server's own`);
       const found = findViolationLog({ dataDir: dataDirOption(opts), pid: opts.pid ? Number(opts.pid) : undefined, file: opts.file });
       const path = found.path;
       const owners = found.owners ? { owners: found.owners } : {};
@@ -112,22 +132,26 @@ export function registerServerCommands(program: Command): void {
       const note = (s: SkippedLines) => {
         for (const n of skippedNotes(s)) process.stderr.write(`pg_seccomp: note: ${escapeControl(path)}: ${n}\n`);
       };
-      // JSON lines re-written from the validated records (safeJson: no raw control characters).
-      const print = (es: ViolationEvent[]) => {
-        process.stdout.write(opts.json ? es.map((e) => safeJson(e) + "\n").join("") : es.length ? formatViolations(es) : "");
+      // JSON re-written from the validated records (safeJson: no raw control characters).
+      // Followed records come one line each: a table would print its header for every batch.
+      const print = (es: ViolationEvent[], following: boolean) => {
+        if (opts.jsonl) process.stdout.write(es.map((e) => safeJson(e) + "\n").join(""));
+        else if (following) process.stdout.write(formatViolationLines(es));
+        else if (es.length) process.stdout.write(formatViolations(es));
       };
       note(skipped);
       if (!opts.follow) {
-        if (!opts.json && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries${existsSync(path) ? "" : " (the file does not exist yet: nothing was logged)"} (${found.how})\n`);
-        print(events);
+        if (opts.json) return writeJson(events);
+        if (!opts.jsonl && events.length === 0) process.stderr.write(`pg_seccomp: ${escapeControl(path)}: no entries${existsSync(path) ? "" : " (the file does not exist yet: nothing was logged)"} (${found.how})\n`);
+        print(events, false);
         return;
       }
-      print(events);
+      print(events, true);
       const size = existsSync(path) ? statSync(path).size : 0;
       await new Promise<void>((resolveStop) => {
         const stopFollow = followViolations(path, size, (es, s) => {
           note(s);
-          print(es);
+          print(es, true);
         }, 500, found.owners);
         process.once("SIGINT", () => {
           stopFollow();
@@ -148,7 +172,9 @@ export function registerServerCommands(program: Command): void {
     .option("--os-user <name>", "as root: run psql as this OS user (default: the data directory's owner, else postgres), for peer authentication")
     .addOption(archOption())
     .option("--print", "print the SQL instead of running it")
-    .action((opts: { dbname: string; pgdata?: string; cluster?: string; policy?: string; schema: string; osUser?: string; arch: Arch; print?: boolean }) => {
+    .option("--json", "report what was installed as JSON")
+    .action((opts: { dbname: string; pgdata?: string; cluster?: string; policy?: string; schema: string; osUser?: string; arch: Arch; print?: boolean; json?: boolean }) => {
+      if (opts.json && opts.print) throw new UsageError("--print writes the SQL on standard output: give --json or --print");
       const dataDir = dataDirOption(opts);
       const owner = dataDir !== undefined && existsSync(dataDir) ? statSync(dataDir).uid : undefined;
       const record = dataDir !== undefined ? findServerRecord(dataDir, owner) : undefined;
@@ -162,7 +188,7 @@ export function registerServerCommands(program: Command): void {
       if (!logPath) {
         process.stderr.write(
           `pg_seccomp: warning: no violation log is known${dataDir ? ` for ${dataDir}` : ""}: ${opts.schema}.violations will show no rows\n` +
-            `hint: give -D DATADIR (or --cluster) of a server started with pg_seccomp run\n`,
+            `pg_seccomp: hint: give -D DATADIR (or --cluster) of a server started with pg_seccomp run\n`,
         );
       }
       const serverDataDir = dataDir;
@@ -192,7 +218,12 @@ export function registerServerCommands(program: Command): void {
       // wrappers dropped from public), as they came.
       if (r.stderr.trim()) process.stderr.write(r.stderr.trim() + "\n");
       const q = opts.schema;
-      process.stderr.write(`pg_seccomp: installed ${q}.seccomp_filter(), ${q}.pg_get_seccomp_filter(), ${q}.set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${q}.violations, owned by the bootstrap superuser (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
+      if (opts.json) {
+        writeJson({
+          installed: [`${q}.seccomp_filter()`, `${q}.pg_get_seccomp_filter()`, `${q}.set_client_filter()`, `${q}.violations`], database: opts.dbname, schema: q,
+          policy: policyPath, log: logPath ?? null, clientFilter: policy.clientFilter === true, psqlAs: as.user?.name ?? null,
+        });
+      } else process.stderr.write(`pg_seccomp: installed ${q}.seccomp_filter(), ${q}.pg_get_seccomp_filter(), ${q}.set_client_filter() (EXECUTE revoked from PUBLIC, as pgseccomp does) and ${q}.violations, owned by the bootstrap superuser (policy ${policyPath}${logPath ? `, log ${logPath}` : ""})\n`);
       if (!policy.clientFilter) process.stderr.write(`pg_seccomp: note: ${policyPath} does not set set_client_filter = on: set_client_filter() raises an error saying so\n`);
     });
 
@@ -233,7 +264,7 @@ export function registerServerCommands(program: Command): void {
       const denyPerContext = opts.denyPerContext?.split(",").map((n) => n.trim()).filter(Boolean);
       const timerWaitS = Number(opts.timerWait);
       if (!Number.isFinite(timerWaitS) || timerWaitS < 0) throw new UsageError(`--timer-wait ${opts.timerWait}: give a number of seconds`);
-      const say = (line: string) => void process.stderr.write(line + "\n");
+      const say = sayLine;
       if (opts.verify !== undefined) {
         if (opts.output !== undefined || opts.merge !== undefined) throw new UsageError("--verify checks a policy: it takes no -o or --merge");
         const r = await verify({
@@ -275,11 +306,13 @@ export function registerDemoCommand(program: Command): void {
     .description("start a throwaway PostgreSQL under the bundled starter profile, run a workload, show the filter and the live status, stop and clean up")
     .option("--seconds <n>", "how long the pgbench part runs", "5")
     .action(async (opts: { seconds: string }) => {
+      const seconds = Number(opts.seconds);
+      if (!/^\d+(\.\d+)?$/.test(opts.seconds.trim()) || !(seconds > 0) || seconds > 3600) throw new UsageError(`--seconds: "${opts.seconds}" is not a number of seconds from 1 to 3600`);
       process.exitCode = await runDemo({
-        say: (l) => process.stderr.write(l + "\n"),
+        say: sayLine,
         print: (t) => process.stdout.write(t),
         status: (pid) => statusCommand({ pid }).output,
-        seconds: Number(opts.seconds),
+        seconds,
       });
     });
 }

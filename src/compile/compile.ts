@@ -14,7 +14,7 @@ import {
 import {
   AUDIT_ARCH, SECCOMP_DATA_ARCH, SECCOMP_DATA_NR, X32_SYSCALL_BIT, argOffset, seccompRet,
 } from "../seccomp/index.js";
-import { seccompActionFor, type Action } from "../policy/actions.js";
+import { hasErrno, seccompActionFor, type Action } from "../policy/actions.js";
 import type { ArgCondition } from "../policy/entries.js";
 import { conditionCount, contextDecisions, contextKey, decisionFor, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
 import { PolicyError, type SourceLoc } from "../policy/errors.js";
@@ -31,7 +31,7 @@ export class CompileError extends PolicyError {
 
 /** The seccomp return value of an action (the errno of `error` in the data bits). */
 export function actionRet(a: Action): number {
-  return seccompRet(seccompActionFor(a.kind), a.kind === "error" ? a.errno! : 0);
+  return seccompRet(seccompActionFor(a.kind), hasErrno(a.kind) ? a.errno! : 0);
 }
 
 export interface CompileOptions {

@@ -46,7 +46,7 @@ export const CLIENT_FILTER_SOURCE = "set_client_filter";
 export type RouteReason =
   /** The policy's contexts decide it differently: the supervisor answers for the caller's. */
   | "contexts-differ"
-  /** The policy answers it with error or log: the supervisor writes it to the DBA's log. */
+  /** The policy answers it with error, terminate or log: the supervisor writes it to the DBA's log (and ends the session of a terminate). */
   | "logged"
   /** execve: the launcher's exec of postgres, and the hand-over of the listener. */
   | "launch"
@@ -114,9 +114,20 @@ export interface CompositionStats {
   readonly cacheableAllows: number;
 }
 
+/**
+ * In the supervisor's programs only (run in its emulator, never installed): a terminate leaf
+ * returns SECCOMP_RET_ERRNO with this bit set in the data beside the errno (at most 4095, so
+ * 12 bits), which tells the supervisor to end the session after failing the call. The program
+ * installed in the kernel routes those calls to the supervisor, and an exported profile has the
+ * errno alone.
+ */
+export const SUPERVISOR_TERMINATE_BIT = 0x8000;
+
 /** The policy's own program for one context: what the supervisor runs for a notification. */
 export function supervisorProgram(policy: Policy, arch: Arch, context: ContextSpec): Insn[] {
-  return compileDecisions(withRunRefusals(contextDecisions(policy, arch, context)));
+  return compileDecisions(withRunRefusals(contextDecisions(policy, arch, context)), {
+    retFor: (leaf) => (leaf.action.kind === "terminate" ? actionRet({ kind: "error", errno: leaf.action.errno! | SUPERVISOR_TERMINATE_BIT }) : actionRet(leaf.action)),
+  });
 }
 
 const PROT_EXEC = 4n;
@@ -129,9 +140,10 @@ function leaves(d: Decision): Leaf[] {
   return d.kind === "leaf" ? [d] : [...leaves(d.then), ...leaves(d.else)];
 }
 
-/** A leaf the supervisor should see for the policy's own sake (it logs error and log decisions). */
+/** A leaf the supervisor should see for the policy's own sake (it logs error and log decisions, and ends the session of a terminate). */
 function policyRoutes(leaf: Leaf): boolean {
   if (leaf.source === STRUCTURAL_SOURCE) return false;
+  if (leaf.action.kind === "terminate") return true;
   // A quiet denial (a hardening preset's clone3 ENOSYS, which glibc meets on every thread and
   // spawn) is decided in the kernel: it is the designed path, not a violation to log.
   return (leaf.action.kind === "error" && !leaf.quiet) || leaf.action.kind === "log";

@@ -1,10 +1,10 @@
 // What every export starts from: one context's decisions, with the rules `run` adds to every
 // program it installs, and the remarks every format shares (what only `run` enforces).
 
-import { sameAction, type Action } from "../policy/actions.js";
+import { hasErrno, sameAction, type Action } from "../policy/actions.js";
 import {
   contextDecisions, decisionFor, policyContexts, sameDecision,
-  type ContextDecisions, type ContextSpec,
+  type ContextDecisions, type ContextSpec, type Decision,
 } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { withRunRefusals } from "../policy/refusals.js";
@@ -30,7 +30,13 @@ export { RUN_REFUSAL_SOURCE as STRUCTURAL_SOURCE } from "../policy/refusals.js";
  * (src/policy/refusals.ts): an exported profile never allows what `run` would refuse.
  */
 export function exportDecisions(policy: Policy, opts: ExportOptions): ContextDecisions {
-  return withRunRefusals(contextDecisions(policy, opts.arch, opts.context ?? { context: "global" }));
+  const cd = withRunRefusals(contextDecisions(policy, opts.arch, opts.context ?? { context: "global" }));
+  return {
+    ...cd,
+    defaultDecision: terminateAsError(cd.defaultDecision) as typeof cd.defaultDecision,
+    unknownDecision: terminateAsError(cd.unknownDecision) as typeof cd.unknownDecision,
+    named: new Map([...cd.named].map(([nr, x]) => [nr, { ...x, decision: terminateAsError(x.decision) }])),
+  };
 }
 
 /** Contexts whose filter differs from the exported one: only `run` can enforce those. */
@@ -61,11 +67,24 @@ export function commonRemarks(policy: Policy, cd: ContextDecisions, structural =
     out.push(`per-context rules are not in this profile; only pg_seccomp run enforces them (contexts that differ: ${others.slice(0, 8).join(", ")}${others.length > 8 ? ", ..." : ""})`);
   }
   out.push("no violation log: denied calls are not answered by run's supervisor");
+  if (terminates(contextDecisions(policy, cd.arch, cd.context))) out.push("terminate becomes error: the calls fail with their errno, and nothing ends the session (only run's supervisor does)");
   return out;
 }
 
 export function describeAction(a: Action): string {
-  return a.kind === "error" ? `error:${errnoName(a.errno!)}` : a.kind;
+  return hasErrno(a.kind) ? `${a.kind}:${errnoName(a.errno!)}` : a.kind;
+}
+
+/** terminate as a profile without run's supervisor has it: the errno alone (nothing ends the session). */
+function terminateAsError(d: Decision): Decision {
+  if (d.kind === "branch") return { ...d, then: terminateAsError(d.then), else: terminateAsError(d.else) };
+  return d.action.kind === "terminate" ? { ...d, action: { kind: "error", errno: d.action.errno! } } : d;
+}
+
+/** Does the context terminate sessions anywhere (a remark: the export only fails those calls)? */
+function terminates(cd: ContextDecisions): boolean {
+  const any = (d: Decision): boolean => (d.kind === "leaf" ? d.action.kind === "terminate" : any(d.then) || any(d.else));
+  return any(cd.defaultDecision) || any(cd.unknownDecision) || [...cd.named.values()].some((x) => any(x.decision));
 }
 
 export { sameAction };

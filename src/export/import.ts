@@ -256,6 +256,8 @@ export function importProfile(text: string, file: string, target: ImportTarget):
   }
   const out = writePolicyText({
     header: [
+      // check and the other commands read this line: the names below are this arch's.
+      `arch: ${target.arch}`,
       `Imported by pg_seccomp import from ${file.replace(/^.*\//, "")}`,
       `for ${target.arch}, capabilities ${target.caps.length ? target.caps.join(" ") : "(none)"}, kernel ${target.kernel}.`,
       ...notes.map((n) => `note: ${n}`),

@@ -44,7 +44,8 @@ export function ociAction(a: Action): { action: string; errnoRet?: number } {
   switch (a.kind) {
     case "allow": return { action: "SCMP_ACT_ALLOW" };
     case "log": return { action: "SCMP_ACT_LOG" };
-    case "error": return { action: "SCMP_ACT_ERRNO", errnoRet: a.errno! };
+    case "error":
+    case "terminate": return { action: "SCMP_ACT_ERRNO", errnoRet: a.errno! };
     case "trap": return { action: "SCMP_ACT_TRAP" };
     case "kill": return { action: "SCMP_ACT_KILL_PROCESS" };
   }

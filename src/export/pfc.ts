@@ -15,7 +15,8 @@ function pfcAction(a: Action): string {
   switch (a.kind) {
     case "allow": return "ALLOW";
     case "log": return "LOG";
-    case "error": return `ERRNO(${a.errno})`;
+    case "error":
+    case "terminate": return `ERRNO(${a.errno})`;
     case "trap": return "TRAP";
     case "kill": return "KILL_PROCESS";
   }

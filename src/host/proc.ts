@@ -7,7 +7,7 @@
 // process title a backend rewrites, embedding role and database names). The parsers below never
 // let those fields shift the others, and cmdline is only ever shown, never decided on.
 
-import { closeSync, openSync, readdirSync, readFileSync, readSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 
 // ---------------------------------------------------------------------------------------------
@@ -175,6 +175,15 @@ export interface ProcReader {
 function readText(path: string): string | undefined {
   try {
     return readFileSync(path, "utf8");
+  } catch {
+    return undefined;
+  }
+}
+
+/** The target of /proc/PID/NAME (exe, cwd), or undefined when it cannot be read (gone, or not ours to read). */
+export function readProcLink(pid: number, name: "exe" | "cwd", procRoot = "/proc"): string | undefined {
+  try {
+    return readlinkSync(join(procRoot, String(pid), name));
   } catch {
     return undefined;
   }

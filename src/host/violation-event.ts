@@ -2,8 +2,8 @@
 // `pg_seccomp log`, seccomp.violations (in SQL), learn and verify. A file format shared across
 // layers, so it lives below them all.
 
-/** What the supervisor did: let it run (allow, log, the launch of postgres), failed it, or killed. */
-export type ViolationAction = "allow" | "log" | "launch" | "error" | "kill" | "trap";
+/** What the supervisor did: let it run (allow, log, the launch of postgres), failed it, failed it and ended the session (terminate), or killed. */
+export type ViolationAction = "allow" | "log" | "launch" | "error" | "terminate" | "kill" | "trap";
 
 /** One line of the violation log (JSON lines). */
 export interface ViolationEvent {
@@ -34,4 +34,6 @@ export interface ViolationEvent {
   program?: string;
   /** For a summary record: how many records it stands for (kernel records not attributed). */
   count?: number;
+  /** terminate: the process that got SIGTERM (the session's backend), when not the caller itself. */
+  terminated?: number;
 }

@@ -6,7 +6,7 @@ import { type Insn } from "../bpf/insn.js";
 import {
   AUDIT_ARCH, AUDIT_ARCH_ARM, AUDIT_ARCH_I386, X32_SYSCALL_BIT, describeSeccompRet, retData, seccompActionOf, stackedRet, type SeccompData,
 } from "../seccomp/index.js";
-import { compose, supervisorProgram, type Composition } from "../compile/compose.js";
+import { compose, supervisorProgram, SUPERVISOR_TERMINATE_BIT, type Composition } from "../compile/compose.js";
 import { type ContextSpec } from "../policy/decision.js";
 import { type Policy } from "../policy/policy.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -83,6 +83,7 @@ export function describeVerdict(ret: number, data: SeccompData, supervisor: Comp
     const answer = supervisor(data).ret;
     const action = seccompActionOf(answer)?.name;
     const killed = action === "TRAP" || action === "KILL_THREAD" || action === "KILL_PROCESS";
+    if (action === "ERRNO" && retData(answer) & SUPERVISOR_TERMINATE_BIT) return `terminate:${errnoName(retData(answer) & ~SUPERVISOR_TERMINATE_BIT)} (supervisor)`;
     return `${killed ? "kill" : describeRetInPolicyTerms(answer)} (supervisor)`;
   }
   return describeRetInPolicyTerms(ret);

@@ -3,7 +3,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, symlinkSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
@@ -328,6 +328,11 @@ test("report over a fake /proc: found by postmaster.pid, children typed, escapes
   const policyPath = join(dataDir, "policy.conf");
   try {
     writeFileSync(join(dataDir, "postmaster.pid"), "500\n/data\n");
+    // --pid is taken for a postmaster only when it runs postgres and its data directory (its cwd) names it.
+    symlinkSync("/usr/lib/postgresql/15/bin/postgres", join(proc, "500", "exe"));
+    symlinkSync(dataDir, join(proc, "500", "cwd"));
+    symlinkSync("/usr/bin/unrelated", join(proc, "600", "exe"));
+    assert.throws(() => statusCommand({ pid: 600, procRoot: proc, runStateDir: join(dataDir, "none") }), /process 600 is not a PostgreSQL postmaster: it runs unrelated, not postgres/);
     writeFileSync(policyPath, "global_syscall_default = 'allow'\nglobal_syscall_kill = 'reboot'\n");
     const installed = compose(parsePolicyText("global_syscall_default = 'allow'\nglobal_syscall_kill = 'reboot'\n"), "x86_64").installed.slice();
     const other = compose(OTHER, "x86_64").installed.slice();

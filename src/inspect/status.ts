@@ -20,7 +20,7 @@
 
 import { parseProcessTitle, TITLE_PREFIX, type ProcessTitle } from "../postgres/process-title.js";
 import { statSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { basename, join, resolve } from "node:path";
 import { type CompiledFilter } from "../bpf/emulator.js";
 import { type Insn } from "../bpf/insn.js";
 import { KernelError, seccompFilters } from "../kernel/index.js";
@@ -31,9 +31,9 @@ import { loadPolicyFile, type Policy } from "../policy/policy.js";
 import { hostArch, isArch, syscallNumber, type Arch } from "../syscalls/index.js";
 import { PgSeccompError } from "../errors.js";
 import {
-  descendants, parseProcStatus, PROC, procReader, readProcessTree, readProcStat, type ProcReader, type ProcStatus,
+  descendants, parseProcStatus, PROC, procReader, readProcLink, readProcessTree, readProcStat, type ProcReader, type ProcStatus,
 } from "../host/proc.js";
-import { readPostmasterPidFile } from "../host/server-files.js";
+import { parsePostmasterPidFile, POSTMASTER_PID_MAX_BYTES, readPostmasterPidFile, readServerFile } from "../host/server-files.js";
 import {
   type Expectation, type FilterComparison, type VerdictRow, compareFilters, expectationFor, forContext, policyRows, supervisorFor,
 } from "./status-compare.js";
@@ -70,6 +70,8 @@ export interface StatusOptions {
   readFilters?: (pid: number) => Insn[][];
   /** For tests: whether this process can read filters (default: from /proc/self/status). */
   kernelAccess?: { ok: true } | { ok: false; reason: string };
+  /** For tests: take --pid's process tree as it is, postmaster or not (a filtered sleep stands in for one). */
+  anyProcessTree?: boolean;
 }
 
 /** Whether this process may read other processes' filters, and if not, the sentence that says so. */
@@ -112,7 +114,7 @@ export interface PostmasterLocation {
  * The postmaster: --pid (or, when that pid is a backend, its parent), else the first line of
  * DATADIR/postmaster.pid, else the run state `pg_seccomp run` keeps for DATADIR.
  */
-export function findPostmaster(target: { pid?: number; dataDir?: string }, procRoot = "/proc", runStateDir?: string): PostmasterLocation {
+export function findPostmaster(target: { pid?: number; dataDir?: string; anyProcessTree?: boolean }, procRoot = "/proc", runStateDir?: string): PostmasterLocation {
   const proc = procRoot === "/proc" ? PROC : procReader(procRoot);
   // Without root, the run state of a server run started as root is still readable in /run/pg_seccomp.
   // And that of a server started by the server's user (pg_ctl, pg_ctlcluster) in that user's
@@ -144,6 +146,7 @@ export function findPostmaster(target: { pid?: number; dataDir?: string }, procR
       }
     }
     const rs = state({ pid });
+    if (!rs && !target.anyProcessTree) checkIsPostmaster(pid, target.pid, procRoot);
     return { pid, foundBy, dataDir: rs?.dataDir ?? target.dataDir ?? null, runState: rs };
   }
   if (target.dataDir !== undefined) {
@@ -161,6 +164,22 @@ export function findPostmaster(target: { pid?: number; dataDir?: string }, procR
     );
   }
   throw new StatusError("say which server: -D DATADIR or --pid PID");
+}
+
+/**
+ * --pid must name a postmaster (or one of its children): its executable is a postgres binary and
+ * the postmaster.pid in its working directory (the postmaster's cwd is its data directory) names
+ * it. Anything else (PID 1, a shell) is refused: status would print its whole process tree.
+ * postmaster.pid is the server's file: read without following a link, bounded (readServerFile).
+ */
+function checkIsPostmaster(pid: number, given: number, procRoot: string): void {
+  const exe = readProcLink(pid, "exe", procRoot);
+  const named = readServerFile(join(procRoot, String(pid), "cwd", "postmaster.pid"), POSTMASTER_PID_MAX_BYTES);
+  const pidFile = named === undefined ? undefined : parsePostmasterPidFile(named);
+  const isPostgres = exe !== undefined && /^postgres(?: \(deleted\))?$/.test(basename(exe));
+  if (isPostgres && pidFile?.pid === pid) return;
+  const what = exe === undefined ? "its executable cannot be read (run as root, or as the server's user)" : !isPostgres ? `it runs ${basename(exe)}, not postgres` : "no postmaster.pid in its data directory names it";
+  throw new StatusError(`process ${given}${given !== pid ? ` (parent ${pid})` : ""} is not a PostgreSQL postmaster: ${what}; give the postmaster's pid (the first line of DATADIR/postmaster.pid), or -D DATADIR`);
 }
 
 function readProcess(pid: number, proc: ProcReader, postmaster: boolean): { title: ProcessTitle; status: ProcStatus; threadsDiffer: boolean } | undefined {
@@ -192,7 +211,7 @@ function ioUringAllowed(policy: Policy, arch: Arch): string[] {
 export function collectStatus(opts: StatusOptions): StatusReport {
   const procRoot = opts.procRoot ?? "/proc";
   const proc = procRoot === "/proc" ? PROC : procReader(procRoot);
-  const where = findPostmaster({ pid: opts.pid, dataDir: opts.dataDir }, procRoot, opts.runStateDir);
+  const where = findPostmaster({ pid: opts.pid, dataDir: opts.dataDir, ...(opts.anyProcessTree ? { anyProcessTree: true } : {}) }, procRoot, opts.runStateDir);
   const rs = where.runState;
   const arch: Arch = rs && isArch(rs.arch) ? rs.arch : hostArch();
   const notes: string[] = [];

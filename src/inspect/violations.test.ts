@@ -141,11 +141,16 @@ test("pg_seccomp log prints a hostile log escaped, with a note on skipped lines,
   assert.match(table.stderr, /note: .*: 3 lines skipped \(not a violation record\)/);
   assert.doesNotMatch(table.stdout.replace(/\n/g, ""), /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]/);
   assert.match(table.stdout, /\(2 rows\)/);
-  const json = spawnSync(process.execPath, [bin, "log", "--file", p, "--json", "-n", "1"], { encoding: "utf8" });
+  const json = spawnSync(process.execPath, [bin, "log", "--file", p, "--jsonl", "-n", "1"], { encoding: "utf8" });
   assert.equal(json.status, 0, json.stderr);
   assert.equal(json.stdout.split("\n").length, 2);
   assert.doesNotMatch(json.stdout.replace(/\n$/, ""), /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]/);
   assert.equal(JSON.parse(json.stdout).process, "p\u202e");
+  // --json: one array, escaped the same way.
+  const array = spawnSync(process.execPath, [bin, "log", "--file", p, "--json"], { encoding: "utf8" });
+  assert.equal(array.status, 0, array.stderr);
+  assert.doesNotMatch(array.stdout.replace(/\n/g, ""), /[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]/);
+  assert.deepEqual((JSON.parse(array.stdout) as Array<{ pid: number }>).map((e) => e.pid), [4242, 5]);
   const bad = spawnSync(process.execPath, [bin, "log", "--file", p, "-n", "x"], { encoding: "utf8" });
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--lines: "x" is not a number/);

@@ -11,7 +11,7 @@ import { closeSync, constants, existsSync, fstatSync, openSync, readSync, statSy
 import { runStatePlaces, serverRecords } from "../host/run-state.js";
 import { dataDirForLookup } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { psqlTable } from "../render/format.js";
+import { escapeControl, psqlTable } from "../render/format.js";
 import { errnoName } from "../syscalls/errno.js";
 import { UsageProblem } from "../errors.js";
 
@@ -130,7 +130,7 @@ export class LineSplitter {
   }
 }
 
-const ACTIONS = new Set<string>(["allow", "log", "launch", "error", "kill", "trap"]);
+const ACTIONS = new Set<string>(["allow", "log", "launch", "error", "terminate", "kill", "trap"]);
 /** As toISOString() writes it (the launcher's `time`). */
 const ISO_TIME = /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z$/;
 const INT32_MAX = 2 ** 31 - 1;
@@ -311,7 +311,7 @@ export function violationRows(events: readonly ViolationEvent[]) {
     role: e.role ?? "",
     database: e.database ?? "",
     syscall: e.syscall,
-    action: e.action === "error" && e.errno ? `error:${errnoName(e.errno)}` : e.signal ? `${e.action} (${e.signal})` : e.action,
+    action: (e.action === "error" || e.action === "terminate") && e.errno ? `${e.action}:${errnoName(e.errno)}${e.signal ? ` (${e.signal})` : ""}` : e.signal ? `${e.action} (${e.signal})` : e.action,
     // A program's kill names the program; a summary record says what it counts.
     statement: (e.query ?? (e.program !== undefined ? `program ${e.program}` : e.count !== undefined && e.note ? e.note : e.process)).replace(/\s+/g, " ").slice(0, 80),
   }));
@@ -320,6 +320,19 @@ export function violationRows(events: readonly ViolationEvent[]) {
 /** The table `pg_seccomp log` prints; every cell has its control characters escaped. */
 export function formatViolations(events: readonly ViolationEvent[]): string {
   return psqlTable(VIOLATION_COLUMNS, violationRows(events));
+}
+
+/**
+ * `log -f`: one line per record, as a log is followed (no table, so no header per batch): the
+ * table's columns, empty ones left out, control characters escaped.
+ */
+export function formatViolationLines(events: readonly ViolationEvent[]): string {
+  return violationRows(events)
+    .map((r) => {
+      const who = [r.role, r.database].filter(Boolean).join("@");
+      return escapeControl(`${r.time} pid ${r.pid} ${r.context}${who ? ` ${who}` : ""}: ${r.syscall} ${r.action}${r.statement ? `: ${r.statement}` : ""}`) + "\n";
+    })
+    .join("");
 }
 
 /**

@@ -67,7 +67,9 @@ export function clientFilterSpec(policy: Policy, session: FilterSpec, req: Clien
   }
   const entries: PolicyEntry[] = [];
   for (const kind of ACTION_KINDS) {
-    const given = kind === "trap" ? null : req[kind as keyof ClientFilterRequest];
+    // trap and terminate have no list in pgseccomp's set_client_filter(): the session's lists
+    // stay (inside this filter, which the kernel runs, a terminate entry fails the call only).
+    const given = kind === "trap" || kind === "terminate" ? null : req[kind as keyof ClientFilterRequest];
     if (given === null || given === undefined) {
       entries.push(...session.entries.filter((e) => e.action.kind === kind).map((e) => ({ ...e, inheritedFrom: e.inheritedFrom ?? e.loc })));
       continue;

@@ -32,6 +32,7 @@ function expected(a: Action): Outcome {
     case "log":
       return { kind: "continue" };
     case "error":
+    case "terminate": // the call fails with its errno (the supervisor then ends the session)
       return { kind: "error", errno: a.errno! };
     case "trap":
       return { kind: "trap" };

@@ -4,7 +4,7 @@
 // writes the violation log, and exits as the postmaster exits.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync } from "node:fs";
+import { accessSync, closeSync, existsSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { makeDirectoryAt, openDirectoryNoFollow } from "./safe-fs.js";
 import { encodeProgram } from "../bpf/insn.js";
@@ -85,7 +85,36 @@ export function serverUser(requested: string | undefined): OsUser | undefined {
     }
     return undefined;
   }
-  return lookupUser(requested ?? "postgres");
+  const user = lookupUser(requested ?? "postgres");
+  if (user.uid === 0) throw new LaunchError(`--user ${user.name}: PostgreSQL refuses to run as root (uid 0); give the server's own OS user, e.g. --user postgres`);
+  return user;
+}
+
+/**
+ * What `run` and `run --check` check of the command before anything else: the first word is an
+ * executable PostgreSQL server (its --version says so, which also gives its major). Without
+ * this, --check said "ok" for /bin/true.
+ */
+export function checkServerBinary(command: readonly string[]): number {
+  const postgres = command[0];
+  if (postgres === undefined) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D DATADIR");
+  try {
+    accessSync(postgres, fsc.X_OK);
+  } catch (e) {
+    throw new LaunchError(`${postgres}: ${(e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : "not executable"}; give the path of the postgres binary, e.g. /usr/lib/postgresql/15/bin/postgres`);
+  }
+  return postgresMajorVersion(resolve(postgres));
+}
+
+/**
+ * After the policy and its permissions are checked (those refusals come first): the data
+ * directory given with -D (or PGDATA) exists, so that --check does not say "ok" for a server
+ * that cannot start.
+ */
+export function checkDataDir(command: readonly string[], env = process.env): void {
+  const dataDir = dataDirOf(command.slice(1), env);
+  if (dataDir === undefined) throw new LaunchError(`no data directory: give -D DATADIR after ${command[0]} (or set PGDATA)`);
+  if (!existsSync(dataDir)) throw new LaunchError(`the data directory ${dataDir} does not exist; create it with initdb (or pg_createcluster), or give the right -D`);
 }
 
 /** The user's groups, as `id -G` lists them (primary and supplementary). */
@@ -389,7 +418,7 @@ export function explainExit(r: RunResult, postmasterPid: number, arch: Arch): st
         (which ? `: ${which}` : " (run as root to have the syscall named from the kernel log)"),
     );
   }
-  const denied = r.events.filter((e) => e.action === "error" || e.action === "kill" || e.action === "trap");
+  const denied = r.events.filter((e) => e.action === "error" || e.action === "terminate" || e.action === "kill" || e.action === "trap");
   if (denied.length > 0) {
     const counts = new Map<string, number>();
     for (const e of denied) {

@@ -115,7 +115,7 @@ async function supervise(ins: SuperviseInstructions): Promise<never> {
     }),
   ]);
   await supervision.finish();
-  const denied = events.filter((e) => e.action === "error" || e.action === "kill" || e.action === "trap");
+  const denied = events.filter((e) => e.action === "error" || e.action === "terminate" || e.action === "kill" || e.action === "trap");
   if (denied.length > 0 && events.some((e) => e.pid === pm)) {
     const inPm = denied.filter((e) => e.pid === pm);
     for (const e of inPm.slice(0, 5)) say(`pg_seccomp: the policy denied ${e.syscall} (${e.action}${e.errno ? ` ${errnoName(e.errno)}` : ""}) in the postmaster`);

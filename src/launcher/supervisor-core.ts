@@ -41,7 +41,7 @@ export interface SupervisorIO {
   idValid(id: bigint): boolean;
   /** Lets the call run (continue) or fails it with an errno. */
   respond(id: bigint, answer: { continue: true } | { errno: number }): void;
-  kill(pid: number, signal: "SIGSYS" | "SIGKILL"): void;
+  kill(pid: number, signal: "SIGSYS" | "SIGKILL" | "SIGTERM"): void;
   /**
    * Is this execve the one glibc's popen() and system() make (path "/bin/sh", argv[0] "sh")?
    * Read from the caller's memory, which it controls: used only to choose *how* a denied call
@@ -103,6 +103,11 @@ interface Held {
 }
 
 const UNCLASSIFIED: ContextSpec = { context: "unclassified" };
+
+/** The contexts whose process is a session's, which terminate ends with SIGTERM. */
+function endsSession(ctx: ContextSpec): boolean {
+  return ctx.context === "session" || ctx.context === "parallel_worker";
+}
 const MAX_ANCESTRY = 32;
 
 export class SupervisorCore {
@@ -252,9 +257,22 @@ export class SupervisorCore {
     const status = verdict.kind === "kill" || killSpawn ? this.io.status(n.pid) : "";
     // What was read from /proc is about this call's process only while the call is pending.
     if (!this.io.idValid(n.id)) return;
-    let signal: "SIGSYS" | "SIGKILL" | undefined;
+    let signal: "SIGSYS" | "SIGKILL" | "SIGTERM" | undefined;
+    let terminated: number | undefined;
     if (verdict.kind === "continue") this.respond(n, { continue: true });
     else if (verdict.kind === "error" && !killSpawn) this.respond(n, { errno: verdict.errno });
+    else if (verdict.kind === "terminate") {
+      // The call fails first; then the session's backend (the caller, or the backend whose
+      // program made the call) gets SIGTERM, as from pg_terminate_backend: it ends its
+      // transaction and exits normally, and the postmaster restarts nothing. Other contexts
+      // have no session to end (SIGTERM would stop an auxiliary process, or the server): the errno alone.
+      this.respond(n, { errno: verdict.errno });
+      if (endsSession(located.ctx)) {
+        signal = "SIGTERM";
+        terminated = located.source;
+        this.io.kill(located.source, "SIGTERM");
+      }
+    }
     else {
       signal = killSignalFor(status);
       this.io.kill(n.pid, signal);
@@ -290,8 +308,9 @@ export class SupervisorCore {
       ...(query !== undefined ? { query } : {}),
       ...(located.note ? { note: located.note } : {}),
       action: verdict.action,
-      ...(verdict.kind === "error" ? { errno: verdict.errno } : {}),
+      ...(verdict.kind === "error" || verdict.kind === "terminate" ? { errno: verdict.errno } : {}),
       ...(signal ? { signal } : {}),
+      ...(terminated !== undefined && terminated !== n.pid ? { terminated } : {}),
     });
   }
 

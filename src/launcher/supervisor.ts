@@ -7,12 +7,15 @@
 import type { CompiledFilter } from "../bpf/emulator.js";
 import { describeSeccompRet, retData, seccompActionOf, type SeccompData } from "../seccomp/index.js";
 import { maskHas, parseProcStatus } from "../host/proc.js";
+import { SUPERVISOR_TERMINATE_BIT } from "../compile/compose.js";
 
 export type Verdict =
   /** Let the call run (the policy allows or logs it, or it is the launcher's exec of postgres). */
   | { kind: "continue"; action: "allow" | "log" | "launch" }
   /** Fail the call with this errno. */
   | { kind: "error"; errno: number; action: "error" }
+  /** Fail the call with this errno, then end the session with SIGTERM (pg_terminate_backend's signal). */
+  | { kind: "terminate"; errno: number; action: "terminate" }
   /** Kill the process (the policy kills, or traps, a call that had to come here: execve). */
   | { kind: "kill"; action: "kill" | "trap" };
 
@@ -34,8 +37,11 @@ export function decide(decisions: CompiledFilter, data: SeccompData, pid: number
       return { kind: "continue", action: "allow" };
     case "LOG":
       return { kind: "continue", action: "log" };
-    case "ERRNO":
-      return { kind: "error", errno: retData(ret), action: "error" };
+    case "ERRNO": {
+      const data = retData(ret);
+      if (data & SUPERVISOR_TERMINATE_BIT) return { kind: "terminate", errno: data & ~SUPERVISOR_TERMINATE_BIT, action: "terminate" };
+      return { kind: "error", errno: data, action: "error" };
+    }
     case "TRAP":
       return { kind: "kill", action: "trap" };
     case "KILL_PROCESS":

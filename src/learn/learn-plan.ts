@@ -292,7 +292,7 @@ export function overlayLists(o: Overlay, lv: LearnedView, bv: BaseView, staticLo
   const cd = bv.decisions(o.baseCtx);
   const overlayDefault = cd ? cd.defaultDecision.action : bv.denyDefault;
   const allow: string[] = [...o.allowedLearned.keys()].sort();
-  const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
+  const lists: Record<ActionKind, string[]> = { allow: [], log: [], error: [], terminate: [], trap: [], kill: [] };
   const baseNamed = namedDeniedByBase(bv.base, o.baseCtx, bv.arch);
   for (const s of allSyscalls(bv.arch)) {
     if (o.allowedLearned.has(s.name)) continue;

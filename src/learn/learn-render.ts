@@ -119,8 +119,8 @@ function globalSection(d: PolicyDraftBuilder, input: RenderInput, lv: LearnedVie
   const allowed = new Set(composed.allow);
   const logged = new Set(composed.staticOnly);
   // The base's entries the composition does not carry: conditional allows and groups, its own deny lists.
-  const extra: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
-  const removed: Record<ActionKind, string[]> = { allow: [], log: [], error: [], trap: [], kill: [] };
+  const extra: Record<ActionKind, string[]> = { allow: [], log: [], error: [], terminate: [], trap: [], kill: [] };
+  const removed: Record<ActionKind, string[]> = { allow: [], log: [], error: [], terminate: [], trap: [], kill: [] };
   const composedKill = new Set(input.floor?.kill ?? []);
   for (const e of baseGlobal) {
     const a = e.action.kind;

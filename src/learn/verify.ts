@@ -21,7 +21,7 @@ import { formatCoverage, parseKmsgKills, rateLimitNotes, readKmsg, runProcedure,
 
 /** A default that denies becomes kill; allow and log stay (log is the policy author's choice to watch, not deny). */
 function killDefault(a: Action): Action {
-  return a.kind === "error" || a.kind === "trap" ? { kind: "kill" } : a;
+  return a.kind === "error" || a.kind === "terminate" || a.kind === "trap" ? { kind: "kill" } : a;
 }
 
 function withKill(f: FilterSpec): FilterSpec {
@@ -47,7 +47,7 @@ export interface Denial {
 export function denials(events: readonly ViolationEvent[]): Denial[] {
   const out = new Map<string, Denial>();
   for (const e of events) {
-    if (e.action !== "error" && e.action !== "kill" && e.action !== "trap") continue;
+    if (e.action !== "error" && e.action !== "terminate" && e.action !== "kill" && e.action !== "trap") continue;
     const context = eventContextKey(e);
     const k = `${e.syscall} ${context} ${e.action}`;
     const d = out.get(k);

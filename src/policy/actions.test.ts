@@ -19,8 +19,11 @@ test("moreRestrictive(first, second) is what the kernel returns with second inst
   }
 });
 
-test("actionRank orders the kinds kill > trap > error > log > allow, and each kind is its own seccomp action", () => {
+test("actionRank orders the kinds kill > trap > terminate > error > log > allow; each but terminate is its own seccomp action", () => {
   const ranked = [...ACTION_KINDS].sort((a, b) => actionRank({ kind: b }) - actionRank({ kind: a }));
-  assert.deepEqual(ranked, ["kill", "trap", "error", "log", "allow"]);
-  assert.equal(new Set(ACTION_KINDS.map(seccompActionFor)).size, ACTION_KINDS.length);
+  assert.deepEqual(ranked, ["kill", "trap", "terminate", "error", "log", "allow"]);
+  // terminate is an errno in the kernel; run's supervisor ends the session after it.
+  assert.equal(seccompActionFor("terminate"), "ERRNO");
+  const own = ACTION_KINDS.filter((k) => k !== "terminate");
+  assert.equal(new Set(own.map(seccompActionFor)).size, own.length);
 });

@@ -4,7 +4,7 @@
 // then the entries of every filter are checked.
 
 import { PolicyError, type PolicyNote, type SourceLoc } from "./errors.js";
-import { ACTION_KINDS, parseAction, sameAction, type Action, type ActionKind } from "./actions.js";
+import { ACTION_KINDS, hasErrno, parseAction, sameAction, type Action, type ActionKind } from "./actions.js";
 import { parseList } from "./entries.js";
 import type { ConfSetting } from "./conf.js";
 import { ARCHES, resolveSyscall, suggestNames } from "../syscalls/index.js";
@@ -18,7 +18,7 @@ import {
 
 const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
 
-const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
+const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|terminate|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
 const KNOWN_SETTINGS = [
   "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
@@ -27,6 +27,16 @@ const KNOWN_SETTINGS = [
 interface Setting {
   value: string;
   setting: ConfSetting;
+  /** Place in reading order (an included file's settings come where its include line is). */
+  order: number;
+  /**
+   * The value this setting had before this line (the included file's, when this file extends
+   * it): what '*' in a list means here. Absent in pgseccomp mode, where '*' in a session list is
+   * the global list as pgseccomp (which sees only the last value) reads it.
+   */
+  previous?: Setting;
+  /** Some setting before this one came from another file: this file extends one it included. */
+  afterInclude: boolean;
 }
 
 type Compat = "pgseccomp" | undefined;
@@ -43,6 +53,13 @@ interface Settings {
 export function buildPolicy(settings: readonly ConfSetting[], files: string[]): Policy {
   const s = settingsByName(settings, files);
   const compat = compatMode(settings, s);
+  // pgseccomp reads only the last value of a setting: '*' there is the global list, never an earlier value.
+  if (compat) {
+    for (const x of s.byName.values()) {
+      delete x.previous;
+      x.afterInclude = false;
+    }
+  }
   const enabled = enabledSetting(s, compat);
   const { errorErrno, unknownAction } = errnoAndUnknown(s);
   requireGlobalDefault(settings, s, compat, files);
@@ -67,6 +84,8 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
 function settingsByName(settings: readonly ConfSetting[], files: string[]): Settings {
   const notes: PolicyNote[] = [];
   const byName = new Map<string, Setting>();
+  const earlierFiles = new Set<string>();
+  let seen = 0;
   for (const s of settings) {
     const name = canonicalSuffix(s.name.startsWith("pgseccomp.") ? s.name.slice("pgseccomp.".length) : s.name);
     if (name === "shared_preload_libraries") {
@@ -84,8 +103,12 @@ function settingsByName(settings: readonly ConfSetting[], files: string[]): Sett
       throw new PolicyError(s.loc, `unknown setting "enabled"`, `write "seccomp = on" or "pgseccomp.enabled = on"`);
     }
     const prev = byName.get(name);
-    if (prev) notes.push({ loc: s.loc, message: `${s.name} overrides the value set at ${prev.setting.loc.file}:${prev.setting.loc.line}` });
-    byName.set(name, { value: s.value, setting: s });
+    const order = seen++;
+    const afterInclude = earlierFiles.size > (earlierFiles.has(s.loc.file) ? 1 : 0);
+    earlierFiles.add(s.loc.file);
+    if (prev && !LIST_SETTING.test(name)) notes.push({ loc: s.loc, message: `${s.name} overrides the value set at ${prev.setting.loc.file}:${prev.setting.loc.line}` });
+    else if (prev && !isExtension(s.value)) notes.push({ loc: s.loc, message: `${s.name} replaces the list set at ${prev.setting.loc.file}:${prev.setting.loc.line}; to add to it, begin the list with '*' ('*, name')` });
+    byName.set(name, { value: s.value, setting: s, order, afterInclude, ...(prev ? { previous: prev } : {}) });
   }
   return { byName, get: (n) => byName.get(n), notes, start: { file: files[0] ?? "<policy>", line: 1, column: 1 } };
 }
@@ -139,10 +162,10 @@ function requireGlobalDefault(settings: readonly ConfSetting[], s: Settings, com
 const ALLOW_DEFAULT: Action = { kind: "allow" };
 
 function globalAndSession(s: Settings, compat: Compat, errorErrno: number): { global: FilterSpec; session: FilterSpec } {
-  const global = buildFilter("global", "global", s.get, errorErrno, undefined, compat ? ALLOW_DEFAULT : undefined);
+  const global = buildFilter("global", "global", s.get, s.notes, errorErrno, undefined, compat ? ALLOW_DEFAULT : undefined);
   // pgseccomp: a session default that is not set is allow (so a narrower session list alone
   // changes nothing); the seed's: the global default.
-  const session = buildFilter("session", "session", s.get, errorErrno, { inheritFrom: global, global }, compat ? ALLOW_DEFAULT : undefined);
+  const session = buildFilter("session", "session", s.get, s.notes, errorErrno, { inheritFrom: global, global }, compat ? ALLOW_DEFAULT : undefined);
   return { global, session };
 }
 
@@ -221,7 +244,7 @@ function roleFilters(
     // compat: the settings whose suffix equals the role's name ignoring case (pgseccomp's lookup).
     const key = compat ? [...roleSettings.keys()].find((k) => k.toLowerCase() === role.toLowerCase()) : role;
     const pattern = `session_syscall_%.${quoteIdentifier(key ?? role)}`;
-    roles.set(role, buildFilter(`session.${role}`, pattern, s.get, errorErrno, { inheritFrom: session, global }, undefined, compat));
+    roles.set(role, buildFilter(`session.${role}`, pattern, s.get, s.notes, errorErrno, { inheritFrom: session, global }, undefined, compat));
   }
   return roles;
 }
@@ -229,7 +252,7 @@ function roleFilters(
 function databaseFilters(s: Settings, errorErrno: number, dbNames: Set<string>, global: FilterSpec): Map<string, FilterSpec> {
   const databases = new Map<string, FilterSpec>();
   for (const db of [...dbNames].sort()) {
-    databases.set(db, buildFilter(`database.${db}`, `database_syscall_%.${quoteIdentifier(db)}`, s.get, errorErrno, { inheritFrom: global, global }));
+    databases.set(db, buildFilter(`database.${db}`, `database_syscall_%.${quoteIdentifier(db)}`, s.get, s.notes, errorErrno, { inheritFrom: global, global }));
   }
   return databases;
 }
@@ -240,7 +263,7 @@ function processFilters(s: Settings, errorErrno: number, global: FilterSpec): Ma
   for (const kind of PROCESS_KINDS) {
     const named = [...s.byName.keys()].find((n) => n.startsWith(`${kind}_syscall_`));
     if (!named) continue;
-    processes.set(kind, buildFilter(kind, kind, s.get, errorErrno, { inheritFrom: global, global }));
+    processes.set(kind, buildFilter(kind, kind, s.get, s.notes, errorErrno, { inheritFrom: global, global }));
     const m = KIND_MAJORS[kind];
     if (m) s.notes.push({ loc: s.byName.get(named)!.setting.loc, message: `${kind}: ${m.what} exists in ${kindMajorsText(kind)} only; on other servers this setting applies to no process` });
   }
@@ -289,6 +312,7 @@ function buildFilter(
   name: string,
   pattern: string,
   get: (n: string) => Setting | undefined,
+  notes: PolicyNote[],
   errorErrno: number,
   overlay: { inheritFrom: FilterSpec; global: FilterSpec } | undefined,
   defaultIfUnset?: Action,
@@ -313,9 +337,10 @@ function buildFilter(
   }
   const entries: PolicyEntry[] = [];
   const globalLists = new Set<ActionKind>();
+  const orderOf = new Map<PolicyEntry, number>();
   for (const action of ACTION_KINDS) {
     const s = setting(action);
-    if (s?.value === "*" || (!s && overlay && (overlay.inheritFrom === overlay.global || overlay.inheritFrom.globalLists?.has(action)))) globalLists.add(action);
+    if ((s && isGlobalStar(s)) || (!s && overlay && (overlay.inheritFrom === overlay.global || overlay.inheritFrom.globalLists?.has(action)))) globalLists.add(action);
     if (!s) {
       if (overlay) {
         entries.push(
@@ -324,21 +349,12 @@ function buildFilter(
       }
       continue;
     }
-    for (const e of parseList(s.value, s.setting.valueLoc)) {
-      if (e.kind === "inherit") {
-        if (!overlay) {
-          throw new PolicyError(e.loc, `"*" means "inherit the global list" and can only be used in session and other overlay lists`, `list the syscalls, or write '' for an empty list`);
-        }
-        entries.push(...inheritList(overlay.global, action, e.loc));
-        continue;
-      }
-      if (e.errno !== undefined && action !== "error") {
-        throw new PolicyError(e.loc, `"${e.text}" gives an errno in the ${action} list`, `an errno belongs only in an error list: move it to the error list`);
-      }
-      const act: Action = action === "error" ? { kind: "error", errno: e.errno ?? errorErrno } : { kind: action };
-      entries.push({ ...e, action: act });
+    for (const { entry, order } of listEntries(s, action, errorErrno, overlay?.global)) {
+      entries.push(entry);
+      orderOf.set(entry, order);
     }
   }
+  notes.push(...laterFileWins(name, entries, orderOf));
   return { name, defaultAction, defaultLoc, entries, ...(overlay ? { globalLists } : {}) };
 }
 
@@ -354,6 +370,71 @@ export function dropDefaultActionEntries(f: FilterSpec): void {
     f.entries.filter((e) => e.kind === "group" && !sameAction(e.action, f.defaultAction)).flatMap((e) => ARCHES.flatMap((a) => expandGroup(e.name, a).syscalls)),
   );
   f.entries = f.entries.filter((e) => e.conditions.length > 0 || !sameAction(e.action, f.defaultAction) || (e.kind === "syscall" && grouped.has(e.name)));
+}
+
+/** A list value that extends the earlier value: it has a '*' entry. */
+function isExtension(value: string): boolean {
+  return value.split(",").some((p) => p.trim() === "*");
+}
+
+/** '*' alone, meaning the global list all the way down (no earlier value of this setting gives it anything else). */
+function isGlobalStar(s: Setting): boolean {
+  return s.value.trim() === "*" && (s.previous === undefined || isGlobalStar(s.previous));
+}
+
+/**
+ * The entries of one list setting, each with the reading order of the setting that wrote it.
+ * '*' is the value this setting had before (an included file's: its entries keep their file and
+ * line); where nothing set it before, the global list in an overlay, and in a global list the
+ * empty list when this file extends an included one (else an error: there is nothing to extend).
+ */
+function listEntries(s: Setting, action: ActionKind, errorErrno: number, global: FilterSpec | undefined): Array<{ entry: PolicyEntry; order: number }> {
+  const out: Array<{ entry: PolicyEntry; order: number }> = [];
+  for (const e of parseList(s.value, s.setting.valueLoc)) {
+    if (e.kind === "inherit") {
+      if (s.previous) {
+        out.push(...listEntries(s.previous, action, errorErrno, global));
+        continue;
+      }
+      if (global) {
+        out.push(...inheritList(global, action, e.loc).map((entry) => ({ entry, order: s.order })));
+        continue;
+      }
+      if (s.afterInclude) continue; // nothing before gave this list a value: it was empty
+      throw new PolicyError(e.loc, `"*" means "the list as set before" (in an overlay list: the global list), and ${s.setting.name} is not set before this line`, `list the syscalls, or write '' for an empty list; in a file that includes another, '*' extends the included file's value: include it first`);
+    }
+    if (e.errno !== undefined && !hasErrno(action)) {
+      throw new PolicyError(e.loc, `"${e.text}" gives an errno in the ${action} list`, `an errno belongs only in an error list (or a terminate list): move it to the error list`);
+    }
+    const act: Action = hasErrno(action) ? { kind: action, errno: e.errno ?? errorErrno } : { kind: action };
+    out.push({ entry: { ...e, action: act }, order: s.order });
+  }
+  return out;
+}
+
+/**
+ * A syscall named in two lists of one filter by different files: the later file's entry wins
+ * (as the last setting wins in postgresql.conf) and the earlier one is dropped, with a note, so
+ * that `include 'base.conf'` + `global_syscall_log = '*, ptrace'` moves ptrace out of base.conf's
+ * kill list. Within one file it stays an error (checkEntries): there it is a mistake.
+ */
+function laterFileWins(filter: string, entries: PolicyEntry[], orderOf: ReadonlyMap<PolicyEntry, number>): PolicyNote[] {
+  const notes: PolicyNote[] = [];
+  const own = entries.filter((e) => e.kind === "syscall" && e.conditions.length === 0 && !e.inheritedFrom && orderOf.has(e));
+  const byName = new Map<string, PolicyEntry[]>();
+  for (const e of own) byName.set(e.name, [...(byName.get(e.name) ?? []), e]);
+  const drop = new Set<PolicyEntry>();
+  for (const [name, es] of byName) {
+    if (new Set(es.map((e) => e.action.kind)).size < 2) continue;
+    const last = es.reduce((a, b) => (orderOf.get(b)! > orderOf.get(a)! ? b : a));
+    for (const e of es) {
+      if (e.action.kind === last.action.kind || e.loc.file === last.loc.file) continue;
+      drop.add(e);
+      notes.push({ loc: last.loc, message: `${name} is in the ${last.action.kind} list here: it leaves the ${e.action.kind} list of the ${filter} filter set at ${e.loc.file}:${e.loc.line} (a later file wins)` });
+    }
+  }
+  if (drop.size) entries.splice(0, entries.length, ...entries.filter((e) => !drop.has(e)));
+  return notes;
 }
 
 function inheritList(global: FilterSpec, action: ActionKind, at: SourceLoc | undefined): PolicyEntry[] {

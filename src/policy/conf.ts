@@ -82,6 +82,8 @@ function readInto(
       code === "ENOENT" ? "does not exist" :
       code === "EACCES" ? "cannot be read (permission denied)" :
       code === "EISDIR" ? "is a directory" :
+      code === "ENOTREG" ? "is not a regular file (a device, FIFO or socket)" :
+      code === "EFBIG" ? `is too large (${(e as Error).message.replace(/^it is /, "")})` :
       `cannot be read (${(e as Error).message})`;
     throw new PolicyError(
       includedFrom,

@@ -80,7 +80,7 @@ test("groups expand per arch; an explicit name beats a group", () => {
 test("errors name the place and say what to do", () => {
   fails(base + "global_syscall_allow = 'read,opennat'\n", /unknown syscall "opennat".*openat/s, 3);
   fails(base + "global_syscall_allow = 'read'\nglobal_syscall_kill = 'read'\n", /"read" is in both the allow list \(t.conf:3:/, 4);
-  fails(base + "global_syscall_allow = '*'\n", /can only be used in session and other overlay lists/, 3);
+  fails(base + "global_syscall_allow = '*'\n", /"\*" means "the list as set before" \(in an overlay list: the global list\)/, 3);
   fails(base + "global_syscall_loq = ''\n", /unknown setting "global_syscall_loq".*global_syscall_log/s, 3);
   fails(base + "global_syscall_kill = '@mnt'\n", /unknown syscall group "@mnt"/, 3);
   fails(base + "global_syscall_error = 'clone3:ENOSYX'\n", /unknown errno "ENOSYX"/, 3);

@@ -11,9 +11,14 @@ import { createServer } from "node:net";
 import { EMBEDDED_MAJORS, preparedEmbeddedBinDir } from "./embedded.js";
 import { readPostmasterPidFile } from "../host/server-files.js";
 import { runPsqlSync } from "../host/psql.js";
+import { PgSeccompError, type ErrorKind } from "../errors.js";
 
-export class PostgresError extends Error {
+/** A server, binary or OS user that is not what pg_seccomp needs: said to the user, not a bug (exit 1; "usage" for a bad --user). */
+export class PostgresError extends PgSeccompError {
   override name = "PostgresError";
+  constructor(message: string, kind: ErrorKind = "runtime") {
+    super(kind, message);
+  }
 }
 
 export interface OsUser {
@@ -27,7 +32,7 @@ export function lookupUser(name: string): OsUser {
   const r = spawnSync("getent", ["passwd", name], { encoding: "utf8" });
   const fields = r.stdout?.trim().split(":");
   if (r.status !== 0 || !fields || fields.length < 4) {
-    throw new PostgresError(`there is no OS user "${name}"; create it, or pass --user with an existing user`);
+    throw new PostgresError(`there is no OS user "${name}"; create it, or pass --user with an existing user`, "usage");
   }
   return { name: fields[0]!, uid: Number(fields[2]), gid: Number(fields[3]) };
 }
@@ -62,9 +67,14 @@ export function findPgBinDir(major?: number): string {
 
 /** The server's major version, from `postgres --version`. */
 export function postgresMajorVersion(postgres: string): number {
-  const out = execFileSync(postgres, ["--version"], { encoding: "utf8" });
+  let out: string;
+  try {
+    out = execFileSync(postgres, ["--version"], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 });
+  } catch (e) {
+    throw new PostgresError(`cannot run ${postgres} --version: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message.split("\n")[0]}`, "usage");
+  }
   const m = /\(PostgreSQL\) (\d+)/.exec(out);
-  if (!m) throw new PostgresError(`cannot read the version of ${postgres}: "${out.trim()}"`);
+  if (!m) throw new PostgresError(`${postgres} is not a PostgreSQL server: its --version says "${out.trim().split("\n")[0]}"`, "usage");
   return Number(m[1]);
 }
 

@@ -109,3 +109,57 @@ export function sessionVariants(policy: Policy): Array<{ role?: string; database
   const dbs = [undefined, ...policy.databases.keys()];
   return roles.flatMap((role) => dbs.map((database) => ({ ...(role ? { role } : {}), ...(database ? { database } : {}) })));
 }
+
+/** One list entry of a policy and where it was written: `check --json` and `show --sources`. */
+export interface EntrySource {
+  filter: string;
+  action: string;
+  entry: string;
+  /** file:line of the entry as written. */
+  from: string;
+}
+
+/**
+ * Every entry a filter holds of its own (not those an overlay inherits from the global list), with
+ * the file and line it was written at: an included file's line for what a '*' kept.
+ */
+export function entrySources(policy: Policy): EntrySource[] {
+  const filters = [policy.global, policy.session, ...policy.roles.values(), ...policy.databases.values(), ...policy.processes.values()];
+  return filters.flatMap((f) =>
+    f.entries.filter((e) => !e.inheritedFrom).map((e) => ({ filter: f.name, action: formatAction(e.action, policy.errorErrno), entry: e.text, from: `${e.loc.file}:${e.loc.line}` })),
+  );
+}
+
+/**
+ * For `show --sources`: where each row's entries were written, file:line (the default row: the
+ * default setting's line), for the given contexts, keyed as the rows are by context label.
+ */
+export function rowSources(policy: Policy, arch: Arch, contexts: readonly ContextSpec[], rows: readonly FilterRow[]): string[] {
+  const byLabel = new Map(contexts.map((c) => [contextLabel(c), contextFilters(policy, c)]));
+  const at = (l: { file: string; line: number }) => `${l.file}:${l.line}`;
+  return rows.map((r) => {
+    const filters = byLabel.get(r.context) ?? [];
+    if (r.syscallnum === -1) {
+      const d = [...filters].reverse().find((f) => f.defaultLoc)?.defaultLoc;
+      return d ? at(d) : "";
+    }
+    const places = filters.flatMap((f) => resolveFilter(f, arch).rules.get(r.syscallnum)?.rules.map((x) => at(x.entry.loc)) ?? []);
+    return [...new Set(places)].join(", ");
+  });
+}
+
+/**
+ * A table sized to its content: a cell of `column` longer than `max` (a long conditional action)
+ * is replaced by a footnote mark, and the text goes below the table, so one such row does not
+ * pad every other row to its width.
+ */
+export function footnoteLongCells<T extends object>(rows: readonly T[], column: keyof T & string, max = 60): { rows: T[]; footnotes: string[] } {
+  const footnotes: string[] = [];
+  const out = rows.map((r) => {
+    const v = String(r[column]);
+    if (v.length <= max) return r;
+    footnotes.push(v);
+    return { ...r, [column]: `[${footnotes.length}] see below` };
+  });
+  return { rows: out, footnotes: footnotes.map((f, i) => `[${i + 1}] ${f}`) };
+}

@@ -482,7 +482,7 @@ begin
          and jsonb_typeof(j->'pid') = 'number' and jsonb_typeof(j->'nr') = 'number'
          and jsonb_typeof(j->'process') = 'string' and jsonb_typeof(j->'context') = 'string'
          and jsonb_typeof(j->'syscall') = 'string'
-         and j->>'action' in ('allow', 'log', 'launch', 'error', 'kill', 'trap') and jsonb_typeof(j->'action') = 'string'
+         and j->>'action' in ('allow', 'log', 'launch', 'error', 'terminate', 'kill', 'trap') and jsonb_typeof(j->'action') = 'string'
          and jsonb_typeof(j->'args') = 'array'
          and coalesce(jsonb_typeof(j->'role'), 'null') in ('null', 'string')
          and coalesce(jsonb_typeof(j->'database'), 'null') in ('null', 'string')

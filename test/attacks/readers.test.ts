@@ -90,12 +90,16 @@ test("seccomp.violations and pg_seccomp log survive hostile lines in the log", {
   const raw = /[\x00-\x09\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\u2028\u2029]/;
   assert.doesNotMatch(log.stdout, raw);
   assert.equal(log.stdout.split("\n").length, 7, log.stdout); // header, rule, 3 rows, footer, ""
-  const json = cli("log", "-D", cluster.dataDir, "--json");
+  const json = cli("log", "-D", cluster.dataDir, "--jsonl");
   assert.equal(json.status, 0, json.stderr);
   assert.doesNotMatch(json.stdout, raw);
   const events = json.stdout.trim().split("\n").map((l) => JSON.parse(l) as { pid: number; role?: string });
   assert.deepEqual(events.map((e) => e.pid).slice(1), [4242, 777]);
   assert.equal(events[2]!.role, `eve${ESCAPE}`);
+  // --json: the same records as one array, escaped the same way.
+  const array = cli("log", "-D", cluster.dataDir, "--json");
+  assert.doesNotMatch(array.stdout, raw);
+  assert.deepEqual((JSON.parse(array.stdout) as Array<{ pid: number }>).map((e) => e.pid), events.map((e) => e.pid));
 });
 
 test("seccomp.violations reads only the newest 16 MiB of a log that grew past it", { skip }, () => {
