@@ -24,7 +24,7 @@ let scratch: string;
 before(async () => {
   if (skip) return;
   cluster = await newCluster();
-  // The starter profile kills @mount in the kernel; sessions may not exec (so a COPY TO PROGRAM
+  // The starter profile kills kexec_load (in @privileged, reachable from nothing: a reachable mount is denied by name with EPERM) in the kernel; sessions may not exec (so a COPY TO PROGRAM
   // goes to the supervisor, which classifies the session first).
   const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n");
   server = await startReady(cluster, ["--policy", policy]);
@@ -48,13 +48,13 @@ function logJson(): ViolationEvent[] {
 // First: the kill of a backend below makes the postmaster restart every session.
 test("a call the policy kills in a program a session runs (COPY TO PROGRAM's perl) names the program, its session and role", { skip }, async () => {
   query(cluster, "do $$ begin if not exists (select from pg_roles where rolname = 'alice') then create role alice login in role pg_execute_server_program; end if; end $$");
-  const r = psql(cluster, `copy (select 1) to program 'perl -e "syscall(165, 0, 0, 0, 0, 0)"'`, { role: "alice" });
+  const r = psql(cluster, `copy (select 1) to program 'perl -e "syscall(246, 0, 0, 0, 0, 0)"'`, { role: "alice" });
   assert.equal(r.ok, false, "the program was killed");
   assert.match(r.stderr, /signal 31|exit code 159|Bad system call/, r.stderr);
-  await waitFor(() => logJson().some((e) => e.syscall === "mount" && e.role === "alice"), 15_000, `the kill in the log\n${r.stderr}\n${JSON.stringify(logJson())}\n${server.stderr()}`).catch((e: Error) => {
+  await waitFor(() => logJson().some((e) => e.syscall === "kexec_load" && e.role === "alice"), 15_000, `the kill in the log\n${r.stderr}\n${JSON.stringify(logJson())}\n${server.stderr()}`).catch((e: Error) => {
     throw new Error(`${e.message}\n${r.stderr}\n${JSON.stringify(logJson())}\n${server.stderr()}`);
   });
-  const kill = logJson().find((e) => e.syscall === "mount" && e.role === "alice")!;
+  const kill = logJson().find((e) => e.syscall === "kexec_load" && e.role === "alice")!;
   assert.equal(kill.action, "kill");
   assert.equal(kill.context, "session");
   assert.match(kill.program ?? "", /perl/);
@@ -63,24 +63,24 @@ test("a call the policy kills in a program a session runs (COPY TO PROGRAM's per
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
   assert.equal(inst.status, 0, inst.stderr);
-  assert.match(query(cluster, "select program from seccomp.violations where syscall = 'mount' and role = 'alice' and action = 'kill' limit 1"), /perl/);
-  const line = /pg_seccomp: killed by the policy: mount \(kill SIGSYS\) in pid \d+ \(session, role alice, database postgres\).*\(program \S*perl\S*\)/;
+  assert.match(query(cluster, "select program from seccomp.violations where syscall = 'kexec_load' and role = 'alice' and action = 'kill' limit 1"), /perl/);
+  const line = /pg_seccomp: killed by the policy: kexec_load \(kill SIGSYS\) in pid \d+ \(session, role alice, database postgres\).*\(program \S*perl\S*\)/;
   await waitFor(() => line.test(server.stderr()), 5000, `the server's log to name the program\n${server.stderr()}`);
 });
 
 test("a call the policy kills in the kernel (plperlu mount) is in pg_seccomp log with its context and role, and in the server's log", { skip }, async () => {
   // First a call the supervisor decides (a program's exec: it classifies this backend), then the kill.
-  query(cluster, "create extension if not exists plperlu; create or replace function do_mount() returns int language plperlu as $$ system('/bin/true'); syscall(165, 0, 0, 0, 0, 0); return 1; $$");
+  query(cluster, "create extension if not exists plperlu; create or replace function do_mount() returns int language plperlu as $$ system('/bin/true'); syscall(246, 0, 0, 0, 0, 0); return 1; $$");
   const r = psql(cluster, "select do_mount()");
   assert.equal(r.ok, false, "the backend is killed");
-  const mine = (e: ViolationEvent) => e.syscall === "mount" && e.action === "kill" && e.role === "postgres";
+  const mine = (e: ViolationEvent) => e.syscall === "kexec_load" && e.action === "kill" && e.role === "postgres";
   await waitFor(() => logJson().some(mine), 15_000, `the kill in the log\n${server.stderr()}`);
   const kill = logJson().find(mine)!;
   assert.equal(kill.context, "session");
   assert.equal(kill.role, "postgres");
   assert.equal(kill.database, "postgres");
   assert.equal(kill.signal, "SIGSYS");
-  const line = /pg_seccomp: killed by the policy: mount \(kill SIGSYS\) in pid \d+ \(session, role postgres, database postgres\)/;
+  const line = /pg_seccomp: killed by the policy: kexec_load \(kill SIGSYS\) in pid \d+ \(session, role postgres, database postgres\)/;
   await waitFor(() => line.test(server.stderr()), 5000, `the server's log to name the kill\n${server.stderr()}`);
   // And the call the supervisor denied in the program the session ran, once.
   assert.match(server.stderr(), /pg_seccomp: denied by the policy: execve \(error EPERM\) in pid \d+ \(session, role postgres, database postgres\)/);
@@ -89,12 +89,12 @@ test("a call the policy kills in the kernel (plperlu mount) is in pg_seccomp log
 });
 
 test("a backend killed soon after it started is logged: classified, or as a child of the postmaster not classified yet", { skip }, async () => {
-  query(cluster, "create extension if not exists plperlu; create or replace function only_mount() returns int language plperlu as $$ syscall(165, 0, 0, 0, 0, 0); return 1; $$");
+  query(cluster, "create extension if not exists plperlu; create or replace function only_mount() returns int language plperlu as $$ syscall(246, 0, 0, 0, 0, 0); return 1; $$");
   const r = psql(cluster, "do $$ begin raise notice 'backend=%', pg_backend_pid(); end $$; select pg_sleep(0.5); select only_mount();");
   assert.equal(r.ok, false, "the backend is killed");
   const backend = Number(/backend=(\d+)/.exec(r.stderr)?.[1]);
   assert.ok(backend > 0, r.stderr);
-  const mine = (e: ViolationEvent) => e.pid === backend && e.syscall === "mount" && e.action === "kill";
+  const mine = (e: ViolationEvent) => e.pid === backend && e.syscall === "kexec_load" && e.action === "kill";
   await waitFor(() => logJson().some(mine), 15_000, `the kill in the log\n${JSON.stringify(logJson())}\n${server.stderr()}`);
   const kill = logJson().find(mine)!;
   if (kill.context === "unclassified") assert.match(kill.note ?? "", /had not classified/);
