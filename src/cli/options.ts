@@ -36,7 +36,7 @@ export function dataDirOption(opts: { pgdata?: string; cluster?: string }): stri
 export function loadPolicy(path: string): Policy {
   const p = loadPolicyFile(path);
   printNotes(p.notes);
-  if (!p.enabled) process.stderr.write(`pg_seccomp: note: ${path} sets seccomp = off: run would install no filter\n`);
+  if (!p.enabled && !p.offByDefault) process.stderr.write(`pg_seccomp: note: ${path} sets seccomp = off: run would install no filter\n`);
   return p;
 }
 
