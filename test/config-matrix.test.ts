@@ -91,8 +91,9 @@ pgseccomp.session_syscall_error.carol = '*, kill'
     },
   },
   {
-    name: "pgseccomp names, pgseccomp.enabled unset: off, nothing is filtered",
+    name: "pgseccomp names, pgseccomp.enabled = off said in so many words: nothing is filtered (unset is refused by run)",
     text: `
+pgseccomp.enabled = off
 pgseccomp.global_syscall_default = 'allow'
 pgseccomp.global_syscall_error = 'execve, getdents64, kill'
 `,

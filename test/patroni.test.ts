@@ -15,6 +15,7 @@ import { join } from "node:path";
 import { freePort, lookupUser, postmasterPid } from "../src/postgres/cluster.js";
 import { BIN, integrationSkip, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
+import { blocksTestedBy } from "./support/doc-blocks.js";
 
 const PG15 = "/usr/lib/postgresql/15/bin";
 const hasPatroni = ["patroni", "patronictl", "patroni_raft_controller"].every((c) => spawnSync("which", [c]).status === 0);
@@ -23,9 +24,8 @@ const skip = integrationSkip() || (!existsSync(`${PG15}/postgres`) ? "needs Debi
 
 /** The fenced blocks of docs/deploy.md's "Patroni" section, by language. */
 function patroniDocs(): { sh: string; yaml: string } {
-  const md = readFileSync(repoPath("docs/deploy.md"), "utf8");
-  const section = md.slice(md.indexOf("\n## Patroni\n"), md.indexOf("\n## ", md.indexOf("\n## Patroni\n") + 5));
-  const block = (lang: string) => new RegExp("```" + lang + "\\n([\\s\\S]*?)```").exec(section)?.[1];
+  const blocks = blocksTestedBy("patroni");
+  const block = (lang: string) => blocks.find((b) => b.lang === lang && b.section === "Patroni")?.body;
   const sh = block("sh");
   const yaml = block("yaml");
   assert.ok(sh && yaml, "docs/deploy.md's Patroni section has a sh and a yaml block");

@@ -194,3 +194,16 @@ test("run --check validates and prints what would be installed, starting nothing
   assert.match(r.stdout, /nothing started/);
   assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false);
 });
+
+test("run refuses a pgseccomp policy that would install no filter unless it says pgseccomp.enabled = off", { skip }, () => {
+  const settings = "pgseccomp.global_syscall_default = 'allow'\npgseccomp.global_syscall_error = 'mount'\n";
+  const check = (text: string) => spawnSync(process.execPath, [BIN, "run", "--check", "--policy", writePolicy(text), "--", join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8" });
+  const unsaid = check(settings);
+  assert.notEqual(unsaid.status, 0, unsaid.stdout);
+  assert.match(unsaid.stderr, /^pg_seccomp: error: refusing the policy: .* would install no filter: it has pgseccomp settings but does not set pgseccomp.enabled, which pgseccomp reads as off\n(pg_seccomp: )?hint: add "pgseccomp.enabled = on"/m);
+  assert.doesNotMatch(unsaid.stderr, /sets seccomp = off/, "it does not say the policy turned it off");
+  assert.doesNotMatch(unsaid.stderr, /\n\s+at /, "no stack trace");
+  const said = check("pgseccomp.enabled = off\n" + settings);
+  assert.equal(said.status, 0, said.stderr);
+  assert.match(said.stdout + said.stderr, /without a filter|filter:\s+none/);
+});

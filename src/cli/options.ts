@@ -55,7 +55,7 @@ export function loadPolicyText(text: string, name: string): Policy {
 export function loadPolicy(path: string): Policy {
   const p = loadPolicyFile(path);
   printNotes(p.notes);
-  if (!p.enabled) process.stderr.write(`pg_seccomp: note: ${path} sets seccomp = off: run would install no filter\n`);
+  if (!p.enabled && !p.offByDefault) process.stderr.write(`pg_seccomp: note: ${path} sets seccomp = off: run would install no filter\n`);
   return p;
 }
 

@@ -240,6 +240,14 @@ export function preflight(req: RunRequest): Preflight {
     }
     req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
   }
+  // A policy file given to run means "filter": one that is off only by pgseccomp's default
+  // (pgseccomp.* settings without pgseccomp.enabled) would start the server unfiltered unnoticed.
+  if (req.policy.offByDefault) {
+    throw new LaunchError(
+      `refusing the policy: ${req.policyPath} would install no filter: it has pgseccomp settings but does not set pgseccomp.enabled, which pgseccomp reads as off\n` +
+        `hint: add "pgseccomp.enabled = on" to filter; to run the server unfiltered, say so with "pgseccomp.enabled = off"`,
+    );
+  }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
   // seccomp = off: compose() gives no program and no supervisor.
   const programs = compose(req.policy, req.arch);

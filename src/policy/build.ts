@@ -75,7 +75,7 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   if (compat) for (const f of filters) dropDefaultActionEntries(f);
   for (const f of [...filters, ...(hardening?.filters ?? [])]) checkEntries(f);
   return {
-    enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
+    enabled, ...(!enabled && !s.get("seccomp") && !s.get("enabled") ? { offByDefault: true as const } : {}), ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
     global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes: s.notes, files,
   };
 }

@@ -33,6 +33,8 @@ export interface FilterSpec {
 
 export interface Policy {
   enabled: boolean;
+  /** Off only because pgseccomp.enabled is not set (pgseccomp's default), not said: `run` refuses it. */
+  offByDefault?: true;
   /**
    * "pgseccomp" when the policy uses pgseccomp's `pgseccomp.*` names or sets compat = pgseccomp:
    * defaults, role lookup and the table follow CrunchyData/pgseccomp (docs/policy.md,

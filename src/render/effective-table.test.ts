@@ -11,10 +11,15 @@ const rows = (text: string, contexts: ContextSpec[] = [{ context: "global" }, { 
 // Expected tables follow pgseccomp's pg_get_seccomp_filter(): the global filter's rules, then the
 // session filter overlaid on them, a list whose action is its filter's default adds no rule.
 
-test("pgseccomp mode: no session filter when every session list is '*' or unset and the default is the global one: rows keep global->X", () => {
+test("pgseccomp mode: no session filter when every session list is '*' or unset and the default is the global one: rows keep global->X, allow reads session->allow", () => {
+  // As pgseccomp prints it (test/fixtures/pgseccomp/01, 09): its empty session record (default
+  // allow) still overlays the global rows and wins ties.
   assert.deepEqual(rows("pgseccomp.enabled = on\npgseccomp.global_syscall_error = 'execve'\n"), [
     "global <default> global->allow", "global execve global->error",
-    "session <default> global->allow", "session execve global->error",
+    "session <default> session->allow", "session execve global->error",
+  ]);
+  assert.deepEqual(rows("pgseccomp.enabled = on\npgseccomp.global_syscall_default = 'log'\npgseccomp.global_syscall_allow = 'read'\npgseccomp.session_syscall_default = 'log'\n").slice(2), [
+    "session <default> global->log", "session read session->allow",
   ]);
   // A session list written out (even as the global one) is a filter of its own.
   assert.deepEqual(rows("pgseccomp.enabled = on\npgseccomp.global_syscall_error = 'execve'\npgseccomp.session_syscall_error = 'execve'\n").slice(2), [

@@ -6,7 +6,7 @@
 
 import { ACTION_KINDS, formatAction, sameAction } from "../policy/actions.js";
 import { formatCondition } from "../policy/entries.js";
-import { contextDecisions, contextFilters, contextLabel, type ContextSpec, type Decision } from "../policy/decision.js";
+import { contextDecisions, contextFilters, contextLabel, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
 import { resolveFilter, type FilterSpec, type Policy } from "../policy/policy.js";
 import { syscallName, type Arch } from "../syscalls/index.js";
 
@@ -31,8 +31,10 @@ export function effectiveFilterRows(policy: Policy, arch: Arch, contexts: readon
     const extra = opts.client && c.context === "session" ? [opts.client] : [];
     // pgseccomp installs no session filter when the session's lists are all the global ones and
     // its default is the global default: the session's rows are then the global filter's.
-    const decideAs: ContextSpec = pgseccomp && sharesGlobalFilter(policy, c) ? { context: "global" } : c;
-    const cd = contextDecisions(policy, arch, decideAs, extra);
+    const fastPath = pgseccomp && sharesGlobalFilter(policy, c);
+    const decideAs: ContextSpec = fastPath ? { context: "global" } : c;
+    const decisions = contextDecisions(policy, arch, decideAs, extra);
+    const cd = fastPath ? asEmptySessionOverlay(decisions) : decisions;
     return { context: c, cd, ...(pgseccomp ? { own: pgseccompNames(policy, arch, decideAs, extra) } : {}) };
   });
   // Seed names: every context lists the same syscalls, all those named in any shown context.
@@ -64,6 +66,20 @@ export function sharesGlobalFilter(policy: Policy, c: ContextSpec): boolean {
   if (c.context !== "session" || (c.database !== undefined && policy.databases.has(c.database))) return false;
   const f = (c.role !== undefined ? policy.roles.get(c.role) : undefined) ?? policy.session;
   return sameAction(f.defaultAction, policy.global.defaultAction) && ACTION_KINDS.every((a) => f.globalLists?.has(a));
+}
+
+/**
+ * pgseccomp's table for a session on the fast path: it still overlays the session's filter
+ * record, left empty with default `allow` (0, its lowest action), on the global rows, and an
+ * overlay wins ties. So every global row (and the global default) that is `allow` reads
+ * `session->allow`; every other row keeps its global label. Only the labels change: no filter is
+ * installed either way.
+ */
+function asEmptySessionOverlay(cd: ContextDecisions): ContextDecisions {
+  const relabelLeaf = (d: Leaf): Leaf => (d.action.kind === "allow" ? { ...d, source: "session" } : d);
+  const relabel = (d: Decision): Decision => (d.kind === "leaf" ? relabelLeaf(d) : { ...d, then: relabel(d.then), else: relabel(d.else) });
+  const named = new Map([...cd.named].map(([nr, v]) => [nr, { ...v, decision: relabel(v.decision) }] as const));
+  return { ...cd, defaultDecision: relabelLeaf(cd.defaultDecision), named };
 }
 
 /** The syscalls a context's filters name with an action other than that filter's default. */
