@@ -188,6 +188,13 @@ export function classifyChild(f: ChildFacts): ChildClassification {
       if (row.role === undefined || row.database === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role or database not known yet" };
       return { ctx: { context: row.backendType === "client backend" ? "session" : "parallel_worker", role: row.role, database: row.database }, pin: true };
     }
+    if (row.backendType === "walsender") {
+      // A walsender with a database (replication=database) runs SQL: it is a session of its role
+      // and database. Which one it is shows only once its role is in the row (PostgreSQL 18 shows
+      // a row while the connection authenticates, without role or database).
+      if (row.role === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role not known yet" };
+      return { ctx: { context: "walsender", ...(row.database !== undefined ? { role: row.role, database: row.database } : {}) }, pin: true };
+    }
     const kind = KINDS[row.backendType];
     if (kind) return { ctx: { context: kind }, pin: true };
     return { ctx: UNCLASSIFIED, pin: true, note: `unknown backend type "${row.backendType.slice(0, 64)}"` };

@@ -14,6 +14,7 @@ import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "../postgres/cluster.js";
 import { kindsAbsentIn } from "../policy/policy.js";
+import { formatRisk, sqlKindsOpened } from "../policy/risks.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
@@ -213,6 +214,8 @@ export function preflight(req: RunRequest): Preflight {
     req.say(`WARNING: --insecure-policy-permissions: using a policy the server's user could change (for tests only):\n${list}`);
   }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
+  // A kind that runs SQL given more than sessions: said at every start, not only by `check`.
+  else for (const r of sqlKindsOpened(req.policy, [req.arch])) req.say(`pg_seccomp: warning: ${formatRisk(r)}`);
   // seccomp = off: compose() gives no program and no supervisor.
   const programs = compose(req.policy, req.arch);
   if (user) {

@@ -12,7 +12,7 @@ import { expandGroup, groupNames } from "../syscalls/groups.js";
 import { quoteIdentifier, splitIdentifierString } from "./identifiers.js";
 import { parseHardening, type Hardening } from "./harden.js";
 import {
-  DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
+  DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, isSqlKind, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
   type FilterSpec, type Policy, type PolicyEntry, type ProcessKind,
 } from "./model.js";
 
@@ -51,15 +51,16 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const { roleSettings, dbNames } = suffixedSettings(s, compat);
   const roles = roleFilters(s, compat, errorErrno, { listed, roleSettings }, { global, session });
   const databases = databaseFilters(s, errorErrno, dbNames, global);
-  const processes = processFilters(s, errorErrno, global);
+  const { processes, walsenderWithDatabase } = processFilters(s, errorErrno, global, session);
   const clientFilter = clientFilterOn(s, compat);
   const hardening = hardeningPresets(s);
-  const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values()];
+  const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(walsenderWithDatabase ? [walsenderWithDatabase] : [])];
   if (compat) for (const f of filters) dropDefaultActionEntries(f);
   for (const f of [...filters, ...(hardening?.filters ?? [])]) checkEntries(f);
   return {
     enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
-    global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes: s.notes, files,
+    global, session, roles, databases, processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}),
+    ...(hardening ? { hardening } : {}), notes: s.notes, files,
   };
 }
 
@@ -234,17 +235,32 @@ function databaseFilters(s: Settings, errorErrno: number, dbNames: Set<string>, 
   return databases;
 }
 
-/** A process kind gets a filter only when some setting names it (a note for a kind not in every major). */
-function processFilters(s: Settings, errorErrno: number, global: FilterSpec): Map<ProcessKind, FilterSpec> {
+/**
+ * A process kind gets a filter only when some setting names it (a note for a kind not in every
+ * major). A kind that runs SQL (but the parallel worker, which always has its leader's session
+ * filters as well) inherits from the session filter: a list it does not set, and '*'
+ * in one it sets, are the session's, so `autovacuum_worker_syscall_error = '*, ptrace'` keeps the
+ * session's execve denial; only what it names itself opens anything.
+ */
+function processFilters(s: Settings, errorErrno: number, global: FilterSpec, session: FilterSpec): { processes: Map<ProcessKind, FilterSpec>; walsenderWithDatabase?: FilterSpec } {
   const processes = new Map<ProcessKind, FilterSpec>();
+  let walsenderWithDatabase: FilterSpec | undefined;
+  const fromSession = { inheritFrom: session, global: session, starIsGlobal: session.globalLists };
   for (const kind of PROCESS_KINDS) {
     const named = [...s.byName.keys()].find((n) => n.startsWith(`${kind}_syscall_`));
     if (!named) continue;
-    processes.set(kind, buildFilter(kind, kind, s.get, errorErrno, { inheritFrom: global, global }));
+    if (kind === "walsender") {
+      processes.set(kind, buildFilter(kind, kind, s.get, errorErrno, { inheritFrom: global, global }));
+      walsenderWithDatabase = buildFilter(kind, kind, s.get, errorErrno, fromSession);
+    } else {
+      // A parallel worker always has its leader's session filters stacked on its own (decision.ts).
+      const opensAlone = isSqlKind(kind) && kind !== "parallel_worker";
+      processes.set(kind, buildFilter(kind, kind, s.get, errorErrno, opensAlone ? fromSession : { inheritFrom: global, global }));
+    }
     const m = KIND_MAJORS[kind];
     if (m) s.notes.push({ loc: s.byName.get(named)!.setting.loc, message: `${kind}: ${m.what} exists in ${kindMajorsText(kind)} only; on other servers this setting applies to no process` });
   }
-  return processes;
+  return { processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}) };
 }
 
 function hardeningPresets(s: Settings): Hardening | undefined {
@@ -290,7 +306,11 @@ function buildFilter(
   pattern: string,
   get: (n: string) => Setting | undefined,
   errorErrno: number,
-  overlay: { inheritFrom: FilterSpec; global: FilterSpec } | undefined,
+  /**
+   * `global` is what '*' stands for (the session filter for a kind that runs SQL); then
+   * `starIsGlobal` says which of its lists are the global ones.
+   */
+  overlay: { inheritFrom: FilterSpec; global: FilterSpec; starIsGlobal?: Set<ActionKind> | undefined } | undefined,
   defaultIfUnset?: Action,
   pgseccompRoleDefault?: "pgseccomp",
 ): FilterSpec {
@@ -315,7 +335,8 @@ function buildFilter(
   const globalLists = new Set<ActionKind>();
   for (const action of ACTION_KINDS) {
     const s = setting(action);
-    if (s?.value === "*" || (!s && overlay && (overlay.inheritFrom === overlay.global || overlay.inheritFrom.globalLists?.has(action)))) globalLists.add(action);
+    const starGlobal = !overlay?.starIsGlobal || overlay.starIsGlobal.has(action);
+    if ((s?.value === "*" && starGlobal) || (!s && overlay && ((overlay.inheritFrom === overlay.global && starGlobal) || overlay.inheritFrom.globalLists?.has(action)))) globalLists.add(action);
     if (!s) {
       if (overlay) {
         entries.push(

@@ -61,14 +61,29 @@ export function policyContexts(policy: Policy): ContextSpec[] {
   const dbs = [undefined, ...policy.databases.keys()];
   const sessions = roles.flatMap((role) => dbs.map((database) => ({ context: "session" as const, ...(role ? { role } : {}), ...(database ? { database } : {}) })));
   const workers = sessions.map((s) => ({ ...s, context: "parallel_worker" as const }));
+  // A walsender with a database is told from a physical one by its database: a database with no
+  // overlay of its own stands for every such database.
+  const other = otherDatabaseName(policy);
+  const walsenders = roles.flatMap((role) => [...policy.databases.keys(), other].map((database) => ({ context: "walsender" as const, ...(role ? { role } : {}), database })));
   const others = PROCESS_KINDS.filter((k) => k !== "parallel_worker").map((k) => ({ context: k }));
-  return [{ context: "global" }, ...others, ...sessions, ...workers, { context: "unclassified" }];
+  return [{ context: "global" }, ...others, ...sessions, ...workers, ...walsenders, { context: "unclassified" }];
+}
+
+/** A database name the policy has no overlay for: it stands for every such database in policyContexts(). */
+export function otherDatabaseName(policy: Policy): string {
+  let name = "(other database)";
+  while (policy.databases.has(name)) name = `(${name})`;
+  return name;
 }
 
 function sessionFilters(policy: Policy, role: string | undefined, database: string | undefined): FilterSpec[] {
   const roleFilter = role !== undefined ? policy.roles.get(role) ?? policy.session : policy.session;
+  return [roleFilter, ...databaseFilter(policy, database)];
+}
+
+function databaseFilter(policy: Policy, database: string | undefined): FilterSpec[] {
   const db = database !== undefined ? policy.databases.get(database) : undefined;
-  return db ? [roleFilter, db] : [roleFilter];
+  return db ? [db] : [];
 }
 
 /**
@@ -93,12 +108,34 @@ function policyFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
       return [
         policy.global, policy.session, ...policy.roles.values(), ...policy.databases.values(),
         ...[...policy.processes].filter(([k]) => k !== "postmaster").map(([, f]) => f),
+        ...(policy.walsenderWithDatabase ? [policy.walsenderWithDatabase] : []),
       ];
     case "parallel_worker": {
-      // A parallel worker runs its leader's query: it gets the leader's session filters too.
+      // A parallel worker runs its leader's query: it gets the leader's session filters too. The
+      // supervisor classifies one only with its leader's role and database (classify.ts); without
+      // them this is the parallel_worker_syscall_* overlay alone, as `show --context` prints it.
       const own = proc("parallel_worker");
       const leader = c.role !== undefined || c.database !== undefined ? sessionFilters(policy, c.role, c.database) : [];
       return [policy.global, ...(own ? [own] : []), ...leader];
+    }
+    case "walsender": {
+      // Physical (no database): replication commands only. With a database it runs SQL: a session.
+      if (c.database === undefined) {
+        const own = proc("walsender");
+        return own ? [policy.global, own] : [policy.global];
+      }
+      const own = policy.walsenderWithDatabase;
+      if (!own) return [policy.global, ...sessionFilters(policy, c.role, c.database)];
+      return [policy.global, own, ...databaseFilter(policy, c.database)];
+    }
+    case "autovacuum_worker":
+    case "background_worker":
+    case "logical_replication_worker": {
+      // They run SQL a superuser can write: the session's lists (not a role's or a database's:
+      // whose role and database they work for is not known when they are classified), or their
+      // own, whose unset lists are the session's.
+      const own = proc(c.context);
+      return [policy.global, own ?? policy.session];
     }
     default: {
       const own = proc(c.context);

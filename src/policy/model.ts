@@ -49,8 +49,18 @@ export interface Policy {
   roles: Map<string, FilterSpec>;
   /** Overlays for client backends connected to a database (database_syscall_<action>.<db>). */
   databases: Map<string, FilterSpec>;
-  /** Overlays for the postmaster and each backend type (postmaster_syscall_*, checkpointer_syscall_*, ...). */
+  /**
+   * Overlays for the postmaster and each backend type (postmaster_syscall_*, checkpointer_syscall_*,
+   * ...). A kind that runs SQL (SQL_KINDS) takes its unset lists and default from the session
+   * filter, other kinds from the global one.
+   */
   processes: Map<ProcessKind, FilterSpec>;
+  /**
+   * walsender_syscall_* for walsenders connected to a database (replication=database), which run
+   * SQL: built like an SQL kind's (unset lists are the session's). processes.get("walsender") is
+   * the same settings for physical walsenders, unset lists being the global ones.
+   */
+  walsenderWithDatabase?: FilterSpec;
   /**
    * set_client_filter = on: `run` lets sessions narrow themselves with set_client_filter(), at
    * the cost of one argument check on lseek's path in the installed program (lseek then leaves
@@ -85,6 +95,30 @@ export const PROCESS_KINDS = [
   "parallel_worker", "background_worker", "logger", "stats_collector", "walsummarizer", "slotsync_worker", "io_worker",
 ] as const;
 export type ProcessKind = (typeof PROCESS_KINDS)[number];
+
+/**
+ * The kinds whose processes run SQL a superuser can write (a function in an expression index runs
+ * in autovacuum's ANALYZE, a parallel-safe one in a parallel worker, a trigger in a logical
+ * replication worker, a pg_cron job in a background worker; a walsender with a database runs any
+ * SQL): they get the session's lists unless the policy gives them lists of their own on purpose
+ * (docs/policy.md, "What a session is"). The walsender counts only with a database. A parallel
+ * worker always has its leader's session filters; its own settings only add to them.
+ */
+export const SQL_KINDS = ["walsender", "autovacuum_worker", "parallel_worker", "background_worker", "logical_replication_worker"] as const satisfies readonly ProcessKind[];
+export type SqlKind = (typeof SQL_KINDS)[number];
+
+export function isSqlKind(kind: string): kind is SqlKind {
+  return (SQL_KINDS as readonly string[]).includes(kind);
+}
+
+/** What SQL a kind runs, for the warnings about a kind the policy opens beyond the session's lists. */
+export const SQL_KIND_ROUTES: Readonly<Record<SqlKind, string>> = {
+  walsender: "any SQL sent over a replication=database connection",
+  autovacuum_worker: "functions in expression and partial indexes, which autovacuum's ANALYZE and VACUUM evaluate",
+  parallel_worker: "parallel-safe functions of a query run in parallel (debug_parallel_query = on forces it)",
+  background_worker: "SQL that background workers run (pg_cron jobs and the like)",
+  logical_replication_worker: "triggers and functions a subscriber runs while applying changes",
+};
 
 /** The majors that have a process kind, for the kinds not in every supported one (14 to 18). */
 export const KIND_MAJORS: Readonly<Partial<Record<ProcessKind, { since?: number; until?: number; what: string }>>> = {

@@ -1,0 +1,72 @@
+// "Session" means every process that runs SQL: walsenders with a database, autovacuum workers,
+// background workers and logical replication workers get the session's lists unless the policy
+// gives them lists of their own, and then `check` names what that lets through.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { parsePolicyText } from "./policy.js";
+import { contextDecisions, decisionFor, type ContextSpec } from "./decision.js";
+import { policyRisks, sqlKindsOpened } from "./risks.js";
+import { syscallNumber } from "../syscalls/index.js";
+import { classifyChild } from "../classify/classify.js";
+import { clientsNeedServerRow } from "../compile/compose.js";
+
+const p = (t: string) => parsePolicyText("global_syscall_default = allow\n" + t, "t.conf");
+const action = (text: string, ctx: ContextSpec, name: string) => {
+  const d = decisionFor(contextDecisions(p(text), "x86_64", ctx), syscallNumber("x86_64", name)!);
+  assert.equal(d.kind, "leaf");
+  return d.kind === "leaf" ? d.action.kind : "";
+};
+
+const SESSION_NO_EXEC = "session_syscall_error = '*, execve'\n";
+
+test("every kind that runs SQL gets the session's lists; kinds that run none keep the global ones", () => {
+  for (const ctx of [
+    { context: "session" }, { context: "walsender", role: "alice", database: "db" }, { context: "autovacuum_worker" },
+    { context: "background_worker" }, { context: "logical_replication_worker" }, { context: "parallel_worker", role: "alice", database: "db" },
+  ] as ContextSpec[]) {
+    assert.equal(action(SESSION_NO_EXEC, ctx, "execve"), "error", JSON.stringify(ctx));
+  }
+  for (const ctx of [{ context: "walsender" }, { context: "archiver" }, { context: "autovacuum_launcher" }, { context: "checkpointer" }] as ContextSpec[]) {
+    assert.equal(action(SESSION_NO_EXEC, ctx, "execve"), "allow", JSON.stringify(ctx));
+  }
+  // A walsender with a database is a session of its role and database.
+  const roles = SESSION_NO_EXEC + "session_syscall_allow.etl = '*, execve'\ndatabase_syscall_error.payments = '*, socket'\n";
+  assert.equal(action(roles, { context: "walsender", role: "etl", database: "x" }, "execve"), "allow");
+  assert.equal(action(roles, { context: "walsender", role: "etl", database: "payments" }, "socket"), "error");
+});
+
+test("a kind's own settings replace the session's lists one by one; '*' there is the session's list", () => {
+  // Tightening keeps the session's denials: '*' stands for the session's error list.
+  const tight = SESSION_NO_EXEC + "autovacuum_worker_syscall_error = '*, ptrace'\n";
+  assert.equal(action(tight, { context: "autovacuum_worker" }, "execve"), "error");
+  assert.equal(action(tight, { context: "autovacuum_worker" }, "ptrace"), "error");
+  assert.deepEqual(sqlKindsOpened(p(tight), ["x86_64"]), []);
+  // Opening on purpose: named, and warned about with the SQL that reaches it.
+  const open = SESSION_NO_EXEC + "background_worker_syscall_allow = 'execve'\nwalsender_syscall_allow = 'execve'\n";
+  assert.equal(action(open, { context: "background_worker" }, "execve"), "allow");
+  assert.equal(action(open, { context: "walsender", database: "db" }, "execve"), "allow");
+  const risks = sqlKindsOpened(p(open), ["x86_64"]);
+  assert.deepEqual(risks.map((r) => [r.contexts[0]!.split("/")[0], r.calls]), [["walsender", ["execve"]], ["background_worker", ["execve"]]]);
+  assert.match(risks[1]!.why, /pg_cron/);
+  assert.match(risks[1]!.why, /COPY \.\.\. TO PROGRAM/);
+  assert.equal(risks[1]!.locs[0]!.line, 3);
+  assert.ok(policyRisks(p(open), ["x86_64"]).some((r) => r.id === "sql_kind_opened"), "check prints them with the other risks");
+  // A physical walsender keeps the global lists under its own settings.
+  assert.equal(action(SESSION_NO_EXEC + "walsender_syscall_error = '*, ptrace'\n", { context: "walsender" }, "execve"), "allow");
+  assert.equal(action(SESSION_NO_EXEC + "walsender_syscall_error = '*, ptrace'\n", { context: "walsender", database: "db" }, "execve"), "error");
+});
+
+test("the classifier gives a walsender with a database its role and database, and waits for the role", () => {
+  const row = (database?: string, role?: string) => ({ backendType: "walsender", ...(role ? { role } : {}), ...(database ? { database } : {}) });
+  assert.deepEqual(classifyChild({ activity: row("db", "alice"), clientConnection: true, title: "" }), { ctx: { context: "walsender", role: "alice", database: "db" }, pin: true });
+  assert.deepEqual(classifyChild({ activity: row(undefined, "alice"), clientConnection: true, title: "" }), { ctx: { context: "walsender" }, pin: true });
+  assert.deepEqual(classifyChild({ activity: row(), clientConnection: true, title: "" }).pin, false, "PostgreSQL 18's row while authenticating");
+});
+
+test("walsenders with a database count when deciding whether client processes need the server's row", () => {
+  const q = (t: string) => clientsNeedServerRow(p(t), "x86_64");
+  assert.equal(q(SESSION_NO_EXEC), true, "physical walsenders unlike sessions");
+  assert.equal(q(SESSION_NO_EXEC + "walsender_syscall_error = '*, execve'\n"), false, "both kinds of walsender like sessions");
+  assert.equal(q("walsender_syscall_allow = 'uname'\nwalsender_syscall_default = error\n"), true, "walsenders unlike sessions");
+});
