@@ -1,0 +1,113 @@
+// Attack library: a PostgreSQL superuser with SQL only runs a program from a process that runs
+// SQL but is not a client backend: a walsender with a database (replication=database), an
+// autovacuum worker evaluating an expression index, a parallel worker. The policy says sessions
+// may not exec (the README's rule); every one of these is a session (docs/policy.md, "What a
+// session is"), so every attempt must fail, leave no trace of the program, and be logged in the
+// process's own context.
+
+import { test, after, before } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
+import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
+import { repoPath } from "../support/paths.js";
+import type { ViolationEvent } from "../../src/host/violation-event.js";
+
+const skip = integrationSkip();
+const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const SESSIONS_NO_EXEC = profile + "\nsession_syscall_error = '*, execve'\n";
+
+let cluster: Cluster;
+before(async () => {
+  if (skip) return;
+  // A naptime of 1 s: autovacuum looks at the table within seconds of the insert.
+  cluster = await newCluster(["autovacuum_naptime = 1", "max_worker_processes = 8", "max_parallel_workers = 4", "max_parallel_workers_per_gather = 2"]);
+});
+after(() => {
+  if (cluster) destroyCluster(cluster);
+});
+
+function events(path: string): ViolationEvent[] {
+  if (!existsSync(path)) return [];
+  return readFileSync(path, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as ViolationEvent);
+}
+
+/** A file the program would create (in the cluster's root, which the server's user owns). */
+const marker = (name: string) => join(cluster.root, `pwned-${name}`);
+
+test("a walsender with a database (replication=database) is a session: COPY TO PROGRAM is denied and logged", { skip }, async () => {
+  const log = logFile("attack-walsender.jsonl");
+  const s = await startReady(cluster, ["--policy", writePolicy(SESSIONS_NO_EXEC), "--log", log]);
+  const file = marker("walsender");
+  try {
+    const r = psql(cluster, `copy (select 1) to program 'touch ${file}'`, { db: "dbname=postgres replication=database" });
+    assert.equal(r.ok, false, "the walsender ran a program");
+    assert.match(r.stderr, /terminated by signal 31|Bad system call|could not execute|Permission denied/);
+    assert.equal(existsSync(file), false);
+    // A physical walsender still works (replication commands only).
+    const ident = psql(cluster, "IDENTIFY_SYSTEM", { db: "dbname=postgres replication=database" });
+    assert.ok(ident.ok, ident.stderr);
+    await waitFor(() => events(log).some((e) => e.syscall === "execve" && e.context === "walsender"), 10_000, "the walsender's denied exec in the log");
+  } finally {
+    await stop(s);
+  }
+  const e = events(log).find((x) => x.syscall === "execve" && x.context === "walsender")!;
+  assert.equal(e.action, "error");
+  assert.equal(e.database, "postgres", JSON.stringify(e));
+});
+
+test("an expression index's function runs in autovacuum's ANALYZE as a session: its program is denied and logged", { skip }, async () => {
+  const log = logFile("attack-autovacuum.jsonl");
+  const s = await startReady(cluster, ["--policy", writePolicy(SESSIONS_NO_EXEC), "--log", log]);
+  const file = marker("autovacuum");
+  try {
+    // The program runs only in an autovacuum worker: the client's INSERT evaluates the index too.
+    query(cluster, `
+      create table av (x int);
+      create function run_program() returns void language plpgsql volatile as $$
+        begin copy (select 1) to program 'touch ${file}'; exception when others then null; end $$;
+      create function idx(int) returns int language plpgsql immutable as $$
+        begin
+          if (select backend_type from pg_catalog.pg_stat_activity where pid = pg_catalog.pg_backend_pid()) = 'autovacuum worker' then
+            perform public.run_program(); -- ANALYZE runs with a search_path of pg_catalog only
+          end if;
+          return $1;
+        end $$;
+      create index on av (idx(x));
+      insert into av select generate_series(1, 1000);`);
+    // Fact: autovacuum's ANALYZE evaluated the index (the program ran, or its exec was denied).
+    const seen = () => existsSync(file) || events(log).some((e) => e.syscall === "execve" && e.context === "autovacuum_worker");
+    await waitFor(seen, 120_000, "autovacuum's ANALYZE of the table");
+    assert.equal(existsSync(file), false, "the autovacuum worker ran the program");
+  } finally {
+    query(cluster, "drop table if exists av; drop function if exists idx(int); drop function if exists run_program()");
+    await stop(s);
+  }
+  const e = events(log).find((x) => x.syscall === "execve" && x.context === "autovacuum_worker")!;
+  assert.equal(e.action, "error");
+});
+
+test("a parallel-safe function run by a parallel worker is a session's: its program is denied and logged", { skip }, async () => {
+  const log = logFile("attack-parallel.jsonl");
+  const s = await startReady(cluster, ["--policy", writePolicy(SESSIONS_NO_EXEC), "--log", log]);
+  const file = marker("parallel");
+  try {
+    query(cluster, "create extension if not exists plperlu");
+    query(cluster, `
+      create function par() returns int language plperlu parallel safe as $$
+        # Only in the worker (SPI would start a subtransaction, which a parallel worker may not).
+        open(my $f, '<', '/proc/self/cmdline'); my $title = <$f>; close($f);
+        system("touch ${file}") if $title =~ /parallel worker/;
+        return 1;
+      $$`);
+    const force = Number(query(cluster, "show server_version_num")) >= 160000 ? "debug_parallel_query" : "force_parallel_mode";
+    const r = psql(cluster, `set ${force} = on; select par()`);
+    assert.ok(r.ok, r.stderr);
+    await waitFor(() => existsSync(file) || events(log).some((e) => e.syscall === "execve" && e.context === "parallel_worker"), 10_000, "the parallel worker's exec");
+    assert.equal(existsSync(file), false, "the parallel worker ran the program");
+  } finally {
+    query(cluster, "drop function if exists par()");
+    await stop(s);
+  }
+});
