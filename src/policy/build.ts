@@ -12,14 +12,16 @@ import { expandGroup, groupNames } from "../syscalls/groups.js";
 import { quoteIdentifier, splitIdentifierString } from "./identifiers.js";
 import { parseHardening, type Hardening } from "./harden.js";
 import {
-  DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, isSqlKind, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
+  CODE_SETTINGS, DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, isSqlKind, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
   type FilterSpec, type Policy, type PolicyEntry, type ProcessKind,
 } from "./model.js";
 
 const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
 
 const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
-const KNOWN_SETTINGS = [
+/** server_setting.<name>: a PostgreSQL setting (a custom one may have one dot: pgaudit.log). */
+const SERVER_SETTING = /^server_setting\.([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)?)$/;
+const KNOWN_SETTINGS = ["server_setting.<name>", 
   "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
 ];
@@ -54,13 +56,14 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const { processes, walsenderWithDatabase } = processFilters(s, errorErrno, global, session);
   const clientFilter = clientFilterOn(s, compat);
   const hardening = hardeningPresets(s);
+  const serverSettings = pinnedServerSettings(s);
   const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(walsenderWithDatabase ? [walsenderWithDatabase] : [])];
   if (compat) for (const f of filters) dropDefaultActionEntries(f);
   for (const f of [...filters, ...(hardening?.filters ?? [])]) checkEntries(f);
   return {
     enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
     global, session, roles, databases, processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}),
-    ...(hardening ? { hardening } : {}), notes: s.notes, files,
+    ...(hardening ? { hardening } : {}), ...(serverSettings ? { serverSettings } : {}), notes: s.notes, files,
   };
 }
 
@@ -77,7 +80,10 @@ function settingsByName(settings: readonly ConfSetting[], files: string[]): Sett
     if (/^[a-z_]+_syscall_harden(\..*)?$/.test(name)) {
       throw new PolicyError(s.loc, `hardening presets apply to every process: there is no "${s.name}"`, "write syscall_harden = '...' (see \"Hardening presets\" in docs/policy.md)");
     }
-    if (!LIST_SETTING.test(name) && !KNOWN_SETTINGS.includes(name)) {
+    if (name.startsWith("server_setting.") && !SERVER_SETTING.test(name)) {
+      throw new PolicyError(s.loc, `"${s.name}" does not name a PostgreSQL setting`, "write server_setting.<name> = 'value', e.g. server_setting.archive_command = '...'");
+    }
+    if (!LIST_SETTING.test(name) && !SERVER_SETTING.test(name) && !KNOWN_SETTINGS.includes(name)) {
       const maybe = suggestNames(KNOWN_SETTINGS, name);
       throw new PolicyError(s.loc, `unknown setting "${s.name}"`, maybe.length ? `did you mean "${maybe[0]}"?` : "see `pg_seccomp help policy` for the settings");
     }
@@ -261,6 +267,26 @@ function processFilters(s: Settings, errorErrno: number, global: FilterSpec, ses
     if (m) s.notes.push({ loc: s.byName.get(named)!.setting.loc, message: `${kind}: ${m.what} exists in ${kindMajorsText(kind)} only; on other servers this setting applies to no process` });
   }
   return { processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}) };
+}
+
+/**
+ * server_setting.<name> = 'value': settings `run` pins on postgres's command line. A setting a
+ * superuser can SET stays changeable per session and per role: that is worth a note.
+ */
+function pinnedServerSettings(s: Settings): Map<string, { value: string; loc: SourceLoc }> | undefined {
+  const out = new Map<string, { value: string; loc: SourceLoc }>();
+  for (const [name, x] of s.byName) {
+    const m = SERVER_SETTING.exec(name);
+    if (!m) continue;
+    const guc = m[1]!;
+    if (x.value.includes("\0")) throw new PolicyError(x.setting.valueLoc, `the value of ${x.setting.name} has a NUL byte`, "write the value without it");
+    out.set(guc, { value: x.value, loc: x.setting.loc });
+    const ctx = CODE_SETTINGS[guc];
+    if (ctx === "suset" || ctx === "user") {
+      s.notes.push({ loc: x.setting.loc, message: `${guc} is pinned against ALTER SYSTEM and the configuration files, but a ${ctx === "suset" ? "superuser" : "role"} can still SET it in a session or with ALTER ROLE/DATABASE ... SET (PostgreSQL gives those precedence over the command line)` });
+    }
+  }
+  return out.size > 0 ? out : undefined;
 }
 
 function hardeningPresets(s: Settings): Hardening | undefined {

@@ -72,6 +72,12 @@ export interface Policy {
    * when the policy sets none.
    */
   hardening?: Hardening;
+  /**
+   * server_setting.<name> = 'value': PostgreSQL settings `run` pins on postgres's command line
+   * (`-c name=value`), where ALTER SYSTEM and the configuration files cannot change them. By
+   * name (lower case, as PostgreSQL compares names); absent when the policy pins none.
+   */
+  serverSettings?: Map<string, { value: string; loc: SourceLoc }>;
   notes: PolicyNote[];
   /** Every file read, the main file first. */
   files: string[];
@@ -157,3 +163,23 @@ export function kindsAbsentIn(policy: Policy, major: number): string[] {
   return out;
 }
 
+
+/**
+ * Server settings that choose code or programs the server runs: what a policy should pin
+ * (docs/policy.md, "Pinned server settings"). With the PostgreSQL context of each: a setting a
+ * superuser can SET (suset, user) stays changeable per session and per role even when pinned.
+ */
+export const CODE_SETTINGS: Readonly<Record<string, "postmaster" | "sighup" | "suset" | "user">> = {
+  archive_command: "sighup",
+  archive_library: "sighup",
+  restore_command: "sighup",
+  archive_cleanup_command: "sighup",
+  recovery_end_command: "sighup",
+  shared_preload_libraries: "postmaster",
+  session_preload_libraries: "suset",
+  local_preload_libraries: "user",
+  dynamic_library_path: "suset",
+  jit_provider: "postmaster",
+  io_method: "postmaster",
+  ssl_passphrase_command: "sighup",
+};

@@ -70,3 +70,18 @@ test("walsenders with a database count when deciding whether client processes ne
   assert.equal(q(SESSION_NO_EXEC + "walsender_syscall_error = '*, execve'\n"), false, "both kinds of walsender like sessions");
   assert.equal(q("walsender_syscall_allow = 'uname'\nwalsender_syscall_default = error\n"), true, "walsenders unlike sessions");
 });
+
+test("server_setting.<name> pins a PostgreSQL setting; run passes it last on postgres's command line", async () => {
+  const pol = p("server_setting.archive_command = 'gzip < %p > /archive/%f'\nserver_setting.Session_Preload_Libraries = 'auto_explain'\nserver_setting.pgaudit.log = 'ddl'\n");
+  assert.deepEqual([...pol.serverSettings!].map(([k, v]) => [k, v.value]), [
+    ["archive_command", "gzip < %p > /archive/%f"], ["session_preload_libraries", "auto_explain"], ["pgaudit.log", "ddl"],
+  ]);
+  assert.ok(pol.notes.some((n) => /session_preload_libraries is pinned .* can still SET it/.test(n.message)), "a setting a superuser can SET is only half pinned");
+  assert.throws(() => p("server_setting.a.b.c = 'x'\n"), /does not name a PostgreSQL setting/);
+  assert.equal(p("").serverSettings, undefined);
+  const { pinnedSettingArgs, commandLineSetting } = await import("../launcher/run.js");
+  assert.deepEqual(pinnedSettingArgs(pol).slice(0, 2), ["-c", "archive_command=gzip < %p > /archive/%f"]);
+  assert.equal(commandLineSetting(["-D", "x", "-c", "io_method=worker", "--io-method=io_uring"], "io_method"), "io_uring");
+  assert.equal(commandLineSetting(["-cio_method=worker"], "io_method"), "worker");
+  assert.equal(commandLineSetting(["-D", "x"], "io_method"), undefined);
+});

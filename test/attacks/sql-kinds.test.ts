@@ -7,10 +7,12 @@
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
+import { chmodSync, chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
-import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
+import { BIN, integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 import type { ViolationEvent } from "../../src/host/violation-event.js";
 
@@ -109,5 +111,59 @@ test("a parallel-safe function run by a parallel worker is a session's: its prog
   } finally {
     query(cluster, "drop function if exists par()");
     await stop(s);
+  }
+});
+
+test("a pinned archive_command holds against ALTER SYSTEM and pg_reload_conf()", { skip }, async () => {
+  const pinned = "/bin/true pinned %p";
+  // SHOW says "(disabled)" while archive_mode is off: pin that too, as a DBA would.
+  const policy = writePolicy(SESSIONS_NO_EXEC + `server_setting.archive_mode = on\nserver_setting.archive_command = '${pinned}'\n`);
+  const s = await startReady(cluster, ["--policy", policy]);
+  try {
+    assert.equal(query(cluster, "show archive_command"), pinned);
+    // work_mem is the canary: once a new session sees it, the reload has been read.
+    query(cluster, `alter system set archive_command = 'cp %p ${cluster.root}/stolen-%f'`);
+    query(cluster, "alter system set work_mem = '7MB'");
+    query(cluster, "select pg_reload_conf()");
+    await waitFor(() => query(cluster, "show work_mem") === "7MB", 30_000, "the reload");
+    assert.equal(query(cluster, "show archive_command"), pinned, "ALTER SYSTEM changed a pinned setting");
+    assert.equal(query(cluster, "select source from pg_settings where name = 'archive_command'"), "command line");
+  } finally {
+    for (const sql of ["alter system reset archive_command", "alter system reset work_mem", "select pg_reload_conf()"]) query(cluster, sql);
+    await stop(s);
+  }
+});
+
+test("the default profile is chosen from root's inputs only: io_method = 'io_uring' in postgresql.auto.conf does not choose the io_uring profile", { skip }, () => {
+  // A PostgreSQL 18 that, as one built with liburing would, reads io_method from its files
+  // (postgresql.auto.conf included): the server's own configuration.
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-io-"));
+  chmodSync(dir, 0o755);
+  try {
+    const postgres = join(dir, "postgres");
+    const data = join(dir, "data");
+    writeFileSync(postgres, `#!/bin/sh\ncase "$1" in --version) echo "postgres (PostgreSQL) 18.99";; -C) case "$2" in io_method) echo io_uring;; data_directory) echo ${data};; esac;; esac\nexit 0\n`, { mode: 0o755 });
+    mkdirSync(data);
+    writeFileSync(join(data, "PG_VERSION"), "18\n");
+    writeFileSync(join(data, "postgresql.auto.conf"), "io_method = 'io_uring'\n"); // what ALTER SYSTEM writes
+    const check = (args: string[]) => spawnSync(process.execPath, [BIN, "run", "--check", "--", postgres, ...args], { encoding: "utf8" });
+    const r = check(["-D", data]);
+    const out = r.stdout + r.stderr;
+    assert.doesNotMatch(out, /-io_uring\.conf/, "the server's own file chose the io_uring profile");
+    // And the server that asks for io_uring is refused rather than started half-filtered.
+    assert.notEqual(r.status, 0, out);
+    assert.match(r.stderr, /never postgresql\.auto\.conf/);
+    // Root asks on the command line: chosen.
+    assert.match(check(["-D", data, "-c", "io_method=io_uring"]).stdout, /policy: .*postgresql-18-[a-z0-9_]+-io_uring\.conf/);
+    // A configuration directory root owns (Debian's /etc/postgresql/18/main, kept root's): chosen;
+    // the same directory owned by the server's user: not.
+    const etc = join(dir, "etc");
+    mkdirSync(etc, { mode: 0o755 });
+    writeFileSync(join(etc, "postgresql.conf"), `data_directory = '${data}'\nio_method = 'io_uring'\n`, { mode: 0o644 });
+    assert.match(check(["-D", etc]).stdout, /policy: .*postgresql-18-[a-z0-9_]+-io_uring\.conf/);
+    chownSync(join(etc, "postgresql.conf"), cluster.user.uid, cluster.user.gid);
+    assert.doesNotMatch(check(["-D", etc]).stdout + "", /-io_uring\.conf/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
