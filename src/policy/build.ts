@@ -12,18 +12,18 @@ import { expandGroup, groupNames } from "../syscalls/groups.js";
 import { quoteIdentifier, splitIdentifierString } from "./identifiers.js";
 import { parseHardening, type Hardening } from "./harden.js";
 import {
-  CODE_SETTINGS, DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, isSqlKind, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
+  CODE_SETTINGS, PROGRAM_PARENTS, type ProgramParent, DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, isSqlKind, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
   type FilterSpec, type Policy, type PolicyEntry, type ProcessKind,
 } from "./model.js";
 
-const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
+const FILTER_KINDS = ["global", "session", "database", "program", ...PROCESS_KINDS] as const;
 
 const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
 /** server_setting.<name>: a PostgreSQL setting (a custom one may have one dot: pgaudit.log). */
 const SERVER_SETTING = /^server_setting\.([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)?)$/;
 const KNOWN_SETTINGS = ["server_setting.<name>", 
   "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
-  ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
+  ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : f === "program" ? ".<archiver|startup|session>" : ""}`)),
 ];
 
 interface Setting {
@@ -54,15 +54,16 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const roles = roleFilters(s, compat, errorErrno, { listed, roleSettings }, { global, session });
   const databases = databaseFilters(s, errorErrno, dbNames, global);
   const { processes, walsenderWithDatabase } = processFilters(s, errorErrno, global, session);
+  const programs = programFilters(s, errorErrno, global, session, processes);
   const clientFilter = clientFilterOn(s, compat);
   const hardening = hardeningPresets(s);
   const serverSettings = pinnedServerSettings(s);
-  const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(walsenderWithDatabase ? [walsenderWithDatabase] : [])];
+  const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(walsenderWithDatabase ? [walsenderWithDatabase] : []), ...(programs?.values() ?? [])];
   if (compat) for (const f of filters) dropDefaultActionEntries(f);
   for (const f of [...filters, ...(hardening?.filters ?? [])]) checkEntries(f);
   return {
     enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
-    global, session, roles, databases, processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}),
+    global, session, roles, databases, processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}), ...(programs ? { programs } : {}),
     ...(hardening ? { hardening } : {}), ...(serverSettings ? { serverSettings } : {}), notes: s.notes, files,
   };
 }
@@ -177,6 +178,12 @@ function suffixedSettings(s: Settings, compat: Compat): { roleSettings: Map<stri
     const m = LIST_SETTING.exec(name);
     if (!m) continue;
     const [, kind, , suffix] = m;
+    if (kind === "program") {
+      if (suffix === undefined || !(PROGRAM_PARENTS as readonly string[]).includes(suffix)) {
+        throw new PolicyError(x.setting.loc, `"${x.setting.name}" must name the kind of process that runs the programs: archiver, startup or session`, `write program_syscall_${m[2]}.archiver (archive_command), .startup (restore_command, ...) or .session (COPY ... PROGRAM, a PL's system())`);
+      }
+      continue;
+    }
     if (kind === "database") {
       if (suffix === undefined) {
         throw new PolicyError(x.setting.loc, `"${x.setting.name}" needs a database name`, `write database_syscall_${m[2]}.<database> = '...'`);
@@ -285,6 +292,22 @@ function pinnedServerSettings(s: Settings): Map<string, { value: string; loc: So
     if (ctx === "suset" || ctx === "user") {
       s.notes.push({ loc: x.setting.loc, message: `${guc} is pinned against ALTER SYSTEM and the configuration files, but a ${ctx === "suset" ? "superuser" : "role"} can still SET it in a session or with ALTER ROLE/DATABASE ... SET (PostgreSQL gives those precedence over the command line)` });
     }
+  }
+  return out.size > 0 ? out : undefined;
+}
+
+/**
+ * program_syscall_*.<parent>: the lists of the programs a parent kind runs. A list or default
+ * not set, and '*', are the parent's (the session's for session; the archiver's or startup's
+ * overlay, or the global filter), so a program gets what its parent has but what it names.
+ */
+function programFilters(s: Settings, errorErrno: number, global: FilterSpec, session: FilterSpec, processes: Map<ProcessKind, FilterSpec>): Map<ProgramParent, FilterSpec> | undefined {
+  const out = new Map<ProgramParent, FilterSpec>();
+  for (const parent of PROGRAM_PARENTS) {
+    if (![...s.byName.keys()].some((n) => n.startsWith("program_syscall_") && n.endsWith(`.${parent}`))) continue;
+    const from = parent === "session" ? session : processes.get(parent) ?? global;
+    const overlay = from === global ? { inheritFrom: global, global } : { inheritFrom: from, global: from, starIsGlobal: from.globalLists };
+    out.set(parent, buildFilter(`program.${parent}`, `program_syscall_%.${parent}`, s.get, errorErrno, overlay));
   }
   return out.size > 0 ? out : undefined;
 }

@@ -6,7 +6,7 @@
 import { sameAction, actionRank, type Action } from "./actions.js";
 import type { ArgCondition } from "./entries.js";
 import { PolicyError, type SourceLoc } from "./errors.js";
-import { PROCESS_KINDS, resolveFilter, rulesByTier, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
+import { PROCESS_KINDS, PROGRAM_KINDS, resolveFilter, type ProgramKind, type ProgramParent, rulesByTier, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
 import { allSyscalls, syscallName, type Arch } from "../syscalls/index.js";
 
 export interface Leaf {
@@ -33,7 +33,7 @@ export type Decision = Leaf | Branch;
  * a backend type, or a child not yet classified), and for sessions (and parallel workers, which
  * work for a session) the role and database.
  */
-export type ContextKind = "global" | "session" | "unclassified" | ProcessKind;
+export type ContextKind = "global" | "session" | "unclassified" | ProcessKind | ProgramKind;
 
 export interface ContextSpec {
   context: ContextKind;
@@ -41,7 +41,7 @@ export interface ContextSpec {
   database?: string;
 }
 
-export const CONTEXT_KINDS: readonly ContextKind[] = ["global", "session", "unclassified", ...PROCESS_KINDS];
+export const CONTEXT_KINDS: readonly ContextKind[] = ["global", "session", "unclassified", ...PROCESS_KINDS, ...PROGRAM_KINDS];
 
 export function contextLabel(c: ContextSpec): string {
   return c.context;
@@ -66,7 +66,13 @@ export function policyContexts(policy: Policy): ContextSpec[] {
   const other = otherDatabaseName(policy);
   const walsenders = roles.flatMap((role) => [...policy.databases.keys(), other].map((database) => ({ context: "walsender" as const, ...(role ? { role } : {}), database })));
   const others = PROCESS_KINDS.filter((k) => k !== "parallel_worker").map((k) => ({ context: k }));
-  return [{ context: "global" }, ...others, ...sessions, ...workers, ...walsenders, { context: "unclassified" }];
+  // Programs of a parent the policy gives program lists (a program has its parent's context otherwise).
+  const programs: ContextSpec[] = [];
+  for (const parent of policy.programs?.keys() ?? []) {
+    if (parent === "session") programs.push(...sessions.map((x) => ({ ...x, context: "session_program" as const })));
+    else programs.push({ context: `${parent}_program` });
+  }
+  return [{ context: "global" }, ...others, ...sessions, ...workers, ...walsenders, ...programs, { context: "unclassified" }];
 }
 
 /** A database name the policy has no overlay for: it stands for every such database in policyContexts(). */
@@ -107,9 +113,21 @@ function policyFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
     case "unclassified":
       return [
         policy.global, policy.session, ...policy.roles.values(), ...policy.databases.values(),
-        ...[...policy.processes].filter(([k]) => k !== "postmaster").map(([, f]) => f),
-        ...(policy.walsenderWithDatabase ? [policy.walsenderWithDatabase] : []),
+        // A walsender's two filters side by side: when they decide alike one is dropped
+        // (contextDecisions), and the stacking order, which sizes the tree, stays as it was.
+        ...[...policy.processes].filter(([k]) => k !== "postmaster").flatMap(([k, f]) => (k === "walsender" && policy.walsenderWithDatabase ? [f, policy.walsenderWithDatabase] : [f])),
+        // Not the program lists: an unclassified child of the postmaster runs postgres, no program.
       ];
+    case "archiver_program":
+    case "startup_program":
+    case "session_program": {
+      // A program the server runs, after its exec: the parent's program lists (whose unset
+      // lists are the parent's), or the parent's own filters when the policy has none.
+      const parent = c.context.slice(0, -"_program".length) as ProgramParent;
+      const own = policy.programs?.get(parent);
+      if (parent === "session") return own ? [policy.global, own, ...databaseFilter(policy, c.database)] : [policy.global, ...sessionFilters(policy, c.role, c.database)];
+      return own ? [policy.global, own] : policyFilters(policy, { context: parent });
+    }
     case "parallel_worker": {
       // A parallel worker runs its leader's query: it gets the leader's session filters too. The
       // supervisor classifies one only with its leader's role and database (classify.ts); without

@@ -62,6 +62,14 @@ export interface Policy {
    */
   walsenderWithDatabase?: FilterSpec;
   /**
+   * program_syscall_<action>.<parent>: the lists of programs the server runs (after their exec),
+   * by the kind of process that started them: the archiver (archive_command), the startup
+   * process (restore_command, recovery_end_command, archive_cleanup_command) or a session
+   * (COPY ... PROGRAM, a PL's system()). Unset lists are the parent's. Absent when the policy
+   * has none: a program then has its parent's context.
+   */
+  programs?: Map<ProgramParent, FilterSpec>;
+  /**
    * set_client_filter = on: `run` lets sessions narrow themselves with set_client_filter(), at
    * the cost of one argument check on lseek's path in the installed program (lseek then leaves
    * the kernel's constant-action cache). Absent or false: off, the default.
@@ -125,6 +133,13 @@ export const SQL_KIND_ROUTES: Readonly<Record<SqlKind, string>> = {
   background_worker: "SQL that background workers run (pg_cron jobs and the like)",
   logical_replication_worker: "triggers and functions a subscriber runs while applying changes",
 };
+
+/** The parents whose programs can have lists of their own (program_syscall_*.<parent>). */
+export const PROGRAM_PARENTS = ["archiver", "startup", "session"] as const;
+export type ProgramParent = (typeof PROGRAM_PARENTS)[number];
+/** The context of a program each parent runs: "archiver_program", ... */
+export const PROGRAM_KINDS = ["archiver_program", "startup_program", "session_program"] as const;
+export type ProgramKind = (typeof PROGRAM_KINDS)[number];
 
 /** The majors that have a process kind, for the kinds not in every supported one (14 to 18). */
 export const KIND_MAJORS: Readonly<Partial<Record<ProcessKind, { since?: number; until?: number; what: string }>>> = {

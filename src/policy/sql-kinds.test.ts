@@ -85,3 +85,26 @@ test("server_setting.<name> pins a PostgreSQL setting; run passes it last on pos
   assert.equal(commandLineSetting(["-cio_method=worker"], "io_method"), "worker");
   assert.equal(commandLineSetting(["-D", "x"], "io_method"), undefined);
 });
+
+test("program_syscall_*.<parent>: programs get their parent's program lists, whose unset lists are the parent's", async () => {
+  const text = SESSION_NO_EXEC + "session_syscall_allow.etl = '*, execve'\narchiver_syscall_error = '*, fchown'\nprogram_syscall_allow.archiver = '*, fchown'\nprogram_syscall_error.session = '*, socket'\n";
+  assert.equal(action(text, { context: "archiver" }, "fchown"), "error");
+  assert.equal(action(text, { context: "archiver_program" }, "fchown"), "allow");
+  assert.equal(action(text, { context: "session_program", role: "etl" }, "socket"), "error");
+  // '*' and unset lists are the session's: execve stays denied to programs of sessions.
+  assert.equal(action(text, { context: "session_program", role: "etl" }, "execve"), "error");
+  // No program lists for the startup process: its programs have its context.
+  assert.equal(action(text, { context: "startup_program" }, "fchown"), "allow");
+  assert.throws(() => p("program_syscall_allow = 'uname'\n"), /must name the kind of process that runs the programs/);
+  assert.throws(() => p("program_syscall_allow.checkpointer = 'uname'\n"), /archiver, startup or session/);
+  const { programContextFor } = await import("../classify/classify.js");
+  const pol = p(text);
+  assert.deepEqual(programContextFor(pol, { context: "archiver" }), { context: "archiver_program" });
+  assert.equal(programContextFor(pol, { context: "startup" }), undefined);
+  assert.deepEqual(programContextFor(pol, { context: "session", role: "etl", database: "d" }), { context: "session_program", role: "etl", database: "d" });
+  assert.deepEqual(programContextFor(pol, { context: "autovacuum_worker" }), { context: "session_program" });
+  assert.equal(programContextFor(pol, { context: "walsender" }), undefined, "a physical walsender runs no SQL");
+  assert.equal(programContextFor(p(SESSION_NO_EXEC), { context: "archiver" }), undefined);
+  // An unclassified child of the postmaster runs postgres: program lists are not stacked on it.
+  assert.equal(action("global_syscall_default = error\nglobal_syscall_allow = 'read'\nprogram_syscall_allow.archiver = 'uname'\n", { context: "unclassified" }, "read"), "allow");
+});

@@ -167,3 +167,33 @@ test("the default profile is chosen from root's inputs only: io_method = 'io_uri
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("programs the archiver runs have lists of their own: program_syscall_*.archiver, the archiver's where not set", { skip }, async () => {
+  const archive = join(cluster.root, "archive");
+  mkdirSync(archive, { recursive: true });
+  chownSync(archive, cluster.user.uid, cluster.user.gid);
+  // The archiver may not call uname; archive_command's programs may (as zstd may fchown where
+  // the archiver may not): uname(1) makes the call.
+  const base = profile + `archiver_syscall_error = '*, uname'\nserver_setting.archive_mode = on\nserver_setting.archive_command = 'uname > /dev/null && cp %p ${archive}/%f'\n`;
+  const archived = async (policyText: string, log: string): Promise<{ archived: number; failed: number }> => {
+    const s = await startReady(cluster, ["--policy", writePolicy(policyText), "--log", log]);
+    try {
+      query(cluster, "create table if not exists wal_filler (x int); insert into wal_filler select generate_series(1, 1000)");
+      query(cluster, "select pg_catalog.pg_switch_wal()");
+      const counts = () => query(cluster, "select archived_count || ' ' || failed_count from pg_catalog.pg_stat_archiver").split(" ").map(Number);
+      await waitFor(() => counts().some((n) => n > 0), 60_000, "the archiver's first attempt");
+      const [a, f] = counts();
+      return { archived: a!, failed: f! };
+    } finally {
+      await stop(s);
+    }
+  };
+  const deniedLog = logFile("attack-archiver-denied.jsonl");
+  const denied = await archived(base, deniedLog);
+  assert.equal(denied.archived, 0, "uname ran in archive_command although the archiver's lists deny it");
+  assert.ok(events(deniedLog).some((e) => e.syscall === "uname" && e.context === "archiver" && e.action === "error"), "the program's denied call is logged in its parent's context");
+  const allowedLog = logFile("attack-archiver-allowed.jsonl");
+  const allowed = await archived(base + "program_syscall_allow.archiver = '*, uname'\n", allowedLog);
+  assert.ok(allowed.archived > 0, JSON.stringify(allowed));
+  assert.ok(!events(allowedLog).some((e) => e.syscall === "uname" && e.action === "error"), "uname was denied to archive_command's programs");
+});
