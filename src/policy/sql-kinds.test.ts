@@ -108,3 +108,17 @@ test("program_syscall_*.<parent>: programs get their parent's program lists, who
   // An unclassified child of the postmaster runs postgres: program lists are not stacked on it.
   assert.equal(action("global_syscall_default = error\nglobal_syscall_allow = 'read'\nprogram_syscall_allow.archiver = 'uname'\n", { context: "unclassified" }, "read"), "allow");
 });
+
+test("show prints a walsender with a database and a program context (the commands docs/policy.md names)", async () => {
+  const { execFileSync } = await import("node:child_process");
+  const { mkdtempSync, writeFileSync } = await import("node:fs");
+  const { join } = await import("node:path");
+  const { tmpdir } = await import("node:os");
+  const { repoPath } = await import("../../test/support/paths.js");
+  const file = join(mkdtempSync(join(tmpdir(), "pg_seccomp-show-")), "p.conf");
+  writeFileSync(file, "global_syscall_default = allow\nsession_syscall_error = '*, execve'\narchiver_syscall_error = '*, uname'\nprogram_syscall_allow.archiver = '*, uname'\n");
+  const show = (...args: string[]) => execFileSync(process.execPath, [repoPath("dist/src/cli/main.js"), "show", file, "--arch", "x86_64", ...args], { encoding: "utf8" });
+  assert.match(show("--context", "walsender", "--database", "db"), /execve\s+\|\s+59 \| session->error/);
+  assert.doesNotMatch(show("--context", "walsender"), /execve\s+\|\s+59 \| session->error/);
+  assert.match(show("--context", "archiver_program"), /uname\s+\|\s+63 \| program->allow/);
+});
