@@ -7,7 +7,7 @@
 // COPY's program, a shell) gets its parent's context, whatever its title says.
 
 import type { ContextSpec } from "../policy/decision.js";
-import type { ProcessKind } from "../policy/policy.js";
+import { isSqlKind, type Policy, type ProcessKind } from "../policy/policy.js";
 import { parseProcessTitle, TITLE_PREFIX } from "../postgres/process-title.js";
 import { parseProcStat, type ProcReader } from "../host/proc.js";
 
@@ -67,6 +67,24 @@ export function contextOfTitle(title: string): ParsedTitle | undefined {
       return t.title.startsWith(TITLE_PREFIX) ? { context: "background_worker" } : undefined;
     }
   }
+}
+
+/**
+ * The context of a program a server process runs (after its exec), from its parent's context:
+ * the parent's program lists when the policy has them (program_syscall_*.<parent>), else
+ * undefined (the program has its parent's context). Every kind that runs SQL starts session
+ * programs (COPY ... PROGRAM, a PL's system()); the archiver archive_command's; the startup
+ * process restore_command's, recovery_end_command's and archive_cleanup_command's.
+ */
+export function programContextFor(policy: Pick<Policy, "programs">, parent: ContextSpec): ContextSpec | undefined {
+  const programs = policy.programs;
+  if (!programs) return undefined;
+  if ((parent.context === "archiver" || parent.context === "startup") && programs.has(parent.context)) return { context: `${parent.context}_program` };
+  const sql = parent.context === "session" || parent.context === "parallel_worker" || (isSqlKind(parent.context) && (parent.context !== "walsender" || parent.database !== undefined));
+  if (sql && programs.has("session")) {
+    return { context: "session_program", ...(parent.role !== undefined ? { role: parent.role } : {}), ...(parent.database !== undefined ? { database: parent.database } : {}) };
+  }
+  return undefined;
 }
 
 /** The files of /proc the classifier reads (src/host/proc.ts; tests give a fake). */
@@ -187,6 +205,13 @@ export function classifyChild(f: ChildFacts): ChildClassification {
     if (row.backendType === "client backend" || row.backendType === "parallel worker") {
       if (row.role === undefined || row.database === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role or database not known yet" };
       return { ctx: { context: row.backendType === "client backend" ? "session" : "parallel_worker", role: row.role, database: row.database }, pin: true };
+    }
+    if (row.backendType === "walsender") {
+      // A walsender with a database (replication=database) runs SQL: it is a session of its role
+      // and database. Which one it is shows only once its role is in the row (PostgreSQL 18 shows
+      // a row while the connection authenticates, without role or database).
+      if (row.role === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role not known yet" };
+      return { ctx: { context: "walsender", ...(row.database !== undefined ? { role: row.role, database: row.database } : {}) }, pin: true };
     }
     const kind = KINDS[row.backendType];
     if (kind) return { ctx: { context: kind }, pin: true };

@@ -62,8 +62,8 @@ export function loadPolicy(path: string): Policy {
 export function contextOf(opts: { context: string; role?: string; database?: string }, policy: Policy): ContextSpec {
   const c: ContextSpec = { context: opts.context as ContextKind };
   if (opts.role !== undefined || opts.database !== undefined) {
-    if (c.context !== "session" && c.context !== "parallel_worker") {
-      throw new UsageError("--role and --database apply to the session (or parallel_worker) context");
+    if (c.context !== "session" && c.context !== "parallel_worker" && c.context !== "walsender" && c.context !== "session_program") {
+      throw new UsageError("--role and --database apply to the session, parallel_worker, walsender and session_program contexts (a walsender with --database is one of replication=database)");
     }
     if (opts.role !== undefined) {
       if (!policy.roles.has(opts.role)) process.stderr.write(`pg_seccomp: note: role "${opts.role}" has no settings of its own; it gets the session filter\n`);

@@ -19,7 +19,7 @@ import { actionRet, compileDecisions } from "./compile.js";
 import type { Insn } from "../bpf/insn.js";
 import { SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
 import {
-  contextDecisions, contextKey, decisionFor, policyContexts, sameDecision,
+  contextDecisions, contextKey, decisionFor, otherDatabaseName, policyContexts, sameDecision,
   type ContextDecisions, type ContextSpec, type Decision, type Leaf,
 } from "../policy/decision.js";
 import type { SourceLoc } from "../policy/errors.js";
@@ -298,13 +298,14 @@ export function compose(policy: Policy, arch: Arch, opts: ComposeOptions = {}): 
 export function clientsNeedServerRow(policy: Policy, arch: Arch): boolean {
   if (policy.roles.size > 0 || policy.databases.size > 0) return true;
   const session = contextDecisions(policy, arch, { context: "session" });
-  const walsender = contextDecisions(policy, arch, { context: "walsender" });
-  if (!sameDecision(session.unknownDecision, walsender.unknownDecision, true)) return true;
+  // Physical walsenders and walsenders with a database (which run SQL).
+  const walsenders = [{ context: "walsender" as const }, { context: "walsender" as const, database: otherDatabaseName(policy) }].map((c) => contextDecisions(policy, arch, c));
+  if (walsenders.some((w) => !sameDecision(session.unknownDecision, w.unknownDecision, true))) return true;
   const logs = (d: Decision): boolean => (d.kind === "leaf" ? d.action.kind === "log" : logs(d.then) || logs(d.else));
   if (logs(session.defaultDecision) || logs(session.unknownDecision)) return true;
   for (let nr = 0; nr <= maxSyscallNumber(arch); nr++) {
     const d = decisionFor(session, nr);
-    if (logs(d) || !sameDecision(d, decisionFor(walsender, nr), true)) return true;
+    if (logs(d) || walsenders.some((w) => !sameDecision(d, decisionFor(w, nr), true))) return true;
   }
   return false;
 }

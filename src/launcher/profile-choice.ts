@@ -8,8 +8,8 @@ import type { Arch } from "../syscalls/index.js";
 import { postgresMajorVersion, type OsUser } from "../postgres/cluster.js";
 import { ensureRunStateDir } from "../host/run-state.js";
 import { analyzedProfile } from "./analyzed-profile.js";
-import { serverIoMethod } from "./server-features.js";
-import { dataDirOf, LaunchError, serverUser } from "./run.js";
+import { rootIoMethod } from "./server-features.js";
+import { dataDirOf, groupsOf, LaunchError, serverUser } from "./run.js";
 
 /** What a bundled profile was chosen for, and how it differs from the server. */
 export interface ProfileChoice {
@@ -33,12 +33,16 @@ export interface ProfileChoice {
  * place that chooses. PG_SECCOMP_PROFILES_DIR replaces the bundled directory (for tests: the
  * launcher's own environment, which only root sets).
  */
-export function profileFor(postgres: string, arch: Arch, server: { dataDir?: string; user?: OsUser } = {}): ProfileChoice {
+export function profileFor(postgres: string, arch: Arch, server: { dataDir?: string; user?: OsUser; args?: readonly string[] } = {}): ProfileChoice {
   const major = postgresMajorVersion(postgres);
   const dir = process.env.PG_SECCOMP_PROFILES_DIR ? `${resolve(process.env.PG_SECCOMP_PROFILES_DIR)}/` : new URL("../../../profiles/", import.meta.url).pathname;
   const names = existsSync(dir) ? readdirSync(dir).filter((n) => n.endsWith(".conf")) : [];
   const majors = names.map((n) => new RegExp(`^postgresql-(\\d+)-${arch}\\.conf$`).exec(n)).filter((m) => m !== null).map((m) => Number(m[1]));
-  const io = server.dataDir ? serverIoMethod(postgres, major, server.dataDir, server.user) : undefined;
+  // Only what root controls chooses (server-features.ts, rootIoMethod): ALTER SYSTEM SET
+  // io_method = 'io_uring' must not pick the io_uring profile at the next start.
+  const me = { uid: process.getuid?.() ?? 0, gids: process.getgroups?.() ?? [], name: process.env.USER ?? "this user" };
+  const identity = server.user ? { uid: server.user.uid, gids: [server.user.gid, ...groupsOf(server.user)], name: server.user.name } : me;
+  const io = major >= 18 ? rootIoMethod(server.args ?? (server.dataDir ? ["-D", server.dataDir] : []), identity) : undefined;
   const nearest = majors.length > 0 ? nearestMajor(majors, major) : undefined;
   let failed = "";
   if (nearest !== major) {
@@ -90,7 +94,7 @@ export function starterProfile(
   } catch {
     user = undefined; // preflight reports a bad --user
   }
-  const choice = profileFor(postgres, arch, { ...(dataDir ? { dataDir } : {}), ...(user ? { user } : {}) });
+  const choice = profileFor(postgres, arch, { ...(dataDir ? { dataDir } : {}), ...(user ? { user } : {}), ...(server.args ? { args: server.args } : {}) });
   if (choice.note) say(choice.note);
   return choice.path;
 }

@@ -14,6 +14,7 @@ import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "../postgres/cluster.js";
 import { kindsAbsentIn } from "../policy/policy.js";
+import { formatRisk, sqlKindsOpened } from "../policy/risks.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
@@ -76,6 +77,35 @@ export function dataDirOf(args: readonly string[], env = process.env): string | 
   return env.PGDATA;
 }
 
+/**
+ * The policy's pinned server settings as postgres command-line options, after the DBA's own:
+ * `-c name=value` (PGC_S_ARGV) outranks postgresql.conf and postgresql.auto.conf, so neither
+ * ALTER SYSTEM nor an edited file changes them; the last -c of a name wins, so these do.
+ */
+export function pinnedSettingArgs(policy: Policy): string[] {
+  return [...(policy.serverSettings ?? [])].flatMap(([name, { value }]) => ["-c", `${name}=${value}`]);
+}
+
+/**
+ * A setting's value as postgres's command line gives it (`-c name=value`, `-cname=value`,
+ * `--name=value`; the last one wins), or undefined. PostgreSQL folds names to lower case and
+ * reads `-` in them as `_`.
+ */
+export function commandLineSetting(args: readonly string[], name: string): string | undefined {
+  let value: string | undefined;
+  const take = (kv: string) => {
+    const eq = kv.indexOf("=");
+    if (eq > 0 && kv.slice(0, eq).toLowerCase().replace(/-/g, "_") === name) value = kv.slice(eq + 1);
+  };
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    if (a === "-c" && i + 1 < args.length) take(args[++i]!);
+    else if (a.startsWith("-c") && a.length > 2) take(a.slice(2));
+    else if (a.startsWith("--")) take(a.slice(2));
+  }
+  return value;
+}
+
 /** Who the server will run as. */
 export function serverUser(requested: string | undefined): OsUser | undefined {
   const root = process.getuid?.() === 0;
@@ -118,7 +148,7 @@ export function checkDataDir(command: readonly string[], env = process.env): voi
 }
 
 /** The user's groups, as `id -G` lists them (primary and supplementary). */
-function groupsOf(user: OsUser): number[] {
+export function groupsOf(user: OsUser): number[] {
   try {
     return execFileSync("id", ["-G", user.name], { encoding: "utf8" }).trim().split(/\s+/).map(Number);
   } catch {
@@ -249,6 +279,8 @@ export function preflight(req: RunRequest): Preflight {
     );
   }
   if (!req.policy.enabled) req.say(`note: ${req.policyPath} sets seccomp = off: the server runs without a filter`);
+  // A kind that runs SQL given more than sessions: said at every start, not only by `check`.
+  else for (const r of sqlKindsOpened(req.policy, [req.arch])) req.say(`pg_seccomp: warning: ${formatRisk(r)}`);
   // seccomp = off: compose() gives no program and no supervisor.
   const programs = compose(req.policy, req.arch);
   if (user) {
@@ -268,7 +300,9 @@ export function preflight(req: RunRequest): Preflight {
   }
   if (major !== undefined) {
     for (const n of kindsAbsentIn(req.policy, major)) req.say(`note: ${n}`);
-    const io = serverIoMethod(resolve(postgres!), major, dataDir ? resolve(dataDir) : undefined, user);
+    // What the server will use: a pinned value or the command line's outranks its files.
+    const io = major < 18 ? undefined
+      : req.policy.serverSettings?.get("io_method")?.value ?? commandLineSetting(req.command.slice(1), "io_method") ?? serverIoMethod(resolve(postgres!), major, dataDir ? resolve(dataDir) : undefined, user);
     for (const n of ioUringNotes(req, major, io)) req.say(n);
     const jit = dataDir ? serverSetting(resolve(postgres!), resolve(dataDir), user, "jit") : undefined;
     for (const n of jitNotes(req, resolve(postgres!), jit)) req.say(n);
@@ -305,7 +339,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: PARENT_DEATH_SIGNAL,
     path: absPath,
-    argv: [path, ...args],
+    argv: [path, ...args, ...pinnedSettingArgs(req.policy)],
     env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   };
@@ -410,7 +444,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
     ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: 0,
     path: absPath,
-    argv: [path, ...args],
+    argv: [path, ...args, ...pinnedSettingArgs(req.policy)],
     env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   });
@@ -450,6 +484,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     !req.policy.enabled ? "filter:        none (the policy sets seccomp = off)" : `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
     `client filter: ${p.clientFilterKnock ? "on: set_client_filter() works (lseek's offset is checked: lseek is not in the kernel's cache)" : "off (set_client_filter = on in the policy turns it on)"}`,
+    `pinned:        ${req.policy.serverSettings ? [...req.policy.serverSettings.keys()].join(", ") + " (on postgres's command line: ALTER SYSTEM cannot change them)" : "no server settings (server_setting.<name> in the policy pins one)"}`,
     `permissions:   ok${req.insecurePolicyPermissions ? " (--insecure-policy-permissions)" : ""}`,
     `log to:        ${(req.logTo ?? ["file"]).map((t) => (t === "file" ? `file ${req.logPath ?? "(default, in the run-state directory)"}` : `${t} ${socketNote(t === "journald" ? JOURNAL_SOCKET : SYSLOG_SOCKET)}`)).join(", ")}`,
     "nothing started (--check)",

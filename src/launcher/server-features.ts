@@ -3,7 +3,11 @@
 // set against the policy before anything starts: io_uring (PostgreSQL 18) and JIT.
 
 import { existsSync } from "node:fs";
-import { dirname, join } from "node:path";
+import { dirname, join, resolve } from "node:path";
+import { readConf } from "../policy/conf.js";
+import { fileSystemSource } from "../policy/source.js";
+import { isDataDirectory } from "../host/data-dir.js";
+import { checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
 import { contextDecisions, decisionFor, sameDecision } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { serverSetting, type OsUser } from "../postgres/cluster.js";
@@ -11,7 +15,7 @@ import { compilePolicy } from "../compile/compile.js";
 import { emulate } from "../bpf/emulator.js";
 import { AUDIT_ARCH, retAction, SECCOMP_RET_ALLOW, SECCOMP_RET_LOG } from "../seccomp/index.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
-import { LaunchError } from "./run.js";
+import { commandLineSetting, dataDirOf, LaunchError } from "./run.js";
 
 /** What these checks need of a run request. */
 export interface PolicyOfRun {
@@ -26,6 +30,31 @@ export const IO_URING_CALLS = ["io_uring_setup", "io_uring_enter", "io_uring_reg
 export function serverIoMethod(postgres: string, major: number, dataDir: string | undefined, user: OsUser | undefined): string | undefined {
   if (major < 18 || !dataDir) return undefined;
   return serverSetting(postgres, dataDir, user, "io_method");
+}
+
+/**
+ * io_method as only root's inputs give it, for choosing the default profile: postgres's command
+ * line, else the configuration file of a configuration directory (Debian's /etc/postgresql/18/main,
+ * or -c config_file=...) when neither it nor anything it includes can be changed by the server's
+ * user. Never postgresql.auto.conf or anything else in the data directory: those are the
+ * server's (ALTER SYSTEM writes them), and the server must not choose its own filter. Undefined:
+ * the default (worker).
+ */
+export function rootIoMethod(args: readonly string[], server: ServerIdentity): string | undefined {
+  const fromArgs = commandLineSetting(args, "io_method");
+  if (fromArgs !== undefined) return fromArgs;
+  const dir = dataDirOf(args, {});
+  const configFile = commandLineSetting(args, "config_file") ?? (dir !== undefined && !isDataDirectory(resolve(dir)) ? join(resolve(dir), "postgresql.conf") : undefined);
+  if (configFile === undefined || !existsSync(configFile)) return undefined;
+  let conf;
+  try {
+    conf = readConf(resolve(configFile), fileSystemSource);
+  } catch {
+    return undefined; // not readable as a configuration file: postgres will say what is wrong
+  }
+  // Every file read, and the places an include could add one, must be beyond the server's user.
+  if (checkPolicyPermissions(conf.files, server, dir !== undefined && isDataDirectory(resolve(dir)) ? resolve(dir) : undefined, conf.includePlaces).length > 0) return undefined;
+  return conf.settings.filter((x) => x.name === "io_method").at(-1)?.value.trim();
 }
 
 /**
@@ -49,7 +78,8 @@ export function ioUringNotes(req: PolicyOfRun, major: number, ioMethod: string |
         `the server uses io_method = io_uring (PostgreSQL ${major}), which needs ${IO_URING_CALLS.join(", ")}; ` +
           `${req.policyPath} does not allow ${IO_URING_CALLS.filter((c) => !allowed.includes(c)).join(", ")}, so the server would fail at start\n` +
           `hint: set io_method = worker (no io_uring), or allow them in the policy: global_syscall_allow = '..., ${IO_URING_CALLS.join(", ")}' ` +
-          `(the bundled profiles have an -io_uring variant, chosen when no --policy is given)`,
+          `(the bundled profiles have an -io_uring variant, chosen without --policy only when root asks for io_uring: -c io_method=io_uring on postgres's command line, ` +
+          `or a postgresql.conf the server's user cannot change; never postgresql.auto.conf, which ALTER SYSTEM writes)`,
       );
     }
     return [

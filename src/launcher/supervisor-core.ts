@@ -122,6 +122,13 @@ export class SupervisorCore {
   private suppressedSince = 0;
   /** (context, syscall, action) kinds already emitted (bounded; see finish). */
   private readonly reported = new Set<string>();
+  /** Server processes and their descendants whose execve was let through: pid → start. */
+  private readonly execd = new Map<number, string>();
+  /**
+   * The context of a program (a process that has exec'd, or a descendant of one) from its
+   * parent's (src/classify/classify.ts, programContextFor); undefined: the parent's.
+   */
+  programContext?: (parent: ContextSpec) => ContextSpec | undefined;
 
   constructor(
     private readonly postmasterPid: number,
@@ -182,6 +189,7 @@ export class SupervisorCore {
   /** Forgets a process that exited (its pin would otherwise be checked against a reused pid anyway). */
   forget(pid: number): void {
     this.pins.delete(pid);
+    this.execd.delete(pid);
     this.asked.delete(pid);
   }
 
@@ -223,7 +231,9 @@ export class SupervisorCore {
     return { ctx: UNCLASSIFIED, source: pid, note: "not a descendant of the postmaster" };
   }
 
-  private decideAndAnswer(n: Notification, located: Located): void {
+  private decideAndAnswer(n: Notification, found: Located): void {
+    const program = this.programContext && this.ranProgram(n.pid, found.source) ? this.programContext(found.ctx) : undefined;
+    const located: Located = program ? { ...found, ctx: program } : found;
     let verdict: Verdict;
     try {
       verdict = decide(this.decisionsFor(located.ctx), n.data, n.pid, this.gate);
@@ -233,13 +243,31 @@ export class SupervisorCore {
       throw e;
     }
     const denied = verdict.kind !== "continue";
-    const session = located.ctx.context === "session" || located.ctx.context === "parallel_worker";
+    const session = located.ctx.context === "session" || located.ctx.context === "parallel_worker" || located.ctx.context === "session_program";
     if (denied && session && this.held.size < this.limits.maxHeld && this.mayLookUpStatement()) {
       this.held.set(n.id, { n, until: this.io.now() + this.limits.statementWaitMs, statement: { located, verdict } });
       this.io.requestStatement(located.source);
       return;
     }
     this.finish(n, located, verdict, undefined);
+  }
+
+  /**
+   * Has `pid`, or an ancestor of it below the server process `source` (inclusive), exec'd? A
+   * program and everything it starts (sh -c's zstd, before its own exec) run a program's code.
+   * An exec let through that then failed leaves a process marked that runs its parent's code;
+   * such a process could have run any program instead, so it gains nothing.
+   */
+  private ranProgram(pid: number, source: number): boolean {
+    let cur = pid;
+    for (let depth = 0; depth < MAX_ANCESTRY; depth++) {
+      const st = this.io.stat(cur);
+      if (!st) return false;
+      if (this.execd.get(cur) === st.start) return true;
+      if (cur === source || st.ppid <= 1 || cur === this.postmasterPid) return false;
+      cur = st.ppid;
+    }
+    return false;
   }
 
   private mayLookUpStatement(): boolean {
@@ -259,7 +287,17 @@ export class SupervisorCore {
     if (!this.io.idValid(n.id)) return;
     let signal: "SIGSYS" | "SIGKILL" | "SIGTERM" | undefined;
     let terminated: number | undefined;
-    if (verdict.kind === "continue") this.respond(n, { continue: true });
+    if (verdict.kind === "continue") {
+      if (n.data.nr === this.gate.execveNr && this.programContext) {
+        // From its exec on, this process runs a program (programContextFor).
+        const st = this.io.stat(n.pid);
+        if (st) {
+          if (this.execd.size > 65_536) this.execd.clear();
+          this.execd.set(n.pid, st.start);
+        }
+      }
+      this.respond(n, { continue: true });
+    }
     else if (verdict.kind === "error" && !killSpawn) this.respond(n, { errno: verdict.errno });
     else if (verdict.kind === "terminate") {
       // The call fails first; then the session's backend (the caller, or the backend whose

@@ -4,6 +4,7 @@
 // without blocking (receiveMessageOnPort): classification requests and statement lookups go
 // out, their answers come back, and held calls wait meanwhile while others are answered.
 
+import { programContextFor } from "../classify/classify.js";
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import { writeSync } from "node:fs";
 import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
@@ -104,6 +105,9 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   note: (line) => parentPort!.postMessage({ type: "note", line }),
   program: (pid, start, source, ctx) => parentPort!.postMessage({ type: "program", pid, start, source, ctx } satisfies WorkerEvent),
 });
+// Programs the server runs get their parent's program lists (program_syscall_*.<parent>).
+if (data.policy.programs) core.programContext = (parent) => programContextFor(data.policy, parent);
+
 
 let mainStallReported = false;
 function drainAnswers(): void {

@@ -57,6 +57,7 @@ export function learningPolicy(base: Policy | undefined): Policy {
     roles: mapAll(base.roles),
     databases: mapAll(base.databases),
     processes: mapAll(base.processes),
+    ...(base.walsenderWithDatabase ? { walsenderWithDatabase: learningFilter(base.walsenderWithDatabase) } : {}),
     ...(base.hardening ? { hardening: base.hardening } : {}),
     notes: [],
     files: [...base.files],

@@ -31,7 +31,8 @@ function withKill(f: FilterSpec): FilterSpec {
 /** The policy with every denying default (global, session, roles, databases, backend types) turned to kill. */
 export function killDefaultPolicy(p: Policy): Policy {
   const mapAll = <K>(m: Map<K, FilterSpec>) => new Map([...m].map(([k, f]) => [k, withKill(f)] as const));
-  return { ...p, global: withKill(p.global), session: withKill(p.session), roles: mapAll(p.roles), databases: mapAll(p.databases), processes: mapAll(p.processes) };
+  return { ...p, global: withKill(p.global), session: withKill(p.session), roles: mapAll(p.roles), databases: mapAll(p.databases), processes: mapAll(p.processes),
+    ...(p.walsenderWithDatabase ? { walsenderWithDatabase: withKill(p.walsenderWithDatabase) } : {}) };
 }
 
 export interface Denial {

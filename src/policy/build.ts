@@ -12,16 +12,18 @@ import { expandGroup, groupNames } from "../syscalls/groups.js";
 import { quoteIdentifier, splitIdentifierString } from "./identifiers.js";
 import { parseHardening, type Hardening } from "./harden.js";
 import {
-  DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
+  CODE_SETTINGS, PROGRAM_PARENTS, type ProgramParent, DEFAULT_ERROR_ERRNO, DEFAULT_UNKNOWN_ACTION, isSqlKind, KIND_MAJORS, kindMajorsText, PROCESS_KINDS,
   type FilterSpec, type Policy, type PolicyEntry, type ProcessKind,
 } from "./model.js";
 
-const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as const;
+const FILTER_KINDS = ["global", "session", "database", "program", ...PROCESS_KINDS] as const;
 
 const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|terminate|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
-const KNOWN_SETTINGS = [
+/** server_setting.<name>: a PostgreSQL setting (a custom one may have one dot: pgaudit.log). */
+const SERVER_SETTING = /^server_setting\.([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)?)$/;
+const KNOWN_SETTINGS = ["server_setting.<name>", 
   "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
-  ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
+  ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : f === "program" ? ".<archiver|startup|session>" : ""}`)),
 ];
 
 interface Setting {
@@ -68,15 +70,18 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const { roleSettings, dbNames } = suffixedSettings(s, compat);
   const roles = roleFilters(s, compat, errorErrno, { listed, roleSettings }, { global, session });
   const databases = databaseFilters(s, errorErrno, dbNames, global);
-  const processes = processFilters(s, errorErrno, global);
+  const { processes, walsenderWithDatabase } = processFilters(s, errorErrno, global, session);
+  const programs = programFilters(s, errorErrno, global, session, processes);
   const clientFilter = clientFilterOn(s, compat);
   const hardening = hardeningPresets(s);
-  const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values()];
+  const serverSettings = pinnedServerSettings(s);
+  const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(walsenderWithDatabase ? [walsenderWithDatabase] : []), ...(programs?.values() ?? [])];
   if (compat) for (const f of filters) dropDefaultActionEntries(f);
   for (const f of [...filters, ...(hardening?.filters ?? [])]) checkEntries(f);
   return {
     enabled, ...(!enabled && !s.get("seccomp") && !s.get("enabled") ? { offByDefault: true as const } : {}), ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
-    global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes: s.notes, files,
+    global, session, roles, databases, processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}), ...(programs ? { programs } : {}),
+    ...(hardening ? { hardening } : {}), ...(serverSettings ? { serverSettings } : {}), notes: s.notes, files,
   };
 }
 
@@ -95,7 +100,10 @@ function settingsByName(settings: readonly ConfSetting[], files: string[]): Sett
     if (/^[a-z_]+_syscall_harden(\..*)?$/.test(name)) {
       throw new PolicyError(s.loc, `hardening presets apply to every process: there is no "${s.name}"`, "write syscall_harden = '...' (see \"Hardening presets\" in docs/policy.md)");
     }
-    if (!LIST_SETTING.test(name) && !KNOWN_SETTINGS.includes(name)) {
+    if (name.startsWith("server_setting.") && !SERVER_SETTING.test(name)) {
+      throw new PolicyError(s.loc, `"${s.name}" does not name a PostgreSQL setting`, "write server_setting.<name> = 'value', e.g. server_setting.archive_command = '...'");
+    }
+    if (!LIST_SETTING.test(name) && !SERVER_SETTING.test(name) && !KNOWN_SETTINGS.includes(name)) {
       const maybe = suggestNames(KNOWN_SETTINGS, name);
       throw new PolicyError(s.loc, `unknown setting "${s.name}"`, maybe.length ? `did you mean "${maybe[0]}"?` : "see `pg_seccomp help policy` for the settings");
     }
@@ -193,6 +201,12 @@ function suffixedSettings(s: Settings, compat: Compat): { roleSettings: Map<stri
     const m = LIST_SETTING.exec(name);
     if (!m) continue;
     const [, kind, , suffix] = m;
+    if (kind === "program") {
+      if (suffix === undefined || !(PROGRAM_PARENTS as readonly string[]).includes(suffix)) {
+        throw new PolicyError(x.setting.loc, `"${x.setting.name}" must name the kind of process that runs the programs: archiver, startup or session`, `write program_syscall_${m[2]}.archiver (archive_command), .startup (restore_command, ...) or .session (COPY ... PROGRAM, a PL's system())`);
+      }
+      continue;
+    }
     if (kind === "database") {
       if (suffix === undefined) {
         throw new PolicyError(x.setting.loc, `"${x.setting.name}" needs a database name`, `write database_syscall_${m[2]}.<database> = '...'`);
@@ -257,17 +271,68 @@ function databaseFilters(s: Settings, errorErrno: number, dbNames: Set<string>, 
   return databases;
 }
 
-/** A process kind gets a filter only when some setting names it (a note for a kind not in every major). */
-function processFilters(s: Settings, errorErrno: number, global: FilterSpec): Map<ProcessKind, FilterSpec> {
+/**
+ * A process kind gets a filter only when some setting names it (a note for a kind not in every
+ * major). A kind that runs SQL (but the parallel worker, which always has its leader's session
+ * filters as well) inherits from the session filter: a list it does not set, and '*'
+ * in one it sets, are the session's, so `autovacuum_worker_syscall_error = '*, ptrace'` keeps the
+ * session's execve denial; only what it names itself opens anything.
+ */
+function processFilters(s: Settings, errorErrno: number, global: FilterSpec, session: FilterSpec): { processes: Map<ProcessKind, FilterSpec>; walsenderWithDatabase?: FilterSpec } {
   const processes = new Map<ProcessKind, FilterSpec>();
+  let walsenderWithDatabase: FilterSpec | undefined;
+  const fromSession = { inheritFrom: session, global: session, starIsGlobal: session.globalLists };
   for (const kind of PROCESS_KINDS) {
     const named = [...s.byName.keys()].find((n) => n.startsWith(`${kind}_syscall_`));
     if (!named) continue;
-    processes.set(kind, buildFilter(kind, kind, s.get, s.notes, errorErrno, { inheritFrom: global, global }));
+    if (kind === "walsender") {
+      processes.set(kind, buildFilter(kind, kind, s.get, s.notes, errorErrno, { inheritFrom: global, global }));
+      walsenderWithDatabase = buildFilter(kind, kind, s.get, s.notes, errorErrno, fromSession);
+    } else {
+      // A parallel worker always has its leader's session filters stacked on its own (decision.ts).
+      const opensAlone = isSqlKind(kind) && kind !== "parallel_worker";
+      processes.set(kind, buildFilter(kind, kind, s.get, s.notes, errorErrno, opensAlone ? fromSession : { inheritFrom: global, global }));
+    }
     const m = KIND_MAJORS[kind];
     if (m) s.notes.push({ loc: s.byName.get(named)!.setting.loc, message: `${kind}: ${m.what} exists in ${kindMajorsText(kind)} only; on other servers this setting applies to no process` });
   }
-  return processes;
+  return { processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}) };
+}
+
+/**
+ * server_setting.<name> = 'value': settings `run` pins on postgres's command line. A setting a
+ * superuser can SET stays changeable per session and per role: that is worth a note.
+ */
+function pinnedServerSettings(s: Settings): Map<string, { value: string; loc: SourceLoc }> | undefined {
+  const out = new Map<string, { value: string; loc: SourceLoc }>();
+  for (const [name, x] of s.byName) {
+    const m = SERVER_SETTING.exec(name);
+    if (!m) continue;
+    const guc = m[1]!;
+    if (x.value.includes("\0")) throw new PolicyError(x.setting.valueLoc, `the value of ${x.setting.name} has a NUL byte`, "write the value without it");
+    out.set(guc, { value: x.value, loc: x.setting.loc });
+    const ctx = CODE_SETTINGS[guc];
+    if (ctx === "suset" || ctx === "user") {
+      s.notes.push({ loc: x.setting.loc, message: `${guc} is pinned against ALTER SYSTEM and the configuration files, but a ${ctx === "suset" ? "superuser" : "role"} can still SET it in a session or with ALTER ROLE/DATABASE ... SET (PostgreSQL gives those precedence over the command line)` });
+    }
+  }
+  return out.size > 0 ? out : undefined;
+}
+
+/**
+ * program_syscall_*.<parent>: the lists of the programs a parent kind runs. A list or default
+ * not set, and '*', are the parent's (the session's for session; the archiver's or startup's
+ * overlay, or the global filter), so a program gets what its parent has but what it names.
+ */
+function programFilters(s: Settings, errorErrno: number, global: FilterSpec, session: FilterSpec, processes: Map<ProcessKind, FilterSpec>): Map<ProgramParent, FilterSpec> | undefined {
+  const out = new Map<ProgramParent, FilterSpec>();
+  for (const parent of PROGRAM_PARENTS) {
+    if (![...s.byName.keys()].some((n) => n.startsWith("program_syscall_") && n.endsWith(`.${parent}`))) continue;
+    const from = parent === "session" ? session : processes.get(parent) ?? global;
+    const overlay = from === global ? { inheritFrom: global, global } : { inheritFrom: from, global: from, starIsGlobal: from.globalLists };
+    out.set(parent, buildFilter(`program.${parent}`, `program_syscall_%.${parent}`, s.get, s.notes, errorErrno, overlay));
+  }
+  return out.size > 0 ? out : undefined;
 }
 
 function hardeningPresets(s: Settings): Hardening | undefined {
@@ -314,7 +379,11 @@ function buildFilter(
   get: (n: string) => Setting | undefined,
   notes: PolicyNote[],
   errorErrno: number,
-  overlay: { inheritFrom: FilterSpec; global: FilterSpec } | undefined,
+  /**
+   * `global` is what '*' stands for (the session filter for a kind that runs SQL); then
+   * `starIsGlobal` says which of its lists are the global ones.
+   */
+  overlay: { inheritFrom: FilterSpec; global: FilterSpec; starIsGlobal?: Set<ActionKind> | undefined } | undefined,
   defaultIfUnset?: Action,
   pgseccompRoleDefault?: "pgseccomp",
 ): FilterSpec {
@@ -340,7 +409,8 @@ function buildFilter(
   const orderOf = new Map<PolicyEntry, number>();
   for (const action of ACTION_KINDS) {
     const s = setting(action);
-    if ((s && isGlobalStar(s)) || (!s && overlay && (overlay.inheritFrom === overlay.global || overlay.inheritFrom.globalLists?.has(action)))) globalLists.add(action);
+    const starGlobal = !overlay?.starIsGlobal || overlay.starIsGlobal.has(action);
+    if ((s && isGlobalStar(s) && starGlobal) || (!s && overlay && ((overlay.inheritFrom === overlay.global && starGlobal) || overlay.inheritFrom.globalLists?.has(action)))) globalLists.add(action);
     if (!s) {
       if (overlay) {
         entries.push(

@@ -6,7 +6,7 @@
 import { sameAction, actionRank, type Action } from "./actions.js";
 import type { ArgCondition } from "./entries.js";
 import { PolicyError, type SourceLoc } from "./errors.js";
-import { PROCESS_KINDS, resolveFilter, rulesByTier, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
+import { PROCESS_KINDS, PROGRAM_KINDS, resolveFilter, type ProgramKind, type ProgramParent, rulesByTier, type FilterSpec, type Policy, type ProcessKind, type ResolvedFilter } from "./policy.js";
 import { allSyscalls, syscallName, type Arch } from "../syscalls/index.js";
 
 export interface Leaf {
@@ -33,7 +33,7 @@ export type Decision = Leaf | Branch;
  * a backend type, or a child not yet classified), and for sessions (and parallel workers, which
  * work for a session) the role and database.
  */
-export type ContextKind = "global" | "session" | "unclassified" | ProcessKind;
+export type ContextKind = "global" | "session" | "unclassified" | ProcessKind | ProgramKind;
 
 export interface ContextSpec {
   context: ContextKind;
@@ -41,7 +41,7 @@ export interface ContextSpec {
   database?: string;
 }
 
-export const CONTEXT_KINDS: readonly ContextKind[] = ["global", "session", "unclassified", ...PROCESS_KINDS];
+export const CONTEXT_KINDS: readonly ContextKind[] = ["global", "session", "unclassified", ...PROCESS_KINDS, ...PROGRAM_KINDS];
 
 export function contextLabel(c: ContextSpec): string {
   return c.context;
@@ -61,14 +61,35 @@ export function policyContexts(policy: Policy): ContextSpec[] {
   const dbs = [undefined, ...policy.databases.keys()];
   const sessions = roles.flatMap((role) => dbs.map((database) => ({ context: "session" as const, ...(role ? { role } : {}), ...(database ? { database } : {}) })));
   const workers = sessions.map((s) => ({ ...s, context: "parallel_worker" as const }));
+  // A walsender with a database is told from a physical one by its database: a database with no
+  // overlay of its own stands for every such database.
+  const other = otherDatabaseName(policy);
+  const walsenders = roles.flatMap((role) => [...policy.databases.keys(), other].map((database) => ({ context: "walsender" as const, ...(role ? { role } : {}), database })));
   const others = PROCESS_KINDS.filter((k) => k !== "parallel_worker").map((k) => ({ context: k }));
-  return [{ context: "global" }, ...others, ...sessions, ...workers, { context: "unclassified" }];
+  // Programs of a parent the policy gives program lists (a program has its parent's context otherwise).
+  const programs: ContextSpec[] = [];
+  for (const parent of policy.programs?.keys() ?? []) {
+    if (parent === "session") programs.push(...sessions.map((x) => ({ ...x, context: "session_program" as const })));
+    else programs.push({ context: `${parent}_program` });
+  }
+  return [{ context: "global" }, ...others, ...sessions, ...workers, ...walsenders, ...programs, { context: "unclassified" }];
+}
+
+/** A database name the policy has no overlay for: it stands for every such database in policyContexts(). */
+export function otherDatabaseName(policy: Policy): string {
+  let name = "(other database)";
+  while (policy.databases.has(name)) name = `(${name})`;
+  return name;
 }
 
 function sessionFilters(policy: Policy, role: string | undefined, database: string | undefined): FilterSpec[] {
   const roleFilter = role !== undefined ? policy.roles.get(role) ?? policy.session : policy.session;
+  return [roleFilter, ...databaseFilter(policy, database)];
+}
+
+function databaseFilter(policy: Policy, database: string | undefined): FilterSpec[] {
   const db = database !== undefined ? policy.databases.get(database) : undefined;
-  return db ? [roleFilter, db] : [roleFilter];
+  return db ? [db] : [];
 }
 
 /**
@@ -92,13 +113,47 @@ function policyFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
     case "unclassified":
       return [
         policy.global, policy.session, ...policy.roles.values(), ...policy.databases.values(),
-        ...[...policy.processes].filter(([k]) => k !== "postmaster").map(([, f]) => f),
+        // A walsender's two filters side by side: when they decide alike one is dropped
+        // (contextDecisions), and the stacking order, which sizes the tree, stays as it was.
+        ...[...policy.processes].filter(([k]) => k !== "postmaster").flatMap(([k, f]) => (k === "walsender" && policy.walsenderWithDatabase ? [f, policy.walsenderWithDatabase] : [f])),
+        // Not the program lists: an unclassified child of the postmaster runs postgres, no program.
       ];
+    case "archiver_program":
+    case "startup_program":
+    case "session_program": {
+      // A program the server runs, after its exec: the parent's program lists (whose unset
+      // lists are the parent's), or the parent's own filters when the policy has none.
+      const parent = c.context.slice(0, -"_program".length) as ProgramParent;
+      const own = policy.programs?.get(parent);
+      if (parent === "session") return own ? [policy.global, own, ...databaseFilter(policy, c.database)] : [policy.global, ...sessionFilters(policy, c.role, c.database)];
+      return own ? [policy.global, own] : policyFilters(policy, { context: parent });
+    }
     case "parallel_worker": {
-      // A parallel worker runs its leader's query: it gets the leader's session filters too.
+      // A parallel worker runs its leader's query: it gets the leader's session filters too. The
+      // supervisor classifies one only with its leader's role and database (classify.ts); without
+      // them this is the parallel_worker_syscall_* overlay alone, as `show --context` prints it.
       const own = proc("parallel_worker");
       const leader = c.role !== undefined || c.database !== undefined ? sessionFilters(policy, c.role, c.database) : [];
       return [policy.global, ...(own ? [own] : []), ...leader];
+    }
+    case "walsender": {
+      // Physical (no database): replication commands only. With a database it runs SQL: a session.
+      if (c.database === undefined) {
+        const own = proc("walsender");
+        return own ? [policy.global, own] : [policy.global];
+      }
+      const own = policy.walsenderWithDatabase;
+      if (!own) return [policy.global, ...sessionFilters(policy, c.role, c.database)];
+      return [policy.global, own, ...databaseFilter(policy, c.database)];
+    }
+    case "autovacuum_worker":
+    case "background_worker":
+    case "logical_replication_worker": {
+      // They run SQL a superuser can write: the session's lists (not a role's or a database's:
+      // whose role and database they work for is not known when they are classified), or their
+      // own, whose unset lists are the session's.
+      const own = proc(c.context);
+      return [policy.global, own ?? policy.session];
     }
     default: {
       const own = proc(c.context);

@@ -51,8 +51,26 @@ export interface Policy {
   roles: Map<string, FilterSpec>;
   /** Overlays for client backends connected to a database (database_syscall_<action>.<db>). */
   databases: Map<string, FilterSpec>;
-  /** Overlays for the postmaster and each backend type (postmaster_syscall_*, checkpointer_syscall_*, ...). */
+  /**
+   * Overlays for the postmaster and each backend type (postmaster_syscall_*, checkpointer_syscall_*,
+   * ...). A kind that runs SQL (SQL_KINDS) takes its unset lists and default from the session
+   * filter, other kinds from the global one.
+   */
   processes: Map<ProcessKind, FilterSpec>;
+  /**
+   * walsender_syscall_* for walsenders connected to a database (replication=database), which run
+   * SQL: built like an SQL kind's (unset lists are the session's). processes.get("walsender") is
+   * the same settings for physical walsenders, unset lists being the global ones.
+   */
+  walsenderWithDatabase?: FilterSpec;
+  /**
+   * program_syscall_<action>.<parent>: the lists of programs the server runs (after their exec),
+   * by the kind of process that started them: the archiver (archive_command), the startup
+   * process (restore_command, recovery_end_command, archive_cleanup_command) or a session
+   * (COPY ... PROGRAM, a PL's system()). Unset lists are the parent's. Absent when the policy
+   * has none: a program then has its parent's context.
+   */
+  programs?: Map<ProgramParent, FilterSpec>;
   /**
    * set_client_filter = on: `run` lets sessions narrow themselves with set_client_filter(), at
    * the cost of one argument check on lseek's path in the installed program (lseek then leaves
@@ -64,6 +82,12 @@ export interface Policy {
    * when the policy sets none.
    */
   hardening?: Hardening;
+  /**
+   * server_setting.<name> = 'value': PostgreSQL settings `run` pins on postgres's command line
+   * (`-c name=value`), where ALTER SYSTEM and the configuration files cannot change them. By
+   * name (lower case, as PostgreSQL compares names); absent when the policy pins none.
+   */
+  serverSettings?: Map<string, { value: string; loc: SourceLoc }>;
   notes: PolicyNote[];
   /** Every file read, the main file first. */
   files: string[];
@@ -87,6 +111,37 @@ export const PROCESS_KINDS = [
   "parallel_worker", "background_worker", "logger", "stats_collector", "walsummarizer", "slotsync_worker", "io_worker",
 ] as const;
 export type ProcessKind = (typeof PROCESS_KINDS)[number];
+
+/**
+ * The kinds whose processes run SQL a superuser can write (a function in an expression index runs
+ * in autovacuum's ANALYZE, a parallel-safe one in a parallel worker, a trigger in a logical
+ * replication worker, a pg_cron job in a background worker; a walsender with a database runs any
+ * SQL): they get the session's lists unless the policy gives them lists of their own on purpose
+ * (docs/policy.md, "What a session is"). The walsender counts only with a database. A parallel
+ * worker always has its leader's session filters; its own settings only add to them.
+ */
+export const SQL_KINDS = ["walsender", "autovacuum_worker", "parallel_worker", "background_worker", "logical_replication_worker"] as const satisfies readonly ProcessKind[];
+export type SqlKind = (typeof SQL_KINDS)[number];
+
+export function isSqlKind(kind: string): kind is SqlKind {
+  return (SQL_KINDS as readonly string[]).includes(kind);
+}
+
+/** What SQL a kind runs, for the warnings about a kind the policy opens beyond the session's lists. */
+export const SQL_KIND_ROUTES: Readonly<Record<SqlKind, string>> = {
+  walsender: "any SQL sent over a replication=database connection",
+  autovacuum_worker: "functions in expression and partial indexes, which autovacuum's ANALYZE and VACUUM evaluate",
+  parallel_worker: "parallel-safe functions of a query run in parallel (debug_parallel_query = on forces it)",
+  background_worker: "SQL that background workers run (pg_cron jobs and the like)",
+  logical_replication_worker: "triggers and functions a subscriber runs while applying changes",
+};
+
+/** The parents whose programs can have lists of their own (program_syscall_*.<parent>). */
+export const PROGRAM_PARENTS = ["archiver", "startup", "session"] as const;
+export type ProgramParent = (typeof PROGRAM_PARENTS)[number];
+/** The context of a program each parent runs: "archiver_program", ... */
+export const PROGRAM_KINDS = ["archiver_program", "startup_program", "session_program"] as const;
+export type ProgramKind = (typeof PROGRAM_KINDS)[number];
 
 /** The majors that have a process kind, for the kinds not in every supported one (14 to 18). */
 export const KIND_MAJORS: Readonly<Partial<Record<ProcessKind, { since?: number; until?: number; what: string }>>> = {
@@ -125,3 +180,23 @@ export function kindsAbsentIn(policy: Policy, major: number): string[] {
   return out;
 }
 
+
+/**
+ * Server settings that choose code or programs the server runs: what a policy should pin
+ * (docs/policy.md, "Pinned server settings"). With the PostgreSQL context of each: a setting a
+ * superuser can SET (suset, user) stays changeable per session and per role even when pinned.
+ */
+export const CODE_SETTINGS: Readonly<Record<string, "postmaster" | "sighup" | "suset" | "user">> = {
+  archive_command: "sighup",
+  archive_library: "sighup",
+  restore_command: "sighup",
+  archive_cleanup_command: "sighup",
+  recovery_end_command: "sighup",
+  shared_preload_libraries: "postmaster",
+  session_preload_libraries: "suset",
+  local_preload_libraries: "user",
+  dynamic_library_path: "suset",
+  jit_provider: "postmaster",
+  io_method: "postmaster",
+  ssl_passphrase_command: "sighup",
+};

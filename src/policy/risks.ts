@@ -4,12 +4,13 @@
 // same ones the compiler and `show` use, so a hardening preset or an argument condition that
 // denies the risky form of a call silences the warning.
 
-import { contextDecisions, contextFilters, contextKey, decisionFor, policyContexts, type ContextSpec, type Decision, type Leaf } from "./decision.js";
+import { contextDecisions, contextFilters, contextKey, decisionFor, otherDatabaseName, policyContexts, type ContextSpec, type Decision, type Leaf } from "./decision.js";
+import { SQL_KIND_ROUTES, SQL_KINDS, type SqlKind } from "./model.js";
 import { conditionHolds } from "./evaluate.js";
 import { resolveFilter, rulesByTier, type FilterSpec, type Policy, type ResolvedFilter } from "./policy.js";
 import type { SourceLoc } from "./errors.js";
 import type { PresetName } from "./harden.js";
-import { syscallNumber, type Arch } from "../syscalls/index.js";
+import { allSyscalls, syscallNumber, type Arch } from "../syscalls/index.js";
 
 /** One call to try: a syscall, with arguments (the risky form) or without (any form at all). */
 interface Probe {
@@ -191,7 +192,7 @@ export function policyRisks(policy: Policy, arches: readonly Arch[]): PolicyRisk
     }
   }
   const allKeys = contexts.map(contextKey);
-  return RISKS.filter((r) => found.has(r.id)).map((r) => {
+  return [...RISKS.filter((r) => found.has(r.id)).map((r) => {
     const f = found.get(r.id)!;
     return {
       id: r.id,
@@ -203,8 +204,64 @@ export function policyRisks(policy: Policy, arches: readonly Arch[]): PolicyRisk
       why: r.why,
       fix: r.fix,
     };
-  });
+  }), ...sqlKindsOpened(policy, arches)];
 }
+
+/** A kind that runs SQL, as a context, and the session context it is compared with. */
+function sqlKindContexts(policy: Policy): Array<{ kind: SqlKind; c: ContextSpec; opened: FilterSpec }> {
+  const out: Array<{ kind: SqlKind; c: ContextSpec; opened: FilterSpec }> = [];
+  for (const kind of SQL_KINDS) {
+    if (kind === "parallel_worker") continue; // its leader's session filters always apply
+    const opened = kind === "walsender" ? policy.walsenderWithDatabase : policy.processes.get(kind);
+    if (!opened) continue;
+    out.push({ kind, c: kind === "walsender" ? { context: kind, database: otherDatabaseName(policy) } : { context: kind }, opened });
+  }
+  return out;
+}
+
+/**
+ * Kinds that run SQL a superuser can write, opened by the policy beyond the session's lists on
+ * purpose (their own <kind>_syscall_* settings): the calls they let through that every session
+ * denies, with the SQL that reaches them there.
+ */
+export function sqlKindsOpened(policy: Policy, arches: readonly Arch[]): PolicyRisk[] {
+  const out: PolicyRisk[] = [];
+  for (const { kind, c, opened } of sqlKindContexts(policy)) {
+    const calls = new Set<string>();
+    const found = new Set<Arch>();
+    const locs = new Map<string, SourceLoc>();
+    for (const arch of arches) {
+      const kd = contextDecisions(policy, arch, c);
+      const sd = contextDecisions(policy, arch, { context: "session" });
+      const own = resolveFilter(opened, arch);
+      for (const s of allSyscalls(arch)) {
+        if (!leaves(decisionFor(kd, s.nr)).some(lets) || leaves(decisionFor(sd, s.nr)).some(lets)) continue;
+        calls.add(s.name);
+        found.add(arch);
+        const rules = own.rules.get(s.nr)?.rules.filter((r) => lets({ kind: "leaf", action: r.action, source: "" }) && !r.entry.inheritedFrom) ?? [];
+        for (const r of rules) locs.set(`${r.entry.loc.file}:${r.entry.loc.line}`, r.entry.loc);
+        if (rules.length === 0 && opened.defaultLoc) locs.set(`${opened.defaultLoc.file}:${opened.defaultLoc.line}`, opened.defaultLoc);
+      }
+    }
+    if (calls.size === 0) continue;
+    const names = [...calls].sort((a, b) => Number(isExec(b)) - Number(isExec(a)) || a.localeCompare(b));
+    const shown = names.length > 8 ? [...names.slice(0, 8), `and ${names.length - 8} more`] : names;
+    const programs = names.some(isExec) ? "; with execve a superuser's SQL runs programs there (COPY ... TO PROGRAM, a PL's system())" : "";
+    out.push({
+      id: "sql_kind_opened",
+      calls: shown,
+      contexts: [contextKey(c)],
+      everyContext: false,
+      arches: arches.filter((a) => found.has(a)),
+      locs: [...locs.values()],
+      why: `${kind === "walsender" ? "a walsender with a database" : kind} runs ${SQL_KIND_ROUTES[kind]}, and sessions deny these calls: the policy's ${kind}_syscall_* settings let that SQL make them${programs}`,
+      fix: `leave ${kind}_syscall_* out (the kind then has the session's lists), or deny these calls there too; keep them only if that kind needs them`,
+    });
+  }
+  return out;
+}
+
+const isExec = (name: string) => name === "execve" || name === "execveat";
 
 function padded(args: readonly bigint[]): bigint[] {
   return [0, 1, 2, 3, 4, 5].map((i) => args[i] ?? 0n);
