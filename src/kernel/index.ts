@@ -36,3 +36,4 @@ export * from "./signals.js";
 export * from "./process.js";
 export * from "./ptrace.js";
 export { AT_FDCWD, AT_REMOVEDIR, O_CLOEXEC, mkdirat, openat, renameat, unlinkat } from "./fs.js";
+export { connectUnixStream, socketPeerCredentials } from "./unix-stream.js";

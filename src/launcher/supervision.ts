@@ -17,7 +17,7 @@ import {
   takeClientFilterRequest, writeClientResult, writeClientRows, writeLauncherTable, type ClientFilterResult, type ClientFilterSpool,
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
-import { MonitorConnection, postmasterPidFile } from "./monitor.js";
+import { MonitorConnection } from "./monitor.js";
 import { clientsNeedServerRow } from "../compile/compose.js";
 import { clientRecordPrefix, launcherTablePath, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -232,10 +232,19 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       } finally {
         close(pidfd);
       }
-      const psqlPath = resolve(r.postgresPath, "..", "psql");
-      monitor = dataDirAbs && existsSync(psqlPath)
-        ? new MonitorConnection({ psqlPath, dataDir: dataDirAbs, ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}) })
-        : undefined;
+      // The monitor needs no psql (its own protocol client) and no data directory: it finds the
+      // server's socket among the postmaster's own (monitor.ts). Its alarms go to the launcher's
+      // messages (the server log or the journal), at most 5 a second.
+      const alarmNotes = { second: 0, count: 0 };
+      monitor = new MonitorConnection({
+        postmasterPid: pid,
+        ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}),
+        onAlarm: (why) => {
+          const second = Math.floor(Date.now() / 1000);
+          if (alarmNotes.second !== second) Object.assign(alarmNotes, { second, count: 0 });
+          if (++alarmNotes.count <= 5) r.say(`pg_seccomp: alarm: monitor: ${why}`);
+        },
+      });
       const classifier = new ClassificationService(pid, monitor, r.say, clientsNeedServerRow(r.policy, r.arch));
       const channel = new MessageChannel();
       const wd: SupervisorWorkerData = {
@@ -308,8 +317,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
             /* status then shows what it can */
           }
         }
-        // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
-        if (mon && !mon.closed && postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();
+        // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) does not wait for
+        // the monitor: its connection closes after a second without questions (monitor.ts), and
+        // a server shutting down refuses new ones.
         const workerBeat = Atomics.load(beats, 0);
         if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
           failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);
@@ -346,7 +356,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       }
       cleanup();
       if (process.env.PG_SECCOMP_STATS === "1") {
-        process.stderr.write(JSON.stringify({ pg_seccomp_stats: { ...stats, monitorQueries: monitor?.queries ?? 0, monitorSessions: monitor?.sessions ?? 0 } }) + "\n");
+        process.stderr.write(JSON.stringify({ pg_seccomp_stats: { ...stats, monitorQueries: monitor?.queries ?? 0, monitorSessions: monitor?.sessions ?? 0, monitorAlarms: monitor?.alarms ?? 0 } }) + "\n");
       }
     },
   };
