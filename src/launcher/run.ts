@@ -76,6 +76,38 @@ export function dataDirOf(args: readonly string[], env = process.env): string | 
   return env.PGDATA;
 }
 
+/** The PATH a server started as another user gets (what runuser -u and su - give). */
+export const SERVER_PATH = "/usr/local/bin:/usr/bin:/bin";
+
+/**
+ * Variables of the launcher's environment that reach a server started as another user. Each
+ * chooses how the server (or a library it loads) behaves, and none names a file of the caller's:
+ * the locale and time zone; PostgreSQL's own (PGDATA, PGPORT: defaults of postgres itself;
+ * PGSYSCONFDIR, PGLOCALEDIR; PG_OOM_ADJUST_FILE and PG_OOM_ADJUST_VALUE, which postmaster
+ * children apply); Kerberos configuration and the server's keytab (KRB5_CONFIG, KRB5_KTNAME:
+ * GSSAPI authentication and libpq inside the server); NOTIFY_SOCKET (systemd's Type=notify).
+ * Everything else (HOME, USER, PATH, XDG_*, SUDO_*, the caller's credential caches such as
+ * KRB5CCNAME and PGPASSFILE...) is the caller's and is not passed: HOME, USER, LOGNAME, SHELL
+ * and PATH come from the server user's passwd entry, as runuser -u and su - set them
+ * (docs/deploy.md, "The server's environment").
+ */
+const KEPT_FOR_SERVER = /^(LANG|LANGUAGE|LC_[A-Z_]+|TZ|TZDIR|PGDATA|PGPORT|PGSYSCONFDIR|PGLOCALEDIR|PG_OOM_ADJUST_FILE|PG_OOM_ADJUST_VALUE|KRB5_CONFIG|KRB5_KTNAME|NOTIFY_SOCKET)$/;
+
+/**
+ * The server's environment: the launcher's own when it runs as the server's user; when root
+ * starts it as `user`, that user's HOME, USER, LOGNAME, SHELL and a plain PATH, plus the kept
+ * variables above. Node's own variables (NODE_*) never pass.
+ */
+export function serverEnvironment(env: NodeJS.ProcessEnv, user: OsUser | undefined): string[] {
+  const entries = Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith("NODE_"));
+  if (!user) return entries.map(([k, v]) => `${k}=${v}`);
+  const kept = entries.filter(([k]) => KEPT_FOR_SERVER.test(k));
+  const own: Array<[string, string]> = [
+    ["HOME", user.home ?? "/"], ["USER", user.name], ["LOGNAME", user.name], ["SHELL", user.shell ?? "/bin/sh"], ["PATH", SERVER_PATH],
+  ];
+  return [...own, ...kept].map(([k, v]) => `${k}=${v}`);
+}
+
 /** Who the server will run as. */
 export function serverUser(requested: string | undefined): OsUser | undefined {
   const root = process.getuid?.() === 0;
@@ -270,7 +302,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     parentDeathSignal: PARENT_DEATH_SIGNAL,
     path: absPath,
     argv: [path, ...args],
-    env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
+    env: serverEnvironment(process.env, user),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   };
   // The launcher is not filtered: the server's user (which it may share) must not be able to
@@ -375,7 +407,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
     parentDeathSignal: 0,
     path: absPath,
     argv: [path, ...args],
-    env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
+    env: serverEnvironment(process.env, user),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   });
 }
