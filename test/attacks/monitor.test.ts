@@ -4,7 +4,10 @@
 // uses. Every test runs a real server under `run` with a policy where the monitor's answer
 // decides: sessions may not exec, role alice may, database payments may not.
 //
-// Each of these attacks worked on the psql-based monitor (checked once on commit 04b1954).
+// Checked once against the psql-based monitor (commit 04b1954): every test here failed on it
+// except the pg_backend_pid one, which passed there too (the victim's exec is made by popen's
+// child, decided through its parent's classification; the adoption the issue reports was not
+// reproduced this way). It stays as a guard: the monitor never asks the server who it is.
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
@@ -117,8 +120,9 @@ test("pg_backend_pid rewritten to name a victim backend: the monitor does not ad
     // pg_backend_pid() now answers the victim's pid, as an inlinable SQL function.
     query(cluster, `update pg_catalog.pg_proc set prolang = 14, prosrc = 'select ${Number(pid)}' where oid = 2026`);
     query(cluster, "select pg_catalog.pg_terminate_backend(pid) from pg_catalog.pg_stat_activity where application_name = 'pg_seccomp monitor'");
-    // New questions: the monitor reconnects (and would ask who it is).
-    for (let i = 0; i < 5; i++) psql(cluster, "select 1");
+    // A question (alice's allowed exec is classified): the monitor reconnects, and the psql-based
+    // one asked pg_backend_pid() who it was.
+    assert.ok(aliceMayExec(cluster, "reconnect"), s.stderr());
     const code = await exit;
     assert.notEqual(code, 0, `the victim in payments ran a program: ${out}\n${s.stderr()}`);
   } finally {
