@@ -371,6 +371,22 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
 }
 
 /**
+ * Why `run --in-place` as the server's own user refuses a policy whose contexts differ. Its
+ * supervisor would be a process of that user, which any backend (COPY TO PROGRAM where a context
+ * allows it, code loaded into a backend) can SIGKILL, with its watchdog, leaving the server
+ * serving with nothing to classify new processes, or SIGSTOP, leaving routed calls waiting.
+ * A policy with global lists only keeps every decision in the kernel or fails it: with the
+ * supervisor gone the kernel fails routed calls with ENOSYS (docs/deploy.md).
+ */
+export function perContextRefusal(perProcessCalls: number): string {
+  return (
+    `this policy has per-context rules (${perProcessCalls} syscall${perProcessCalls === 1 ? "" : "s"} decided differently by role, database or process kind), ` +
+    `and run --in-place as the server's own user (pg_ctl, pg_ctlcluster, Patroni) would leave their supervisor to that user, who can kill or stop it\n` +
+    `hint: start the server as root with --user (the systemd unit, or the container image: docs/deploy.md, "Root launcher, or the server's own user"), or keep only global lists in this policy`
+  );
+}
+
+/**
  * `run --in-place`: postgres gets this process's pid (what pg_ctl -w, pg_ctlcluster, systemd and
  * Patroni wait for). A supervisor process is started first (supervise-main.ts, in its own
  * session); then this process becomes the server's user, installs the filter and execs postgres.
@@ -382,6 +398,8 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
   const [path, ...args] = req.command;
   if (!path) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main");
   const absPath = resolve(path);
+  const contextsDiffer = programs.perProcess.length > 0 || programs.unknownRouted;
+  if (contextsDiffer && process.getuid?.() !== 0) throw new LaunchError(perContextRefusal(programs.perProcess.length));
   if (programs.usesSupervisor) {
     const ins: SuperviseInstructions = {
       postmasterPid: process.pid, policyPath: resolve(req.policyPath), arch: req.arch, postgresPath: absPath,

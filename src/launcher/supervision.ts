@@ -7,7 +7,7 @@
 import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
+import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setNotDumpable } from "../kernel/index.js";
 import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -124,6 +124,9 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
 const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0 };
 
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
+  // No /proc/PID/mem, ptrace or pidfd_getfd of the supervisor by the server's user (it holds the
+  // listener and decides for every context): the process is non-dumpable from here on.
+  if (r.usesSupervisor) setNotDumpable();
   const pid = r.postmasterPid;
   const user = r.user;
   const events: ViolationEvent[] = [];
