@@ -2,7 +2,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MessageReader, PgWireError, parseErrorFields, queryMessage, startupMessage } from "./pgwire.js";
+import { bindExecuteSync, MessageReader, PgWireError, parseErrorFields, parseMessage, queryMessage, startupMessage } from "./pgwire.js";
 
 function msg(type: string, body: Buffer): Buffer {
   const head = Buffer.alloc(5);
@@ -46,4 +46,18 @@ test("the startup and query messages; NUL bytes refused", () => {
 
 test("error fields", () => {
   assert.deepEqual(parseErrorFields(Buffer.from("SFATAL\0C57P01\0Mterminating connection\0\0")), { S: "FATAL", C: "57P01", M: "terminating connection" });
+});
+
+test("the extended protocol's Parse, and Bind + Execute + Sync in one buffer, as PostgreSQL's protocol spells them", () => {
+  const p = new MessageReader().push(parseMessage({ name: "st", sql: "select $1", paramTypes: [23] }));
+  assert.equal(p.length, 1);
+  assert.equal(p[0]!.type, "P");
+  assert.deepEqual([...p[0]!.body], [...Buffer.from("st\0select $1\0"), 0, 1, 0, 0, 0, 23]);
+  const [b, e, sync] = new MessageReader().push(bindExecuteSync("st", ["42", null]));
+  assert.deepEqual([b!.type, e!.type, sync!.type], ["B", "E", "S"]);
+  // portal "", statement "st", 0 parameter formats, 2 parameters ("42", NULL), 0 result formats
+  assert.deepEqual([...b!.body], [0, ...Buffer.from("st\0"), 0, 0, 0, 2, 0, 0, 0, 2, ...Buffer.from("42"), 0xff, 0xff, 0xff, 0xff, 0, 0]);
+  assert.deepEqual([...e!.body], [0, 0, 0, 0, 0]); // portal "", no row limit
+  assert.equal(sync!.body.length, 0);
+  assert.throws(() => parseMessage({ name: "a\0", sql: "select 1", paramTypes: [] }), PgWireError);
 });

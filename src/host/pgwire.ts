@@ -90,6 +90,57 @@ export function queryMessage(sql: string): Buffer {
   return Buffer.concat([head, text]);
 }
 
+/** A frontend message: type byte, length, body. */
+function frontendMessage(type: string, body: Buffer): Buffer {
+  const head = Buffer.alloc(5);
+  head.write(type, 0, "latin1");
+  head.writeInt32BE(4 + body.length, 1);
+  return Buffer.concat([head, body]);
+}
+
+function cString(s: string, what: string): Buffer {
+  if (s.includes("\0")) throw new PgWireError(`${what} holds a NUL byte`);
+  return Buffer.from(s + "\0", "utf8");
+}
+
+/** A named statement of the extended query protocol: parsed once per connection, then bound and executed. */
+export interface PreparedStatement {
+  readonly name: string;
+  readonly sql: string;
+  /** Parameter type OIDs (23: int4). */
+  readonly paramTypes: readonly number[];
+}
+
+/** Parse: the statement's name, its text, and its parameter types. */
+export function parseMessage(st: PreparedStatement): Buffer {
+  const types = Buffer.alloc(2 + 4 * st.paramTypes.length);
+  types.writeInt16BE(st.paramTypes.length, 0);
+  st.paramTypes.forEach((t, i) => types.writeInt32BE(t, 2 + 4 * i));
+  return frontendMessage("P", Buffer.concat([cString(st.name, "a statement name"), cString(st.sql, "a query"), types]));
+}
+
+/** Bind of the unnamed portal to `name`, parameters in text format, results in text format; then Execute and Sync. */
+export function bindExecuteSync(name: string, params: ReadonlyArray<string | null>): Buffer {
+  const parts: Buffer[] = [Buffer.from([0]), cString(name, "a statement name"), Buffer.from([0, 0])]; // portal "", no parameter format codes (text)
+  const n = Buffer.alloc(2);
+  n.writeInt16BE(params.length, 0);
+  parts.push(n);
+  for (const v of params) {
+    const len = Buffer.alloc(4);
+    if (v === null) {
+      len.writeInt32BE(-1, 0);
+      parts.push(len);
+    } else {
+      const b = Buffer.from(v, "utf8");
+      len.writeInt32BE(b.length, 0);
+      parts.push(len, b);
+    }
+  }
+  parts.push(Buffer.from([0, 0])); // no result format codes: text
+  const execute = frontendMessage("E", Buffer.from([0, 0, 0, 0, 0])); // portal "", no row limit
+  return Buffer.concat([frontendMessage("B", Buffer.concat(parts)), execute, frontendMessage("S", Buffer.alloc(0))]);
+}
+
 /**
  * Splits a byte stream into messages. Each length is checked before its body is waited for: a
  * length under 4 or over `max` is an error, so the buffer never holds more than one bounded
@@ -262,15 +313,33 @@ export class PgWireConnection {
   }
 
   private busy = false;
+  /** Statements parsed on this connection (by name). */
+  private readonly prepared = new Set<string>();
 
   /** Runs one simple query; rejects on the server's error (sqlstate kept), on a deadline, or on a protocol error. */
-  async query(sql: string, timeoutMs: number): Promise<ResultSet[]> {
+  query(sql: string, timeoutMs: number): Promise<ResultSet[]> {
+    return this.exchange(queryMessage(sql), timeoutMs, false);
+  }
+
+  /**
+   * Runs a named statement with `params` through the extended protocol: Parse the first time on
+   * this connection, then Bind, Execute and Sync in one write (one round trip; no planning or
+   * parsing of the text again). Its one result set has no column names (no Describe is sent).
+   */
+  async execute(st: PreparedStatement, params: ReadonlyArray<string | null>, timeoutMs: number): Promise<ResultSet[]> {
+    const parse = !this.prepared.has(st.name);
+    const msg = Buffer.concat([...(parse ? [parseMessage(st)] : []), bindExecuteSync(st.name, params)]);
+    const sets = await this.exchange(msg, timeoutMs, true, () => this.prepared.add(st.name));
+    return sets;
+  }
+
+  private async exchange(message: Buffer, timeoutMs: number, extended: boolean, onParsed?: () => void): Promise<ResultSet[]> {
     if (this.closed) throw this.failure ?? new PgWireError("connection closed");
     if (this.busy) throw new PgWireError("a query is already running on this connection");
     this.busy = true;
     const deadline = Date.now() + timeoutMs;
     try {
-      this.socket.write(queryMessage(sql));
+      this.socket.write(message);
       const sets: ResultSet[] = [];
       let current: ResultSet | undefined;
       let error: PgWireError | undefined;
@@ -281,7 +350,17 @@ export class PgWireConnection {
           case "T":
             current = { columns: parseRowDescription(m.body), rows: [], command: "" };
             break;
+          case "1": // ParseComplete
+            if (!extended) throw this.protocol("an unexpected ParseComplete");
+            onParsed?.();
+            break;
+          case "2": // BindComplete
+          case "n": // NoData
+            if (!extended) throw this.protocol(`an unexpected ${m.type === "2" ? "BindComplete" : "NoData"}`);
+            break;
           case "D":
+            // The extended protocol sends no RowDescription unless Describe asks for one.
+            if (!current && extended) current = { columns: [], rows: [], command: "" };
             if (!current) throw this.protocol("a DataRow without a RowDescription");
             if (++rows > MAX_ROWS) throw this.protocol(`more than ${MAX_ROWS} rows`);
             current.rows.push(parseDataRow(m.body));

@@ -65,6 +65,11 @@ export interface MonitorOptions {
   /** Databases to log into, in order (the next one when a database does not exist). */
   databases?: readonly string[];
   onAlarm?: (why: string) => void;
+  /**
+   * "extended" (default): a named statement, parsed once per connection, then Bind/Execute.
+   * "simple": the statement's whole text each time (what bench/monitor-bench.ts compares with).
+   */
+  protocol?: "extended" | "simple";
 }
 
 export type MonitorAnswer =
@@ -91,12 +96,36 @@ const EQ = "OPERATOR(pg_catalog.=)";
 
 /** The one statement per question: the catalog check and the pid's row, side by side. */
 export function activityQuery(pid: number, withQuery: boolean): string {
+  return activitySql(`'${checkedPid(pid)}'`, withQuery);
+}
+
+function checkedPid(pid: number): number {
   const p = Math.trunc(pid);
   if (!Number.isSafeInteger(p) || p <= 0 || p > 0x7fffffff) throw new RangeError(`not a pid: ${pid}`);
+  return p;
+}
+
+/**
+ * activityQuery as two named statements of the extended protocol ($1 the pid, an int4): parsed
+ * once per monitoring connection, then only bound and executed. The catalog check runs on every
+ * execution all the same (its columns are read from the rows each time), and a change to a
+ * function the plan uses invalidates the plan in the server.
+ */
+export const ACTIVITY_STATEMENTS = {
+  plain: Object.freeze({ name: "pg_seccomp_activity", sql: activitySql("$1", false), paramTypes: Object.freeze([23]) }),
+  withQuery: Object.freeze({ name: "pg_seccomp_activity_query", sql: activitySql("$1", true), paramTypes: Object.freeze([23]) }),
+} as const;
+
+/** The parameters of ACTIVITY_STATEMENTS for `pid`. */
+export function activityParams(pid: number): string[] {
+  return [String(checkedPid(pid))];
+}
+
+function activitySql(pidExpr: string, withQuery: boolean): string {
   return (
     `select ${CHECK_COLUMNS.join(", ")}, s.pid, s.backend_type, a.rolname, d.datname${withQuery ? ", s.query" : ""} ` +
     `from pg_catalog.pg_proc p cross join pg_catalog.pg_operator o cross join pg_catalog.pg_proc q ` +
-    `left join (pg_catalog.pg_stat_get_activity('${p}'::pg_catalog.int4) s ` +
+    `left join (pg_catalog.pg_stat_get_activity(${pidExpr}::pg_catalog.int4) s ` +
     `left join pg_catalog.pg_authid a on a.oid ${EQ} s.usesysid ` +
     `left join pg_catalog.pg_database d on d.oid ${EQ} s.datid) on true ` +
     `where p.oid ${EQ} '${BUILTINS.activity.oid}'::pg_catalog.oid and o.oid ${EQ} '${BUILTINS.oidEqOperator.oid}'::pg_catalog.oid ` +
@@ -319,7 +348,10 @@ export class MonitorConnection {
       this.queries++;
       let sets: ResultSet[];
       try {
-        sets = await conn.query(activityQuery(pid, withQuery), this.opts.queryTimeoutMs ?? 2500);
+        const timeout = this.opts.queryTimeoutMs ?? 2500;
+        sets = this.opts.protocol === "simple"
+          ? await conn.query(activityQuery(pid, withQuery), timeout)
+          : await conn.execute(withQuery ? ACTIVITY_STATEMENTS.withQuery : ACTIVITY_STATEMENTS.plain, activityParams(pid), timeout);
       } catch (e) {
         const err = e as PgWireError;
         if (err.sqlstate === undefined || conn.closed) return { kind: "unknown", why: err.message }; // lost: onClose says why
