@@ -382,6 +382,15 @@ test("pg_ctl through the wrapper refuses a per-context policy: its supervisor wo
   assert.match(log, /^hint: start the server as root with --user .*docs\/deploy\.md, "Root launcher, or the server's own user"/m);
   assert.doesNotMatch(log, /\n\s+at /, "no stack trace");
   assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false, "nothing was started");
+  // run --check --in-place, as that user, says the same before anyone tries.
+  const check = spawnSync("runuser", ["-u", cluster.user.name, "--", "env", "-u", "XDG_RUNTIME_DIR", process.execPath, BIN, "run", "--check", "--in-place",
+    "--policy", perContext, "--", join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8", cwd: cluster.root });
+  assert.notEqual(check.status, 0);
+  assert.match(check.stderr, /^pg_seccomp: error: this policy has per-context rules/m);
+  // The same policy is accepted by run --check --in-place as root (the supervisor is then root's).
+  const asRoot = spawnSync(process.execPath, [BIN, "run", "--check", "--in-place", "--user", cluster.user.name, "--policy", perContext, "--",
+    join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8" });
+  assert.equal(asRoot.status, 0, asRoot.stderr);
 });
 
 test("run --in-place fails closed: when its supervisor process is killed, the watchdog stops the server; committed rows survive", { skip: endToEndSkip }, async () => {

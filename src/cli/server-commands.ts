@@ -19,7 +19,7 @@ import { findViolationLog, followViolations, formatViolations, readViolations, s
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
+import { checkInPlace, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
 import { starterProfile } from "../launcher/profile-choice.js";
 import { archOption, safeHostArch, dataDirOption, loadPolicy } from "./options.js";
 
@@ -49,6 +49,7 @@ export function registerServerCommands(program: Command): void {
         say: (line) => process.stderr.write(line + "\n"),
       };
       const pre = preflight(req);
+      if (opts.inPlace) checkInPlace(pre);
       if (opts.check) {
         process.stdout.write(describePreflight(req, pre));
         return;

@@ -386,6 +386,13 @@ export function perContextRefusal(perProcessCalls: number): string {
   );
 }
 
+/** Throws what `run --in-place` refuses before anything starts (`run --check --in-place` says it too). */
+export function checkInPlace(pre: Preflight): void {
+  const { programs } = pre;
+  const contextsDiffer = programs.perProcess.length > 0 || programs.unknownRouted;
+  if (contextsDiffer && process.getuid?.() !== 0) throw new LaunchError(perContextRefusal(programs.perProcess.length));
+}
+
 /**
  * `run --in-place`: postgres gets this process's pid (what pg_ctl -w, pg_ctlcluster, systemd and
  * Patroni wait for). A supervisor process is started first (supervise-main.ts, in its own
@@ -398,8 +405,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
   const [path, ...args] = req.command;
   if (!path) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main");
   const absPath = resolve(path);
-  const contextsDiffer = programs.perProcess.length > 0 || programs.unknownRouted;
-  if (contextsDiffer && process.getuid?.() !== 0) throw new LaunchError(perContextRefusal(programs.perProcess.length));
+  checkInPlace(pre);
   if (programs.usesSupervisor) {
     const ins: SuperviseInstructions = {
       postmasterPid: process.pid, policyPath: resolve(req.policyPath), arch: req.arch, postgresPath: absPath,
