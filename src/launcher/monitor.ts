@@ -343,19 +343,36 @@ export class MonitorConnection {
     this.waiting++;
     const run = async (): Promise<MonitorAnswer> => {
       if (this.idleTimer) clearTimeout(this.idleTimer);
-      const conn = await this.connect();
+      let conn = await this.connect();
       if (!conn) return { kind: "unknown", why: "the monitoring session is down" };
-      this.queries++;
       let sets: ResultSet[];
-      try {
-        const timeout = this.opts.queryTimeoutMs ?? 2500;
-        sets = this.opts.protocol === "simple"
-          ? await conn.query(activityQuery(pid, withQuery), timeout)
-          : await conn.execute(withQuery ? ACTIVITY_STATEMENTS.withQuery : ACTIVITY_STATEMENTS.plain, activityParams(pid), timeout);
-      } catch (e) {
-        const err = e as PgWireError;
-        if (err.sqlstate === undefined || conn.closed) return { kind: "unknown", why: err.message }; // lost: onClose says why
-        return this.alarm(`the monitor's query failed: ${err.message} (SQLSTATE ${err.sqlstate})`);
+      for (let attempt = 0; ; attempt++) {
+        this.queries++;
+        try {
+          const timeout = this.opts.queryTimeoutMs ?? 2500;
+          sets = this.opts.protocol === "simple"
+            ? await conn.query(activityQuery(pid, withQuery), timeout)
+            : await conn.execute(withQuery ? ACTIVITY_STATEMENTS.withQuery : ACTIVITY_STATEMENTS.plain, activityParams(pid), timeout);
+          break;
+        } catch (e) {
+          const err = e as PgWireError;
+          // Lost under the question (pg_terminate_backend, a crash restart: class 57 or the socket
+          // closed; onClose says why): one more try on a fresh session, checked like any other.
+          const lost = err.sqlstate === undefined || conn.closed || err.sqlstate.startsWith("57P");
+          if (!lost) return this.alarm(`the monitor's query failed: ${err.message} (SQLSTATE ${err.sqlstate})`);
+          if (attempt > 0 || this.closed) return { kind: "unknown", why: err.message };
+          if (this.conn === conn) {
+            // The server said it ends this session (or it ended): do not wait for the socket to close.
+            this.conn = undefined;
+            this.backendPid = undefined;
+            this.lastOpenAt = Date.now();
+            this.alarm(`the monitoring session ended: ${err.message}; reconnecting`);
+          }
+          conn.close();
+          const fresh = await this.connect();
+          if (!fresh || fresh === conn) return { kind: "unknown", why: err.message };
+          conn = fresh;
+        }
       }
       const a = readActivityAnswer(pid, sets);
       return a.kind === "alarm" ? this.alarm(a.why) : a;
