@@ -274,7 +274,7 @@ async function profileClassification(cluster: Cluster): Promise<Piece[]> {
     spawn(join(cluster.binDir, "psql"), ["-X", "-q", "-c", "select pg_sleep(600) -- bench sleeper"], { env: clientEnv(cluster), stdio: "ignore" }),
   );
   const pieces: Piece[] = [];
-  const monitor = new MonitorConnection({ psqlPath: join(cluster.binDir, "psql"), dataDir: cluster.dataDir, user: { uid: cluster.user.uid, gid: cluster.user.gid, name: cluster.user.name } });
+  const monitor = new MonitorConnection({ postmasterPid: s.postmaster, user: { uid: cluster.user.uid, gid: cluster.user.gid, name: cluster.user.name } });
   try {
     let pids: number[] = [];
     for (let i = 0; i < 100 && pids.length < 4; i++) {
@@ -305,7 +305,7 @@ async function profileClassification(cluster: Cluster): Promise<Piece[]> {
       us.push((performance.now() - t) * 1000);
       if (!row || row === "none") throw new Error("no activity row");
     }
-    pieces.push({ what: "monitor.activity(pid) (one query over the psql session, round trip)", us });
+    pieces.push({ what: "monitor.activity(pid) (one query over the monitor's own protocol client, round trip)", us });
   } finally {
     monitor.close();
     for (const p of sleepers) p.kill("SIGINT");

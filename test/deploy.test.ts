@@ -270,8 +270,9 @@ before(async () => {
   policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-deploy-policy-"));
   chmodSync(policyDir, 0o755);
   policy = join(policyDir, "postgresql-15.conf");
-  // The starter profile, with sessions denied exec (so the supervisor's answers can be seen).
-  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = '*, execve'\nset_client_filter = on\n", { mode: 0o644 });
+  // The starter profile: global lists only, as run --in-place as the server's user requires
+  // (a per-context policy is refused there: its supervisor would be that user's to kill).
+  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nset_client_filter = on\n", { mode: 0o644 });
   chmodSync(policy, 0o644);
   // The launcher outlives pg_ctl; as a child subreaper this process inherits it when pg_ctl
   // exits, so that its exit status can be read (it stays a zombie: nothing here waits for it).
@@ -346,8 +347,9 @@ test("pg_ctl -w start through the wrapper: postgres keeps the pid pg_ctl started
   assert.notEqual(Number(pm.PPid), supervisor, "the postmaster is not the supervisor's child");
   assert.equal(procStatusFields(supervisor!).Seccomp, "0", "the supervisor itself is not filtered");
   assert.equal(query(cluster, "select 40 + 2"), "42");
-  // The supervisor answers: a session's exec is denied by the policy's session rule.
-  assert.equal(psql(cluster, "copy (select 1) to program 'true'").ok, false);
+  // The supervisor answers the exec (routed: the policy logs and denies other calls), allowing it.
+  const exec = psql(cluster, "copy (select 1) to program 'cat > /dev/null'"); // reads its input: no EPIPE race
+  assert.equal(exec.ok, true, exec.stderr + serverLog());
 
   const st = pgCtl("status");
   assert.equal(st.status, 0, st.stderr);
@@ -362,6 +364,33 @@ test("pg_ctl -w start through the wrapper: postgres keeps the pid pg_ctl started
   while (existsSync(`/proc/${supervisor}`) && stat(supervisor!)?.state !== "Z" && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
   assert.ok(!existsSync(`/proc/${supervisor}`) || stat(supervisor!)?.state === "Z", "the supervisor exits when the server does");
   assert.match(serverLog(), /database system is shut down/);
+});
+
+test("pg_ctl through the wrapper refuses a per-context policy: its supervisor would be the server's user's to kill; the message says why and where to look", { skip: endToEndSkip }, async () => {
+  const perContext = join(policyDir, "per-context.conf");
+  writeFileSync(perContext, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", { mode: 0o644 });
+  chmodSync(perContext, 0o644);
+  const r = spawnSync(
+    "runuser",
+    ["-u", cluster.user.name, "--", "env", "-u", "XDG_RUNTIME_DIR", `PG_SECCOMP=${process.execPath} ${BIN}`, `PG_SECCOMP_POLICY=${perContext}`,
+      join(cluster.binDir, "pg_ctl"), "-D", cluster.dataDir, "-l", join(cluster.root, "refused.log"), "-p", WRAPPER, "-w", "-t", "60", "start"],
+    { encoding: "utf8", cwd: cluster.root, timeout: 120_000 },
+  );
+  assert.notEqual(r.status, 0, "pg_ctl reports that the server did not start");
+  const log = readFileSync(join(cluster.root, "refused.log"), "utf8");
+  assert.match(log, /pg_seccomp: error: this policy has per-context rules .*run --in-place as the server's own user/);
+  assert.match(log, /^hint: start the server as root with --user .*docs\/deploy\.md, "Root launcher, or the server's own user"/m);
+  assert.doesNotMatch(log, /\n\s+at /, "no stack trace");
+  assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false, "nothing was started");
+  // run --check --in-place, as that user, says the same before anyone tries.
+  const check = spawnSync("runuser", ["-u", cluster.user.name, "--", "env", "-u", "XDG_RUNTIME_DIR", process.execPath, BIN, "run", "--check", "--in-place",
+    "--policy", perContext, "--", join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8", cwd: cluster.root });
+  assert.notEqual(check.status, 0);
+  assert.match(check.stderr, /^pg_seccomp: error: this policy has per-context rules/m);
+  // The same policy is accepted by run --check --in-place as root (the supervisor is then root's).
+  const asRoot = spawnSync(process.execPath, [BIN, "run", "--check", "--in-place", "--user", cluster.user.name, "--policy", perContext, "--",
+    join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8" });
+  assert.equal(asRoot.status, 0, asRoot.stderr);
 });
 
 test("run --in-place fails closed: when its supervisor process is killed, the watchdog stops the server; committed rows survive", { skip: endToEndSkip }, async () => {

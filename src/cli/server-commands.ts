@@ -19,7 +19,7 @@ import { findViolationLog, followViolations, formatViolationLines, formatViolati
 import { parseLogTargets } from "../launcher/log-sinks.js";
 import { findDebianCluster, majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
-import { checkDataDir, checkServerBinary, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
+import { checkDataDir, checkInPlace, checkServerBinary, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";
 import { starterProfile } from "../launcher/profile-choice.js";
 import { archOption, safeHostArch, dataDirOption, loadPolicy } from "./options.js";
 
@@ -58,6 +58,7 @@ export function registerServerCommands(program: Command): void {
       };
       const pre = preflight(req);
       checkDataDir(command);
+      if (opts.inPlace) checkInPlace(pre);
       if (opts.check) {
         if (!opts.json) return void process.stdout.write(describePreflight(req, pre));
         const p = pre.programs;

@@ -37,3 +37,4 @@ export * from "./process.js";
 export * from "./ptrace.js";
 export { AT_FDCWD, AT_REMOVEDIR, O_CLOEXEC, mkdirat, openat, renameat, unlinkat } from "./fs.js";
 export { openAuditReadLog, readAuditRecords, parseNetlinkMessages, closeAuditReadLog, type AuditNetlinkRecord } from "./audit-netlink.js";
+export { connectUnixStream, socketPeerCredentials } from "./unix-stream.js";

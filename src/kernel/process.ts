@@ -5,10 +5,20 @@ import { KernelError } from "./errors.js";
 import { lastErrno } from "./libc.js";
 
 const PR_SET_PDEATHSIG = 1;
+const PR_SET_DUMPABLE = 4;
 
 /** The signal this process gets when the thread that forked it exits (survives execve). */
 export function setParentDeathSignal(signal: number): void {
   if (prctl(PR_SET_PDEATHSIG, signal) !== 0) throw new KernelError("prctl(PR_SET_PDEATHSIG)", lastErrno());
+}
+
+/**
+ * Makes this process non-dumpable: /proc/PID/mem, ptrace and pidfd_getfd of it then need
+ * CAP_SYS_PTRACE, even for a process of the same user, and it leaves no core file. Process-wide
+ * (every thread); reset by execve, so it holds for this program only.
+ */
+export function setNotDumpable(): void {
+  if (prctl(PR_SET_DUMPABLE, 0) !== 0) throw new KernelError("prctl(PR_SET_DUMPABLE)", lastErrno());
 }
 
 /**

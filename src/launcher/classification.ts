@@ -7,7 +7,6 @@ import { classifyChild } from "../classify/classify.js";
 import type { MonitorConnection } from "./monitor.js";
 import { clientConnection, listenSockets, type ListenSockets } from "../host/sockets.js";
 import { readParentAndStart, readTitle } from "../host/proc.js";
-import { socketPeerPid } from "../kernel/index.js";
 import type { Classification } from "./supervisor-core.js";
 
 export class ClassificationService {
@@ -29,17 +28,18 @@ export class ClassificationService {
     const gone: Classification = { ctx: { context: "unclassified" }, pin: false, note: "process gone" };
     const st = readParentAndStart(pid);
     if (!st || st.start !== start || st.ppid !== this.postmasterPid) return gone;
-    // The monitoring session's own backend: known by its pid, answered without a query of its own
-    // (a query would wait for the very session that is busy asking).
-    if (this.monitor?.up && pid === this.monitor.backendPid) {
-      const ctx: ContextSpec = { context: "session", role: this.monitor.role, database: "postgres" };
+    if (!this.listen || (this.listen.unixPaths.size === 0 && this.listen.tcpPorts.size === 0)) this.listen = listenSockets(this.postmasterPid);
+    const client = clientConnection(pid, this.listen);
+    const hasClient = client !== undefined;
+    // The monitoring session's own backend, by the kernel's word (its client socket's peer is this
+    // process: monitor.ts, isOwnBackend), never by a pid the server reports: answered without a
+    // query (a query would wait for the very session that is logging in or busy asking).
+    if (client?.unix && this.monitor?.isOwnBackend(pid, client.fd)) {
+      const ctx: ContextSpec = { context: "session", role: this.monitor.role, database: this.monitor.database };
       this.pins.set(pid, { start, ctx });
       this.changed = true;
       return { ctx, pin: true };
     }
-    if (!this.listen || (this.listen.unixPaths.size === 0 && this.listen.tcpPorts.size === 0)) this.listen = listenSockets(this.postmasterPid);
-    const client = clientConnection(pid, this.listen);
-    const hasClient = client !== undefined;
     if (hasClient && !this.clientsNeedRow) {
       // Session or walsender, and the policy treats them alike: the kernel's word is enough.
       const ctx: ContextSpec = { context: "session" };
@@ -49,13 +49,9 @@ export class ClassificationService {
     }
     // A server that accepts connections answers within the supervisor's wait; one that is still
     // starting does not, and then the kernel facts and the title decide (src/classify/classify.ts).
-    // Not for the session's own backend while it is being opened: that backend cannot finish
-    // logging in while its calls wait here (under a learning policy, every one of them would).
-    // It is the one whose client is our psql (the kernel's SO_PEERCRED); it gets the most
-    // restrictive context for this call. Waiting or not never changes which facts decide.
-    if (this.monitor && !this.monitor.up && !(this.monitor.opening && client?.unix && this.peerIs(pid, client.fd, this.monitor.psqlPid))) {
-      await this.monitor.whenUp(hasClient ? 700 : 50);
-    }
+    // (The monitor's own backend returned above: it never waits here.) Waiting or not never
+    // changes which facts decide.
+    if (this.monitor && !this.monitor.up) await this.monitor.whenUp(hasClient ? 700 : 50);
     const activity = this.monitor ? await this.monitor.activity(pid) : undefined;
     const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid) });
     // The answer is about this process only if the pid still names it.
@@ -67,16 +63,6 @@ export class ClassificationService {
     }
     if (c.note && c.pin) this.note(`pg_seccomp: pid ${pid} gets the most restrictive context: ${c.note}`);
     return c;
-  }
-
-  /** Is the client of the socket `pid` holds as `fd` the process `peer`? (false when it cannot be told) */
-  private peerIs(pid: number, fd: number, peer: number | undefined): boolean {
-    if (peer === undefined) return false;
-    try {
-      return socketPeerPid(pid, fd) === peer;
-    } catch {
-      return false;
-    }
   }
 
   /** The pinned context of a live process, if any. */

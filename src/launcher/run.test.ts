@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { capabilityWarnings, dataDirOf, missingCapabilities } from "./run.js";
+import { capabilityWarnings, dataDirOf, missingCapabilities, serverEnvironment, SERVER_PATH } from "./run.js";
 
 test("the data directory comes from -D, -DDIR, --pgdata or PGDATA", () => {
   assert.equal(dataDirOf(["-D", "/d"]), "/d");
@@ -28,4 +28,15 @@ test("optional capabilities: each missing one is named with the feature that wil
   assert.match(noDac[0]!, /^without CAP_DAC_OVERRIDE: set_client_filter\(\) will not work/);
   assert.deepEqual(capabilityWarnings(true, caps(documented.filter((b) => b !== 1)), false), [], "set_client_filter off: no spool to create");
   assert.deepEqual(capabilityWarnings(false, caps([5, 6, 7])).map((w) => w.split(":")[0]), ["without CAP_SYSLOG"], "no supervisor: no spool, no log");
+});
+
+test("run --user: the server's environment is the user's (passwd HOME, USER, LOGNAME, SHELL, a plain PATH) plus the documented variables", () => {
+  const callers = { HOME: "/root", USER: "root", PATH: "/root/bin:/usr/bin", LANG: "C.UTF-8", LC_ALL: "C", TZ: "UTC", PGDATA: "/d", KRB5_CONFIG: "/etc/k.conf", KRB5CCNAME: "FILE:/tmp/krb5cc_0", PGPASSFILE: "/root/.pgpass", SUDO_USER: "me", NODE_OPTIONS: "--x", NOTIFY_SOCKET: "/run/n" };
+  const env = serverEnvironment(callers, { name: "postgres", uid: 100, gid: 100, home: "/var/lib/postgresql", shell: "/bin/bash" });
+  assert.deepEqual(env.sort(), [
+    "HOME=/var/lib/postgresql", "KRB5_CONFIG=/etc/k.conf", "LANG=C.UTF-8", "LC_ALL=C", "LOGNAME=postgres", "NOTIFY_SOCKET=/run/n", `PATH=${SERVER_PATH}`,
+    "PGDATA=/d", "SHELL=/bin/bash", "TZ=UTC", "USER=postgres",
+  ]);
+  // Without a user switch: the caller's own environment, without Node's variables.
+  assert.deepEqual(serverEnvironment({ HOME: "/home/me", NODE_OPTIONS: "x" }, undefined), ["HOME=/home/me"]);
 });

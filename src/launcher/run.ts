@@ -106,6 +106,38 @@ export function commandLineSetting(args: readonly string[], name: string): strin
   return value;
 }
 
+/** The PATH a server started as another user gets (what runuser -u and su - give). */
+export const SERVER_PATH = "/usr/local/bin:/usr/bin:/bin";
+
+/**
+ * Variables of the launcher's environment that reach a server started as another user. Each
+ * chooses how the server (or a library it loads) behaves, and none names a file of the caller's:
+ * the locale and time zone; PostgreSQL's own (PGDATA, PGPORT: defaults of postgres itself;
+ * PGSYSCONFDIR, PGLOCALEDIR; PG_OOM_ADJUST_FILE and PG_OOM_ADJUST_VALUE, which postmaster
+ * children apply); Kerberos configuration and the server's keytab (KRB5_CONFIG, KRB5_KTNAME:
+ * GSSAPI authentication and libpq inside the server); NOTIFY_SOCKET (systemd's Type=notify).
+ * Everything else (HOME, USER, PATH, XDG_*, SUDO_*, the caller's credential caches such as
+ * KRB5CCNAME and PGPASSFILE...) is the caller's and is not passed: HOME, USER, LOGNAME, SHELL
+ * and PATH come from the server user's passwd entry, as runuser -u and su - set them
+ * (docs/deploy.md, "The server's environment").
+ */
+const KEPT_FOR_SERVER = /^(LANG|LANGUAGE|LC_[A-Z_]+|TZ|TZDIR|PGDATA|PGPORT|PGSYSCONFDIR|PGLOCALEDIR|PG_OOM_ADJUST_FILE|PG_OOM_ADJUST_VALUE|KRB5_CONFIG|KRB5_KTNAME|NOTIFY_SOCKET)$/;
+
+/**
+ * The server's environment: the launcher's own when it runs as the server's user; when root
+ * starts it as `user`, that user's HOME, USER, LOGNAME, SHELL and a plain PATH, plus the kept
+ * variables above. Node's own variables (NODE_*) never pass.
+ */
+export function serverEnvironment(env: NodeJS.ProcessEnv, user: OsUser | undefined): string[] {
+  const entries = Object.entries(env).filter((e): e is [string, string] => e[1] !== undefined && !e[0].startsWith("NODE_"));
+  if (!user) return entries.map(([k, v]) => `${k}=${v}`);
+  const kept = entries.filter(([k]) => KEPT_FOR_SERVER.test(k));
+  const own: Array<[string, string]> = [
+    ["HOME", user.home ?? "/"], ["USER", user.name], ["LOGNAME", user.name], ["SHELL", user.shell ?? "/bin/sh"], ["PATH", SERVER_PATH],
+  ];
+  return [...own, ...kept].map(([k, v]) => `${k}=${v}`);
+}
+
 /** Who the server will run as. */
 export function serverUser(requested: string | undefined): OsUser | undefined {
   const root = process.getuid?.() === 0;
@@ -340,7 +372,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     parentDeathSignal: PARENT_DEATH_SIGNAL,
     path: absPath,
     argv: [path, ...args, ...pinnedSettingArgs(req.policy)],
-    env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
+    env: serverEnvironment(process.env, user),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   };
   // The launcher is not filtered: the server's user (which it may share) must not be able to
@@ -409,6 +441,29 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
 }
 
 /**
+ * Why `run --in-place` as the server's own user refuses a policy whose contexts differ. Its
+ * supervisor would be a process of that user, which any backend (COPY TO PROGRAM where a context
+ * allows it, code loaded into a backend) can SIGKILL, with its watchdog, leaving the server
+ * serving with nothing to classify new processes, or SIGSTOP, leaving routed calls waiting.
+ * A policy with global lists only keeps every decision in the kernel or fails it: with the
+ * supervisor gone the kernel fails routed calls with ENOSYS (docs/deploy.md).
+ */
+export function perContextRefusal(perProcessCalls: number): string {
+  return (
+    `this policy has per-context rules (${perProcessCalls} syscall${perProcessCalls === 1 ? "" : "s"} decided differently by role, database or process kind), ` +
+    `and run --in-place as the server's own user (pg_ctl, pg_ctlcluster, Patroni) would leave their supervisor to that user, who can kill or stop it\n` +
+    `hint: start the server as root with --user (the systemd unit, or the container image: docs/deploy.md, "Root launcher, or the server's own user"), or keep only global lists in this policy`
+  );
+}
+
+/** Throws what `run --in-place` refuses before anything starts (`run --check --in-place` says it too). */
+export function checkInPlace(pre: Preflight): void {
+  const { programs } = pre;
+  const contextsDiffer = programs.perProcess.length > 0 || programs.unknownRouted;
+  if (contextsDiffer && process.getuid?.() !== 0) throw new LaunchError(perContextRefusal(programs.perProcess.length));
+}
+
+/**
  * `run --in-place`: postgres gets this process's pid (what pg_ctl -w, pg_ctlcluster, systemd and
  * Patroni wait for). A supervisor process is started first (supervise-main.ts, in its own
  * session); then this process becomes the server's user, installs the filter and execs postgres.
@@ -420,6 +475,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
   const [path, ...args] = req.command;
   if (!path) throw new LaunchError("give the postgres command after --, e.g. -- /usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main");
   const absPath = resolve(path);
+  checkInPlace(pre);
   if (programs.usesSupervisor) {
     const ins: SuperviseInstructions = {
       postmasterPid: process.pid, policyPath: resolve(req.policyPath), arch: req.arch, postgresPath: absPath,
@@ -445,7 +501,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
     parentDeathSignal: 0,
     path: absPath,
     argv: [path, ...args, ...pinnedSettingArgs(req.policy)],
-    env: Object.entries(process.env).filter(([k]) => !k.startsWith("NODE_")).map(([k, v]) => `${k}=${v}`),
+    env: serverEnvironment(process.env, user),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   });
 }

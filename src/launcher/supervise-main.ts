@@ -19,6 +19,7 @@ import type { ViolationEvent } from "../host/violation-event.js";
 import { errnoName } from "../syscalls/errno.js";
 import { parseLogTargets, type LogTarget } from "./log-sinks.js";
 import { readStartTime } from "../host/proc.js";
+import { setNotDumpable } from "../kernel/index.js";
 
 /** The targets the launcher sent, checked again (the pipe is the launcher's, but be strict). */
 function parseTargets(list: unknown): LogTarget[] {
@@ -124,6 +125,8 @@ async function supervise(ins: SuperviseInstructions): Promise<never> {
 }
 
 async function main(): Promise<void> {
+  // Before anything is read: the server's user gets no /proc/PID/mem or ptrace of this process.
+  setNotDumpable();
   const text = readLineFromFd(FD);
   if (process.argv.includes("--detach")) await detach(text);
   const ins = JSON.parse(text) as SuperviseInstructions;

@@ -7,7 +7,7 @@
 import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
+import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setNotDumpable } from "../kernel/index.js";
 import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -17,7 +17,7 @@ import {
   takeClientFilterRequest, writeClientResult, writeClientRows, writeLauncherTable, type ClientFilterResult, type ClientFilterSpool,
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
-import { MonitorConnection, postmasterPidFile } from "./monitor.js";
+import { MonitorConnection } from "./monitor.js";
 import { clientsNeedServerRow } from "../compile/compose.js";
 import { clientRecordPrefix, ensureRunStateDir, launcherTablePath, removeRunState, removeStatePath, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -125,6 +125,9 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
 const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0 };
 
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
+  // No /proc/PID/mem, ptrace or pidfd_getfd of the supervisor by the server's user (it holds the
+  // listener and decides for every context): the process is non-dumpable from here on.
+  if (r.usesSupervisor) setNotDumpable();
   const pid = r.postmasterPid;
   const user = r.user;
   const events: ViolationEvent[] = [];
@@ -293,10 +296,19 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       } finally {
         close(pidfd);
       }
-      const psqlPath = resolve(r.postgresPath, "..", "psql");
-      monitor = dataDirAbs && existsSync(psqlPath)
-        ? new MonitorConnection({ psqlPath, dataDir: dataDirAbs, ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}) })
-        : undefined;
+      // The monitor needs no psql (its own protocol client) and no data directory: it finds the
+      // server's socket among the postmaster's own (monitor.ts). Its alarms go to the launcher's
+      // messages (the server log or the journal), at most 5 a second.
+      const alarmNotes = { second: 0, count: 0 };
+      monitor = new MonitorConnection({
+        postmasterPid: pid,
+        ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}),
+        onAlarm: (why) => {
+          const second = Math.floor(Date.now() / 1000);
+          if (alarmNotes.second !== second) Object.assign(alarmNotes, { second, count: 0 });
+          if (++alarmNotes.count <= 5) r.say(`pg_seccomp: alarm: monitor: ${why}`);
+        },
+      });
       const classifier = new ClassificationService(pid, monitor, r.say, clientsNeedServerRow(r.policy, r.arch));
       const channel = new MessageChannel();
       const wd: SupervisorWorkerData = {
@@ -376,8 +388,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
             /* status then shows what it can */
           }
         }
-        // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
-        if (mon && !mon.closed && postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();
+        // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) does not wait for
+        // the monitor: its connection closes after a second without questions (monitor.ts), and
+        // a server shutting down refuses new ones.
         const workerBeat = Atomics.load(beats, 0);
         if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
           failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);
@@ -414,7 +427,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       }
       cleanup();
       if (process.env.PG_SECCOMP_STATS === "1") {
-        process.stderr.write(JSON.stringify({ pg_seccomp_stats: { ...stats, monitorQueries: monitor?.queries ?? 0, monitorSessions: monitor?.sessions ?? 0 } }) + "\n");
+        process.stderr.write(JSON.stringify({ pg_seccomp_stats: { ...stats, monitorQueries: monitor?.queries ?? 0, monitorSessions: monitor?.sessions ?? 0, monitorAlarms: monitor?.alarms ?? 0 } }) + "\n");
       }
     },
   };

@@ -191,3 +191,30 @@ test("a denied execve of popen's or system's shell kills that child; other denie
   assert.deepEqual(h.answerOf(h.call(401)), { continue: true }, "allowed: runs, whatever it is");
   assert.deepEqual(h.killed, [300]);
 });
+
+test("a flood of short-lived programs of one session is rate-limited by the session: each fork does not get a bucket of its own", () => {
+  const h = harness();
+  h.procs.set(200, { ppid: PM, start: "50" });
+  h.call(200);
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "bob", database: "db" }, pin: true });
+  h.advance(1000);
+  const before = h.emitted.length;
+  // COPY ... TO PROGRAM in a loop: every denied exec comes from a new child of the backend.
+  for (let i = 0; i < 300; i++) {
+    h.procs.set(1000 + i, { ppid: 200, start: String(1000 + i) });
+    h.call(1000 + i);
+  }
+  h.advance(DEFAULT_LIMITS.statementWaitMs + 1);
+  assert.equal(h.answers.length, 301, "every call is answered");
+  const logged = h.emitted.slice(before);
+  assert.ok(logged.length <= DEFAULT_LIMITS.eventsPerSecondPerPid, `${logged.length} events logged in one second from one session`);
+  assert.ok(logged.every((e) => e.decidedBy === 200));
+  assert.match(h.notes.join("\n"), /rate limit reached \(pid 200\)/);
+  // Another session is not held back by the first one's flood.
+  h.procs.set(201, { ppid: PM, start: "51" });
+  h.call(201);
+  h.core.onClassified(201, "51", { ctx: { context: "session", role: "bob", database: "db" }, pin: true });
+  h.call(201);
+  h.advance(DEFAULT_LIMITS.statementWaitMs + 1);
+  assert.equal(h.emitted.filter((e) => e.pid === 201).length, 2, "another session of the same role still logs in the same second");
+});

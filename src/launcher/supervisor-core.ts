@@ -72,7 +72,7 @@ export interface SupervisorLimits {
   statementsPerSecond: number;
   /** Calls held at once; past this, calls are decided at once with what is known. */
   maxHeld: number;
-  /** Logged events a second from one process, and from all. */
+  /** Logged events a second from one server process (its programs included), and from all. */
   eventsPerSecondPerPid: number;
   eventsPerSecond: number;
 }
@@ -330,7 +330,9 @@ export class SupervisorCore {
       if (st) this.io.program(n.pid, st.start, located.source, ctx);
     }
     if (quiet) return;
-    const within = this.mayEmit(n.pid);
+    // Per server process: a program a backend runs (every COPY ... TO PROGRAM, every popen is a
+    // new pid) counts against that backend, or a session could outrun its own bucket by forking.
+    const within = this.mayEmit(located.source);
     if (!first && !within) return;
     this.io.emit({
       time: new Date(this.io.now()).toISOString(),
@@ -369,7 +371,10 @@ export class SupervisorCore {
     this.io.respond(n.id, answer);
   }
 
-  /** Token buckets: one process hammering a denied call cannot flood the log or the launcher. */
+  /**
+   * Token buckets: one server process (with the programs it runs) hammering a denied call cannot
+   * flood the log or the launcher. `pid` is the postmaster child that decided the call.
+   */
   private mayEmit(pid: number): boolean {
     const second = Math.floor(this.io.now() / 1000);
     const b = this.eventBuckets.get(pid);

@@ -25,6 +25,9 @@ export interface OsUser {
   name: string;
   uid: number;
   gid: number;
+  /** The passwd entry's home directory and login shell (when looked up). */
+  home?: string;
+  shell?: string;
 }
 
 /** Looks up a user with getent (no libc calls needed). */
@@ -34,7 +37,10 @@ export function lookupUser(name: string): OsUser {
   if (r.status !== 0 || !fields || fields.length < 4) {
     throw new PostgresError(`there is no OS user "${name}"; create it, or pass --user with an existing user`, "usage");
   }
-  return { name: fields[0]!, uid: Number(fields[2]), gid: Number(fields[3]) };
+  return {
+    name: fields[0]!, uid: Number(fields[2]), gid: Number(fields[3]),
+    ...(fields[5] ? { home: fields[5] } : {}), ...(fields[6] ? { shell: fields[6] } : {}),
+  };
 }
 
 /** The user the server runs as: `postgres` when we are root, else ourselves. */
