@@ -379,7 +379,7 @@ test("pg_ctl through the wrapper refuses a per-context policy: its supervisor wo
   assert.notEqual(r.status, 0, "pg_ctl reports that the server did not start");
   const log = readFileSync(join(cluster.root, "refused.log"), "utf8");
   assert.match(log, /pg_seccomp: error: this policy has per-context rules .*run --in-place as the server's own user/);
-  assert.match(log, /^hint: start the server as root with --user .*docs\/deploy\.md, "Root launcher, or the server's own user"/m);
+  assert.match(log, /^(?:pg_seccomp: )?hint: start the server as root with --user .*docs\/deploy\.md, "Root launcher, or the server's own user"/m);
   assert.doesNotMatch(log, /\n\s+at /, "no stack trace");
   assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false, "nothing was started");
   // run --check --in-place, as that user, says the same before anyone tries.

@@ -178,6 +178,8 @@ test("programs the archiver runs have lists of their own: program_syscall_*.arch
   const archived = async (policyText: string, log: string): Promise<{ archived: number; failed: number }> => {
     const s = await startReady(cluster, ["--policy", writePolicy(policyText), "--log", log]);
     try {
+      // The archiver's counts survive a clean shutdown: this run's attempts are those after a reset.
+      query(cluster, "select pg_catalog.pg_stat_reset_shared('archiver')");
       query(cluster, "create table if not exists wal_filler (x int); insert into wal_filler select generate_series(1, 1000)");
       query(cluster, "select pg_catalog.pg_switch_wal()");
       const counts = () => query(cluster, "select archived_count || ' ' || failed_count from pg_catalog.pg_stat_archiver").split(" ").map(Number);

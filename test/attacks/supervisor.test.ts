@@ -279,13 +279,16 @@ test("pg_ctl wrapper (the server's user): watchdog SIGKILLed, supervisor SIGSTOP
 });
 
 test("pg_ctl wrapper (the server's user): supervisor SIGSTOPped with its watchdog alive: the server is stopped; committed rows survive", { skip }, async (t) => {
-  const { postmaster, supervisor } = await startWithPgCtl(globalPolicy);
+  const { postmaster, supervisor, watchdog } = await startWithPgCtl(globalPolicy);
   query(cluster, "drop table if exists kept2; create table kept2 as select g from generate_series(1, 300) g");
   const t0 = Date.now();
   asServerUser(`kill -STOP ${supervisor}`);
   assert.ok(await waitFor(() => gone(postmaster), 30_000), "the watchdog stopped the server");
   t.diagnostic(`pg_ctl wrapper, supervisor SIGSTOPped: server stopped ${Date.now() - t0} ms later`);
   process.kill(supervisor, "SIGKILL");
+  // The next start only once this run's supervisor and watchdog are gone (a watchdog still
+  // watching would take the new server for the old one's leftovers).
+  assert.ok(await waitFor(() => gone(supervisor) && gone(watchdog), 15_000), "the old supervisor and watchdog are gone");
   await startWithPgCtl(globalPolicy);
   assert.equal(query(cluster, "select count(*) from kept2"), "300");
   await stopServer(postmasterPid(cluster.dataDir)!);
