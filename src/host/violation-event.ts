@@ -27,4 +27,6 @@ export interface ViolationEvent {
   action: ViolationAction;
   errno?: number;
   signal?: string;
+  /** A summary record: this many calls of this process, syscall and action were summed here (the rate limit held them back). */
+  count?: number;
 }

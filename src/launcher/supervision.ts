@@ -309,7 +309,13 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           }
         }
         // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) must not wait for our session.
-        if (mon && !mon.closed && postmasterPidFile(dataDirAbs)?.status === "stopping") mon.close();
+        const pmStatus = dataDirAbs ? postmasterPidFile(dataDirAbs)?.status : undefined;
+        if (mon && !mon.closed && pmStatus === "stopping") mon.close();
+        // The server's own word that it is ready ends titles as a source for processes forked
+        // from then on. postmaster.pid is the server's (hostile) file: it can only make this
+        // latch sooner (more restrictive), and code that could rewrite it runs only after a
+        // client reached the server, by when the monitor or this has latched it.
+        if (pmStatus === "ready") classifier.markReady();
         const workerBeat = Atomics.load(beats, 0);
         if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
           failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);
