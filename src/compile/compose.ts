@@ -17,7 +17,7 @@
 
 import { actionRet, compileDecisions } from "./compile.js";
 import type { Insn } from "../bpf/insn.js";
-import { SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
+import { SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
 import {
   contextDecisions, contextKey, decisionFor, policyContexts, sameDecision,
   type ContextDecisions, type ContextSpec, type Decision, type Leaf,
@@ -120,6 +120,27 @@ export function supervisorProgram(policy: Policy, arch: Arch, context: ContextSp
 }
 
 const PROT_EXEC = 4n;
+/** shmat's flag for an executable attachment (<sys/shm.h> SHM_EXEC, 0100000). */
+const SHM_EXEC = 0o100000n;
+
+/** Calls whose denial the supervisor words itself (popen's shell is killed, the statement is looked up): left to it, never injected. */
+const SUPERVISOR_WORDED = ["execve", "execveat"];
+
+/**
+ * The program `run` injects into a process once it is classified (docs/design.md, "Contexts
+ * held by the kernel"): the context's own denials (error, kill, trap) decided in the kernel,
+ * everything else ALLOW. Stacked on the installed program, whose USER_NOTIF the kernel ranks
+ * below ERRNO and KILL, a denied call never reaches the supervisor again; a call the context
+ * logs or allows stays where the installed program sends it. execve and execveat stay with the
+ * supervisor (the installed program routes them whenever anything is routed): it kills popen's
+ * shell instead of failing it and logs the statement, and without it they fail (ENOSYS).
+ */
+export function injectedProgram(policy: Policy, arch: Arch, context: ContextSpec): Insn[] {
+  const worded = new Set(SUPERVISOR_WORDED.map((n) => syscallNumber(arch, n)).filter((n): n is number => n !== undefined));
+  const retFor = (leaf: Leaf, nr: number): number =>
+    leaf.action.kind === "allow" || leaf.action.kind === "log" || (worded.has(nr) && leaf.action.kind === "error") ? SECCOMP_RET_ALLOW : actionRet(leaf.action);
+  return compileDecisions(withRunRefusals(contextDecisions(policy, arch, context)), { retFor });
+}
 
 function replaceLeaves(d: Decision, f: (l: Leaf) => Leaf): Decision {
   return d.kind === "leaf" ? f(d) : { ...d, then: replaceLeaves(d.then, f), else: replaceLeaves(d.else, f) };
@@ -139,7 +160,7 @@ function policyRoutes(leaf: Leaf): boolean {
 
 /**
  * The exec gate (docs/design.md, "Classification"), with per-process contexts only:
- * mmap/mprotect/pkey_mprotect asking for PROT_EXEC go to the supervisor, which classifies the
+ * mmap/mprotect/pkey_mprotect asking for PROT_EXEC and shmat asking for SHM_EXEC go to the supervisor, which classifies the
  * caller (if it has not yet) before answering, so no new executable code (a LOADed library,
  * session_preload_libraries) enters a process whose context has not been pinned from facts
  * gathered before that code could run. In the installed program only: the supervisor answers
@@ -147,10 +168,10 @@ function policyRoutes(leaf: Leaf): boolean {
  */
 function withExecGate(cd: ContextDecisions): ContextDecisions {
   let out = cd;
-  for (const name of ["mmap", "mprotect", "pkey_mprotect"]) {
+  for (const [name, flag] of [["mmap", PROT_EXEC], ["mprotect", PROT_EXEC], ["pkey_mprotect", PROT_EXEC], ["shmat", SHM_EXEC]] as const) {
     out = withDecision(out, name, (current) => ({
       kind: "branch",
-      conds: [{ arg: 2, op: "masked_eq", mask: PROT_EXEC, value: PROT_EXEC, width: 32 }],
+      conds: [{ arg: 2, op: "masked_eq", mask: flag, value: flag, width: 32 }],
       then: replaceLeaves(current, (l) => (l.action.kind === "allow" || l.action.kind === "log" ? { kind: "leaf", action: { kind: "log" }, source: EXEC_GATE_SOURCE } : l)),
       else: current,
     }));

@@ -334,18 +334,84 @@ export interface InjectOptions extends SeccompFiltersOptions {
   beforeRelease?: (error: KernelError | undefined) => void;
   /** SECCOMP_FILTER_FLAG_LOG: the kernel logs the filter's non-allow actions (audit, or kmsg without auditd). */
   log?: boolean;
+  /**
+   * SECCOMP_FILTER_FLAG_TSYNC: every thread of the process gets the filter, or none does (the
+   * kernel refuses when a thread's filters have diverged: KernelError EBUSY naming that thread).
+   */
+  allThreads?: boolean;
+  /** Called once the target is stopped, before anything is written: false gives up (ESRCH), e.g. when the pid no longer names the process meant. */
+  stillTheOne?: () => boolean;
+}
+
+const SECCOMP_FILTER_FLAG_TSYNC = 1n;
+const SECCOMP_FILTER_FLAG_LOG = 2n;
+const EBUSY = 16;
+
+/**
+ * Makes the stopped tracee `pid` run one system call: writes `image` (if any) well below its
+ * stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
+ * point into it), points it at a `syscall` instruction of its vDSO or libc with the arguments in
+ * place, single-steps that one instruction and restores every register. Returns the kernel's
+ * result (negative: -errno). The tracee must be in a ptrace stop; it stays in one.
+ */
+function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[], timeoutMs: number): bigint {
+  const saved = getRegs(pid);
+  const mem = openSync(`/proc/${pid}/mem`, "r+");
+  try {
+    const at = syscallInstruction(pid, mem);
+    const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
+    const a = args(base); // may fill in pointers into the image
+    if (image && writeSync(mem, image, 0, image.length, Number(base)) !== image.length) {
+      throw new KernelError(`write /proc/${pid}/mem`, EINVAL, "short write below the stack pointer");
+    }
+    const regs = Buffer.from(saved);
+    regs.writeBigUInt64LE(BigInt(nr), REG.rax);
+    regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
+    regs.writeBigUInt64LE(a[0] ?? 0n, REG.rdi);
+    regs.writeBigUInt64LE(a[1] ?? 0n, REG.rsi);
+    regs.writeBigUInt64LE(a[2] ?? 0n, REG.rdx);
+    regs.writeBigUInt64LE(at, REG.rip);
+    setRegs(pid, regs);
+    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
+    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
+    const after = waitForStop(pid, timeoutMs);
+    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
+    const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
+    setRegs(pid, saved);
+    return result;
+  } finally {
+    closeSync(mem);
+  }
+}
+
+function requireX86(what: string): void {
+  if (hostKernelArch().name !== "x86_64") {
+    throw new KernelError(what, EINVAL, "running a system call in another process is implemented for x86_64 only");
+  }
+}
+
+/** seccomp(SECCOMP_SET_MODE_FILTER) in the stopped tracee `pid`; throws KernelError when the kernel refuses. */
+function installIn(pid: number, prog: readonly Insn[], opts: InjectOptions): void {
+  const code = encodeProgram(prog);
+  const fprog = Buffer.alloc(16);
+  fprog.writeUInt16LE(prog.length, 0);
+  const image = Buffer.concat([fprog, code]);
+  const flags = (opts.log ? SECCOMP_FILTER_FLAG_LOG : 0n) | (opts.allThreads ? SECCOMP_FILTER_FLAG_TSYNC : 0n);
+  const result = runSyscallIn(pid, syscallNumber("x86_64", "seccomp")!, image, (base) => {
+    image.writeBigUInt64LE(base + 16n, 8); // sock_fprog.filter: the code right after it
+    return [1n /* SECCOMP_SET_MODE_FILTER */, flags, base];
+  }, opts.timeoutMs ?? 5000);
+  // With TSYNC a positive result is the thread whose filters diverged: nothing was installed.
+  if (result > 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in ${pid}`, EBUSY, `thread ${result} has filters of its own`);
+  if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
 }
 
 export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: InjectOptions = {}): void {
-  if (hostKernelArch().name !== "x86_64") {
-    throw new KernelError("injectSeccompFilter", EINVAL, "installing a filter into another process is implemented for x86_64 only");
-  }
+  requireX86("injectSeccompFilter");
   libcFunction("waitid", WAITID);
-  const seccompNr = syscallNumber("x86_64", "seccomp")!;
   const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
   if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno);
   let injectSignal = 0;
-  let mem: number | undefined;
   let outcome: KernelError | undefined;
   try {
     const intr = ptrace(PTRACE_INTERRUPT, pid, 0n, 0n);
@@ -353,40 +419,76 @@ export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: In
     const stop = waitForStop(pid, opts.timeoutMs ?? 2000);
     if (stop.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, stop.kind === "dead" ? ESRCH : ETIMEDOUT);
     injectSignal = stop.injectSignal;
-    const saved = getRegs(pid);
-    mem = openSync(`/proc/${pid}/mem`, "r+");
-    const at = syscallInstruction(pid, mem);
-    const code = encodeProgram(prog);
-    // Well below the stack pointer (and its 128-byte red zone), 16-byte aligned.
-    const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + code.length)) & ~0xfn;
-    const fprog = Buffer.alloc(16);
-    fprog.writeUInt16LE(prog.length, 0);
-    fprog.writeBigUInt64LE(base + 16n, 8);
-    const image = Buffer.concat([fprog, code]);
-    if (writeSync(mem, image, 0, image.length, Number(base)) !== image.length) {
-      throw new KernelError(`write /proc/${pid}/mem`, EINVAL, "short write below the stack pointer");
-    }
-    const regs = Buffer.from(saved);
-    regs.writeBigUInt64LE(BigInt(seccompNr), REG.rax);
-    regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
-    regs.writeBigUInt64LE(1n, REG.rdi); // SECCOMP_SET_MODE_FILTER
-    regs.writeBigUInt64LE(opts.log ? 2n /* SECCOMP_FILTER_FLAG_LOG */ : 0n, REG.rsi);
-    regs.writeBigUInt64LE(base, REG.rdx);
-    regs.writeBigUInt64LE(at, REG.rip);
-    setRegs(pid, regs);
-    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
-    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
-    const after = waitForStop(pid, opts.timeoutMs ?? 5000);
-    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
-    const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
-    setRegs(pid, saved);
-    if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
+    if (opts.stillTheOne && !opts.stillTheOne()) throw new KernelError(`inject into ${pid}`, ESRCH, "the pid names another process now");
+    installIn(pid, prog, opts);
   } catch (e) {
     outcome = e instanceof KernelError ? e : new KernelError(`inject into ${pid}`, EINVAL, (e as Error).message);
     throw outcome;
   } finally {
-    if (mem !== undefined) closeSync(mem);
     opts.beforeRelease?.(outcome);
     ptrace(PTRACE_DETACH, pid, 0n, BigInt(injectSignal));
   }
+}
+
+/**
+ * A filter injection that never blocks the caller: the target is seized and asked to stop at
+ * once, and poll() installs the filter as soon as it is stopped. A target may take a while to
+ * stop: a parent waiting for its vfork child (posix_spawn, popen) stops only once the child has
+ * exec'd or exited, and that exec may be a call the supervisor holds until this very
+ * classification is answered; waiting synchronously would deadlock.
+ */
+export class PendingInjection {
+  private settled = false;
+
+  constructor(readonly pid: number, private readonly prog: readonly Insn[], private readonly opts: InjectOptions = {}) {
+    requireX86("PendingInjection");
+    libcFunction("waitid", WAITID);
+    const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
+    if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno);
+    const intr = ptrace(PTRACE_INTERRUPT, pid, 0n, 0n);
+    if (intr.ret < 0n) {
+      ptrace(PTRACE_DETACH, pid, 0n, 0n);
+      throw new KernelError(`ptrace(PTRACE_INTERRUPT, ${pid})`, intr.errno);
+    }
+  }
+
+  /** "waiting" while the target has not stopped yet; "done" once the filter is in. Throws KernelError (the target is then let go, or gone). */
+  poll(): "waiting" | "done" {
+    if (this.settled) return "done";
+    const info = Buffer.alloc(128);
+    const r = waitid(this.pid, info, WSTOPPED | WALL | WNOHANG);
+    if (r.ret === -1) {
+      if (r.errno === EINTR) return "waiting";
+      this.settled = true;
+      throw new KernelError(`waitid(P_PID, ${this.pid})`, r.errno === ECHILD ? ESRCH : r.errno);
+    }
+    const s = decodeStopInfo(info);
+    if (!(s.pid === this.pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED))) {
+      if (dead(procState(this.pid))) {
+        this.settled = true;
+        releaseDead(this.pid);
+        throw new KernelError(`inject into ${this.pid}`, ESRCH, "the process ended");
+      }
+      return "waiting";
+    }
+    const injectSignal = s.event === PTRACE_EVENT_STOP ? 0 : s.event === 0 ? s.signal : s.signal === SIGTRAP ? 0 : s.signal;
+    this.settled = true;
+    try {
+      if (this.opts.stillTheOne && !this.opts.stillTheOne()) throw new KernelError(`inject into ${this.pid}`, ESRCH, "the pid names another process now");
+      installIn(this.pid, this.prog, this.opts);
+      return "done";
+    } finally {
+      ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(injectSignal));
+    }
+  }
+}
+
+/**
+ * prctl(PR_SET_DUMPABLE, 0) in the tracee `pid`, which must be in a ptrace stop (an exec stop:
+ * after execve reset dumpability and before the new program's first instruction).
+ */
+export function makeUndumpableIn(pid: number, timeoutMs = 5000): void {
+  requireX86("makeUndumpableIn");
+  const result = runSyscallIn(pid, syscallNumber("x86_64", "prctl")!, undefined, () => [4n /* PR_SET_DUMPABLE */, 0n], timeoutMs);
+  if (result !== 0n) throw new KernelError(`prctl(PR_SET_DUMPABLE, 0) in ${pid}`, Number(-result));
 }

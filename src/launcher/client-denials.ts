@@ -17,6 +17,8 @@ export interface NarrowedSession {
   ctx: ContextSpec;
   /** When the launcher found it gone (its last records may still be unread). */
   goneAt?: number;
+  /** What the filter is, for the log (default: a session's set_client_filter() filter). */
+  note?: string;
 }
 
 export interface ClientDenialIO {
@@ -69,7 +71,7 @@ export function clientDenialEvent(
         ...(cur !== rec.pid ? { decidedBy: cur } : {}),
         ...(n.ctx.role !== undefined ? { role: n.ctx.role } : {}),
         ...(n.ctx.database !== undefined ? { database: n.ctx.database } : {}),
-        note: "a session's set_client_filter() filter (the kernel's audit record: no arguments)",
+        note: n.note ?? "a session's set_client_filter() filter (the kernel's audit record: no arguments)",
       };
     }
     if (!st) break;

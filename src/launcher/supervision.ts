@@ -7,7 +7,7 @@
 import { closeSync, existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
+import { close, injectSeccompFilter, KernelError, notifSend, PendingInjection, pidfdGetFd, pidfdOpen } from "../kernel/index.js";
 import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -18,12 +18,13 @@ import {
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
-import { clientsNeedServerRow } from "../compile/compose.js";
+import { clientsNeedServerRow, injectedProgram } from "../compile/compose.js";
+import type { Insn } from "../bpf/insn.js";
 import { clientRecordPrefix, launcherTablePath, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { clientDenialEvent, type NarrowedSession } from "./client-denials.js";
 import { KmsgFollower, parseKmsgSeccomp } from "../host/kmsg.js";
-import type { ContextSpec } from "../policy/decision.js";
+import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 import type { LogTarget } from "./log-sinks.js";
@@ -33,6 +34,8 @@ import { readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
+/** How long a classified process may take to stop for its context's filter before it is killed (fail closed). */
+export const INJECT_STOP_MS = 10_000;
 /** How long the supervisor thread may take to start. */
 export const SUPERVISOR_START_MS = 30_000;
 
@@ -121,7 +124,7 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
  * Counters for benchmarks: with PG_SECCOMP_STATS=1 in the launcher's environment they are
  * written as one JSON line on stderr when supervision ends (bench/supervisor-bench.ts).
  */
-const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0 };
+const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectFailures: 0 };
 
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
   const pid = r.postmasterPid;
@@ -141,8 +144,8 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const narrowed = new Map<number, NarrowedSession>();
   let kmsg: KmsgFollower | undefined;
   let kmsgSeq = -1;
-  const onNarrowed = (npid: number, start: string, ctx: ContextSpec) => {
-    narrowed.set(npid, { start, ctx });
+  const onNarrowed = (npid: number, start: string, ctx: ContextSpec, note?: string) => {
+    narrowed.set(npid, { start, ctx, ...(note ? { note } : {}) });
     if (kmsg) return;
     try {
       kmsg = new KmsgFollower();
@@ -237,6 +240,66 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         ? new MonitorConnection({ psqlPath, dataDir: dataDirAbs, ...(user ? { user: { uid: user.uid, gid: user.gid, name: user.name } } : {}) })
         : undefined;
       const classifier = new ClassificationService(pid, monitor, r.say, clientsNeedServerRow(r.policy, r.arch));
+      // Contexts held by the kernel (docs/design.md): once a process is pinned, its context's
+      // denials are installed *in it*, on every thread, so that nothing the process does later
+      // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.
+      const injected = new Map<number, string>();
+      const injectedPrograms = new Map<string, Insn[]>();
+      const sharedClientFilter = new Int32Array(clientFilter);
+      const holdInKernel = (cpid: number, start: string, ctx: ContextSpec): void => {
+        if (cpid === pid || injected.get(cpid) === start) return;
+        if (injected.size > 65_536) injected.clear();
+        const key = contextKey(ctx);
+        let prog = injectedPrograms.get(key);
+        if (!prog) injectedPrograms.set(key, (prog = injectedProgram(r.policy, r.arch, ctx)));
+        injected.set(cpid, start);
+        const t0 = performance.now();
+        const failed = (e: unknown) => {
+          if (readStartTime(cpid) !== start) return; // gone: nothing to hold
+          // Fail closed: a classified process whose context the kernel does not hold (a thread
+          // with filters of its own makes TSYNC fail; it would not stop) does not go on.
+          stats.injectFailures++;
+          r.say(`pg_seccomp: error: pid ${cpid} (${ctx.context}) cannot be given its context in the kernel (${e instanceof KernelError ? e.message : String(e)}); killing it (fail closed)`);
+          try {
+            process.kill(cpid, "SIGKILL");
+          } catch {
+            /* gone */
+          }
+        };
+        let pending: PendingInjection;
+        try {
+          pending = new PendingInjection(cpid, prog, { log: true, allThreads: true, stillTheOne: () => readStartTime(cpid) === start });
+        } catch (e) {
+          return failed(e);
+        }
+        // Polled, never waited for: the target may be a parent waiting for its vfork child, whose
+        // exec the supervisor answers only once this classification is (see PendingInjection).
+        let pause = 0;
+        const attempt = () => {
+          let state: "waiting" | "done";
+          // Its seccomp() call, when the installed program routes seccomp, is let through (supervisor-worker.ts).
+          Atomics.store(sharedClientFilter, 0, cpid);
+          try {
+            state = pending.poll();
+          } catch (e) {
+            return failed(e);
+          } finally {
+            Atomics.store(sharedClientFilter, 0, 0);
+          }
+          const ms = performance.now() - t0;
+          if (state === "done") {
+            stats.injections++;
+            stats.injectMsTotal += ms;
+            stats.injectMsMax = Math.max(stats.injectMsMax, ms);
+            onNarrowed(cpid, start, ctx, "its context's filter, held by the kernel (the kernel's audit record: no arguments)");
+            return;
+          }
+          if (ms > INJECT_STOP_MS) return failed(new Error(`it did not stop within ${INJECT_STOP_MS / 1000} s`));
+          pause = Math.min(Math.max(pause * 2, 1), 50);
+          setTimeout(attempt, pause);
+        };
+        attempt();
+      };
       const channel = new MessageChannel();
       const wd: SupervisorWorkerData = {
         listenerFd, policy: r.policy, stagePid: pid, clientFilter, heartbeat, heartbeatOrigin, port: channel.port2,
@@ -256,7 +319,16 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
             stats.classifyMsMax = Math.max(stats.classifyMsMax, ms);
           };
           classifier.classify(m.pid, m.start).finally(took).then(
-            (classification) => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer),
+            (classification) => {
+              // The answer first: the supervisor decides for the pinned context meanwhile (and a
+              // held call the injection interrupts comes back afresh, decided in the kernel).
+              channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer);
+              try {
+                if (classification.pin) holdInKernel(m.pid, m.start, classification.ctx);
+              } catch (e) {
+                failClosed(`the context of pid ${m.pid} cannot be compiled for the kernel (${(e as Error).message})`);
+              }
+            },
             () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
           );
         } else {

@@ -351,7 +351,9 @@ export class SupervisorCore {
 
   private suppress(e: ViolationEvent): void {
     if (this.suppressed.size === 0 && this.suppressedOther === 0) this.suppressedSince = this.io.now();
-    const key = `${e.pid}\0${e.nr}\0${e.action}`;
+    // Keyed by the process whose context decided (a program it started counts as it: a flood of
+    // COPY ... TO PROGRAM is one kind, not one per short-lived child).
+    const key = `${e.decidedBy ?? e.pid}\0${e.nr}\0${e.action}`;
     const s = this.suppressed.get(key);
     if (s) {
       s.count++;
