@@ -123,17 +123,21 @@ const PROT_EXEC = 4n;
 /** shmat's flag for an executable attachment (<sys/shm.h> SHM_EXEC, 0100000). */
 const SHM_EXEC = 0o100000n;
 
-/** Calls whose denial the supervisor words itself (popen's shell is killed, the statement is looked up): left to it, never injected. */
-const SUPERVISOR_WORDED = ["execve", "execveat"];
+/**
+ * Calls whose `error` decision stays with the supervisor, never injected: execve and execveat,
+ * whose denial it words itself (popen's shell is killed, the statement is looked up), and
+ * seccomp, which the launcher's own later injections (set_client_filter) make the process call.
+ * The installed program routes every `error` decision, so they stay denied for the context.
+ */
+const SUPERVISOR_WORDED = ["execve", "execveat", "seccomp"];
 
 /**
  * The program `run` injects into a process once it is classified (docs/design.md, "Contexts
  * held by the kernel"): the context's own denials (error, kill, trap) decided in the kernel,
  * everything else ALLOW. Stacked on the installed program, whose USER_NOTIF the kernel ranks
  * below ERRNO and KILL, a denied call never reaches the supervisor again; a call the context
- * logs or allows stays where the installed program sends it. execve and execveat stay with the
- * supervisor (the installed program routes them whenever anything is routed): it kills popen's
- * shell instead of failing it and logs the statement, and without it they fail (ENOSYS).
+ * logs or allows stays where the installed program sends it. The `error` decisions of execve,
+ * execveat and seccomp stay with the supervisor (SUPERVISOR_WORDED); without it they fail (ENOSYS).
  */
 export function injectedProgram(policy: Policy, arch: Arch, context: ContextSpec): Insn[] {
   const worded = new Set(SUPERVISOR_WORDED.map((n) => syscallNumber(arch, n)).filter((n): n is number => n !== undefined));

@@ -492,3 +492,68 @@ export function makeUndumpableIn(pid: number, timeoutMs = 5000): void {
   const result = runSyscallIn(pid, syscallNumber("x86_64", "prctl")!, undefined, () => [4n /* PR_SET_DUMPABLE */, 0n], timeoutMs);
   if (result !== 0n) throw new KernelError(`prctl(PR_SET_DUMPABLE, 0) in ${pid}`, Number(-result));
 }
+
+// --- Non-dumpable from the first instruction ---------------------------------------------------
+//
+// execve makes a process dumpable again (for the same user), so a server made non-dumpable
+// before its exec would not stay so, and PostgreSQL never asks for it itself. The tracer seizes
+// the stage before it execs, with PTRACE_O_TRACEEXEC: the kernel stops it after the new image is
+// in place and before its first instruction, and the tracer runs prctl(PR_SET_DUMPABLE, 0) in it
+// (makeUndumpableIn) and lets go. Every process the postmaster forks inherits the flag.
+
+const PTRACE_O_TRACEEXEC = 0x10n;
+const PTRACE_EVENT_EXEC = 4;
+const PTRACE_CONT = 7;
+const PTRACE_SYSCALL = 24;
+
+/** PTRACE_SEIZE with PTRACE_O_TRACEEXEC: `pid` stops at its next successful execve. */
+export function seizeUntilExec(pid: number): void {
+  requireX86("seizeUntilExec");
+  libcFunction("waitid", WAITID);
+  const seize = ptrace(PTRACE_SEIZE, pid, 0n, PTRACE_O_TRACEEXEC);
+  if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid}, PTRACE_O_TRACEEXEC)`, seize.errno);
+}
+
+/**
+ * Waits (blocking, polled) for the exec stop of a process seizeUntilExec() seized, makes it
+ * non-dumpable there, and detaches. Signals it gets meanwhile are passed on. Throws KernelError
+ * (ESRCH: it ended first; ETIMEDOUT: no exec in time, it is then left traced until we exit).
+ */
+export function undumpableAtExec(pid: number, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  const info = Buffer.alloc(128);
+  for (;;) {
+    const r = waitid(pid, info, WSTOPPED | WALL | WNOHANG);
+    if (r.ret === -1) {
+      if (r.errno === EINTR) continue;
+      throw new KernelError(`waitid(P_PID, ${pid})`, r.errno === ECHILD ? ESRCH : r.errno);
+    }
+    const s = decodeStopInfo(info);
+    if (s.pid === pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED)) {
+      if (s.event === PTRACE_EVENT_EXEC) {
+        let failure: unknown;
+        try {
+          // The exec stop is inside execve: registers set now would be overwritten by its return
+          // value. Its syscall-exit-stop comes after that, still before the first instruction.
+          const sys = ptrace(PTRACE_SYSCALL, pid, 0n, 0n);
+          if (sys.ret < 0n) throw new KernelError(`ptrace(PTRACE_SYSCALL, ${pid})`, sys.errno);
+          const exitStop = waitForStop(pid, 5000);
+          if (exitStop.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, exitStop.kind === "dead" ? ESRCH : ETIMEDOUT);
+          makeUndumpableIn(pid);
+        } catch (e) {
+          failure = e;
+        }
+        ptrace(PTRACE_DETACH, pid, 0n, 0n);
+        if (failure) throw failure;
+        return;
+      }
+      // A signal (or a group-stop) before the exec: pass it on and keep waiting.
+      const sig = s.event === 0 ? s.signal : 0;
+      ptrace(PTRACE_CONT, pid, 0n, BigInt(sig));
+      continue;
+    }
+    if (dead(procState(pid))) throw new KernelError(`waitid(P_PID, ${pid})`, ESRCH, `process ${pid} ended before its exec`);
+    if (Date.now() >= deadline) throw new KernelError(`waitid(P_PID, ${pid})`, ETIMEDOUT, `process ${pid} did not exec within ${timeoutMs} ms`);
+    sleepMs(2);
+  }
+}

@@ -20,7 +20,7 @@ const FILTER_KINDS = ["global", "session", "database", ...PROCESS_KINDS] as cons
 
 const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|allow|log|error|trap|kill)(?:\\.([a-z_][a-z0-9_$]*|"(?:[^"]|"")+"))?$`);
 const KNOWN_SETTINGS = [
-  "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
+  "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "server_dumpable", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : ""}`)),
 ];
 
@@ -53,12 +53,14 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const databases = databaseFilters(s, errorErrno, dbNames, global);
   const processes = processFilters(s, errorErrno, global);
   const clientFilter = clientFilterOn(s, compat);
+  const dumpable = s.get("server_dumpable");
+  const serverDumpable = dumpable ? parseBool(dumpable) : false;
   const hardening = hardeningPresets(s);
   const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values()];
   if (compat) for (const f of filters) dropDefaultActionEntries(f);
   for (const f of [...filters, ...(hardening?.filters ?? [])]) checkEntries(f);
   return {
-    enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
+    enabled, ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), ...(serverDumpable ? { serverDumpable } : {}), errorErrno, unknownAction,
     global, session, roles, databases, processes, ...(hardening ? { hardening } : {}), notes: s.notes, files,
   };
 }
