@@ -133,16 +133,20 @@ const SUPERVISOR_WORDED = ["execve", "execveat", "seccomp"];
 
 /**
  * The program `run` injects into a process once it is classified (docs/design.md, "Contexts
- * held by the kernel"): the context's own denials (error, kill, trap) decided in the kernel,
- * everything else ALLOW. Stacked on the installed program, whose USER_NOTIF the kernel ranks
+ * held by the kernel"): the context's own denials (error, kill, trap) of the calls the installed
+ * program routes, decided in the kernel; everything else ALLOW. Stacked on the installed program, whose USER_NOTIF the kernel ranks
  * below ERRNO and KILL, a denied call never reaches the supervisor again; a call the context
  * logs or allows stays where the installed program sends it. The `error` decisions of execve,
  * execveat and seccomp stay with the supervisor (SUPERVISOR_WORDED); without it they fail (ENOSYS).
  */
-export function injectedProgram(policy: Policy, arch: Arch, context: ContextSpec): Insn[] {
+export function injectedProgram(policy: Policy, arch: Arch, context: ContextSpec, installed: Pick<Composition, "routed" | "unknownRouted">): Insn[] {
   const worded = new Set(SUPERVISOR_WORDED.map((n) => syscallNumber(arch, n)).filter((n): n is number => n !== undefined));
+  // Only what the installed program routes needs holding: every other call it decides in the
+  // kernel alike for all contexts (and a second, logging, copy of a quiet denial would be noise).
+  const routed = new Set(installed.routed.map((c) => c.nr));
+  const held = (nr: number): boolean => (syscallName(arch, nr) === undefined ? installed.unknownRouted : routed.has(nr));
   const retFor = (leaf: Leaf, nr: number): number =>
-    leaf.action.kind === "allow" || leaf.action.kind === "log" || (worded.has(nr) && leaf.action.kind === "error") ? SECCOMP_RET_ALLOW : actionRet(leaf.action);
+    !held(nr) || leaf.action.kind === "allow" || leaf.action.kind === "log" || (worded.has(nr) && leaf.action.kind === "error") ? SECCOMP_RET_ALLOW : actionRet(leaf.action);
   return compileDecisions(withRunRefusals(contextDecisions(policy, arch, context)), { retFor });
 }
 

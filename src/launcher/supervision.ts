@@ -18,7 +18,7 @@ import {
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection, postmasterPidFile } from "./monitor.js";
-import { clientsNeedServerRow, injectedProgram } from "../compile/compose.js";
+import { clientsNeedServerRow, compose, injectedProgram, type Composition } from "../compile/compose.js";
 import type { Insn } from "../bpf/insn.js";
 import { clientRecordPrefix, launcherTablePath, removeRunState, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -245,13 +245,15 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.
       const injected = new Map<number, string>();
       const injectedPrograms = new Map<string, Insn[]>();
+      let installedRoutes: Composition | undefined;
       const sharedClientFilter = new Int32Array(clientFilter);
       const holdInKernel = (cpid: number, start: string, ctx: ContextSpec): void => {
         if (cpid === pid || injected.get(cpid) === start) return;
         if (injected.size > 65_536) injected.clear();
         const key = contextKey(ctx);
         let prog = injectedPrograms.get(key);
-        if (!prog) injectedPrograms.set(key, (prog = injectedProgram(r.policy, r.arch, ctx)));
+        installedRoutes ??= compose(r.policy, r.arch, { contexts: [] });
+        if (!prog) injectedPrograms.set(key, (prog = injectedProgram(r.policy, r.arch, ctx, installedRoutes)));
         injected.set(cpid, start);
         const t0 = performance.now();
         const failed = (e: unknown) => {
