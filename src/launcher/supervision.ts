@@ -124,7 +124,9 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
  * Counters for benchmarks: with PG_SECCOMP_STATS=1 in the launcher's environment they are
  * written as one JSON line on stderr when supervision ends (bench/supervisor-bench.ts).
  */
-const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectFailures: 0 };
+// injectMsTotal: from the classifier's answer to the filter being in (the target's stop included);
+// injectMainThreadMs: the launcher's main thread's own time in it (seize, polls, the injection).
+const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectMainThreadMs: 0, injectFailures: 0 };
 
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
   const pid = r.postmasterPid;
@@ -270,7 +272,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         };
         let pending: PendingInjection;
         try {
+          const p0 = performance.now();
           pending = new PendingInjection(cpid, prog, { log: true, allThreads: true, stillTheOne: () => readStartTime(cpid) === start });
+          stats.injectMainThreadMs += performance.now() - p0;
         } catch (e) {
           return failed(e);
         }
@@ -281,12 +285,14 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           let state: "waiting" | "done";
           // Its seccomp() call, when the installed program routes seccomp, is let through (supervisor-worker.ts).
           Atomics.store(sharedClientFilter, 0, cpid);
+          const p0 = performance.now();
           try {
             state = pending.poll();
           } catch (e) {
             return failed(e);
           } finally {
             Atomics.store(sharedClientFilter, 0, 0);
+            stats.injectMainThreadMs += performance.now() - p0;
           }
           const ms = performance.now() - t0;
           if (state === "done") {
