@@ -30,7 +30,7 @@
 // BPF gives EMEDIUMTYPE. Filters are per thread: this reads the filters of the thread whose tid
 // is `pid` (the main thread, for a process id).
 
-import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { decodeProgram, encodeProgram, type Insn } from "../bpf/insn.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { hostKernelArch } from "./arch.js";
@@ -313,20 +313,52 @@ function setRegs(pid: number, regs: Buffer): void {
   if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_SETREGS, ${pid})`, r.errno);
 }
 
-/** The address of a `syscall` instruction (0f 05) in the target's vDSO, or else its libc. */
-function syscallInstruction(pid: number, mem: number): bigint {
-  const maps = readFileSync(`/proc/${pid}/maps`, "utf8").split("\n");
-  const candidates = [...maps.filter((l) => l.endsWith("[vdso]")), ...maps.filter((l) => / r-xp .*\/libc[.-]/.test(l))];
-  for (const line of candidates) {
-    const [range] = line.split(" ");
-    const [lo, hi] = range!.split("-").map((h) => BigInt(`0x${h}`));
-    const size = Number(hi! - lo!);
-    const buf = Buffer.alloc(Math.min(size, 4 << 20));
-    const n = readSync(mem, buf, 0, buf.length, Number(lo));
-    const at = buf.subarray(0, n).indexOf(Buffer.from([0x0f, 0x05]));
-    if (at >= 0) return lo! + BigInt(at);
+/** Start and end of the [vdso] mapping in /proc/PID/maps (pid "self" for ours). */
+function vdsoRange(pid: number | "self"): { lo: bigint; hi: bigint } | undefined {
+  const line = readFileSync(`/proc/${pid}/maps`, "utf8").split("\n").find((l) => l.endsWith("[vdso]"));
+  if (!line) return undefined;
+  const [lo, hi] = line.split(" ")[0]!.split("-").map((h) => BigInt(`0x${h}`));
+  return { lo: lo!, hi: hi! };
+}
+
+let vdsoSyscallOffset: bigint | undefined;
+
+/**
+ * The address of a `syscall` instruction (0f 05) in the target's vDSO. The vDSO is one image for
+ * every process of the kernel, mapped at a different address in each: the offset is found in our
+ * own copy and added to the target's base (from its maps). Nothing of the target's memory is
+ * read, so only ptrace access is needed (no DAC override on a /proc/PID/mem of another user).
+ */
+function syscallInstruction(pid: number): bigint {
+  if (vdsoSyscallOffset === undefined) {
+    const own = vdsoRange("self");
+    if (!own) throw new KernelError("find a syscall instruction", ESRCH, "this process has no vDSO");
+    const mem = openSync("/proc/self/mem", "r");
+    try {
+      const buf = Buffer.alloc(Number(own.hi - own.lo));
+      const n = readSync(mem, buf, 0, buf.length, Number(own.lo));
+      const at = buf.subarray(0, n).indexOf(Buffer.from([0x0f, 0x05]));
+      if (at < 0) throw new KernelError("find a syscall instruction", ESRCH, "no syscall instruction in the vDSO");
+      vdsoSyscallOffset = BigInt(at);
+    } finally {
+      closeSync(mem);
+    }
   }
-  throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "no vDSO or libc text mapping found");
+  const target = vdsoRange(pid);
+  if (!target) throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "the process has no vDSO mapping");
+  return target.lo + vdsoSyscallOffset;
+}
+
+const PTRACE_POKEDATA = 5;
+
+/** Writes `image` at `addr` in the stopped tracee, a word at a time (PTRACE_POKEDATA: ptrace access is enough). */
+function pokeImage(pid: number, addr: bigint, image: Buffer): void {
+  const padded = Buffer.alloc(Math.ceil(image.length / 8) * 8);
+  image.copy(padded);
+  for (let off = 0; off < padded.length; off += 8) {
+    const r = ptrace(PTRACE_POKEDATA, pid, addr + BigInt(off), padded.readBigUInt64LE(off));
+    if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_POKEDATA, ${pid})`, r.errno);
+  }
 }
 
 export interface InjectOptions extends SeccompFiltersOptions {
@@ -348,22 +380,19 @@ const SECCOMP_FILTER_FLAG_LOG = 2n;
 const EBUSY = 16;
 
 /**
- * Makes the stopped tracee `pid` run one system call: writes `image` (if any) well below its
- * stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
+ * Makes the stopped tracee `pid` run one system call: writes `image` (if any, with
+ * PTRACE_POKEDATA) well below its stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
  * point into it), points it at a `syscall` instruction of its vDSO or libc with the arguments in
  * place, single-steps that one instruction and restores every register. Returns the kernel's
  * result (negative: -errno). The tracee must be in a ptrace stop; it stays in one.
  */
 function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[], timeoutMs: number): bigint {
   const saved = getRegs(pid);
-  const mem = openSync(`/proc/${pid}/mem`, "r+");
-  try {
-    const at = syscallInstruction(pid, mem);
+  {
+    const at = syscallInstruction(pid);
     const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
     const a = args(base); // may fill in pointers into the image
-    if (image && writeSync(mem, image, 0, image.length, Number(base)) !== image.length) {
-      throw new KernelError(`write /proc/${pid}/mem`, EINVAL, "short write below the stack pointer");
-    }
+    if (image) pokeImage(pid, base, image);
     const regs = Buffer.from(saved);
     regs.writeBigUInt64LE(BigInt(nr), REG.rax);
     regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
@@ -379,8 +408,6 @@ function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: 
     const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
     setRegs(pid, saved);
     return result;
-  } finally {
-    closeSync(mem);
   }
 }
 
