@@ -139,15 +139,21 @@ const SUPERVISOR_WORDED = ["execve", "execveat", "seccomp"];
  * logs or allows stays where the installed program sends it. The `error` decisions of execve,
  * execveat and seccomp stay with the supervisor (SUPERVISOR_WORDED); without it they fail (ENOSYS).
  */
-export function injectedProgram(policy: Policy, arch: Arch, context: ContextSpec, installed: Pick<Composition, "routed" | "unknownRouted">): Insn[] {
+export function injectedProgram(policy: Policy, arch: Arch, context: ContextSpec, installed: Pick<Composition, "routed" | "unknownRouted">): Insn[] | undefined {
   const worded = new Set(SUPERVISOR_WORDED.map((n) => syscallNumber(arch, n)).filter((n): n is number => n !== undefined));
   // Only what the installed program routes needs holding: every other call it decides in the
   // kernel alike for all contexts (and a second, logging, copy of a quiet denial would be noise).
   const routed = new Set(installed.routed.map((c) => c.nr));
   const held = (nr: number): boolean => (syscallName(arch, nr) === undefined ? installed.unknownRouted : routed.has(nr));
-  const retFor = (leaf: Leaf, nr: number): number =>
-    !held(nr) || leaf.action.kind === "allow" || leaf.action.kind === "log" || (worded.has(nr) && leaf.action.kind === "error") ? SECCOMP_RET_ALLOW : actionRet(leaf.action);
-  return compileDecisions(withRunRefusals(contextDecisions(policy, arch, context)), { retFor });
+  let holds = false;
+  const retFor = (leaf: Leaf, nr: number): number => {
+    if (!held(nr) || leaf.action.kind === "allow" || leaf.action.kind === "log" || (worded.has(nr) && leaf.action.kind === "error")) return SECCOMP_RET_ALLOW;
+    holds = true;
+    return actionRet(leaf.action);
+  };
+  const prog = compileDecisions(withRunRefusals(contextDecisions(policy, arch, context)), { retFor });
+  // Nothing to hold (a learning policy, a context that denies nothing routed): no filter, no stop.
+  return holds ? prog : undefined;
 }
 
 function replaceLeaves(d: Decision, f: (l: Leaf) => Leaf): Decision {

@@ -246,16 +246,17 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // denials are installed *in it*, on every thread, so that nothing the process does later
       // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.
       const injected = new Map<number, string>();
-      const injectedPrograms = new Map<string, Insn[]>();
+      const injectedPrograms = new Map<string, Insn[] | undefined>();
       let installedRoutes: Composition | undefined;
       const sharedClientFilter = new Int32Array(clientFilter);
       const holdInKernel = (cpid: number, start: string, ctx: ContextSpec): void => {
         if (cpid === pid || injected.get(cpid) === start) return;
         if (injected.size > 65_536) injected.clear();
         const key = contextKey(ctx);
-        let prog = injectedPrograms.get(key);
         installedRoutes ??= compose(r.policy, r.arch, { contexts: [] });
-        if (!prog) injectedPrograms.set(key, (prog = injectedProgram(r.policy, r.arch, ctx, installedRoutes)));
+        if (!injectedPrograms.has(key)) injectedPrograms.set(key, injectedProgram(r.policy, r.arch, ctx, installedRoutes));
+        const prog = injectedPrograms.get(key);
+        if (!prog) return; // the context denies nothing the supervisor decides: nothing to hold
         injected.set(cpid, start);
         const t0 = performance.now();
         const failed = (e: unknown) => {
