@@ -479,6 +479,22 @@ export class PendingInjection {
     }
   }
 
+  /**
+   * After giving up (the caller kills the target): a tracee that dies is reaped only by its
+   * tracer, and until then its real parent (the postmaster) cannot reap it. True once it is
+   * gone and handed back; call again until it is.
+   */
+  releaseIfDead(): boolean {
+    const st = procState(this.pid);
+    if (st === undefined) return true;
+    if (!dead(st)) {
+      ptrace(PTRACE_DETACH, this.pid, 0n, 0n); // works only in a stop; harmless otherwise
+      return false;
+    }
+    releaseDead(this.pid);
+    return procState(this.pid) === undefined || procState(this.pid)?.ppid !== process.pid;
+  }
+
   /** "waiting" while the target has not stopped yet; "done" once the filter is in. Throws KernelError (the target is then let go, or gone). */
   poll(): "waiting" | "done" {
     if (this.settled) return "done";

@@ -259,7 +259,14 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         if (!prog) return; // the context denies nothing the supervisor decides: nothing to hold
         injected.set(cpid, start);
         const t0 = performance.now();
+        let pending: PendingInjection | undefined;
+        // A traced process that dies is reaped by its tracer only: hand it back to the postmaster.
+        const handBack = (tries = 0) => {
+          if (!pending || pending.releaseIfDead() || tries > 100) return;
+          setTimeout(() => handBack(tries + 1), 50).unref();
+        };
         const failed = (e: unknown) => {
+          handBack();
           if (readStartTime(cpid) !== start) return; // gone: nothing to hold
           // Fail closed: a classified process whose context the kernel does not hold (a thread
           // with filters of its own makes TSYNC fail; it would not stop) does not go on.
@@ -270,8 +277,8 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           } catch {
             /* gone */
           }
+          handBack();
         };
-        let pending: PendingInjection;
         try {
           const p0 = performance.now();
           pending = new PendingInjection(cpid, prog, { log: true, allThreads: true, stillTheOne: () => readStartTime(cpid) === start });
@@ -288,7 +295,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           Atomics.store(sharedClientFilter, 0, cpid);
           const p0 = performance.now();
           try {
-            state = pending.poll();
+            state = pending!.poll();
           } catch (e) {
             return failed(e);
           } finally {
