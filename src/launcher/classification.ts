@@ -40,6 +40,17 @@ export class ClassificationService {
     }
   }
 
+  /**
+   * The server says it is starting again (a crash restart: every child is re-forked and the
+   * monitor is gone until it accepts connections). postmaster.pid is the server's word, so a
+   * process of its user could say this falsely; what that reopens is bounded: processes already
+   * pinned keep their context in the kernel, and code in a backend runs only after the exec gate
+   * classified it (docs/design.md, "Classification").
+   */
+  markStarting(): void {
+    this.readyAt = undefined;
+  }
+
   get ready(): boolean {
     return this.readyAt !== undefined;
   }

@@ -404,6 +404,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         // latch sooner (more restrictive), and code that could rewrite it runs only after a
         // client reached the server, by when the monitor or this has latched it.
         if (pmStatus === "ready") classifier.markReady();
+        else if (pmStatus === "starting") classifier.markStarting();
         const workerBeat = Atomics.load(beats, 0);
         if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
           failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);
