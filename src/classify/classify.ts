@@ -171,6 +171,12 @@ export interface ChildFacts {
   clientConnection: boolean;
   /** The process title: a fallback only for processes without a client connection and without a row. */
   title: string;
+  /**
+   * The process was forked after the server was ready (or that cannot be told): its title is
+   * never a source. Code in a backend can rewrite its title; only processes the postmaster forked
+   * before any client could reach it run nothing but the postmaster's code.
+   */
+  forkedAfterReady?: boolean;
 }
 
 const CLIENT_TYPES = new Set(["client backend", "walsender"]);
@@ -189,8 +195,9 @@ const UNCLASSIFIED: ContextSpec = { context: "unclassified" };
  * kernel's view of its sockets. A client connection means a client backend or a walsender,
  * whatever else is claimed; a process claiming to be one without a connection is inconsistent.
  * Inconsistent facts pin the most restrictive context for good; missing facts give it for the
- * call at hand only. The title is used only before the server answers queries, and only for
- * processes without a client connection (no client has reached them; they run no SQL).
+ * call at hand only. The title is used only for processes forked before the server was ready,
+ * and only without a client connection (no client has reached them; they run no SQL); after
+ * that a missing row is an alarm and the most restrictive context, never a title.
  */
 export function classifyChild(f: ChildFacts): ChildClassification {
   const row = f.activity;
@@ -218,6 +225,9 @@ export function classifyChild(f: ChildFacts): ChildClassification {
     return { ctx: UNCLASSIFIED, pin: true, note: `unknown backend type "${row.backendType.slice(0, 64)}"` };
   }
   if (f.clientConnection) return { ctx: UNCLASSIFIED, pin: false, note: "client connection not authenticated yet" };
+  if (f.forkedAfterReady) {
+    return { ctx: UNCLASSIFIED, pin: false, note: f.activity === undefined ? "alarm: no answer from the monitor (titles are not a source once the server was ready)" : "alarm: the server has no row for it (titles are not a source once the server was ready)" };
+  }
   const t = contextOfTitle(f.title);
   if (!t || t.context === "session" || t.context === "parallel_worker") {
     return { ctx: UNCLASSIFIED, pin: false, note: t ? "title claims a session without a client connection" : "title not set yet" };

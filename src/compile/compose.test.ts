@@ -156,3 +156,19 @@ test("set_client_filter defaults: off for the seed's names, on in pgseccomp mode
   assert.equal(parsePolicyText(pg + "set_client_filter = off\n", "pg.conf").clientFilter, undefined);
   assert.equal(parsePolicyText(seed + "compat = pgseccomp\n", "c.conf").clientFilter, true);
 });
+
+test("the injected program holds the context's denials of routed calls only; execve, execveat and seccomp stay with the supervisor", async () => {
+  const { injectedProgram } = await import("./compose.js");
+  const policy = parsePolicyText(
+    "global_syscall_default = allow\nglobal_syscall_kill = 'ptrace'\nsession_syscall_error = 'execve, getresuid, seccomp'\nsession_syscall_kill = 'mknod'\n",
+    "inject.conf",
+  );
+  const installed = compose(policy, "x86_64", { contexts: [] });
+  const run = compileFilter(injectedProgram(policy, "x86_64", { context: "session" }, installed)!);
+  const ret = (name: string) => run({ nr: syscallNumber("x86_64", name)!, arch: AUDIT_ARCH_X86_64, instructionPointer: 0n, args: [0n, 0n, 0n, 0n, 0n, 0n] }).ret;
+  assert.equal(ret("getresuid") >>> 16, 0x0005, "a session's error, in the kernel (ERRNO)");
+  assert.equal(ret("mknod") >>> 0, 0x80000000, "a session's kill, in the kernel (KILL_PROCESS)");
+  for (const name of ["execve", "seccomp", "read"]) assert.equal(ret(name) >>> 0, SECCOMP_RET_ALLOW, `${name}: left to the installed program`);
+  assert.equal(ret("ptrace") >>> 0, SECCOMP_RET_ALLOW, "decided alike for all contexts by the installed program: no second copy");
+  assert.equal(injectedProgram(policy, "x86_64", { context: "checkpointer" }, installed), undefined, "a context that denies nothing routed: nothing to inject");
+});

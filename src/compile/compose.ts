@@ -17,7 +17,7 @@
 
 import { actionRet, compileDecisions } from "./compile.js";
 import type { Insn } from "../bpf/insn.js";
-import { SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
+import { SECCOMP_RET_ALLOW, SECCOMP_RET_USER_NOTIF } from "../seccomp/index.js";
 import {
   contextDecisions, contextKey, decisionFor, otherDatabaseName, policyContexts, sameDecision,
   type ContextDecisions, type ContextSpec, type Decision, type Leaf,
@@ -131,6 +131,41 @@ export function supervisorProgram(policy: Policy, arch: Arch, context: ContextSp
 }
 
 const PROT_EXEC = 4n;
+/** shmat's flag for an executable attachment (<sys/shm.h> SHM_EXEC, 0100000). */
+const SHM_EXEC = 0o100000n;
+
+/**
+ * Calls whose `error` decision stays with the supervisor, never injected: execve and execveat,
+ * whose denial it words itself (popen's shell is killed, the statement is looked up), and
+ * seccomp, which the launcher's own later injections (set_client_filter) make the process call.
+ * The installed program routes every `error` decision, so they stay denied for the context.
+ */
+const SUPERVISOR_WORDED = ["execve", "execveat", "seccomp"];
+
+/**
+ * The program `run` injects into a process once it is classified (docs/design.md, "Contexts
+ * held by the kernel"): the context's own denials (error, kill, trap) of the calls the installed
+ * program routes, decided in the kernel; everything else ALLOW. Stacked on the installed program, whose USER_NOTIF the kernel ranks
+ * below ERRNO and KILL, a denied call never reaches the supervisor again; a call the context
+ * logs or allows stays where the installed program sends it. The `error` decisions of execve,
+ * execveat and seccomp stay with the supervisor (SUPERVISOR_WORDED); without it they fail (ENOSYS).
+ */
+export function injectedProgram(policy: Policy, arch: Arch, context: ContextSpec, installed: Pick<Composition, "routed" | "unknownRouted">): Insn[] | undefined {
+  const worded = new Set(SUPERVISOR_WORDED.map((n) => syscallNumber(arch, n)).filter((n): n is number => n !== undefined));
+  // Only what the installed program routes needs holding: every other call it decides in the
+  // kernel alike for all contexts (and a second, logging, copy of a quiet denial would be noise).
+  const routed = new Set(installed.routed.map((c) => c.nr));
+  const held = (nr: number): boolean => (syscallName(arch, nr) === undefined ? installed.unknownRouted : routed.has(nr));
+  let holds = false;
+  const retFor = (leaf: Leaf, nr: number): number => {
+    if (!held(nr) || leaf.action.kind === "allow" || leaf.action.kind === "log" || (worded.has(nr) && leaf.action.kind === "error")) return SECCOMP_RET_ALLOW;
+    holds = true;
+    return actionRet(leaf.action);
+  };
+  const prog = compileDecisions(withRunRefusals(contextDecisions(policy, arch, context)), { retFor });
+  // Nothing to hold (a learning policy, a context that denies nothing routed): no filter, no stop.
+  return holds ? prog : undefined;
+}
 
 function replaceLeaves(d: Decision, f: (l: Leaf) => Leaf): Decision {
   return d.kind === "leaf" ? f(d) : { ...d, then: replaceLeaves(d.then, f), else: replaceLeaves(d.else, f) };
@@ -151,7 +186,7 @@ function policyRoutes(leaf: Leaf): boolean {
 
 /**
  * The exec gate (docs/design.md, "Classification"), with per-process contexts only:
- * mmap/mprotect/pkey_mprotect asking for PROT_EXEC go to the supervisor, which classifies the
+ * mmap/mprotect/pkey_mprotect asking for PROT_EXEC and shmat asking for SHM_EXEC go to the supervisor, which classifies the
  * caller (if it has not yet) before answering, so no new executable code (a LOADed library,
  * session_preload_libraries) enters a process whose context has not been pinned from facts
  * gathered before that code could run. In the installed program only: the supervisor answers
@@ -159,10 +194,10 @@ function policyRoutes(leaf: Leaf): boolean {
  */
 function withExecGate(cd: ContextDecisions): ContextDecisions {
   let out = cd;
-  for (const name of ["mmap", "mprotect", "pkey_mprotect"]) {
+  for (const [name, flag] of [["mmap", PROT_EXEC], ["mprotect", PROT_EXEC], ["pkey_mprotect", PROT_EXEC], ["shmat", SHM_EXEC]] as const) {
     out = withDecision(out, name, (current) => ({
       kind: "branch",
-      conds: [{ arg: 2, op: "masked_eq", mask: PROT_EXEC, value: PROT_EXEC, width: 32 }],
+      conds: [{ arg: 2, op: "masked_eq", mask: flag, value: flag, width: 32 }],
       then: replaceLeaves(current, (l) => (l.action.kind === "allow" || l.action.kind === "log" ? { kind: "leaf", action: { kind: "log" }, source: EXEC_GATE_SOURCE } : l)),
       else: current,
     }));

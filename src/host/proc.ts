@@ -62,6 +62,8 @@ export interface ProcStatus {
   seccompMode: SeccompModeName | null;
   /** Seccomp_filters: (Linux 5.9+): how many filters the thread has. */
   seccompFilters: number | null;
+  /** Tgid: the thread group (process) a thread belongs to. */
+  tgid: number | null;
   /** Speculation_Store_Bypass: e.g. "thread force mitigated" (seccomp's default), "thread vulnerable". */
   speculationStoreBypass: string | null;
   /** CapEff as a bigint mask. */
@@ -98,6 +100,7 @@ export function parseProcStatus(text: string): ProcStatus {
   return {
     name: f.get("Name") ?? null,
     ppid: int("PPid"),
+    tgid: int("Tgid"),
     uid: uid !== undefined && /^\d+$/.test(uid) ? Number(uid) : null,
     threads: int("Threads"),
     noNewPrivs: nnp === null ? null : nnp === 1,
@@ -231,6 +234,26 @@ export function readProcStatus(pid: number, proc: ProcReader = PROC, tid?: numbe
 export function readParentAndStart(pid: number, proc: ProcReader = PROC): { ppid: number; start: string } | undefined {
   const st = readProcStat(pid, proc);
   return st?.start === undefined ? undefined : { ppid: st.ppid, start: st.start };
+}
+
+/**
+ * The process (thread group) thread `tid` belongs to, from the kernel's /proc/TID/status; undefined
+ * when the thread is gone. A seccomp notification names the calling *thread*: every decision is
+ * about its process.
+ */
+export function readThreadGroup(tid: number, proc: ProcReader = PROC): number | undefined {
+  return readProcStatus(tid, proc)?.tgid ?? undefined;
+}
+
+/**
+ * Now, in the unit of /proc/PID/stat's start time (clock ticks since boot; USER_HZ is 100 on
+ * every Linux arch we support), rounded down: a process whose start time is below it was
+ * forked before now.
+ */
+export function bootTicksNow(): number {
+  const up = Number.parseFloat(readFileSync("/proc/uptime", "utf8").split(" ")[0] ?? "");
+  if (!Number.isFinite(up)) throw new Error("/proc/uptime cannot be read");
+  return Math.floor(up * 100);
 }
 
 /** The display title of `pid` ("" when it is gone). */

@@ -32,7 +32,7 @@ export interface ViolationEvent {
    * a PL's system()): that program, as the kernel's record names it (exe=, else comm=).
    */
   program?: string;
-  /** For a summary record: how many records it stands for (kernel records not attributed). */
+  /** A summary record: how many records it stands for (kernel records not attributed, or calls of one process, syscall and action the rate limit held back). */
   count?: number;
   /** terminate: the process that got SIGTERM (the session's backend), when not the caller itself. */
   terminated?: number;

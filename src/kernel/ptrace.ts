@@ -30,7 +30,7 @@
 // BPF gives EMEDIUMTYPE. Filters are per thread: this reads the filters of the thread whose tid
 // is `pid` (the main thread, for a process id).
 
-import { closeSync, openSync, readFileSync, readSync, writeSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { decodeProgram, encodeProgram, type Insn } from "../bpf/insn.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { hostKernelArch } from "./arch.js";
@@ -313,20 +313,52 @@ function setRegs(pid: number, regs: Buffer): void {
   if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_SETREGS, ${pid})`, r.errno);
 }
 
-/** The address of a `syscall` instruction (0f 05) in the target's vDSO, or else its libc. */
-function syscallInstruction(pid: number, mem: number): bigint {
-  const maps = readFileSync(`/proc/${pid}/maps`, "utf8").split("\n");
-  const candidates = [...maps.filter((l) => l.endsWith("[vdso]")), ...maps.filter((l) => / r-xp .*\/libc[.-]/.test(l))];
-  for (const line of candidates) {
-    const [range] = line.split(" ");
-    const [lo, hi] = range!.split("-").map((h) => BigInt(`0x${h}`));
-    const size = Number(hi! - lo!);
-    const buf = Buffer.alloc(Math.min(size, 4 << 20));
-    const n = readSync(mem, buf, 0, buf.length, Number(lo));
-    const at = buf.subarray(0, n).indexOf(Buffer.from([0x0f, 0x05]));
-    if (at >= 0) return lo! + BigInt(at);
+/** Start and end of the [vdso] mapping in /proc/PID/maps (pid "self" for ours). */
+function vdsoRange(pid: number | "self"): { lo: bigint; hi: bigint } | undefined {
+  const line = readFileSync(`/proc/${pid}/maps`, "utf8").split("\n").find((l) => l.endsWith("[vdso]"));
+  if (!line) return undefined;
+  const [lo, hi] = line.split(" ")[0]!.split("-").map((h) => BigInt(`0x${h}`));
+  return { lo: lo!, hi: hi! };
+}
+
+let vdsoSyscallOffset: bigint | undefined;
+
+/**
+ * The address of a `syscall` instruction (0f 05) in the target's vDSO. The vDSO is one image for
+ * every process of the kernel, mapped at a different address in each: the offset is found in our
+ * own copy and added to the target's base (from its maps). Nothing of the target's memory is
+ * read, so only ptrace access is needed (no DAC override on a /proc/PID/mem of another user).
+ */
+function syscallInstruction(pid: number): bigint {
+  if (vdsoSyscallOffset === undefined) {
+    const own = vdsoRange("self");
+    if (!own) throw new KernelError("find a syscall instruction", ESRCH, "this process has no vDSO");
+    const mem = openSync("/proc/self/mem", "r");
+    try {
+      const buf = Buffer.alloc(Number(own.hi - own.lo));
+      const n = readSync(mem, buf, 0, buf.length, Number(own.lo));
+      const at = buf.subarray(0, n).indexOf(Buffer.from([0x0f, 0x05]));
+      if (at < 0) throw new KernelError("find a syscall instruction", ESRCH, "no syscall instruction in the vDSO");
+      vdsoSyscallOffset = BigInt(at);
+    } finally {
+      closeSync(mem);
+    }
   }
-  throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "no vDSO or libc text mapping found");
+  const target = vdsoRange(pid);
+  if (!target) throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "the process has no vDSO mapping");
+  return target.lo + vdsoSyscallOffset;
+}
+
+const PTRACE_POKEDATA = 5;
+
+/** Writes `image` at `addr` in the stopped tracee, a word at a time (PTRACE_POKEDATA: ptrace access is enough). */
+function pokeImage(pid: number, addr: bigint, image: Buffer): void {
+  const padded = Buffer.alloc(Math.ceil(image.length / 8) * 8);
+  image.copy(padded);
+  for (let off = 0; off < padded.length; off += 8) {
+    const r = ptrace(PTRACE_POKEDATA, pid, addr + BigInt(off), padded.readBigUInt64LE(off));
+    if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_POKEDATA, ${pid})`, r.errno);
+  }
 }
 
 export interface InjectOptions extends SeccompFiltersOptions {
@@ -334,18 +366,79 @@ export interface InjectOptions extends SeccompFiltersOptions {
   beforeRelease?: (error: KernelError | undefined) => void;
   /** SECCOMP_FILTER_FLAG_LOG: the kernel logs the filter's non-allow actions (audit, or kmsg without auditd). */
   log?: boolean;
+  /**
+   * SECCOMP_FILTER_FLAG_TSYNC: every thread of the process gets the filter, or none does (the
+   * kernel refuses when a thread's filters have diverged: KernelError EBUSY naming that thread).
+   */
+  allThreads?: boolean;
+  /** Called once the target is stopped, before anything is written: false gives up (ESRCH), e.g. when the pid no longer names the process meant. */
+  stillTheOne?: () => boolean;
+}
+
+const SECCOMP_FILTER_FLAG_TSYNC = 1n;
+const SECCOMP_FILTER_FLAG_LOG = 2n;
+const EBUSY = 16;
+
+/**
+ * Makes the stopped tracee `pid` run one system call: writes `image` (if any, with
+ * PTRACE_POKEDATA) well below its stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
+ * point into it), points it at a `syscall` instruction of its vDSO or libc with the arguments in
+ * place, single-steps that one instruction and restores every register. Returns the kernel's
+ * result (negative: -errno). The tracee must be in a ptrace stop; it stays in one.
+ */
+function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[], timeoutMs: number): bigint {
+  const saved = getRegs(pid);
+  {
+    const at = syscallInstruction(pid);
+    const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
+    const a = args(base); // may fill in pointers into the image
+    if (image) pokeImage(pid, base, image);
+    const regs = Buffer.from(saved);
+    regs.writeBigUInt64LE(BigInt(nr), REG.rax);
+    regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
+    regs.writeBigUInt64LE(a[0] ?? 0n, REG.rdi);
+    regs.writeBigUInt64LE(a[1] ?? 0n, REG.rsi);
+    regs.writeBigUInt64LE(a[2] ?? 0n, REG.rdx);
+    regs.writeBigUInt64LE(at, REG.rip);
+    setRegs(pid, regs);
+    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
+    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
+    const after = waitForStop(pid, timeoutMs);
+    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
+    const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
+    setRegs(pid, saved);
+    return result;
+  }
+}
+
+function requireX86(what: string): void {
+  if (hostKernelArch().name !== "x86_64") {
+    throw new KernelError(what, EINVAL, "running a system call in another process is implemented for x86_64 only");
+  }
+}
+
+/** seccomp(SECCOMP_SET_MODE_FILTER) in the stopped tracee `pid`; throws KernelError when the kernel refuses. */
+function installIn(pid: number, prog: readonly Insn[], opts: InjectOptions): void {
+  const code = encodeProgram(prog);
+  const fprog = Buffer.alloc(16);
+  fprog.writeUInt16LE(prog.length, 0);
+  const image = Buffer.concat([fprog, code]);
+  const flags = (opts.log ? SECCOMP_FILTER_FLAG_LOG : 0n) | (opts.allThreads ? SECCOMP_FILTER_FLAG_TSYNC : 0n);
+  const result = runSyscallIn(pid, syscallNumber("x86_64", "seccomp")!, image, (base) => {
+    image.writeBigUInt64LE(base + 16n, 8); // sock_fprog.filter: the code right after it
+    return [1n /* SECCOMP_SET_MODE_FILTER */, flags, base];
+  }, opts.timeoutMs ?? 5000);
+  // With TSYNC a positive result is the thread whose filters diverged: nothing was installed.
+  if (result > 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in ${pid}`, EBUSY, `thread ${result} has filters of its own`);
+  if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
 }
 
 export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: InjectOptions = {}): void {
-  if (hostKernelArch().name !== "x86_64") {
-    throw new KernelError("injectSeccompFilter", EINVAL, "installing a filter into another process is implemented for x86_64 only");
-  }
+  requireX86("injectSeccompFilter");
   libcFunction("waitid", WAITID);
-  const seccompNr = syscallNumber("x86_64", "seccomp")!;
   const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
   if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno);
   let injectSignal = 0;
-  let mem: number | undefined;
   let outcome: KernelError | undefined;
   try {
     const intr = ptrace(PTRACE_INTERRUPT, pid, 0n, 0n);
@@ -353,40 +446,157 @@ export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: In
     const stop = waitForStop(pid, opts.timeoutMs ?? 2000);
     if (stop.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, stop.kind === "dead" ? ESRCH : ETIMEDOUT);
     injectSignal = stop.injectSignal;
-    const saved = getRegs(pid);
-    mem = openSync(`/proc/${pid}/mem`, "r+");
-    const at = syscallInstruction(pid, mem);
-    const code = encodeProgram(prog);
-    // Well below the stack pointer (and its 128-byte red zone), 16-byte aligned.
-    const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + code.length)) & ~0xfn;
-    const fprog = Buffer.alloc(16);
-    fprog.writeUInt16LE(prog.length, 0);
-    fprog.writeBigUInt64LE(base + 16n, 8);
-    const image = Buffer.concat([fprog, code]);
-    if (writeSync(mem, image, 0, image.length, Number(base)) !== image.length) {
-      throw new KernelError(`write /proc/${pid}/mem`, EINVAL, "short write below the stack pointer");
-    }
-    const regs = Buffer.from(saved);
-    regs.writeBigUInt64LE(BigInt(seccompNr), REG.rax);
-    regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
-    regs.writeBigUInt64LE(1n, REG.rdi); // SECCOMP_SET_MODE_FILTER
-    regs.writeBigUInt64LE(opts.log ? 2n /* SECCOMP_FILTER_FLAG_LOG */ : 0n, REG.rsi);
-    regs.writeBigUInt64LE(base, REG.rdx);
-    regs.writeBigUInt64LE(at, REG.rip);
-    setRegs(pid, regs);
-    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
-    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
-    const after = waitForStop(pid, opts.timeoutMs ?? 5000);
-    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
-    const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
-    setRegs(pid, saved);
-    if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
+    if (opts.stillTheOne && !opts.stillTheOne()) throw new KernelError(`inject into ${pid}`, ESRCH, "the pid names another process now");
+    installIn(pid, prog, opts);
   } catch (e) {
     outcome = e instanceof KernelError ? e : new KernelError(`inject into ${pid}`, EINVAL, (e as Error).message);
     throw outcome;
   } finally {
-    if (mem !== undefined) closeSync(mem);
     opts.beforeRelease?.(outcome);
     ptrace(PTRACE_DETACH, pid, 0n, BigInt(injectSignal));
+  }
+}
+
+/**
+ * A filter injection that never blocks the caller: the target is seized and asked to stop at
+ * once, and poll() installs the filter as soon as it is stopped. A target may take a while to
+ * stop: a parent waiting for its vfork child (posix_spawn, popen) stops only once the child has
+ * exec'd or exited, and that exec may be a call the supervisor holds until this very
+ * classification is answered; waiting synchronously would deadlock.
+ */
+export class PendingInjection {
+  private settled = false;
+
+  constructor(readonly pid: number, private readonly prog: readonly Insn[], private readonly opts: InjectOptions = {}) {
+    requireX86("PendingInjection");
+    libcFunction("waitid", WAITID);
+    const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
+    if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno);
+    const intr = ptrace(PTRACE_INTERRUPT, pid, 0n, 0n);
+    if (intr.ret < 0n) {
+      ptrace(PTRACE_DETACH, pid, 0n, 0n);
+      throw new KernelError(`ptrace(PTRACE_INTERRUPT, ${pid})`, intr.errno);
+    }
+  }
+
+  /**
+   * After giving up (the caller kills the target): a tracee that dies is reaped only by its
+   * tracer, and until then its real parent (the postmaster) cannot reap it. True once it is
+   * gone and handed back; call again until it is.
+   */
+  releaseIfDead(): boolean {
+    const st = procState(this.pid);
+    if (st === undefined) return true;
+    if (!dead(st)) {
+      ptrace(PTRACE_DETACH, this.pid, 0n, 0n); // works only in a stop; harmless otherwise
+      return false;
+    }
+    releaseDead(this.pid);
+    return procState(this.pid) === undefined || procState(this.pid)?.ppid !== process.pid;
+  }
+
+  /** "waiting" while the target has not stopped yet; "done" once the filter is in. Throws KernelError (the target is then let go, or gone). */
+  poll(): "waiting" | "done" {
+    if (this.settled) return "done";
+    const info = Buffer.alloc(128);
+    const r = waitid(this.pid, info, WSTOPPED | WALL | WNOHANG);
+    if (r.ret === -1) {
+      if (r.errno === EINTR) return "waiting";
+      this.settled = true;
+      throw new KernelError(`waitid(P_PID, ${this.pid})`, r.errno === ECHILD ? ESRCH : r.errno);
+    }
+    const s = decodeStopInfo(info);
+    if (!(s.pid === this.pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED))) {
+      if (dead(procState(this.pid))) {
+        this.settled = true;
+        releaseDead(this.pid);
+        throw new KernelError(`inject into ${this.pid}`, ESRCH, "the process ended");
+      }
+      return "waiting";
+    }
+    const injectSignal = s.event === PTRACE_EVENT_STOP ? 0 : s.event === 0 ? s.signal : s.signal === SIGTRAP ? 0 : s.signal;
+    this.settled = true;
+    try {
+      if (this.opts.stillTheOne && !this.opts.stillTheOne()) throw new KernelError(`inject into ${this.pid}`, ESRCH, "the pid names another process now");
+      installIn(this.pid, this.prog, this.opts);
+      return "done";
+    } finally {
+      ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(injectSignal));
+    }
+  }
+}
+
+/**
+ * prctl(PR_SET_DUMPABLE, 0) in the tracee `pid`, which must be in a ptrace stop (an exec stop:
+ * after execve reset dumpability and before the new program's first instruction).
+ */
+export function makeUndumpableIn(pid: number, timeoutMs = 5000): void {
+  requireX86("makeUndumpableIn");
+  const result = runSyscallIn(pid, syscallNumber("x86_64", "prctl")!, undefined, () => [4n /* PR_SET_DUMPABLE */, 0n], timeoutMs);
+  if (result !== 0n) throw new KernelError(`prctl(PR_SET_DUMPABLE, 0) in ${pid}`, Number(-result));
+}
+
+// --- Non-dumpable from the first instruction ---------------------------------------------------
+//
+// execve makes a process dumpable again (for the same user), so a server made non-dumpable
+// before its exec would not stay so, and PostgreSQL never asks for it itself. The tracer seizes
+// the stage before it execs, with PTRACE_O_TRACEEXEC: the kernel stops it after the new image is
+// in place and before its first instruction, and the tracer runs prctl(PR_SET_DUMPABLE, 0) in it
+// (makeUndumpableIn) and lets go. Every process the postmaster forks inherits the flag.
+
+const PTRACE_O_TRACEEXEC = 0x10n;
+const PTRACE_EVENT_EXEC = 4;
+const PTRACE_CONT = 7;
+const PTRACE_SYSCALL = 24;
+
+/** PTRACE_SEIZE with PTRACE_O_TRACEEXEC: `pid` stops at its next successful execve. */
+export function seizeUntilExec(pid: number): void {
+  requireX86("seizeUntilExec");
+  libcFunction("waitid", WAITID);
+  const seize = ptrace(PTRACE_SEIZE, pid, 0n, PTRACE_O_TRACEEXEC);
+  if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid}, PTRACE_O_TRACEEXEC)`, seize.errno);
+}
+
+/**
+ * Waits (blocking, polled) for the exec stop of a process seizeUntilExec() seized, makes it
+ * non-dumpable there, and detaches. Signals it gets meanwhile are passed on. Throws KernelError
+ * (ESRCH: it ended first; ETIMEDOUT: no exec in time, it is then left traced until we exit).
+ */
+export function undumpableAtExec(pid: number, timeoutMs: number): void {
+  const deadline = Date.now() + timeoutMs;
+  const info = Buffer.alloc(128);
+  for (;;) {
+    const r = waitid(pid, info, WSTOPPED | WALL | WNOHANG);
+    if (r.ret === -1) {
+      if (r.errno === EINTR) continue;
+      throw new KernelError(`waitid(P_PID, ${pid})`, r.errno === ECHILD ? ESRCH : r.errno);
+    }
+    const s = decodeStopInfo(info);
+    if (s.pid === pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED)) {
+      if (s.event === PTRACE_EVENT_EXEC) {
+        let failure: unknown;
+        try {
+          // The exec stop is inside execve: registers set now would be overwritten by its return
+          // value. Its syscall-exit-stop comes after that, still before the first instruction.
+          const sys = ptrace(PTRACE_SYSCALL, pid, 0n, 0n);
+          if (sys.ret < 0n) throw new KernelError(`ptrace(PTRACE_SYSCALL, ${pid})`, sys.errno);
+          const exitStop = waitForStop(pid, 5000);
+          if (exitStop.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, exitStop.kind === "dead" ? ESRCH : ETIMEDOUT);
+          makeUndumpableIn(pid);
+        } catch (e) {
+          failure = e;
+        }
+        ptrace(PTRACE_DETACH, pid, 0n, 0n);
+        if (failure) throw failure;
+        return;
+      }
+      // A signal (or a group-stop) before the exec: pass it on and keep waiting.
+      const sig = s.event === 0 ? s.signal : 0;
+      ptrace(PTRACE_CONT, pid, 0n, BigInt(sig));
+      continue;
+    }
+    if (dead(procState(pid))) throw new KernelError(`waitid(P_PID, ${pid})`, ESRCH, `process ${pid} ended before its exec`);
+    if (Date.now() >= deadline) throw new KernelError(`waitid(P_PID, ${pid})`, ETIMEDOUT, `process ${pid} did not exec within ${timeoutMs} ms`);
+    sleepMs(2);
   }
 }

@@ -6,7 +6,7 @@ import type { ContextSpec } from "../policy/decision.js";
 import { classifyChild } from "../classify/classify.js";
 import type { MonitorConnection } from "./monitor.js";
 import { clientConnection, listenSockets, type ListenSockets } from "../host/sockets.js";
-import { readParentAndStart, readTitle } from "../host/proc.js";
+import { bootTicksNow, readParentAndStart, readTitle } from "../host/proc.js";
 import type { Classification } from "./supervisor-core.js";
 
 export class ClassificationService {
@@ -15,6 +15,11 @@ export class ClassificationService {
   private notes = { second: 0, count: 0 };
   /** Pins changed since pinnedEntries() was last called. */
   changed = false;
+  /**
+   * When the server was first seen ready (clock ticks since boot, /proc/PID/stat's unit): a
+   * child forked at or after it is never classified by its title. Latched, never reset.
+   */
+  private readyAt: number | undefined;
 
   constructor(
     private readonly postmasterPid: number,
@@ -24,6 +29,31 @@ export class ClassificationService {
     private readonly clientsNeedRow = true,
   ) {}
 
+  /** The server accepts connections (the monitor answered, or postmaster.pid said so): titles stop being a source for processes forked from now on. */
+  markReady(): void {
+    if (this.readyAt !== undefined) return;
+    try {
+      this.readyAt = bootTicksNow();
+    } catch {
+      this.readyAt = 0; // cannot be told: no title is a source
+    }
+  }
+
+  /**
+   * The server says it is starting again (a crash restart: every child is re-forked and the
+   * monitor is gone until it accepts connections). postmaster.pid is the server's word, so a
+   * process of its user could say this falsely; what that reopens is bounded: processes already
+   * pinned keep their context in the kernel, and code in a backend runs only after the exec gate
+   * classified it (docs/design.md, "Classification").
+   */
+  markStarting(): void {
+    this.readyAt = undefined;
+  }
+
+  get ready(): boolean {
+    return this.readyAt !== undefined;
+  }
+
   async classify(pid: number, start: string): Promise<Classification> {
     const gone: Classification = { ctx: { context: "unclassified" }, pin: false, note: "process gone" };
     const st = readParentAndStart(pid);
@@ -31,6 +61,8 @@ export class ClassificationService {
     if (!this.listen || (this.listen.unixPaths.size === 0 && this.listen.tcpPorts.size === 0)) this.listen = listenSockets(this.postmasterPid);
     const client = clientConnection(pid, this.listen);
     const hasClient = client !== undefined;
+    // A client reached the server: from now on every process may be running a client's code.
+    if (hasClient) this.markReady();
     // The monitoring session's own backend, by the kernel's word (its client socket's peer is this
     // process: monitor.ts, isOwnBackend), never by a pid the server reports: answered without a
     // query (a query would wait for the very session that is logging in or busy asking).
@@ -52,8 +84,12 @@ export class ClassificationService {
     // (The monitor's own backend returned above: it never waits here.) Waiting or not never
     // changes which facts decide.
     if (this.monitor && !this.monitor.up) await this.monitor.whenUp(hasClient ? 700 : 50);
+    if (this.monitor?.up) this.markReady();
     const activity = this.monitor ? await this.monitor.activity(pid) : undefined;
-    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid) });
+    if (this.monitor?.up) this.markReady();
+    // At or after the tick the server was seen ready (the same tick counts as after: fail closed).
+    const forkedAfterReady = this.readyAt !== undefined && !(Number(start) < this.readyAt);
+    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady });
     // The answer is about this process only if the pid still names it.
     if (readParentAndStart(pid)?.start !== start) return gone;
     if (c.pin) {
@@ -61,7 +97,7 @@ export class ClassificationService {
       this.pins.set(pid, { start, ctx: c.ctx });
       this.changed = true;
     }
-    if (c.note && c.pin) this.note(`pg_seccomp: pid ${pid} gets the most restrictive context: ${c.note}`);
+    if (c.note && (c.pin || c.note.startsWith("alarm"))) this.note(`pg_seccomp: pid ${pid} gets the most restrictive context: ${c.note}`);
     return c;
   }
 

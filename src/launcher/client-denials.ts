@@ -26,6 +26,8 @@ export interface KnownProcess {
   programOf?: number;
   /** When the launcher found it gone (its last records may still be unread). */
   goneAt?: number;
+  /** What the filter is, for the log (default: a session's set_client_filter() filter). */
+  note?: string;
 }
 
 /** Kept for the set_client_filter() path's callers. */
@@ -84,8 +86,8 @@ export function kernelRecordEvent(
         ...(program !== undefined ? { program } : {}),
         syscall: rec.syscall, nr: rec.nr, args: [], ...act,
         ...(act.action === "kill" ? { signal: "SIGSYS" } : {}),
-        note: client
-          ? "a session's set_client_filter() filter (the kernel's audit record: no arguments)"
+        note: client || (k.note !== undefined && act.action !== "kill")
+          ? k.note ?? "a session's set_client_filter() filter (the kernel's audit record: no arguments)"
           : `${act.action === "kill" ? "killed in the kernel by the policy" : "the kernel's audit record"} (no arguments)${k.ctx.context === "unclassified" ? "; a child of the postmaster the supervisor had not classified yet" : ""}`,
       };
     }

@@ -358,6 +358,53 @@ export interface RunResult {
   events: ViolationEvent[];
 }
 
+/**
+ * Starts the tracer (undumpable.ts) on the stage and resolves once it holds it, with a promise
+ * of its outcome ("ok", or what went wrong). Rejects when it cannot hold the stage.
+ */
+function startUndumpableTracer(stagePid: number): Promise<{ outcome: Promise<string> }> {
+  const tracer = spawn(process.execPath, [new URL("./undumpable.js", import.meta.url).pathname, String(stagePid)], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  let out = "";
+  let readyDone = false;
+  return new Promise((resolveReady, rejectReady) => {
+    let settle: (s: string) => void = () => {};
+    const outcome = new Promise<string>((res) => (settle = res));
+    const timer = setTimeout(() => {
+      if (readyDone) return;
+      readyDone = true;
+      tracer.kill("SIGKILL");
+      rejectReady(new Error("the tracer did not start within 30 s"));
+    }, 30_000);
+    tracer.stdout!.on("data", (d: Buffer) => {
+      out += d.toString();
+      const lines = out.split("\n");
+      if (!readyDone && lines.includes("ready")) {
+        readyDone = true;
+        clearTimeout(timer);
+        resolveReady({ outcome });
+      }
+      const last = lines.find((l) => l === "ok" || l.startsWith("error: "));
+      if (last && !readyDone) {
+        readyDone = true;
+        clearTimeout(timer);
+        rejectReady(new Error(last.slice("error: ".length)));
+      }
+      if (last) settle(last === "ok" ? "ok" : last.slice("error: ".length));
+    });
+    tracer.on("exit", (code, signal) => {
+      const why = `the tracer exited (${signal ?? `code ${code}`})`;
+      if (!readyDone) {
+        readyDone = true;
+        clearTimeout(timer);
+        rejectReady(new Error(why));
+      }
+      settle(why);
+    });
+  });
+}
+
 export async function runServer(req: RunRequest, pre: Preflight = preflight(req)): Promise<RunResult> {
   const { programs, user } = pre;
   const [path, ...args] = req.command;
@@ -390,7 +437,25 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     }),
   );
   const pid = stage.pid!;
+  // Non-dumpable from postgres's first instruction (docs/deploy.md, "Core dumps"): a tracer
+  // seizes the stage now, before it reads its instructions and execs.
+  let undumpable: Promise<string> | undefined;
+  if (!req.policy.serverDumpable) {
+    try {
+      undumpable = (await startUndumpableTracer(pid)).outcome;
+    } catch (e) {
+      stage.kill("SIGKILL");
+      await exit;
+      throw new LaunchError(`the server cannot be made non-dumpable: ${(e as Error).message}\nhint: run needs CAP_SYS_PTRACE over the stage (root); a policy can leave the server dumpable with server_dumpable = on`);
+    }
+  }
   (stage.stdio[3] as NodeJS.WritableStream).end(JSON.stringify(instructions) + "\n");
+  void undumpable?.then((outcome) => {
+    if (outcome === "ok" || exited) return;
+    // Fail closed: the server must not run dumpable when the policy did not ask for it.
+    req.say(`pg_seccomp: error: the server could not be made non-dumpable (${outcome}); stopping it (fail closed)`);
+    stage.kill("SIGKILL");
+  });
 
   // Forward the signals a service manager or pg_ctl sends, so that the postmaster sees them.
   const forwarded: NodeJS.Signals[] = ["SIGTERM", "SIGINT", "SIGQUIT", "SIGHUP", "SIGUSR1", "SIGUSR2"];

@@ -7,7 +7,7 @@
 import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { close, injectSeccompFilter, notifSend, pidfdGetFd, pidfdOpen, setNotDumpable } from "../kernel/index.js";
+import { close, injectSeccompFilter, KernelError, notifSend, PendingInjection, pidfdGetFd, pidfdOpen, setNotDumpable } from "../kernel/index.js";
 import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -18,13 +18,15 @@ import {
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection } from "./monitor.js";
-import { clientsNeedServerRow } from "../compile/compose.js";
+import { clientsNeedServerRow, compose, injectedProgram, type Composition } from "../compile/compose.js";
+import type { Insn } from "../bpf/insn.js";
 import { clientRecordPrefix, ensureRunStateDir, launcherTablePath, removeRunState, removeStatePath, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { kernelRecordEvent, type KnownProcess } from "./client-denials.js";
 import { openSeccompRecordSource, type SeccompRecordSource } from "../host/kmsg.js";
+import { readPostmasterPidFile } from "../host/server-files.js";
 import { serverLogLine } from "./log-sinks.js";
-import type { ContextSpec } from "../policy/decision.js";
+import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { SupervisorWorkerData, WorkerAnswer, WorkerEvent, WorkerRequest } from "./supervisor-worker.js";
 import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation-log.js";
 import type { LogTarget } from "./log-sinks.js";
@@ -34,6 +36,8 @@ import { readChildren, readParentAndStart, readStartTime, readTitle } from "../h
 
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000;
+/** How long a classified process may take to stop for its context's filter before it is killed (fail closed). */
+export const INJECT_STOP_MS = 10_000;
 /** How long the supervisor thread may take to start. */
 export const SUPERVISOR_START_MS = 30_000;
 
@@ -122,7 +126,9 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
  * Counters for benchmarks: with PG_SECCOMP_STATS=1 in the launcher's environment they are
  * written as one JSON line on stderr when supervision ends (bench/supervisor-bench.ts).
  */
-const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0 };
+// injectMsTotal: from the classifier's answer to the filter being in (the target's stop included);
+// injectMainThreadMs: the launcher's main thread's own time in it (seize, polls, the injection).
+const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectMainThreadMs: 0, injectFailures: 0 };
 
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
   // No /proc/PID/mem, ptrace or pidfd_getfd of the supervisor by the server's user (it holds the
@@ -146,15 +152,16 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const known = new Map<number, KnownProcess>();
   const pmStart = readStartTime(pid);
   if (pmStart !== undefined) known.set(pid, { start: pmStart, ctx: { context: "postmaster" } });
-  const remember = (kpid: number, start: string, ctx: ContextSpec, narrowed = false, programOf?: number) => {
+  const remember = (kpid: number, start: string, ctx: ContextSpec, narrowed = false, programOf?: number, note?: string) => {
     if (known.size >= 65_536) for (const [p, k] of known) if (k.goneAt !== undefined) known.delete(p);
-    if (known.size < 65_536 || known.has(kpid)) known.set(kpid, { start, ctx, ...(narrowed ? { narrowed } : {}), ...(programOf !== undefined ? { programOf } : {}) });
+    if (known.size < 65_536 || known.has(kpid)) known.set(kpid, { start, ctx, ...(narrowed ? { narrowed } : {}), ...(programOf !== undefined ? { programOf } : {}), ...(note !== undefined ? { note } : {}) });
   };
   let records: SeccompRecordSource | undefined;
   let dropped = 0;
   let droppedSince = Date.now();
   let suppressedRecords = 0;
-  const onNarrowed = (npid: number, start: string, ctx: ContextSpec) => remember(npid, start, ctx, true);
+  // A set_client_filter() narrowing, or (with a note) a context's denials held in the kernel.
+  const onNarrowed = (npid: number, start: string, ctx: ContextSpec, note?: string) => remember(npid, start, ctx, note === undefined, undefined, note);
   // One line in the server's log (our stderr, which postgres shares) per kind of call the policy
   // denied or killed in a server process or a program it ran: PostgreSQL's own message about a
   // failed child ("archive command failed", "terminated by signal 31") then has its cause beside it.
@@ -310,6 +317,80 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         },
       });
       const classifier = new ClassificationService(pid, monitor, r.say, clientsNeedServerRow(r.policy, r.arch));
+      // Contexts held by the kernel (docs/design.md): once a process is pinned, its context's
+      // denials are installed *in it*, on every thread, so that nothing the process does later
+      // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.
+      const injected = new Map<number, string>();
+      const injectedPrograms = new Map<string, Insn[] | undefined>();
+      let installedRoutes: Composition | undefined;
+      const sharedClientFilter = new Int32Array(clientFilter);
+      const holdInKernel = (cpid: number, start: string, ctx: ContextSpec): void => {
+        if (cpid === pid || injected.get(cpid) === start) return;
+        if (injected.size > 65_536) injected.clear();
+        const key = contextKey(ctx);
+        installedRoutes ??= compose(r.policy, r.arch, { contexts: [] });
+        if (!injectedPrograms.has(key)) injectedPrograms.set(key, injectedProgram(r.policy, r.arch, ctx, installedRoutes));
+        const prog = injectedPrograms.get(key);
+        if (!prog) return; // the context denies nothing the supervisor decides: nothing to hold
+        injected.set(cpid, start);
+        const t0 = performance.now();
+        let pending: PendingInjection | undefined;
+        // A traced process that dies is reaped by its tracer only: hand it back to the postmaster.
+        const handBack = (tries = 0) => {
+          if (!pending || pending.releaseIfDead() || tries > 100) return;
+          setTimeout(() => handBack(tries + 1), 50).unref();
+        };
+        const failed = (e: unknown) => {
+          handBack();
+          if (readStartTime(cpid) !== start) return; // gone: nothing to hold
+          // Fail closed: a classified process whose context the kernel does not hold (a thread
+          // with filters of its own makes TSYNC fail; it would not stop) does not go on.
+          stats.injectFailures++;
+          r.say(`pg_seccomp: error: pid ${cpid} (${ctx.context}) cannot be given its context in the kernel (${e instanceof KernelError ? e.message : String(e)}); killing it (fail closed)`);
+          try {
+            process.kill(cpid, "SIGKILL");
+          } catch {
+            /* gone */
+          }
+          handBack();
+        };
+        try {
+          const p0 = performance.now();
+          pending = new PendingInjection(cpid, prog, { log: true, allThreads: true, stillTheOne: () => readStartTime(cpid) === start });
+          stats.injectMainThreadMs += performance.now() - p0;
+        } catch (e) {
+          return failed(e);
+        }
+        // Polled, never waited for: the target may be a parent waiting for its vfork child, whose
+        // exec the supervisor answers only once this classification is (see PendingInjection).
+        let pause = 0;
+        const attempt = () => {
+          let state: "waiting" | "done";
+          // Its seccomp() call, when the installed program routes seccomp, is let through (supervisor-worker.ts).
+          Atomics.store(sharedClientFilter, 0, cpid);
+          const p0 = performance.now();
+          try {
+            state = pending!.poll();
+          } catch (e) {
+            return failed(e);
+          } finally {
+            Atomics.store(sharedClientFilter, 0, 0);
+            stats.injectMainThreadMs += performance.now() - p0;
+          }
+          const ms = performance.now() - t0;
+          if (state === "done") {
+            stats.injections++;
+            stats.injectMsTotal += ms;
+            stats.injectMsMax = Math.max(stats.injectMsMax, ms);
+            onNarrowed(cpid, start, ctx, "its context's filter, held by the kernel (the kernel's audit record: no arguments)");
+            return;
+          }
+          if (ms > INJECT_STOP_MS) return failed(new Error(`it did not stop within ${INJECT_STOP_MS / 1000} s`));
+          pause = Math.min(Math.max(pause * 2, 1), 50);
+          setTimeout(attempt, pause);
+        };
+        attempt();
+      };
       const channel = new MessageChannel();
       const wd: SupervisorWorkerData = {
         listenerFd, policy: r.policy, stagePid: pid, clientFilter, heartbeat, heartbeatOrigin, port: channel.port2,
@@ -330,8 +411,15 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           };
           classifier.classify(m.pid, m.start).finally(took).then(
             (classification) => {
+              // The answer first: the supervisor decides for the pinned context meanwhile (and a
+              // held call the injection interrupts comes back afresh, decided in the kernel).
               if (classification.pin) remember(m.pid, m.start, classification.ctx);
               channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer);
+              try {
+                if (classification.pin) holdInKernel(m.pid, m.start, classification.ctx);
+              } catch (e) {
+                failClosed(`the context of pid ${m.pid} cannot be compiled for the kernel (${(e as Error).message})`);
+              }
             },
             () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
           );
@@ -391,6 +479,14 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         // A shutdown signalled to the postmaster directly (pg_ctl stop -m smart) does not wait for
         // the monitor: its connection closes after a second without questions (monitor.ts), and
         // a server shutting down refuses new ones.
+        // The server's own word that it is ready ends titles as a source for processes forked
+        // from then on. postmaster.pid is the server's (hostile) file, read bounded and without
+        // following links (host/server-files.ts): it can only make this latch sooner (more
+        // restrictive), and code that could rewrite it runs only after a client reached the
+        // server, by when the monitor or this has latched it.
+        const pmStatus = dataDirAbs ? readPostmasterPidFile(dataDirAbs)?.status : undefined;
+        if (pmStatus === "ready") classifier.markReady();
+        else if (pmStatus === "starting") classifier.markStarting();
         const workerBeat = Atomics.load(beats, 0);
         if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
           failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);
@@ -443,7 +539,7 @@ const knockTimes: number[] = [];
  */
 async function handleClientFilter(
   req: SupervisionRequest, spool: ClientFilterSpool | string | undefined, pid: number, id: bigint, listenerFd: number, shared: Int32Array, done: Set<string>,
-  classifier: ClassificationService, onNarrowed: (pid: number, start: string, ctx: ContextSpec) => void,
+  classifier: ClassificationService, onNarrowed: (pid: number, start: string, ctx: ContextSpec, note?: string) => void,
 ): Promise<void> {
   const start = readStartTime(pid);
   if (start === undefined) return;

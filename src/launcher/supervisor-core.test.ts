@@ -22,6 +22,7 @@ const PM = 100;
 function harness(limits = DEFAULT_LIMITS) {
   let now = 1_000_000;
   const procs = new Map<number, { ppid: number; start: string }>();
+  const threads = new Map<number, number>();
   const answers: Array<{ id: bigint; a: { continue: true } | { errno: number } }> = [];
   const asked: Array<[number, string]> = [];
   const statements: number[] = [];
@@ -31,6 +32,7 @@ function harness(limits = DEFAULT_LIMITS) {
   const shells = new Set<number>();
   const io: SupervisorIO = {
     now: () => now,
+    threadGroup: (tid) => threads.get(tid) ?? (procs.has(tid) ? tid : undefined),
     stat: (pid) => procs.get(pid),
     status: () => "Threads:\t1\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\n",
     title: (pid) => `title of ${pid}`,
@@ -57,7 +59,7 @@ function harness(limits = DEFAULT_LIMITS) {
     return n.id;
   };
   const answerOf = (nid: bigint) => answers.find((x) => x.id === nid)?.a;
-  return { core, procs, answers, asked, statements, emitted, notes, killed, shells, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
+  return { core, procs, threads, answers, asked, statements, emitted, notes, killed, shells, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
 }
 
 test("the postmaster is decided at once; an unclassified child of it is held until the classifier answers", () => {
@@ -145,7 +147,54 @@ test("a flood from one process is rate-limited in the log, and said once", () =>
   assert.equal(h.emitted.length, DEFAULT_LIMITS.eventsPerSecondPerPid);
   assert.equal(h.notes.length, 1);
   h.advance(1500);
-  assert.match(h.notes.at(-1)!, /suppressed/);
+  const summary = h.emitted.at(-1)!;
+  assert.equal(summary.count, 500 - DEFAULT_LIMITS.eventsPerSecondPerPid, "the rest are summed into one record");
+  assert.equal(summary.syscall, "getpid");
+  assert.equal(summary.pid, PM);
+});
+
+test("a thread is its process: its calls are decided in its process's pinned context, never classified afresh", () => {
+  const h = harness();
+  h.procs.set(200, { ppid: PM, start: "50" });
+  h.procs.set(201, { ppid: PM, start: "51" }); // a thread of 200: the kernel gives it 200's parent
+  h.threads.set(201, 200);
+  h.call(200);
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "bob", database: "db" }, pin: true });
+  const fromThread = h.call(201);
+  h.advance(1000);
+  assert.deepEqual(h.answerOf(fromThread), { errno: 13 }, "bob's session may not exec, from any of its threads");
+  assert.deepEqual(h.asked, [[200, "50"]], "the thread was never classified by itself");
+  assert.equal(h.emitted.at(-1)?.pid, 200);
+});
+
+test("one process's flood never decides another's call: held calls and statement lookups are bounded per process", () => {
+  const h = harness({ ...DEFAULT_LIMITS, maxHeldPerProcess: 4 });
+  h.procs.set(200, { ppid: PM, start: "50" }); // the flooding backend
+  h.procs.set(300, { ppid: PM, start: "60" }); // alice's
+  for (let i = 0; i < 100; i++) h.call(200);
+  assert.equal(h.core.heldCount, 4, "the flood holds at most its own share");
+  const alice = h.call(300);
+  assert.equal(h.answerOf(alice), undefined, "alice's call waits for her classification, not decided at once");
+  h.core.onClassified(300, "60", { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
+  assert.deepEqual(h.answerOf(alice), { continue: true });
+  h.core.onClassified(200, "50", { ctx: { context: "session", role: "bob", database: "db" }, pin: true });
+  for (let i = 0; i < 50; i++) h.call(200);
+  assert.equal(h.statements.filter((p) => p === 200).length, DEFAULT_LIMITS.statementsPerSecondPerProcess, "bob's lookups are his share");
+});
+
+test("spending the first event of a kind and exhausting the buckets hides nothing: a later logged call is in a summary", () => {
+  const h = harness();
+  h.procs.set(PM, { ppid: 1, start: "1" });
+  h.procs.set(300, { ppid: PM, start: "60" });
+  h.core.onClassified(300, "60", { ctx: { context: "session", role: "bob", database: "db" }, pin: true });
+  for (let i = 0; i < 600; i++) h.call(PM, GETPID); // exhausts the global bucket too
+  h.call(300, GETPID); // the first getpid of a session: its kind is new, written at once
+  for (let i = 0; i < 30; i++) h.call(300, GETPID);
+  const before = h.emitted.filter((e) => e.pid === 300).length;
+  h.advance(1500);
+  const summary = h.emitted.filter((e) => e.pid === 300 && e.count !== undefined);
+  assert.equal(summary.length, 1);
+  assert.equal(before + summary[0]!.count!, 31, "every call of process 300 is written or summed");
 });
 
 test("classification rules: names never decide, kernel facts must agree, missing facts are not pinned", () => {

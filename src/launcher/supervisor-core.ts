@@ -17,8 +17,11 @@ import type { ViolationEvent } from "../host/violation-event.js";
 
 export interface Notification {
   id: bigint;
+  /** As the kernel gives it, the calling thread; onNotification turns it into the thread group (the process). */
   pid: number;
   data: SeccompData;
+  /** The calling thread, when it is not the process's main thread. */
+  tid?: number;
 }
 
 /** What the launcher's classifier says about a child of the postmaster. */
@@ -32,6 +35,8 @@ export interface Classification {
 
 export interface SupervisorIO {
   now(): number;
+  /** The process (thread group id, /proc/TID/status Tgid) of a thread; undefined when it is gone. */
+  threadGroup(tid: number): number | undefined;
   /** Parent pid and start time (/proc/PID/stat); undefined when the process is gone. */
   stat(pid: number): { ppid: number; start: string } | undefined;
   /** /proc/PID/status, to choose how to kill. */
@@ -70,9 +75,12 @@ export interface SupervisorLimits {
   statementWaitMs: number;
   /** Statement lookups a second. */
   statementsPerSecond: number;
-  /** Calls held at once; past this, calls are decided at once with what is known. */
+  /** Statement lookups a second for one process (its flood never spends another's). */
+  statementsPerSecondPerProcess: number;
+  /** Calls held at once, in all (memory), and for one process (fairness); past either, that call is decided at once with what is known. */
   maxHeld: number;
-  /** Logged events a second from one server process (its programs included), and from all. */
+  maxHeldPerProcess: number;
+  /** Logged events a second from one server process (its programs included), and from all; the rest are summed into summary records. */
   eventsPerSecondPerPid: number;
   eventsPerSecond: number;
 }
@@ -80,8 +88,10 @@ export interface SupervisorLimits {
 export const DEFAULT_LIMITS: SupervisorLimits = {
   classifyWaitMs: 1000,
   statementWaitMs: 300,
-  statementsPerSecond: 5,
-  maxHeld: 1024,
+  statementsPerSecond: 20,
+  statementsPerSecondPerProcess: 2,
+  maxHeld: 4096,
+  maxHeldPerProcess: 16,
   eventsPerSecondPerPid: 20,
   eventsPerSecond: 500,
 };
@@ -109,16 +119,26 @@ function endsSession(ctx: ContextSpec): boolean {
   return ctx.context === "session" || ctx.context === "parallel_worker";
 }
 const MAX_ANCESTRY = 32;
+/** Kinds of (process, syscall, action) summed at once; more are counted in one line of the launcher's output. */
+const MAX_SUMMARY_KINDS = 10_000;
 
 export class SupervisorCore {
   private readonly pins = new Map<number, { start: string; ctx: ContextSpec }>();
   /** Classifications asked for and not yet answered: pid → start. */
   private readonly asked = new Map<number, string>();
   private readonly held = new Map<bigint, Held>();
+  /** Calls held per process (the thread group whose calls they are). */
+  private readonly heldPer = new Map<number, number>();
   private statementTimes: number[] = [];
+  private readonly statementTimesPer = new Map<number, number[]>();
   private readonly eventBuckets = new Map<number, { second: number; count: number }>();
   private globalEvents = { second: 0, count: 0 };
-  private suppressed = 0;
+  /**
+   * Events the buckets held back, summed per (process, syscall, action) and written as summary
+   * records once a second: nothing the policy logs is hidden, a flood costs one record per kind.
+   */
+  private readonly suppressed = new Map<string, { event: ViolationEvent; count: number }>();
+  private suppressedOther = 0;
   private suppressedSince = 0;
   /** (context, syscall, action) kinds already emitted (bounded; see finish). */
   private readonly reported = new Set<string>();
@@ -144,23 +164,47 @@ export class SupervisorCore {
     return this.held.size;
   }
 
-  onNotification(n: Notification): void {
-    if (this.gate.pending && n.pid === this.gate.stagePid && n.data.nr === this.gate.execveNr) {
+  onNotification(raw: Notification): void {
+    if (this.gate.pending && raw.pid === this.gate.stagePid && raw.data.nr === this.gate.execveNr) {
       this.gate.pending = false;
-      this.respond(n, { continue: true });
+      this.respond(raw, { continue: true });
       return;
     }
+    // The kernel names the calling thread. A thread is its process: a thread made with
+    // CLONE_THREAD but without CLONE_FILES has the postmaster as its parent (as its process
+    // does) and a file table of its own; keyed by thread it would be a "child of the
+    // postmaster" classified afresh. What was read is about this call only while it is pending.
+    const tgid = this.io.threadGroup(raw.pid);
+    if (tgid === undefined || !this.io.idValid(raw.id)) return; // the thread is gone, its call with it
+    const n: Notification = tgid === raw.pid ? raw : { ...raw, pid: tgid, tid: raw.pid };
     const where = this.locate(n.pid);
-    if ("waitFor" in where && this.held.size < this.limits.maxHeld) {
+    if ("waitFor" in where && this.mayHold(n.pid)) {
       if (this.asked.get(where.waitFor) !== where.start) {
         this.asked.set(where.waitFor, where.start);
         this.io.requestClassification(where.waitFor, where.start);
       }
-      this.held.set(n.id, { n, until: this.io.now() + this.limits.classifyWaitMs, classify: where.waitFor });
+      this.hold(n, { n, until: this.io.now() + this.limits.classifyWaitMs, classify: where.waitFor });
       return;
     }
-    const located: Located = "ctx" in where ? where : { ctx: UNCLASSIFIED, source: n.pid, note: "too many calls waiting for classification" };
+    const located: Located = "ctx" in where ? where : { ctx: UNCLASSIFIED, source: n.pid, note: "too many calls of this process waiting for classification" };
     this.decideAndAnswer(n, located);
+  }
+
+  /** Room to hold one more call of process `pid`: within its own share, and within the total. */
+  private mayHold(pid: number): boolean {
+    return this.held.size < this.limits.maxHeld && (this.heldPer.get(pid) ?? 0) < this.limits.maxHeldPerProcess;
+  }
+
+  private hold(n: Notification, h: Held): void {
+    this.held.set(n.id, h);
+    this.heldPer.set(n.pid, (this.heldPer.get(n.pid) ?? 0) + 1);
+  }
+
+  private release(id: bigint, h: Held): void {
+    this.held.delete(id);
+    const c = (this.heldPer.get(h.n.pid) ?? 1) - 1;
+    if (c <= 0) this.heldPer.delete(h.n.pid);
+    else this.heldPer.set(h.n.pid, c);
   }
 
   /** The classifier's answer about a postmaster child. */
@@ -169,7 +213,7 @@ export class SupervisorCore {
     if (c.pin) this.pins.set(pid, { start, ctx: c.ctx });
     for (const [id, h] of this.held) {
       if (h.classify !== pid) continue;
-      this.held.delete(id);
+      this.release(id, h);
       this.decideAndAnswer(h.n, { ctx: c.ctx, source: pid, ...(c.note ? { note: c.note } : {}) });
     }
   }
@@ -181,7 +225,7 @@ export class SupervisorCore {
   onStatement(pid: number, query: string | undefined, role?: string, database?: string): void {
     for (const [id, h] of this.held) {
       if (!h.statement || h.statement.located.source !== pid) continue;
-      this.held.delete(id);
+      this.release(id, h);
       this.finish(h.n, h.statement.located, h.statement.verdict, query, { role, database });
     }
   }
@@ -191,6 +235,7 @@ export class SupervisorCore {
     this.pins.delete(pid);
     this.execd.delete(pid);
     this.asked.delete(pid);
+    this.statementTimesPer.delete(pid);
   }
 
   /** Answers calls whose wait is over; call it often (every loop turn). */
@@ -198,15 +243,25 @@ export class SupervisorCore {
     const now = this.io.now();
     for (const [id, h] of this.held) {
       if (h.until > now) continue;
-      this.held.delete(id);
+      this.release(id, h);
       if (h.statement) this.finish(h.n, h.statement.located, h.statement.verdict, undefined);
       else this.decideAndAnswer(h.n, { ctx: UNCLASSIFIED, source: h.n.pid, note: "not classified in time" });
     }
     if (this.pins.size > 65_536) this.prunePins();
-    if (this.suppressed > 0 && now - this.suppressedSince >= 1000) {
-      this.io.note(`pg_seccomp: ${this.suppressed} violation-log events suppressed in the last ${Math.round((now - this.suppressedSince) / 1000)} s (rate limit)`);
-      this.suppressed = 0;
+    if ((this.suppressed.size > 0 || this.suppressedOther > 0) && now - this.suppressedSince >= 1000) this.flushSuppressed(now);
+  }
+
+  /** One summary record per (process, syscall, action) the buckets held back: the last event of its kind, with the count. */
+  private flushSuppressed(now: number): void {
+    const seconds = Math.max(1, Math.round((now - this.suppressedSince) / 1000));
+    for (const { event, count } of this.suppressed.values()) {
+      this.io.emit({ ...event, time: new Date(now).toISOString(), count, note: `${count} calls like this in ${seconds} s, summed (rate limit)${event.note ? `; ${event.note}` : ""}` });
     }
+    if (this.suppressedOther > 0) {
+      this.io.note(`pg_seccomp: ${this.suppressedOther} violation-log events of more than ${MAX_SUMMARY_KINDS} kinds summed in the last ${seconds} s (rate limit); the kinds above were written as summaries`);
+    }
+    this.suppressed.clear();
+    this.suppressedOther = 0;
   }
 
   /**
@@ -244,8 +299,8 @@ export class SupervisorCore {
     }
     const denied = verdict.kind !== "continue";
     const session = located.ctx.context === "session" || located.ctx.context === "parallel_worker" || located.ctx.context === "session_program";
-    if (denied && session && this.held.size < this.limits.maxHeld && this.mayLookUpStatement()) {
-      this.held.set(n.id, { n, until: this.io.now() + this.limits.statementWaitMs, statement: { located, verdict } });
+    if (denied && session && this.mayHold(n.pid) && this.mayLookUpStatement(located.source)) {
+      this.hold(n, { n, until: this.io.now() + this.limits.statementWaitMs, statement: { located, verdict } });
       this.io.requestStatement(located.source);
       return;
     }
@@ -270,11 +325,19 @@ export class SupervisorCore {
     return false;
   }
 
-  private mayLookUpStatement(): boolean {
+  /** Within the process's own share of statement lookups, and within the total. */
+  private mayLookUpStatement(pid: number): boolean {
     const now = this.io.now();
     this.statementTimes = this.statementTimes.filter((t) => now - t < 1000);
-    if (this.statementTimes.length >= this.limits.statementsPerSecond) return false;
+    const mine = (this.statementTimesPer.get(pid) ?? []).filter((t) => now - t < 1000);
+    if (this.statementTimes.length >= this.limits.statementsPerSecond || mine.length >= this.limits.statementsPerSecondPerProcess) {
+      this.statementTimesPer.set(pid, mine);
+      return false;
+    }
+    if (this.statementTimesPer.size > 4096) this.statementTimesPer.clear();
     this.statementTimes.push(now);
+    mine.push(now);
+    this.statementTimesPer.set(pid, mine);
     return true;
   }
 
@@ -333,8 +396,7 @@ export class SupervisorCore {
     // Per server process: a program a backend runs (every COPY ... TO PROGRAM, every popen is a
     // new pid) counts against that backend, or a session could outrun its own bucket by forking.
     const within = this.mayEmit(located.source);
-    if (!first && !within) return;
-    this.io.emit({
+    const event: ViolationEvent = {
       time: new Date(this.io.now()).toISOString(),
       pid: n.pid,
       process: title,
@@ -351,7 +413,22 @@ export class SupervisorCore {
       ...(verdict.kind === "error" || verdict.kind === "terminate" ? { errno: verdict.errno } : {}),
       ...(signal ? { signal } : {}),
       ...(terminated !== undefined && terminated !== n.pid ? { terminated } : {}),
-    });
+    };
+    if (first || within) this.io.emit(event);
+    else this.suppress(event);
+  }
+
+  private suppress(e: ViolationEvent): void {
+    if (this.suppressed.size === 0 && this.suppressedOther === 0) this.suppressedSince = this.io.now();
+    // Keyed by the process whose context decided (a program it started counts as it: a flood of
+    // COPY ... TO PROGRAM is one kind, not one per short-lived child).
+    const key = `${e.decidedBy ?? e.pid}\0${e.nr}\0${e.action}`;
+    const s = this.suppressed.get(key);
+    if (s) {
+      s.count++;
+      s.event = e;
+    } else if (this.suppressed.size < MAX_SUMMARY_KINDS) this.suppressed.set(key, { event: e, count: 1 });
+    else this.suppressedOther++;
   }
 
   /**
@@ -383,11 +460,9 @@ export class SupervisorCore {
     this.eventBuckets.set(pid, bucket);
     if (this.globalEvents.second !== second) this.globalEvents = { second, count: 0 };
     if (bucket.count >= this.limits.eventsPerSecondPerPid || this.globalEvents.count >= this.limits.eventsPerSecond) {
-      if (this.suppressed === 0) {
-        this.suppressedSince = this.io.now();
-        this.io.note(`pg_seccomp: violation-log rate limit reached (pid ${pid}); further events are suppressed and counted`);
+      if (this.suppressed.size === 0 && this.suppressedOther === 0) {
+        this.io.note(`pg_seccomp: violation-log rate limit reached (pid ${pid}); further events are summed per process, syscall and action`);
       }
-      this.suppressed++;
       return false;
     }
     bucket.count++;

@@ -24,7 +24,7 @@ test("a program's calls are decided in its parent's program context; its execve 
   const answers = new Map<bigint, { continue: true } | { errno: number }>();
   const emitted: ViolationEvent[] = [];
   const io: SupervisorIO = {
-    now: () => 1_000_000, stat: (pid) => procs.get(pid), status: () => "", title: () => "", idValid: () => true,
+    now: () => 1_000_000, stat: (pid) => procs.get(pid), threadGroup: (tid) => tid, status: () => "", title: () => "", idValid: () => true,
     respond: (id, a) => answers.set(id, a), kill: () => undefined, spawnsShell: () => false,
     requestClassification: () => undefined, requestStatement: () => undefined, emit: (e) => emitted.push(e), note: () => undefined,
   };

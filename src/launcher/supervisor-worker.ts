@@ -15,7 +15,7 @@ import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_
 import type { LaunchGate } from "./supervisor.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
-import { readParentAndStart, readTitle, spawnsShell } from "../host/proc.js";
+import { readParentAndStart, readThreadGroup, readTitle, spawnsShell } from "../host/proc.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { PROC } from "../host/proc.js";
 
@@ -86,6 +86,7 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
 const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
 const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   now: () => Date.now(),
+  threadGroup: (tid) => readThreadGroup(tid),
   stat: (pid) => readParentAndStart(pid),
   status: (pid) => PROC.status(pid) ?? "",
   title: (pid) => readTitle(pid),

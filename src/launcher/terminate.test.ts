@@ -30,7 +30,7 @@ function harness() {
   const order: string[] = [];
   const emitted: ViolationEvent[] = [];
   const io: SupervisorIO = {
-    now: () => 1_000_000,
+    now: () => 1_000_000, threadGroup: (tid) => tid,
     stat: (pid) => procs.get(pid),
     status: () => "Threads:\t1\nSigBlk:\t0\nSigIgn:\t0\nSigCgt:\t0\n",
     title: (pid) => `title of ${pid}`,
@@ -75,7 +75,7 @@ test("terminate outside a session (an auxiliary process, the postmaster): the er
   const h = harness();
   const pol = parsePolicyText("global_syscall_default = allow\nglobal_syscall_terminate = 'mount'\n", "g.conf");
   const core = new SupervisorCore(PM, (ctx) => compileFilter(supervisorProgram(pol, arch, ctx)), { pending: false, stagePid: PM, execveNr: EXECVE }, arch, {
-    now: () => 0, stat: (pid) => h.procs.get(pid), status: () => "", title: () => "", idValid: () => true,
+    now: () => 0, threadGroup: (tid) => tid, stat: (pid) => h.procs.get(pid), status: () => "", title: () => "", idValid: () => true,
     respond: (id, a) => void h.answers.set(id, a), kill: (pid, sig) => void h.order.push(`${sig} ${pid}`), spawnsShell: () => false,
     requestClassification: () => {}, requestStatement: () => {}, emit: () => {}, note: () => {},
   });

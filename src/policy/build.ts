@@ -22,7 +22,7 @@ const LIST_SETTING = new RegExp(`^(${FILTER_KINDS.join("|")})_syscall_(default|a
 /** server_setting.<name>: a PostgreSQL setting (a custom one may have one dot: pgaudit.log). */
 const SERVER_SETTING = /^server_setting\.([a-z_][a-z0-9_$]*(?:\.[a-z_][a-z0-9_$]*)?)$/;
 const KNOWN_SETTINGS = ["server_setting.<name>", 
-  "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "shared_preload_libraries",
+  "seccomp", "enabled", "compat", "session_roles", "syscall_error_errno", "syscall_unknown_action", "syscall_harden", "set_client_filter", "server_dumpable", "shared_preload_libraries",
   ...FILTER_KINDS.flatMap((f) => ["default", ...ACTION_KINDS].map((a) => `${f}_syscall_${a}${f === "database" ? ".<name>" : f === "program" ? ".<archiver|startup|session>" : ""}`)),
 ];
 
@@ -73,13 +73,15 @@ export function buildPolicy(settings: readonly ConfSetting[], files: string[]): 
   const { processes, walsenderWithDatabase } = processFilters(s, errorErrno, global, session);
   const programs = programFilters(s, errorErrno, global, session, processes);
   const clientFilter = clientFilterOn(s, compat);
+  const dumpable = s.get("server_dumpable");
+  const serverDumpable = dumpable ? parseBool(dumpable) : false;
   const hardening = hardeningPresets(s);
   const serverSettings = pinnedServerSettings(s);
   const filters = [global, session, ...roles.values(), ...databases.values(), ...processes.values(), ...(walsenderWithDatabase ? [walsenderWithDatabase] : []), ...(programs?.values() ?? [])];
   if (compat) for (const f of filters) dropDefaultActionEntries(f);
   for (const f of [...filters, ...(hardening?.filters ?? [])]) checkEntries(f);
   return {
-    enabled, ...(!enabled && !s.get("seccomp") && !s.get("enabled") ? { offByDefault: true as const } : {}), ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), errorErrno, unknownAction,
+    enabled, ...(!enabled && !s.get("seccomp") && !s.get("enabled") ? { offByDefault: true as const } : {}), ...(compat ? { compat } : {}), ...(clientFilter ? { clientFilter } : {}), ...(serverDumpable ? { serverDumpable } : {}), errorErrno, unknownAction,
     global, session, roles, databases, processes, ...(walsenderWithDatabase ? { walsenderWithDatabase } : {}), ...(programs ? { programs } : {}),
     ...(hardening ? { hardening } : {}), ...(serverSettings ? { serverSettings } : {}), notes: s.notes, files,
   };

@@ -78,6 +78,12 @@ export interface Policy {
    */
   clientFilter?: boolean;
   /**
+   * server_dumpable = on: leave the server's processes dumpable (core dumps as the server's
+   * user, /proc/PID/mem and ptrace between them). Absent or false, the default: `run` makes
+   * the postmaster non-dumpable before its first instruction, and every process it forks inherits it.
+   */
+  serverDumpable?: boolean;
+  /**
    * Hardening presets (syscall_harden): one filter per preset, stacked on every context. Absent
    * when the policy sets none.
    */
