@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# pg_seccomp VM lab: runs a named set of the project's compiled tests inside a Debian VM booted
+# under QEMU with a chosen kernel, and brings the TAP output and logs back to the host.
+#
+#   npm run test:lab -- [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
+#   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed)
+#
+# Why a shell script and not a TypeScript driver: every step is an external program (mmdebstrap,
+# mkfs.ext4, debugfs, qemu-system-*), there is nothing to compute, and a script runs before
+# `tsc` has built anything, so `npm run test:lab` needs no build of the driver itself.
+#
+# How it works (docs/lab.md has the measured times):
+#  1. The base image: a Debian bookworm root filesystem (mmdebstrap, minbase) with PostgreSQL 15,
+#     the chosen Debian kernel (installed in the image, so its modules and initramfs come with it)
+#     and this host's Node.js binary (Debian's nodejs is 18; the project needs 20). It is cached
+#     under $LAB_CACHE/<key>/, where key = sha256 of the recipe (suite, package list, kernel
+#     package spec, the guest's first-stage init) and of the node binary. The kernel's point
+#     release is whatever the archive served when the image was built (recorded in
+#     <key>/kernel-release); --rebuild makes a new one.
+#  2. The payload disk (per run, seconds): pg_seccomp's packed tarball (`npm pack`), the runtime
+#     and test dependencies from node_modules, dist/test and test/, the list of test files and
+#     the second-stage init. The tarball is installed at boot, so a code change never rebuilds
+#     the base image. Results are written back to this disk and read with debugfs (no mount).
+#  3. Boot: qemu-system-x86_64 -accel tcg (this host's /dev/kvm is PVM, which hangs stock
+#     kernels; LAB_ACCEL=kvm where a real KVM exists), serial console on stdout (progress, and
+#     saved as console.log), root disk with snapshot=on so the cached image is never written.
+#
+# Exit: the test runner's exit code; 77 with a TAP "1..0 # SKIP reason" line when the lab
+# cannot run here (no QEMU, not root): a skip is never reported as a pass.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+REPO=$PWD
+
+say() { printf 'lab: %s\n' "$*" >&2; }
+die() { printf 'pg_seccomp: error: %s\n' "$1" >&2; [ -n "${2:-}" ] && printf 'pg_seccomp: hint: %s\n' "$2" >&2; exit 2; }
+skip() { printf '1..0 # SKIP lab: %s\n' "$1"; say "SKIP: $1"; exit 77; }
+now() { date +%s; }
+T0=$(now)
+step() { say "[$(( $(now) - T0 ))s] $*"; }
+
+KERNEL=6.1
+ARCH=x86_64
+REBUILD=0
+args=()
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --kernel) KERNEL=${2:?}; shift 2 ;;
+    --kernel=*) KERNEL=${1#*=}; shift ;;
+    --rebuild) REBUILD=1; shift ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -*) die "unknown option \"$1\"" "lab/run.sh --help lists the options" ;;
+    *) args+=("$1"); shift ;;
+  esac
+done
+[ ${#args[@]} -gt 0 ] || die "no test set given" "name a set (agreement, core) or dist/test/*.test.js files"
+
+tests=()
+for a in "${args[@]}"; do
+  case "$a" in
+    agreement) tests+=(dist/test/kernel-agreement.test.js dist/test/kernel-probe.test.js) ;;
+    core) tests+=(dist/test/run.test.js dist/test/contexts.test.js dist/test/failclosed.test.js) ;;
+    dist/*.test.js) tests+=("$a") ;;
+    *) die "unknown test set \"$a\"" "sets: agreement, core; or give dist/test/*.test.js paths" ;;
+  esac
+done
+
+# Kernel choice: the package that provides it, from which suite. Both are Debian cloud kernels
+# (virtio drivers, small). 5.10 comes from a bullseye sources entry next to bookworm.
+case "$KERNEL" in
+  6.1) KPKG=linux-image-cloud-amd64; KSUITE=bookworm ;;
+  5.10) KPKG=linux-image-cloud-amd64/bullseye; KSUITE=bullseye ;;
+  *) die "unknown kernel \"$KERNEL\"" "kernels: 6.1 (Debian 12), 5.10 (Debian 11)" ;;
+esac
+[ "$ARCH" = x86_64 ] || die "only x86_64 is built so far"
+
+# --- tools ---------------------------------------------------------------------------------
+[ "$(id -u)" = 0 ] || skip "needs root (mmdebstrap builds the root filesystem as root)"
+need=()
+command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+command -v debugfs >/dev/null || need+=(e2fsprogs)
+if [ ${#need[@]} -gt 0 ]; then
+  if command -v apt-get >/dev/null; then
+    step "installing ${need[*]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -q --no-install-recommends "${need[@]}" >&2 \
+      || skip "could not install ${need[*]} (apt-get failed)"
+  fi
+  command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not found (Debian package qemu-system-x86)"
+  command -v mmdebstrap >/dev/null || skip "mmdebstrap not found (Debian package mmdebstrap)"
+  command -v debugfs >/dev/null || skip "debugfs not found (Debian package e2fsprogs)"
+fi
+NODE_BIN=$(readlink -f "$(command -v node)")
+
+# The Debian archive this host's apt uses (no host name is written into the project).
+MIRROR=${LAB_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)}
+[ -n "$MIRROR" ] || MIRROR=$(sed -n 's/^deb \(http[^ ]*\/debian\) .*/\1/p' /etc/apt/sources.list 2>/dev/null | head -1)
+[ -n "$MIRROR" ] || die "no Debian archive found in this host's apt sources" "set LAB_MIRROR to the archive's URL"
+
+# --- base image ----------------------------------------------------------------------------
+PACKAGES="postgresql-15,postgresql-contrib,libstdc++6,kmod,initramfs-tools,procps,iproute2,$KPKG"
+
+# First-stage init, baked into the image: mounts the payload disk and hands over to its
+# second stage, so the test procedure can change without rebuilding the image.
+read -r -d '' STAGE1 <<'EOF' || true
+#!/bin/sh
+mount -t proc proc /proc
+mount -t sysfs sys /sys 2>/dev/null
+mount -t devtmpfs dev /dev 2>/dev/null
+mkdir -p /lab
+if mount -t ext4 /dev/vdb /lab && [ -f /lab/init.sh ]; then
+  exec /bin/sh /lab/init.sh
+fi
+echo "lab: no payload disk on /dev/vdb"
+echo o > /proc/sysrq-trigger
+EOF
+
+RECIPE="suite=bookworm
+arch=$ARCH
+kernel=$KERNEL $KPKG $KSUITE
+packages=$PACKAGES
+stage1=$STAGE1
+node=$(sha256sum "$NODE_BIN" | cut -d' ' -f1)"
+KEY=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-16)
+CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg_seccomp-lab}
+IMG=$CACHE/$ARCH-$KERNEL-$KEY
+mkdir -p "$CACHE"
+
+if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
+  rm -rf "$IMG" "$IMG.tmp"
+  mkdir -p "$IMG.tmp"
+  printf '%s\n' "$RECIPE" > "$IMG.tmp/recipe"
+  step "building the base image $IMG (mmdebstrap: downloads and installs $PACKAGES)"
+  sources=("deb $MIRROR bookworm main")
+  [ "$KSUITE" = bullseye ] && sources+=("deb $MIRROR bullseye main")
+  ROOT=$IMG.tmp/root
+  mmdebstrap --variant=minbase --include="$PACKAGES" \
+    --aptopt='Acquire::Retries "3"' \
+    --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
+    --dpkgopt='path-exclude=/usr/share/locale/*' \
+    bookworm "$ROOT" "${sources[@]}" >&2
+  step "adding node ($NODE_BIN, $("$NODE_BIN" --version)) and the first-stage init"
+  install -m 0755 "$NODE_BIN" "$ROOT/usr/local/bin/node"
+  printf '%s\n' "$STAGE1" > "$ROOT/sbin/lab-init"
+  chmod 0755 "$ROOT/sbin/lab-init"
+  printf 'pg-seccomp-lab\n' > "$ROOT/etc/hostname"
+  # Kernel and initramfs are booted directly by QEMU (-kernel/-initrd).
+  vmlinuz=$(ls "$ROOT"/boot/vmlinuz-* | head -1)
+  initrd=$(ls "$ROOT"/boot/initrd.img-* | head -1)
+  cp "$vmlinuz" "$IMG.tmp/vmlinuz"
+  cp "$initrd" "$IMG.tmp/initrd"
+  basename "$vmlinuz" | sed 's/^vmlinuz-//' > "$IMG.tmp/kernel-release"
+  size_mb=$(( $(du -sm "$ROOT" | cut -f1) + 768 ))
+  step "writing the root filesystem image (${size_mb} MiB, ext4)"
+  mkfs.ext4 -q -F -L lab-root -d "$ROOT" "$IMG.tmp/rootfs.img" "${size_mb}M"
+  rm -rf "$ROOT"
+  touch "$IMG.tmp/ready"
+  mv "$IMG.tmp" "$IMG"
+  step "base image ready: kernel $(cat "$IMG/kernel-release")"
+else
+  step "cached base image $IMG (kernel $(cat "$IMG/kernel-release"))"
+fi
+
+# --- payload disk --------------------------------------------------------------------------
+RUN=$(mktemp -d "${TMPDIR:-/tmp}/pg_seccomp-lab.XXXXXX")
+OUT=${LAB_OUT:-$REPO/lab/out/$ARCH-$KERNEL}
+PAY=$RUN/payload
+mkdir -p "$PAY/results"
+step "packing pg_seccomp (npm pack) and the test payload"
+npm pack --ignore-scripts --silent --pack-destination "$PAY" >/dev/null
+mv "$PAY"/pg_seccomp-*.tgz "$PAY/pg_seccomp.tgz"
+# Runtime dependencies and fast-check (the property tests); copied from the shared install
+# because the VM has no network.
+tar -C "$REPO" -chf "$PAY/node_modules.tar" \
+  node_modules/koffi node_modules/commander node_modules/@alexaltea node_modules/fast-check node_modules/pure-rand \
+  node_modules/@koromix/koffi-linux-x64
+tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test
+printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
+cat > "$PAY/init.sh" <<'EOF'
+#!/bin/sh
+# Second stage, PID 1 in the VM: install pg_seccomp, run the listed tests, write results to
+# /lab/results, power off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+mount -t tmpfs tmpfs /tmp -o mode=1777
+mount -t tmpfs tmpfs /run -o mode=0755
+mkdir -p /dev/pts /dev/shm /run/postgresql
+mount -t devpts devpts /dev/pts
+mount -t tmpfs tmpfs /dev/shm -o mode=1777
+chown postgres:postgres /run/postgresql
+hostname pg-seccomp-lab
+ip link set lo up
+R=/lab/results
+uname -a > $R/uname.txt
+echo "lab: guest up: $(uname -r), $(nproc) cpu(s), node $(node --version)"
+mkdir -p /opt/pg_seccomp
+tar -xzf /lab/pg_seccomp.tgz --strip-components=1 -C /opt/pg_seccomp
+tar -xf /lab/node_modules.tar -C /opt/pg_seccomp
+tar -xf /lab/tests.tar -C /opt/pg_seccomp
+cd /opt/pg_seccomp
+echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
+start=$(date +%s)
+node --test --test-concurrency=1 \
+  --test-reporter=tap --test-reporter-destination=$R/tap.txt \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  $(cat /lab/tests.list)
+echo $? > $R/exit
+echo $(( $(date +%s) - start )) > $R/seconds
+dmesg > $R/dmesg.txt
+cp -r /var/log/postgresql $R/ 2>/dev/null
+cd /
+sync
+# This script is read from /lab, so /lab cannot be unmounted: read-only is as good.
+mount -o remount,ro /lab
+echo o > /proc/sysrq-trigger
+# The power-off is asynchronous; PID 1 must not exit before it happens.
+while :; do sleep 1; done
+EOF
+size_mb=$(( $(du -sm "$PAY" | cut -f1) + 64 ))
+mkfs.ext4 -q -F -L lab-payload -d "$PAY" "$RUN/payload.img" "${size_mb}M"
+
+# --- boot ----------------------------------------------------------------------------------
+ACCEL=${LAB_ACCEL:-tcg}
+# -cpu max is NOT used: under it (QEMU 7.2 TCG) a node probe child died with V8 "Fatal error:
+# unreachable code" after its first filtered call (test/kernel-agreement.test.ts, 6.1 guest), and
+# the same test passes under Haswell-v4. A named model also keeps runs comparable.
+CPU=${LAB_CPU:-Haswell-v4}
+SMP=${LAB_SMP:-2}
+MEM=${LAB_MEM:-2048}
+TIMEOUT=${LAB_TIMEOUT:-3600}
+step "booting $(cat "$IMG/kernel-release") under qemu-system-x86_64 -accel $ACCEL (${SMP} cpu, ${MEM} MiB); console follows"
+rm -rf "$OUT"; mkdir -p "$OUT"
+boot0=$(now)
+set +e
+timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM" \
+  -display none -monitor none -serial stdio -no-reboot \
+  -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd" \
+  -append "console=ttyS0 root=/dev/vda rw init=/sbin/lab-init panic=-1 loglevel=4" \
+  -drive file="$IMG/rootfs.img",format=raw,if=virtio,snapshot=on \
+  -drive file="$RUN/payload.img",format=raw,if=virtio \
+  -nic none </dev/null | tee "$OUT/console.log"
+qemu_rc=${PIPESTATUS[0]}
+set -e
+step "VM stopped after $(( $(now) - boot0 ))s (qemu exit $qemu_rc)"
+
+debugfs -R "rdump /results $RUN" "$RUN/payload.img" >/dev/null 2>&1 || true
+cp -r "$RUN/results/." "$OUT/" 2>/dev/null || true
+rm -rf "$RUN"
+if [ ! -f "$OUT/exit" ]; then
+  say "the tests did not finish in the VM (qemu exit $qemu_rc; timeout ${TIMEOUT}s); console: $OUT/console.log"
+  exit 1
+fi
+rc=$(cat "$OUT/exit")
+step "kernel $(cat "$IMG/kernel-release"): tests took $(cat "$OUT/seconds")s in the VM; exit $rc; TAP: $OUT/tap.txt"
+grep -E '^# (tests|pass|fail|skipped|todo|cancelled) ' "$OUT/tap.txt" >&2 || true
+# A skipped test did not run in this kernel: say why, every time. A run where nothing passed
+# proves nothing about the kernel and fails.
+grep -E '^ *(not )?ok .* # SKIP' "$OUT/tap.txt" | sed 's/^ */lab: skipped: /' >&2 || true
+passed=$(sed -n 's/^# pass //p' "$OUT/tap.txt" | tail -1)
+if [ "$rc" = 0 ] && [ "${passed:-0}" = 0 ]; then
+  say "no test passed in the VM: the lab proved nothing (see the skip reasons above)"
+  exit 1
+fi
+exit "$rc"
