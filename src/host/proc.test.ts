@@ -33,6 +33,7 @@ test("/proc/PID/status", () => {
   assert.deepEqual(s, {
     name: "postgres",
     ppid: 4200,
+    tgid: 4242,
     uid: 101,
     threads: 1,
     noNewPrivs: true,

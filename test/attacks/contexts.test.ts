@@ -182,7 +182,7 @@ test("code loaded into a backend cannot leave its context: CLONE_PARENT, clone3,
   try {
     const r = psql(cluster, `load '${lib}'`);
     assert.equal(r.ok, false, "LOAD fails (no magic block) after the constructor ran");
-    assert.match(r.stderr, /magic block/);
+    assert.match(r.stderr, /magic block/, `${r.stderr}\n${s.stderr()}`);
     const results = Object.fromEntries(readFileSync(out, "utf8").trim().split("\n").map((l) => l.split(" ") as [string, string]));
     assert.deepEqual(results, { clone_parent: "EPERM", clone3: "ENOSYS", exec: "EPERM", retitle_exec: "EPERM" });
     assert.equal(query(cluster, "select 1"), "1", "the server keeps serving");

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createCluster, destroyCluster, lookupUser, postmasterPid, query, type Cluster, type OsUser } from "../../src/postgres/cluster.js";
 import { dataDirKey, ensureRunStateDir, writeStateFile } from "../../src/host/run-state.js";
-import { BIN } from "../support/server.js";
+import { BIN, withExecDeniedGlobally } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 
 const BIN_DIR = "/usr/lib/postgresql/15/bin";
@@ -42,7 +42,8 @@ before(async () => {
   cluster = await createCluster({ binDir: BIN_DIR, user: victim });
   policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-squat-policy-"));
   chmodSync(policyDir, 0o755);
-  writeFileSync(join(policyDir, "p.conf"), readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8") + "\nsession_syscall_error = '*, execve'\n", { mode: 0o644 });
+  // Global lists only: the wrapper run as the server's user refuses per-context rules.
+  writeFileSync(join(policyDir, "p.conf"), withExecDeniedGlobally(readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8")), { mode: 0o644 });
   chmodSync(join(policyDir, "p.conf"), 0o644);
 });
 

@@ -289,6 +289,9 @@ test("pg_ctl wrapper (the server's user): supervisor SIGSTOPped with its watchdo
   // The next start only once this run's supervisor and watchdog are gone (a watchdog still
   // watching would take the new server for the old one's leftovers).
   assert.ok(await waitFor(() => gone(supervisor) && gone(watchdog), 15_000), "the old supervisor and watchdog are gone");
+  // And the old postmaster reaped, not only dead: a zombie's pid still answers kill(pid, 0), and
+  // postgres then takes postmaster.pid for a running server's ("lock file already exists").
+  assert.ok(await waitFor(() => !existsSync(`/proc/${postmaster}`), 30_000), `the old postmaster ${postmaster} was reaped (state ${procStat(postmaster)?.state}, parent ${procStat(postmaster)?.ppid})`);
   await startWithPgCtl(globalPolicy);
   assert.equal(query(cluster, "select count(*) from kept2"), "300");
   await stopServer(postmasterPid(cluster.dataDir)!);

@@ -109,3 +109,14 @@ export function procStatusFields(pid: number): Record<string, string> {
   }
   return out;
 }
+
+/**
+ * A bundled profile with execve denied to every process (global lists only, as the pg_ctl
+ * wrapper run as the server's user requires): a COPY ... TO PROGRAM is then a denied call the
+ * log records, while the launcher's own exec of postgres is the one the supervisor lets through.
+ */
+export function withExecDeniedGlobally(profile: string): string {
+  const out = profile.replace(/^(global_syscall_allow = '(?:[^'\n]*?, )?)execve, /m, "$1").replace(/^global_syscall_error = '/m, "global_syscall_error = 'execve, ");
+  if (out === profile || !/^global_syscall_error = 'execve, /m.test(out)) throw new Error("withExecDeniedGlobally: the profile's allow or error list was not found");
+  return out;
+}
