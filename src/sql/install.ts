@@ -121,6 +121,11 @@ begin
 end
 $install$;
 
+-- Held until commit: no schema is created, renamed or handed over (each takes ROW EXCLUSIVE on
+-- pg_namespace) between the check below and the creation. Without it a database owner commits
+-- its own schema after the check (pg_locks shows when) and install fills that schema.
+lock table pg_catalog.pg_namespace in share mode;
+
 -- Before anything is created: the schema, if it exists, and everything in it must be the
 -- bootstrap superuser's, and nobody else may create in it; no other role's function may carry
 -- pgseccomp's names (a call that does not name the schema could reach it). Else refuse,
@@ -231,6 +236,9 @@ begin
   if ns is null then
     execute pg_catalog.format('create schema %I', ${schemaLit});
     return;
+  end if;
+  if (select n.nspowner from pg_catalog.pg_namespace n where n.oid = ns) <> 10 then
+    raise exception using errcode = '42501', message = pg_catalog.format('pg_seccomp: schema %I (oid %s) changed owner during the install', ${schemaLit}, ns);
   end if;
   insert into pg_temp.pg_seccomp_regrant
     select pg_catalog.format('grant %s on function %I.%I(%s) to %s', a.privilege_type, ${schemaLit}, p.proname, pg_catalog.oidvectortypes(p.proargtypes),
