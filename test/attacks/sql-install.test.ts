@@ -214,8 +214,9 @@ for (const m of majors().filter((x) => [14, 15, 18].includes(x.major))) {
         assert.ok(postmasterPid(cluster.dataDir));
         // filter_now() is what seccomp_filter() returns (and what earlier installs had too).
         assert.equal(query(cluster, "select filter_action from seccomp.filter_now() where syscall = 'execve' and context = 'session'"), "session->error");
-        // seccomp_filter() is the running server's table: the wrapper-started one's.
-        const rows = psql(cluster, "select filter_action from seccomp.seccomp_filter() where syscall = 'execve' and context = 'session'");
+        // seccomp_filter() is the running server's table: the wrapper-started one's, whose global
+        // lists deny execve (the root-started policy allowed it there and denied it to sessions).
+        const rows = psql(cluster, "select filter_action from seccomp.seccomp_filter() where syscall = 'execve' and context = 'global'");
         assert.ok(rows.ok, rows.stderr);
         assert.equal(rows.stdout.trim(), "global->error");
       } finally {
