@@ -52,7 +52,7 @@ test("the installed bin checks the bundled profile, and koffi's binary loads wit
   const profile = join(PKG(), "profiles", "postgresql-15-x86_64.conf");
   const r = spawnSync(BIN(), ["check", "--arch", "x86_64", profile], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /: ok \(/);
+  assert.match(r.stdout, /: ok (?:for \S+ )?\(/);
   const k = spawnSync(process.execPath, ["--input-type=module", "-e", `const k = await import(${JSON.stringify(join(PKG(), "dist/src/kernel/index.js"))}); console.log(typeof k.seccompSupport().ok)`], { encoding: "utf8" });
   assert.equal(k.status, 0, k.stderr);
   assert.equal(k.stdout.trim(), "boolean");

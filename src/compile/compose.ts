@@ -53,7 +53,13 @@ export type RouteReason =
   /** mmap/mprotect/pkey_mprotect with PROT_EXEC: the caller is classified before new code runs. */
   | "exec-gate"
   /** set_client_filter's knock (lseek to CLIENT_FILTER_KNOCK). */
-  | "client-filter-knock";
+  | "client-filter-knock"
+  /**
+   * seccomp, wherever contexts differ: the launcher injects a pinned context's denials by having
+   * the process itself call seccomp(), which the supervisor lets through for that injection only;
+   * decided in the kernel, a policy that kills or denies seccomp would kill or fail the injection.
+   */
+  | "inject";
 
 export interface RoutedCall {
   readonly nr: number;
@@ -273,8 +279,10 @@ export function compose(policy: Policy, arch: Arch, opts: ComposeOptions = {}): 
   if (perProcess.size > 0 || unknownRouted) installedCd = withExecGate(installedCd);
   if (clientFilterKnock) installedCd = withClientFilterKnock(installedCd);
 
+  const seccompNr = syscallNumber(arch, "seccomp");
+  const seccompToSupervisor = perProcess.size > 0 || unknownRouted;
   const retFor = (leaf: Leaf, nr: number): number =>
-    (nr === execveNr && execveToSupervisor) || reasonOf(leaf, nr) !== undefined ? SECCOMP_RET_USER_NOTIF : actionRet(leaf.action);
+    (nr === execveNr && execveToSupervisor) || (nr === seccompNr && seccompToSupervisor) || reasonOf(leaf, nr) !== undefined ? SECCOMP_RET_USER_NOTIF : actionRet(leaf.action);
   const installed = compileDecisions(installedCd, { retFor });
 
   const routed: RoutedCall[] = [];
@@ -286,12 +294,13 @@ export function compose(policy: Policy, arch: Arch, opts: ComposeOptions = {}): 
     const ls = leaves(d);
     const reasons = new Set<RouteReason>();
     if (nr === execveNr && execveToSupervisor) reasons.add("launch");
+    if (nr === seccompNr && seccompToSupervisor) reasons.add("inject");
     for (const l of ls) {
       const r = reasonOf(l, nr);
       if (r) reasons.add(r);
     }
     if (reasons.size > 0) {
-      const conditional = !reasons.has("launch") && ls.some((l) => reasonOf(l, nr) === undefined);
+      const conditional = !reasons.has("launch") && !reasons.has("inject") && ls.some((l) => reasonOf(l, nr) === undefined);
       routed.push(Object.freeze({ nr, name, reasons: Object.freeze([...reasons]), conditional }));
     } else if (d.kind === "leaf" && d.action.kind === "allow") {
       cacheableAllows++;

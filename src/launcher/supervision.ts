@@ -329,6 +329,10 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         if (injected.size > 65_536) injected.clear();
         const key = contextKey(ctx);
         installedRoutes ??= compose(r.policy, r.arch, { contexts: [] });
+        // Every context decides alike: the installed program already holds each denial (a routed
+        // one fails with ENOSYS if the supervisor is gone), so there is nothing to inject; and
+        // compose routes seccomp (the injection's own call) only where contexts differ.
+        if (installedRoutes.perProcess.length === 0 && !installedRoutes.unknownRouted) return;
         if (!injectedPrograms.has(key)) injectedPrograms.set(key, injectedProgram(r.policy, r.arch, ctx, installedRoutes));
         const prog = injectedPrograms.get(key);
         if (!prog) return; // the context denies nothing the supervisor decides: nothing to hold
