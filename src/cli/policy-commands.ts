@@ -19,7 +19,7 @@ import { parseValue } from "../policy/entries.js";
 import { formatRisk, policyRisks } from "../policy/risks.js";
 import { UsageError, writeJson } from "./output.js";
 import { archOption, contextOption, roleOption, databaseOption, loadPolicy, loadPolicyText, readPolicyText, contextOf, safeHostArch } from "./options.js";
-import { entrySources, footnoteLongCells, rowSources } from "../render/effective-table.js";
+import { entrySources, filterTableText, rowSources } from "../render/effective-table.js";
 
 /** show, compile, sim, check, groups, syscalls. */
 export function registerPolicyCommands(program: Command): void {
@@ -48,8 +48,7 @@ export function registerPolicyCommands(program: Command): void {
       if (format === "json") writeJson(rows);
       else if (format === "csv") process.stdout.write(csvTable(columns, rows as never));
       else {
-        const { rows: shown, footnotes } = footnoteLongCells(rows, "filter_action");
-        process.stdout.write(psqlTable(columns, shown as never) + footnotes.map((f) => f + "\n").join(""));
+        process.stdout.write(filterTableText(columns, rows));
       }
     });
 

@@ -5,7 +5,7 @@
 import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, pgbench, postgresArgs, postmasterPid, psql, waitReady, type Cluster } from "../postgres/cluster.js";
 import { loadPolicyFile } from "../policy/policy.js";
-import { effectiveFilterRows, FILTER_COLUMNS } from "../render/effective-table.js";
+import { effectiveFilterRows, FILTER_COLUMNS, filterTableText } from "../render/effective-table.js";
 import { psqlTable } from "../render/format.js";
 import { hostArch } from "../syscalls/index.js";
 import { preflight, runServer, type RunRequest, type RunResult } from "./run.js";
@@ -59,7 +59,7 @@ export async function runDemo(opts: DemoOptions): Promise<number> {
     }
 
     say("[4/5] the effective filter (as pg_get_seccomp_filter() shows it) and what the kernel holds");
-    print(psqlTable(FILTER_COLUMNS, effectiveFilterRows(policy, arch, [{ context: "global" }]) as never));
+    print(filterTableText(FILTER_COLUMNS, effectiveFilterRows(policy, arch, [{ context: "global" }])).replace(/\n$/, ""));
     const pid = postmasterPid(cluster.dataDir)!;
     if (opts.status) print(opts.status(pid));
 

@@ -4,6 +4,7 @@
 // gets the table as CrunchyData/pgseccomp's seccomp_filter() writes it (docs/policy.md,
 // "Differences from pgseccomp").
 
+import { psqlTable } from "./format.js";
 import { ACTION_KINDS, formatAction, sameAction } from "../policy/actions.js";
 import { formatCondition } from "../policy/entries.js";
 import { contextDecisions, contextFilters, contextLabel, type ContextDecisions, type ContextSpec, type Decision, type Leaf } from "../policy/decision.js";
@@ -178,4 +179,13 @@ export function footnoteLongCells<T extends object>(rows: readonly T[], column: 
     return { ...r, [column]: `[${footnotes.length}] see below` };
   });
   return { rows: out, footnotes: footnotes.map((f, i) => `[${i + 1}] ${f}`) };
+}
+
+/**
+ * The effective-filter table as a person reads it (show, demo): psql's layout, a long
+ * conditional action as a footnote below it (footnoteLongCells).
+ */
+export function filterTableText(columns: readonly string[], rows: readonly object[]): string {
+  const { rows: shown, footnotes } = footnoteLongCells(rows as Array<Record<string, unknown>>, "filter_action");
+  return psqlTable(columns as never, shown as never) + footnotes.map((f) => f + "\n").join("");
 }
