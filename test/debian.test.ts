@@ -4,7 +4,10 @@
 // as root (it drops to postgres and runs pg_ctl, which runs the wrapper). Each step ends with every
 // server process filtered (pg_seccomp status) or the server cleanly stopped; `status`, `log` and
 // `sql install` find the cluster by --cluster 15/NAME and by its configuration directory, as
-// root and as postgres, while it runs and after it stopped.
+// root and as postgres, while it runs and after it stopped. The commands are the docs' own
+// (README's Deploying block, docs/deploy.md's pg_ctlcluster and sql install blocks, `test=debian`),
+// read from the Markdown and run line by line as written, with only the cluster name and the
+// install directories substituted (docCommands says which).
 //
 // Here systemd is not running, so pg_ctlcluster does not hand start/stop to systemctl; under
 // systemd, as root, it would (docs/deploy.md: the postgresql@ unit runs pg_ctlcluster too).
@@ -12,11 +15,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findPgBinDir, freePort, lookupUser, type OsUser } from "../src/postgres/cluster.js";
 import { seccompSupport } from "../src/kernel/index.js";
+import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
 import { procStatusFields } from "./support/server.js";
 
@@ -44,6 +48,9 @@ let dataDir = "";
 let port = 0;
 let policyDir = "";
 let policy = "";
+/** The docs' /usr/local/lib/pg_seccomp and /etc/pg_seccomp, made by their `install -d`. */
+let libDir = "";
+let etcDir = "";
 let pg: OsUser;
 let created = false;
 
@@ -122,10 +129,12 @@ before(async () => {
   assert.equal(r.status, 0, r.stdout + r.stderr);
   created = true;
   dataDir = `/var/lib/postgresql/15/${NAME}`;
-  // What docs/deploy.md has a DBA do: pg_ctl.conf names the wrapper. The environment file
-  // points it at this checkout's pg_seccomp and the test's policy (an installed pg_seccomp and
-  // /etc/pg_seccomp/postgresql-15.conf are the defaults).
-  writeFileSync(join(CONF_DIR, "pg_ctl.conf"), `pg_ctl_options = '-p ${WRAPPER}'\n`);
+  // The docs' commands (the test's first test) write pg_ctl.conf, naming the wrapper they
+  // install in libDir. The environment file points it at this checkout's pg_seccomp and the
+  // test's policy (an installed pg_seccomp and /etc/pg_seccomp/postgresql-15.conf, which the
+  // docs' commands install into etcDir, are the defaults).
+  libDir = join(policyDir, "usr-local-lib-pg_seccomp");
+  etcDir = join(policyDir, "etc-pg_seccomp");
   appendFileSync(join(CONF_DIR, "environment"), `PG_SECCOMP = '${process.execPath} ${BIN}'\nPG_SECCOMP_POLICY = '${policy}'\n`);
 });
 
@@ -134,73 +143,170 @@ after(() => {
   if (policyDir) rmSync(policyDir, { recursive: true, force: true });
 });
 
-test("pg_ctlcluster start, reload, restart, stop through the wrapper in pg_ctl.conf: filtered throughout, status/log/sql install by --cluster", { skip }, async () => {
-  // -- start
-  const start = ctl("start");
-  assert.equal(start.status, 0, start.stdout + start.stderr + serverLog());
-  const pm = postmasterPid()!;
-  assert.ok(pm, "postmaster.pid");
-  const st = procStatusFields(pm);
-  assert.equal(st.Seccomp, "2");
-  assert.equal(st.NoNewPrivs, "1");
-  assert.equal(st.Uid!.split(/\s+/)[0], String(pg.uid));
-  assert.match(readFileSync(`/proc/${pm}/cmdline`, "utf8"), /\/usr\/lib\/postgresql\/15\/bin\/postgres\0-D\0/, "the wrapper found PostgreSQL 15's postgres from PG_VERSION");
-  const lsc = run("pg_lsclusters", ["15", NAME, "--no-header"]);
-  assert.match(lsc.stdout, /online/);
-  assertAllFiltered(pm);
-  // The launcher keyed its records by the real data directory; the spool is in it, not in /etc.
-  assert.ok(existsSync(join(dataDir, "pg_seccomp")), "set_client_filter's spool in the data directory");
-  assert.equal(existsSync(join(CONF_DIR, "pg_seccomp")), false);
+/**
+ * The blocks of README.md and docs/deploy.md marked `test=debian`, one command a line, as this
+ * machine runs them. The only substitutions: the cluster `15/main` (`15 main`) is this test's own
+ * `15/NAME`, /usr/local/lib/pg_seccomp and /etc/pg_seccomp are temporary directories, and
+ * `$(npm root -g)/pg_seccomp` (the installed package) and `pg_seccomp` (its command, through a
+ * shim on PATH) are this checkout. The cluster's environment file (written in before()) points
+ * the wrapper at this checkout's pg_seccomp and the test's policy.
+ */
+function docCommands(): Array<{ where: string; line: string }> {
+  const [readme, ctlBlock, sqlBlock] = blocksTestedBy("debian");
+  assert.equal(readme?.file, "README.md", "README's Deploying block");
+  assert.match(ctlBlock?.body ?? "", /pg_ctlcluster 15 main start/, "deploy.md's pg_ctlcluster block");
+  assert.match(sqlBlock?.body ?? "", /^pg_seccomp sql install .*\n$/, "deploy.md's sql install block");
+  // README's block installs and (re)starts; the sql install block needs the server running;
+  // deploy.md's pg_ctlcluster block starts it again and ends with it stopped.
+  return [readme!, sqlBlock!, ctlBlock!].flatMap((b) =>
+    b.body
+      .split("\n")
+      .map((l, i) => ({ where: `${b.file}:${b.line + 1 + i}`, line: l }))
+      .filter((c) => c.line.trim() !== "")
+      .map((c) => ({
+        where: c.where,
+        line: c.line
+          .replaceAll("/usr/local/lib/pg_seccomp", libDir)
+          .replaceAll("/etc/pg_seccomp", etcDir)
+          .replaceAll('"$(npm root -g)/pg_seccomp/', `"${repoPath(".")}/`)
+          .replaceAll("15/main", `15/${NAME}`)
+          .replaceAll("15 main", `15 ${NAME}`),
+      })),
+  );
+}
 
-  // A logged call, for the log: mknodat (the starter profile's global log list) from mkfifo.
-  const fifo = join(tmpdir(), `pg_seccomp-debian-fifo-${process.pid}`);
-  const mk = psqlAsPostgres(`copy (select 1) to program 'cat > /dev/null; mkfifo ${fifo}; rm -f ${fifo}'`);
-  assert.equal(mk.status, 0, mk.stderr);
-  assert.equal(psqlAsPostgres("select 40 + 2").stdout.trim(), "42");
+test("the docs' pg_ctlcluster path, as written: install, pg_ctl.conf, start, reload, restart, stop through the wrapper: filtered throughout, status/log/sql install by --cluster", { skip }, async () => {
+  const shimDir = mkdtempSync(join(tmpdir(), "pg_seccomp-debian-bin-"));
+  writeFileSync(join(shimDir, "pg_seccomp"), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
+  const env = { ...process.env, PATH: `${shimDir}:${process.env.PATH ?? "/usr/bin:/bin"}` };
+  const commands = docCommands();
+  const seen = new Set<string>();
+  let pm: number | undefined;
+  let sup: number | undefined;
+  let fifoN = 0;
 
-  // -- sql install as root: psql runs as postgres, peer authentication over the cluster's socket.
-  const inst = cli(["sql", "install", "--cluster", `15/${NAME}`, "-d", "postgres"]);
-  assert.equal(inst.status, 0, inst.stderr);
-  assert.doesNotMatch(inst.stderr, /warning/);
-  // The functions read the launcher's table from the launcher's run-state directory: here the
-  // server's user's own (pg_ctl started it), not root's, although root installed them.
-  const rows = psqlAsPostgres("select filter_action from seccomp.seccomp_filter() where syscall = 'mknodat' and context = 'session'");
-  assert.equal(rows.status, 0, rows.stderr);
-  assert.match(rows.stdout, /log/);
-  // ... and as postgres, by the configuration directory.
-  const inst2 = cli(["sql", "install", "-D", CONF_DIR, "-d", `port=${port} host=/var/run/postgresql dbname=postgres`], "postgres");
-  assert.equal(inst2.status, 0, inst2.stderr);
-  await new Promise((r) => setTimeout(r, 300)); // the log is written in batches
-  const v = psqlAsPostgres("select syscall from seccomp.violations where action = 'log'");
-  assert.equal(v.status, 0, v.stderr);
-  assert.match(v.stdout, /mknodat/);
+  /** A logged call, for the log: mknodat (the starter profile's global log list) from mkfifo. */
+  const mkfifo = () => {
+    const fifo = join(tmpdir(), `pg_seccomp-debian-fifo-${process.pid}-${fifoN++}`);
+    const mk = psqlAsPostgres(`copy (select 1) to program 'cat > /dev/null; mkfifo ${fifo}; rm -f ${fifo}'`);
+    assert.equal(mk.status, 0, mk.stderr);
+    assert.equal(psqlAsPostgres("select 40 + 2").stdout.trim(), "42");
+  };
+  const started = (what: string) => {
+    pm = postmasterPid();
+    assert.ok(pm, `${what}: postmaster.pid`);
+    const st = procStatusFields(pm);
+    assert.equal(st.Seccomp, "2");
+    assert.equal(st.NoNewPrivs, "1");
+    assert.equal(st.Uid!.split(/\s+/)[0], String(pg.uid));
+    assert.match(readFileSync(`/proc/${pm}/cmdline`, "utf8"), /\/usr\/lib\/postgresql\/15\/bin\/postgres\0-D\0/, "the wrapper found PostgreSQL 15's postgres from PG_VERSION");
+    assert.match(run("pg_lsclusters", ["15", NAME, "--no-header"]).stdout, /online/);
+    assertAllFiltered(pm);
+    // The launcher keyed its records by the real data directory; the spool is in it, not in /etc.
+    assert.ok(existsSync(join(dataDir, "pg_seccomp")), "set_client_filter's spool in the data directory");
+    assert.equal(existsSync(join(CONF_DIR, "pg_seccomp")), false);
+    sup = supervisorOf(pm);
+    assert.ok(sup, "the supervisor's run state, in the postgres user's run-state directory");
+    mkfifo();
+  };
 
-  // -- reload: the same postmaster, still filtered.
-  const reload = ctl("reload");
-  assert.equal(reload.status, 0, reload.stderr);
-  assert.equal(postmasterPid(), pm);
-  assertAllFiltered(pm);
-
-  // -- restart: pg_ctlcluster's restart is stop then start, both with pg_ctl.conf's options.
-  const sup = supervisorOf(pm);
-  assert.ok(sup, "the supervisor's run state, in the postgres user's run-state directory");
-  const restart = ctl("restart");
-  assert.equal(restart.status, 0, restart.stdout + restart.stderr + serverLog());
-  const pm2 = postmasterPid()!;
-  assert.notEqual(pm2, pm);
-  assert.ok(await waitGone(pm));
-  assert.ok(await waitGone(sup!), "the old supervisor exits with its server");
-  assertAllFiltered(pm2);
-
-  // -- stop: clean shutdown, the supervisor goes too, nothing left.
-  const sup2 = supervisorOf(pm2)!;
-  const stop = ctl("stop");
-  assert.equal(stop.status, 0, stop.stderr);
-  assert.equal(existsSync(join(dataDir, "postmaster.pid")), false);
-  assert.ok(await waitGone(pm2));
-  assert.ok(await waitGone(sup2), "the supervisor exits with its server");
-  assert.match(serverLog(), /database system is shut down/);
-  assert.doesNotMatch(serverLog(), /pg_seccomp: error/);
+  try {
+    for (const [i, { where, line }] of commands.entries()) {
+      const wasRunning = postmasterPid();
+      const r = spawnSync("sh", ["-c", line], { encoding: "utf8", timeout: 180_000, cwd: "/", env });
+      const out = r.stdout + r.stderr;
+      assert.equal(r.status, 0, `${where}: ${line}\n${out}${serverLog()}`);
+      const kind = /^install -d /.test(line) ? "install -d" : /^install .*postgres-seccomp/.test(line) ? "install wrapper" : /^install .*\.conf$/.test(line) ? "install profile" : /^echo .*pg_ctl\.conf$/.test(line) ? "pg_ctl.conf" : /^pg_ctlcluster \S+ \S+ (\w+)$/.exec(line)?.[1] ?? /^pg_seccomp (status|log|sql install) /.exec(line)?.[1];
+      assert.ok(kind, `${where}: a command this test knows how to check: ${line}`);
+      seen.add(kind);
+      switch (kind) {
+        case "install -d":
+          for (const d of [libDir, etcDir]) assert.equal(statSync(d).mode & 0o7777, 0o755, d);
+          break;
+        case "install wrapper":
+          assert.equal(statSync(join(libDir, "postgres-seccomp")).mode & 0o7777, 0o755);
+          assert.equal(readFileSync(join(libDir, "postgres-seccomp"), "utf8"), readFileSync(WRAPPER, "utf8"));
+          break;
+        case "install profile":
+          assert.equal(readFileSync(join(etcDir, "postgresql-15.conf"), "utf8"), readFileSync(PROFILE, "utf8"));
+          break;
+        case "pg_ctl.conf":
+          assert.equal(readFileSync(join(CONF_DIR, "pg_ctl.conf"), "utf8"), `pg_ctl_options = '-p ${libDir}/postgres-seccomp'\n`);
+          break;
+        case "start":
+          assert.equal(wasRunning, undefined);
+          started(where);
+          break;
+        case "reload":
+          assert.equal(postmasterPid(), pm);
+          assertAllFiltered(pm!);
+          break;
+        case "restart": {
+          // pg_ctlcluster's restart is stop (when running) then start, both with pg_ctl.conf's options.
+          const [oldPm, oldSup] = [wasRunning, sup];
+          started(where);
+          if (oldPm) {
+            assert.notEqual(pm, oldPm);
+            assert.ok(await waitGone(oldPm));
+            assert.ok(await waitGone(oldSup!), "the old supervisor exits with its server");
+          }
+          break;
+        }
+        case "stop":
+          assert.equal(existsSync(join(dataDir, "postmaster.pid")), false);
+          assert.ok(await waitGone(pm!));
+          assert.ok(await waitGone(sup!), "the supervisor exits with its server");
+          assert.match(serverLog(), /database system is shut down/);
+          assert.doesNotMatch(serverLog(), /pg_seccomp: error/);
+          pm = undefined;
+          break;
+        case "status":
+          assert.match(out, new RegExp(`${pm}`), `${where}: status names the postmaster`);
+          break;
+        case "log": {
+          // The log is written in batches: what the mkfifo after the start did shows up shortly.
+          let l = out;
+          for (let n = 0; !/mknodat/.test(l) && n < 20; n++) {
+            await new Promise((res) => setTimeout(res, 250));
+            const again = spawnSync("sh", ["-c", line], { encoding: "utf8", cwd: "/", env });
+            l = again.stdout + again.stderr;
+          }
+          assert.match(l, /mknodat/, `${where}: ${line}`);
+          break;
+        }
+        case "sql install": {
+          // As root: psql runs as postgres, peer authentication over the cluster's socket.
+          assert.doesNotMatch(r.stderr, /warning/);
+          // The functions read the launcher's table from the launcher's run-state directory: here
+          // the server's user's own (pg_ctl started it), not root's, although root installed them.
+          const rows = psqlAsPostgres("select filter_action from seccomp.seccomp_filter() where syscall = 'mknodat' and context = 'session'");
+          assert.equal(rows.status, 0, rows.stderr);
+          assert.match(rows.stdout, /log/);
+          if (seen.has("sql install as postgres")) break;
+          seen.add("sql install as postgres");
+          // ... and as postgres, by the configuration directory, and the violations it reads.
+          const inst2 = cli(["sql", "install", "-D", CONF_DIR, "-d", `port=${port} host=/var/run/postgresql dbname=postgres`], "postgres");
+          assert.equal(inst2.status, 0, inst2.stderr);
+          await new Promise((res) => setTimeout(res, 300)); // the log is written in batches
+          const v = psqlAsPostgres("select syscall from seccomp.violations where action = 'log'");
+          assert.equal(v.status, 0, v.stderr);
+          assert.match(v.stdout, /mknodat/);
+          break;
+        }
+      }
+      // README's block leaves the server running; deploy.md's pg_ctlcluster block starts it.
+      const next = commands[i + 1];
+      if (next && /pg_ctlcluster \S+ \S+ start$/.test(next.line) && postmasterPid()) {
+        const stop = ctl("stop");
+        assert.equal(stop.status, 0, stop.stderr);
+        assert.ok(await waitGone(pm!));
+      }
+    }
+    assert.deepEqual([...seen].sort(), ["install -d", "install profile", "install wrapper", "log", "pg_ctl.conf", "reload", "restart", "sql install", "sql install as postgres", "start", "status", "stop"]);
+    if (postmasterPid()) assert.equal(ctl("stop").status, 0);
+  } finally {
+    rmSync(shimDir, { recursive: true, force: true });
+  }
 
   // -- post mortem: the log is found by cluster, by config dir and by data dir, as root and as postgres.
   for (const [args, as] of [[["--cluster", `15/${NAME}`], undefined], [["-D", CONF_DIR], undefined], [["-D", dataDir], "postgres"], [["--cluster", `15/${NAME}`], "postgres"]] as const) {
