@@ -15,12 +15,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findPgBinDir, freePort, lookupUser, type OsUser } from "../src/postgres/cluster.js";
 import { seccompSupport } from "../src/kernel/index.js";
-import { blocksTestedBy } from "./support/doc-blocks.js";
+import { blocksTestedBy, type DocBlock } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
 import { procStatusFields } from "./support/server.js";
 
@@ -51,6 +51,8 @@ let policy = "";
 /** The docs' /usr/local/lib/pg_seccomp and /etc/pg_seccomp, made by their `install -d`. */
 let libDir = "";
 let etcDir = "";
+/** `pg_seccomp` on PATH for the docs' commands: this checkout's CLI. */
+let shimDir = "";
 let pg: OsUser;
 let created = false;
 
@@ -134,6 +136,9 @@ before(async () => {
   // test's policy (an installed pg_seccomp and /etc/pg_seccomp/postgresql-15.conf, which the
   // docs' commands install into etcDir, are the defaults).
   libDir = join(policyDir, "usr-local-lib-pg_seccomp");
+  shimDir = join(policyDir, "bin");
+  mkdirSync(shimDir);
+  writeFileSync(join(shimDir, "pg_seccomp"), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
   etcDir = join(policyDir, "etc-pg_seccomp");
   appendFileSync(join(CONF_DIR, "environment"), `PG_SECCOMP = '${process.execPath} ${BIN}'\nPG_SECCOMP_POLICY = '${policy}'\n`);
 });
@@ -144,42 +149,64 @@ after(() => {
 });
 
 /**
- * The blocks of README.md and docs/deploy.md marked `test=debian`, one command a line, as this
- * machine runs them. The only substitutions: the cluster `15/main` (`15 main`) is this test's own
- * `15/NAME`, /usr/local/lib/pg_seccomp and /etc/pg_seccomp are temporary directories, and
- * `$(npm root -g)/pg_seccomp` (the installed package) and `pg_seccomp` (its command, through a
- * shim on PATH) are this checkout. The cluster's environment file (written in before()) points
- * the wrapper at this checkout's pg_seccomp and the test's policy.
+ * The blocks of README.md and docs/deploy.md marked `test=debian`, by what they do; each is run by
+ * one of the tests below, and a block none of them knows fails here.
  */
-function docCommands(): Array<{ where: string; line: string }> {
-  const [readme, ctlBlock, sqlBlock] = blocksTestedBy("debian");
-  assert.equal(readme?.file, "README.md", "README's Deploying block");
-  assert.match(ctlBlock?.body ?? "", /pg_ctlcluster 15 main start/, "deploy.md's pg_ctlcluster block");
-  assert.match(sqlBlock?.body ?? "", /^pg_seccomp sql install .*\n$/, "deploy.md's sql install block");
-  // README's block installs and (re)starts; the sql install block needs the server running;
-  // deploy.md's pg_ctlcluster block starts it again and ends with it stopped.
-  return [readme!, sqlBlock!, ctlBlock!].flatMap((b) =>
+function debianBlocks(): { readme: DocBlock; ctl: DocBlock; sql: DocBlock; policy: DocBlock; runs: DocBlock[] } {
+  const blocks = blocksTestedBy("debian");
+  const pick = (what: string, match: (b: DocBlock) => boolean): DocBlock[] => {
+    const found = blocks.filter(match);
+    assert.ok(found.length > 0, what);
+    return found;
+  };
+  const readme = pick("README's Deploying block", (b) => b.file === "README.md" && /pg_ctl\.conf/.test(b.body));
+  const ctl = pick("deploy.md's pg_ctlcluster block", (b) => /^pg_ctlcluster 15 main start$/m.test(b.body));
+  const sql = pick("deploy.md's sql install block", (b) => /^pg_seccomp sql install [^\n]*\n$/.test(b.body));
+  const policy = pick("deploy.md's policy install block", (b) => /^install .* \/etc\/pg_seccomp\/15-main\.conf$/m.test(b.body));
+  const runs = pick("the root launcher's command line", (b) => /^pg_seccomp run --policy /.test(b.body));
+  const used = [readme, ctl, sql, policy, runs].flat();
+  assert.deepEqual(blocks.filter((b) => !used.includes(b)).map((b) => `${b.file}:${b.line}`), [], "test=debian blocks no test here runs");
+  assert.equal(used.length, new Set(used).size, "each block has one role");
+  assert.ok(readme.length === 1 && ctl.length === 1 && sql.length === 1 && policy.length === 1);
+  return { readme: readme[0]!, ctl: ctl[0]!, sql: sql[0]!, policy: policy[0]!, runs };
+}
+
+/**
+ * A doc command as this machine runs it. The only substitutions: the cluster `15/main`
+ * (`15 main`) is this test's own `15/NAME`, /usr/local/lib/pg_seccomp and /etc/pg_seccomp are
+ * temporary directories, `$(npm root -g)/pg_seccomp` (the installed package) and `pg_seccomp`
+ * (its command, through a shim on PATH: shimEnv) are this checkout, and the reader's own
+ * my-policy.conf is the test's policy. The cluster's environment file (written in before())
+ * points the wrapper at this checkout's pg_seccomp and the test's policy.
+ */
+const substitute = (text: string) =>
+  text
+    .replaceAll("/usr/local/lib/pg_seccomp", libDir)
+    .replaceAll("/etc/pg_seccomp", etcDir)
+    .replaceAll('"$(npm root -g)/pg_seccomp/', `"${repoPath(".")}/`)
+    .replaceAll("my-policy.conf", policy)
+    .replaceAll("15/main", `15/${NAME}`)
+    .replaceAll("15 main", `15 ${NAME}`);
+
+const shimEnv = () => ({ ...process.env, PATH: `${shimDir}:${process.env.PATH ?? "/usr/bin:/bin"}` });
+
+/** The blocks' commands, one a line, substituted. */
+function docCommands(...blocks: DocBlock[]): Array<{ where: string; line: string }> {
+  return blocks.flatMap((b) =>
     b.body
       .split("\n")
       .map((l, i) => ({ where: `${b.file}:${b.line + 1 + i}`, line: l }))
       .filter((c) => c.line.trim() !== "")
-      .map((c) => ({
-        where: c.where,
-        line: c.line
-          .replaceAll("/usr/local/lib/pg_seccomp", libDir)
-          .replaceAll("/etc/pg_seccomp", etcDir)
-          .replaceAll('"$(npm root -g)/pg_seccomp/', `"${repoPath(".")}/`)
-          .replaceAll("15/main", `15/${NAME}`)
-          .replaceAll("15 main", `15 ${NAME}`),
-      })),
+      .map((c) => ({ where: c.where, line: substitute(c.line) })),
   );
 }
 
 test("the docs' pg_ctlcluster path, as written: install, pg_ctl.conf, start, reload, restart, stop through the wrapper: filtered throughout, status/log/sql install by --cluster", { skip }, async () => {
-  const shimDir = mkdtempSync(join(tmpdir(), "pg_seccomp-debian-bin-"));
-  writeFileSync(join(shimDir, "pg_seccomp"), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
-  const env = { ...process.env, PATH: `${shimDir}:${process.env.PATH ?? "/usr/bin:/bin"}` };
-  const commands = docCommands();
+  const env = shimEnv();
+  const docs = debianBlocks();
+  // README's block installs and (re)starts; the sql install block needs the server running;
+  // deploy.md's pg_ctlcluster block starts it again and ends with it stopped.
+  const commands = docCommands(docs.readme, docs.sql, docs.ctl);
   const seen = new Set<string>();
   let pm: number | undefined;
   let sup: number | undefined;
@@ -305,7 +332,7 @@ test("the docs' pg_ctlcluster path, as written: install, pg_ctl.conf, start, rel
     assert.deepEqual([...seen].sort(), ["install -d", "install profile", "install wrapper", "log", "pg_ctl.conf", "reload", "restart", "sql install", "sql install as postgres", "start", "status", "stop"]);
     if (postmasterPid()) assert.equal(ctl("stop").status, 0);
   } finally {
-    rmSync(shimDir, { recursive: true, force: true });
+    if (postmasterPid()) ctl("stop");
   }
 
   // -- post mortem: the log is found by cluster, by config dir and by data dir, as root and as postgres.
@@ -319,6 +346,57 @@ test("the docs' pg_ctlcluster path, as written: install, pg_ctl.conf, start, rel
   const gone = cli(["status", "--cluster", `15/${NAME}`]);
   assert.equal(gone.status, 2, gone.stderr);
   assert.match(gone.stderr, /no server is running/);
+});
+
+test("the docs' root launcher, as written: the policy installed in /etc/pg_seccomp, pg_seccomp run --user postgres -D Debian's configuration directory, filtered, stopped by SIGINT", { skip }, async () => {
+  const docs = debianBlocks();
+  // deploy.md's policy install (the first test made etcDir with README's install -d).
+  for (const { where, line } of docCommands(docs.policy)) {
+    const r = spawnSync("sh", ["-c", line], { encoding: "utf8", cwd: "/", env: shimEnv() });
+    assert.equal(r.status, 0, `${where}: ${line}\n${r.stdout}${r.stderr}`);
+  }
+  assert.equal(readFileSync(join(etcDir, "15-main.conf"), "utf8"), readFileSync(policy, "utf8"));
+  assert.equal(statSync(join(etcDir, "15-main.conf")).mode & 0o7777, 0o644);
+  for (const b of docs.runs) {
+    const where = `${b.file}:${b.line}`;
+    const command = substitute(b.body);
+    const used = /--policy (\S+)/.exec(command)![1]!;
+    const proc = spawn("sh", ["-c", command], { stdio: ["ignore", "pipe", "pipe"], cwd: "/", env: shimEnv() });
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null }>((res) => proc.on("exit", (code) => res({ code })));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (run("pg_isready", ["-q", "-h", "/var/run/postgresql", "-p", String(port)]).status !== 0) {
+        assert.ok(Date.now() < deadline && proc.exitCode === null, `${where}: the server did not start: ${err}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const pm = postmasterPid()!;
+      const st = cli(["status", "--cluster", `15/${NAME}`, "--json"]);
+      assert.equal(st.status, 0, st.stdout + st.stderr);
+      const report = JSON.parse(st.stdout) as { postmasterPid: number; dataDir: string; policyPath: string; ok: boolean; processes: Array<{ seccompMode: string }> };
+      assert.equal(report.postmasterPid, pm, where);
+      assert.equal(report.dataDir, dataDir, `${where}: keyed by the data directory postgresql.conf names`);
+      assert.equal(report.policyPath, used, where);
+      assert.ok(report.ok && report.processes.length >= 5 && report.processes.every((p) => p.seccompMode === "filter"), `${where}: ${st.stdout}`);
+      assert.equal(procStatusFields(pm).Uid!.split(/\s+/)[0], String(pg.uid));
+      assert.doesNotMatch(err, /warning|error/, err);
+    } finally {
+      // SIGINT (the unit's KillSignal) to the launcher: sh's child, or sh itself when it exec'd
+      // the command; sh then exits with the launcher's status.
+      let launcher = proc.pid!;
+      try {
+        if (readFileSync(`/proc/${proc.pid}/cmdline`, "utf8").startsWith("sh\0")) launcher = Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, "utf8").trim().split(/\s+/)[0]) || launcher;
+      } catch {
+        /* sh is gone: exited is settled */
+      }
+      process.kill(launcher, "SIGINT");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 60_000);
+      const { code } = await exited;
+      clearTimeout(t);
+      assert.equal(code, 0, `${where}: ${err}`);
+    }
+  }
 });
 
 test("run given Debian's configuration directory as -D keys everything by the data directory postgresql.conf names", { skip }, () => {
