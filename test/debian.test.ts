@@ -4,7 +4,10 @@
 // as root (it drops to postgres and runs pg_ctl, which runs the wrapper). Each step ends with every
 // server process filtered (pg_seccomp status) or the server cleanly stopped; `status`, `log` and
 // `sql install` find the cluster by --cluster 15/NAME and by its configuration directory, as
-// root and as postgres, while it runs and after it stopped.
+// root and as postgres, while it runs and after it stopped. The commands are the docs' own
+// (README's Deploying block, docs/deploy.md's pg_ctlcluster and sql install blocks, `test=debian`),
+// read from the Markdown and run line by line as written, with only the cluster name and the
+// install directories substituted (docCommands says which).
 //
 // Here systemd is not running, so pg_ctlcluster does not hand start/stop to systemctl; under
 // systemd, as root, it would (docs/deploy.md: the postgresql@ unit runs pg_ctlcluster too).
@@ -12,11 +15,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { appendFileSync, chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findPgBinDir, freePort, lookupUser, type OsUser } from "../src/postgres/cluster.js";
 import { seccompSupport } from "../src/kernel/index.js";
+import { blocksTestedBy, type DocBlock } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
 import { procStatusFields } from "./support/server.js";
 
@@ -44,6 +48,11 @@ let dataDir = "";
 let port = 0;
 let policyDir = "";
 let policy = "";
+/** The docs' /usr/local/lib/pg_seccomp and /etc/pg_seccomp, made by their `install -d`. */
+let libDir = "";
+let etcDir = "";
+/** `pg_seccomp` on PATH for the docs' commands: this checkout's CLI. */
+let shimDir = "";
 let pg: OsUser;
 let created = false;
 
@@ -122,10 +131,15 @@ before(async () => {
   assert.equal(r.status, 0, r.stdout + r.stderr);
   created = true;
   dataDir = `/var/lib/postgresql/15/${NAME}`;
-  // What docs/deploy.md has a DBA do: pg_ctl.conf names the wrapper. The environment file
-  // points it at this checkout's pg_seccomp and the test's policy (an installed pg_seccomp and
-  // /etc/pg_seccomp/postgresql-15.conf are the defaults).
-  writeFileSync(join(CONF_DIR, "pg_ctl.conf"), `pg_ctl_options = '-p ${WRAPPER}'\n`);
+  // The docs' commands (the test's first test) write pg_ctl.conf, naming the wrapper they
+  // install in libDir. The environment file points it at this checkout's pg_seccomp and the
+  // test's policy (an installed pg_seccomp and /etc/pg_seccomp/postgresql-15.conf, which the
+  // docs' commands install into etcDir, are the defaults).
+  libDir = join(policyDir, "usr-local-lib-pg_seccomp");
+  shimDir = join(policyDir, "bin");
+  mkdirSync(shimDir);
+  writeFileSync(join(shimDir, "pg_seccomp"), `#!/bin/sh\nexec "${process.execPath}" "${BIN}" "$@"\n`, { mode: 0o755 });
+  etcDir = join(policyDir, "etc-pg_seccomp");
   appendFileSync(join(CONF_DIR, "environment"), `PG_SECCOMP = '${process.execPath} ${BIN}'\nPG_SECCOMP_POLICY = '${policy}'\n`);
 });
 
@@ -134,73 +148,192 @@ after(() => {
   if (policyDir) rmSync(policyDir, { recursive: true, force: true });
 });
 
-test("pg_ctlcluster start, reload, restart, stop through the wrapper in pg_ctl.conf: filtered throughout, status/log/sql install by --cluster", { skip }, async () => {
-  // -- start
-  const start = ctl("start");
-  assert.equal(start.status, 0, start.stdout + start.stderr + serverLog());
-  const pm = postmasterPid()!;
-  assert.ok(pm, "postmaster.pid");
-  const st = procStatusFields(pm);
-  assert.equal(st.Seccomp, "2");
-  assert.equal(st.NoNewPrivs, "1");
-  assert.equal(st.Uid!.split(/\s+/)[0], String(pg.uid));
-  assert.match(readFileSync(`/proc/${pm}/cmdline`, "utf8"), /\/usr\/lib\/postgresql\/15\/bin\/postgres\0-D\0/, "the wrapper found PostgreSQL 15's postgres from PG_VERSION");
-  const lsc = run("pg_lsclusters", ["15", NAME, "--no-header"]);
-  assert.match(lsc.stdout, /online/);
-  assertAllFiltered(pm);
-  // The launcher keyed its records by the real data directory; the spool is in it, not in /etc.
-  assert.ok(existsSync(join(dataDir, "pg_seccomp")), "set_client_filter's spool in the data directory");
-  assert.equal(existsSync(join(CONF_DIR, "pg_seccomp")), false);
+/**
+ * The blocks of README.md and docs/deploy.md marked `test=debian`, by what they do; each is run by
+ * one of the tests below, and a block none of them knows fails here.
+ */
+function debianBlocks(): { readme: DocBlock; ctl: DocBlock; sql: DocBlock; policy: DocBlock; runs: DocBlock[] } {
+  const blocks = blocksTestedBy("debian");
+  const pick = (what: string, match: (b: DocBlock) => boolean): DocBlock[] => {
+    const found = blocks.filter(match);
+    assert.ok(found.length > 0, what);
+    return found;
+  };
+  const readme = pick("README's Deploying block", (b) => b.file === "README.md" && /pg_ctl\.conf/.test(b.body));
+  const ctl = pick("deploy.md's pg_ctlcluster block", (b) => /^pg_ctlcluster 15 main start$/m.test(b.body));
+  const sql = pick("deploy.md's sql install block", (b) => /^pg_seccomp sql install [^\n]*\n$/.test(b.body));
+  const policy = pick("deploy.md's policy install block", (b) => /^install .* \/etc\/pg_seccomp\/15-main\.conf$/m.test(b.body));
+  const runs = pick("the root launcher's command line", (b) => /^pg_seccomp run --policy /.test(b.body));
+  const used = [readme, ctl, sql, policy, runs].flat();
+  assert.deepEqual(blocks.filter((b) => !used.includes(b)).map((b) => `${b.file}:${b.line}`), [], "test=debian blocks no test here runs");
+  assert.equal(used.length, new Set(used).size, "each block has one role");
+  assert.ok(readme.length === 1 && ctl.length === 1 && sql.length === 1 && policy.length === 1);
+  return { readme: readme[0]!, ctl: ctl[0]!, sql: sql[0]!, policy: policy[0]!, runs };
+}
 
-  // A logged call, for the log: mknodat (the starter profile's global log list) from mkfifo.
-  const fifo = join(tmpdir(), `pg_seccomp-debian-fifo-${process.pid}`);
-  const mk = psqlAsPostgres(`copy (select 1) to program 'cat > /dev/null; mkfifo ${fifo}; rm -f ${fifo}'`);
-  assert.equal(mk.status, 0, mk.stderr);
-  assert.equal(psqlAsPostgres("select 40 + 2").stdout.trim(), "42");
+/**
+ * A doc command as this machine runs it. The only substitutions: the cluster `15/main`
+ * (`15 main`) is this test's own `15/NAME`, /usr/local/lib/pg_seccomp and /etc/pg_seccomp are
+ * temporary directories, `$(npm root -g)/pg_seccomp` (the installed package) and `pg_seccomp`
+ * (its command, through a shim on PATH: shimEnv) are this checkout, and the reader's own
+ * my-policy.conf is the test's policy. The cluster's environment file (written in before())
+ * points the wrapper at this checkout's pg_seccomp and the test's policy.
+ */
+const substitute = (text: string) =>
+  text
+    .replaceAll("/usr/local/lib/pg_seccomp", libDir)
+    .replaceAll("/etc/pg_seccomp", etcDir)
+    .replaceAll('"$(npm root -g)/pg_seccomp/', `"${repoPath(".")}/`)
+    .replaceAll("my-policy.conf", policy)
+    .replaceAll("15/main", `15/${NAME}`)
+    .replaceAll("15 main", `15 ${NAME}`);
 
-  // -- sql install as root: psql runs as postgres, peer authentication over the cluster's socket.
-  const inst = cli(["sql", "install", "--cluster", `15/${NAME}`, "-d", "postgres"]);
-  assert.equal(inst.status, 0, inst.stderr);
-  assert.doesNotMatch(inst.stderr, /warning/);
-  // The functions read the launcher's table from the launcher's run-state directory: here the
-  // server's user's own (pg_ctl started it), not root's, although root installed them.
-  const rows = psqlAsPostgres("select filter_action from seccomp.seccomp_filter() where syscall = 'mknodat' and context = 'session'");
-  assert.equal(rows.status, 0, rows.stderr);
-  assert.match(rows.stdout, /log/);
-  // ... and as postgres, by the configuration directory.
-  const inst2 = cli(["sql", "install", "-D", CONF_DIR, "-d", `port=${port} host=/var/run/postgresql dbname=postgres`], "postgres");
-  assert.equal(inst2.status, 0, inst2.stderr);
-  await new Promise((r) => setTimeout(r, 300)); // the log is written in batches
-  const v = psqlAsPostgres("select syscall from seccomp.violations where action = 'log'");
-  assert.equal(v.status, 0, v.stderr);
-  assert.match(v.stdout, /mknodat/);
+const shimEnv = () => ({ ...process.env, PATH: `${shimDir}:${process.env.PATH ?? "/usr/bin:/bin"}` });
 
-  // -- reload: the same postmaster, still filtered.
-  const reload = ctl("reload");
-  assert.equal(reload.status, 0, reload.stderr);
-  assert.equal(postmasterPid(), pm);
-  assertAllFiltered(pm);
+/** The blocks' commands, one a line, substituted. */
+function docCommands(...blocks: DocBlock[]): Array<{ where: string; line: string }> {
+  return blocks.flatMap((b) =>
+    b.body
+      .split("\n")
+      .map((l, i) => ({ where: `${b.file}:${b.line + 1 + i}`, line: l }))
+      .filter((c) => c.line.trim() !== "")
+      .map((c) => ({ where: c.where, line: substitute(c.line) })),
+  );
+}
 
-  // -- restart: pg_ctlcluster's restart is stop then start, both with pg_ctl.conf's options.
-  const sup = supervisorOf(pm);
-  assert.ok(sup, "the supervisor's run state, in the postgres user's run-state directory");
-  const restart = ctl("restart");
-  assert.equal(restart.status, 0, restart.stdout + restart.stderr + serverLog());
-  const pm2 = postmasterPid()!;
-  assert.notEqual(pm2, pm);
-  assert.ok(await waitGone(pm));
-  assert.ok(await waitGone(sup!), "the old supervisor exits with its server");
-  assertAllFiltered(pm2);
+test("the docs' pg_ctlcluster path, as written: install, pg_ctl.conf, start, reload, restart, stop through the wrapper: filtered throughout, status/log/sql install by --cluster", { skip }, async () => {
+  const env = shimEnv();
+  const docs = debianBlocks();
+  // README's block installs and (re)starts; the sql install block needs the server running;
+  // deploy.md's pg_ctlcluster block starts it again and ends with it stopped.
+  const commands = docCommands(docs.readme, docs.sql, docs.ctl);
+  const seen = new Set<string>();
+  let pm: number | undefined;
+  let sup: number | undefined;
+  let fifoN = 0;
 
-  // -- stop: clean shutdown, the supervisor goes too, nothing left.
-  const sup2 = supervisorOf(pm2)!;
-  const stop = ctl("stop");
-  assert.equal(stop.status, 0, stop.stderr);
-  assert.equal(existsSync(join(dataDir, "postmaster.pid")), false);
-  assert.ok(await waitGone(pm2));
-  assert.ok(await waitGone(sup2), "the supervisor exits with its server");
-  assert.match(serverLog(), /database system is shut down/);
-  assert.doesNotMatch(serverLog(), /pg_seccomp: error/);
+  /** A logged call, for the log: mknodat (the starter profile's global log list) from mkfifo. */
+  const mkfifo = () => {
+    const fifo = join(tmpdir(), `pg_seccomp-debian-fifo-${process.pid}-${fifoN++}`);
+    const mk = psqlAsPostgres(`copy (select 1) to program 'cat > /dev/null; mkfifo ${fifo}; rm -f ${fifo}'`);
+    assert.equal(mk.status, 0, mk.stderr);
+    assert.equal(psqlAsPostgres("select 40 + 2").stdout.trim(), "42");
+  };
+  const started = (what: string) => {
+    pm = postmasterPid();
+    assert.ok(pm, `${what}: postmaster.pid`);
+    const st = procStatusFields(pm);
+    assert.equal(st.Seccomp, "2");
+    assert.equal(st.NoNewPrivs, "1");
+    assert.equal(st.Uid!.split(/\s+/)[0], String(pg.uid));
+    assert.match(readFileSync(`/proc/${pm}/cmdline`, "utf8"), /\/usr\/lib\/postgresql\/15\/bin\/postgres\0-D\0/, "the wrapper found PostgreSQL 15's postgres from PG_VERSION");
+    assert.match(run("pg_lsclusters", ["15", NAME, "--no-header"]).stdout, /online/);
+    assertAllFiltered(pm);
+    // The launcher keyed its records by the real data directory; the spool is in it, not in /etc.
+    assert.ok(existsSync(join(dataDir, "pg_seccomp")), "set_client_filter's spool in the data directory");
+    assert.equal(existsSync(join(CONF_DIR, "pg_seccomp")), false);
+    sup = supervisorOf(pm);
+    assert.ok(sup, "the supervisor's run state, in the postgres user's run-state directory");
+    mkfifo();
+  };
+
+  try {
+    for (const [i, { where, line }] of commands.entries()) {
+      const wasRunning = postmasterPid();
+      const r = spawnSync("sh", ["-c", line], { encoding: "utf8", timeout: 180_000, cwd: "/", env });
+      const out = r.stdout + r.stderr;
+      assert.equal(r.status, 0, `${where}: ${line}\n${out}${serverLog()}`);
+      const kind = /^install -d /.test(line) ? "install -d" : /^install .*postgres-seccomp/.test(line) ? "install wrapper" : /^install .*\.conf$/.test(line) ? "install profile" : /^echo .*pg_ctl\.conf$/.test(line) ? "pg_ctl.conf" : /^pg_ctlcluster \S+ \S+ (\w+)$/.exec(line)?.[1] ?? /^pg_seccomp (status|log|sql install) /.exec(line)?.[1];
+      assert.ok(kind, `${where}: a command this test knows how to check: ${line}`);
+      seen.add(kind);
+      switch (kind) {
+        case "install -d":
+          for (const d of [libDir, etcDir]) assert.equal(statSync(d).mode & 0o7777, 0o755, d);
+          break;
+        case "install wrapper":
+          assert.equal(statSync(join(libDir, "postgres-seccomp")).mode & 0o7777, 0o755);
+          assert.equal(readFileSync(join(libDir, "postgres-seccomp"), "utf8"), readFileSync(WRAPPER, "utf8"));
+          break;
+        case "install profile":
+          assert.equal(readFileSync(join(etcDir, "postgresql-15.conf"), "utf8"), readFileSync(PROFILE, "utf8"));
+          break;
+        case "pg_ctl.conf":
+          assert.equal(readFileSync(join(CONF_DIR, "pg_ctl.conf"), "utf8"), `pg_ctl_options = '-p ${libDir}/postgres-seccomp'\n`);
+          break;
+        case "start":
+          assert.equal(wasRunning, undefined);
+          started(where);
+          break;
+        case "reload":
+          assert.equal(postmasterPid(), pm);
+          assertAllFiltered(pm!);
+          break;
+        case "restart": {
+          // pg_ctlcluster's restart is stop (when running) then start, both with pg_ctl.conf's options.
+          const [oldPm, oldSup] = [wasRunning, sup];
+          started(where);
+          if (oldPm) {
+            assert.notEqual(pm, oldPm);
+            assert.ok(await waitGone(oldPm));
+            assert.ok(await waitGone(oldSup!), "the old supervisor exits with its server");
+          }
+          break;
+        }
+        case "stop":
+          assert.equal(existsSync(join(dataDir, "postmaster.pid")), false);
+          assert.ok(await waitGone(pm!));
+          assert.ok(await waitGone(sup!), "the supervisor exits with its server");
+          assert.match(serverLog(), /database system is shut down/);
+          assert.doesNotMatch(serverLog(), /pg_seccomp: error/);
+          pm = undefined;
+          break;
+        case "status":
+          assert.match(out, new RegExp(`${pm}`), `${where}: status names the postmaster`);
+          break;
+        case "log": {
+          // The log is written in batches: what the mkfifo after the start did shows up shortly.
+          let l = out;
+          for (let n = 0; !/mknodat/.test(l) && n < 20; n++) {
+            await new Promise((res) => setTimeout(res, 250));
+            const again = spawnSync("sh", ["-c", line], { encoding: "utf8", cwd: "/", env });
+            l = again.stdout + again.stderr;
+          }
+          assert.match(l, /mknodat/, `${where}: ${line}`);
+          break;
+        }
+        case "sql install": {
+          // As root: psql runs as postgres, peer authentication over the cluster's socket.
+          assert.doesNotMatch(r.stderr, /warning/);
+          // The functions read the launcher's table from the launcher's run-state directory: here
+          // the server's user's own (pg_ctl started it), not root's, although root installed them.
+          const rows = psqlAsPostgres("select filter_action from seccomp.seccomp_filter() where syscall = 'mknodat' and context = 'session'");
+          assert.equal(rows.status, 0, rows.stderr);
+          assert.match(rows.stdout, /log/);
+          if (seen.has("sql install as postgres")) break;
+          seen.add("sql install as postgres");
+          // ... and as postgres, by the configuration directory, and the violations it reads.
+          const inst2 = cli(["sql", "install", "-D", CONF_DIR, "-d", `port=${port} host=/var/run/postgresql dbname=postgres`], "postgres");
+          assert.equal(inst2.status, 0, inst2.stderr);
+          await new Promise((res) => setTimeout(res, 300)); // the log is written in batches
+          const v = psqlAsPostgres("select syscall from seccomp.violations where action = 'log'");
+          assert.equal(v.status, 0, v.stderr);
+          assert.match(v.stdout, /mknodat/);
+          break;
+        }
+      }
+      // README's block leaves the server running; deploy.md's pg_ctlcluster block starts it.
+      const next = commands[i + 1];
+      if (next && /pg_ctlcluster \S+ \S+ start$/.test(next.line) && postmasterPid()) {
+        const stop = ctl("stop");
+        assert.equal(stop.status, 0, stop.stderr);
+        assert.ok(await waitGone(pm!));
+      }
+    }
+    assert.deepEqual([...seen].sort(), ["install -d", "install profile", "install wrapper", "log", "pg_ctl.conf", "reload", "restart", "sql install", "sql install as postgres", "start", "status", "stop"]);
+    if (postmasterPid()) assert.equal(ctl("stop").status, 0);
+  } finally {
+    if (postmasterPid()) ctl("stop");
+  }
 
   // -- post mortem: the log is found by cluster, by config dir and by data dir, as root and as postgres.
   for (const [args, as] of [[["--cluster", `15/${NAME}`], undefined], [["-D", CONF_DIR], undefined], [["-D", dataDir], "postgres"], [["--cluster", `15/${NAME}`], "postgres"]] as const) {
@@ -213,6 +346,57 @@ test("pg_ctlcluster start, reload, restart, stop through the wrapper in pg_ctl.c
   const gone = cli(["status", "--cluster", `15/${NAME}`]);
   assert.equal(gone.status, 2, gone.stderr);
   assert.match(gone.stderr, /no server is running/);
+});
+
+test("the docs' root launcher, as written: the policy installed in /etc/pg_seccomp, pg_seccomp run --user postgres -D Debian's configuration directory, filtered, stopped by SIGINT", { skip }, async () => {
+  const docs = debianBlocks();
+  // deploy.md's policy install (the first test made etcDir with README's install -d).
+  for (const { where, line } of docCommands(docs.policy)) {
+    const r = spawnSync("sh", ["-c", line], { encoding: "utf8", cwd: "/", env: shimEnv() });
+    assert.equal(r.status, 0, `${where}: ${line}\n${r.stdout}${r.stderr}`);
+  }
+  assert.equal(readFileSync(join(etcDir, "15-main.conf"), "utf8"), readFileSync(policy, "utf8"));
+  assert.equal(statSync(join(etcDir, "15-main.conf")).mode & 0o7777, 0o644);
+  for (const b of docs.runs) {
+    const where = `${b.file}:${b.line}`;
+    const command = substitute(b.body);
+    const used = /--policy (\S+)/.exec(command)![1]!;
+    const proc = spawn("sh", ["-c", command], { stdio: ["ignore", "pipe", "pipe"], cwd: "/", env: shimEnv() });
+    let err = "";
+    proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<{ code: number | null }>((res) => proc.on("exit", (code) => res({ code })));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (run("pg_isready", ["-q", "-h", "/var/run/postgresql", "-p", String(port)]).status !== 0) {
+        assert.ok(Date.now() < deadline && proc.exitCode === null, `${where}: the server did not start: ${err}`);
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      const pm = postmasterPid()!;
+      const st = cli(["status", "--cluster", `15/${NAME}`, "--json"]);
+      assert.equal(st.status, 0, st.stdout + st.stderr);
+      const report = JSON.parse(st.stdout) as { postmasterPid: number; dataDir: string; policyPath: string; ok: boolean; processes: Array<{ seccompMode: string }> };
+      assert.equal(report.postmasterPid, pm, where);
+      assert.equal(report.dataDir, dataDir, `${where}: keyed by the data directory postgresql.conf names`);
+      assert.equal(report.policyPath, used, where);
+      assert.ok(report.ok && report.processes.length >= 5 && report.processes.every((p) => p.seccompMode === "filter"), `${where}: ${st.stdout}`);
+      assert.equal(procStatusFields(pm).Uid!.split(/\s+/)[0], String(pg.uid));
+      assert.doesNotMatch(err, /warning|error/, err);
+    } finally {
+      // SIGINT (the unit's KillSignal) to the launcher: sh's child, or sh itself when it exec'd
+      // the command; sh then exits with the launcher's status.
+      let launcher = proc.pid!;
+      try {
+        if (readFileSync(`/proc/${proc.pid}/cmdline`, "utf8").startsWith("sh\0")) launcher = Number(readFileSync(`/proc/${proc.pid}/task/${proc.pid}/children`, "utf8").trim().split(/\s+/)[0]) || launcher;
+      } catch {
+        /* sh is gone: exited is settled */
+      }
+      process.kill(launcher, "SIGINT");
+      const t = setTimeout(() => proc.kill("SIGKILL"), 60_000);
+      const { code } = await exited;
+      clearTimeout(t);
+      assert.equal(code, 0, `${where}: ${err}`);
+    }
+  }
 });
 
 test("run given Debian's configuration directory as -D keys everything by the data directory postgresql.conf names", { skip }, () => {

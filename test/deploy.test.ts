@@ -18,6 +18,7 @@ import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, postmasterPid, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
 import { close, prctl, seccompSupport } from "../src/kernel/index.js";
 import { bindDatagram, receiveDatagram, unixDatagramSocket } from "../src/kernel/dgram.js";
+import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
 import { procStatusFields, waitFor } from "./support/server.js";
 import { psql } from "../src/postgres/cluster.js";
@@ -332,38 +333,119 @@ function supervisorOf(postmaster: number): number | undefined {
   return undefined;
 }
 
-test("pg_ctl -w start through the wrapper: postgres keeps the pid pg_ctl started, filtered, supervised by a separate process; status, reload and stop -m fast work", { skip: endToEndSkip }, async () => {
-  const r = pgCtl("-p", WRAPPER, "-w", "-t", "60", "start");
-  assert.equal(r.status, 0, `${r.stdout}${r.stderr}${serverLog()}`);
-  assert.match(r.stdout, /server started/);
-  const postmaster = postmasterPid(cluster.dataDir)!;
-  const pm = procStatusFields(postmaster);
-  assert.equal(pm.Seccomp, "2");
-  assert.equal(pm.NoNewPrivs, "1");
-  assert.equal(pm.Uid!.split(/\s+/)[0], String(cluster.user.uid));
-  const supervisor = supervisorOf(postmaster);
-  assert.ok(supervisor, "the supervisor keeps a run state for the postmaster");
-  assert.match(readFileSync(`/proc/${supervisor}/cmdline`, "utf8"), /supervise-main\.js/);
-  assert.notEqual(Number(pm.PPid), supervisor, "the postmaster is not the supervisor's child");
-  assert.equal(procStatusFields(supervisor!).Seccomp, "0", "the supervisor itself is not filtered");
-  assert.equal(query(cluster, "select 40 + 2"), "42");
-  // The supervisor answers the exec (routed: the policy logs and denies other calls), allowing it.
-  const exec = psql(cluster, "copy (select 1) to program 'cat > /dev/null'"); // reads its input: no EPIPE race
-  assert.equal(exec.ok, true, exec.stderr + serverLog());
+/**
+ * docs/deploy.md's pg_ctl block (`test=deploy`), read from the Markdown, one command a line, as
+ * written. Substituted for a test machine: /srv/pg15 is this test's throwaway cluster (its data
+ * directory is /srv/pg15/data's counterpart), /usr/local/lib/pg_seccomp and /etc/pg_seccomp are
+ * temporary directories (the latter made here, as deploy.md's Install block makes it), and the
+ * reader's my-policy.conf is the test's policy. Lines before "# as the postgres user" run as
+ * root in the checkout (contrib/ is relative to it); the rest as the cluster's OS user, with
+ * PostgreSQL 15's bin directory on PATH, the wrapper's PG_SECCOMP pointed at this checkout and
+ * its PG_SECCOMP_POLICY at the policy installed in etcDir (its default in /etc/pg_seccomp).
+ */
+function pgCtlDocCommands(libDir: string, etcDir: string): Array<{ where: string; line: string; asServerUser: boolean }> {
+  const [block, ...more] = blocksTestedBy("deploy");
+  assert.ok(block && more.length === 0, "deploy.md's pg_ctl block");
+  let asServerUser = false;
+  const commands: Array<{ where: string; line: string; asServerUser: boolean }> = [];
+  for (const [i, written] of block.body.split("\n").entries()) {
+    if (/^# as the postgres user/.test(written)) asServerUser = true;
+    if (written.trim() === "" || written.startsWith("#")) continue;
+    const line = written
+      .replaceAll("/usr/local/lib/pg_seccomp", libDir)
+      .replaceAll("/etc/pg_seccomp", etcDir)
+      .replaceAll("/srv/pg15", cluster.root)
+      .replaceAll("my-policy.conf", policy);
+    commands.push({ where: `${block.file}:${block.line + 1 + i}`, line, asServerUser });
+  }
+  return commands;
+}
 
-  const st = pgCtl("status");
-  assert.equal(st.status, 0, st.stderr);
-  assert.match(st.stdout, new RegExp(`server is running \\(PID: ${postmaster}\\)`));
-  assert.equal(pgCtl("reload").status, 0);
-
-  const stop = pgCtl("stop", "-m", "fast");
-  assert.equal(stop.status, 0, stop.stderr);
-  assert.match(stop.stdout, /server stopped/);
-  assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false);
-  const deadline = Date.now() + 15_000;
-  while (existsSync(`/proc/${supervisor}`) && stat(supervisor!)?.state !== "Z" && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
-  assert.ok(!existsSync(`/proc/${supervisor}`) || stat(supervisor!)?.state === "Z", "the supervisor exits when the server does");
-  assert.match(serverLog(), /database system is shut down/);
+test("docs/deploy.md's pg_ctl commands, as written: the wrapper installed, pg_ctl -w start through it (postgres keeps the pid pg_ctl started, filtered, supervised by a separate process), status, reload, restart -p, stop -m fast", { skip: endToEndSkip }, async () => {
+  const dirs = mkdtempSync(join(tmpdir(), "pg_seccomp-deploy-dirs-"));
+  chmodSync(dirs, 0o755);
+  const libDir = join(dirs, "usr-local-lib-pg_seccomp");
+  const etcDir = join(dirs, "etc-pg_seccomp");
+  mkdirSync(etcDir, { mode: 0o755 });
+  const seen: string[] = [];
+  let postmaster = 0;
+  let supervisor: number | undefined;
+  const started = () => {
+    postmaster = postmasterPid(cluster.dataDir)!;
+    const pm = procStatusFields(postmaster);
+    assert.equal(pm.Seccomp, "2");
+    assert.equal(pm.NoNewPrivs, "1");
+    assert.equal(pm.Uid!.split(/\s+/)[0], String(cluster.user.uid));
+    supervisor = supervisorOf(postmaster);
+    assert.ok(supervisor, "the supervisor keeps a run state for the postmaster");
+    assert.match(readFileSync(`/proc/${supervisor}/cmdline`, "utf8"), /supervise-main\.js/);
+    assert.notEqual(Number(pm.PPid), supervisor, "the postmaster is not the supervisor's child");
+    assert.equal(procStatusFields(supervisor!).Seccomp, "0", "the supervisor itself is not filtered");
+    assert.equal(query(cluster, "select 40 + 2"), "42");
+    // The supervisor answers the exec (routed: the policy logs and denies other calls), allowing it.
+    const exec = psql(cluster, "copy (select 1) to program 'cat > /dev/null'"); // reads its input: no EPIPE race
+    assert.equal(exec.ok, true, exec.stderr + serverLog());
+  };
+  const supervisorGone = async (pid: number) => {
+    const deadline = Date.now() + 15_000;
+    while (existsSync(`/proc/${pid}`) && stat(pid)?.state !== "Z" && Date.now() < deadline) await new Promise((res) => setTimeout(res, 100));
+    assert.ok(!existsSync(`/proc/${pid}`) || stat(pid)?.state === "Z", "the supervisor exits when the server does");
+  };
+  try {
+    for (const { where, line, asServerUser } of pgCtlDocCommands(libDir, etcDir)) {
+      const r = asServerUser
+        ? spawnSync("runuser", ["-u", cluster.user.name, "--", "env", "-u", "XDG_RUNTIME_DIR", `PATH=${cluster.binDir}:${process.env.PATH ?? "/usr/bin:/bin"}`,
+            `PG_SECCOMP=${process.execPath} ${BIN}`, `PG_SECCOMP_POLICY=${join(etcDir, "postgresql-15.conf")}`, "sh", "-c", line], { encoding: "utf8", cwd: cluster.root, timeout: 60_000 })
+        : spawnSync("sh", ["-c", line], { encoding: "utf8", cwd: repoPath("."), timeout: 120_000 });
+      // A server started without -l keeps pg_ctl's output open: the command would seem to hang.
+      assert.equal(r.error, undefined, `${where}: ${line}: ${r.error}`);
+      assert.equal(r.status, 0, `${where}: ${line}\n${r.stdout}${r.stderr}${serverLog()}`);
+      const kind = asServerUser ? /^pg_ctl .*\b(start|status|reload|restart|stop)\b/.exec(line)?.[1] : /^install -d /.test(line) ? "install -d" : /^install .*postgres-seccomp/.test(line) ? "install wrapper" : /^install .*\.conf\b/.test(line) ? "install policy" : undefined;
+      assert.ok(kind, `${where}: a command this test knows how to check: ${line}`);
+      seen.push(kind);
+      switch (kind) {
+        case "install -d":
+          assert.equal(statSync(libDir).mode & 0o7777, 0o755);
+          break;
+        case "install wrapper":
+          assert.equal(statSync(join(libDir, "postgres-seccomp")).mode & 0o7777, 0o755);
+          assert.equal(readFileSync(join(libDir, "postgres-seccomp"), "utf8"), readFileSync(WRAPPER, "utf8"));
+          break;
+        case "install policy":
+          // The wrapper's default policy for PostgreSQL 15 (PG_SECCOMP_POLICY names it in etcDir).
+          assert.equal(statSync(join(etcDir, "postgresql-15.conf")).mode & 0o7777, 0o644);
+          assert.equal(readFileSync(join(etcDir, "postgresql-15.conf"), "utf8"), readFileSync(policy, "utf8"));
+          break;
+        case "start":
+          assert.match(r.stdout, /server started/);
+          started();
+          break;
+        case "status":
+          assert.match(r.stdout, new RegExp(`server is running \\(PID: ${postmaster}\\)`));
+          break;
+        case "reload":
+          assert.equal(postmasterPid(cluster.dataDir), postmaster);
+          assert.equal(procStatusFields(postmaster).Seccomp, "2");
+          break;
+        case "restart": {
+          const [oldPm, oldSup] = [postmaster, supervisor!];
+          started();
+          assert.notEqual(postmaster, oldPm);
+          await supervisorGone(oldSup);
+          break;
+        }
+        case "stop":
+          assert.match(r.stdout, /server stopped/);
+          assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false);
+          await supervisorGone(supervisor!);
+          assert.match(serverLog(), /database system is shut down/);
+          break;
+      }
+    }
+    assert.deepEqual(seen, ["install -d", "install wrapper", "install policy", "start", "status", "reload", "restart", "stop"]);
+  } finally {
+    rmSync(dirs, { recursive: true, force: true });
+  }
 });
 
 test("pg_ctl through the wrapper refuses a per-context policy: its supervisor would be the server's user's to kill; the message says why and where to look", { skip: endToEndSkip }, async () => {

@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
+import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
 
 const skip = integrationSkip();
@@ -84,6 +85,32 @@ test("sql install: seccomp.pg_get_seccomp_filter() equals pg_seccomp show for th
   const carol = psql(cluster, "select * from seccomp.seccomp_filter()", { role: "carol" });
   assert.equal(carol.ok, false);
   assert.match(carol.stderr, /permission denied for function seccomp_filter/);
+});
+
+test("docs/deploy.md's SQL statements, as written, run as the bootstrap superuser and grant what they say", { skip }, () => {
+  // The block marked test=sql (docs/deploy.md, "SQL functions"), read from the Markdown and fed to
+  // psql as it stands. Nothing substituted: this test makes the roles it names, and takes back
+  // what the test above granted alice so that the block's own grants are what is checked.
+  const [block, ...more] = blocksTestedBy("sql");
+  assert.ok(block && more.length === 0, "one block");
+  assert.match(block.body, /grant pg_monitor to dba_role/);
+  query(cluster, "create role dba_role login; revoke execute on function seccomp.seccomp_filter() from alice; revoke execute on function seccomp.set_client_filter(text, text, text, text, text) from alice");
+  assert.equal(psql(cluster, "select count(*) from seccomp.seccomp_filter()", { role: "alice" }).ok, false, "alice may not before the grant");
+  assert.equal(psql(cluster, "select count(*) from seccomp.violations", { role: "dba_role" }).ok, false, "dba_role may not before the grant");
+  const r = spawnSync(join(cluster.binDir, "psql"), ["-X", "-v", "ON_ERROR_STOP=1", "-U", "postgres", "-d", "postgres", "-f", "-"], {
+    input: block.body,
+    encoding: "utf8",
+    env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) },
+  });
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  assert.match(r.stdout, /^ *syscall *\| *syscallnum *\| *filter_action *\| *context *$/m, r.stdout);
+  assert.match(r.stdout, /^ *execve *\| *59 *\|/m, r.stdout);
+  assert.match(r.stdout, /^GRANT ROLE$/m);
+  assert.ok(Number(query(cluster, "select count(*) from seccomp.seccomp_filter()", { role: "alice" })) > 0);
+  assert.equal(query(cluster, "select has_function_privilege('alice', 'seccomp.set_client_filter(text, text, text, text, text)', 'execute')"), "t");
+  assert.ok(psql(cluster, "select count(*) from seccomp.violations", { role: "dba_role" }).ok, "pg_monitor reads seccomp.violations");
+  // Back as the test above left it, for the tests below.
+  query(cluster, "grant execute on function seccomp.seccomp_filter() to alice; revoke execute on function seccomp.set_client_filter(text, text, text, text, text) from alice; drop role dba_role");
 });
 
 test("seccomp.violations shows denied calls to pg_monitor members only", { skip }, async () => {
