@@ -251,6 +251,11 @@ export class SupervisorCore {
     if ((this.suppressed.size > 0 || this.suppressedOther > 0) && now - this.suppressedSince >= 1000) this.flushSuppressed(now);
   }
 
+  /** At the end (the server stopped, the loop ends): what the buckets still hold goes out now, not a second later. */
+  flushSummaries(): void {
+    if (this.suppressed.size > 0 || this.suppressedOther > 0) this.flushSuppressed(this.io.now());
+  }
+
   /** One summary record per (process, syscall, action) the buckets held back: the last event of its kind, with the count. */
   private flushSuppressed(now: number): void {
     const seconds = Math.max(1, Math.round((now - this.suppressedSince) / 1000));

@@ -166,4 +166,9 @@ function loop(): void {
   }
 }
 
-loop();
+try {
+  loop();
+} finally {
+  // The server stopped or the launcher asked the loop to end: the summaries still held go out.
+  core.flushSummaries();
+}

@@ -168,13 +168,13 @@ test("the default profile is chosen from root's inputs only: io_method = 'io_uri
   }
 });
 
-test("programs the archiver runs have lists of their own: program_syscall_*.archiver, the archiver's where not set", { skip }, async () => {
+test("programs the archiver runs have lists of their own: program_syscall_*.archiver narrows archive_command's programs, the archiver's where not set", { skip }, async () => {
   const archive = join(cluster.root, "archive");
   mkdirSync(archive, { recursive: true });
   chownSync(archive, cluster.user.uid, cluster.user.gid);
-  // The archiver may not call uname; archive_command's programs may (as zstd may fchown where
-  // the archiver may not): uname(1) makes the call.
-  const base = profile + `archiver_syscall_error = '*, uname'\nserver_setting.archive_mode = on\nserver_setting.archive_command = 'uname > /dev/null && cp %p ${archive}/%f'\n`;
+  // uname(1) makes the call. A program's lists can only narrow its parent's: the archiver's
+  // denials are held in the kernel from its classification on, and its children inherit them.
+  const base = profile + `server_setting.archive_mode = on\nserver_setting.archive_command = 'uname > /dev/null && cp %p ${archive}/%f'\n`;
   const archived = async (policyText: string, log: string): Promise<{ archived: number; failed: number }> => {
     const s = await startReady(cluster, ["--policy", writePolicy(policyText), "--log", log]);
     try {
@@ -190,12 +190,13 @@ test("programs the archiver runs have lists of their own: program_syscall_*.arch
       await stop(s);
     }
   };
-  const deniedLog = logFile("attack-archiver-denied.jsonl");
-  const denied = await archived(base, deniedLog);
-  assert.equal(denied.archived, 0, "uname ran in archive_command although the archiver's lists deny it");
-  assert.ok(events(deniedLog).some((e) => e.syscall === "uname" && e.context === "archiver" && e.action === "error"), "the program's denied call is logged in its parent's context");
-  const allowedLog = logFile("attack-archiver-allowed.jsonl");
-  const allowed = await archived(base + "program_syscall_allow.archiver = '*, uname'\n", allowedLog);
-  assert.ok(allowed.archived > 0, JSON.stringify(allowed));
-  assert.ok(!events(allowedLog).some((e) => e.syscall === "uname" && e.action === "error"), "uname was denied to archive_command's programs");
+  const deniedLog = logFile("attack-archiver-program-denied.jsonl");
+  const denied = await archived(base + "program_syscall_error.archiver = '*, uname'\n", deniedLog);
+  assert.equal(denied.archived, 0, "uname ran in archive_command although the archiver's programs may not");
+  assert.ok(events(deniedLog).some((e) => e.syscall === "uname" && e.context === "archiver_program" && e.action === "error"), "the program's denied call is logged in its own context");
+  const plainLog = logFile("attack-archiver-program-plain.jsonl");
+  const plain = await archived(base, plainLog);
+  assert.ok(plain.archived > 0, JSON.stringify(plain));
+  assert.ok(!events(plainLog).some((e) => e.syscall === "uname" && e.action === "error"), "uname was denied to archive_command's programs without a list saying so");
 });
+
