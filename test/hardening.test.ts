@@ -115,7 +115,7 @@ test("pg_seccomp check: one warning line per risk, exit 0; --strict exits 1; the
     const warnings = r.stderr.split("\n").filter((l) => l.startsWith("pg_seccomp: warning: "));
     assert.deepEqual(warnings.map((l) => l.split(":")[2]!.trim()), ["namespaces", "io_uring"]);
     assert.match(warnings[0]!, /clone with CLONE_NEWUSER, clone3 \(its flags cannot be checked\) allowed in every context(?: on \S+)? \(.*p\.conf:2\).*add syscall_harden = 'namespaces'/);
-    assert.match(r.stdout, /p\.conf: ok \(1 file, 2 warnings\)/);
+    assert.match(r.stdout, /p\.conf: ok (?:for \S+ \([^)]*; )?(?:\()?1 file, 2 warnings\)/);
     assert.equal(check("--strict", file).status, 1);
     writeFileSync(file, "global_syscall_default = 'error'\nglobal_syscall_allow = 'clone, clone3, read'\nsyscall_harden = 'all'\n");
     const clean = check("--strict", file);
