@@ -1,5 +1,5 @@
 // The monitor's round trip (issue 16: classification should cost about one extra query): one
-// question through src/launcher/monitor.ts (its own protocol client, catalog check included; a
+// question through src/supervisor/monitor.ts (its own protocol client, catalog check included; a
 // named statement of the extended protocol, and, interleaved with it, the same as a simple query),
 // beside the same question through a long-lived psql session (how the monitor worked before), and
 // a plain `select 1` through the protocol client for scale. On a throwaway Debian 15 cluster, as
@@ -13,7 +13,7 @@
 import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { createCluster, destroyCluster, postmasterPid, waitReady } from "../src/postgres/cluster.js";
-import { MonitorConnection } from "../src/launcher/monitor.js";
+import { MonitorConnection } from "../src/supervisor/monitor.js";
 
 const N = Number(process.env.BENCH_MONITOR_N ?? 2000);
 

@@ -11,7 +11,7 @@ import { close, pidfdGetFd, pidfdOpen } from "../src/kernel/index.js";
 import { parsePolicyText } from "../src/policy/policy.js";
 import { compose } from "../src/compile/compose.js";
 import { hostArch, syscallNumber } from "../src/syscalls/index.js";
-import type { SupervisorWorkerData } from "../src/launcher/supervisor-worker.js";
+import type { SupervisorWorkerData } from "../src/supervisor/supervisor-worker.js";
 
 const CALLS = Number(process.env.NOTIFY_CALLS ?? 20000);
 const ROUNDS = Number(process.env.NOTIFY_ROUNDS ?? 5);
@@ -63,7 +63,7 @@ async function measure(supervised: boolean): Promise<Float64Array> {
       listenerFd, policy: routed, stagePid: child.pid!, execveNr: syscallNumber(arch, "execve")!, arch, stop,
       clientFilter: new SharedArrayBuffer(12), heartbeat: new SharedArrayBuffer(8), heartbeatOrigin: Date.now(), port: channel.port2,
     };
-    worker = new Worker(new URL("../src/launcher/supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
+    worker = new Worker(new URL("../src/supervisor/supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
   }
   child.stdin!.write("go\n");
   const times = Float64Array.from(JSON.parse(await nextLine()) as number[]);

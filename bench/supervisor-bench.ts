@@ -50,7 +50,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 
 import { createCluster, destroyCluster, pgbench, query, type Cluster } from "../src/postgres/cluster.js";
-import { MonitorConnection } from "../src/launcher/monitor.js";
+import { MonitorConnection } from "../src/supervisor/monitor.js";
 import { hasClientConnection, listenSockets } from "../src/host/sockets.js";
 import { readParentAndStart, readTitle } from "../src/host/proc.js";
 import { log, machine, mdTable, median, positiveInt, quantile } from "./support/report.js";

@@ -13,7 +13,7 @@ import { StatusError } from "../inspect/status.js";
 import { AnalyzeError } from "../analyze/analyze.js";
 import { ExportError } from "../export/common.js";
 import { LaunchError } from "../launcher/run.js";
-import { SupervisionError } from "../launcher/supervision.js";
+import { SupervisionError } from "../supervisor/supervision.js";
 import { DataDirError } from "../host/data-dir.js";
 import { LogNotFoundError } from "../inspect/violations.js";
 

@@ -16,7 +16,7 @@ import { findServerRecord } from "../host/run-state.js";
 import { findPgBinDir, lookupUser } from "../postgres/cluster.js";
 import { join, resolve } from "node:path";
 import { findViolationLog, followViolations, formatViolationLines, formatViolations, readViolations, skippedNotes, type SkippedLines } from "../inspect/violations.js";
-import { parseLogTargets } from "../launcher/log-sinks.js";
+import { parseLogTargets } from "../supervisor/log-sinks.js";
 import { findDebianCluster, majorOf, serverSocket, userNameOf } from "../host/data-dir.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { checkDataDir, checkInPlace, checkServerBinary, describePreflight, explainExit, preflight, runInPlace, runServer, type RunRequest } from "../launcher/run.js";

@@ -24,7 +24,7 @@ import {
 } from "../policy/decision.js";
 import type { SourceLoc } from "../policy/errors.js";
 import type { Policy } from "../policy/policy.js";
-import { RUN_REFUSAL_SOURCE, withDecision, withRunRefusals } from "../policy/refusals.js";
+import { RUN_REFUSAL_SOURCE, withDecision, withRunRefusals } from "./refusals.js";
 import { maxSyscallNumber, syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
 
 /**
@@ -35,7 +35,7 @@ import { maxSyscallNumber, syscallName, syscallNumber, type Arch } from "../sysc
  */
 export const CLIENT_FILTER_KNOCK = 0x5ecc0f17e1370000n; // 64 KiB-aligned: glibc seeks to block boundaries
 
-/** Leaves the launcher adds that the kernel decides, whatever the policy routes (policy/refusals.ts). */
+/** Leaves the launcher adds that the kernel decides, whatever the policy routes (compile/refusals.ts). */
 export const STRUCTURAL_SOURCE = RUN_REFUSAL_SOURCE;
 /** Leaves that send a call to the supervisor only so that it can classify the caller first. */
 export const EXEC_GATE_SOURCE = "exec-gate";

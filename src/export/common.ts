@@ -7,7 +7,7 @@ import {
   type ContextDecisions, type ContextSpec, type Decision,
 } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
-import { withRunRefusals } from "../policy/refusals.js";
+import { withRunRefusals } from "../compile/refusals.js";
 import { errnoName } from "../syscalls/errno.js";
 import type { Arch } from "../syscalls/index.js";
 import { sameEffect } from "./regions.js";
@@ -23,11 +23,11 @@ export interface ExportOptions {
   context?: ContextSpec;
 }
 
-export { RUN_REFUSAL_SOURCE as STRUCTURAL_SOURCE } from "../policy/refusals.js";
+export { RUN_REFUSAL_SOURCE as STRUCTURAL_SOURCE } from "../compile/refusals.js";
 
 /**
  * The context's decisions with the two rules `run` adds to every program it installs
- * (src/policy/refusals.ts): an exported profile never allows what `run` would refuse.
+ * (src/compile/refusals.ts): an exported profile never allows what `run` would refuse.
  */
 export function exportDecisions(policy: Policy, opts: ExportOptions): ContextDecisions {
   const cd = withRunRefusals(contextDecisions(policy, opts.arch, opts.context ?? { context: "global" }));

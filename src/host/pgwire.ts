@@ -1,5 +1,5 @@
 // A small PostgreSQL wire-protocol client (protocol 3.0) over a Unix socket, for the launcher's
-// monitoring session (src/launcher/monitor.ts): no psql is needed beside postgres, and nothing
+// monitoring session (src/supervisor/monitor.ts): no psql is needed beside postgres, and nothing
 // between the launcher and the server parses text meant for people.
 //
 // What it does: the startup message; trust or peer authentication (the only kinds a Unix socket

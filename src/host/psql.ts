@@ -1,7 +1,7 @@
 // One way to run a one-shot psql: the flags every caller wants (no .psqlrc, unaligned, tuples
 // only, stop on the first error), the SQL as one -c argument, an environment and user given by
 // the caller, a timeout and a bounded output. The launcher's long-lived monitoring session
-// (launcher/monitor.ts) is a different thing: one process answering many questions.
+// (supervisor/monitor.ts) is a different thing: one process answering many questions.
 
 import { execFile, spawnSync } from "node:child_process";
 

@@ -75,7 +75,7 @@ const isNotif = (ret: number): boolean => seccompActionOf(ret)?.name === "USER_N
 
 /**
  * describeRetInPolicyTerms, except that USER_NOTIF says what the supervisor answers:
- * "error:EACCES (supervisor)". The supervisor (src/launcher/supervisor.ts) cannot trap a process
+ * "error:EACCES (supervisor)". The supervisor (src/supervisor/supervisor.ts) cannot trap a process
  * from the outside, so where the policy's program traps, it kills.
  */
 export function describeVerdict(ret: number, data: SeccompData, supervisor: CompiledFilter | undefined): string {
@@ -146,7 +146,7 @@ export function forContext(exp: Expectation, policy: Policy, context: ContextSpe
   return { ...exp, context, supervisor: supervisorFor(policy, exp.arch, context) };
 }
 
-/** The program the supervisor runs for a process of `context` (src/launcher/supervisor.ts). */
+/** The program the supervisor runs for a process of `context` (src/supervisor/supervisor.ts). */
 export function supervisorFor(policy: Policy, arch: Arch, context: ContextSpec): CompiledFilter {
   return compileTrusted(supervisorProgram(policy, arch, context));
 }

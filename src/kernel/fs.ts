@@ -1,6 +1,6 @@
 // The *at() file calls Node does not offer: open, mkdir, unlink and rename relative to a
 // directory descriptor. The launcher (root) uses them to act inside directories the server's
-// user can write without ever resolving a path again (launcher/safe-fs.ts). Node's own fs
+// user can write without ever resolving a path again (host/safe-fs.ts). Node's own fs
 // calls work on the descriptors these return (fstat, read, write, fchown, close).
 
 import { KernelError } from "./errors.js";

@@ -6,7 +6,7 @@
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { accessSync, closeSync, existsSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
-import { makeDirectoryAt, openDirectoryNoFollow } from "./safe-fs.js";
+import { makeDirectoryAt, openDirectoryNoFollow } from "../host/safe-fs.js";
 import { encodeProgram } from "../bpf/insn.js";
 import { setDumpable } from "../kernel/index.js";
 import type { Policy } from "../policy/policy.js";
@@ -15,18 +15,18 @@ import { errnoName } from "../syscalls/errno.js";
 import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "../postgres/cluster.js";
 import { kindsAbsentIn } from "../policy/policy.js";
 import { formatRisk, sqlKindsOpened } from "../policy/risks.js";
-import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
+import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "../host/permissions.js";
 import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
-import { superviseServer, SupervisionError, type Supervision } from "./supervision.js";
+import { superviseServer, SupervisionError, type Supervision } from "../supervisor/supervision.js";
 import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { ensureRunStateDir, runStateNotes } from "../host/run-state.js";
 import { ioUringNotes, jitNotes, serverIoMethod } from "./server-features.js";
-import { defaultLogPath } from "./violation-log.js";
+import { defaultLogPath } from "../supervisor/violation-log.js";
 import { dataDirForRun } from "../host/data-dir.js";
-import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "./log-sinks.js";
+import { JOURNAL_SOCKET, SYSLOG_SOCKET, type LogTarget } from "../supervisor/log-sinks.js";
 import { UsageProblem } from "../errors.js";
 import { parseProcStatus, PROC } from "../host/proc.js";
 
@@ -35,7 +35,7 @@ function socketNote(path: string): string {
   return existsSync(path) ? `(${path})` : `(${path}: not there; records will be dropped until it is)`;
 }
 
-export { SUPERVISOR_STALL_MS } from "./supervision.js";
+export { SUPERVISOR_STALL_MS } from "../supervisor/supervision.js";
 
 export class LaunchError extends UsageProblem {
   override name = "UsageError";

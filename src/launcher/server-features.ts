@@ -7,7 +7,7 @@ import { dirname, join, resolve } from "node:path";
 import { readConf } from "../policy/conf.js";
 import { fileSystemSource } from "../policy/source.js";
 import { isDataDirectory } from "../host/data-dir.js";
-import { checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
+import { checkPolicyPermissions, type ServerIdentity } from "../host/permissions.js";
 import { contextDecisions, decisionFor, sameDecision } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
 import { serverSetting, type OsUser } from "../postgres/cluster.js";

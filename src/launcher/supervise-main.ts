@@ -13,11 +13,11 @@
 import { spawn } from "node:child_process";
 import { writeSync } from "node:fs";
 import { loadPolicyFile } from "../policy/policy.js";
-import { superviseServer, type SupervisionRequest } from "./supervision.js";
+import { superviseServer, type SupervisionRequest } from "../supervisor/supervision.js";
 import { readLineFromFd } from "./stage.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { errnoName } from "../syscalls/errno.js";
-import { parseLogTargets, type LogTarget } from "./log-sinks.js";
+import { parseLogTargets, type LogTarget } from "../supervisor/log-sinks.js";
 import { readStartTime } from "../host/proc.js";
 import { setNotDumpable } from "../kernel/index.js";
 

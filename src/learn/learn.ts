@@ -22,7 +22,7 @@ import { hostArch, type Arch } from "../syscalls/index.js";
 import { dataDirOf, LaunchError, serverIdentity, serverUser, type RunResult } from "../launcher/run.js";
 import { starterProfile } from "../launcher/profile-choice.js";
 import { analyzeServerFiles } from "../launcher/analyzed-profile.js";
-import { checkLogPath } from "../launcher/permissions.js";
+import { checkLogPath } from "../host/permissions.js";
 import { dataDirForRun } from "../host/data-dir.js";
 import { hotBaseText, readFloor, readHotCalls } from "../policy/bundled-lists.js";
 import { parseFloor } from "../analyze/profile.js";

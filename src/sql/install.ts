@@ -381,7 +381,7 @@ set search_path = pg_catalog, pg_temp
 as $fn$ select * from "${s}".filter_now() $fn$;
 revoke all on function "${s}".${name}() from public;
 `).join("")}
--- set_client_filter(): narrows the calling session, once (see src/launcher/client-filter.ts).
+-- set_client_filter(): narrows the calling session, once (see src/supervisor/client-filter.ts).
 -- The request goes to a spool file; the knock (an lseek to a magic offset) makes the supervisor
 -- install the filter into this backend before the call returns. Its answer is read from a
 -- file the launcher writes beside its table: 'OK' only when the launcher says it installed the

@@ -1,4 +1,4 @@
-// Attack library: the launcher's monitor (src/launcher/monitor.ts). A PostgreSQL superuser with
+// Attack library: the launcher's monitor (src/supervisor/monitor.ts). A PostgreSQL superuser with
 // SQL only, and the server's OS user, try to blind it, to make it talk to something else, or to
 // make it adopt a backend of their choosing as its own; a DBA copies and drops the database it
 // uses. Every test runs a real server under `run` with a policy where the monitor's answer

@@ -6,8 +6,8 @@
 import { closeSync, fchownSync, fstatSync, readFileSync, realpathSync, writeSync, type Stats } from "node:fs";
 import { dataDirKey, ensureRunStateDir, stateDirProblem } from "../host/run-state.js";
 import { basename, dirname, join, resolve } from "node:path";
-import { directoryProblem, type ServerIdentity } from "./permissions.js";
-import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "./safe-fs.js";
+import { directoryProblem, type ServerIdentity } from "../host/permissions.js";
+import { openAppendAt, openDirectoryNoFollow, renameWithin, UnsafePathError } from "../host/safe-fs.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { hostname } from "node:os";
 import { close as closeFd } from "../kernel/libc.js";

@@ -2,7 +2,7 @@
 // and a denied session's running statement (the log), over a PostgreSQL connection of its own
 // (src/host/pgwire.ts: no psql needed), as the server's OS user (peer or trust authentication).
 //
-// The API (for the classifier, src/launcher/classification.ts):
+// The API (for the classifier, src/supervisor/classification.ts):
 //
 //   ask(pid) → MonitorAnswer, one of
 //     { kind: "row", row }   the server's row for the pid, checked as below;

@@ -4,7 +4,7 @@
 // clone3 with ENOSYS (its flags, CLONE_PARENT among them, are in memory a filter cannot read;
 // glibc falls back to clone). PostgreSQL uses neither. They only ever make a decision stricter.
 
-import { decisionFor, stack, type ContextDecisions, type Decision, type Leaf } from "./decision.js";
+import { decisionFor, stack, type ContextDecisions, type Decision, type Leaf } from "../policy/decision.js";
 import { syscallNumber } from "../syscalls/index.js";
 
 /** The source name of these rules in tables, logs and pseudo-code. */

@@ -82,7 +82,7 @@ function decisionPath(policy: Policy, arch: Arch, ctx: ContextSpec) {
 const RANK: Record<Outcome["kind"], number> = { continue: 0, error: 1, trap: 2, kill: 3 };
 
 /**
- * What `run` adds to every policy (src/compile/compose.ts, policy/refusals.ts): clone with CLONE_PARENT fails
+ * What `run` adds to every policy (src/compile/compose.ts, compile/refusals.ts): clone with CLONE_PARENT fails
  * with EPERM and clone3 with ENOSYS, unless the policy is stricter still.
  */
 function withRunRules(arch: Arch, d: SeccompData, want: Outcome): Outcome {

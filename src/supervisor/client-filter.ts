@@ -18,7 +18,7 @@ import { effectiveFilterRows, sessionVariants, type FilterRow } from "../render/
 import { removeStatePath, stateDirNames, writeStatePath, type LauncherTable } from "../host/run-state.js";
 import type { Arch } from "../syscalls/index.js";
 import type { ContextSpec } from "../policy/decision.js";
-import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "./safe-fs.js";
+import { makeDirectoryAt, openDirectoryNoFollow, openSubdirectory, readRegularFileAt, removeNameAt, UnsafePathError } from "../host/safe-fs.js";
 import { readStartTime } from "../host/proc.js";
 
 export interface ClientFilterRequest {

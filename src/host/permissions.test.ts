@@ -10,9 +10,9 @@ import { join } from "node:path";
 import { loadPolicyFile } from "../policy/policy.js";
 import { libcAvailable } from "../kernel/index.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "./permissions.js";
-import { ViolationLog } from "./violation-log.js";
-import { describeRequestError, parseClientFilterRequest } from "./client-filter.js";
-import type { ViolationEvent } from "../host/violation-event.js";
+import { ViolationLog } from "../supervisor/violation-log.js";
+import { describeRequestError, parseClientFilterRequest } from "../supervisor/client-filter.js";
+import type { ViolationEvent } from "./violation-event.js";
 
 const skip = process.getuid?.() !== 0 ? "needs root (files owned by the postgres user)" : false;
 const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }));
