@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
 import { decodeProgram } from "../src/bpf/insn.js";
 import { compilePolicy } from "../src/compile/compile.js";
@@ -168,15 +169,27 @@ test("check: the host's arch unless the policy says (# arch: in a file or on sta
   assert.match(stdin.stdout, /<stdin>: ok for aarch64 \(its # arch: line/);
 });
 
-test("docs/policy.md's extension example: include the starter profile, global_syscall_log = '*, ptrace'; show --sources", () => {
-  const mine = policy("mine.conf", `include '${repoPath("profiles/postgresql-15-x86_64.conf")}'\nglobal_syscall_log = '*, ptrace'\n`);
-  const r = cli("show", mine, "--context", "global", "--sources", "--arch", "x86_64");
-  assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /^ ptrace +\| +101 \| global->log +\| global +\| .*mine\.conf:2$/m);
-  assert.match(r.out, /^ alarm +\| +\d+ \| global->log +\| global +\| .*postgresql-15-x86_64\.conf:\d+$/m);
-  const c = cli("check", mine, "--arch", "x86_64", "--sources");
+test("docs/policy.md's extension example, read from the Markdown: include the starter profile, global_syscall_log = '*, ptrace'; check and show --sources", () => {
+  const [conf, commands] = blocksTestedBy("cli").filter((b) => b.section === "Extending a policy");
+  assert.ok(conf && commands && conf.lang === "conf" && commands.lang === "sh", "docs/policy.md: the conf example and its commands, marked test=cli");
+  // The one change: the include names the profile where this checkout has it, not where
+  // `npm install -g` puts it (docs/deploy.md; test/package.test.ts installs the package).
+  const text = conf.body.replace(/^include '[^']*\/profiles\/([^'/]+)'$/m, (_all, name: string) => `include '${repoPath(`profiles/${name}`)}'`);
+  assert.notEqual(text, conf.body, "the example includes a bundled profile");
+  const mine = policy(/^# \/etc\/pg_seccomp\/(\S+)$/m.exec(conf.body)?.[1] ?? "mine.conf", text);
+  const [check, show] = commands.body.trim().split("\n").map((l) => l.trim().split(/\s+/));
+  assert.deepEqual([check?.slice(0, 2), show?.slice(0, 2)], [["pg_seccomp", "check"], ["pg_seccomp", "show"]]);
+  const run = (argv: string[]) => {
+    const r = spawnSync(process.execPath, [BIN, ...argv.slice(1)], { encoding: "utf8", cwd: dirname(mine) });
+    return { code: r.status, out: r.stdout, err: r.stderr };
+  };
+  const c = run(check!);
   assert.equal(c.code, 0, c.err);
-  assert.match(c.out, /^ global +\| log +\| ptrace +\| .*mine\.conf:2$/m);
+  assert.match(c.out, /^ global +\| log +\| ptrace +\| .*mine\.conf:3$/m);
+  const r = run(show!);
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /^ ptrace +\| +\d+ \| global->log +\| global +\| .*mine\.conf:3$/m);
+  assert.match(r.out, /^ alarm +\| +\d+ \| global->log +\| global +\| .*postgresql-15-x86_64\.conf:\d+$/m);
 });
 
 test("show: a long conditional action goes to a footnote; the table keeps the width of its other rows", () => {

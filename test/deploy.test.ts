@@ -20,7 +20,7 @@ import { close, prctl, seccompSupport } from "../src/kernel/index.js";
 import { bindDatagram, receiveDatagram, unixDatagramSocket } from "../src/kernel/dgram.js";
 import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
-import { procStatusFields, waitFor } from "./support/server.js";
+import { procStatusFields, waitFor, writePolicy } from "./support/server.js";
 import { psql } from "../src/postgres/cluster.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
@@ -260,7 +260,6 @@ test("the Kubernetes manifest runs pg_seccomp run with flags run --help lists an
 // pg_ctl end to end
 
 let cluster: Cluster;
-let policyDir: string;
 let policy: string;
 
 before(async () => {
@@ -268,13 +267,9 @@ before(async () => {
   cluster = await createCluster({ binDir: pg15BinDir()! });
   // The policy as docs/deploy.md asks: root-owned 0644 in a root-owned 0755 directory; the
   // launcher, run by pg_ctl as postgres, must be able to read it.
-  policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-deploy-policy-"));
-  chmodSync(policyDir, 0o755);
-  policy = join(policyDir, "postgresql-15.conf");
   // The starter profile: global lists only, as run --in-place as the server's user requires
   // (a per-context policy is refused there: its supervisor would be that user's to kill).
-  writeFileSync(policy, readFileSync(PROFILE, "utf8") + "\nset_client_filter = on\n", { mode: 0o644 });
-  chmodSync(policy, 0o644);
+  policy = writePolicy(readFileSync(PROFILE, "utf8") + "\nset_client_filter = on\n", "postgresql-15.conf");
   // The launcher outlives pg_ctl; as a child subreaper this process inherits it when pg_ctl
   // exits, so that its exit status can be read (it stays a zombie: nothing here waits for it).
   prctl(36 /* PR_SET_CHILD_SUBREAPER */, 1);
@@ -285,7 +280,6 @@ after(() => {
     pgCtl("stop", "-m", "immediate");
     destroyCluster(cluster);
   }
-  if (policyDir) rmSync(policyDir, { recursive: true, force: true });
 });
 
 /** pg_ctl as the cluster's OS user, with the wrapper pointed at this checkout's pg_seccomp. */
@@ -449,9 +443,7 @@ test("docs/deploy.md's pg_ctl commands, as written: the wrapper installed, pg_ct
 });
 
 test("pg_ctl through the wrapper refuses a per-context policy: its supervisor would be the server's user's to kill; the message says why and where to look", { skip: endToEndSkip }, async () => {
-  const perContext = join(policyDir, "per-context.conf");
-  writeFileSync(perContext, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", { mode: 0o644 });
-  chmodSync(perContext, 0o644);
+  const perContext = writePolicy(readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", "per-context.conf");
   const r = spawnSync(
     "runuser",
     ["-u", cluster.user.name, "--", "env", "-u", "XDG_RUNTIME_DIR", `PG_SECCOMP=${process.execPath} ${BIN}`, `PG_SECCOMP_POLICY=${perContext}`,

@@ -184,8 +184,12 @@ for (const m of majors()) {
           throw new Error(`${e.message}\n${b.stderr().slice(-3000)}\n${denials(log).join("\n")}`);
         });
         assert.deepEqual(query(restored, "select v from t order by v").split("\n").map((l) => l.trim()), archivers.map((a) => a.name).sort(), b.stderr().slice(-3000));
-        const restoredFiles = b.stderr().match(/restored log file "[0-9A-F]{24}" from archive/g)?.length ?? 0;
-        assert.ok(restoredFiles >= archivers.length, `${restoredFiles} segments restored\n${b.stderr().slice(-3000)}`);
+        // The server's stderr reaches this process through a pipe the event loop reads; the
+        // queries above block the loop (spawnSync), so wait for the lines rather than read once.
+        const restoredFiles = () => b.stderr().match(/restored log file "[0-9A-F]{24}" from archive/g)?.length ?? 0;
+        await waitFor(() => restoredFiles() >= archivers.length, 15_000, "every archived segment restored").catch((e: Error) => {
+          throw new Error(`${e.message}: ${restoredFiles()} segments restored\n${b.stderr().slice(-3000)}`);
+        });
         await stop(b);
 
         for (const srv of servers) assert.doesNotMatch(srv.stderr(), KILLED, srv.stderr().slice(-3000));

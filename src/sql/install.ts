@@ -71,6 +71,32 @@ export function launcherStateDirs(serverUid: number | undefined, recordDir: stri
   return [...new Set([ROOT_RUN_STATE_DIR, ...(recordDir ? [recordDir] : []), ...runStatePlaces(serverUid).map((p) => p.dir)])];
 }
 
+
+/**
+ * Every kind of object a schema can hold, with its catalog: [what the message calls it, catalog,
+ * alias, how it is named in the message, the owner column, the namespace column]. Types, relations,
+ * functions and operators print through their reg* casts; the rest as schema.name.
+ */
+const SCHEMA_OBJECT_KINDS: ReadonlyArray<readonly [string, string, string, string, string, string]> = [
+  ["function", "pg_proc", "p", "p.oid::pg_catalog.regprocedure", "proowner", "pronamespace"],
+  ["relation", "pg_class", "c", "c.oid::pg_catalog.regclass", "relowner", "relnamespace"],
+  ["type", "pg_type", "t", "t.oid::pg_catalog.regtype", "typowner", "typnamespace"],
+  ["operator", "pg_operator", "o", "o.oid::pg_catalog.regoperator", "oprowner", "oprnamespace"],
+  ["collation", "pg_collation", "co", "co.collname", "collowner", "collnamespace"],
+  ["conversion", "pg_conversion", "cv", "cv.conname", "conowner", "connamespace"],
+  ["operator family", "pg_opfamily", "f", "f.opfname", "opfowner", "opfnamespace"],
+  ["text search configuration", "pg_ts_config", "tc", "tc.cfgname", "cfgowner", "cfgnamespace"],
+  ["text search dictionary", "pg_ts_dict", "td", "td.dictname", "dictowner", "dictnamespace"],
+];
+
+/** The objects in schema `ns` (plpgsql variables ns, schema_name) not owned by the bootstrap superuser: (what, owner). */
+function ownedObjectsQuery(): string {
+  return SCHEMA_OBJECT_KINDS.map(([what, catalog, a, name, owner, nsCol]) => {
+    const named = name.includes("::") ? `'${what} %s (oid %s)', ${name}` : `'${what} %I.%I (oid %s)', schema_name, ${name}`;
+    return `      select pg_catalog.format(${named}, ${a}.oid) as what, ${a}.${owner} as owner\n        from pg_catalog.${catalog} ${a} where ${a}.${nsCol} = ns and ${a}.${owner} <> 10`;
+  }).join("\n      union all\n");
+}
+
 /** The most the SQL reads of a backend's client-filter rows, and of the launcher's table. */
 export const CLIENT_ROWS_MAX_BYTES = 1024 * 1024;
 export const TABLE_MAX_BYTES = 64 * 1024 * 1024;
@@ -148,32 +174,7 @@ begin
         hint = pg_catalog.format('look at it (\\dn+ %I, \\df %I.*); if it is not yours, DROP SCHEMA %I CASCADE, or install into another schema with --schema NAME', schema_name, schema_name, schema_name);
     end if;
     for r in
-      select pg_catalog.format('function %s (oid %s)', p.oid::pg_catalog.regprocedure, p.oid) as what, p.proowner as owner
-        from pg_catalog.pg_proc p where p.pronamespace = ns and p.proowner <> 10
-      union all
-      select pg_catalog.format('relation %s (oid %s)', c.oid::pg_catalog.regclass, c.oid), c.relowner
-        from pg_catalog.pg_class c where c.relnamespace = ns and c.relowner <> 10
-      union all
-      select pg_catalog.format('type %s (oid %s)', t.oid::pg_catalog.regtype, t.oid), t.typowner
-        from pg_catalog.pg_type t where t.typnamespace = ns and t.typowner <> 10
-      union all
-      select pg_catalog.format('operator %s (oid %s)', o.oid::pg_catalog.regoperator, o.oid), o.oprowner
-        from pg_catalog.pg_operator o where o.oprnamespace = ns and o.oprowner <> 10
-      union all
-      select pg_catalog.format('collation %I.%I (oid %s)', schema_name, co.collname, co.oid), co.collowner
-        from pg_catalog.pg_collation co where co.collnamespace = ns and co.collowner <> 10
-      union all
-      select pg_catalog.format('conversion %I.%I (oid %s)', schema_name, cv.conname, cv.oid), cv.conowner
-        from pg_catalog.pg_conversion cv where cv.connamespace = ns and cv.conowner <> 10
-      union all
-      select pg_catalog.format('operator family %I.%I (oid %s)', schema_name, f.opfname, f.oid), f.opfowner
-        from pg_catalog.pg_opfamily f where f.opfnamespace = ns and f.opfowner <> 10
-      union all
-      select pg_catalog.format('text search configuration %I.%I (oid %s)', schema_name, tc.cfgname, tc.oid), tc.cfgowner
-        from pg_catalog.pg_ts_config tc where tc.cfgnamespace = ns and tc.cfgowner <> 10
-      union all
-      select pg_catalog.format('text search dictionary %I.%I (oid %s)', schema_name, td.dictname, td.oid), td.dictowner
-        from pg_catalog.pg_ts_dict td where td.dictnamespace = ns and td.dictowner <> 10
+${ownedObjectsQuery()}
     loop
       raise exception using errcode = '42501',
         message = pg_catalog.format('pg_seccomp: %s in schema %I is owned by %I, not by the bootstrap superuser', r.what, schema_name, pg_catalog.pg_get_userbyid(r.owner)),

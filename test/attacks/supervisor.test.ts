@@ -17,14 +17,14 @@
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type SpawnSyncReturns } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, postmasterPid, query, waitReady, type Cluster } from "../../src/postgres/cluster.js";
 import { seccompSupport } from "../../src/kernel/index.js";
 import { syscallNumber } from "../../src/syscalls/index.js";
 import { hostKernelArch } from "../../src/kernel/arch.js";
 import { repoPath } from "../support/paths.js";
+import { writePolicy } from "../support/server.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
 const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
@@ -41,7 +41,6 @@ function pg15BinDir(): string | undefined {
 const skip = process.getuid?.() !== 0 ? "needs root (pg_ctl as the postgres user, a root-owned policy)" : !pg15BinDir() ? "PostgreSQL 15 is not installed" : seccompSupport().ok ? false : "seccomp is unavailable";
 
 let cluster: Cluster;
-let policyDir: string;
 /** Global lists only: what the wrapper run as the server's user accepts. */
 let globalPolicy: string;
 /** Sessions may not exec: a per-context rule, for the root-started wrapper. */
@@ -50,13 +49,8 @@ let perContextPolicy: string;
 before(async () => {
   if (skip) return;
   cluster = await createCluster({ binDir: pg15BinDir()! });
-  policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-supervisor-attack-"));
-  chmodSync(policyDir, 0o755);
-  globalPolicy = join(policyDir, "global.conf");
-  writeFileSync(globalPolicy, readFileSync(PROFILE, "utf8"), { mode: 0o644 });
-  perContextPolicy = join(policyDir, "per-context.conf");
-  writeFileSync(perContextPolicy, readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", { mode: 0o644 });
-  for (const p of [globalPolicy, perContextPolicy]) chmodSync(p, 0o644);
+  globalPolicy = writePolicy(readFileSync(PROFILE, "utf8"), "global.conf");
+  perContextPolicy = writePolicy(readFileSync(PROFILE, "utf8") + "\nsession_syscall_error = 'execve'\n", "per-context.conf");
   // No PR_SET_CHILD_SUBREAPER here (deploy.test.ts sets one): a postmaster killed by the watchdog
   // must be reaped (by init), or its zombie's pid keeps the next start out ("lock file exists").
 });
@@ -66,7 +60,6 @@ after(() => {
     pgCtl(globalPolicy, "stop", "-m", "immediate");
     destroyCluster(cluster);
   }
-  if (policyDir) rmSync(policyDir, { recursive: true, force: true });
 });
 
 // Whatever a test left running (a failed assertion mid-attack): stopped before the next starts.

@@ -34,6 +34,7 @@ let policyCount = 0;
 export function writePolicy(text: string, name = `p${++policyCount}.conf`): string {
   const p = join(policyDir, name);
   writeFileSync(p, text, { mode: 0o644 });
+  chmodSync(p, 0o644); // whatever the umask: the server's user reads it under pg_ctl
   return p;
 }
 
