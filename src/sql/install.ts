@@ -150,7 +150,25 @@ $install$;
 -- Held until commit: no schema is created, renamed or handed over (each takes ROW EXCLUSIVE on
 -- pg_namespace) between the check below and the creation. Without it a database owner commits
 -- its own schema after the check (pg_locks shows when) and install fills that schema.
-lock table pg_catalog.pg_namespace in share mode;
+-- Bounded: while install waits for it, every later CREATE SCHEMA and every session's first
+-- temporary table in this database waits behind it (each needs ROW EXCLUSIVE), so an open
+-- transaction holding pg_namespace (a superuser's LOCK TABLE, VACUUM FULL or REINDEX of it)
+-- must make install fail, naming it, not hang the database.
+set local lock_timeout = '10s';
+do $lock$
+begin
+  lock table pg_catalog.pg_namespace in share mode;
+exception when lock_not_available then
+  raise exception using errcode = '55P03',
+    message = pg_catalog.format('pg_seccomp: waited %s for pg_namespace, which an open transaction holds (pid %s)',
+      pg_catalog.current_setting('lock_timeout'),
+      coalesce((select pg_catalog.string_agg(l.pid::text, ', ' order by l.pid) from pg_catalog.pg_locks l
+                 where l.locktype = 'relation' and l.relation = 'pg_catalog.pg_namespace'::pg_catalog.regclass
+                   and l.granted and l.pid <> pg_catalog.pg_backend_pid()), 'unknown')),
+    detail = 'install holds pg_namespace from its check to its commit, so that no schema appears in between; another transaction holds a lock on it (LOCK TABLE, VACUUM FULL or REINDEX of pg_namespace, or a schema being created at this moment)',
+    hint = 'see it with: select pid, usename, state, xact_start, query from pg_stat_activity where pid in (...); end that transaction (or pg_terminate_backend(pid)), then run sql install again';
+end
+$lock$;
 
 -- Before anything is created: the schema, if it exists, and everything in it must be the
 -- bootstrap superuser's, and nobody else may create in it; no other role's function may carry

@@ -13,7 +13,7 @@ import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { createCluster, destroyCluster, query, type Cluster } from "../../src/postgres/cluster.js";
-import { BIN, integrationSkip, startReady, stop, writePolicy, type RunningServer } from "../support/server.js";
+import { BIN, integrationSkip, startReady, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
 import { majors } from "../support/majors.js";
 import { readFileSync } from "node:fs";
 import { repoPath } from "../support/paths.js";
@@ -76,6 +76,34 @@ for (const m of majors().filter((x) => x.major === 15)) {
         }
         if (owner === "mallory") owner = "-";  // lost this round: the install failed on the schema
       }
+    });
+
+    test("a transaction left open holding pg_namespace makes install fail within its lock timeout, naming the pid: install never hangs the database", async () => {
+      const env = { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port) };
+      query(cluster, "drop schema if exists seccomp cascade", { db: "shop" });
+      // A superuser's transaction left open with a lock on pg_namespace (LOCK TABLE; VACUUM FULL
+      // and REINDEX hold it too, only for their own time).
+      const holder = spawn(join(cluster.binDir, "psql"), ["-X", "-q", "-U", "postgres", "-d", "shop", "-c", "begin; lock table pg_catalog.pg_namespace in row exclusive mode; select pg_sleep(60); commit;"], { env, stdio: "ignore" });
+      const holderDone = new Promise<void>((resolve) => holder.on("exit", () => resolve()));
+      try {
+        await waitFor(() => query(cluster, "select count(*) from pg_locks l join pg_class c on c.oid = l.relation where c.relname = 'pg_namespace' and l.mode = 'RowExclusiveLock' and l.granted", { db: "shop" }) !== "0", 10_000, "the holder's lock");
+        const holderPid = query(cluster, "select pid from pg_stat_activity where query like 'begin; lock table pg_catalog.pg_namespace%'", { db: "shop" });
+        const conninfo = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=shop`;
+        const t0 = Date.now();
+        const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conninfo, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8", timeout: 60_000 });
+        process.stderr.write(`# sql install gave up after ${Date.now() - t0} ms\n`);
+        assert.notEqual(r.status, 0, r.stdout);
+        assert.equal(r.signal, null, "install ended by itself (its lock timeout), not by the test's timeout");
+        assert.match(r.stderr, new RegExp(`waited 10s for pg_namespace, which an open transaction holds \\(pid ${holderPid}\\)`));
+        assert.match(r.stderr, /pg_seccomp: hint: .*pg_terminate_backend/);
+        assert.doesNotMatch(r.stderr, /^\s+at /m, "no stack trace");
+        assert.equal(query(cluster, "select count(*) from pg_proc where proname = 'filter_now'", { db: "shop" }), "0", "nothing installed");
+      } finally {
+        query(cluster, "select pg_terminate_backend(pid) from pg_stat_activity where query like 'begin; lock table pg_catalog.pg_namespace%'", { db: "shop" });
+        await holderDone;
+      }
+      const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=shop`, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
     });
   });
 }
