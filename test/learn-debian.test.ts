@@ -14,6 +14,7 @@ import { join } from "node:path";
 import { findPgBinDir, freePort } from "../src/postgres/cluster.js";
 import { seccompSupport } from "../src/kernel/index.js";
 import { BIN } from "./support/server.js";
+import { blocksTestedBy } from "./support/doc-blocks.js";
 
 function skipReason(): string | false {
   if (process.getuid?.() !== 0) return "needs root (pg_createcluster)";
@@ -70,8 +71,15 @@ test("learn -D /etc/postgresql/15/NAME (the configuration directory) and learn -
   const out1 = join(outDir, "learned-D.conf");
   const r1 = run(process.execPath, [BIN, "learn", "-o", out1, "--no-timers", "--no-crash-round", "--workload", WORKLOAD, "--", POSTGRES, "-D", CONF_DIR]);
   checkRound(r1, out1);
+  // docs/profiles.md's --cluster round, read from the Markdown and run as written, with two
+  // changes: the cluster is this test's (not the machine's 15/main) and -o a directory of its own.
+  const [block] = blocksTestedBy("learn-debian");
+  assert.ok(block, "docs/profiles.md: the learn --cluster block, marked test=learn-debian");
   const out2 = join(outDir, "learned-cluster.conf");
-  const r2 = run(process.execPath, [BIN, "learn", "-o", out2, "--no-timers", "--no-crash-round", "--workload", WORKLOAD, "--cluster", `15/${NAME}`]);
+  const command = block.body.replace(/\\\n\s*/g, "").trim();
+  assert.match(command, /^pg_seccomp learn -o \/etc\/pg_seccomp\/short\.conf .* --cluster 15\/main$/);
+  const r2 = spawnSync("sh", ["-c", command.replace(/^pg_seccomp /, `"${process.execPath}" "${BIN}" `).replace("/etc/pg_seccomp/short.conf", out2).replace(/--cluster 15\/main$/, `--cluster 15/${NAME}`)], { encoding: "utf8", timeout: 300_000, cwd: "/" });
+  assert.ok(command.includes(WORKLOAD), "the docs' workload is the one -D ran above");
   checkRound(r2, out2);
   // The server's log (stderr, through learn) has no ERROR of learn's own queries.
   assert.doesNotMatch(r1.stderr + r2.stderr, /ERROR: .*(relation|column) .* does not exist/);
