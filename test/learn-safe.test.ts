@@ -23,8 +23,9 @@
 //   re-checks the file learn wrote; 15 shows it passing) and no standby (restoring and streaming
 //   are the startup process and the walreceiver, which crash recovery and 15 exercise): what
 //   differs between majors is the server's own calls, which learn and these steps exercise.
-// Measured at load average 15 on 2 cores: 14: 101 s, 15: 236 s, 16: 102 s, 17: 95 s, 18: 110 s
-// (before: 15 and 17 full, about 165 s each).
+// Measured here (2 cores, load average 15 to 20 from other jobs): 14: 91 s, 15: 219 s, 16: 101 s,
+// 17: 95 s, 18: 101 s, the whole file 13 min; before, 15 and 17 both had the full round (161 and
+// 165 s in an earlier run at a lower load). On an idle machine learn takes about 70 s.
 //
 // Also: a failing workload makes learn fail and leaves the output as it was; -o may not be the
 // --merge input without --force; -o in a directory the server's user can write is refused at
@@ -41,6 +42,8 @@ import type { ViolationEvent } from "../src/host/violation-event.js";
 import { BIN, integrationSkip, logFile, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
 import { majors } from "./support/majors.js";
 import { blocksTestedBy } from "./support/doc-blocks.js";
+import { repoPath } from "./support/paths.js";
+import { policySizes, recallAgainst, straceSeen } from "../scripts/profile/profile-sizes.js";
 
 const skip = integrationSkip();
 
@@ -159,7 +162,7 @@ for (const m of majors()) {
       ? `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy pg_basebackup, pgbench -i -s 10, archiving with zstd, a standby restoring from that archive with zstd -d, crash recovery: nothing killed, nothing denied`
       : `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy a base backup, pgbench -i -s 10, archiving with zstd, crash recovery: nothing killed, nothing denied`,
     { skip: skip || m.skip, timeout: 1_200_000 },
-    async () => {
+    async (t) => {
       const t0 = Date.now();
       const archive = mkdtempSync(join(tmpdir(), "pg_seccomp-archive-"));
       dirs.push(archive);
@@ -183,6 +186,15 @@ for (const m of majors()) {
       assert.ok(list("global_syscall_log").length > 10, "reachable statically and never seen: logged");
       for (const n of ["pwritev", "mkdir", "execve", "ioctl", "getuid", "clone", "pipe2"]) assert.ok(allowOrLog.has(n), n);
       assert.doesNotMatch(text, /^(?!global_)[a-z_]+_syscall_(allow|error|default)/m, "no context narrowed from absence of observation");
+      // docs/profiles.md's counts for it (sizes.js --policy): nothing reachable killed, and every
+      // call strace saw of the broad workload (the bundled profile's strace rounds) allowed or logged.
+      const sizes = policySizes(text, "x86_64");
+      assert.deepEqual(sizes.killedReachable, [], "reachable calls killed");
+      const reference = straceSeen(readFileSync(repoPath(`profiles/postgresql-${m.major}-x86_64.conf`), "utf8"));
+      assert.ok(reference && reference.size > 50, "the bundled profile records its strace rounds");
+      const recall = recallAgainst(sizes, reference);
+      assert.deepEqual([...recall.denied, ...recall.killed], [], "calls of the broad workload the learned policy does not let run");
+      t.diagnostic(`learned ${m.major}: allowed ${sizes.allowed.length} (seen ${sizes.seen.length}), logged ${sizes.logged.length} (of killed groups ${sizes.loggedOfKilledGroups.length}), denied by name ${sizes.deniedByName.length}, by default ${sizes.deniedByDefault}, killed ${sizes.killed.length} (reachable ${sizes.killedReachable.length}); recall against strace of the broad workload ${recall.allowed.length + recall.logged.length}/${recall.reference}`);
       const learnS = (Date.now() - t0) / 1000;
 
       // 2. verify, with its standard set (the full round only).
