@@ -12,7 +12,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { repoPath } from "./support/paths.js";
@@ -102,6 +102,41 @@ test("sizes.js prints the table docs/profiles.md shows", () => {
     const one = spawnSync(process.execPath, [script("sizes"), dir], { encoding: "utf8" });
     assert.equal(one.status, 0, one.stderr);
     assert.deepEqual(one.stdout.split("\n").filter((l) => /^\| postgresql-/.test(l)).map(row), printed.filter((p) => p[0] === "postgresql-15-x86_64.conf"));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("sizes.js --policy counts another policy (a learned one) and its recall against the strace rounds of a profile", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-sizes-"));
+  try {
+    const bundled = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+    const row = (l: string) => l.split("|").slice(1, -1).map((c) => c.trim());
+    const rowsOf = (out: string) => out.split("\n").filter((l) => /^\| [a-z]/.test(l) && !/^\| (profile|policy) \|/.test(l)).map(row);
+    // The profile itself, under another name (its arch from its "# arch:" line): the counts of
+    // its row in the sizes table, and every call of its strace rounds allowed.
+    writeFileSync(join(dir, "learned.conf"), bundled);
+    const same = spawnSync(process.execPath, [script("sizes"), "--policy", join(dir, "learned.conf"), "--strace", repoPath("profiles/postgresql-15-x86_64.conf")], { encoding: "utf8" });
+    assert.equal(same.status, 0, same.stderr);
+    const all = spawnSync(process.execPath, [script("sizes")], { encoding: "utf8" });
+    const bundledRow = rowsOf(all.stdout).find((r) => r[0] === "postgresql-15-x86_64.conf")!;
+    const [counts, recall] = rowsOf(same.stdout);
+    assert.deepEqual(counts!.slice(1), bundledRow.slice(1));
+    assert.equal(recall![0], "learned.conf (against postgresql-15-x86_64.conf)");
+    assert.deepEqual(recall!.slice(4), ["0", "0", "100.0%", "none"], same.stdout);
+    // A policy that lost a seen call (brk) and a reachable member of a killed group (capset, in
+    // @privileged): brk is denied by default and lowers the recall, capset is killed and reachable.
+    const broken = bundled
+      .replace(/^(global_syscall_allow = '.*)\bbrk, /m, "$1")
+      .replace(/^(global_syscall_log = '.*)\bcapset, /m, "$1");
+    assert.notEqual(broken, bundled);
+    writeFileSync(join(dir, "broken.conf"), broken);
+    const b = spawnSync(process.execPath, [script("sizes"), "--policy", join(dir, "broken.conf"), "--strace", repoPath("profiles/postgresql-15-x86_64.conf")], { encoding: "utf8" });
+    assert.equal(b.status, 0, b.stderr);
+    const [bc, br] = rowsOf(b.stdout);
+    assert.equal(bc![9], "1", `killed, reachable: ${b.stdout}`);
+    assert.deepEqual(br!.slice(4, 5).concat(br!.slice(7)), ["1", "brk"], b.stdout);
+    assert.notEqual(br![6], "100.0%");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

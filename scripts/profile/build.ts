@@ -180,7 +180,12 @@ async function observe(binDir: string): Promise<Seen> {
       void exited.then(() => (alive = false));
       await waitReady(cluster, () => alive, 120_000);
       const r = spawnSync("bash", ["-c", workload], { stdio: ["ignore", "inherit", "inherit"], env });
-      if (r.status !== 0) throw new Error(`the workload failed (exit ${r.status}); no profile written`);
+      if (r.status !== 0) {
+        // The traced server is stopped before its cluster is removed (it ran on, unattended).
+        spawnSync("bash", ["-c", `kill -QUIT "$(head -1 ${cluster.dataDir}/postmaster.pid)"`]);
+        await exited;
+        throw new Error(`the workload failed (exit ${r.status}); no profile written`);
+      }
       if (stopAfter) spawnSync("bash", ["-c", `kill -INT "$(head -1 ${cluster.dataDir}/postmaster.pid)"`]);
       await exited;
     };

@@ -13,46 +13,77 @@
 //   static      the analysis's whole set; seen∩static / static is the precision of the static set
 //               against what the runs observed; seen \ static is what the analysis missed
 // Table 2, one row per killed call: its group and the profiles that kill it.
+//   node dist/scripts/profile/sizes.js --policy FILE [--policy FILE ...] [--strace PROFILE]
+// Table 1's counts for other policies (learned ones: the static set is not stated in them), and
+// their recall against what strace saw of the broad workload: the calls a profile built by
+// `build.js --tracer strace` has from its strace rounds (evidence [r1], [standby], [r2]): by
+// default the bundled profile of the policy's major and arch, or PROFILE (a fresh
+// `build.js --major N --tracer strace --out PROFILE`). Recall = the share of those calls the
+// policy's global lists allow or log (not denied, not killed).
 
-import { readdirSync, readFileSync } from "node:fs";
-import { resolve } from "node:path";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { basename, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
-import { settingList } from "../../src/analyze/profile.js";
-import { expandGroup } from "../../src/syscalls/groups.js";
-import { allSyscalls, type Arch } from "../../src/syscalls/index.js";
 import { collate } from "../../src/render/effective-table.js";
+import { policyArch, policyMajor, policySizes, recallAgainst, straceSeen, type PolicySizes } from "./profile-sizes.js";
 
-const dir = process.argv[2] ? resolve(process.argv[2]) : resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../profiles");
-const rows: string[] = [
+const args = process.argv.slice(2);
+const fail = (s: string): never => {
+  process.stderr.write(`sizes: error: ${s}\n`);
+  process.exit(1);
+};
+const policies: string[] = [];
+let straceRef: string | undefined;
+let dirArg: string | undefined;
+for (let i = 0; i < args.length; i++) {
+  if (args[i] === "--policy") policies.push(resolve(args[++i] ?? fail("--policy needs a file")));
+  else if (args[i] === "--strace") straceRef = resolve(args[++i] ?? fail("--strace needs a profile built with --tracer strace"));
+  else if (dirArg === undefined && !args[i]!.startsWith("-")) dirArg = args[i];
+  else fail(`unknown argument "${args[i]}"`);
+}
+const dir = dirArg ? resolve(dirArg) : resolve(fileURLToPath(new URL(".", import.meta.url)), "../../../profiles");
+const HEADER = [
   "| profile | allowed | seen | floor only | logged | logged, of killed groups | denied by name | denied by default | killed | killed, reachable | static, withheld | static set | seen ∩ static | seen not static | precision (seen ∩ static / static) |",
   "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
 ];
+const row = (name: string, z: PolicySizes) =>
+  `| ${name} | ${z.allowed.length} | ${z.seen.length} | ${z.allowed.length - z.seen.length} | ${z.logged.length} | ${z.loggedOfKilledGroups.length} | ${z.deniedByName.length} | ${z.deniedByDefault} | ${z.killed.length} | ${z.killedReachable.length} | ${z.withheld} | ` +
+  (z.staticSet === undefined ? "— | — | — | — |" : `${z.staticSet} | ${z.seenStatic} | ${z.seen.length - z.seenStatic} | ${(z.seenStatic / z.staticSet).toFixed(2)} |`);
+
+if (policies.length > 0) {
+  const rows = [...HEADER];
+  const recallRows = [
+    "| policy | strace saw (broad workload) | allowed | logged | denied | killed | recall | not let run |",
+    "|---|---|---|---|---|---|---|---|",
+  ];
+  for (const f of policies) {
+    if (!existsSync(f)) fail(`${f}: no such file`);
+    const text = readFileSync(f, "utf8");
+    const arch = policyArch(basename(f), text) ?? fail(`${f}: no arch in its name or a "# arch:" line`);
+    const z = policySizes(text, arch);
+    if (z.contextLists.length > 0) process.stderr.write(`sizes: ${basename(f)} narrows contexts (${z.contextLists.join(", ")}): the counts are its global lists'\n`);
+    rows.push(row(basename(f), z));
+    const major = policyMajor(basename(f), text);
+    const refFile = straceRef ?? (major === undefined ? fail(`${f}: no server major in it; give --strace PROFILE`) : resolve(dir, `postgresql-${major}-${arch}.conf`));
+    const seen = existsSync(refFile) ? straceSeen(readFileSync(refFile, "utf8")) : undefined;
+    if (!seen) fail(`${refFile}: not a profile built with --tracer strace (no [r1] round under strace -f -c)`);
+    const r = recallAgainst(z, seen!);
+    recallRows.push(
+      `| ${basename(f)} (against ${basename(refFile)}) | ${r.reference} | ${r.allowed.length} | ${r.logged.length} | ${r.denied.length} | ${r.killed.length} | ${(100 * r.recall).toFixed(1)}% | ${[...r.denied, ...r.killed].join(", ") || "none"} |`,
+    );
+  }
+  process.stdout.write(rows.join("\n") + "\n\n" + recallRows.join("\n") + "\n");
+  process.exit(0);
+}
+
+const rows: string[] = [...HEADER];
 const killedBy = new Map<string, { group: string; profiles: string[] }>();
 for (const f of readdirSync(dir).filter((n) => /^postgresql-\d+-(x86_64|aarch64)(-io_uring)?\.conf$/.test(n)).sort(collate)) {
-  const arch = /-(x86_64|aarch64)/.exec(f)![1] as Arch;
-  const text = readFileSync(resolve(dir, f), "utf8");
-  const allow = settingList(text, "global_syscall_allow") ?? [];
-  const log = settingList(text, "global_syscall_log") ?? [];
-  const error = (settingList(text, "global_syscall_error") ?? []).map((e) => e.replace(/:.*/, ""));
-  const groups = settingList(text, "global_syscall_kill") ?? [];
-  const lines = [...text.matchAll(/^#   ([a-z0-9_]+)(?: \(@[a-z-]+\))?: (.*)$/gm)].map((m) => ({ name: m[1]!, ev: m[2]! }));
-  const ev = new Map(lines.map((l) => [l.name, l.ev]));
-  const named = new Set([...allow, ...log, ...error]);
-  const groupOf = new Map<string, string>();
-  for (const g of groups) for (const n of expandGroup(g, arch).syscalls) if (!groupOf.has(n)) groupOf.set(n, g);
-  const killed = [...groupOf.keys()].filter((n) => !named.has(n));
-  const killedReachable = killed.filter((n) => /(^|; )static /.test(ev.get(n) ?? ""));
-  const seen = allow.filter((n) => ev.get(n)?.startsWith("seen"));
-  const seenStatic = seen.filter((n) => ev.get(n)?.includes("static ")).length;
-  const withheld = Number(/Reachable statically but not allowed \((\d+)\)/.exec(text)?.[1] ?? 0);
-  const total = Number(/\((\d+) syscalls[;)]/.exec(text)?.[1] ?? 0);
-  const byDefault = allSyscalls(arch).length - new Set([...named, ...killed]).size;
-  rows.push(
-    `| ${f} | ${allow.length} | ${seen.length} | ${allow.length - seen.length} | ${log.length} | ${log.filter((n) => groupOf.has(n)).length} | ${error.length} | ${byDefault} | ${killed.length} | ${killedReachable.length} | ${withheld} | ${total} | ${seenStatic} | ${seen.length - seenStatic} | ${(seenStatic / total).toFixed(2)} |`,
-  );
+  const z = policySizes(readFileSync(resolve(dir, f), "utf8"), policyArch(f, "")!);
+  rows.push(row(f, z));
   if (!f.includes("io_uring")) {
-    for (const n of killed) {
-      const k = killedBy.get(n) ?? { group: groupOf.get(n)!, profiles: [] };
+    for (const n of z.killed) {
+      const k = killedBy.get(n) ?? { group: z.groupOf.get(n)!, profiles: [] };
       k.profiles.push(f.replace(/^postgresql-|\.conf$/g, ""));
       killedBy.set(n, k);
     }

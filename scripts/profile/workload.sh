@@ -102,6 +102,11 @@ for _ in $(seq 50); do
   sleep 0.2
 done
 psql -d sub -c "alter subscription s disable" -c "alter subscription s set (slot_name = none)" -c "drop subscription s"
+# The walsender of the disabled subscription lets go of the slot a moment later.
+for _ in $(seq 100); do
+  [ "$(psql -At -c "select count(*) from pg_replication_slots where slot_name = 'subslot' and active")" = 0 ] && break
+  sleep 0.2
+done
 psql -c "select pg_drop_replication_slot('subslot')"
 psql -c "drop publication pub" -c "drop database sub"
 

@@ -117,7 +117,9 @@ function globalSection(d: PolicyDraftBuilder, input: RenderInput, lv: LearnedVie
     ...(input.analysis ? { analysis: input.analysis } : {}), staticOnly: "log", kill: floorKill, harden, header: [],
   });
   const allowed = new Set(composed.allow);
-  const logged = new Set(composed.staticOnly);
+  // Logged: the static-only calls and the reachable members of the killed groups (a name beats
+  // its group: without it in the log list, the kill list would kill a reachable call).
+  const logged = new Set([...composed.staticOnly, ...composed.groupLogged]);
   // The base's entries the composition does not carry: conditional allows and groups, its own deny lists.
   const extra: Record<ActionKind, string[]> = { allow: [], log: [], error: [], terminate: [], trap: [], kill: [] };
   const removed: Record<ActionKind, string[]> = { allow: [], log: [], error: [], terminate: [], trap: [], kill: [] };

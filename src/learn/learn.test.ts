@@ -380,6 +380,23 @@ test("static analysis: reachable and not seen is logged in every context, never 
   assert.equal(decide(withBase, { context: "session", role: "bob" }, nr("openat")).kind, "error", "the base's session_syscall_error names it");
 });
 
+test("a reachable member of a killed group is logged by name in a learned policy, as in the bundled profiles, never killed (issue 17)", () => {
+  // capset is in @privileged, which the floor kills; Debian's glibc has a site for it.
+  const analysis = {
+    arch: ARCH, binaries: [], missing: [], unresolved: [],
+    syscalls: ["capset", "mkdir"].map((name) => ({
+      name, nr: nr(name), via: [{ binary: "libc.so.6", function: name, kind: "direct", reach: "no-direct-path", path: [] }],
+    })),
+  } as unknown as RenderInput["analysis"];
+  const { out, text } = render(undefined, sampleLearned(), { analysis, floor: { allow: [], kill: ["@privileged"] }, ran: ["postmaster", "checkpointer"] });
+  assert.match(text, /^global_syscall_kill = '@privileged'$/m);
+  assert.match(text, /^global_syscall_log = '.*\bcapset\b.*'$/m);
+  for (const ctx of [{ context: "postmaster" }, { context: "checkpointer" }, { context: "archiver" }, { context: "session", role: "x" }] as ContextSpec[]) {
+    assert.equal(decide(out, ctx, nr("capset")).kind, "log", JSON.stringify(ctx));
+  }
+  assert.equal(decide(out, { context: "postmaster" }, nr("kexec_load")).kind, "kill", "unreachable members stay killed");
+});
+
 test("the output is a policy draft written by policy/write.ts: it reads back to the same settings and effective table", () => {
   const input = (base: Policy | undefined, extra: Partial<RenderInput> = {}): RenderInput => ({
     learned: sampleLearned(), base, baseLabel: base ? "/etc/base.conf" : "none", arch: ARCH, server: "postgres (PostgreSQL) 15.18",
