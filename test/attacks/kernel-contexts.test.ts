@@ -175,3 +175,37 @@ test("once classified, a session's denial holds in the kernel while the supervis
   assert.notEqual(result, "ok", "getresuid ran in a session");
   assert.ok(Number(ms) < 1000, `decided in the kernel, not held for the supervisor (${ms} ms)`);
 });
+
+test("a filter a backend installs itself (prctl, not seccomp) that answers seccomp() with 0 does not void its context's filter", { skip }, async () => {
+  const trigger = join(dir, "go-void");
+  rmSync(trigger, { force: true });
+  const { lib, out } = backendCode("void", ["-DVOID_INJECTION", `-DTRIGGER="${trigger}"`]);
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve, getresuid'\n");
+  const s = await startReady(cluster, ["--policy", policy, "--log", logFile("kattack-void.jsonl")]);
+  const session = sessionWith(lib, 20);
+  let stopped = false;
+  try {
+    await waitFor(() => /armed 1/.test(readFileSync(out, "utf8")), 10_000, "the library to be loaded");
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(s.proc.pid!, "SIGSTOP");
+    stopped = true;
+    writeFileSync(trigger, "");
+    await waitFor(() => /getresuid/.test(readFileSync(out, "utf8")), 1500, "the call to be answered while the supervisor is stopped").catch(() => undefined);
+  } finally {
+    if (stopped) process.kill(s.proc.pid!, "SIGCONT");
+    session.proc.kill("SIGINT");
+    await session.done;
+    await stop(s);
+  }
+  const got = results(out);
+  if (process.env.KCTX_DEBUG) console.error(readFileSync(out, "utf8"), s.stderr().split("\n").filter((l) => /pg_seccomp/.test(l)).join("\n"));
+  // Either the backend could not install its own filter, or the launcher saw that its injection
+  // installed nothing and killed the backend (fail closed); never a backend whose context the
+  // kernel does not hold.
+  if (got.void === "ok" && got.getresuid !== undefined) {
+    const [result, ms] = got.getresuid.split(" ");
+    assert.notEqual(result, "ok", "getresuid ran in a session");
+    assert.ok(Number(ms) < 1000, `decided in the kernel, not held for the supervisor (${ms} ms): the injection was void`);
+  }
+  assert.ok(got.void !== "ok" || /cannot be given its context in the kernel/.test(s.stderr()) || got.getresuid !== undefined, `the backend's own filter went in and the launcher said nothing: ${readFileSync(out, "utf8")}`);
+});
