@@ -589,6 +589,9 @@ async function handleClientFilter(
   try {
     injectSeccompFilter(pid, prog, {
       log: true, // its denials reach the violation log through the kernel's audit records
+      // Every thread, or none (a thread started before the call, by code loaded into the
+      // backend, would otherwise keep the session's wider rules; diverged filters: refused).
+      allThreads: true,
       beforeRelease: (err) => {
         // The interrupted knock restarts when the backend is let go: its answer is set first.
         if (err) record({ status: "error", sqlstate: "58000", message: "failed to load client seccomp filter", detail: err.message });

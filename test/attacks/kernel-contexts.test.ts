@@ -14,7 +14,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, postmasterPid, psql, query, type Cluster } from "../../src/postgres/cluster.js";
-import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
+import { BIN, integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 import type { ViolationEvent } from "../../src/host/violation-event.js";
 
@@ -208,4 +208,36 @@ test("a filter a backend installs itself (prctl, not seccomp) that answers secco
     assert.ok(Number(ms) < 1000, `decided in the kernel, not held for the supervisor (${ms} ms): the injection was void`);
   }
   assert.ok(got.void !== "ok" || /cannot be given its context in the kernel/.test(s.stderr()) || got.getresuid !== undefined, `the backend's own filter went in and the launcher said nothing: ${readFileSync(out, "utf8")}`);
+});
+
+test("set_client_filter narrows every thread of the session: a thread started before it cannot make the call it denies", { skip }, async () => {
+  // In a directory the server's user may create the trigger in.
+  const shared = mkdtempSync(join(dir, "client-"));
+  chmodSync(shared, 0o1777);
+  const trigger = join(shared, "go");
+  const { lib, out } = backendCode("client", [`-DTRIGGER="${trigger}"`]);
+  // getresuid is only logged for sessions: the client filter is what denies it.
+  const s = await startReady(cluster, ["--policy", writePolicy(profile + "\nset_client_filter = on\n"), "--log", logFile("kattack-client.jsonl")]);
+  try {
+    const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+    const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+    assert.equal(installed.status, 0, installed.stderr);
+    // One session: the library's thread starts and waits; the session narrows itself; the
+    // backend itself writes the trigger (COPY TO a file, as a superuser may); the thread calls.
+    const r = spawnSync(join(cluster.binDir, "psql"), [
+      "-X", "-v", "ON_ERROR_STOP=0",
+      "-c", `load '${lib}'`,
+      "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getresuid', NULL) as answer",
+      "-c", `copy (select 1) to '${trigger}'`,
+      "-c", "select pg_sleep(1)",
+    ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" } });
+    const said = r.stdout + r.stderr;
+    assert.match(said, /^ OK$/m, `set_client_filter said OK\n${said}\n${s.stderr()}`);
+    assert.match(said, /^COPY 1$/m, said);
+  } finally {
+    await stop(s);
+  }
+  const [result] = (results(out).getresuid ?? "").split(" ");
+  assert.ok(result !== undefined && result !== "", `the thread reported: ${readFileSync(out, "utf8")}`);
+  assert.notEqual(result, "ok", "a thread of the narrowed session made the call its client filter denies");
 });
