@@ -241,3 +241,24 @@ test("set_client_filter narrows every thread of the session: a thread started be
   assert.ok(result !== undefined && result !== "", `the thread reported: ${readFileSync(out, "utf8")}`);
   assert.notEqual(result, "ok", "a thread of the narrowed session made the call its client filter denies");
 });
+
+test("set_client_filter in a backend whose threads' filters diverged is refused, never half-applied", { skip }, async () => {
+  const { lib, out } = backendCode("diverge", ["-DDIVERGE"]);
+  const s = await startReady(cluster, ["--policy", writePolicy(profile + "\nset_client_filter = on\n"), "--log", logFile("kattack-diverge.jsonl")]);
+  try {
+    const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+    const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+    assert.equal(installed.status, 0, installed.stderr);
+    const r = spawnSync(join(cluster.binDir, "psql"), [
+      "-X", "-v", "ON_ERROR_STOP=0",
+      "-c", `load '${lib}'`,
+      "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getresuid', NULL) as answer",
+    ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" } });
+    const said = r.stdout + r.stderr;
+    assert.equal(results(out).diverged, "ok", readFileSync(out, "utf8"));
+    assert.doesNotMatch(said, /^ OK$/m, `set_client_filter said OK for a process it could not narrow whole\n${said}`);
+    assert.match(said, /ERROR:  failed to load client seccomp filter/, said);
+  } finally {
+    await stop(s);
+  }
+});
