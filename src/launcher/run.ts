@@ -226,6 +226,7 @@ const FEATURE_CAPS: ReadonlyArray<readonly [number, string, string]> = [
   [0, "CAP_CHOWN", "set_client_filter() will not work (the spool cannot be handed to the server's user), and seccomp.violations cannot read the log (it cannot be given to the server's group)"],
   [34, "CAP_SYSLOG", "when the filter kills the postmaster, the syscall cannot be named from the kernel log"],
   [37, "CAP_AUDIT_READ", "calls the kernel kills (and set_client_filter() denials) are read from /dev/kmsg, which rate-limits them, not from the audit netlink read group: some may be missing from the violation log"],
+  [12, "CAP_NET_ADMIN", "the kernel's fork events cannot be read: a kill recorded by the kernel in a server process that is gone when the record is read is dropped and counted (its pid could name another process by then)"],
 ];
 
 /** One line per missing optional capability, naming the feature that will not work. */
