@@ -227,7 +227,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     let goneAttributable = false;
     if (procEvents !== undefined) {
       try {
-        const { forks, lost } = readForkEvents(procEvents);
+        // Bounded per turn (every process on the host is announced, another local user's fork
+        // loop too): what is left makes this turn's records of gone processes unattributable.
+        const { forks, lost } = readForkEvents(procEvents, 20_000);
         goneAttributable = !lost;
         for (const f of forks) {
           if (f.childPid !== f.childTgid) continue; // a new thread of an existing process
