@@ -37,4 +37,5 @@ export * from "./process.js";
 export * from "./ptrace.js";
 export { AT_FDCWD, AT_REMOVEDIR, O_CLOEXEC, mkdirat, openat, renameat, unlinkat } from "./fs.js";
 export { openAuditReadLog, readAuditRecords, parseNetlinkMessages, closeAuditReadLog, type AuditNetlinkRecord } from "./audit-netlink.js";
+export { openProcEvents, readForkEvents, parseForkEvents, closeProcEvents, type ForkEvent } from "./proc-events.js";
 export { connectUnixStream, socketPeerCredentials } from "./unix-stream.js";

@@ -218,6 +218,19 @@ function seccompModeOf(pid: number): number | undefined {
 }
 
 /**
+ * The Seccomp_filters: field of /proc/PID/task/PID/status (how many filters the thread has;
+ * Linux 5.9 and later), or undefined.
+ */
+function seccompFilterCount(pid: number): number | undefined {
+  try {
+    const m = /^Seccomp_filters:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
  * The classic BPF programs the kernel runs for thread `pid`, index 0 being the most recently
  * installed (the first the kernel runs). [] when the thread has no filter (seccomp disabled, or
  * strict mode). Pauses the target for an instant (see the header). Throws KernelError: EPERM or
@@ -424,6 +437,12 @@ function installIn(pid: number, prog: readonly Insn[], opts: InjectOptions): voi
   fprog.writeUInt16LE(prog.length, 0);
   const image = Buffer.concat([fprog, code]);
   const flags = (opts.log ? SECCOMP_FILTER_FLAG_LOG : 0n) | (opts.allThreads ? SECCOMP_FILTER_FLAG_TSYNC : 0n);
+  // A return of 0 is not proof: a filter the process installed itself (prctl(PR_SET_SECCOMP)
+  // needs no seccomp() call) can answer seccomp() with SECCOMP_RET_ERRNO and errno 0, which
+  // ranks above our listener and installs nothing. The kernel's own count of the thread's
+  // filters must go up by one.
+  const before = seccompFilterCount(pid);
+  if (before === undefined) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, EINVAL, "the kernel does not count a thread's filters (/proc/PID/status has no Seccomp_filters: Linux 5.9 or later is needed)");
   const result = runSyscallIn(pid, syscallNumber("x86_64", "seccomp")!, image, (base) => {
     image.writeBigUInt64LE(base + 16n, 8); // sock_fprog.filter: the code right after it
     return [1n /* SECCOMP_SET_MODE_FILTER */, flags, base];
@@ -431,6 +450,8 @@ function installIn(pid: number, prog: readonly Insn[], opts: InjectOptions): voi
   // With TSYNC a positive result is the thread whose filters diverged: nothing was installed.
   if (result > 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in ${pid}`, EBUSY, `thread ${result} has filters of its own`);
   if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
+  const after = seccompFilterCount(pid);
+  if (after !== before + 1) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, EPERM, `it returned 0 but the thread has ${after ?? "?"} filters, not ${before + 1} (a filter of the process's own answered the call)`);
 }
 
 export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: InjectOptions = {}): void {

@@ -20,7 +20,7 @@ test("missing capabilities are named with the reason", () => {
 
 test("optional capabilities: each missing one is named with the feature that will not work", () => {
   const caps = (bits: number[]) => `CapEff:\t${bits.reduce((a, b) => a | (1n << BigInt(b)), 0n).toString(16)}\n`;
-  const documented = [0, 1, 5, 6, 7, 19, 34, 37]; // CHOWN DAC_OVERRIDE KILL SETGID SETUID SYS_PTRACE SYSLOG AUDIT_READ
+  const documented = [0, 1, 5, 6, 7, 12, 19, 34, 37]; // CHOWN DAC_OVERRIDE KILL SETGID SETUID NET_ADMIN SYS_PTRACE SYSLOG AUDIT_READ
   assert.deepEqual(capabilityWarnings(true, caps(documented)), []);
   assert.deepEqual(missingCapabilities(true, caps(documented)), []);
   const noDac = capabilityWarnings(true, caps(documented.filter((b) => b !== 1)));

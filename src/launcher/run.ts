@@ -82,8 +82,15 @@ export function dataDirOf(args: readonly string[], env = process.env): string | 
  * `-c name=value` (PGC_S_ARGV) outranks postgresql.conf and postgresql.auto.conf, so neither
  * ALTER SYSTEM nor an edited file changes them; the last -c of a name wins, so these do.
  */
-export function pinnedSettingArgs(policy: Policy): string[] {
-  return [...(policy.serverSettings ?? [])].flatMap(([name, { value }]) => ["-c", `${name}=${value}`]);
+export function pinnedSettingArgs(policy: Policy, major?: number): string[] {
+  const pinned = policy.serverSettings ?? new Map<string, { value: string }>();
+  const args = [...pinned].flatMap(([name, { value }]) => ["-c", `${name}=${value}`]);
+  // From PostgreSQL 15 on, a non-empty archive_library replaces archive_command (15 ignores the
+  // command; 16 and later refuse both): pinning the command alone would leave ALTER SYSTEM SET
+  // archive_library to load a library of the superuser's choosing in the archiver. So pinning
+  // archive_command pins archive_library empty too (14 has no such setting and would refuse it).
+  if (pinned.has("archive_command") && !pinned.has("archive_library") && major !== undefined && major >= 15) args.push("-c", "archive_library=");
+  return args;
 }
 
 /**
@@ -219,6 +226,7 @@ const FEATURE_CAPS: ReadonlyArray<readonly [number, string, string]> = [
   [0, "CAP_CHOWN", "set_client_filter() will not work (the spool cannot be handed to the server's user), and seccomp.violations cannot read the log (it cannot be given to the server's group)"],
   [34, "CAP_SYSLOG", "when the filter kills the postmaster, the syscall cannot be named from the kernel log"],
   [37, "CAP_AUDIT_READ", "calls the kernel kills (and set_client_filter() denials) are read from /dev/kmsg, which rate-limits them, not from the audit netlink read group: some may be missing from the violation log"],
+  [12, "CAP_NET_ADMIN", "the kernel's fork events cannot be read: a kill recorded by the kernel in a server process that is gone when the record is read is dropped and counted (its pid could name another process by then)"],
 ];
 
 /** One line per missing optional capability, naming the feature that will not work. */
@@ -274,6 +282,8 @@ export interface Preflight {
   dataDir?: string;
   /** -D named this configuration directory; dataDir is the data_directory it sets. */
   configDir?: string;
+  /** The server's major, when its --version says it. */
+  major?: number;
 }
 
 /** Who the server runs as, for the permission checks (this process's identity without --user as non-root). */
@@ -341,7 +351,7 @@ export function preflight(req: RunRequest): Preflight {
   }
   checkStateDir(req.say);
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
-  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}) };
+  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}), ...(major !== undefined ? { major } : {}) };
 }
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
@@ -418,7 +428,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
     ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: PARENT_DEATH_SIGNAL,
     path: absPath,
-    argv: [path, ...args, ...pinnedSettingArgs(req.policy)],
+    argv: [path, ...args, ...pinnedSettingArgs(req.policy, pre.major)],
     env: serverEnvironment(process.env, user),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   };
@@ -565,7 +575,7 @@ export async function runInPlace(req: RunRequest, pre: Preflight): Promise<never
     ...(req.policy.enabled ? {} : { unfiltered: true }),
     parentDeathSignal: 0,
     path: absPath,
-    argv: [path, ...args, ...pinnedSettingArgs(req.policy)],
+    argv: [path, ...args, ...pinnedSettingArgs(req.policy, pre.major)],
     env: serverEnvironment(process.env, user),
     ...(user ? { user: { name: user.name, uid: user.uid, gid: user.gid } } : {}),
   });

@@ -9,7 +9,10 @@
 // of its own. So a record is attributed only to a process the supervisor knew alive (a pid and
 // start time it classified, or a narrowed session), or to a program such a process runs (found
 // through the kernel's parent links, each checked by start time); anything else is dropped and
-// counted. The record has no arguments and no errno.
+// counted. A record names a pid, not a start time: one of a process gone by the time it is read
+// is its own only while its pid has not been handed out again (the caller forgets known pids
+// the kernel's fork events show forked anew, and says whether it could). The record has no
+// arguments and no errno.
 
 import { seccompActionOf } from "../seccomp/index.js";
 import type { ContextSpec } from "../policy/decision.js";
@@ -28,6 +31,8 @@ export interface KnownProcess {
   goneAt?: number;
   /** What the filter is, for the log (default: a session's set_client_filter() filter). */
   note?: string;
+  /** Its parent when it became known (a fork of its pid by another parent is not its own). */
+  ppid?: number;
 }
 
 /** Kept for the set_client_filter() path's callers. */
@@ -63,6 +68,12 @@ export function auditAction(code: number): Pick<ViolationEvent, "action"> | unde
  */
 export function kernelRecordEvent(
   rec: KmsgSeccomp, known: ReadonlyMap<number, KnownProcess>, io: ClientDenialIO,
+  /**
+   * The caller has forgotten every known pid handed out again since it was known (the kernel's
+   * fork events, read after the records): a record of a known process gone by now is its own.
+   * False: such a record is "unknown".
+   */
+  goneAttributable = true,
 ): ViolationEvent | "unknown" | undefined {
   const act = auditAction(rec.code);
   if (!act) return undefined;
@@ -70,7 +81,7 @@ export function kernelRecordEvent(
   for (let depth = 0; depth < MAX_ANCESTRY; depth++) {
     const st = io.stat(cur);
     const k = known.get(cur);
-    if (k && (st ? k.start === st.start : depth === 0)) {
+    if (k && (st ? k.start === st.start : depth === 0 && goneAttributable)) {
       // Errno, trap and log records come only from a filter with the log flag: the client filter.
       const client = k.narrowed && act.action !== "kill";
       const program = cur !== rec.pid || k.programOf !== undefined ? rec.exe ?? rec.comm : undefined;

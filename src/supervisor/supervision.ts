@@ -7,7 +7,7 @@
 import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { close, injectSeccompFilter, KernelError, notifSend, PendingInjection, pidfdGetFd, pidfdOpen, setNotDumpable } from "../kernel/index.js";
+import { close, closeProcEvents, injectSeccompFilter, KernelError, notifSend, openProcEvents, PendingInjection, pidfdGetFd, pidfdOpen, readForkEvents, setNotDumpable } from "../kernel/index.js";
 import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -152,11 +152,16 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   const known = new Map<number, KnownProcess>();
   const pmStart = readStartTime(pid);
   if (pmStart !== undefined) known.set(pid, { start: pmStart, ctx: { context: "postmaster" } });
-  const remember = (kpid: number, start: string, ctx: ContextSpec, narrowed = false, programOf?: number, note?: string) => {
+  const remember = (kpid: number, start: string, ctx: ContextSpec, narrowed = false, programOf?: number, note?: string, parent?: number) => {
     if (known.size >= 65_536) for (const [p, k] of known) if (k.goneAt !== undefined) known.delete(p);
-    if (known.size < 65_536 || known.has(kpid)) known.set(kpid, { start, ctx, ...(narrowed ? { narrowed } : {}), ...(programOf !== undefined ? { programOf } : {}), ...(note !== undefined ? { note } : {}) });
+    // Its parent, for telling its own fork event from a later one that hands its pid out again.
+    const ppid = parent ?? readParentAndStart(kpid)?.ppid;
+    if (known.size < 65_536 || known.has(kpid)) known.set(kpid, { start, ctx, ...(ppid !== undefined ? { ppid } : {}), ...(narrowed ? { narrowed } : {}), ...(programOf !== undefined ? { programOf } : {}), ...(note !== undefined ? { note } : {}) });
   };
   let records: SeccompRecordSource | undefined;
+  // The kernel's fork events (kernel/proc-events.ts): a known pid handed out again is seen, so a
+  // record of a process gone by the time it is read is its own, not a later holder's of the pid.
+  let procEvents: number | undefined;
   let dropped = 0;
   let droppedSince = Date.now();
   let suppressedRecords = 0;
@@ -213,9 +218,34 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       records = undefined;
       return;
     }
+    // Read after the records: the process that made any of them was forked before it made it, so
+    // its fork event is queued by now. A known pid forked again by a parent other than its own,
+    // while the known process is not alive, names someone else now (the server's user cycled
+    // the pid space to get it): forgotten before its records are attributed. Without the events,
+    // or when the kernel dropped some, a record of a process gone by now cannot be told from a
+    // later holder's of its pid: dropped and counted (fail closed).
+    let goneAttributable = false;
+    if (procEvents !== undefined) {
+      try {
+        // Bounded per turn (every process on the host is announced, another local user's fork
+        // loop too): what is left makes this turn's records of gone processes unattributable.
+        const { forks, lost } = readForkEvents(procEvents, 20_000);
+        goneAttributable = !lost;
+        for (const f of forks) {
+          if (f.childPid !== f.childTgid) continue; // a new thread of an existing process
+          const k = known.get(f.childTgid);
+          if (!k) continue;
+          if (readStartTime(f.childTgid) === k.start) continue; // alive: this was its own fork
+          if (k.ppid !== undefined && f.parentTgid === k.ppid) continue; // its own fork (or its server parent's next)
+          known.delete(f.childTgid);
+        }
+      } catch {
+        goneAttributable = false;
+      }
+    }
     // Bounded per turn: a process hammering a killed or denied call cannot flood the log.
     for (const rec of recs) {
-      const e = kernelRecordEvent(rec, known, io);
+      const e = kernelRecordEvent(rec, known, io, goneAttributable);
       if (e === undefined) continue;
       if (e === "unknown") {
         // Counted when it ran as the server's user (the forger, or another cluster of that user):
@@ -274,6 +304,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
     log?.close();
     summarizeDropped(true);
     records?.close();
+    if (procEvents !== undefined) closeProcEvents(procEvents);
     if (spool && typeof spool !== "string") closeSync(spool.fd);
     if (dataDirAbs) removeStatePath(launcherTablePath(dataDirAbs));
     removeRunState(pid);
@@ -443,12 +474,19 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       const opened = openSeccompRecordSource(r.arch);
       records = opened.source;
       if (opened.note) r.say(`pg_seccomp: note: ${opened.note}`);
+      if (records) {
+        try {
+          procEvents = openProcEvents();
+        } catch (e) {
+          r.say(`pg_seccomp: note: the kernel's process events cannot be read (${(e as Error).message}; they need CAP_NET_ADMIN and CONFIG_PROC_EVENTS): a kernel record of a server process that is gone by the time it is read (a kill) is dropped and counted, as its pid may name another process by then`);
+        }
+      }
       // Readable by the server's group (for the SQL view of it), writable only by us.
       log = new ViolationLog(logPath, r.logMaxBytes ?? DEFAULT_LOG_MAX_BYTES, user?.gid, undefined, user ? { uid: user.uid, gids: r.userGids ?? [user.gid], name: user.name } : undefined, r.logTo, r.logPath === undefined);
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
-          else if (e.type === "program") remember(e.pid, e.start, e.ctx, false, e.source !== e.pid ? e.source : undefined);
+          else if (e.type === "program") remember(e.pid, e.start, e.ctx, false, e.source !== e.pid ? e.source : undefined, undefined, e.ppid);
           else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier, onNarrowed);
           return;
         }
@@ -589,6 +627,9 @@ async function handleClientFilter(
   try {
     injectSeccompFilter(pid, prog, {
       log: true, // its denials reach the violation log through the kernel's audit records
+      // Every thread, or none (a thread started before the call, by code loaded into the
+      // backend, would otherwise keep the session's wider rules; diverged filters: refused).
+      allThreads: true,
       beforeRelease: (err) => {
         // The interrupted knock restarts when the backend is let go: its answer is set first.
         if (err) record({ status: "error", sqlstate: "58000", message: "failed to load client seccomp filter", detail: err.message });

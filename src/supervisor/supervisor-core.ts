@@ -101,6 +101,23 @@ interface Located {
   /** The postmaster child whose classification decided (the caller itself, or its ancestor). */
   source: number;
   note?: string;
+  /**
+   * Not below the postmaster any more (reparented to init): only a server process's descendant
+   * carries the installed filter, and no server process leaves its parent, so it is a program
+   * that left its parent (fork, parent exits). Its origin is lost: it gets the most restrictive
+   * of the unclassified context and every program context.
+   */
+  orphan?: boolean;
+}
+
+/** How restrictive a verdict is (the most restrictive of several decides an orphan's call). */
+function severity(v: Verdict): number {
+  switch (v.kind) {
+    case "kill": return 4;
+    case "terminate": return 3;
+    case "error": return 2;
+    default: return v.action === "log" ? 1 : 0;
+  }
 }
 
 interface Held {
@@ -113,6 +130,8 @@ interface Held {
 }
 
 const UNCLASSIFIED: ContextSpec = { context: "unclassified" };
+/** The parents whose programs may have program lists (programContextFor). */
+const ORPHAN_PARENTS: readonly ContextSpec[] = [{ context: "session" }, { context: "archiver" }, { context: "startup" }];
 
 /** The contexts whose process is a session's, which terminate ends with SIGTERM. */
 function endsSession(ctx: ContextSpec): boolean {
@@ -288,7 +307,7 @@ export class SupervisorCore {
       if (st.ppid <= 1) break; // reparented: its server ancestor is gone
       cur = st.ppid;
     }
-    return { ctx: UNCLASSIFIED, source: pid, note: "not a descendant of the postmaster" };
+    return { ctx: UNCLASSIFIED, source: pid, note: "not a descendant of the postmaster any more (a program that left its parent): the most restrictive of the unclassified and program contexts", orphan: true };
   }
 
   private decideAndAnswer(n: Notification, found: Located): void {
@@ -297,6 +316,15 @@ export class SupervisorCore {
     let verdict: Verdict;
     try {
       verdict = decide(this.decisionsFor(located.ctx), n.data, n.pid, this.gate);
+      if (located.orphan && this.programContext) {
+        // A program's lists may deny what no process context does (program_syscall_error.session = 'socket').
+        for (const parent of ORPHAN_PARENTS) {
+          const ctx = this.programContext(parent);
+          if (!ctx) continue;
+          const v = decide(this.decisionsFor(ctx), n.data, n.pid, this.gate);
+          if (severity(v) > severity(verdict)) verdict = v;
+        }
+      }
     } catch (e) {
       // Fail closed for this call; the worker reports the error.
       this.respond(n, { errno: 1 });

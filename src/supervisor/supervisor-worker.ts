@@ -51,7 +51,7 @@ export type WorkerEvent =
   | ViolationEvent
   | { type: "client-filter"; pid: number; id: string }
   | { type: "note"; line: string }
-  | { type: "program"; pid: number; start: string; source: number; ctx: ContextSpec };
+  | { type: "program"; pid: number; start: string; source: number; ctx: ContextSpec; ppid?: number };
 
 const data = workerData as SupervisorWorkerData;
 const port = data.port;
@@ -104,7 +104,11 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   requestStatement: (pid) => port.postMessage({ type: "statement", pid } satisfies WorkerRequest),
   emit: (e) => parentPort!.postMessage(e),
   note: (line) => parentPort!.postMessage({ type: "note", line }),
-  program: (pid, start, source, ctx) => parentPort!.postMessage({ type: "program", pid, start, source, ctx } satisfies WorkerEvent),
+  // Its parent now, while its exec waits (the program may be gone when the main thread reads this).
+  program: (pid, start, source, ctx) => {
+    const ppid = readParentAndStart(pid)?.ppid;
+    parentPort!.postMessage({ type: "program", pid, start, source, ctx, ...(ppid !== undefined ? { ppid } : {}) } satisfies WorkerEvent);
+  },
 });
 // Programs the server runs get their parent's program lists (program_syscall_*.<parent>).
 if (data.policy.programs) core.programContext = (parent) => programContextFor(data.policy, parent);

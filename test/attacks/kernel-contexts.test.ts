@@ -14,7 +14,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, postmasterPid, psql, query, type Cluster } from "../../src/postgres/cluster.js";
-import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
+import { BIN, integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 import type { ViolationEvent } from "../../src/host/violation-event.js";
 
@@ -174,4 +174,91 @@ test("once classified, a session's denial holds in the kernel while the supervis
   const [result, ms] = (results(out).getresuid ?? "").split(" ");
   assert.notEqual(result, "ok", "getresuid ran in a session");
   assert.ok(Number(ms) < 1000, `decided in the kernel, not held for the supervisor (${ms} ms)`);
+});
+
+test("a filter a backend installs itself (prctl, not seccomp) that answers seccomp() with 0 does not void its context's filter", { skip }, async () => {
+  const trigger = join(dir, "go-void");
+  rmSync(trigger, { force: true });
+  const { lib, out } = backendCode("void", ["-DVOID_INJECTION", `-DTRIGGER="${trigger}"`]);
+  const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve, getresuid'\n");
+  const s = await startReady(cluster, ["--policy", policy, "--log", logFile("kattack-void.jsonl")]);
+  const session = sessionWith(lib, 20);
+  let stopped = false;
+  try {
+    await waitFor(() => /armed 1/.test(readFileSync(out, "utf8")), 10_000, "the library to be loaded");
+    await new Promise((r) => setTimeout(r, 500));
+    process.kill(s.proc.pid!, "SIGSTOP");
+    stopped = true;
+    writeFileSync(trigger, "");
+    await waitFor(() => /getresuid/.test(readFileSync(out, "utf8")), 1500, "the call to be answered while the supervisor is stopped").catch(() => undefined);
+  } finally {
+    if (stopped) process.kill(s.proc.pid!, "SIGCONT");
+    session.proc.kill("SIGINT");
+    await session.done;
+    await stop(s);
+  }
+  const got = results(out);
+  if (process.env.KCTX_DEBUG) console.error(readFileSync(out, "utf8"), s.stderr().split("\n").filter((l) => /pg_seccomp/.test(l)).join("\n"));
+  // Either the backend could not install its own filter, or the launcher saw that its injection
+  // installed nothing and killed the backend (fail closed); never a backend whose context the
+  // kernel does not hold.
+  if (got.void === "ok" && got.getresuid !== undefined) {
+    const [result, ms] = got.getresuid.split(" ");
+    assert.notEqual(result, "ok", "getresuid ran in a session");
+    assert.ok(Number(ms) < 1000, `decided in the kernel, not held for the supervisor (${ms} ms): the injection was void`);
+  }
+  assert.ok(got.void !== "ok" || /cannot be given its context in the kernel/.test(s.stderr()) || got.getresuid !== undefined, `the backend's own filter went in and the launcher said nothing: ${readFileSync(out, "utf8")}`);
+});
+
+test("set_client_filter narrows every thread of the session: a thread started before it cannot make the call it denies", { skip }, async () => {
+  // In a directory the server's user may create the trigger in.
+  const shared = mkdtempSync(join(dir, "client-"));
+  chmodSync(shared, 0o1777);
+  const trigger = join(shared, "go");
+  const { lib, out } = backendCode("client", [`-DTRIGGER="${trigger}"`]);
+  // getresuid is only logged for sessions: the client filter is what denies it.
+  const s = await startReady(cluster, ["--policy", writePolicy(profile + "\nset_client_filter = on\n"), "--log", logFile("kattack-client.jsonl")]);
+  try {
+    const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+    const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+    assert.equal(installed.status, 0, installed.stderr);
+    // One session: the library's thread starts and waits; the session narrows itself; the
+    // backend itself writes the trigger (COPY TO a file, as a superuser may); the thread calls.
+    const r = spawnSync(join(cluster.binDir, "psql"), [
+      "-X", "-v", "ON_ERROR_STOP=0",
+      "-c", `load '${lib}'`,
+      "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getresuid', NULL) as answer",
+      "-c", `copy (select 1) to '${trigger}'`,
+      "-c", "select pg_sleep(1)",
+    ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" } });
+    const said = r.stdout + r.stderr;
+    assert.match(said, /^ OK$/m, `set_client_filter said OK\n${said}\n${s.stderr()}`);
+    assert.match(said, /^COPY 1$/m, said);
+  } finally {
+    await stop(s);
+  }
+  const [result] = (results(out).getresuid ?? "").split(" ");
+  assert.ok(result !== undefined && result !== "", `the thread reported: ${readFileSync(out, "utf8")}`);
+  assert.notEqual(result, "ok", "a thread of the narrowed session made the call its client filter denies");
+});
+
+test("set_client_filter in a backend whose threads' filters diverged is refused, never half-applied", { skip }, async () => {
+  const { lib, out } = backendCode("diverge", ["-DDIVERGE"]);
+  const s = await startReady(cluster, ["--policy", writePolicy(profile + "\nset_client_filter = on\n"), "--log", logFile("kattack-diverge.jsonl")]);
+  try {
+    const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+    const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+    assert.equal(installed.status, 0, installed.stderr);
+    const r = spawnSync(join(cluster.binDir, "psql"), [
+      "-X", "-v", "ON_ERROR_STOP=0",
+      "-c", `load '${lib}'`,
+      "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getresuid', NULL) as answer",
+    ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" } });
+    const said = r.stdout + r.stderr;
+    assert.equal(results(out).diverged, "ok", readFileSync(out, "utf8"));
+    assert.doesNotMatch(said, /^ OK$/m, `set_client_filter said OK for a process it could not narrow whole\n${said}`);
+    assert.match(said, /ERROR:  failed to load client seccomp filter/, said);
+  } finally {
+    await stop(s);
+  }
 });

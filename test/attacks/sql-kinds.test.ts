@@ -200,3 +200,33 @@ test("programs the archiver runs have lists of their own: program_syscall_*.arch
   assert.ok(!events(plainLog).some((e) => e.syscall === "uname" && e.action === "error"), "uname was denied to archive_command's programs without a list saying so");
 });
 
+
+test("a pinned archive_command is not undone by ALTER SYSTEM SET archive_library (PostgreSQL 15+ loads it in the archiver instead)", { skip: skip || (spawnSync("cc", ["--version"]).status !== 0 ? "no C compiler (cc)" : false) }, async () => {
+  // The library a superuser wrote (COPY TO a file, lo_export): its constructor says where it ran.
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-archlib-"));
+  chmodSync(dir, 0o755);
+  const mark = marker("archive-library");
+  rmSync(mark, { force: true });
+  const src = join(dir, "evil.c");
+  writeFileSync(src, `#include <stdio.h>\n__attribute__((constructor)) static void run(void) { FILE *f = fopen("${mark}", "w"); if (f) { fputs("loaded\\n", f); fclose(f); } }\n`);
+  const lib = join(dir, "evil.so");
+  const cc = spawnSync("cc", ["-shared", "-fPIC", "-o", lib, src], { encoding: "utf8" });
+  assert.equal(cc.status, 0, cc.stderr);
+  const policy = writePolicy(profile + "server_setting.archive_mode = on\nserver_setting.archive_command = '/bin/true %p'\n");
+  const s = await startReady(cluster, ["--policy", policy]);
+  try {
+    query(cluster, `alter system set archive_library = '${lib}'`);
+    query(cluster, "alter system set work_mem = '9MB'");
+    query(cluster, "select pg_reload_conf()");
+    await waitFor(() => query(cluster, "show work_mem") === "9MB", 30_000, "the reload");
+    // The archiver restarts when archive_library changes, and loads it at once.
+    await waitFor(() => existsSync(mark), 10_000, "").catch(() => undefined);
+    assert.equal(existsSync(mark), false, "the archiver loaded the superuser's library although archive_command is pinned");
+    assert.equal(query(cluster, "show archive_library"), "", "ALTER SYSTEM chose the archiver's library although archive_command is pinned");
+    assert.equal(query(cluster, "select source from pg_settings where name = 'archive_library'"), "command line");
+  } finally {
+    for (const sql of ["alter system reset archive_library", "alter system reset work_mem", "select pg_reload_conf()"]) query(cluster, sql);
+    await stop(s);
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
