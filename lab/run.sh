@@ -3,7 +3,8 @@
 # under QEMU with a chosen kernel, and brings the TAP output and logs back to the host.
 #
 #   npm run test:lab -- [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
-#   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed)
+#   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed),
+#         systemd (systemd as PID 1: docs/deploy.md's units, in an image of their own)
 #
 # Why a shell script and not a TypeScript driver: every step is an external program (mmdebstrap,
 # mkfs.ext4, debugfs, qemu-system-*), there is nothing to compute, and a script runs before
@@ -41,6 +42,7 @@ step() { say "[$(( $(now) - T0 ))s] $*"; }
 KERNEL=6.1
 ARCH=x86_64
 REBUILD=0
+INIT=shell
 args=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -59,10 +61,13 @@ for a in "${args[@]}"; do
   case "$a" in
     agreement) tests+=(dist/test/kernel-agreement.test.js dist/test/kernel-probe.test.js) ;;
     core) tests+=(dist/test/run.test.js dist/test/contexts.test.js dist/test/failclosed.test.js) ;;
+    # systemd boots its own image (systemd as PID 1), so it runs alone.
+    systemd) INIT=systemd; tests+=(dist/test/lab-systemd.test.js) ;;
     dist/*.test.js) tests+=("$a") ;;
-    *) die "unknown test set \"$a\"" "sets: agreement, core; or give dist/test/*.test.js paths" ;;
+    *) die "unknown test set \"$a\"" "sets: agreement, core, systemd; or give dist/test/*.test.js paths" ;;
   esac
 done
+[ "$INIT" = shell ] || [ ${#tests[@]} -eq 1 ] || die "the systemd set runs alone" "run it as its own command: npm run test:lab -- systemd"
 
 # Kernel choice: the package that provides it, from which suite. Both are Debian cloud kernels
 # (virtio drivers, small). 5.10 comes from a bullseye sources entry next to bookworm.
@@ -120,9 +125,51 @@ kernel=$KERNEL $KPKG $KSUITE
 packages=$PACKAGES
 stage1=$STAGE1
 node=$(sha256sum "$NODE_BIN" | cut -d' ' -f1)"
+
+# The systemd variant (set `systemd`): systemd is PID 1 and starts the lab's unit once the system
+# is up; the unit hands over to the payload's second stage as above. npm comes from this host
+# (docs/deploy.md installs pg_seccomp with `npm install -g`), beside its node in /usr/local, so
+# `npm prefix -g` is /usr/local. Debian's postinst makes a cluster 15/main; it is dropped, so the
+# test makes its own with pg_createcluster as the docs do.
+NPM_DIR=$(dirname "$(dirname "$(readlink -f "$(command -v npm)")")")
+read -r -d '' LAB_UNIT <<'EOF' || true
+[Unit]
+Description=pg_seccomp lab: the test set on the payload disk, then power-off
+After=multi-user.target
+
+[Service]
+Type=simple
+ExecStart=/usr/local/sbin/lab-stage1
+StandardOutput=journal+console
+StandardError=journal+console
+TimeoutStartSec=infinity
+
+[Install]
+WantedBy=multi-user.target
+EOF
+read -r -d '' STAGE1_SYSTEMD <<'EOF' || true
+#!/bin/sh
+mkdir -p /lab
+if mount -t ext4 /dev/vdb /lab && [ -f /lab/init.sh ]; then
+  exec /bin/sh /lab/init.sh
+fi
+echo "lab: no payload disk on /dev/vdb"
+systemctl poweroff --no-block
+EOF
+VARIANT=
+if [ "$INIT" = systemd ]; then
+  PACKAGES="$PACKAGES,systemd,systemd-sysv,udev"
+  VARIANT=-systemd
+  RECIPE="$RECIPE
+init=systemd
+packages=$PACKAGES
+unit=$LAB_UNIT
+stage1-systemd=$STAGE1_SYSTEMD
+npm=$(tar -C "$NPM_DIR" -cf - . | sha256sum | cut -d' ' -f1)"
+fi
 KEY=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-16)
 CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg_seccomp-lab}
-IMG=$CACHE/$ARCH-$KERNEL-$KEY
+IMG=$CACHE/$ARCH-$KERNEL$VARIANT-$KEY
 mkdir -p "$CACHE"
 
 if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
@@ -143,6 +190,19 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
   printf '%s\n' "$STAGE1" > "$ROOT/sbin/lab-init"
   chmod 0755 "$ROOT/sbin/lab-init"
   printf 'pg-seccomp-lab\n' > "$ROOT/etc/hostname"
+  if [ "$INIT" = systemd ]; then
+    step "systemd variant: npm ($NPM_DIR), the lab unit, no cluster 15/main"
+    mkdir -p "$ROOT/usr/local/lib/node_modules" "$ROOT/usr/local/sbin"
+    cp -a "$NPM_DIR" "$ROOT/usr/local/lib/node_modules/npm"
+    ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$ROOT/usr/local/bin/npm"
+    ln -sf ../lib/node_modules/npm/bin/npx-cli.js "$ROOT/usr/local/bin/npx"
+    printf '%s\n' "$STAGE1_SYSTEMD" > "$ROOT/usr/local/sbin/lab-stage1"
+    chmod 0755 "$ROOT/usr/local/sbin/lab-stage1"
+    printf '%s\n' "$LAB_UNIT" > "$ROOT/etc/systemd/system/pg-seccomp-lab.service"
+    mkdir -p "$ROOT/etc/systemd/system/multi-user.target.wants"
+    ln -sf /etc/systemd/system/pg-seccomp-lab.service "$ROOT/etc/systemd/system/multi-user.target.wants/pg-seccomp-lab.service"
+    chroot "$ROOT" pg_dropcluster 15 main >&2
+  fi
   # Kernel and initramfs are booted directly by QEMU (-kernel/-initrd).
   vmlinuz=$(ls "$ROOT"/boot/vmlinuz-* | head -1)
   initrd=$(ls "$ROOT"/boot/initrd.img-* | head -1)
@@ -162,12 +222,26 @@ fi
 
 # --- payload disk --------------------------------------------------------------------------
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/pg_seccomp-lab.XXXXXX")
-OUT=${LAB_OUT:-$REPO/lab/out/$ARCH-$KERNEL}
+OUT=${LAB_OUT:-$REPO/lab/out/$ARCH-$KERNEL$VARIANT}
 PAY=$RUN/payload
 mkdir -p "$PAY/results"
 step "packing pg_seccomp (npm pack) and the test payload"
 npm pack --ignore-scripts --silent --pack-destination "$PAY" >/dev/null
-mv "$PAY"/pg_seccomp-*.tgz "$PAY/pg_seccomp.tgz"
+TARBALL=$(basename "$PAY"/pg_seccomp-*.tgz)
+if [ "$INIT" = systemd ]; then
+  # docs/deploy.md's `npm install -g ./pg_seccomp-VERSION.tgz` runs in the VM, which has no
+  # network: an npm cache holding the package's dependencies goes with it. It is filled here by
+  # installing the tarball into a throw-away prefix (from the registry the first time; kept in
+  # $LAB_CACHE/npm-cache, content-addressed by npm, for the next runs).
+  step "filling the npm cache for the VM's npm install -g (the tarball's dependencies)"
+  npm install -g --ignore-scripts --no-audit --no-fund --prefer-offline --silent \
+    --prefix "$RUN/npm-prefix" --cache "$CACHE/npm-cache" "$PAY/$TARBALL" >&2
+  rm -rf "$RUN/npm-prefix"
+  cp -r "$CACHE/npm-cache" "$PAY/npm-cache"
+  cp "$PAY/$TARBALL" "$PAY/tarball"
+  printf '%s\n' "$TARBALL" > "$PAY/tarball-name"
+fi
+mv "$PAY/$TARBALL" "$PAY/pg_seccomp.tgz"
 # Runtime dependencies and fast-check (the property tests); copied from the shared install
 # because the VM has no network.
 tar -C "$REPO" -chf "$PAY/node_modules.tar" \
@@ -214,6 +288,42 @@ echo o > /proc/sysrq-trigger
 # The power-off is asynchronous; PID 1 must not exit before it happens.
 while :; do sleep 1; done
 EOF
+if [ "$INIT" = systemd ]; then
+  cat > "$PAY/init.sh" <<'EOF'
+#!/bin/sh
+# Second stage under systemd (run by pg-seccomp-lab.service once multi-user.target is reached):
+# run the listed tests with LAB_INIT=systemd (test/lab-systemd.test.ts runs only then), write the
+# results and the journal to /lab/results, power off through systemd.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
+R=/lab/results
+uname -a > $R/uname.txt
+echo "lab: guest up under systemd $(systemctl --version | head -1 | cut -d' ' -f2): $(uname -r), $(nproc) cpu(s), node $(node --version)"
+# The lab's unit is Type=simple, so the boot finishes; wait for it to read its times.
+echo "lab: system $(systemctl is-system-running --wait)"
+systemd-analyze > $R/systemd-analyze.txt 2>&1
+echo "lab: $(head -1 $R/systemd-analyze.txt)"
+mkdir -p /opt/pg_seccomp
+tar -xzf /lab/pg_seccomp.tgz --strip-components=1 -C /opt/pg_seccomp
+tar -xf /lab/node_modules.tar -C /opt/pg_seccomp
+tar -xf /lab/tests.tar -C /opt/pg_seccomp
+cd /opt/pg_seccomp
+echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
+start=$(date +%s)
+LAB_INIT=systemd LAB_TARBALL=/lab/tarball LAB_TARBALL_NAME=$(cat /lab/tarball-name) LAB_NPM_CACHE=/lab/npm-cache \
+node --test --test-concurrency=1 \
+  --test-reporter=tap --test-reporter-destination=$R/tap.txt \
+  --test-reporter=spec --test-reporter-destination=stdout \
+  $(cat /lab/tests.list)
+echo $? > $R/exit
+echo $(( $(date +%s) - start )) > $R/seconds
+dmesg > $R/dmesg.txt
+journalctl -b --no-pager > $R/journal.txt 2>&1
+cp -r /var/log/postgresql /var/log/pg_seccomp $R/ 2>/dev/null
+cd /
+sync
+systemctl poweroff --no-block
+EOF
+fi
 size_mb=$(( $(du -sm "$PAY" | cut -f1) + 64 ))
 mkfs.ext4 -q -F -L lab-payload -d "$PAY" "$RUN/payload.img" "${size_mb}M"
 
@@ -226,14 +336,16 @@ CPU=${LAB_CPU:-Haswell-v4}
 SMP=${LAB_SMP:-2}
 MEM=${LAB_MEM:-2048}
 TIMEOUT=${LAB_TIMEOUT:-3600}
-step "booting $(cat "$IMG/kernel-release") under qemu-system-x86_64 -accel $ACCEL (${SMP} cpu, ${MEM} MiB); console follows"
+INIT_PATH=/sbin/lab-init
+[ "$INIT" = systemd ] && INIT_PATH=/lib/systemd/systemd
+step "booting $(cat "$IMG/kernel-release") (init $INIT_PATH) under qemu-system-x86_64 -accel $ACCEL (${SMP} cpu, ${MEM} MiB); console follows"
 rm -rf "$OUT"; mkdir -p "$OUT"
 boot0=$(now)
 set +e
 timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM" \
   -display none -monitor none -serial stdio -no-reboot \
   -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd" \
-  -append "console=ttyS0 root=/dev/vda rw init=/sbin/lab-init panic=-1 loglevel=4" \
+  -append "console=ttyS0 root=/dev/vda rw init=$INIT_PATH panic=-1 loglevel=4" \
   -drive file="$IMG/rootfs.img",format=raw,if=virtio,snapshot=on \
   -drive file="$RUN/payload.img",format=raw,if=virtio \
   -nic none </dev/null | tee "$OUT/console.log"

@@ -105,6 +105,8 @@ test("the systemd unit: pg_seccomp run with flags run --help lists, as root drop
   const caps = last(s, "CapabilityBoundingSet")!.split(/\s+/);
   for (const c of ["CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_SYS_PTRACE"]) assert.ok(caps.includes(c), `CapabilityBoundingSet lacks ${c}`);
   assert.match(last(s, "SystemCallFilter")!, /\bpidfd_getfd\b/, "systemd's filter must let the launcher take the listener");
+  assert.match(last(s, "SystemCallFilter")!, /\bptrace\b/, "systemd's filter must let the launcher seize the stage (server_dumpable off)");
+  assert.match(last(s, "SystemCallFilter")!, /\bseccomp\b/, "systemd's filter must let the stage install pg_seccomp's filter (seccomp is in no group but @known)");
   assert.equal(s.has("MemoryDenyWriteExecute"), false);
   for (const pre of s.get("ExecStartPre") ?? []) assert.match(pre, /^\+/, "ExecStartPre needs more than the bounding set (chown)");
   for (const p of ["/bin/kill", "/usr/bin/install"]) assert.ok(existsSync(p), p);

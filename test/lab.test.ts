@@ -11,12 +11,13 @@ function lab(...args: string[]) {
   return spawnSync("bash", [repoPath("lab/run.sh"), ...args], { encoding: "utf8" });
 }
 
-test("lab/run.sh refuses a missing or unknown test set, and an unknown kernel, with error and hint", () => {
+test("lab/run.sh refuses a missing or unknown test set, an unknown kernel, and the systemd set with others, with error and hint", () => {
   for (const [args, message] of [
     [[], "no test set given"],
     [["nosuchset"], 'unknown test set "nosuchset"'],
     [["--kernel", "4.19", "agreement"], 'unknown kernel "4.19"'],
     [["--frobnicate"], 'unknown option "--frobnicate"'],
+    [["systemd", "agreement"], "the systemd set runs alone"],
   ] as const) {
     const r = lab(...args);
     assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);
