@@ -417,6 +417,12 @@ export interface InjectOptions extends SeccompFiltersOptions {
   allThreads?: boolean;
   /** Called once the target is stopped, before anything is written: false gives up (ESRCH), e.g. when the pid no longer names the process meant. */
   stillTheOne?: () => boolean;
+  /**
+   * PendingInjection: called with true just before the target runs the one instruction (its
+   * seccomp(2) call, which a supervisor must let through) and with false once it has; a false
+   * answer to true means "not now" (the target stays stopped and poll() asks again).
+   */
+  stepping?: (on: boolean) => boolean | void;
 }
 
 const SECCOMP_FILTER_FLAG_TSYNC = 1n;
@@ -425,34 +431,46 @@ const EBUSY = 16;
 
 /**
  * Makes the stopped tracee `pid` run one system call: writes `image` (if any, with
- * PTRACE_POKEDATA) well below its stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
+ * process_vm_writev) well below its stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
  * point into it), points it at a `syscall` instruction of its vDSO or libc with the arguments in
  * place, single-steps that one instruction and restores every register. Returns the kernel's
  * result (negative: -errno). The tracee must be in a ptrace stop; it stays in one.
  */
 function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[], timeoutMs: number): bigint {
+  const saved = startSyscallIn(pid, nr, image, args);
+  const after = waitForStop(pid, timeoutMs);
+  if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
+  return finishSyscallIn(pid, saved);
+}
+
+/** runSyscallIn's first half: everything up to the single step. Returns the registers to restore. */
+function startSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[]): Buffer {
   const saved = getRegs(pid);
-  {
-    const at = syscallInstruction(pid);
-    const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
-    const a = args(base); // may fill in pointers into the image
-    if (image) writeImage(pid, base, image);
-    const regs = Buffer.from(saved);
-    regs.writeBigUInt64LE(BigInt(nr), REG.rax);
-    regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
-    regs.writeBigUInt64LE(a[0] ?? 0n, REG.rdi);
-    regs.writeBigUInt64LE(a[1] ?? 0n, REG.rsi);
-    regs.writeBigUInt64LE(a[2] ?? 0n, REG.rdx);
-    regs.writeBigUInt64LE(at, REG.rip);
-    setRegs(pid, regs);
-    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
-    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
-    const after = waitForStop(pid, timeoutMs);
-    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
-    const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
+  const at = syscallInstruction(pid);
+  const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
+  const a = args(base); // may fill in pointers into the image
+  if (image) writeImage(pid, base, image);
+  const regs = Buffer.from(saved);
+  regs.writeBigUInt64LE(BigInt(nr), REG.rax);
+  regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
+  regs.writeBigUInt64LE(a[0] ?? 0n, REG.rdi);
+  regs.writeBigUInt64LE(a[1] ?? 0n, REG.rsi);
+  regs.writeBigUInt64LE(a[2] ?? 0n, REG.rdx);
+  regs.writeBigUInt64LE(at, REG.rip);
+  setRegs(pid, regs);
+  const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
+  if (step.ret < 0n) {
     setRegs(pid, saved);
-    return result;
+    throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
   }
+  return saved;
+}
+
+/** runSyscallIn's second half, in the stop after the step: the result, and every register restored. */
+function finishSyscallIn(pid: number, saved: Buffer): bigint {
+  const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
+  setRegs(pid, saved);
+  return result;
 }
 
 function requireX86(what: string): void {
@@ -476,13 +494,25 @@ function imageOf(prog: readonly Insn[]): Buffer {
 
 /** seccomp(SECCOMP_SET_MODE_FILTER) in the stopped tracee `pid`; throws KernelError when the kernel refuses. */
 function installIn(pid: number, prog: readonly Insn[], opts: InjectOptions): void {
-  const image = Buffer.from(imageOf(prog)); // a copy: its pointer field is set per target
+  const call = installCall(prog, opts);
+  installResult(pid, runSyscallIn(pid, call.nr, call.image, call.args, opts.timeoutMs ?? 5000));
+}
 
+/** The seccomp(2) call that installs `prog`, for runSyscallIn or startSyscallIn. */
+function installCall(prog: readonly Insn[], opts: InjectOptions): { nr: number; image: Buffer; args: (base: bigint) => bigint[] } {
+  const image = Buffer.from(imageOf(prog)); // a copy: its pointer field is set per target
   const flags = (opts.log ? SECCOMP_FILTER_FLAG_LOG : 0n) | (opts.allThreads ? SECCOMP_FILTER_FLAG_TSYNC : 0n);
-  const result = runSyscallIn(pid, syscallNumber("x86_64", "seccomp")!, image, (base) => {
-    image.writeBigUInt64LE(base + 16n, 8); // sock_fprog.filter: the code right after it
-    return [1n /* SECCOMP_SET_MODE_FILTER */, flags, base];
-  }, opts.timeoutMs ?? 5000);
+  return {
+    nr: syscallNumber("x86_64", "seccomp")!,
+    image,
+    args: (base) => {
+      image.writeBigUInt64LE(base + 16n, 8); // sock_fprog.filter: the code right after it
+      return [1n /* SECCOMP_SET_MODE_FILTER */, flags, base];
+    },
+  };
+}
+
+function installResult(pid: number, result: bigint): void {
   // With TSYNC a positive result is the thread whose filters diverged: nothing was installed.
   if (result > 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in ${pid}`, EBUSY, `thread ${result} has filters of its own`);
   if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
@@ -517,10 +547,16 @@ export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: In
  * once, and poll() installs the filter as soon as it is stopped. A target may take a while to
  * stop: a parent waiting for its vfork child (posix_spawn, popen) stops only once the child has
  * exec'd or exited, and that exec may be a call the supervisor holds until this very
- * classification is answered; waiting synchronously would deadlock.
+ * classification is answered; waiting synchronously would deadlock. The single step that runs
+ * seccomp(2) in the target is not waited for either beyond a fraction of a millisecond: on a busy
+ * machine the target may wait for a CPU for milliseconds, and the caller's thread (the launcher's
+ * main thread, which classifies every other process) must not wait with it.
  */
 export class PendingInjection {
-  private settled = false;
+  private phase: "stopping" | "stopped" | "stepping" | "settled" = "stopping";
+  private injectSignal = 0;
+  private saved: Buffer | undefined;
+  private stepDeadline = 0;
 
   constructor(readonly pid: number, private readonly prog: readonly Insn[], private readonly opts: InjectOptions = {}) {
     requireX86("PendingInjection");
@@ -550,33 +586,90 @@ export class PendingInjection {
     return procState(this.pid) === undefined || procState(this.pid)?.ppid !== process.pid;
   }
 
-  /** "waiting" while the target has not stopped yet; "done" once the filter is in. Throws KernelError (the target is then let go, or gone). */
-  poll(): "waiting" | "done" {
-    if (this.settled) return "done";
+  /** Stopped, and running the one instruction: poll again soon (it needs only a CPU). */
+  get stepping(): boolean {
+    return this.phase === "stepping";
+  }
+
+  /** The target's ptrace stop, if it is in one now; throws (settled) when it is gone. */
+  private stop(): { signal: number; event: number } | undefined {
     const info = Buffer.alloc(128);
     const r = waitid(this.pid, info, WSTOPPED | WALL | WNOHANG);
     if (r.ret === -1) {
-      if (r.errno === EINTR) return "waiting";
-      this.settled = true;
+      if (r.errno === EINTR) return undefined;
+      this.phase = "settled";
       throw new KernelError(`waitid(P_PID, ${this.pid})`, r.errno === ECHILD ? ESRCH : r.errno);
     }
     const s = decodeStopInfo(info);
-    if (!(s.pid === this.pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED))) {
-      if (dead(procState(this.pid))) {
-        this.settled = true;
-        releaseDead(this.pid);
-        throw new KernelError(`inject into ${this.pid}`, ESRCH, "the process ended");
-      }
-      return "waiting";
+    if (s.pid === this.pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED)) return s;
+    if (dead(procState(this.pid))) {
+      this.phase = "settled";
+      releaseDead(this.pid);
+      throw new KernelError(`inject into ${this.pid}`, ESRCH, "the process ended");
     }
-    const injectSignal = s.event === PTRACE_EVENT_STOP ? 0 : s.event === 0 ? s.signal : s.signal === SIGTRAP ? 0 : s.signal;
-    this.settled = true;
+    return undefined;
+  }
+
+  /** "waiting" while the target has not stopped yet, or not finished the step; "done" once the filter is in. Throws KernelError (the target is then let go, or gone). */
+  poll(): "waiting" | "done" {
+    if (this.phase === "settled") return "done";
+    if (this.phase === "stepping") return this.stepped();
+    if (this.phase === "stopping") {
+      const s = this.stop();
+      if (!s) return "waiting";
+      this.injectSignal = s.event === PTRACE_EVENT_STOP ? 0 : s.event === 0 ? s.signal : s.signal === SIGTRAP ? 0 : s.signal;
+      this.phase = "stopped";
+      if (this.opts.stillTheOne && !this.opts.stillTheOne()) this.giveUp(new KernelError(`inject into ${this.pid}`, ESRCH, "the pid names another process now"));
+    }
+    if (this.opts.stepping?.(true) === false) return "waiting";
     try {
-      if (this.opts.stillTheOne && !this.opts.stillTheOne()) throw new KernelError(`inject into ${this.pid}`, ESRCH, "the pid names another process now");
-      installIn(this.pid, this.prog, this.opts);
+      const call = installCall(this.prog, this.opts);
+      this.saved = startSyscallIn(this.pid, call.nr, call.image, call.args);
+    } catch (e) {
+      this.opts.stepping?.(false);
+      this.giveUp(e);
+    }
+    this.phase = "stepping";
+    this.stepDeadline = Date.now() + (this.opts.timeoutMs ?? 5000);
+    // One instruction: on an idle machine it is done within tens of microseconds, so it is looked
+    // for once after a short sleep (which also yields this CPU to the target); on a busy one a
+    // sleep lasts until this thread is scheduled again, so only once.
+    sleepMs(0.05);
+    return this.stepped();
+  }
+
+  /** In a stop: lets the target go as it was and throws `e`. */
+  private giveUp(e: unknown): never {
+    this.phase = "settled";
+    ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(this.injectSignal));
+    throw e;
+  }
+
+  /** In the stepping phase: "done" once the step's stop came and the filter is in. */
+  private stepped(): "waiting" | "done" {
+    let stop;
+    try {
+      stop = this.stop();
+    } catch (e) {
+      this.opts.stepping?.(false);
+      throw e;
+    }
+    if (!stop) {
+      if (Date.now() < this.stepDeadline) return "waiting";
+      // Still running (or stuck) at the syscall instruction: it cannot be let go with its
+      // registers changed; the caller kills it (fail closed). Its seccomp call is not let
+      // through any more.
+      this.phase = "settled";
+      this.opts.stepping?.(false);
+      throw new KernelError(`waitid(P_PID, ${this.pid})`, ETIMEDOUT);
+    }
+    this.opts.stepping?.(false);
+    this.phase = "settled";
+    try {
+      installResult(this.pid, finishSyscallIn(this.pid, this.saved!));
       return "done";
     } finally {
-      ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(injectSignal));
+      ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(this.injectSignal));
     }
   }
 }
