@@ -66,6 +66,11 @@ export interface SupervisionRequest {
   logTo?: readonly LogTarget[];
   /** False when the policy sends nothing to a supervisor: only the run state is kept. */
   usesSupervisor: boolean;
+  /**
+   * What the installed program routes, when the caller composed it already (run does): else it
+   * is composed on the first classification (a fraction of a second of the main thread).
+   */
+  installed?: Pick<Composition, "routed" | "unknownRouted" | "perProcess">;
   /** Watchdog mode: also stop the server if this process disappears (in place: nobody else would). */
   guardLauncherDeath: boolean;
   say: (line: string) => void;
@@ -327,7 +332,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.
       const injected = new Map<number, string>();
       const injectedPrograms = new Map<string, Insn[] | undefined>();
-      let installedRoutes: Composition | undefined;
+      let installedRoutes: Pick<Composition, "routed" | "unknownRouted" | "perProcess"> | undefined = r.installed;
       const injectingSlots = new Int32Array(injecting);
       /** Takes a free slot for `cpid` (true), or frees its slot (false); false: no slot free now. */
       const stepSlot = (cpid: number, on: boolean): boolean => {
