@@ -548,9 +548,9 @@ export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: In
  * stop: a parent waiting for its vfork child (posix_spawn, popen) stops only once the child has
  * exec'd or exited, and that exec may be a call the supervisor holds until this very
  * classification is answered; waiting synchronously would deadlock. The single step that runs
- * seccomp(2) in the target is not waited for either beyond a fraction of a millisecond: on a busy
- * machine the target may wait for a CPU for milliseconds, and the caller's thread (the launcher's
- * main thread, which classifies every other process) must not wait with it.
+ * seccomp(2) in the target is not waited for either: on a busy machine the target may wait for a
+ * CPU for milliseconds, and the caller's thread (the launcher's main thread, which classifies
+ * every other process) must not wait with it.
  */
 export class PendingInjection {
   private phase: "stopping" | "stopped" | "stepping" | "settled" = "stopping";
@@ -631,10 +631,8 @@ export class PendingInjection {
     }
     this.phase = "stepping";
     this.stepDeadline = Date.now() + (this.opts.timeoutMs ?? 5000);
-    // One instruction: on an idle machine it is done within tens of microseconds, so it is looked
-    // for once after a short sleep (which also yields this CPU to the target); on a busy one a
-    // sleep lasts until this thread is scheduled again, so only once.
-    sleepMs(0.05);
+    // Not waited for, not even briefly: on a busy machine any sleep of this thread lasts until it
+    // is scheduled again (milliseconds), and it classifies every other process meanwhile.
     return this.stepped();
   }
 
