@@ -164,11 +164,13 @@ function ownCpuMs(pid: number): number {
   }
 }
 
-function comm(pid: number): string {
+/** utime + stime of one thread of a live process, in ms. */
+function threadCpuMs(pid: number, tid: number): number {
   try {
-    return readFileSync(`/proc/${pid}/comm`, "utf8").trim();
+    const rest = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8").replace(/^.*\) /, "").split(" ");
+    return ((Number(rest[11]) + Number(rest[12])) * 1000) / 100;
   } catch {
-    return "";
+    return NaN;
   }
 }
 
@@ -212,9 +214,10 @@ interface CostSample {
   tps: number;
   transactions: number;
   cpuUs: number;
-  /** Filtered modes: the launcher's own CPU (its threads), and its monitoring psql + backend, per transaction. */
+  /** Filtered modes: the launcher's own CPU (all its threads), per transaction. */
   launcherUs: number;
-  monitorUs: number;
+  /** The launcher's main thread alone (classification, injection, the monitor's client), per transaction. */
+  mainThreadUs: number;
   load: number;
   stats?: Record<string, number>;
 }
@@ -232,23 +235,22 @@ async function part1(cluster: Cluster): Promise<CostSample[]> {
         await settled(s.postmaster, auxiliary);
         const cpu0 = serverCpuUs(s);
         const launcher0 = mode === "A" ? NaN : ownCpuMs(s.spawnedPid);
+        const main0 = mode === "A" ? NaN : threadCpuMs(s.spawnedPid, s.spawnedPid);
         const load = loadavg()[0]!;
         const r = await runPgbench(cluster, [...w.args(), "-c", String(CLIENTS), "-j", String(JOBS), "-T", String(SECONDS)], `${mode} ${w.id}`);
         await settled(s.postmaster, auxiliary);
         const cpuUs = (serverCpuUs(s) - cpu0) / r.transactions;
-        // Where the filtered server's CPU goes: the launcher's own threads, and its monitoring
-        // session (psql, and its backend) which opened during the measured run if at all.
+        // Where the filtered server's CPU goes: the launcher's own threads, and of them its main
+        // thread (the monitor's backend is in the cgroup's figure, not here).
         const launcherUs = ((ownCpuMs(s.spawnedPid) - launcher0) * 1000) / r.transactions;
-        const monPsql = childrenOf(s.spawnedPid).find((c) => comm(c) === "psql");
-        const monBackend = mode === "A" ? undefined : Number(query(cluster, "select pid from pg_stat_activity where application_name = 'pg_seccomp monitor'") || NaN);
-        const monitorUs = mode === "A" ? NaN : (((monPsql ? ownCpuMs(monPsql) : 0) + (monBackend ? ownCpuMs(monBackend) : 0)) * 1000) / r.transactions;
+        const mainThreadUs = ((threadCpuMs(s.spawnedPid, s.spawnedPid) - main0) * 1000) / r.transactions;
         await stopServer(s);
         const stats = mode === "A" ? undefined : launcherStats(s.output());
         if (mode !== "A" && !stats) throw new Error(`${mode}: the launcher printed no PG_SECCOMP_STATS line\n${s.output()}`);
-        out.push({ round, mode, workload: w.id, tps: r.tps, transactions: r.transactions, cpuUs, launcherUs, monitorUs, load, ...(stats ? { stats } : {}) });
+        out.push({ round, mode, workload: w.id, tps: r.tps, transactions: r.transactions, cpuUs, launcherUs, mainThreadUs, load, ...(stats ? { stats } : {}) });
         log(
           `  ${w.id.padEnd(5)} ${MODE_LABEL[mode].padEnd(28)} ${r.tps.toFixed(0).padStart(5)} TPS ${cpuUs.toFixed(0).padStart(6)} µs CPU/tx  load ${load.toFixed(2)}` +
-            (stats ? `  launcher ${launcherUs.toFixed(0)} µs/tx, monitor ${monitorUs.toFixed(0)} µs/tx; classifications ${stats.classifications} (${(stats.classifyMsTotal! / Math.max(1, stats.classifications!)).toFixed(2)} ms avg, ${stats.classifyMsMax!.toFixed(1)} max), monitor queries ${stats.monitorQueries}, sessions ${stats.monitorSessions}` : ""),
+            (stats ? `  launcher ${launcherUs.toFixed(0)} µs/tx (main thread ${mainThreadUs.toFixed(0)}); notifications ${stats.notifications}, injections ${stats.injections} (main thread ${(stats.injectMainThreadMs! / Math.max(1, stats.injections!)).toFixed(2)} ms avg); classifications ${stats.classifications} (${(stats.classifyMsTotal! / Math.max(1, stats.classifications!)).toFixed(2)} ms avg, ${stats.classifyMsMax!.toFixed(1)} max), monitor queries ${stats.monitorQueries}, sessions ${stats.monitorSessions}` : ""),
         );
       }
     }
@@ -306,6 +308,7 @@ async function profileClassification(cluster: Cluster): Promise<Piece[]> {
       if (!row || row === "none") throw new Error("no activity row");
     }
     pieces.push({ what: "monitor.activity(pid) (one query over the monitor's own protocol client, round trip)", us });
+    pieces.push(await injectionPiece(N));
   } finally {
     monitor.close();
     for (const p of sleepers) p.kill("SIGINT");
@@ -314,6 +317,41 @@ async function profileClassification(cluster: Cluster): Promise<Piece[]> {
   }
   for (const p of pieces) log(`  ${p.what}: median ${median(p.us).toFixed(0)} µs, p95 ${quantile(p.us, 0.95).toFixed(0)} µs`);
   return pieces;
+}
+
+/**
+ * An injection of the session context's filter (what the launcher does once per classified
+ * process), timed from seize to the filter in, into N processes a python3 parent forked without
+ * exec (they share its vDSO, as backends share the postmaster's). Not server processes: the
+ * installed program of a server would send the injected seccomp call to its supervisor.
+ */
+async function injectionPiece(n: number): Promise<Piece> {
+  const { PendingInjection } = await import("../src/kernel/index.js");
+  const { loadPolicyFile } = await import("../src/policy/policy.js");
+  const { compose, injectedProgram } = await import("../src/compile/compose.js");
+  const policy = loadPolicyFile(perRolePolicy);
+  const prog = injectedProgram(policy, "x86_64", { context: "session" }, compose(policy, "x86_64", { contexts: [] }));
+  if (!prog) throw new Error("the session context injects nothing under the per-role policy?");
+  const forker = spawn("python3", ["-c", `import os, sys, time
+for i in range(${n}):
+    if os.fork() == 0:
+        time.sleep(600); os._exit(0)
+print("ok", flush=True); time.sleep(600)`], { stdio: ["ignore", "pipe", "inherit"] });
+  await new Promise<void>((r) => forker.stdout!.once("data", () => r()));
+  const kids = childrenOf(forker.pid!);
+  const us: number[] = [];
+  try {
+    for (const pid of kids) {
+      const t = performance.now();
+      const p = new PendingInjection(pid, prog, { log: true, allThreads: true });
+      while (p.poll() !== "done") await sleep(1);
+      us.push((performance.now() - t) * 1000);
+    }
+  } finally {
+    for (const pid of kids) process.kill(pid, "SIGKILL");
+    forker.kill("SIGKILL");
+  }
+  return { what: `inject the session's filter (${prog.length} instructions; PendingInjection, polled every 1 ms) into a sleeping forked process`, us };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -658,15 +696,16 @@ async function main(): Promise<void> {
         xs.length ? Math.max(...xs.map((x) => x.stats?.classifyMsMax ?? 0)).toFixed(1) : "-",
         median(xs.map((x) => x.stats?.monitorSessions ?? 0)).toFixed(0),
         range(xs.map((x) => x.launcherUs), (x) => x.toFixed(0)),
-        range(xs.map((x) => x.monitorUs), (x) => x.toFixed(0)),
+        range(xs.map((x) => x.mainThreadUs), (x) => x.toFixed(0)),
+        range(per("notifications"), f3),
         range(xs.map((x) => x.cpuUs), (x) => x.toFixed(0)),
       ];
     }),
   );
   const statTable = mdTable(
-    ["run", "transactions (connections)", "classification requests", "per connection", "monitor queries per connection", "main-thread ms per classification, median of run averages (min–max)", "max ms", "monitor sessions opened", "launcher CPU µs/tx", "monitor psql + backend CPU µs/tx", "whole server CPU µs/tx"],
+    ["run", "transactions (connections)", "classification requests", "per connection", "monitor queries per connection", "main-thread ms per classification, median of run averages (min–max)", "max ms", "monitor sessions opened", "launcher CPU µs/tx", "of it its main thread µs/tx", "notifications to the supervisor per connection", "whole server CPU µs/tx"],
     statRows,
-    [false, true, true, true, true, true, true, true, true, true, true],
+    [false, true, true, true, true, true, true, true, true, true, true, true],
   );
   const profileText = [
     "The pieces of one classification, timed from the bench with the launcher's own functions against 4 live backends of a B server (µs):",

@@ -335,14 +335,35 @@ function vdsoRange(pid: number | "self"): { lo: bigint; hi: bigint } | undefined
 }
 
 let vdsoSyscallOffset: bigint | undefined;
+/**
+ * The address used last. Every child of the postmaster is a fork of it (no exec), so its vDSO is
+ * where its siblings' is: the address is checked in the target (two bytes, PTRACE_PEEKTEXT)
+ * instead of reading its whole /proc/PID/maps (a backend's is hundreds of lines; this saved about
+ * 0.4 ms per injection). The check is only an optimisation of where to look: a page that holds
+ * `syscall` there but is not executable makes the single step fault, which fails the injection
+ * (the caller then kills the target: fail closed).
+ */
+let lastSyscallAddress: bigint | undefined;
+
+const PTRACE_PEEKTEXT = 1;
+
+/** True when the stopped tracee has a `syscall` instruction (0f 05) at `addr`. */
+function hasSyscallAt(pid: number, addr: bigint): boolean {
+  const word = Buffer.alloc(8);
+  // The raw system call stores the word at `data` (glibc's wrapper returns it instead).
+  const r = ptrace(PTRACE_PEEKTEXT, pid, addr, addressOf(word));
+  return r.ret === 0n && word[0] === 0x0f && word[1] === 0x05;
+}
 
 /**
  * The address of a `syscall` instruction (0f 05) in the target's vDSO. The vDSO is one image for
  * every process of the kernel, mapped at a different address in each: the offset is found in our
  * own copy and added to the target's base (from its maps). Nothing of the target's memory is
- * read, so only ptrace access is needed (no DAC override on a /proc/PID/mem of another user).
+ * read but those two bytes, so only ptrace access is needed (no DAC override on a
+ * /proc/PID/mem of another user).
  */
 function syscallInstruction(pid: number): bigint {
+  if (lastSyscallAddress !== undefined && hasSyscallAt(pid, lastSyscallAddress)) return lastSyscallAddress;
   if (vdsoSyscallOffset === undefined) {
     const own = vdsoRange("self");
     if (!own) throw new KernelError("find a syscall instruction", ESRCH, "this process has no vDSO");
@@ -359,7 +380,8 @@ function syscallInstruction(pid: number): bigint {
   }
   const target = vdsoRange(pid);
   if (!target) throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "the process has no vDSO mapping");
-  return target.lo + vdsoSyscallOffset;
+  lastSyscallAddress = target.lo + vdsoSyscallOffset;
+  return lastSyscallAddress;
 }
 
 const PTRACE_POKEDATA = 5;
@@ -374,6 +396,28 @@ function pokeImage(pid: number, addr: bigint, image: Buffer): void {
   }
 }
 
+let processVmWritevNr: number | undefined;
+
+/**
+ * Writes `image` at `addr` in the stopped tracee with one process_vm_writev(2) (the same ptrace
+ * access check as PTRACE_POKEDATA, and no open of /proc/PID/mem), instead of a system call per
+ * word: a filter image is a word per instruction, 170 calls for the starter profile's. Falls back
+ * to PTRACE_POKEDATA when the kernel refuses it (a container's seccomp profile, ENOSYS) or writes
+ * less.
+ */
+function writeImage(pid: number, addr: bigint, image: Buffer): void {
+  processVmWritevNr ??= syscallNumber(hostKernelArch().name, "process_vm_writev")!;
+  const iov = Buffer.alloc(32); // struct iovec local, remote
+  iov.writeBigUInt64LE(addressOf(image), 0);
+  iov.writeBigUInt64LE(BigInt(image.length), 8);
+  iov.writeBigUInt64LE(addr, 16);
+  iov.writeBigUInt64LE(BigInt(image.length), 24);
+  const base = addressOf(iov);
+  const r = syscall6(processVmWritevNr, [BigInt(pid), base, 1n, base + 16n, 1n, 0n]);
+  if (r.ret === BigInt(image.length)) return;
+  pokeImage(pid, addr, image);
+}
+
 export interface InjectOptions extends SeccompFiltersOptions {
   /** Called while the target is still stopped, with the outcome, just before it is let go. */
   beforeRelease?: (error: KernelError | undefined) => void;
@@ -386,6 +430,12 @@ export interface InjectOptions extends SeccompFiltersOptions {
   allThreads?: boolean;
   /** Called once the target is stopped, before anything is written: false gives up (ESRCH), e.g. when the pid no longer names the process meant. */
   stillTheOne?: () => boolean;
+  /**
+   * PendingInjection: called with true just before the target runs the one instruction (its
+   * seccomp(2) call, which a supervisor must let through) and with false once it has; a false
+   * answer to true means "not now" (the target stays stopped and poll() asks again).
+   */
+  stepping?: (on: boolean) => boolean | void;
 }
 
 const SECCOMP_FILTER_FLAG_TSYNC = 1n;
@@ -394,34 +444,46 @@ const EBUSY = 16;
 
 /**
  * Makes the stopped tracee `pid` run one system call: writes `image` (if any, with
- * PTRACE_POKEDATA) well below its stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
+ * process_vm_writev) well below its stack pointer (past the red zone, 16-byte aligned; `at(base)` gives the arguments, which may
  * point into it), points it at a `syscall` instruction of its vDSO or libc with the arguments in
  * place, single-steps that one instruction and restores every register. Returns the kernel's
  * result (negative: -errno). The tracee must be in a ptrace stop; it stays in one.
  */
 function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[], timeoutMs: number): bigint {
+  const saved = startSyscallIn(pid, nr, image, args);
+  const after = waitForStop(pid, timeoutMs);
+  if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
+  return finishSyscallIn(pid, saved);
+}
+
+/** runSyscallIn's first half: everything up to the single step. Returns the registers to restore. */
+function startSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[]): Buffer {
   const saved = getRegs(pid);
-  {
-    const at = syscallInstruction(pid);
-    const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
-    const a = args(base); // may fill in pointers into the image
-    if (image) pokeImage(pid, base, image);
-    const regs = Buffer.from(saved);
-    regs.writeBigUInt64LE(BigInt(nr), REG.rax);
-    regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
-    regs.writeBigUInt64LE(a[0] ?? 0n, REG.rdi);
-    regs.writeBigUInt64LE(a[1] ?? 0n, REG.rsi);
-    regs.writeBigUInt64LE(a[2] ?? 0n, REG.rdx);
-    regs.writeBigUInt64LE(at, REG.rip);
-    setRegs(pid, regs);
-    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
-    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
-    const after = waitForStop(pid, timeoutMs);
-    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
-    const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
+  const at = syscallInstruction(pid);
+  const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
+  const a = args(base); // may fill in pointers into the image
+  if (image) writeImage(pid, base, image);
+  const regs = Buffer.from(saved);
+  regs.writeBigUInt64LE(BigInt(nr), REG.rax);
+  regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
+  regs.writeBigUInt64LE(a[0] ?? 0n, REG.rdi);
+  regs.writeBigUInt64LE(a[1] ?? 0n, REG.rsi);
+  regs.writeBigUInt64LE(a[2] ?? 0n, REG.rdx);
+  regs.writeBigUInt64LE(at, REG.rip);
+  setRegs(pid, regs);
+  const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
+  if (step.ret < 0n) {
     setRegs(pid, saved);
-    return result;
+    throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
   }
+  return saved;
+}
+
+/** runSyscallIn's second half, in the stop after the step: the result, and every register restored. */
+function finishSyscallIn(pid: number, saved: Buffer): bigint {
+  const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
+  setRegs(pid, saved);
+  return result;
 }
 
 function requireX86(what: string): void {
@@ -430,23 +492,47 @@ function requireX86(what: string): void {
   }
 }
 
+/** A program's sock_fprog header (its pointer left 0) and code, encoded once per program (the supervisor injects one per context). */
+const images = new WeakMap<readonly Insn[], Buffer>();
+function imageOf(prog: readonly Insn[]): Buffer {
+  let image = images.get(prog);
+  if (!image) {
+    const fprog = Buffer.alloc(16);
+    fprog.writeUInt16LE(prog.length, 0);
+    image = Buffer.concat([fprog, encodeProgram(prog)]);
+    images.set(prog, image);
+  }
+  return image;
+}
+
 /** seccomp(SECCOMP_SET_MODE_FILTER) in the stopped tracee `pid`; throws KernelError when the kernel refuses. */
 function installIn(pid: number, prog: readonly Insn[], opts: InjectOptions): void {
-  const code = encodeProgram(prog);
-  const fprog = Buffer.alloc(16);
-  fprog.writeUInt16LE(prog.length, 0);
-  const image = Buffer.concat([fprog, code]);
+  const call = installCall(pid, prog, opts);
+  installResult(pid, runSyscallIn(pid, call.nr, call.image, call.args, opts.timeoutMs ?? 5000), call.before);
+}
+
+/** The seccomp(2) call that installs `prog`, for runSyscallIn or startSyscallIn. */
+function installCall(pid: number, prog: readonly Insn[], opts: InjectOptions): { nr: number; image: Buffer; before: number; args: (base: bigint) => bigint[] } {
+  const image = Buffer.from(imageOf(prog)); // a copy: its pointer field is set per target
   const flags = (opts.log ? SECCOMP_FILTER_FLAG_LOG : 0n) | (opts.allThreads ? SECCOMP_FILTER_FLAG_TSYNC : 0n);
   // A return of 0 is not proof: a filter the process installed itself (prctl(PR_SET_SECCOMP)
   // needs no seccomp() call) can answer seccomp() with SECCOMP_RET_ERRNO and errno 0, which
   // ranks above our listener and installs nothing. The kernel's own count of the thread's
-  // filters must go up by one.
+  // filters, read now (the target is stopped), must go up by one (installResult).
   const before = seccompFilterCount(pid);
   if (before === undefined) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, EINVAL, "the kernel does not count a thread's filters (/proc/PID/status has no Seccomp_filters: Linux 5.9 or later is needed)");
-  const result = runSyscallIn(pid, syscallNumber("x86_64", "seccomp")!, image, (base) => {
-    image.writeBigUInt64LE(base + 16n, 8); // sock_fprog.filter: the code right after it
-    return [1n /* SECCOMP_SET_MODE_FILTER */, flags, base];
-  }, opts.timeoutMs ?? 5000);
+  return {
+    nr: syscallNumber("x86_64", "seccomp")!,
+    image,
+    before,
+    args: (base) => {
+      image.writeBigUInt64LE(base + 16n, 8); // sock_fprog.filter: the code right after it
+      return [1n /* SECCOMP_SET_MODE_FILTER */, flags, base];
+    },
+  };
+}
+
+function installResult(pid: number, result: bigint, before: number): void {
   // With TSYNC a positive result is the thread whose filters diverged: nothing was installed.
   if (result > 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER, TSYNC) in ${pid}`, EBUSY, `thread ${result} has filters of its own`);
   if (result !== 0n) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, Number(-result));
@@ -483,10 +569,18 @@ export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: In
  * once, and poll() installs the filter as soon as it is stopped. A target may take a while to
  * stop: a parent waiting for its vfork child (posix_spawn, popen) stops only once the child has
  * exec'd or exited, and that exec may be a call the supervisor holds until this very
- * classification is answered; waiting synchronously would deadlock.
+ * classification is answered; waiting synchronously would deadlock. The single step that runs
+ * seccomp(2) in the target is not waited for either: on a busy machine the target may wait for a
+ * CPU for milliseconds, and the caller's thread (the launcher's main thread, which classifies
+ * every other process) must not wait with it.
  */
 export class PendingInjection {
-  private settled = false;
+  private phase: "stopping" | "stopped" | "stepping" | "settled" = "stopping";
+  private injectSignal = 0;
+  private saved: Buffer | undefined;
+  /** The thread's filter count before the step (installCall), which the result must raise by one. */
+  private filtersBefore = 0;
+  private stepDeadline = 0;
 
   constructor(readonly pid: number, private readonly prog: readonly Insn[], private readonly opts: InjectOptions = {}) {
     requireX86("PendingInjection");
@@ -516,33 +610,89 @@ export class PendingInjection {
     return procState(this.pid) === undefined || procState(this.pid)?.ppid !== process.pid;
   }
 
-  /** "waiting" while the target has not stopped yet; "done" once the filter is in. Throws KernelError (the target is then let go, or gone). */
-  poll(): "waiting" | "done" {
-    if (this.settled) return "done";
+  /** Stopped, and running the one instruction: poll again soon (it needs only a CPU). */
+  get stepping(): boolean {
+    return this.phase === "stepping";
+  }
+
+  /** The target's ptrace stop, if it is in one now; throws (settled) when it is gone. */
+  private stop(): { signal: number; event: number } | undefined {
     const info = Buffer.alloc(128);
     const r = waitid(this.pid, info, WSTOPPED | WALL | WNOHANG);
     if (r.ret === -1) {
-      if (r.errno === EINTR) return "waiting";
-      this.settled = true;
+      if (r.errno === EINTR) return undefined;
+      this.phase = "settled";
       throw new KernelError(`waitid(P_PID, ${this.pid})`, r.errno === ECHILD ? ESRCH : r.errno);
     }
     const s = decodeStopInfo(info);
-    if (!(s.pid === this.pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED))) {
-      if (dead(procState(this.pid))) {
-        this.settled = true;
-        releaseDead(this.pid);
-        throw new KernelError(`inject into ${this.pid}`, ESRCH, "the process ended");
-      }
-      return "waiting";
+    if (s.pid === this.pid && (s.code === CLD_TRAPPED || s.code === CLD_STOPPED)) return s;
+    if (dead(procState(this.pid))) {
+      this.phase = "settled";
+      releaseDead(this.pid);
+      throw new KernelError(`inject into ${this.pid}`, ESRCH, "the process ended");
     }
-    const injectSignal = s.event === PTRACE_EVENT_STOP ? 0 : s.event === 0 ? s.signal : s.signal === SIGTRAP ? 0 : s.signal;
-    this.settled = true;
+    return undefined;
+  }
+
+  /** "waiting" while the target has not stopped yet, or not finished the step; "done" once the filter is in. Throws KernelError (the target is then let go, or gone). */
+  poll(): "waiting" | "done" {
+    if (this.phase === "settled") return "done";
+    if (this.phase === "stepping") return this.stepped();
+    if (this.phase === "stopping") {
+      const s = this.stop();
+      if (!s) return "waiting";
+      this.injectSignal = s.event === PTRACE_EVENT_STOP ? 0 : s.event === 0 ? s.signal : s.signal === SIGTRAP ? 0 : s.signal;
+      this.phase = "stopped";
+      if (this.opts.stillTheOne && !this.opts.stillTheOne()) this.giveUp(new KernelError(`inject into ${this.pid}`, ESRCH, "the pid names another process now"));
+    }
+    if (this.opts.stepping?.(true) === false) return "waiting";
     try {
-      if (this.opts.stillTheOne && !this.opts.stillTheOne()) throw new KernelError(`inject into ${this.pid}`, ESRCH, "the pid names another process now");
-      installIn(this.pid, this.prog, this.opts);
+      const call = installCall(this.pid, this.prog, this.opts);
+      this.filtersBefore = call.before;
+      this.saved = startSyscallIn(this.pid, call.nr, call.image, call.args);
+    } catch (e) {
+      this.opts.stepping?.(false);
+      this.giveUp(e);
+    }
+    this.phase = "stepping";
+    this.stepDeadline = Date.now() + (this.opts.timeoutMs ?? 5000);
+    // Not waited for, not even briefly: on a busy machine any sleep of this thread lasts until it
+    // is scheduled again (milliseconds), and it classifies every other process meanwhile.
+    return this.stepped();
+  }
+
+  /** In a stop: lets the target go as it was and throws `e`. */
+  private giveUp(e: unknown): never {
+    this.phase = "settled";
+    ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(this.injectSignal));
+    throw e;
+  }
+
+  /** In the stepping phase: "done" once the step's stop came and the filter is in. */
+  private stepped(): "waiting" | "done" {
+    let stop;
+    try {
+      stop = this.stop();
+    } catch (e) {
+      this.opts.stepping?.(false);
+      throw e;
+    }
+    if (!stop) {
+      if (Date.now() < this.stepDeadline) return "waiting";
+      // Still running (or stuck) at the syscall instruction: it cannot be let go with its
+      // registers changed; the caller kills it (fail closed). Its seccomp call is not let
+      // through any more.
+      this.phase = "settled";
+      this.opts.stepping?.(false);
+      throw new KernelError(`waitid(P_PID, ${this.pid})`, ETIMEDOUT);
+    }
+    this.opts.stepping?.(false);
+    this.phase = "settled";
+    try {
+      installResult(this.pid, finishSyscallIn(this.pid, this.saved!), this.filtersBefore);
       return "done";
     } finally {
-      ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(injectSignal));
+      ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(this.injectSignal));
     }
   }
 }

@@ -492,6 +492,7 @@ export async function runServer(req: RunRequest, pre: Preflight = preflight(req)
       ...(req.logMaxBytes ? { logMaxBytes: req.logMaxBytes } : {}),
       ...(req.logTo ? { logTo: req.logTo } : {}),
       usesSupervisor: programs.usesSupervisor,
+      installed: programs,
       guardLauncherDeath: false, // the parent-death signal does that
       say: req.say,
       ...(req.onEvent ? { onEvent: req.onEvent } : {}),

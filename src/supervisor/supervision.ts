@@ -38,6 +38,8 @@ import { readChildren, readParentAndStart, readStartTime, readTitle } from "../h
 export const SUPERVISOR_STALL_MS = 3000;
 /** How long a classified process may take to stop for its context's filter before it is killed (fail closed). */
 export const INJECT_STOP_MS = 10_000;
+/** Injections whose target may run its one instruction at once (more wait, stopped, for a slot). */
+export const INJECT_SLOTS = 64;
 /** How long the supervisor thread may take to start. */
 export const SUPERVISOR_START_MS = 30_000;
 
@@ -64,6 +66,11 @@ export interface SupervisionRequest {
   logTo?: readonly LogTarget[];
   /** False when the policy sends nothing to a supervisor: only the run state is kept. */
   usesSupervisor: boolean;
+  /**
+   * What the installed program routes, when the caller composed it already (run does): else it
+   * is composed on the first classification (a fraction of a second of the main thread).
+   */
+  installed?: Pick<Composition, "routed" | "unknownRouted" | "perProcess">;
   /** Watchdog mode: also stop the server if this process disappears (in place: nobody else would). */
   guardLauncherDeath: boolean;
   say: (line: string) => void;
@@ -128,7 +135,7 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
  */
 // injectMsTotal: from the classifier's answer to the filter being in (the target's stop included);
 // injectMainThreadMs: the launcher's main thread's own time in it (seize, polls, the injection).
-const stats = { classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectMainThreadMs: 0, injectFailures: 0 };
+const stats = { notifications: 0, classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectMainThreadMs: 0, injectFailures: 0 };
 
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
   // No /proc/PID/mem, ptrace or pidfd_getfd of the supervisor by the server's user (it holds the
@@ -145,6 +152,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
   let monitor: MonitorConnection | undefined;
   const stop = new SharedArrayBuffer(4);
   const clientFilter = new SharedArrayBuffer(12);
+  // Processes running the one instruction of their injection now (PendingInjection's step): the
+  // worker lets their main thread's seccomp call through. Slots; 0 is free.
+  const injecting = new SharedArrayBuffer(4 * INJECT_SLOTS);
   const clientFilterDone = new Set<string>();
   // The kernel's seccomp audit records (client-denials.ts): kills, and what set_client_filter()
   // filters deny. Attributed only to processes the supervisor knew alive (`known`: the postmaster,
@@ -353,8 +363,15 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.
       const injected = new Map<number, string>();
       const injectedPrograms = new Map<string, Insn[] | undefined>();
-      let installedRoutes: Composition | undefined;
-      const sharedClientFilter = new Int32Array(clientFilter);
+      let installedRoutes: Pick<Composition, "routed" | "unknownRouted" | "perProcess"> | undefined = r.installed;
+      const injectingSlots = new Int32Array(injecting);
+      /** Takes a free slot for `cpid` (true), or frees its slot (false); false: no slot free now. */
+      const stepSlot = (cpid: number, on: boolean): boolean => {
+        for (let i = 0; i < INJECT_SLOTS; i++) {
+          if (on ? Atomics.compareExchange(injectingSlots, i, 0, cpid) === 0 : Atomics.compareExchange(injectingSlots, i, cpid, 0) === cpid) return true;
+        }
+        return false;
+      };
       const holdInKernel = (cpid: number, start: string, ctx: ContextSpec): void => {
         if (cpid === pid || injected.get(cpid) === start) return;
         if (injected.size > 65_536) injected.clear();
@@ -391,7 +408,11 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         };
         try {
           const p0 = performance.now();
-          pending = new PendingInjection(cpid, prog, { log: true, allThreads: true, stillTheOne: () => readStartTime(cpid) === start });
+          pending = new PendingInjection(cpid, prog, {
+            log: true, allThreads: true, stillTheOne: () => readStartTime(cpid) === start,
+            // Its seccomp() call, when the installed program routes seccomp, is let through (supervisor-worker.ts).
+            stepping: (on) => stepSlot(cpid, on),
+          });
           stats.injectMainThreadMs += performance.now() - p0;
         } catch (e) {
           return failed(e);
@@ -401,15 +422,12 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         let pause = 0;
         const attempt = () => {
           let state: "waiting" | "done";
-          // Its seccomp() call, when the installed program routes seccomp, is let through (supervisor-worker.ts).
-          Atomics.store(sharedClientFilter, 0, cpid);
           const p0 = performance.now();
           try {
             state = pending!.poll();
           } catch (e) {
             return failed(e);
           } finally {
-            Atomics.store(sharedClientFilter, 0, 0);
             stats.injectMainThreadMs += performance.now() - p0;
           }
           const ms = performance.now() - t0;
@@ -421,14 +439,16 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
             return;
           }
           if (ms > INJECT_STOP_MS) return failed(new Error(`it did not stop within ${INJECT_STOP_MS / 1000} s`));
-          pause = Math.min(Math.max(pause * 2, 1), 50);
+          // Stepping: it only waits for a CPU to run one instruction; stopping: it may be a vfork
+          // parent waiting for its child's exec.
+          pause = pending!.stepping ? 1 : Math.min(Math.max(pause * 2, 1), 50);
           setTimeout(attempt, pause);
         };
         attempt();
       };
       const channel = new MessageChannel();
       const wd: SupervisorWorkerData = {
-        listenerFd, policy: r.policy, stagePid: pid, clientFilter, heartbeat, heartbeatOrigin, port: channel.port2,
+        listenerFd, policy: r.policy, stagePid: pid, clientFilter, injecting, heartbeat, heartbeatOrigin, port: channel.port2,
         execveNr: syscallNumber(r.arch, "execve")!, arch: r.arch, stop,
       };
       // The monitoring session opens on the first question (a policy whose contexts all agree and
@@ -486,6 +506,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
+          else if (e.type === "stats") stats.notifications += e.notifications;
           else if (e.type === "program") remember(e.pid, e.start, e.ctx, false, e.source !== e.pid ? e.source : undefined, undefined, e.ppid);
           else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier, onNarrowed);
           return;

@@ -33,6 +33,8 @@ export interface SupervisorWorkerData {
    * let through), [1] pid whose knock is answered next, [2] with this errno (0: continue).
    */
   clientFilter: SharedArrayBuffer;
+  /** Int32Array: pids whose injection's seccomp call runs now (supervision.ts, stepSlot); 0 is a free slot. */
+  injecting: SharedArrayBuffer;
   /** Int32Array: [0] the worker's heartbeat (tenths of a second since heartbeatOrigin, plus one; 0 until its loop starts), [1] the main thread's. */
   heartbeat: SharedArrayBuffer;
   /** Date.now() both threads count heartbeats from. */
@@ -51,12 +53,20 @@ export type WorkerEvent =
   | ViolationEvent
   | { type: "client-filter"; pid: number; id: string }
   | { type: "note"; line: string }
+  /** At the end of its loop: notifications received (PG_SECCOMP_STATS). */
+  | { type: "stats"; notifications: number }
   | { type: "program"; pid: number; start: string; source: number; ctx: ContextSpec; ppid?: number };
 
 const data = workerData as SupervisorWorkerData;
 const port = data.port;
 const stop = new Int32Array(data.stop);
 const clientFilter = new Int32Array(data.clientFilter);
+const injecting = new Int32Array(data.injecting);
+/** Is `tid` a process's main thread running its injection's seccomp call now? */
+function injectingNow(tid: number): boolean {
+  for (let i = 0; i < injecting.length; i++) if (Atomics.load(injecting, i) === tid) return true;
+  return false;
+}
 const heartbeat = new Int32Array(data.heartbeat);
 // Only a policy with set_client_filter = on has the knock compiled in; otherwise an lseek that
 // reaches us (routed for the policy's sake) is an lseek like any other.
@@ -146,6 +156,7 @@ function loop(): void {
     let n;
     try {
       n = notifRecv(data.listenerFd);
+      notifications++;
     } catch (e) {
       if (e instanceof KernelError && (e.code === "ENOENT" || e.code === "EINTR")) continue; // the caller died first
       throw e;
@@ -162,17 +173,21 @@ function loop(): void {
       }
       continue;
     }
-    if (n.data.nr === seccompNr && Atomics.load(clientFilter, 0) === n.pid) {
+    // The call the launcher's main thread makes a stopped process run (set_client_filter's, or
+    // the injection of its context's denials): only its main thread runs, one instruction.
+    if (n.data.nr === seccompNr && (Atomics.load(clientFilter, 0) === n.pid || injectingNow(n.pid))) {
       answer(n.id, { flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE });
       continue;
     }
     core.onNotification(n);
   }
 }
+let notifications = 0;
 
 try {
   loop();
 } finally {
   // The server stopped or the launcher asked the loop to end: the summaries still held go out.
   core.flushSummaries();
+  parentPort!.postMessage({ type: "stats", notifications } satisfies WorkerEvent);
 }
