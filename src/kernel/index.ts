@@ -38,3 +38,4 @@ export * from "./ptrace.js";
 export { AT_FDCWD, AT_REMOVEDIR, O_CLOEXEC, mkdirat, openat, renameat, unlinkat } from "./fs.js";
 export { openAuditReadLog, readAuditRecords, parseNetlinkMessages, closeAuditReadLog, type AuditNetlinkRecord } from "./audit-netlink.js";
 export { connectUnixStream, socketPeerCredentials } from "./unix-stream.js";
+export * from "./features.js";

@@ -8,7 +8,7 @@ import { accessSync, closeSync, existsSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { makeDirectoryAt, openDirectoryNoFollow } from "../host/safe-fs.js";
 import { encodeProgram } from "../bpf/insn.js";
-import { setDumpable } from "../kernel/index.js";
+import { describeKernel, kernelRefusal, kernelRelease, kernelShortfalls, probeKernel, programActions, setDumpable } from "../kernel/index.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -274,6 +274,8 @@ export interface Preflight {
   dataDir?: string;
   /** -D named this configuration directory; dataDir is the data_directory it sets. */
   configDir?: string;
+  /** What the kernel was found to offer (run --check prints it); absent when no filter is installed. */
+  kernel?: string;
 }
 
 /** Who the server runs as, for the permission checks (this process's identity without --user as non-root). */
@@ -315,6 +317,7 @@ export function preflight(req: RunRequest): Preflight {
   else for (const r of sqlKindsOpened(req.policy, [req.arch])) req.say(`pg_seccomp: warning: ${formatRisk(r)}`);
   // seccomp = off: compose() gives no program and no supervisor.
   const programs = compose(req.policy, req.arch);
+  const kernel = req.policy.enabled ? checkKernel(programs, req.specAllow) : undefined;
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
     if (missing.length) {
@@ -341,7 +344,18 @@ export function preflight(req: RunRequest): Preflight {
   }
   checkStateDir(req.say);
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
-  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}) };
+  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}), ...(kernel ? { kernel } : {}) };
+}
+
+/**
+ * Refuses, before anything starts, a kernel that lacks what this policy's run needs (the kernel
+ * is asked: src/kernel/features.ts); returns the line run --check prints about it.
+ */
+function checkKernel(programs: Composition, specAllow: boolean): string {
+  const answers = probeKernel();
+  const missing = kernelShortfalls(answers, { supervisor: programs.usesSupervisor, actions: programActions(programs.installed), specAllow });
+  if (missing.length > 0) throw new LaunchError(kernelRefusal(missing, kernelRelease()));
+  return describeKernel(answers, kernelRelease());
 }
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
@@ -602,6 +616,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}${pre.configDir ? ` (data_directory of ${pre.configDir}/postgresql.conf)` : ""}`,
     `server user:   ${pre.user ? `${pre.user.name} (uid ${pre.user.uid})` : `${process.env.USER ?? "this user"} (uid ${process.getuid?.()})`}`,
     `arch:          ${req.arch}`,
+    ...(pre.kernel ? [`kernel:        ${pre.kernel}`] : []),
     !req.policy.enabled ? "filter:        none (the policy sets seccomp = off)" : `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
     `client filter: ${p.clientFilterKnock ? "on: set_client_filter() works (lseek's offset is checked: lseek is not in the kernel's cache)" : "off (set_client_filter = on in the policy turns it on)"}`,

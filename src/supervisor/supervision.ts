@@ -7,7 +7,7 @@
 import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { close, injectSeccompFilter, KernelError, notifSend, PendingInjection, pidfdGetFd, pidfdOpen, setNotDumpable } from "../kernel/index.js";
+import { close, injectSeccompFilter, KernelError, MINIMUM_KERNEL, notifContinueKnown, notifSend, PendingInjection, pidfdGetFd, pidfdOpen, setNotDumpable } from "../kernel/index.js";
 import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -302,6 +302,15 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         throw isDenied(e) || (e as { code?: string }).code === "EPERM" ? listenerDenied(e) : e;
       } finally {
         close(pidfd);
+      }
+      // Asked on the listener itself (no other probe exists), before the supervisor answers
+      // anything: the stage's execve is held until then, so postgres has not started.
+      if (!notifContinueKnown(listenerFd)) {
+        close(listenerFd);
+        throw new SupervisionError(
+          `this kernel lacks SECCOMP_USER_NOTIF_FLAG_CONTINUE (Linux 5.5): the supervisor lets the routed calls it allows proceed with it\n` +
+            `hint: pg_seccomp needs Linux ${MINIMUM_KERNEL} or later (docs/deploy.md, "Kernel")`,
+        );
       }
       // The monitor needs no psql (its own protocol client) and no data directory: it finds the
       // server's socket among the postmaster's own (monitor.ts). Its alarms go to the launcher's
