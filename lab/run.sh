@@ -175,6 +175,9 @@ tar -C "$REPO" -chf "$PAY/node_modules.tar" \
   node_modules/@koromix/koffi-linux-x64
 tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test
 printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
+# The tests' wall-clock limits (server start, waits) stretched for emulation: under TCG starting
+# node or postgres takes seconds (test/support/time-scale.ts).
+printf 'export PG_SECCOMP_TIME_SCALE=%s\n' "${LAB_TIME_SCALE:-8}" > "$PAY/env.sh"
 cat > "$PAY/init.sh" <<'EOF'
 #!/bin/sh
 # Second stage, PID 1 in the VM: install pg_seccomp, run the listed tests, write results to
@@ -189,6 +192,7 @@ chown postgres:postgres /run/postgresql
 hostname pg-seccomp-lab
 ip link set lo up
 R=/lab/results
+. /lab/env.sh
 uname -a > $R/uname.txt
 echo "lab: guest up: $(uname -r), $(nproc) cpu(s), node $(node --version)"
 mkdir -p /opt/pg_seccomp

@@ -19,7 +19,7 @@ import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "../ho
 import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
-import { superviseServer, SupervisionError, type Supervision } from "../supervisor/supervision.js";
+import { superviseServer, SupervisionError, TIME_SCALE, type Supervision } from "../supervisor/supervision.js";
 import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { ensureRunStateDir, runStateNotes } from "../host/run-state.js";
@@ -389,8 +389,8 @@ function startUndumpableTracer(stagePid: number): Promise<{ outcome: Promise<str
       if (readyDone) return;
       readyDone = true;
       tracer.kill("SIGKILL");
-      rejectReady(new Error("the tracer did not start within 30 s"));
-    }, 30_000);
+      rejectReady(new Error(`the tracer did not start within ${30 * TIME_SCALE} s`));
+    }, 30_000 * TIME_SCALE);
     tracer.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const lines = out.split("\n");

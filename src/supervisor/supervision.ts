@@ -34,12 +34,26 @@ import { killServerTree, startWatchdog } from "./watchdog.js";
 import { UsageProblem } from "../errors.js";
 import { readChildren, readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
 
+/**
+ * PG_SECCOMP_TIME_SCALE (1 to 100; 1 when unset or not a number) in the launcher's environment
+ * stretches the launcher's fail-closed limits below, for a machine slow for a reason that is not
+ * the server's: the VM lab runs under QEMU's TCG emulation, where starting a node thread takes
+ * seconds (docs/lab.md). The environment is root's (whoever starts the launcher), never the
+ * server's. A larger scale only delays a fail-closed stop; it never skips one.
+ */
+export function timeScale(env: NodeJS.ProcessEnv = process.env): number {
+  const n = Number(env.PG_SECCOMP_TIME_SCALE ?? "1");
+  return Number.isFinite(n) && n >= 1 ? Math.min(n, 100) : 1;
+}
+export const TIME_SCALE = timeScale();
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
-export const SUPERVISOR_STALL_MS = 3000;
+export const SUPERVISOR_STALL_MS = 3000 * TIME_SCALE;
 /** How long a classified process may take to stop for its context's filter before it is killed (fail closed). */
-export const INJECT_STOP_MS = 10_000;
+export const INJECT_STOP_MS = 10_000 * TIME_SCALE;
 /** How long the supervisor thread may take to start. */
-export const SUPERVISOR_START_MS = 30_000;
+export const SUPERVISOR_START_MS = 30_000 * TIME_SCALE;
+/** How long the stage may take to install its filter. */
+export const STAGE_FILTER_MS = 30_000 * TIME_SCALE;
 
 export class SupervisionError extends UsageProblem {
   override name = "UsageError";
@@ -101,7 +115,7 @@ function listenerDenied(e: unknown): SupervisionError {
 
 /** Finds the seccomp listener among a process's fds (it installed its filter a moment ago). */
 async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + STAGE_FILTER_MS;
   while (Date.now() < deadline && !gone()) {
     try {
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
@@ -119,7 +133,7 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 2));
   }
-  throw new SupervisionError("the stage process did not install its filter (it exited or took over 30 s)");
+  throw new SupervisionError(`the stage process did not install its filter (it exited or took over ${STAGE_FILTER_MS / 1000} s)`);
 }
 
 /**
