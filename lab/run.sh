@@ -3,7 +3,9 @@
 # under QEMU with a chosen kernel, and brings the TAP output and logs back to the host.
 #
 #   npm run test:lab -- [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
-#   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed)
+#   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed),
+#         attacks (kernel-held contexts, the supervisor, kernel records), learn (learn --verify),
+#         bench:syscall (bench/syscall-bench.ts in the VM; LAB_BENCH_ARGS for its options)
 #
 # Why a shell script and not a TypeScript driver: every step is an external program (mmdebstrap,
 # mkfs.ext4, debugfs, qemu-system-*), there is nothing to compute, and a script runs before
@@ -47,20 +49,25 @@ while [ $# -gt 0 ]; do
     --kernel) KERNEL=${2:?}; shift 2 ;;
     --kernel=*) KERNEL=${1#*=}; shift ;;
     --rebuild) REBUILD=1; shift ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option \"$1\"" "lab/run.sh --help lists the options" ;;
     *) args+=("$1"); shift ;;
   esac
 done
-[ ${#args[@]} -gt 0 ] || die "no test set given" "name a set (agreement, core) or dist/test/*.test.js files"
+[ ${#args[@]} -gt 0 ] || die "no test set given" "name a set (agreement, core, attacks, learn, bench:syscall) or dist/test/*.test.js files"
 
 tests=()
+BENCH=0
 for a in "${args[@]}"; do
   case "$a" in
     agreement) tests+=(dist/test/kernel-agreement.test.js dist/test/kernel-probe.test.js) ;;
     core) tests+=(dist/test/run.test.js dist/test/contexts.test.js dist/test/failclosed.test.js) ;;
+    attacks) tests+=(dist/test/attacks/kernel-contexts.test.js dist/test/attacks/supervisor.test.js dist/test/attacks/kernel-records.test.js) ;;
+    learn) tests+=(dist/test/learn-safe.test.js) ;;
     dist/*.test.js) tests+=("$a") ;;
-    *) die "unknown test set \"$a\"" "sets: agreement, core; or give dist/test/*.test.js paths" ;;
+    # bench/syscall-bench.ts in the VM (docs/benchmarks.md); LAB_BENCH_ARGS passes its options.
+    bench:syscall) BENCH=1 ;;
+    *) die "unknown test set \"$a\"" "sets: agreement, core, attacks, learn, bench:syscall; or give dist/test/*.test.js paths" ;;
   esac
 done
 
@@ -173,8 +180,14 @@ mv "$PAY"/pg_seccomp-*.tgz "$PAY/pg_seccomp.tgz"
 tar -C "$REPO" -chf "$PAY/node_modules.tar" \
   node_modules/koffi node_modules/commander node_modules/@alexaltea node_modules/fast-check node_modules/pure-rand \
   node_modules/@koromix/koffi-linux-x64
-tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test
-printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
+tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test dist/bench
+if [ "$BENCH" = 1 ]; then
+  # The image has no compiler: the helper is built here, static (the image's libc may differ).
+  cc -O2 -Wall -static -o "$PAY/syscall-bench" bench/syscall-bench.c || die "cannot build bench/syscall-bench.c (cc -static)" "install gcc and libc6-dev"
+  printf '%s\n' "${LAB_BENCH_ARGS:---rounds 9 --iterations 50000}" > "$PAY/bench.args"
+fi
+: > "$PAY/tests.list"
+[ ${#tests[@]} = 0 ] || printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
 # The tests' wall-clock limits (server start, waits) stretched for emulation: under TCG starting
 # node or postgres takes seconds (test/support/time-scale.ts).
 printf 'export PG_SECCOMP_TIME_SCALE=%s\n' "${LAB_TIME_SCALE:-8}" > "$PAY/env.sh"
@@ -202,11 +215,22 @@ tar -xf /lab/tests.tar -C /opt/pg_seccomp
 cd /opt/pg_seccomp
 echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
 start=$(date +%s)
-node --test --test-concurrency=1 \
-  --test-reporter=tap --test-reporter-destination=$R/tap.txt \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  $(cat /lab/tests.list)
-echo $? > $R/exit
+rc=0
+if [ -s /lab/tests.list ]; then
+  node --test --test-concurrency=1 \
+    --test-reporter=tap --test-reporter-destination=$R/tap.txt \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    $(cat /lab/tests.list)
+  rc=$?
+fi
+if [ -f /lab/bench.args ]; then
+  echo "lab: bench:syscall $(cat /lab/bench.args)"
+  node dist/bench/syscall-bench.js --helper /lab/syscall-bench $(cat /lab/bench.args) > $R/bench.txt 2>&1
+  b=$?
+  [ $rc = 0 ] && rc=$b
+  cat $R/bench.txt
+fi
+echo $rc > $R/exit
 echo $(( $(date +%s) - start )) > $R/seconds
 dmesg > $R/dmesg.txt
 cp -r /var/log/postgresql $R/ 2>/dev/null
@@ -253,6 +277,10 @@ if [ ! -f "$OUT/exit" ]; then
   exit 1
 fi
 rc=$(cat "$OUT/exit")
+if [ ${#tests[@]} = 0 ]; then
+  step "kernel $(cat "$IMG/kernel-release"): bench:syscall took $(cat "$OUT/seconds")s in the VM; exit $rc; $OUT/bench.txt"
+  exit "$rc"
+fi
 step "kernel $(cat "$IMG/kernel-release"): tests took $(cat "$OUT/seconds")s in the VM; exit $rc; TAP: $OUT/tap.txt"
 grep -E '^# (tests|pass|fail|skipped|todo|cancelled) ' "$OUT/tap.txt" >&2 || true
 # A skipped test did not run in this kernel: say why, every time. A run where nothing passed
