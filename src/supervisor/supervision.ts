@@ -34,18 +34,8 @@ import { killServerTree, startWatchdog } from "./watchdog.js";
 import { UsageProblem } from "../errors.js";
 import { readChildren, readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
 
-/**
- * PG_SECCOMP_TIME_SCALE (1 to 100; 1 when unset or not a number) in the launcher's environment
- * stretches the launcher's fail-closed limits below, for a machine slow for a reason that is not
- * the server's: the VM lab runs under QEMU's TCG emulation, where starting a node thread takes
- * seconds (docs/lab.md). The environment is root's (whoever starts the launcher), never the
- * server's. A larger scale only delays a fail-closed stop; it never skips one.
- */
-export function timeScale(env: NodeJS.ProcessEnv = process.env): number {
-  const n = Number(env.PG_SECCOMP_TIME_SCALE ?? "1");
-  return Number.isFinite(n) && n >= 1 ? Math.min(n, 100) : 1;
-}
-export const TIME_SCALE = timeScale();
+import { TIME_SCALE } from "./time-scale.js";
+export { TIME_SCALE, timeScale } from "./time-scale.js";
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
 export const SUPERVISOR_STALL_MS = 3000 * TIME_SCALE;
 /** How long a classified process may take to stop for its context's filter before it is killed (fail closed). */

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { timeScale } from "./supervision.js";
+import { timeScale } from "./time-scale.js";
 
 test("PG_SECCOMP_TIME_SCALE stretches the launcher's limits: 1 unless a number from 1 up, at most 100", () => {
   assert.equal(timeScale({}), 1);

@@ -4,7 +4,7 @@
 // tests start inherits it and stretches its own fail-closed limits the same way
 // (src/supervisor/supervision.ts, timeScale). On a normal machine the scale is 1.
 
-import { timeScale } from "../../src/supervisor/supervision.js";
+import { timeScale } from "../../src/supervisor/time-scale.js";
 
 /** The factor applied to the tests' limits. */
 export const TIME_SCALE = timeScale();
