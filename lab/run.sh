@@ -105,6 +105,9 @@ MIRROR=${LAB_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sourc
 
 # --- base image ----------------------------------------------------------------------------
 PACKAGES="postgresql-15,postgresql-contrib,libstdc++6,kmod,initramfs-tools,procps,iproute2,$KPKG"
+# For the attacks set: a C compiler (kernel-contexts builds the library a superuser LOADs) and
+# PL/Perl (kernel-records kills calls made from plperlu); without them those tests skip.
+PACKAGES="$PACKAGES,gcc,libc6-dev,postgresql-plperl-15"
 
 # First-stage init, baked into the image: mounts the payload disk and hands over to its
 # second stage, so the test procedure can change without rebuilding the image.
