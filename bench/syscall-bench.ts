@@ -12,7 +12,7 @@
 // minimum over rounds by default (the round least disturbed by other processes: on a shared
 // machine the median mostly measures the neighbours); --stat median gives the median.
 //
-//   npm run bench:syscall [-- --policy FILE] [--rounds N] [--iterations N] [--stat min|median] [--json]
+//   npm run bench:syscall [-- --policy FILE] [--rounds N] [--iterations N] [--stat min|median] [--json] [--helper BIN]
 
 import { spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -44,11 +44,15 @@ const json = process.argv.includes("--json");
 
 const work = mkdtempSync(join(tmpdir(), "pg_seccomp-syscall-bench-"));
 try {
-  const helper = join(work, "syscall-bench");
-  const cc = spawnSync("cc", ["-O2", "-Wall", "-o", helper, join(ROOT, "bench/syscall-bench.c")], { encoding: "utf8" });
-  if (cc.error || cc.status !== 0) {
-    process.stderr.write(`syscall-bench: needs a C compiler (cc): ${cc.error?.message ?? cc.stderr}\n`);
-    process.exit(1);
+  // --helper: bench/syscall-bench.c compiled elsewhere (the VM lab has no compiler: lab/run.sh
+  // builds it statically on the host).
+  const helper = option("helper", "") || join(work, "syscall-bench");
+  if (!option("helper", "")) {
+    const cc = spawnSync("cc", ["-O2", "-Wall", "-o", helper, join(ROOT, "bench/syscall-bench.c")], { encoding: "utf8" });
+    if (cc.error || cc.status !== 0) {
+      process.stderr.write(`syscall-bench: needs a C compiler (cc): ${cc.error?.message ?? cc.stderr}\n`);
+      process.exit(1);
+    }
   }
 
   const policy: Policy = loadPolicyFile(policyPath);

@@ -4,7 +4,9 @@
 #
 #   npm run test:lab -- [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
 #   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed),
-#         systemd (systemd as PID 1: docs/deploy.md's units, in an image of their own)
+#         systemd (systemd as PID 1: docs/deploy.md's units, in an image of their own),
+#         attacks (kernel-held contexts, the supervisor, kernel records), learn (learn --verify),
+#         bench:syscall (bench/syscall-bench.ts in the VM; LAB_BENCH_ARGS for its options)
 #
 # Why a shell script and not a TypeScript driver: every step is an external program (mmdebstrap,
 # mkfs.ext4, debugfs, qemu-system-*), there is nothing to compute, and a script runs before
@@ -49,22 +51,27 @@ while [ $# -gt 0 ]; do
     --kernel) KERNEL=${2:?}; shift 2 ;;
     --kernel=*) KERNEL=${1#*=}; shift ;;
     --rebuild) REBUILD=1; shift ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option \"$1\"" "lab/run.sh --help lists the options" ;;
     *) args+=("$1"); shift ;;
   esac
 done
-[ ${#args[@]} -gt 0 ] || die "no test set given" "name a set (agreement, core) or dist/test/*.test.js files"
+[ ${#args[@]} -gt 0 ] || die "no test set given" "name a set (agreement, core, attacks, learn, bench:syscall) or dist/test/*.test.js files"
 
 tests=()
+BENCH=0
 for a in "${args[@]}"; do
   case "$a" in
     agreement) tests+=(dist/test/kernel-agreement.test.js dist/test/kernel-probe.test.js) ;;
     core) tests+=(dist/test/run.test.js dist/test/contexts.test.js dist/test/failclosed.test.js) ;;
     # systemd boots its own image (systemd as PID 1), so it runs alone.
     systemd) INIT=systemd; tests+=(dist/test/lab-systemd.test.js) ;;
+    attacks) tests+=(dist/test/attacks/kernel-contexts.test.js dist/test/attacks/supervisor.test.js dist/test/attacks/kernel-records.test.js) ;;
+    learn) tests+=(dist/test/learn-safe.test.js) ;;
     dist/*.test.js) tests+=("$a") ;;
-    *) die "unknown test set \"$a\"" "sets: agreement, core, systemd; or give dist/test/*.test.js paths" ;;
+    # bench/syscall-bench.ts in the VM (docs/benchmarks.md); LAB_BENCH_ARGS passes its options.
+    bench:syscall) BENCH=1 ;;
+    *) die "unknown test set \"$a\"" "sets: agreement, core, systemd, attacks, learn, bench:syscall; or give dist/test/*.test.js paths" ;;
   esac
 done
 [ "$INIT" = shell ] || [ ${#tests[@]} -eq 1 ] || die "the systemd set runs alone" "run it as its own command: npm run test:lab -- systemd"
@@ -172,6 +179,10 @@ CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg_seccomp-lab}
 IMG=$CACHE/$ARCH-$KERNEL$VARIANT-$KEY
 mkdir -p "$CACHE"
 
+# One build per image at a time: a second run of the same recipe waits here and then finds the
+# image ready (without the lock it removed the first one's half-built root, /proc mounted in it).
+exec 9> "$IMG.lock"
+flock 9
 if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
   rm -rf "$IMG" "$IMG.tmp"
   mkdir -p "$IMG.tmp"
@@ -219,6 +230,7 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
 else
   step "cached base image $IMG (kernel $(cat "$IMG/kernel-release"))"
 fi
+exec 9>&-
 
 # --- payload disk --------------------------------------------------------------------------
 RUN=$(mktemp -d "${TMPDIR:-/tmp}/pg_seccomp-lab.XXXXXX")
@@ -247,8 +259,17 @@ mv "$PAY/$TARBALL" "$PAY/pg_seccomp.tgz"
 tar -C "$REPO" -chf "$PAY/node_modules.tar" \
   node_modules/koffi node_modules/commander node_modules/@alexaltea node_modules/fast-check node_modules/pure-rand \
   node_modules/@koromix/koffi-linux-x64
-tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test
-printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
+tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test dist/bench
+if [ "$BENCH" = 1 ]; then
+  # The image has no compiler: the helper is built here, static (the image's libc may differ).
+  cc -O2 -Wall -static -o "$PAY/syscall-bench" bench/syscall-bench.c || die "cannot build bench/syscall-bench.c (cc -static)" "install gcc and libc6-dev"
+  printf '%s\n' "${LAB_BENCH_ARGS:---rounds 9 --iterations 50000}" > "$PAY/bench.args"
+fi
+: > "$PAY/tests.list"
+[ ${#tests[@]} = 0 ] || printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
+# The tests' wall-clock limits (server start, waits) stretched for emulation: under TCG starting
+# node or postgres takes seconds (test/support/time-scale.ts).
+printf 'export PG_SECCOMP_TIME_SCALE=%s\n' "${LAB_TIME_SCALE:-8}" > "$PAY/env.sh"
 cat > "$PAY/init.sh" <<'EOF'
 #!/bin/sh
 # Second stage, PID 1 in the VM: install pg_seccomp, run the listed tests, write results to
@@ -263,6 +284,7 @@ chown postgres:postgres /run/postgresql
 hostname pg-seccomp-lab
 ip link set lo up
 R=/lab/results
+. /lab/env.sh
 uname -a > $R/uname.txt
 echo "lab: guest up: $(uname -r), $(nproc) cpu(s), node $(node --version)"
 mkdir -p /opt/pg_seccomp
@@ -272,11 +294,22 @@ tar -xf /lab/tests.tar -C /opt/pg_seccomp
 cd /opt/pg_seccomp
 echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
 start=$(date +%s)
-node --test --test-concurrency=1 \
-  --test-reporter=tap --test-reporter-destination=$R/tap.txt \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  $(cat /lab/tests.list)
-echo $? > $R/exit
+rc=0
+if [ -s /lab/tests.list ]; then
+  node --test --test-concurrency=1 \
+    --test-reporter=tap --test-reporter-destination=$R/tap.txt \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    $(cat /lab/tests.list)
+  rc=$?
+fi
+if [ -f /lab/bench.args ]; then
+  echo "lab: bench:syscall $(cat /lab/bench.args)"
+  node dist/bench/syscall-bench.js --helper /lab/syscall-bench $(cat /lab/bench.args) > $R/bench.txt 2>&1
+  b=$?
+  [ $rc = 0 ] && rc=$b
+  cat $R/bench.txt
+fi
+echo $rc > $R/exit
 echo $(( $(date +%s) - start )) > $R/seconds
 dmesg > $R/dmesg.txt
 cp -r /var/log/postgresql $R/ 2>/dev/null
@@ -296,6 +329,10 @@ if [ "$INIT" = systemd ]; then
 # results and the journal to /lab/results, power off through systemd.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LANG=C.UTF-8
 R=/lab/results
+. /lab/env.sh
+# The units docs/deploy.md installs start the launcher from systemd's manager environment: the
+# emulation's time scale goes there too (set-environment reaches every unit started after it).
+systemctl set-environment PG_SECCOMP_TIME_SCALE="$PG_SECCOMP_TIME_SCALE"
 uname -a > $R/uname.txt
 echo "lab: guest up under systemd $(systemctl --version | head -1 | cut -d' ' -f2): $(uname -r), $(nproc) cpu(s), node $(node --version)"
 # The lab's unit is Type=simple, so the boot finishes; wait for it to read its times.
@@ -338,6 +375,10 @@ MEM=${LAB_MEM:-2048}
 TIMEOUT=${LAB_TIMEOUT:-3600}
 INIT_PATH=/sbin/lab-init
 [ "$INIT" = systemd ] && INIT_PATH=/lib/systemd/systemd
+# Extra QEMU options. For bench:syscall, "-icount shift=0" makes the guest's clocks count emulated
+# instructions (1 ns each) instead of host time: under TCG on a shared host, host time per guest
+# call varied from 30 to 90 µs and ratios were noise; instruction counts do not depend on the load.
+read -r -a QEMU_EXTRA <<< "${LAB_QEMU_EXTRA:-}"
 step "booting $(cat "$IMG/kernel-release") (init $INIT_PATH) under qemu-system-x86_64 -accel $ACCEL (${SMP} cpu, ${MEM} MiB); console follows"
 rm -rf "$OUT"; mkdir -p "$OUT"
 boot0=$(now)
@@ -348,7 +389,7 @@ timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -cpu "$
   -append "console=ttyS0 root=/dev/vda rw init=$INIT_PATH panic=-1 loglevel=4" \
   -drive file="$IMG/rootfs.img",format=raw,if=virtio,snapshot=on \
   -drive file="$RUN/payload.img",format=raw,if=virtio \
-  -nic none </dev/null | tee "$OUT/console.log"
+  -nic none "${QEMU_EXTRA[@]}" </dev/null | tee "$OUT/console.log"
 qemu_rc=${PIPESTATUS[0]}
 set -e
 step "VM stopped after $(( $(now) - boot0 ))s (qemu exit $qemu_rc)"
@@ -361,6 +402,10 @@ if [ ! -f "$OUT/exit" ]; then
   exit 1
 fi
 rc=$(cat "$OUT/exit")
+if [ ${#tests[@]} = 0 ]; then
+  step "kernel $(cat "$IMG/kernel-release"): bench:syscall took $(cat "$OUT/seconds")s in the VM; exit $rc; $OUT/bench.txt"
+  exit "$rc"
+fi
 step "kernel $(cat "$IMG/kernel-release"): tests took $(cat "$OUT/seconds")s in the VM; exit $rc; TAP: $OUT/tap.txt"
 grep -E '^# (tests|pass|fail|skipped|todo|cancelled) ' "$OUT/tap.txt" >&2 || true
 # A skipped test did not run in this kernel: say why, every time. A run where nothing passed

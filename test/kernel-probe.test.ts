@@ -42,9 +42,12 @@ import {
   getNoNewPrivs,
   hostKernelArch,
   installFilter,
+  kernelShortfalls,
+  notifContinueKnown,
   notifIdValid,
   notifRecv,
   notifSend,
+  probeKernel,
   seccompSupport,
   syscall6,
   waitListener,
@@ -328,5 +331,27 @@ describe("filters installed in a probe child", { skip }, () => {
     const others = Object.entries(filteredThreads).filter(([tid]) => tid !== String(run.pid));
     assert.ok(others.length > 0, "a Node process has helper threads");
     for (const [tid, n] of others) assert.equal(n, "0", `thread ${tid}`);
+  });
+
+  test("the kernel-feature probe (run's refusal) agrees with the kernel: a listener taken with pidfd_getfd, CONTINUE known on it and answered", async () => {
+    const k = probeKernel();
+    let continueKnown: boolean | undefined;
+    const run = await runUnderFilter(byNumber([[NR!.getppid, SECCOMP_RET_USER_NOTIF]]), [{ nr: NR!.getppid }], {
+      newListener: true,
+      supervise: async (listener) => {
+        continueKnown = notifContinueKnown(listener); // nothing pending yet: ENOENT where the flag is known
+        const state = await waitListener(listener, 10000);
+        if (state !== "pending") throw new Error(`listener ${state}`);
+        const n = notifRecv(listener);
+        notifSend(listener, { id: n.id, flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE });
+      },
+    });
+    assert.equal(run.superviseError, undefined);
+    assert.equal(run.outcome, "finished", describeRun(run));
+    assert.equal(run.results[0]?.kind, "returned", "CONTINUE let getppid through");
+    assert.equal(continueKnown, true);
+    // The kernel just did all a supervised run needs: the probe must say it has it.
+    assert.ok(k.pidfdOpen.present && k.pidfdGetfd.present && k.flags.newListener && k.actions.includes("user_notif"), JSON.stringify(k));
+    assert.deepEqual(kernelShortfalls(k, { supervisor: true, actions: ["kill_process", "errno", "user_notif", "allow"], specAllow: false }), []);
   });
 });

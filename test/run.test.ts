@@ -9,6 +9,7 @@ import { spawnSync } from "node:child_process";
 import { destroyCluster, pgbench, postmasterPid, psql, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster, procStatusFields, startReady, startRun, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
+import { scaled } from "./support/time-scale.js";
 
 const skip = integrationSkip();
 const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
@@ -103,7 +104,7 @@ test("a syscall a backend needs in a kill list: that backend dies of SIGSYS, the
     assert.equal(r.ok, false, "the backend must die");
     assert.match(r.stderr, /server closed the connection unexpectedly|terminated abnormally/);
     // The postmaster restarts its children after crash recovery and serves again.
-    await waitReady(cluster, s.alive, 60_000);
+    await waitReady(cluster, s.alive, scaled(60_000));
     await waitFor(() => psql(cluster, "select 1").ok, 60_000, "recovery");
     assert.equal(query(cluster, "select count(*) from survivors"), "1000");
     // The postmaster's log reaches us through a pipe: give it a moment under load.
@@ -121,7 +122,7 @@ test("a policy that denies what the postmaster needs to start fails fast, naming
   const a = startRun(cluster, ["--policy", denyBind]);
   const ra = await a.exited;
   assert.notEqual(ra.code, 0);
-  assert.ok(Date.now() - t0 < 30_000, "fails fast");
+  assert.ok(Date.now() - t0 < scaled(30_000), "fails fast");
   assert.match(a.stderr(), /pg_seccomp: the policy denied:\npg_seccomp:\s+bind \(error EPERM\) in the postmaster/);
   // kill: the kernel kills the postmaster; the launcher names the call from the kernel's log.
   const killListen = profileWith(`global_syscall_allow = '${allow.replace(/\blisten, /, "")}'`, "global_syscall_kill = 'listen'");
@@ -159,7 +160,7 @@ test("bad policies and unsafe permissions are refused before postgres starts", {
   refuse(["--policy", included], /more.conf: file is group-writable/);
   // --insecure-policy-permissions says so loudly and then starts.
   const s = startRun(cluster, ["--policy", worldWritable, "--insecure-policy-permissions"]);
-  await waitReady(cluster, s.alive, 60_000);
+  await waitReady(cluster, s.alive, scaled(60_000));
   assert.match(s.stderr(), /WARNING: --insecure-policy-permissions/);
   await stop(s);
 });

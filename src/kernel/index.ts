@@ -39,3 +39,4 @@ export { AT_FDCWD, AT_REMOVEDIR, O_CLOEXEC, mkdirat, openat, renameat, unlinkat 
 export { openAuditReadLog, readAuditRecords, parseNetlinkMessages, closeAuditReadLog, type AuditNetlinkRecord } from "./audit-netlink.js";
 export { openProcEvents, readForkEvents, parseForkEvents, closeProcEvents, type ForkEvent } from "./proc-events.js";
 export { connectUnixStream, socketPeerCredentials } from "./unix-stream.js";
+export * from "./features.js";

@@ -98,6 +98,18 @@ export function notifSend(listener: number, resp: SeccompNotificationResponse): 
 }
 
 /**
+ * Whether the kernel knows SECCOMP_USER_NOTIF_FLAG_CONTINUE (5.5), asked on a real listener: a
+ * response with that flag to an id no notification has (ids start at a random u64) is ENOENT on
+ * a kernel that knows the flag and EINVAL on one that does not (5.0-5.4 refuse any flag).
+ */
+export function notifContinueKnown(listener: number): boolean {
+  const r = ioctlRaw(listener, SECCOMP_IOCTL_NOTIF_SEND, encodeResponse({ id: 0xfffffffffffffff1n, val: 0n, error: 0, flags: SECCOMP_USER_NOTIF_FLAG_CONTINUE }));
+  if (r.ret === 0 || r.errno === 2 /* ENOENT */) return true;
+  if (r.errno === 22 /* EINVAL */) return false;
+  throw new KernelError("ioctl(SECCOMP_IOCTL_NOTIF_SEND) (the CONTINUE probe)", r.errno);
+}
+
+/**
  * SECCOMP_IOCTL_NOTIF_ID_VALID: whether notification `id` is still pending, i.e. the target is
  * still blocked in that syscall. Check it after reading target memory (/proc/<pid>/mem) and
  * before acting on what was read (TOCTOU).

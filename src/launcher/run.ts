@@ -8,7 +8,7 @@ import { accessSync, closeSync, existsSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { makeDirectoryAt, openDirectoryNoFollow } from "../host/safe-fs.js";
 import { encodeProgram } from "../bpf/insn.js";
-import { setDumpable } from "../kernel/index.js";
+import { describeKernel, kernelRefusal, kernelRelease, kernelShortfalls, probeKernel, programActions, setDumpable } from "../kernel/index.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -19,7 +19,7 @@ import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "../ho
 import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
-import { superviseServer, SupervisionError, type Supervision } from "../supervisor/supervision.js";
+import { superviseServer, SupervisionError, TIME_SCALE, type Supervision } from "../supervisor/supervision.js";
 import { parseKmsgKills, readKmsg } from "../host/kmsg.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { ensureRunStateDir, runStateNotes } from "../host/run-state.js";
@@ -284,6 +284,8 @@ export interface Preflight {
   configDir?: string;
   /** The server's major, when its --version says it. */
   major?: number;
+  /** What the kernel was found to offer (run --check prints it); absent when no filter is installed. */
+  kernel?: string;
 }
 
 /** Who the server runs as, for the permission checks (this process's identity without --user as non-root). */
@@ -325,6 +327,7 @@ export function preflight(req: RunRequest): Preflight {
   else for (const r of sqlKindsOpened(req.policy, [req.arch])) req.say(`pg_seccomp: warning: ${formatRisk(r)}`);
   // seccomp = off: compose() gives no program and no supervisor.
   const programs = compose(req.policy, req.arch);
+  const kernel = req.policy.enabled ? checkKernel(programs, req.specAllow) : undefined;
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
     if (missing.length) {
@@ -351,7 +354,18 @@ export function preflight(req: RunRequest): Preflight {
   }
   checkStateDir(req.say);
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
-  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}), ...(major !== undefined ? { major } : {}) };
+  return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}), ...(major !== undefined ? { major } : {}), ...(kernel ? { kernel } : {}) };
+}
+
+/**
+ * Refuses, before anything starts, a kernel that lacks what this policy's run needs (the kernel
+ * is asked: src/kernel/features.ts); returns the line run --check prints about it.
+ */
+function checkKernel(programs: Composition, specAllow: boolean): string {
+  const answers = probeKernel();
+  const missing = kernelShortfalls(answers, { supervisor: programs.usesSupervisor, injects: programs.perProcess.length > 0, actions: programActions(programs.installed), specAllow });
+  if (missing.length > 0) throw new LaunchError(kernelRefusal(missing, kernelRelease()));
+  return describeKernel(answers, kernelRelease());
 }
 
 const PARENT_DEATH_SIGNAL = 3; // SIGQUIT: the postmaster's immediate shutdown
@@ -385,8 +399,8 @@ function startUndumpableTracer(stagePid: number): Promise<{ outcome: Promise<str
       if (readyDone) return;
       readyDone = true;
       tracer.kill("SIGKILL");
-      rejectReady(new Error("the tracer did not start within 30 s"));
-    }, 30_000);
+      rejectReady(new Error(`the tracer did not start within ${30 * TIME_SCALE} s`));
+    }, 30_000 * TIME_SCALE);
     tracer.stdout!.on("data", (d: Buffer) => {
       out += d.toString();
       const lines = out.split("\n");
@@ -613,6 +627,7 @@ export function describePreflight(req: RunRequest, pre: Preflight): string {
     `data dir:      ${pre.dataDir ?? "(not given: -D or PGDATA)"}${pre.configDir ? ` (data_directory of ${pre.configDir}/postgresql.conf)` : ""}`,
     `server user:   ${pre.user ? `${pre.user.name} (uid ${pre.user.uid})` : `${process.env.USER ?? "this user"} (uid ${process.getuid?.()})`}`,
     `arch:          ${req.arch}`,
+    ...(pre.kernel ? [`kernel:        ${pre.kernel}`] : []),
     !req.policy.enabled ? "filter:        none (the policy sets seccomp = off)" : `filter:        ${p.installed.length} BPF instructions, no_new_privs, ${req.specAllow ? "SPEC_ALLOW (no forced SSBD mitigation)" : "speculative-store-bypass mitigation forced (default)"}`,
     `supervisor:    ${p.usesSupervisor ? "yes: error and log decisions, and execve, are answered by this process and logged" : "no: every decision is made in the kernel"}`,
     `client filter: ${p.clientFilterKnock ? "on: set_client_filter() works (lseek's offset is checked: lseek is not in the kernel's cache)" : "off (set_client_filter = on in the policy turns it on)"}`,

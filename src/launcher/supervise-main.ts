@@ -13,7 +13,7 @@
 import { spawn } from "node:child_process";
 import { writeSync } from "node:fs";
 import { loadPolicyFile } from "../policy/policy.js";
-import { superviseServer, type SupervisionRequest } from "../supervisor/supervision.js";
+import { superviseServer, TIME_SCALE, type SupervisionRequest } from "../supervisor/supervision.js";
 import { readLineFromFd } from "./stage.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { errnoName } from "../syscalls/errno.js";
@@ -46,7 +46,7 @@ async function detach(text: string): Promise<never> {
   channel.write(text);
   let answer = "";
   const ok = await new Promise<boolean>((res) => {
-    const timer = setTimeout(() => res(false), 30_000);
+    const timer = setTimeout(() => res(false), 30_000 * TIME_SCALE);
     channel.on("data", (d: Buffer) => {
       answer += d.toString();
       if (answer.includes("\n")) {

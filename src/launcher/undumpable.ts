@@ -6,9 +6,10 @@
 
 import { writeSync } from "node:fs";
 import { seizeUntilExec, undumpableAtExec } from "../kernel/index.js";
+import { TIME_SCALE } from "../supervisor/time-scale.js";
 
 /** How long the stage may take from "ready" to its exec (it waits for the supervisor to start). */
-const EXEC_WAIT_MS = 120_000;
+const EXEC_WAIT_MS = 120_000 * TIME_SCALE;
 
 function main(): number {
   const pid = Number(process.argv[2]);

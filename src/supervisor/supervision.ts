@@ -7,7 +7,7 @@
 import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
-import { close, closeProcEvents, injectSeccompFilter, KernelError, notifSend, openProcEvents, PendingInjection, pidfdGetFd, pidfdOpen, readForkEvents, setNotDumpable } from "../kernel/index.js";
+import { close, closeProcEvents, injectSeccompFilter, KernelError, MINIMUM_KERNEL, notifContinueKnown, notifSend, openProcEvents, PendingInjection, pidfdGetFd, pidfdOpen, readForkEvents, setNotDumpable } from "../kernel/index.js";
 import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
@@ -34,14 +34,18 @@ import { killServerTree, startWatchdog } from "./watchdog.js";
 import { UsageProblem } from "../errors.js";
 import { readChildren, readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
 
+import { TIME_SCALE } from "./time-scale.js";
+export { TIME_SCALE, timeScale } from "./time-scale.js";
 /** How long the supervisor thread may go without a heartbeat before the server is stopped. */
-export const SUPERVISOR_STALL_MS = 3000;
+export const SUPERVISOR_STALL_MS = 3000 * TIME_SCALE;
 /** How long a classified process may take to stop for its context's filter before it is killed (fail closed). */
-export const INJECT_STOP_MS = 10_000;
+export const INJECT_STOP_MS = 10_000 * TIME_SCALE;
 /** Injections whose target may run its one instruction at once (more wait, stopped, for a slot). */
 export const INJECT_SLOTS = 64;
 /** How long the supervisor thread may take to start. */
-export const SUPERVISOR_START_MS = 30_000;
+export const SUPERVISOR_START_MS = 30_000 * TIME_SCALE;
+/** How long the stage may take to install its filter. */
+export const STAGE_FILTER_MS = 30_000 * TIME_SCALE;
 
 export class SupervisionError extends UsageProblem {
   override name = "UsageError";
@@ -108,7 +112,7 @@ function listenerDenied(e: unknown): SupervisionError {
 
 /** Finds the seccomp listener among a process's fds (it installed its filter a moment ago). */
 async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + STAGE_FILTER_MS;
   while (Date.now() < deadline && !gone()) {
     try {
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
@@ -126,7 +130,7 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 2));
   }
-  throw new SupervisionError("the stage process did not install its filter (it exited or took over 30 s)");
+  throw new SupervisionError(`the stage process did not install its filter (it exited or took over ${STAGE_FILTER_MS / 1000} s)`);
 }
 
 /**
@@ -343,6 +347,15 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         throw isDenied(e) || (e as { code?: string }).code === "EPERM" ? listenerDenied(e) : e;
       } finally {
         close(pidfd);
+      }
+      // Asked on the listener itself (no other probe exists), before the supervisor answers
+      // anything: the stage's execve is held until then, so postgres has not started.
+      if (!notifContinueKnown(listenerFd)) {
+        close(listenerFd);
+        throw new SupervisionError(
+          `this kernel lacks SECCOMP_USER_NOTIF_FLAG_CONTINUE (Linux 5.5): the supervisor lets the routed calls it allows proceed with it\n` +
+            `hint: pg_seccomp needs Linux ${MINIMUM_KERNEL} or later (docs/deploy.md, "Kernel")`,
+        );
       }
       // The monitor needs no psql (its own protocol client) and no data directory: it finds the
       // server's socket among the postmaster's own (monitor.ts). Its alarms go to the launcher's

@@ -25,6 +25,7 @@ import { syscallNumber } from "../../src/syscalls/index.js";
 import { hostKernelArch } from "../../src/kernel/arch.js";
 import { repoPath } from "../support/paths.js";
 import { writePolicy } from "../support/server.js";
+import { scaled } from "../support/time-scale.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
 const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
@@ -88,13 +89,13 @@ function pgCtl(policy: string, ...args: string[]): SpawnSyncReturns<string> {
       "-u", cluster.user.name, "--", "env", "-u", "XDG_RUNTIME_DIR", `PG_SECCOMP=${process.execPath} ${BIN}`, `PG_SECCOMP_POLICY=${policy}`,
       join(cluster.binDir, "pg_ctl"), "-D", cluster.dataDir, "-l", join(cluster.root, "server.log"), ...args,
     ],
-    { encoding: "utf8", cwd: cluster.root, timeout: 120_000 },
+    { encoding: "utf8", cwd: cluster.root, timeout: scaled(120_000) },
   );
 }
 
 /** A shell command run as the server's OS user: what a COPY ... TO PROGRAM shell can do. */
 function asServerUser(command: string): SpawnSyncReturns<string> {
-  return spawnSync("runuser", ["-u", cluster.user.name, "--", "sh", "-c", command], { encoding: "utf8", timeout: 30_000 });
+  return spawnSync("runuser", ["-u", cluster.user.name, "--", "sh", "-c", command], { encoding: "utf8", timeout: scaled(30_000) });
 }
 
 function procStat(pid: number): { state: string; ppid: number } | undefined {
@@ -113,7 +114,7 @@ const gone = (pid: number) => {
 
 /** Waits for `fact` until `ms` have passed; true when it held. */
 async function waitFor(fact: () => boolean, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
+  const deadline = Date.now() + scaled(ms);
   while (Date.now() < deadline) {
     if (fact()) return true;
     await new Promise((res) => setTimeout(res, 50));
@@ -187,7 +188,7 @@ function heldInExecve(postmaster: number): boolean {
 }
 
 async function startWithPgCtl(policy: string): Promise<{ postmaster: number; supervisor: number; watchdog: number }> {
-  const r = pgCtl(policy, "-p", WRAPPER, "-w", "-t", "60", "start");
+  const r = pgCtl(policy, "-p", WRAPPER, "-w", "-t", String(scaled(60)), "start");
   assert.equal(r.status, 0, r.stdout + r.stderr + serverLog());
   const postmaster = postmasterPid(cluster.dataDir)!;
   const supervisor = supervisorOf(postmaster)!;
@@ -208,7 +209,7 @@ async function startAsRoot(policy: string): Promise<{ postmaster: number; superv
   let exited = false;
   p.on("exit", () => (exited = true));
   try {
-    await waitReady(cluster, () => !exited, 60_000);
+    await waitReady(cluster, () => !exited, scaled(60_000));
   } catch (e) {
     throw new Error(`${(e as Error).message}\n${err}`);
   }
@@ -263,7 +264,7 @@ test("pg_ctl wrapper (the server's user): watchdog SIGKILLed, supervisor SIGSTOP
   assert.equal(existsSync(flag("after-stop")), false, "the program did not run");
   const t0 = Date.now();
   asServerUser(`kill -KILL ${supervisor}`);
-  const res = await Promise.race([held.done, new Promise<undefined>((res) => setTimeout(() => res(undefined), 30_000))]);
+  const res = await Promise.race([held.done, new Promise<undefined>((res) => setTimeout(() => res(undefined), scaled(30_000)))]);
   t.diagnostic(`pg_ctl wrapper, supervisor stopped then killed: the held exec failed ${Date.now() - t0} ms after the kill`);
   assert.ok(res, "the held call returned once the supervisor was gone");
   assert.notEqual(res.code, 0, res.stderr);

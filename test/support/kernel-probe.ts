@@ -26,6 +26,7 @@ import { fileURLToPath } from "node:url";
 import type { Insn } from "../../src/bpf/insn.js";
 import { close, errnoName, hostKernelArch, pidfdGetFd, pidfdOpen, seccompSupport } from "../../src/kernel/index.js";
 import { hostArch as tableArch, syscallNumber } from "../../src/syscalls/index.js";
+import { scaled } from "./time-scale.js";
 
 // ---- Wire format between this module (parent) and probe-child.ts (child) ----
 //
@@ -153,7 +154,7 @@ export interface ProbeOptions {
   supervise?: (listener: number, pid: number) => Promise<void> | void;
   /** Set no_new_privs before installing (default true). */
   noNewPrivs?: boolean;
-  /** Kill the child if it has not ended after this long (default 15000 ms). */
+  /** Kill the child if it has not ended after this long (default 15000 ms, times the lab's time scale). */
   timeoutMs?: number;
 }
 
@@ -203,7 +204,7 @@ export function runUnderFilter(prog: readonly Insn[], calls: readonly ProbeCall[
     newListener: opts.newListener ?? false,
     noNewPrivs: opts.noNewPrivs ?? true,
   };
-  const timeoutMs = opts.timeoutMs ?? 15000;
+  const timeoutMs = scaled(opts.timeoutMs ?? 15000); // stretched in the VM lab (support/time-scale.ts)
 
   return new Promise<ProbeRun>((resolve) => {
     const child = spawn(process.execPath, [...PROBE_NODE_FLAGS, CHILD], {

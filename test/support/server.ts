@@ -7,6 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCluster, postgresArgs, waitReady, type Cluster } from "../../src/postgres/cluster.js";
 import { seccompSupport } from "../../src/kernel/index.js";
+import { scaled } from "./time-scale.js";
 import { repoPath } from "./paths.js";
 
 export const BIN = repoPath("dist/src/cli/main.js");
@@ -72,7 +73,7 @@ export function startRun(cluster: Cluster, runArgs: string[], postgresExtra: str
 export async function startReady(cluster: Cluster, runArgs: string[]): Promise<RunningServer> {
   const s = startRun(cluster, runArgs);
   try {
-    await waitReady(cluster, s.alive, 60_000);
+    await waitReady(cluster, s.alive, scaled(60_000));
   } catch (e) {
     s.proc.kill("SIGKILL");
     throw new Error(`${(e as Error).message}\n--- run's output ---\n${s.stderr()}`);
@@ -82,7 +83,7 @@ export async function startReady(cluster: Cluster, runArgs: string[]): Promise<R
 
 export async function stop(s: RunningServer, signal: NodeJS.Signals = "SIGINT"): Promise<{ code: number | null; signal: NodeJS.Signals | null }> {
   if (s.alive()) s.proc.kill(signal);
-  const timer = setTimeout(() => s.proc.kill("SIGKILL"), 60_000);
+  const timer = setTimeout(() => s.proc.kill("SIGKILL"), scaled(60_000));
   const r = await s.exited;
   clearTimeout(timer);
   return r;
@@ -92,8 +93,9 @@ export async function newCluster(conf: string[] = []): Promise<Cluster> {
   return createCluster({ conf });
 }
 
+/** Waits for `cond`, up to `timeoutMs` (stretched by the lab's time scale, support/time-scale.ts). */
 export async function waitFor(cond: () => boolean, timeoutMs = 30_000, what = "condition"): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
+  const deadline = Date.now() + scaled(timeoutMs);
   while (Date.now() < deadline) {
     if (cond()) return;
     await new Promise((r) => setTimeout(r, 100));
