@@ -46,6 +46,7 @@
 //   a session lost while not closed by us (terminated, crashed) is an alarm, and the next
 //   question reconnects after a bounded backoff (100 ms doubling to 5 s).
 
+import { TIME_SCALE } from "./time-scale.js";
 import type { ActivityRow } from "../classify/classify.js";
 import { PgWireConnection, PgWireError, type ResultSet } from "../host/pgwire.js";
 import { readParentAndStart } from "../host/proc.js";
@@ -279,7 +280,7 @@ export class MonitorConnection {
     let conn: PgWireConnection;
     try {
       conn = await PgWireConnection.open(fd, {
-        user: this.role, database: this.database, params: STARTUP_PARAMS, timeoutMs: this.opts.connectTimeoutMs ?? 2000,
+        user: this.role, database: this.database, params: STARTUP_PARAMS, timeoutMs: this.opts.connectTimeoutMs ?? 2000 * TIME_SCALE,
       });
     } catch (e) {
       const err = e as PgWireError;
@@ -349,7 +350,7 @@ export class MonitorConnection {
       for (let attempt = 0; ; attempt++) {
         this.queries++;
         try {
-          const timeout = this.opts.queryTimeoutMs ?? 2500;
+          const timeout = this.opts.queryTimeoutMs ?? 2500 * TIME_SCALE;
           sets = this.opts.protocol === "simple"
             ? await conn.query(activityQuery(pid, withQuery), timeout)
             : await conn.execute(withQuery ? ACTIVITY_STATEMENTS.withQuery : ACTIVITY_STATEMENTS.plain, activityParams(pid), timeout);

@@ -4,6 +4,7 @@
 // without blocking (receiveMessageOnPort): classification requests and statement lookups go
 // out, their answers come back, and held calls wait meanwhile while others are answered.
 
+import { TIME_SCALE } from "./time-scale.js";
 import { programContextFor } from "../classify/classify.js";
 import { parentPort, receiveMessageOnPort, workerData, type MessagePort } from "node:worker_threads";
 import { writeSync } from "node:fs";
@@ -134,9 +135,9 @@ function drainAnswers(): void {
   // The main thread writes the log, forwards signals and classifies: if it has been stuck for
   // 10 s the server must not go on unsupervised in part. Stop it (SIGQUIT: immediate shutdown).
   const mainBeat = Atomics.load(heartbeat, 1);
-  if (!mainStallReported && mainBeat > 0 && tenths() - mainBeat > 100) {
+  if (!mainStallReported && mainBeat > 0 && tenths() - mainBeat > 100 * TIME_SCALE) {
     mainStallReported = true;
-    writeSync(2, "pg_seccomp: error: the launcher's main thread has not run for 10 s; stopping the server (fail closed)\n");
+    writeSync(2, `pg_seccomp: error: the launcher's main thread has not run for ${10 * TIME_SCALE} s; stopping the server (fail closed)\n`);
     try {
       process.kill(data.stagePid, "SIGQUIT");
     } catch {
