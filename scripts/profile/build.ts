@@ -4,6 +4,7 @@
 //   node dist/scripts/profile/build.js --major 15 --learned-from profiles/postgresql-15-x86_64.conf
 //   node dist/scripts/profile/build.js --major 18 --arch aarch64 --learned-from profiles/postgresql-18-x86_64.conf
 //   node dist/scripts/profile/build.js --major 15 --tracer strace --learned-from profiles/postgresql-15-x86_64.conf  (a new run ∪ the file's)
+//   node dist/scripts/profile/build.js --major 15 --ran-in "the VM lab: ..."  (the header says where the run was: lab/run.sh --arch aarch64 profile-15)
 // --major finds the server as the tests do (Debian's, else the embedded build in node_modules;
 // for --arch aarch64 the npm registry's linux-arm64 build, arm64-builds.ts).
 // What was seen at run time comes from learning runs (default), or with --learned-from FILE from
@@ -61,6 +62,9 @@ if (staticOnly !== "log" && staticOnly !== "allow") fail(`--static-only: "${stat
 // How calls are observed: `pg_seccomp learn` over the floor (default), or `strace -f -c` of the
 // server processes (no filter at all; the floor is added all the same).
 const tracer = opt("--tracer") ?? "learn";
+// Where the run was, for the header (the VM lab names its machine and command).
+const ranIn = opt("--ran-in");
+if (ranIn !== undefined && (foreign || !/^[ -~]{1,200}$/.test(ranIn))) fail(`--ran-in: one printable line, and only for a run on this machine's arch`);
 if (tracer !== "learn" && tracer !== "strace") fail(`--tracer: "${tracer}" is not learn or strace`);
 
 // The server: its postgres binary (analyzed; run unless --learned-from) and major.
@@ -307,7 +311,7 @@ const header = [
         `those seen on x86_64 (${learnedFrom ? basename(learnedFrom) : ""}), mapped by name to ${arch}: a name ${arch} lacks became its *at/2/p`,
         `equivalents (noted per line) or was dropped (${dropped.length ? dropped.join(", ") : "none"}). The static part is the ${arch} build itself.`,
       ]
-    : [`Kernel ${spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim()}.`]),
+    : [`Kernel ${spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim()}${ranIn ? `; run in ${ranIn}` : ""}.`]),
   `Used by \`pg_seccomp run\` when no --policy is given and the server is PostgreSQL ${major} on ${arch}.`,
   `docs/profiles.md says what the runs covered and how to regenerate this file.`,
   "",
