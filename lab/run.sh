@@ -192,7 +192,7 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     bookworm "$ROOT" "${sources[@]}" >&2
-  step "adding node ($NODE_BIN, $("$NODE_BIN" --version)) and the first-stage init"
+  step "adding node ($NODE_BIN, ${NODE_VERSION:-$("$NODE_BIN" --version)}) and the first-stage init"
   install -m 0755 "$NODE_BIN" "$ROOT/usr/local/bin/node"
   printf '%s\n' "$STAGE1" > "$ROOT/sbin/lab-init"
   chmod 0755 "$ROOT/sbin/lab-init"
