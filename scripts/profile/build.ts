@@ -95,6 +95,10 @@ if (foreign) {
 const out = resolve(opt("--out") ?? join(repo, "profiles", `postgresql-${major}-${arch}.conf`));
 const floorText = readFileSync(join(repo, "profiles", "floor.conf"), "utf8");
 const floor = parseFloor(floorText);
+// floor.conf names x86_64's calls; on another arch they are carried over by name (stat ->
+// newfstatat, chown -> fchownat, ...), for a learning run's base as for the profile.
+const floorInArchNames = arch !== "x86_64";
+const baseFloorAllow = floorInArchNames ? [...mapNames(floor.allow, arch).mapped.keys()] : floor.allow;
 
 /** The syscall names of an `strace -c` summary (the last column of its table rows). */
 function straceSummaryNames(text: string): string[] {
@@ -139,7 +143,11 @@ async function observe(binDir: string): Promise<Seen> {
     const policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-floor-"));
     chmodSync(policyDir, 0o755);
     const floorFile = join(policyDir, "floor.conf");
-    copyFileSync(join(repo, "profiles", "floor.conf"), floorFile);
+    if (floorInArchNames) {
+      writeFileSync(floorFile, floorText.replace(/^global_syscall_allow = '[^']*'$/m, `global_syscall_allow = '${baseFloorAllow.join(", ")}'`));
+    } else {
+      copyFileSync(join(repo, "profiles", "floor.conf"), floorFile);
+    }
     chmodSync(floorFile, 0o644);
     chownSync(floorFile, 0, 0);
     const pgArgs = [join(binDir, "postgres"), "-D", cluster.dataDir];
@@ -165,7 +173,7 @@ async function observe(binDir: string): Promise<Seen> {
         for (const e of p.global.entries) if (e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0) seen(e.name, tag);
       }
       // The floor was the base: a floor call is allowed whatever the run did, so learn cannot say whether it was made.
-      for (const n of floor.allow) {
+      for (const n of baseFloorAllow) {
         const l = names.get(n);
         if (l && l.length === 3) names.delete(n);
       }
@@ -261,7 +269,7 @@ const learnedNote = new Map<string, string>();
 let floorNames = new Map(floor.allow.map((n) => [n, floor.tagOf.get(n)!] as const));
 const floorNote = new Map<string, string>();
 const dropped: string[] = [];
-if (foreign) {
+if (foreign || floorInArchNames) {
   // A name with several equivalents (chmod -> fchmodat, fchmodat2) keeps those the build's own
   // code makes (static analysis), all of them when it makes none.
   const inStatic = new Set(analysis.syscalls.map((x) => x.name));
@@ -280,15 +288,17 @@ if (foreign) {
     }
     return m;
   };
-  const m = narrow(mapNames(learned.keys(), arch));
-  const next = new Map<string, string[]>();
-  for (const [to, froms] of m.mapped) {
-    next.set(to, [...new Set(froms.flatMap((f) => learned.get(f) ?? []))]);
-    if (froms.some((f) => f !== to)) learnedNote.set(to, `(x86_64: ${froms.join(", ")})`);
+  if (foreign) {
+    const m = narrow(mapNames(learned.keys(), arch));
+    const next = new Map<string, string[]>();
+    for (const [to, froms] of m.mapped) {
+      next.set(to, [...new Set(froms.flatMap((f) => learned.get(f) ?? []))]);
+      if (froms.some((f) => f !== to)) learnedNote.set(to, `(x86_64: ${froms.join(", ")})`);
+    }
+    learned = next;
+    dropped.push(...m.dropped.map((n) => `${n} (seen)`));
+    for (const [t, d] of seen.legend) if (!d.startsWith("on x86_64")) seen.legend.set(t, `on x86_64, names mapped to ${arch}: ${d}`);
   }
-  learned = next;
-  dropped.push(...m.dropped.map((n) => `${n} (seen)`));
-  for (const [t, d] of seen.legend) if (!d.startsWith("on x86_64")) seen.legend.set(t, `on x86_64, names mapped to ${arch}: ${d}`);
   const fm = narrow(mapNames(floor.allow, arch));
   floorNames = new Map();
   for (const [to, froms] of fm.mapped) {
@@ -311,7 +321,10 @@ const header = [
         `those seen on x86_64 (${learnedFrom ? basename(learnedFrom) : ""}), mapped by name to ${arch}: a name ${arch} lacks became its *at/2/p`,
         `equivalents (noted per line) or was dropped (${dropped.length ? dropped.join(", ") : "none"}). The static part is the ${arch} build itself.`,
       ]
-    : [`Kernel ${spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim()}${ranIn ? `; run in ${ranIn}` : ""}.`]),
+    : [
+        `Kernel ${spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim()}${ranIn ? `; run in ${ranIn}` : ""}.`,
+        ...(floorInArchNames ? [`The floor's x86_64 names mapped by name to ${arch} (noted per line; dropped: ${dropped.length ? dropped.join(", ") : "none"}).`] : []),
+      ]),
   `Used by \`pg_seccomp run\` when no --policy is given and the server is PostgreSQL ${major} on ${arch}.`,
   `docs/profiles.md says what the runs covered and how to regenerate this file.`,
   "",
