@@ -238,19 +238,9 @@ function carried(file: string): Seen {
   return { names, legend, method: `the allow list of ${source}, which recorded no evidence yet, minus the floor (--learned-from)` };
 }
 
-// --learned-from with an explicit --tracer: a new run, and the earlier profile's seen calls kept
-// too (a call that run does not reproduce stays allowed, with its older evidence).
-const seen: Seen = await (async () => {
-  if (learnedFrom && (foreign || opt("--tracer") === undefined)) return carried(learnedFrom);
-  const run = await observe(binDir!);
-  if (!learnedFrom) return run;
-  const before = carried(learnedFrom);
-  for (const [n, tags] of before.names) run.names.set(n, [...new Set([...(run.names.get(n) ?? []), ...tags])]);
-  for (const [t, d] of before.legend) run.legend.set(t, d);
-  return { names: run.names, legend: run.legend, method: `${run.method}; and ${before.method}` };
-})();
-
 // Static analysis of the server's files: postgres, its libraries, and the modules the workload loads.
+// Before the learning rounds: learn analyzes the same files under a time limit (180 s), and finds
+// them in analyze's per-file cache (under TCG emulation the cold analysis took longer).
 const modules = ["plpgsql", "pg_stat_statements", "pgcrypto", "file_fdw", "dblink", "postgres_fdw"];
 const pkglibdir = derivePkglibdir(postgres);
 const extensions = pkglibdir ? modules.filter((m) => existsSync(join(pkglibdir, `${m}.so`))) : [];
@@ -262,6 +252,17 @@ const programs = args.flatMap((a, i) => (a === "--program" && args[i + 1] ? [arg
 const analysis: AnalyzeResult = await analyze({ postgres, extensions, programs, arch, cacheDir: defaultCacheDir(), ...(foreign ? { sysroot: ARM64_SYSROOT } : {}) });
 if (analysis.missing.length > 0) fail(`static analysis: ${analysis.missing.map((m) => m.name).join(", ")} not found (${foreign ? "apt-get install libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross" : "is the server installed completely?"}); no profile written`);
 
+// --learned-from with an explicit --tracer: a new run, and the earlier profile's seen calls kept
+// too (a call that run does not reproduce stays allowed, with its older evidence).
+const seen: Seen = await (async () => {
+  if (learnedFrom && (foreign || opt("--tracer") === undefined)) return carried(learnedFrom);
+  const run = await observe(binDir!);
+  if (!learnedFrom) return run;
+  const before = carried(learnedFrom);
+  for (const [n, tags] of before.names) run.names.set(n, [...new Set([...(run.names.get(n) ?? []), ...tags])]);
+  for (const [t, d] of before.legend) run.legend.set(t, d);
+  return { names: run.names, legend: run.legend, method: `${run.method}; and ${before.method}` };
+})();
 
 // Names of the host's arch carried to the profile's (aarch64 lacks open, stat, fork, ...).
 let learned = seen.names;
