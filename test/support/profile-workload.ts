@@ -9,6 +9,7 @@ import { appendFileSync, chownSync, existsSync, mkdirSync, readFileSync } from "
 import { join } from "node:path";
 import { createCluster, destroyCluster, findPgBinDir, freePort } from "../../src/postgres/cluster.js";
 import { profileServerConf } from "../../scripts/profile/server-conf.js";
+import { hostArch } from "../../src/syscalls/index.js";
 import { BIN, logFile, startReady, stop, writePolicy } from "./server.js";
 import { repoPath } from "./paths.js";
 
@@ -17,7 +18,8 @@ export async function profileWorkloadUnderKill(major: number, opts: { timeoutMs?
   const cluster = await createCluster({ binDir, conf: profileServerConf(major) });
   try {
     appendFileSync(join(cluster.dataDir, "pg_hba.conf"), "local replication all trust\n");
-    const profile = readFileSync(repoPath(`profiles/postgresql-${major}-x86_64.conf`), "utf8");
+    // The machine's arch's profile (the aarch64 lab runs this on aarch64).
+    const profile = readFileSync(repoPath(`profiles/postgresql-${major}-${hostArch()}.conf`), "utf8");
     const policy = writePolicy(profile + "\nglobal_syscall_default = 'kill'\n", `starter-${major}-kill.conf`);
     const work = join(cluster.root, "work");
     mkdirSync(work);
