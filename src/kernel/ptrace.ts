@@ -207,27 +207,24 @@ function getFilterHint(pid: number, errno: number, index: number): string | unde
   }
 }
 
-/** The Seccomp: field of /proc/PID/task/PID/status (0 disabled, 1 strict, 2 filter), or undefined. */
-function seccompModeOf(pid: number): number | undefined {
+/** A numeric field of /proc/PID/task/PID/status (the thread `pid`'s own), or undefined when absent or gone. */
+function threadStatusNumber(pid: number, field: string): number | undefined {
   try {
-    const m = /^Seccomp:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8"));
+    const m = new RegExp(`^${field}:\\s*(\\d+)`, "m").exec(readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8"));
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/**
- * The Seccomp_filters: field of /proc/PID/task/PID/status (how many filters the thread has;
- * Linux 5.9 and later), or undefined.
- */
+/** The Seccomp: field (0 disabled, 1 strict, 2 filter), or undefined. */
+function seccompModeOf(pid: number): number | undefined {
+  return threadStatusNumber(pid, "Seccomp");
+}
+
+/** The Seccomp_filters: field (how many filters the thread has; Linux 5.9 and later), or undefined. */
 function seccompFilterCount(pid: number): number | undefined {
-  try {
-    const m = /^Seccomp_filters:\s*(\d+)/m.exec(readFileSync(`/proc/${pid}/task/${pid}/status`, "utf8"));
-    return m ? Number(m[1]) : undefined;
-  } catch {
-    return undefined;
-  }
+  return threadStatusNumber(pid, "Seccomp_filters");
 }
 
 /**

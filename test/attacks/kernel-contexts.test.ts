@@ -55,6 +55,20 @@ function results(out: string): Record<string, string> {
   }));
 }
 
+/** seccomp.* in the cluster's postgres database, as the docs install it. */
+function sqlInstall(): void {
+  const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
+  const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+  assert.equal(installed.status, 0, installed.stderr);
+}
+
+/** One psql session as postgres running `-c` arguments in order, going on after an error. */
+function psqlCommands(args: string[]) {
+  return spawnSync(join(cluster.binDir, "psql"), ["-X", "-v", "ON_ERROR_STOP=0", ...args], {
+    encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" },
+  });
+}
+
 function events(path: string): ViolationEvent[] {
   if (!existsSync(path)) return [];
   return readFileSync(path, "utf8").trim().split("\n").filter(Boolean).map((l) => JSON.parse(l) as ViolationEvent);
@@ -121,6 +135,7 @@ test("the server is non-dumpable: /proc/<postmaster>/mem opens neither for a bac
   const s = await startReady(cluster, ["--policy", writePolicy(profile)]);
   try {
     const pm = postmasterPid(cluster.dataDir)!;
+    assert.ok(existsSync(`/proc/${pm}`), `the postmaster ${pm} of postmaster.pid is alive\n${s.stderr().slice(-3000)}`);
     // The kernel gives /proc/<pid>/ files of a non-dumpable process to root.
     assert.equal(statSync(`/proc/${pm}/mem`).uid, 0, "the postmaster's /proc files belong to root");
     // A backend (the server's code, as a superuser can make it read any file).
@@ -219,18 +234,15 @@ test("set_client_filter narrows every thread of the session: a thread started be
   // getresuid is only logged for sessions: the client filter is what denies it.
   const s = await startReady(cluster, ["--policy", writePolicy(profile + "\nset_client_filter = on\n"), "--log", logFile("kattack-client.jsonl")]);
   try {
-    const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-    const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
-    assert.equal(installed.status, 0, installed.stderr);
+    sqlInstall();
     // One session: the library's thread starts and waits; the session narrows itself; the
     // backend itself writes the trigger (COPY TO a file, as a superuser may); the thread calls.
-    const r = spawnSync(join(cluster.binDir, "psql"), [
-      "-X", "-v", "ON_ERROR_STOP=0",
+    const r = psqlCommands([
       "-c", `load '${lib}'`,
       "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getresuid', NULL) as answer",
       "-c", `copy (select 1) to '${trigger}'`,
       "-c", "select pg_sleep(1)",
-    ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" } });
+    ]);
     const said = r.stdout + r.stderr;
     assert.match(said, /^ OK$/m, `set_client_filter said OK\n${said}\n${s.stderr()}`);
     assert.match(said, /^COPY 1$/m, said);
@@ -246,14 +258,11 @@ test("set_client_filter in a backend whose threads' filters diverged is refused,
   const { lib, out } = backendCode("diverge", ["-DDIVERGE"]);
   const s = await startReady(cluster, ["--policy", writePolicy(profile + "\nset_client_filter = on\n"), "--log", logFile("kattack-diverge.jsonl")]);
   try {
-    const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-    const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
-    assert.equal(installed.status, 0, installed.stderr);
-    const r = spawnSync(join(cluster.binDir, "psql"), [
-      "-X", "-v", "ON_ERROR_STOP=0",
+    sqlInstall();
+    const r = psqlCommands([
       "-c", `load '${lib}'`,
       "-c", "select seccomp.set_client_filter(NULL, NULL, NULL, 'getresuid', NULL) as answer",
-    ], { encoding: "utf8", env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: "postgres", PGDATABASE: "postgres" } });
+    ]);
     const said = r.stdout + r.stderr;
     assert.equal(results(out).diverged, "ok", readFileSync(out, "utf8"));
     assert.doesNotMatch(said, /^ OK$/m, `set_client_filter said OK for a process it could not narrow whole\n${said}`);

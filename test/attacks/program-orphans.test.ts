@@ -35,7 +35,8 @@ after(async () => {
 
 /** perl that writes socket()'s outcome to `out`; `orphan`: it forks first, its parent exits at once, and the child waits until it is init's. */
 function program(out: string, orphan: boolean): string {
-  const body = `${orphan ? "exit if fork; sleep 1 while getppid() != 1 && $n++ < 50;" : ""} open F, ">", "${out}"; print F (socket(S, 2, 1, 0) ? "ok" : 0 + $!), "\\n"; close F`;
+  // It reads COPY's row first: a program that exits before COPY has written breaks its pipe.
+  const body = `1 while <STDIN>; ${orphan ? "exit if fork; sleep 1 while getppid() != 1 && $n++ < 50;" : ""} open F, ">", "${out}"; print F (socket(S, 2, 1, 0) ? "ok" : 0 + $!), "\\n"; close F`;
   return `copy (select 1) to program 'perl -e ''${body.replace(/'/g, "''")}'''`;
 }
 

@@ -2,10 +2,10 @@
 // would run it, a throwaway cluster, and helpers to wait and stop.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createCluster, postgresArgs, waitReady, type Cluster } from "../../src/postgres/cluster.js";
+import { createCluster, postgresArgs, postmasterPid, waitReady, type Cluster } from "../../src/postgres/cluster.js";
 import { seccompSupport } from "../../src/kernel/index.js";
 import { scaled } from "./time-scale.js";
 import { repoPath } from "./paths.js";
@@ -71,6 +71,12 @@ export function startRun(cluster: Cluster, runArgs: string[], postgresExtra: str
 
 /** Starts under `policy` and waits until the server accepts connections. */
 export async function startReady(cluster: Cluster, runArgs: string[]): Promise<RunningServer> {
+  // A postmaster of an earlier run may still be shutting down (its launcher gone first, e.g. a
+  // fail-closed stop): wait for it, or the readiness check below would reach that old server.
+  const old = postmasterPid(cluster.dataDir);
+  if (old !== undefined) {
+    await waitFor(() => !existsSync(`/proc/${old}`) || postmasterPid(cluster.dataDir) !== old, 60_000, `the earlier postmaster ${old} to exit`).catch(() => undefined);
+  }
   const s = startRun(cluster, runArgs);
   try {
     await waitReady(cluster, s.alive, scaled(60_000));
