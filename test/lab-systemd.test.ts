@@ -167,7 +167,7 @@ function assertRunningFiltered(unit: string): { launcher: number; postmaster: nu
   return { launcher, postmaster };
 }
 
-const CAPS: Record<string, number> = { CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7, CAP_SYS_PTRACE: 19, CAP_SYSLOG: 34, CAP_AUDIT_READ: 37 };
+const CAPS: Record<string, number> = { CAP_CHOWN: 0, CAP_DAC_OVERRIDE: 1, CAP_KILL: 5, CAP_SETGID: 6, CAP_SETUID: 7, CAP_NET_ADMIN: 12, CAP_SYS_PTRACE: 19, CAP_SYSLOG: 34, CAP_AUDIT_READ: 37 };
 
 /** deploy.md's directive table: the capability set the units document. */
 function documentedCapabilities(): string[] {
