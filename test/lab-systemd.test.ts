@@ -316,14 +316,23 @@ test("deploy.md's \"Verifying it works\" block, as written, on the running 15/ma
     const commands = p.split("\n").filter((l) => !l.startsWith("#")).join("\n");
     if (/ -f\b/.test(commands)) {
       // `log -f` follows for ever: it must print the denial above, then it is stopped.
-      const child = spawn("sh", ["-c", commands.replace(/\s+#.*$/, "")], { stdio: ["ignore", "pipe", "pipe"] });
+      // Its own process group: sh may fork pg_seccomp rather than exec it, and a follower left
+      // running keeps this file's pipes, so the test runner never ends (seen in the lab).
+      const child = spawn("sh", ["-c", commands.replace(/\s+#.*$/, "")], { stdio: ["ignore", "pipe", "pipe"], detached: true });
       let out = "";
       child.stdout.on("data", (d: Buffer) => (out += d.toString()));
       child.stderr.on("data", (d: Buffer) => (out += d.toString()));
       try {
         await waitFor(`${where(verify)}: log -f prints the execve record`, () => /execve/.test(out), 60_000);
       } finally {
-        child.kill("SIGINT");
+        try {
+          process.kill(-child.pid!, "SIGKILL");
+        } catch {
+          // already gone
+        }
+        child.stdout.destroy();
+        child.stderr.destroy();
+        child.unref();
       }
       continue;
     }
