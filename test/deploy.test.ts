@@ -20,7 +20,7 @@ import { close, prctl, seccompSupport } from "../src/kernel/index.js";
 import { bindDatagram, receiveDatagram, unixDatagramSocket } from "../src/kernel/dgram.js";
 import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
-import { procStatusFields, waitFor, writePolicy } from "./support/server.js";
+import { pg15BinDir, procStatusFields, waitFor, writePolicy } from "./support/server.js";
 import { psql } from "../src/postgres/cluster.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
@@ -31,14 +31,6 @@ const DOCKERFILE = repoPath("contrib/docker/Dockerfile");
 const ENTRYPOINT = repoPath("contrib/docker/pg_seccomp-entrypoint.sh");
 const K8S = repoPath("contrib/kubernetes/postgres-seccomp.yaml");
 const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
-
-function pg15BinDir(): string | undefined {
-  try {
-    return findPgBinDir(15);
-  } catch {
-    return undefined;
-  }
-}
 
 const isRoot = process.getuid?.() === 0;
 const rootAndPg15 = !isRoot ? "needs root (--user postgres; a root-owned policy; pg_ctl run as the postgres user)" : pg15BinDir() ? false : "PostgreSQL 15 is not installed";

@@ -24,20 +24,12 @@ import { seccompSupport } from "../../src/kernel/index.js";
 import { syscallNumber } from "../../src/syscalls/index.js";
 import { hostKernelArch } from "../../src/kernel/arch.js";
 import { repoPath } from "../support/paths.js";
-import { writePolicy } from "../support/server.js";
+import { pg15BinDir, writePolicy } from "../support/server.js";
 import { scaled } from "../support/time-scale.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
 const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
 const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
-
-function pg15BinDir(): string | undefined {
-  try {
-    return findPgBinDir(15);
-  } catch {
-    return undefined;
-  }
-}
 
 const skip = process.getuid?.() !== 0 ? "needs root (pg_ctl as the postgres user, a root-owned policy)" : !pg15BinDir() ? "PostgreSQL 15 is not installed" : seccompSupport().ok ? false : "seccomp is unavailable";
 

@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { createCluster, postgresArgs, postmasterPid, waitReady, type Cluster } from "../../src/postgres/cluster.js";
+import { createCluster, findPgBinDir, postgresArgs, postmasterPid, waitReady, type Cluster } from "../../src/postgres/cluster.js";
 import { seccompSupport } from "../../src/kernel/index.js";
 import { scaled } from "./time-scale.js";
 import { repoPath } from "./paths.js";
@@ -22,6 +22,15 @@ export function integrationSkip(): string | false {
     return false;
   } catch (e) {
     return (e as Error).message;
+  }
+}
+
+/** Debian's PostgreSQL 15 bin directory, or undefined when it is not installed (a skip reason). */
+export function pg15BinDir(): string | undefined {
+  try {
+    return findPgBinDir(15);
+  } catch {
+    return undefined;
   }
 }
 
