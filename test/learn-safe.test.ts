@@ -15,11 +15,14 @@
 //   BASE_BACKUP), `pgbench -i -s 10`, archiving with `zstd -q %p -o`, a streaming standby under
 //   the same policy started from the backup once the archive holds those segments, so that its
 //   startup process restores them with `zstd -d ... -o %p` (restore_command) before it streams,
-//   and a backend killed (crash recovery). 15 is Debian's build (GSSAPI, LLVM, 42 libraries of
+//   and a backend killed (crash recovery); then test/support/kill-workloads.ts's full set under
+//   it (unix_socket_group, every archive tool Debian packages and pgBackRest, archiving and
+//   restoring, cp -p / cp -a, dblink with a KEYRING: cache, chown in plperlu). 15 is Debian's build (GSSAPI, LLVM, 42 libraries of
 //   the system) and the only one whose pg_basebackup speaks to its walsender.
 // - 14, 16, 17 and 18 (the embedded builds), the core: learn as documented and run under the
 //   result through a base backup (the low-level backup over SQL on 16+, Debian's pg_basebackup
-//   being older), `pgbench -i -s 10`, archiving with zstd and crash recovery. No verify (it
+//   being older), `pgbench -i -s 10`, archiving with zstd and crash recovery, then kill-workloads.ts's short set (unix_socket_group,
+//   gzip, zstd and cp -a archiving and restoring, dblink with a KEYRING: cache). No verify (it
 //   re-checks the file learn wrote; 15 shows it passing) and no standby (restoring and streaming
 //   are the startup process and the walreceiver, which crash recovery and 15 exercise): what
 //   differs between majors is the server's own calls, which learn and these steps exercise.
@@ -45,6 +48,7 @@ import { majors } from "./support/majors.js";
 import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
 import { policySizes, recallAgainst, straceSeen } from "../scripts/profile/profile-sizes.js";
+import { runKillWorkloads } from "./support/kill-workloads.js";
 
 const skip = integrationSkip();
 
@@ -162,8 +166,8 @@ for (const m of majors()) {
   const full = FULL_ROUND.has(m.major);
   test(
     full
-      ? `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy pg_basebackup, pgbench -i -s 10, archiving with zstd, a standby restoring from that archive with zstd -d, crash recovery: nothing killed, nothing denied`
-      : `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy a base backup, pgbench -i -s 10, archiving with zstd, crash recovery: nothing killed, nothing denied`,
+      ? `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy pg_basebackup, pgbench -i -s 10, archiving with zstd, a standby restoring from that archive with zstd -d, crash recovery, unix_socket_group, every archive tool, KEYRING, plperlu chown: nothing killed, nothing denied`
+      : `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy a base backup, pgbench -i -s 10, archiving with zstd, crash recovery, unix_socket_group, gzip/zstd/cp -a archive and restore, KEYRING: nothing killed, nothing denied`,
     { skip: skip || m.skip, timeout: 1_200_000 },
     async (t) => {
       const t0 = Date.now();
@@ -242,6 +246,12 @@ for (const m of majors()) {
         if (sb) await stop(sb);
         await stop(s);
       }
+      // 4. Under the same learned policy, the workloads that killed servers and their programs
+      // (test/profile-kills.test.ts runs them under the bundled profiles): unix_socket_group,
+      // archive and restore commands with each compressor (15; gzip, zstd and cp -a on the
+      // others), cp -p and cp -a, dblink with a KEYRING: credential cache, chown in plperlu (15).
+      // The 10 s of pgbench showed none of them.
+      await runKillWorkloads({ binDir: primary.binDir, major: m.major, policy: readFileSync(out, "utf8"), label: `learned-kills-${m.major}`, full });
       const runS = (Date.now() - t0) / 1000 - learnS - verifyS;
       assert.doesNotMatch(s.stderr(), KILLED, s.stderr().slice(-4000));
       if (sb) assert.doesNotMatch(sb.stderr(), KILLED, sb.stderr().slice(-4000));
