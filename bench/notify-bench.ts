@@ -62,6 +62,7 @@ async function measure(supervised: boolean): Promise<Float64Array> {
     const wd: SupervisorWorkerData = {
       listenerFd, policy: routed, stagePid: child.pid!, execveNr: syscallNumber(arch, "execve")!, arch, stop,
       clientFilter: new SharedArrayBuffer(12), injecting: new SharedArrayBuffer(4), heartbeat: new SharedArrayBuffer(8), heartbeatOrigin: Date.now(), port: channel.port2,
+      serverCode: { gateOnly: [], files: [] },
     };
     worker = new Worker(new URL("../src/supervisor/supervisor-worker.js", import.meta.url), { workerData: wd, transferList: [channel.port2] });
   }

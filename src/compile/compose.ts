@@ -211,6 +211,15 @@ function withExecGate(cd: ContextDecisions): ContextDecisions {
   return out;
 }
 
+/**
+ * The calls the installed program routes for the exec gate alone: every context decides them
+ * alike, so the supervisor may answer one without classifying its caller when what it maps is
+ * the server's own code (src/host/server-code.ts).
+ */
+export function execGateOnly(routed: readonly RoutedCall[]): number[] {
+  return routed.filter((c) => c.reasons.length === 1 && c.reasons[0] === "exec-gate").map((c) => c.nr);
+}
+
 /** The knock: lseek to CLIENT_FILTER_KNOCK goes to the supervisor; every other lseek as before. */
 function withClientFilterKnock(cd: ContextDecisions): ContextDecisions {
   const knock: Leaf = { kind: "leaf", action: { kind: "log" }, source: CLIENT_FILTER_SOURCE };

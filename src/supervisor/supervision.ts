@@ -18,7 +18,8 @@ import {
 } from "./client-filter.js";
 import { effectiveFilterRows, type FilterRow } from "../render/effective-table.js";
 import { MonitorConnection } from "./monitor.js";
-import { clientsNeedServerRow, compose, injectedProgram, type Composition } from "../compile/compose.js";
+import { clientsNeedServerRow, compose, execGateOnly, injectedProgram, type Composition } from "../compile/compose.js";
+import { findServerCode } from "../host/server-code.js";
 import type { Insn } from "../bpf/insn.js";
 import { clientRecordPrefix, ensureRunStateDir, launcherTablePath, removeRunState, removeStatePath, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -139,7 +140,7 @@ async function listenerOf(pid: number, gone: () => boolean): Promise<number> {
  */
 // injectMsTotal: from the classifier's answer to the filter being in (the target's stop included);
 // injectMainThreadMs: the launcher's main thread's own time in it (seize, polls, the injection).
-const stats = { notifications: 0, classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectMainThreadMs: 0, injectFailures: 0 };
+const stats = { notifications: 0, serverCodeMappings: 0, classifications: 0, classifyMsTotal: 0, classifyMsMax: 0, statementLookups: 0, injections: 0, injectMsTotal: 0, injectMsMax: 0, injectMainThreadMs: 0, injectFailures: 0 };
 
 export async function superviseServer(r: SupervisionRequest): Promise<Supervision> {
   // No /proc/PID/mem, ptrace or pidfd_getfd of the supervisor by the server's user (it holds the
@@ -460,9 +461,19 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         attempt();
       };
       const channel = new MessageChannel();
+      // The exec gate's exception for the server's own code (src/host/server-code.ts): needs to
+      // know which calls are routed for the gate alone (run passes its composition; else it is composed now).
+      installedRoutes ??= compose(r.policy, r.arch, { contexts: [] });
+      const serverCode = findServerCode(r.postgresPath, {
+        uid: r.user?.uid ?? process.getuid?.() ?? 0,
+        gids: r.userGids ?? process.getgroups?.() ?? [],
+        name: r.user?.name ?? "the server's user",
+      });
+      for (const why of serverCode.refused) r.say(`pg_seccomp: note: not taken as the server's own code (its mapping classifies the process): ${why}`);
       const wd: SupervisorWorkerData = {
         listenerFd, policy: r.policy, stagePid: pid, clientFilter, injecting, heartbeat, heartbeatOrigin, port: channel.port2,
         execveNr: syscallNumber(r.arch, "execve")!, arch: r.arch, stop,
+        serverCode: { gateOnly: execGateOnly(installedRoutes.routed), files: serverCode.files },
       };
       // The monitoring session opens on the first question (a policy whose contexts all agree and
       // that denies nothing never needs one). Every question is answered, asynchronously; the
@@ -519,7 +530,10 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       worker.on("message", (e: WorkerEvent) => {
         if ("type" in e) {
           if (e.type === "note") r.say(e.line);
-          else if (e.type === "stats") stats.notifications += e.notifications;
+          else if (e.type === "stats") {
+            stats.notifications += e.notifications;
+            stats.serverCodeMappings += e.serverCodeMappings;
+          }
           else if (e.type === "program") remember(e.pid, e.start, e.ctx, false, e.source !== e.pid ? e.source : undefined, undefined, e.ppid);
           else if (dataDirAbs && r.policy.clientFilter) void handleClientFilter(r, spool, e.pid, BigInt(e.id), listenerFd, new Int32Array(clientFilter), clientFilterDone, classifier, onNarrowed);
           return;

@@ -19,7 +19,7 @@ const policy = parsePolicyText(
 );
 const PM = 100;
 
-function harness(limits = DEFAULT_LIMITS) {
+function harness(limits = DEFAULT_LIMITS, pol = policy) {
   let now = 1_000_000;
   const procs = new Map<number, { ppid: number; start: string }>();
   const threads = new Map<number, number>();
@@ -48,7 +48,7 @@ function harness(limits = DEFAULT_LIMITS) {
   const programs = new Map<string, ReturnType<typeof compileFilter>>();
   const decisionsFor = (ctx: ContextSpec) => {
     const k = contextKey(ctx);
-    if (!programs.has(k)) programs.set(k, compileFilter(supervisorProgram(policy, arch, ctx)));
+    if (!programs.has(k)) programs.set(k, compileFilter(supervisorProgram(pol, arch, ctx)));
     return programs.get(k)!;
   };
   const core = new SupervisorCore(PM, decisionsFor, { pending: false, stagePid: PM, execveNr: EXECVE }, arch, io, limits);
@@ -59,7 +59,7 @@ function harness(limits = DEFAULT_LIMITS) {
     return n.id;
   };
   const answerOf = (nid: bigint) => answers.find((x) => x.id === nid)?.a;
-  return { core, procs, threads, answers, asked, statements, emitted, notes, killed, shells, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
+  return { core, io, procs, threads, answers, asked, statements, emitted, notes, killed, shells, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
 }
 
 test("the postmaster is decided at once; an unclassified child of it is held until the classifier answers", () => {
@@ -266,4 +266,57 @@ test("a flood of short-lived programs of one session is rate-limited by the sess
   h.call(201);
   h.advance(DEFAULT_LIMITS.statementWaitMs + 1);
   assert.equal(h.emitted.filter((e) => e.pid === 201).length, 2, "another session of the same role still logs in the same second");
+});
+
+test("the exec gate: a mapping of the server's own code runs without classifying its caller; anything else waits for classification", async () => {
+  const { compose, execGateOnly } = await import("../compile/compose.js");
+  const MMAP = syscallNumber(arch, "mmap")!;
+  const gateOnly = execGateOnly(compose(policy, arch).routed);
+  assert.ok(gateOnly.includes(MMAP), "mmap is routed for the exec gate alone");
+  for (const [what, isServerCode, heldExpected] of [
+    ["plpgsql.so's text", true, false],
+    ["any other file (a LOADed library, anonymous memory)", false, true],
+  ] as const) {
+    const h = harness();
+    h.procs.set(200, { ppid: PM, start: "50" });
+    h.core.gateOnly = new Set(gateOnly);
+    const seen: Array<[number, bigint]> = [];
+    h.io.serverCodeMapping = (pid, d) => {
+      seen.push([pid, d.args[2]!]);
+      return isServerCode;
+    };
+    const held = h.call(200, MMAP);
+    assert.deepEqual(seen, [[200, 0n]], what);
+    assert.equal(h.answerOf(held) === undefined, heldExpected, what);
+    assert.equal(h.asked.length, heldExpected ? 1 : 0, `${what}: classification asked`);
+    assert.equal(h.core.serverCodeMappings, heldExpected ? 0 : 1);
+    assert.deepEqual(h.emitted, [], "an allowed mapping is not a violation");
+  }
+  // A call routed for the gate alone is the only kind answered so: execve of the same process
+  // still waits for its classification, whatever serverCodeMapping would say.
+  const h = harness();
+  h.procs.set(200, { ppid: PM, start: "50" });
+  h.core.gateOnly = new Set(gateOnly);
+  h.io.serverCodeMapping = () => true;
+  assert.equal(h.answerOf(h.call(200, EXECVE)), undefined);
+  assert.deepEqual(h.asked, [[200, "50"]]);
+});
+
+test("the exec gate's exception needs every context to allow the call quietly: a policy that logs mmap classifies first", async () => {
+  const { compose, execGateOnly } = await import("../compile/compose.js");
+  const MMAP = syscallNumber(arch, "mmap")!;
+  const logging = parsePolicyText(
+    "global_syscall_default = allow\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\nglobal_syscall_log = 'mmap'\n",
+    "logging.conf",
+  );
+  assert.ok(!execGateOnly(compose(logging, arch).routed).includes(MMAP), "mmap is routed because the policy logs it too");
+  // And were it routed for the gate alone, the supervisor's answer (log) is not a quiet allow: held.
+  const h = harness(DEFAULT_LIMITS, logging);
+  h.procs.set(200, { ppid: PM, start: "50" });
+  h.core.gateOnly = new Set([MMAP]);
+  let askedServerCode = false;
+  h.io.serverCodeMapping = () => (askedServerCode = true);
+  assert.equal(h.answerOf(h.call(200, MMAP)), undefined);
+  assert.deepEqual(h.asked, [[200, "50"]]);
+  assert.equal(askedServerCode, false, "decided from the policy before any /proc read");
 });

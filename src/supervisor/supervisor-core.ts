@@ -66,6 +66,12 @@ export interface SupervisorIO {
    * (the kernel's records of it are attributed: client-denials.ts).
    */
   program?(pid: number, start: string, source: number, ctx: ContextSpec): void;
+  /**
+   * Is this call of process `pid` an executable, read-only mapping of the server's own code
+   * (plpgsql.so: src/host/server-code.ts) by a process with one thread? Asked only for calls the
+   * installed program routes for the exec gate alone (execGateOnly in src/compile/compose.ts).
+   */
+  serverCodeMapping?(pid: number, data: SeccompData): boolean;
 }
 
 export interface SupervisorLimits {
@@ -168,6 +174,10 @@ export class SupervisorCore {
    * parent's (src/classify/classify.ts, programContextFor); undefined: the parent's.
    */
   programContext?: (parent: ContextSpec) => ContextSpec | undefined;
+  /** Calls routed for the exec gate alone (execGateOnly): every context decides them alike. */
+  gateOnly: ReadonlySet<number> = new Set();
+  /** Exec-gate calls answered without classifying their caller: they mapped the server's own code. */
+  serverCodeMappings = 0;
 
   constructor(
     private readonly postmasterPid: number,
@@ -197,6 +207,15 @@ export class SupervisorCore {
     if (tgid === undefined || !this.io.idValid(raw.id)) return; // the thread is gone, its call with it
     const n: Notification = tgid === raw.pid ? raw : { ...raw, pid: tgid, tid: raw.pid };
     const where = this.locate(n.pid);
+    if ("waitFor" in where && this.mapsServerCode(n)) {
+      // The exec gate classifies a process before code that is not the server's enters it; the
+      // server's own PL/pgSQL handler is not such code (src/host/server-code.ts), and every
+      // context answers this call alike: it runs, and the process stays unclassified until a
+      // call its context decides.
+      this.serverCodeMappings++;
+      this.respond(n, { continue: true });
+      return;
+    }
     if ("waitFor" in where && this.mayHold(n.pid)) {
       if (this.asked.get(where.waitFor) !== where.start) {
         this.asked.set(where.waitFor, where.start);
@@ -207,6 +226,19 @@ export class SupervisorCore {
     }
     const located: Located = "ctx" in where ? where : { ctx: UNCLASSIFIED, source: n.pid, note: "too many calls of this process waiting for classification" };
     this.decideAndAnswer(n, located);
+  }
+
+  /**
+   * An exec-gate call mapping the server's own code, which every context allows without a log
+   * record: the policy's own answer (the unclassified context's, which is every context's for a
+   * call routed for the gate alone) must be a quiet allow. The /proc reads are about this call's
+   * process only while it is pending: checked last.
+   */
+  private mapsServerCode(n: Notification): boolean {
+    if (!this.gateOnly.has(n.data.nr) || !this.io.serverCodeMapping) return false;
+    const v = decide(this.decisionsFor(UNCLASSIFIED), n.data, n.pid, this.gate);
+    if (v.kind !== "continue" || v.action !== "allow") return false;
+    return this.io.serverCodeMapping(n.pid, n.data) && this.io.idValid(n.id);
   }
 
   /** Room to hold one more call of process `pid`: within its own share, and within the total. */

@@ -18,7 +18,8 @@ import type { ViolationEvent } from "../host/violation-event.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
 import { readParentAndStart, readThreadGroup, readTitle, spawnsShell } from "../host/proc.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
-import { PROC } from "../host/proc.js";
+import { PROC, readProcStatus } from "../host/proc.js";
+import { descriptorIdentity, type FileIdentity } from "../host/server-code.js";
 
 export interface SupervisorWorkerData {
   listenerFd: number;
@@ -42,6 +43,11 @@ export interface SupervisorWorkerData {
   heartbeatOrigin: number;
   /** The main thread's end of the classification channel. */
   port: MessagePort;
+  /**
+   * The exec gate's exception (src/host/server-code.ts): the calls routed for the gate alone,
+   * and the server's own modules by device and inode.
+   */
+  serverCode: { gateOnly: number[]; files: FileIdentity[] };
 }
 
 /** Messages the worker sends on `port` and receives back. */
@@ -55,7 +61,7 @@ export type WorkerEvent =
   | { type: "client-filter"; pid: number; id: string }
   | { type: "note"; line: string }
   /** At the end of its loop: notifications received (PG_SECCOMP_STATS). */
-  | { type: "stats"; notifications: number }
+  | { type: "stats"; notifications: number; serverCodeMappings: number }
   | { type: "program"; pid: number; start: string; source: number; ctx: ContextSpec; ppid?: number };
 
 const data = workerData as SupervisorWorkerData;
@@ -94,6 +100,30 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
   }
 }
 
+const mmapNr = syscallNumber(data.arch, "mmap");
+const serverCodeFiles = new Set(data.serverCode.files.map((f) => `${f.dev}:${f.ino}`));
+const PROT_WRITE = 2n;
+const PROT_EXEC = 4n;
+const MAP_ANONYMOUS = 0x20n; // the same on x86_64 and aarch64
+/**
+ * mmap(addr, len, prot, flags, fd, off) of the server's own code: executable and not writable
+ * (a writable executable copy would be a place to write code to), of a file (not anonymous),
+ * whose descriptor is one of serverCodeFiles, by a process with one thread. Its descriptor is
+ * read through /proc while the call is held: with one thread nothing but the call itself uses
+ * the process's descriptor table (PostgreSQL never shares one with CLONE_FILES), so the file the
+ * kernel maps once the call runs is the one read here.
+ */
+function serverCodeMapping(pid: number, d: { nr: number; args: readonly bigint[] }): boolean {
+  if (serverCodeFiles.size === 0 || d.nr !== mmapNr) return false;
+  const prot = d.args[2] ?? 0n;
+  const flags = d.args[3] ?? 0n;
+  const fd = Number(BigInt.asIntN(32, d.args[4] ?? -1n));
+  if ((prot & PROT_EXEC) === 0n || (prot & PROT_WRITE) !== 0n || (flags & MAP_ANONYMOUS) !== 0n || fd < 0) return false;
+  if (readProcStatus(pid)?.threads !== 1) return false;
+  const id = descriptorIdentity(pid, fd);
+  return id !== undefined && serverCodeFiles.has(`${id.dev}:${id.ino}`);
+}
+
 const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
 const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   now: () => Date.now(),
@@ -115,6 +145,7 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   requestStatement: (pid) => port.postMessage({ type: "statement", pid } satisfies WorkerRequest),
   emit: (e) => parentPort!.postMessage(e),
   note: (line) => parentPort!.postMessage({ type: "note", line }),
+  serverCodeMapping,
   // Its parent now, while its exec waits (the program may be gone when the main thread reads this).
   program: (pid, start, source, ctx) => {
     const ppid = readParentAndStart(pid)?.ppid;
@@ -123,6 +154,7 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
 });
 // Programs the server runs get their parent's program lists (program_syscall_*.<parent>).
 if (data.policy.programs) core.programContext = (parent) => programContextFor(data.policy, parent);
+core.gateOnly = new Set(data.serverCode.gateOnly);
 
 
 let mainStallReported = false;
@@ -190,5 +222,5 @@ try {
 } finally {
   // The server stopped or the launcher asked the loop to end: the summaries still held go out.
   core.flushSummaries();
-  parentPort!.postMessage({ type: "stats", notifications } satisfies WorkerEvent);
+  parentPort!.postMessage({ type: "stats", notifications, serverCodeMappings: core.serverCodeMappings } satisfies WorkerEvent);
 }

@@ -1,0 +1,74 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { descriptorIdentity, findServerCode } from "./server-code.js";
+
+const asRoot = process.getuid?.() === 0;
+const server = { uid: 4242, gids: [4242], name: "pgtest" };
+
+/** PREFIX/bin/postgres and PREFIX/<lib>/plpgsql.so in a root-owned 0755 directory. */
+function installation(lib: string): { root: string; postgres: string; module: string } {
+  const root = mkdtempSync(join(tmpdir(), "pg_seccomp-servercode-"));
+  chmodSync(root, 0o755);
+  mkdirSync(join(root, "bin"));
+  mkdirSync(join(root, lib), { recursive: true });
+  writeFileSync(join(root, "bin", "postgres"), "");
+  const module = join(root, lib, "plpgsql.so");
+  writeFileSync(module, "\x7fELF", { mode: 0o644 });
+  chmodSync(module, 0o644);
+  return { root, postgres: join(root, "bin", "postgres"), module };
+}
+
+test("findServerCode takes plpgsql.so beside postgres (Debian's and the upstream layout) by device and inode", { skip: !asRoot && "needs root (files owned by root)" }, () => {
+  for (const lib of ["lib", "lib/postgresql"]) {
+    const i = installation(lib);
+    try {
+      const st = statSync(i.module, { bigint: true });
+      const found = findServerCode(i.postgres, server);
+      assert.deepEqual(found.refused, [], lib);
+      assert.deepEqual(found.files, [{ dev: st.dev.toString(), ino: st.ino.toString() }], lib);
+    } finally {
+      rmSync(i.root, { recursive: true, force: true });
+    }
+  }
+});
+
+test("findServerCode refuses a module the server's user could change: its own, group- or world-writable, or in a directory it can write", { skip: !asRoot && "needs root (files owned by root)" }, () => {
+  const cases: Array<[string, (i: ReturnType<typeof installation>) => void]> = [
+    ["owned by the server's user", (i) => chownSync(i.module, server.uid, server.gids[0]!)],
+    ["world-writable", (i) => chmodSync(i.module, 0o646)],
+    ["in a directory the server's user owns", (i) => chownSync(join(i.root, "lib"), server.uid, server.gids[0]!)],
+  ];
+  for (const [what, spoil] of cases) {
+    const i = installation("lib");
+    try {
+      spoil(i);
+      const found = findServerCode(i.postgres, server);
+      assert.deepEqual(found.files, [], what);
+      assert.ok(found.refused.length > 0, what);
+    } finally {
+      rmSync(i.root, { recursive: true, force: true });
+    }
+  }
+});
+
+test("descriptorIdentity names the file behind a process's descriptor, whatever its path now", () => {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-fdid-"));
+  try {
+    const p = join(dir, "f");
+    writeFileSync(p, "x");
+    const fd = openSync(p, "r");
+    try {
+      const st = statSync(p, { bigint: true });
+      rmSync(p); // unlinked: the descriptor still names the inode
+      assert.deepEqual(descriptorIdentity(process.pid, fd), { dev: st.dev.toString(), ino: st.ino.toString() });
+    } finally {
+      closeSync(fd);
+    }
+    assert.equal(descriptorIdentity(process.pid, 1_000_000), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

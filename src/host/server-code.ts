@@ -1,0 +1,88 @@
+// The server's own code that may be mapped executable without classifying the process first
+// (docs/design.md, "The exec gate and the server's own modules").
+//
+// The exec gate classifies a process before new executable code enters it, because code that is
+// not the server's could rewrite what classification reads (the process's shared-memory status).
+// PL/pgSQL is the server's own: its handler (plpgsql.so, shipped with the server, root's) runs
+// only SQL and its interpreter, which can no more rewrite that status than SQL can. It is also
+// what nearly every connection that calls a function loads, so gating it made the classification
+// (a monitor query and a ptrace injection, several milliseconds) a cost of every such connection.
+//
+// Identified by device and inode, never by path: what the process maps is the file behind its
+// descriptor (read through /proc/PID/fd while its mmap call is held), and the launcher records
+// the inode at start, through a route the server's user cannot change (host/permissions.ts).
+
+import { statSync, type BigIntStats } from "node:fs";
+import { dirname, join } from "node:path";
+import { checkRoute, fileProblem, Problems, type ServerIdentity } from "./permissions.js";
+
+/** A file by its identity: device and inode, as decimal strings (they cross to the worker thread). */
+export interface FileIdentity {
+  dev: string;
+  ino: string;
+}
+
+/** The server's own modules that run no code but the server's: PL/pgSQL's handler. */
+export const SERVER_CODE_MODULES = ["plpgsql.so"] as const;
+
+/**
+ * Where a PostgreSQL installation keeps its modules relative to its bin directory: Debian's
+ * /usr/lib/postgresql/15/{bin,lib}, and the upstream layout (PREFIX/bin, PREFIX/lib/postgresql)
+ * of the embedded builds and of source installs.
+ */
+const PKGLIB_FROM_BIN = ["../lib", "../lib/postgresql"] as const;
+
+export interface ServerCode {
+  files: FileIdentity[];
+  /** Why a candidate was not taken (a route the server's user could change, a file not root's). */
+  refused: string[];
+}
+
+/**
+ * The identities of SERVER_CODE_MODULES beside `postgresPath`, each only when it is a regular
+ * file owned by root, not writable by group or others, reached through directories and links the
+ * server's user cannot change: the inode recorded is then the module the installation shipped.
+ */
+export function findServerCode(postgresPath: string, server: ServerIdentity): ServerCode {
+  const files: FileIdentity[] = [];
+  const refused: string[] = [];
+  const bin = dirname(postgresPath);
+  for (const rel of PKGLIB_FROM_BIN) {
+    for (const name of SERVER_CODE_MODULES) {
+      const path = join(bin, rel, name);
+      let st: BigIntStats;
+      try {
+        st = statSync(path, { bigint: true });
+      } catch {
+        continue; // not this layout
+      }
+      const problems = new Problems();
+      const route = checkRoute(path, "file", server, problems);
+      const why = problems.list.map((p) => `${p.path}: ${p.problem}`);
+      if (route) {
+        // The route's end, as checked (lstat of each component), is the file statted above when
+        // both name the same inode; a rename between the two shows as a difference.
+        const end = statSync(route.real, { bigint: true });
+        if (end.dev !== st.dev || end.ino !== st.ino) why.push(`${path}: changed while it was checked`);
+        if (!end.isFile()) why.push(`${path}: not a regular file`);
+        if (end.uid !== 0n) why.push(`${path}: not owned by root`);
+        const p = fileProblem({ uid: Number(end.uid), mode: Number(end.mode) } as Parameters<typeof fileProblem>[0], server);
+        if (p) why.push(`${path}: ${p}`);
+      }
+      if (why.length > 0) refused.push(...why);
+      else files.push({ dev: st.dev.toString(), ino: st.ino.toString() });
+    }
+  }
+  return { files, refused };
+}
+
+/** The identity of the file behind process `pid`'s descriptor `fd`, or undefined (closed, gone, not a file). */
+export function descriptorIdentity(pid: number, fd: number): FileIdentity | undefined {
+  try {
+    // stat (not lstat) of the /proc magic link: the open file itself, whatever its path now.
+    const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
+    return st.isFile() ? { dev: st.dev.toString(), ino: st.ino.toString() } : undefined;
+  } catch {
+    return undefined;
+  }
+}
