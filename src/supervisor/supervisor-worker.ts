@@ -16,9 +16,9 @@ import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_
 import type { LaunchGate } from "./supervisor.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
-import { readParentAndStart, readThreadGroup, readTitle, spawnsShell } from "../host/proc.js";
+import { readParentAndStart, readTitle, spawnsShell } from "../host/proc.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
-import { PROC, readProcStatus } from "../host/proc.js";
+import { PROC, readProcStatus, type ProcStatus } from "../host/proc.js";
 import { descriptorIdentity, type FileIdentity } from "../host/server-code.js";
 
 export interface SupervisorWorkerData {
@@ -100,6 +100,8 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
   }
 }
 
+/** The last /proc/TID/status threadGroup() read: the notification at hand's, read once for both questions. */
+let lastStatus: { tid: number; status: ProcStatus } | undefined;
 const mmapNr = syscallNumber(data.arch, "mmap");
 const serverCodeFiles = new Set(data.serverCode.files.map((f) => `${f.dev}:${f.ino}`));
 const PROT_WRITE = 2n;
@@ -119,7 +121,10 @@ function serverCodeMapping(pid: number, d: { nr: number; args: readonly bigint[]
   const flags = d.args[3] ?? 0n;
   const fd = Number(BigInt.asIntN(32, d.args[4] ?? -1n));
   if ((prot & PROT_EXEC) === 0n || (prot & PROT_WRITE) !== 0n || (flags & MAP_ANONYMOUS) !== 0n || fd < 0) return false;
-  if (readProcStatus(pid)?.threads !== 1) return false;
+  // The status threadGroup() read for this notification a moment ago, when it was this thread's
+  // (its Threads: is the process's); else read now.
+  const threads = lastStatus?.tid === pid ? lastStatus.status.threads : readProcStatus(pid)?.threads;
+  if (threads !== 1) return false;
   const id = descriptorIdentity(pid, fd);
   return id !== undefined && serverCodeFiles.has(`${id.dev}:${id.ino}`);
 }
@@ -127,7 +132,11 @@ function serverCodeMapping(pid: number, d: { nr: number; args: readonly bigint[]
 const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
 const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
   now: () => Date.now(),
-  threadGroup: (tid) => readThreadGroup(tid),
+  threadGroup: (tid) => {
+    const status = readProcStatus(tid);
+    lastStatus = status ? { tid, status } : undefined;
+    return status?.tgid ?? undefined;
+  },
   stat: (pid) => readParentAndStart(pid),
   status: (pid) => PROC.status(pid) ?? "",
   title: (pid) => readTitle(pid),
