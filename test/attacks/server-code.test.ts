@@ -12,15 +12,20 @@
 //     entry points are reachable that way.
 // (c) plpgsql in shared_preload_libraries: mapped in the postmaster, inherited by every backend;
 //     the role's rules still decide each session's exec.
+// (d) An upgrade replaces plpgsql.so while the server runs (dpkg writes a new file and renames
+//     it over the old): once no process maps the old file its inode is free, and the next file
+//     created in its block group gets its number on the same device. The server's OS user creates
+//     files (the fake of (a)) until one has the recorded device and inode, and its superuser
+//     session LOADs it: were the launcher's record only numbers, the fake would run unclassified.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
-import { integrationSkip, newCluster, startReady, stop, writePolicy, type RunningServer } from "../support/server.js";
+import { integrationSkip, newCluster, pg15BinDir, startReady, stop, writePolicy, type RunningServer } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 
 const headers = "/usr/include/postgresql/15/server";
@@ -49,12 +54,20 @@ interface Stats {
   classifications: number;
 }
 
-async function startWithStats(): Promise<{ s: RunningServer; stats: () => Stats }> {
+const postgresUid = (): number => Number(spawnSync("id", ["-u", "postgres"], { encoding: "utf8" }).stdout.trim());
+
+/** The fake plpgsql.so of (a): forges its row to name `role` and execs; reports to `out`. */
+function compileFake(path: string, out: string, role: string): void {
+  const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${headers}`, `-DOUT="${out}"`, `-DFORGED_ROLE=${role}`, "-o", path, repoPath("test/fixtures/attack/fake-plpgsql.c")], { encoding: "utf8" });
+  assert.equal(cc.status, 0, cc.stderr);
+}
+
+async function startWithStats(c: Cluster = cluster): Promise<{ s: RunningServer; stats: () => Stats }> {
   const was = process.env.PG_SECCOMP_STATS;
   process.env.PG_SECCOMP_STATS = "1";
   let s: RunningServer;
   try {
-    s = await startReady(cluster, ["--policy", writePolicy(policyText)]);
+    s = await startReady(c, ["--policy", writePolicy(policyText)]);
   } finally {
     if (was === undefined) delete process.env.PG_SECCOMP_STATS;
     else process.env.PG_SECCOMP_STATS = was;
@@ -80,10 +93,8 @@ test("server code attacks: a plpgsql.so that is not the server's classifies firs
     writeFileSync(out, "");
     chmodSync(out, 0o666);
     const fake = join(own, "plpgsql.so");
-    const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${headers}`, `-DOUT="${out}"`, `-DFORGED_ROLE=${alice}`, "-o", fake, repoPath("test/fixtures/attack/fake-plpgsql.c")], { encoding: "utf8" });
-    assert.equal(cc.status, 0, cc.stderr);
-    const pw = spawnSync("id", ["-u", "postgres"], { encoding: "utf8" }).stdout.trim();
-    chownSync(fake, Number(pw), Number(pw));
+    compileFake(fake, out, alice);
+    chownSync(fake, postgresUid(), postgresUid());
     // Genuine PL/pgSQL first in this session (mapped without classification), then the fake.
     const r = psql(cluster, `do $$ begin perform 1; end $$; set dynamic_library_path = '${own}:$libdir'; load 'plpgsql'; select 'loaded'`);
     assert.ok(r.ok, r.stderr);
@@ -119,5 +130,62 @@ test("plpgsql in shared_preload_libraries: mapped in the postmaster; each sessio
     query(cluster, "alter system reset shared_preload_libraries");
   } finally {
     await stop(s);
+  }
+});
+
+test("(d) plpgsql.so replaced while the server runs: a file of the server's user that gets the old inode number is not the server's code", { skip: skip || (!pg15BinDir() && "no Debian PostgreSQL 15"), timeout: 180_000 }, async () => {
+  // An installation of root's in its own directory (PREFIX/usr/lib/postgresql/15/{bin,lib}, the
+  // share directory a link to Debian's), so its plpgsql.so can be replaced as an upgrade would.
+  const inst = mkdtempSync(join(tmpdir(), "pg_seccomp-inst-"));
+  chmodSync(inst, 0o755);
+  try {
+    const major = join(inst, "usr/lib/postgresql/15");
+    mkdirSync(join(major, "bin"), { recursive: true });
+    mkdirSync(join(major, "lib"));
+    mkdirSync(join(inst, "usr/share/postgresql"), { recursive: true });
+    symlinkSync("/usr/share/postgresql/15", join(inst, "usr/share/postgresql/15"));
+    for (const f of readdirSync(pg15BinDir()!)) linkSync(join(pg15BinDir()!, f), join(major, "bin", f));
+    const module = join(major, "lib/plpgsql.so");
+    copyFileSync("/usr/lib/postgresql/15/lib/plpgsql.so", module);
+    chmodSync(module, 0o644);
+    const old = statSync(module);
+    // The server's OS user's directory on the same file system, and its fake.
+    const own = join(inst, "own");
+    spawnSync("install", ["-d", "-o", "postgres", "-g", "postgres", "-m", "0755", own]);
+    const out = join(inst, "fake.txt");
+    writeFileSync(out, "");
+    chmodSync(out, 0o666);
+    const c: Cluster = { ...cluster, binDir: join(major, "bin") };
+    const { s } = await startWithStats(c);
+    let reused: string | undefined;
+    try {
+      assert.doesNotMatch(s.stderr(), /not taken as the server's own code/, "the installation's plpgsql.so is taken");
+      psql(c, "create role alice login in role pg_execute_server_program"); // when (a) did not run
+      const alice = query(c, "select 'alice'::regrole::oid");
+      const built = join(inst, "fake.so");
+      compileFake(built, out, alice);
+      // The upgrade: a new file renamed over the old one (no process has the old one mapped).
+      copyFileSync(module, `${module}.dpkg-new`);
+      renameSync(`${module}.dpkg-new`, module);
+      // The server's user makes files until one gets the old number (kept otherwise: they fill the lower free slots).
+      for (let i = 0; i < 2000 && reused === undefined; i++) {
+        const f = join(own, `f${i}.so`);
+        copyFileSync(built, f);
+        chownSync(f, postgresUid(), postgresUid());
+        const st = statSync(f);
+        if (st.ino === old.ino && st.dev === old.dev) reused = f;
+      }
+      if (reused !== undefined) {
+        const r = psql(c, `load '${reused}'`);
+        assert.ok(r.ok, r.stderr);
+        const got = readFileSync(out, "utf8");
+        assert.match(got, /^exec /m, `the fake's constructor ran: ${JSON.stringify(got)}`);
+        assert.doesNotMatch(got, /^exec 0$/m, "a file of the server's user with the old plpgsql.so's device and inode ran unclassified: its forged row let it exec");
+      }
+    } finally {
+      await stop(s);
+    }
+  } finally {
+    rmSync(inst, { recursive: true, force: true });
   }
 });
