@@ -74,7 +74,7 @@ test("code in one backend rewrites an unclassified backend's status row: bob's s
     assert.match(control.stderr, /program "cat > \/dev\/null" failed|could not execute|Operation not permitted|Permission denied/i, `bob's exec is denied: ${control.stderr}`);
     // The attack: bob connects and waits; etl's backend (classified as etl: it mapped the
     // library) names alice in bob's row; then bob's session execs.
-    const bob = bobWaitsThenExecs(4);
+    const bob = bobWaitsThenExecs(6);
     let pid = "";
     await waitFor(() => (pid = query(cluster, "select pid from pg_stat_activity where usename = 'bob'")) !== "", 3_000, "bob's row");
     assert.equal(query(cluster, `select forge_row(${pid}, 'alice'::regrole::oid)`, { role: "etl" }), "t", "the row was found and rewritten");
