@@ -28,10 +28,7 @@ import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cl
 import { integrationSkip, newCluster, pg15BinDir, startReady, stop, writePolicy, type RunningServer } from "../support/server.js";
 import { repoPath } from "../support/paths.js";
 
-const headers = "/usr/include/postgresql/15/server";
-const skip = integrationSkip()
-  || (spawnSync("cc", ["--version"]).status !== 0 ? "no C compiler (cc)" : false)
-  || (spawnSync("test", ["-f", join(headers, "utils/backend_status.h")]).status !== 0 ? "no PostgreSQL 15 server headers" : false);
+const skip = integrationSkip() || (spawnSync("cc", ["--version"]).status !== 0 ? "no C compiler (cc)" : false);
 const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
 const policyText = `${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`;
 const COPY = "copy (select 1) to program 'cat > /dev/null'";
@@ -58,7 +55,7 @@ const postgresUid = (): number => Number(spawnSync("id", ["-u", "postgres"], { e
 
 /** The fake plpgsql.so of (a): forges its row to name `role` and execs; reports to `out`. */
 function compileFake(path: string, out: string, role: string): void {
-  const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${headers}`, `-DOUT="${out}"`, `-DFORGED_ROLE=${role}`, "-o", path, repoPath("test/fixtures/attack/fake-plpgsql.c")], { encoding: "utf8" });
+  const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-DOUT="${out}"`, `-DFORGED_ROLE=${role}`, "-o", path, repoPath("test/fixtures/attack/fake-plpgsql.c")], { encoding: "utf8" });
   assert.equal(cc.status, 0, cc.stderr);
 }
 
@@ -96,8 +93,8 @@ test("server code attacks: a plpgsql.so that is not the server's classifies firs
     compileFake(fake, out, alice);
     chownSync(fake, postgresUid(), postgresUid());
     // Genuine PL/pgSQL first in this session (mapped without classification), then the fake.
-    const r = psql(cluster, `do $$ begin perform 1; end $$; set dynamic_library_path = '${own}:$libdir'; load 'plpgsql'; select 'loaded'`);
-    assert.ok(r.ok, r.stderr);
+    const r = psql(cluster, `do $$ begin perform 1; end $$; set dynamic_library_path = '${own}:$libdir'; load 'plpgsql'`);
+    assert.match(r.stderr, /magic block/, "the fake was mapped (its constructor ran, then LOAD refused it)");
     const got = readFileSync(out, "utf8");
     assert.match(got, /^exec /m, `the fake's constructor ran: ${JSON.stringify(got)}`);
     assert.doesNotMatch(got, /^exec 0$/m, "the fake's exec ran as alice's: its mapping did not classify the process first");
@@ -186,7 +183,7 @@ test("(d) plpgsql.so replaced while the server runs: a file of the server's user
       }
       if (reused !== undefined) {
         const r = psql(c, `load '${reused}'`);
-        assert.ok(r.ok, r.stderr);
+        assert.match(r.stderr, /magic block/, "the fake was mapped (its constructor ran, then LOAD refused it)");
         const got = readFileSync(out, "utf8");
         assert.match(got, /^exec /m, `the fake's constructor ran: ${JSON.stringify(got)}`);
         assert.doesNotMatch(got, /^exec 0$/m, "a file of the server's user with the old plpgsql.so's device and inode ran unclassified: its forged row let it exec");
