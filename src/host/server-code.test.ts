@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, chownSync, closeSync, mkdirSync, mkdtempSync, openSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, chownSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { descriptorIdentity, findServerCode } from "./server-code.js";
@@ -51,6 +51,25 @@ test("findServerCode refuses a module the server's user could change: its own, g
     } finally {
       rmSync(i.root, { recursive: true, force: true });
     }
+  }
+});
+
+test("findServerCode holds the module it takes: replaced by a rename (an upgrade), its inode number goes to no new file", { skip: !asRoot && "needs root (files owned by root)" }, () => {
+  const i = installation("lib");
+  try {
+    const taken = findServerCode(i.postgres, server).files[0];
+    assert.ok(taken);
+    copyFileSync(i.module, `${i.module}.new`);
+    renameSync(`${i.module}.new`, i.module);
+    // ext4 and tmpfs hand a freed inode number to the next file made nearby: here it stays taken.
+    for (let n = 0; n < 50; n++) {
+      const f = join(i.root, "lib", `f${n}`);
+      writeFileSync(f, "");
+      const st = statSync(f, { bigint: true });
+      assert.notEqual(`${st.dev}:${st.ino}`, `${taken.dev}:${taken.ino}`, `file ${n} got the old module's inode`);
+    }
+  } finally {
+    rmSync(i.root, { recursive: true, force: true });
   }
 });
 

@@ -12,7 +12,7 @@
 // descriptor (read through /proc/PID/fd while its mmap call is held), and the launcher records
 // the inode at start, through a route the server's user cannot change (host/permissions.ts).
 
-import { statSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, statSync, type BigIntStats } from "node:fs";
 import { dirname, join } from "node:path";
 import { checkRoute, fileProblem, Problems, type ServerIdentity } from "./permissions.js";
 
@@ -31,6 +31,14 @@ export const SERVER_CODE_MODULES = ["plpgsql.so"] as const;
  * of the embedded builds and of source installs.
  */
 const PKGLIB_FROM_BIN = ["../lib", "../lib/postgresql"] as const;
+
+/**
+ * Each module taken, held open for the launcher's life (by identity): while a descriptor names
+ * the inode it is not freed, so its device and inode cannot be given to another file (an upgrade
+ * renames a new plpgsql.so over the old one; once no process maps the old, the next file created
+ * in its block group, one of the server's user's, would get its number).
+ */
+const held = new Map<string, number>();
 
 export interface ServerCode {
   files: FileIdentity[];
@@ -69,11 +77,34 @@ export function findServerCode(postgresPath: string, server: ServerIdentity): Se
         const p = fileProblem({ uid: Number(end.uid), mode: Number(end.mode) } as Parameters<typeof fileProblem>[0], server);
         if (p) why.push(`${path}: ${p}`);
       }
+      if (why.length === 0 && route && !holds(route.real, st)) why.push(`${path}: changed while it was checked`);
       if (why.length > 0) refused.push(...why);
       else files.push({ dev: st.dev.toString(), ino: st.ino.toString() });
     }
   }
   return { files, refused };
+}
+
+/**
+ * Opens the checked module (its real path: no link at its end, never blocking) and keeps the
+ * descriptor when it names the inode checked; false otherwise.
+ */
+function holds(real: string, checked: BigIntStats): boolean {
+  const key = `${checked.dev}:${checked.ino}`;
+  if (held.has(key)) return true;
+  let fd: number;
+  try {
+    fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
+  } catch {
+    return false;
+  }
+  const st = fstatSync(fd, { bigint: true });
+  if (!st.isFile() || st.dev !== checked.dev || st.ino !== checked.ino) {
+    closeSync(fd);
+    return false;
+  }
+  held.set(key, fd);
+  return true;
 }
 
 /** The identity of the file behind process `pid`'s descriptor `fd`, or undefined (closed, gone, not a file). */
