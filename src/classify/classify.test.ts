@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { Classifier, contextOfTitle } from "./classify.js";
+import { Classifier, classifyChild, contextOfTitle } from "./classify.js";
 import { parseProcStat } from "../host/proc.js";
 
 test("process titles of every PostgreSQL 15 backend type", () => {
@@ -59,4 +59,25 @@ test("classification: postmaster, children, exec'd grandchildren inherit, pins s
   set(200, 100, 77, "postgres: bob sales [local] idle");
   assert.deepEqual(c.classify(200), { context: "session", role: "bob", database: "sales" }, "a new process with a reused pid");
   assert.deepEqual(c.classify(999), { context: "unclassified" });
+});
+
+test("a client process's row must name who it logged in as (its own memory): a forged row pins the most restrictive context", () => {
+  const row = { backendType: "client backend", role: "alice", database: "db" };
+  const base = { activity: row, clientConnection: true, title: "", forkedAfterReady: true };
+  assert.deepEqual(classifyChild({ ...base, startupNames: { user: "alice", database: "db" } }), { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
+  const forgedRole = classifyChild({ ...base, startupNames: { user: "bob", database: "db" } });
+  assert.deepEqual([forgedRole.ctx, forgedRole.pin], [{ context: "unclassified" }, true]);
+  assert.match(forgedRole.note!, /^inconsistent: the server's row names role "alice", the process logged in as "bob"/);
+  const forgedDb = classifyChild({ ...base, startupNames: { user: "alice", database: "other" } });
+  assert.deepEqual([forgedDb.ctx, forgedDb.pin], [{ context: "unclassified" }, true]);
+  assert.match(forgedDb.note!, /database "db", the process connected to "other"/);
+  const unreadable = classifyChild({ ...base, startupNames: "unreadable" });
+  assert.deepEqual([unreadable.ctx, unreadable.pin], [{ context: "unclassified" }, false], "asked again on the next call");
+  // Without a reader (a major whose layout is unknown) the row alone decides, as before.
+  assert.deepEqual(classifyChild(base), { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
+  // A physical walsender: no database in the row, "" in its startup packet.
+  const ws = { ...base, activity: { backendType: "walsender", role: "rep" } };
+  assert.deepEqual(classifyChild({ ...ws, startupNames: { user: "rep", database: "" } }), { ctx: { context: "walsender" }, pin: true });
+  assert.equal(classifyChild({ ...ws, startupNames: { user: "postgres", database: "" } }).pin, true);
+  assert.equal(classifyChild({ ...ws, startupNames: { user: "postgres", database: "" } }).ctx.context, "unclassified");
 });

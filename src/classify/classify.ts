@@ -177,6 +177,30 @@ export interface ChildFacts {
    * before any client could reach it run nothing but the postmaster's code.
    */
   forkedAfterReady?: boolean;
+  /**
+   * The user and database names the process itself keeps from its startup packet (its private
+   * memory, which no other server process can write: src/host/backend-identity.ts), read for a
+   * process with a client connection; "unreadable" when they could not be read; undefined when
+   * the launcher has no reader for this server (the row alone decides).
+   */
+  startupNames?: { user: string | null; database: string | null } | "unreadable";
+}
+
+/**
+ * Does the row name what the process itself says it logged in as? The row is shared memory any
+ * server process can write; the startup names are not (ChildFacts.startupNames). A physical
+ * walsender has no database (the row none, the Port "" or NULL).
+ */
+function rowMismatch(row: ActivityRow, names: ChildFacts["startupNames"]): ChildClassification | undefined {
+  if (names === undefined) return undefined;
+  // Not pinned: the next call that needs the context asks again.
+  if (names === "unreadable") return { ctx: UNCLASSIFIED, pin: false, note: "alarm: its own record of who it logged in as cannot be read to confirm the server's row" };
+  const inconsistent = (note: string): ChildClassification => ({ ctx: UNCLASSIFIED, pin: true, note: `inconsistent: ${note}` });
+  const quote = (x: string | null | undefined) => (x === null || x === undefined || x === "" ? "none" : JSON.stringify(x.slice(0, 64)));
+  if (names.user !== row.role) return inconsistent(`the server's row names role ${quote(row.role)}, the process logged in as ${quote(names.user)}`);
+  const database = names.database === "" ? null : names.database;
+  if ((database ?? undefined) !== row.database) return inconsistent(`the server's row names database ${quote(row.database)}, the process connected to ${quote(database)}`);
+  return undefined;
 }
 
 const CLIENT_TYPES = new Set(["client backend", "walsender"]);
@@ -211,6 +235,8 @@ export function classifyChild(f: ChildFacts): ChildClassification {
     }
     if (row.backendType === "client backend" || row.backendType === "parallel worker") {
       if (row.role === undefined || row.database === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role or database not known yet" };
+      const mismatch = row.backendType === "client backend" ? rowMismatch(row, f.startupNames) : undefined;
+      if (mismatch) return mismatch;
       return { ctx: { context: row.backendType === "client backend" ? "session" : "parallel_worker", role: row.role, database: row.database }, pin: true };
     }
     if (row.backendType === "walsender") {
@@ -218,6 +244,8 @@ export function classifyChild(f: ChildFacts): ChildClassification {
       // and database. Which one it is shows only once its role is in the row (PostgreSQL 18 shows
       // a row while the connection authenticates, without role or database).
       if (row.role === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role not known yet" };
+      const mismatch = rowMismatch(row, f.startupNames);
+      if (mismatch) return mismatch;
       return { ctx: { context: "walsender", ...(row.database !== undefined ? { role: row.role, database: row.database } : {}) }, pin: true };
     }
     const kind = KINDS[row.backendType];

@@ -8,6 +8,7 @@ import type { MonitorConnection } from "./monitor.js";
 import { clientConnection, listenSockets, type ListenSockets } from "../host/sockets.js";
 import { bootTicksNow, readParentAndStart, readTitle } from "../host/proc.js";
 import type { Classification } from "./supervisor-core.js";
+import type { BackendIdentityReader } from "./backend-identity.js";
 
 export class ClassificationService {
   private readonly pins = new Map<number, { start: string; ctx: ContextSpec }>();
@@ -27,6 +28,8 @@ export class ClassificationService {
     private readonly say: (line: string) => void,
     /** False when the policy does not tell client processes apart (src/compile/compose.ts, clientsNeedServerRow). */
     private readonly clientsNeedRow = true,
+    /** Reads who a client process logged in as from its own memory (the row cross-check); undefined: the row alone decides. */
+    private readonly identity?: BackendIdentityReader,
   ) {}
 
   /** The server accepts connections (the monitor answered, or postmaster.pid said so): titles stop being a source for processes forked from now on. */
@@ -89,7 +92,10 @@ export class ClassificationService {
     if (this.monitor?.up) this.markReady();
     // At or after the tick the server was seen ready (the same tick counts as after: fail closed).
     const forkedAfterReady = this.readyAt !== undefined && !(Number(start) < this.readyAt);
-    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady });
+    // The row is shared memory any server process can write; who the process logged in as is in
+    // its own (src/host/backend-identity.ts). Read while the call that asked is held.
+    const startupNames = hasClient && this.identity && activity && activity !== "none" ? (this.identity.read(pid) ?? "unreadable") : undefined;
+    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady, ...(startupNames ? { startupNames } : {}) });
     // The answer is about this process only if the pid still names it.
     if (readParentAndStart(pid)?.start !== start) return gone;
     if (c.pin) {

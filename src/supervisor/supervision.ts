@@ -8,7 +8,6 @@ import { closeSync, existsSync, readdirSync, readlinkSync } from "node:fs";
 import { resolve } from "node:path";
 import { MessageChannel, Worker } from "node:worker_threads";
 import { close, closeProcEvents, injectSeccompFilter, KernelError, MINIMUM_KERNEL, notifContinueKnown, notifSend, openProcEvents, PendingInjection, pidfdGetFd, pidfdOpen, readForkEvents, setNotDumpable } from "../kernel/index.js";
-import type { OsUser } from "../postgres/cluster.js";
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { ClassificationService } from "./classification.js";
@@ -20,6 +19,8 @@ import { effectiveFilterRows, type FilterRow } from "../render/effective-table.j
 import { MonitorConnection } from "./monitor.js";
 import { clientsNeedServerRow, compose, execGateOnly, injectedProgram, type Composition } from "../compile/compose.js";
 import { findServerCode } from "../host/server-code.js";
+import { backendIdentityReader, type BackendIdentityReader } from "./backend-identity.js";
+import { postgresMajorVersion, type OsUser } from "../postgres/cluster.js";
 import type { Insn } from "../bpf/insn.js";
 import { clientRecordPrefix, ensureRunStateDir, launcherTablePath, removeRunState, removeStatePath, writeContexts, writeRunState } from "../host/run-state.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -371,7 +372,20 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           if (++alarmNotes.count <= 5) r.say(`pg_seccomp: alarm: monitor: ${why}`);
         },
       });
-      const classifier = new ClassificationService(pid, monitor, r.say, clientsNeedServerRow(r.policy, r.arch));
+      const needsRow = clientsNeedServerRow(r.policy, r.arch);
+      let identity: BackendIdentityReader | undefined;
+      if (needsRow) {
+        let major: number | undefined;
+        try {
+          major = postgresMajorVersion(r.postgresPath);
+        } catch {
+          major = undefined;
+        }
+        const reader = backendIdentityReader(r.postgresPath, pid, major);
+        if ("unavailable" in reader) r.say(`pg_seccomp: warning: the server's status rows are not cross-checked with what each backend logged in as (${reader.unavailable}): code in one backend could change the role another backend that is not classified yet is classified as (docs/design.md, "Classification")`);
+        else identity = reader;
+      }
+      const classifier = new ClassificationService(pid, monitor, r.say, needsRow, identity);
       // Contexts held by the kernel (docs/design.md): once a process is pinned, its context's
       // denials are installed *in it*, on every thread, so that nothing the process does later
       // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.

@@ -7,9 +7,9 @@
 // here, as in kernel-contexts.test.ts, a superuser's LOAD of test/fixtures/attack/row-forge.c,
 // whose constructor does it: its backend is classified as etl, which may not exec), plus a login role (bob) whose own
 // session waits, unclassified, until its row has been rewritten.
-// Marked todo: the fix needs a source of the role other backends cannot write (docs/design.md,
-// threat model, "Code loaded into a backend"; e.g. the backend's private memory, read by the
-// launcher while the call is held).
+// Fixed: classification checks the row against who the process itself logged in as, from its
+// private memory, which no other server process can write (src/host/backend-identity.ts): a
+// row that names another role pins the most restrictive context, with an "inconsistent" note.
 // PL/pgSQL (which an unclassified process now maps without classification, be67428) does not
 // change this: an idle connection was always unclassified until its first routed call.
 
@@ -64,7 +64,6 @@ function bobWaitsThenExecs(seconds: number): Promise<{ stdout: string; stderr: s
 test("code in one backend rewrites an unclassified backend's status row: bob's session must not exec as alice", {
   skip,
   timeout: 120_000,
-  todo: "open: any backend's code can rewrite the shared-memory row classification reads for a process it has not classified yet (docs/design.md threat model, 'Code loaded into a backend')",
 }, async () => {
   const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`);
   const s = await startReady(cluster, ["--policy", policy]);
@@ -84,6 +83,10 @@ test("code in one backend rewrites an unclassified backend's status row: bob's s
     assert.equal(readFileSync(out, "utf8").trim(), "forged 1", "bob's row was found and rewritten");
     const r = await bob;
     assert.doesNotMatch(r.stdout, /COPY 1/, `bob's session exec'd as alice:\n${r.stdout}\n${r.stderr}`);
+    // Refused as the forged row's inconsistency, named in the launcher's output.
+    await waitFor(() => /inconsistent: the server's row names role "alice", the process logged in as "bob"/.test(s.stderr()), 10_000, "the launcher's note").catch(() => {
+      throw new Error(`no "inconsistent" note in the launcher's output:\n${s.stderr().slice(-3000)}`);
+    });
   } finally {
     await stop(s);
   }

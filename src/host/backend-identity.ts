@@ -1,0 +1,93 @@
+// Who a backend authenticated as, from its own private memory (docs/design.md, "Classification",
+// the row cross-check).
+//
+// The server's status row (pg_stat_get_activity's usesysid and datid), which classification
+// reads, lives in shared memory that every server process maps read-write: code in one backend
+// can rewrite another's row before that one is classified (test/attacks/row-forge.test.ts). A
+// backend's private memory cannot be written by another server process (every one of them is
+// non-dumpable: no /proc/PID/mem, no ptrace, no process_vm_writev), and before a backend is
+// classified it has run only the server's own code (the exec gate). So the startup packet's
+// user and database names the backend keeps in its `Port` (`MyProcPort->user_name`,
+// `->database_name`, private: the postmaster's allocation, copied at fork) are read with
+// the launcher's privileges while the call that asked for the classification is held, and must
+// name what the row names.
+
+import { readFileSync, realpathSync } from "node:fs";
+import { readProcessMemory } from "./proc.js";
+
+/**
+ * Offsets of `char *database_name` and `char *user_name` in PostgreSQL's `struct Port`
+ * (src/include/libpq/libpq-be.h) on LP64 (x86_64, aarch64), per major: the struct gained and
+ * lost fields before them (17 dropped `canAcceptConnections`; 18 added the client socket's
+ * fields). Measured on the builds the tests run (Debian's 15, the embedded 14, 16, 17, 18) by
+ * reading live backends, and checked on every major by test/backend-identity.test.ts.
+ */
+export const PORT_NAME_OFFSETS: Readonly<Record<number, { database: number; user: number }>> = {
+  14: { database: 328, user: 336 },
+  15: { database: 328, user: 336 },
+  16: { database: 328, user: 336 },
+  17: { database: 320, user: 328 },
+  18: { database: 384, user: 392 },
+};
+
+/** NAMEDATALEN: role and database names are shorter (63 bytes and a NUL). */
+const NAME_MAX = 64;
+
+export interface StartupNames {
+  /** The startup packet's user (the role it logged in as); null when the pointer is NULL. */
+  user: string | null;
+  /** The database; "" or null for a physical replication connection. */
+  database: string | null;
+}
+
+/**
+ * The load address of `exe` in process `pid` (its mapping at file offset 0, from
+ * /proc/PID/maps), for a position-independent executable. Children of the postmaster are forks
+ * (no exec): they share its address. Undefined when it is not mapped.
+ */
+export function executableBase(pid: number, exe: string): bigint | undefined {
+  let real: string;
+  let maps: string;
+  try {
+    real = realpathSync(exe);
+    maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+  } catch {
+    return undefined;
+  }
+  for (const line of maps.split("\n")) {
+    // start-end perms offset dev inode path (the path last, and it may hold spaces)
+    const m = /^([0-9a-f]+)-[0-9a-f]+ \S+ ([0-9a-f]+) \S+ \d+\s+(.*)$/.exec(line);
+    if (m && m[3] === real && BigInt(`0x${m[2]}`) === 0n) return BigInt(`0x${m[1]}`);
+  }
+  return undefined;
+}
+
+function readPointer(pid: number, addr: bigint): bigint | undefined {
+  const b = readProcessMemory(pid, addr, 8);
+  return b && b.length === 8 ? b.readBigUInt64LE(0) : undefined;
+}
+
+function readName(pid: number, addr: bigint): string | null | undefined {
+  if (addr === 0n) return null;
+  const b = readProcessMemory(pid, addr, NAME_MAX);
+  if (!b) return undefined;
+  const end = b.indexOf(0);
+  return end < 0 ? undefined : b.subarray(0, end).toString("utf8");
+}
+
+/**
+ * The user and database names in process `pid`'s Port: `myProcPortAddress` is where the
+ * global `MyProcPort` is in it. Undefined when anything cannot be read or is not a name (a
+ * process that is not a client backend has no Port: MyProcPort is NULL).
+ */
+export function readStartupNames(pid: number, myProcPortAddress: bigint, offsets: { database: number; user: number }): StartupNames | undefined {
+  const port = readPointer(pid, myProcPortAddress);
+  if (port === undefined || port === 0n) return undefined;
+  const userPtr = readPointer(pid, port + BigInt(offsets.user));
+  const dbPtr = readPointer(pid, port + BigInt(offsets.database));
+  if (userPtr === undefined || dbPtr === undefined) return undefined;
+  const user = readName(pid, userPtr);
+  const database = readName(pid, dbPtr);
+  if (user === undefined || database === undefined) return undefined;
+  return { user, database };
+}

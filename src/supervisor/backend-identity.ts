@@ -1,0 +1,50 @@
+// The row cross-check's reader (src/host/backend-identity.ts says why): where `MyProcPort` is in
+// the server's processes, from the postgres executable's dynamic symbols (the server exports its
+// globals for extensions) and its load address in the postmaster, which every child shares (fork,
+// no exec). Built once per launcher; the postgres executable is root's input (the command line),
+// never a path the server names.
+
+import { readFileSync, realpathSync } from "node:fs";
+import { dynamicSymbols, parseElf } from "../analyze/elf.js";
+import { executableBase, PORT_NAME_OFFSETS, readStartupNames, type StartupNames } from "../host/backend-identity.js";
+
+const ET_DYN = 3;
+
+export interface BackendIdentityReader {
+  /** The startup names in `pid`'s Port, or undefined when they cannot be read. */
+  read(pid: number): StartupNames | undefined;
+}
+
+/**
+ * A reader for the server `postgresPath` of major `major` whose postmaster is `postmasterPid`, or
+ * why there is none (a major without known offsets, a binary without the symbol): then the row
+ * alone decides, as before the cross-check, and the launcher says so at start.
+ */
+export function backendIdentityReader(postgresPath: string, postmasterPid: number, major: number | undefined): BackendIdentityReader | { unavailable: string } {
+  const offsets = major !== undefined ? PORT_NAME_OFFSETS[major] : undefined;
+  if (!offsets) return { unavailable: `the layout of PostgreSQL ${major ?? "(unknown major)"}'s Port is not known to this pg_seccomp (known: ${Object.keys(PORT_NAME_OFFSETS).join(", ")})` };
+  let value: number;
+  let pie: boolean;
+  let exe: string;
+  try {
+    exe = realpathSync(postgresPath);
+    const elf = parseElf(readFileSync(exe));
+    const sym = dynamicSymbols(elf).find((s) => s.name === "MyProcPort" && s.shndx !== 0);
+    if (!sym) return { unavailable: `${exe} exports no MyProcPort` };
+    value = sym.value;
+    pie = elf.type === ET_DYN;
+  } catch (e) {
+    return { unavailable: `${postgresPath} cannot be read as an ELF executable (${(e as Error).message})` };
+  }
+  let address: bigint | undefined;
+  return {
+    read(pid) {
+      if (address === undefined) {
+        const base = pie ? executableBase(postmasterPid, exe) : 0n;
+        if (base === undefined) return undefined;
+        address = base + BigInt(value);
+      }
+      return readStartupNames(pid, address, offsets);
+    },
+  };
+}
