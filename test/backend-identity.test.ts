@@ -26,7 +26,7 @@ for (const m of majors()) {
       const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`);
       const s = await startReady(cluster, ["--policy", policy]);
       try {
-        query(cluster, "create role \"al ice\" login; create role alice login in role pg_execute_server_program");
+        query(cluster, "create role \"al ice\" login; create role alice login replication in role pg_execute_server_program");
         query(cluster, "create database \"a db\"");
         const postgres = join(m.binDir!, "postgres");
         const reader = backendIdentityReader(postgres, postmasterPid(cluster.dataDir)!, postgresMajorVersion(postgres));
@@ -47,6 +47,8 @@ for (const m of majors()) {
         }
         // The genuine row passes the check: alice may exec, and her session is classified as alice.
         assert.match(query(cluster, "copy (select 1) to program 'cat > /dev/null'", { role: "alice" }), /COPY 1/);
+        // And a walsender with a database (replication=database) of alice's is hers too.
+        assert.match(query(cluster, "copy (select 1) to program 'cat > /dev/null'", { role: "alice", db: "dbname=postgres replication=database" }), /COPY 1/);
         assert.doesNotMatch(s.stderr(), /inconsistent: the server's row|cannot be read to confirm/);
       } finally {
         await stop(s);
