@@ -1,7 +1,8 @@
 // The row cross-check's reader on every major (Debian's 15, the embedded 14, 16, 17, 18): the
 // offsets of `Port`'s user and database names (src/host/backend-identity.ts, PORT_NAME_OFFSETS)
 // and `MyProcPort` from the executable's symbols read, in a live backend of a server under
-// `pg_seccomp run`, the role and database it connected as; and a server under per-role rules
+// `pg_seccomp run`, the role and database it connected as and whether it is a walsender
+// (`am_walsender`); and a server under per-role rules
 // classifies a session of each role as that role (the check passes for the genuine row).
 
 import { test, describe } from "node:test";
@@ -25,26 +26,29 @@ for (const m of majors()) {
       const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`);
       const s = await startReady(cluster, ["--policy", policy]);
       try {
-        query(cluster, "create role \"al ice\" login; create role alice login in role pg_execute_server_program");
+        query(cluster, "create role \"al ice\" login; create role alice login replication in role pg_execute_server_program");
         query(cluster, "create database \"a db\"");
         const postgres = join(m.binDir!, "postgres");
         const reader = backendIdentityReader(postgres, postmasterPid(cluster.dataDir)!, postgresMajorVersion(postgres));
         assert.ok(!("unavailable" in reader), "unavailable" in reader ? reader.unavailable : "");
-        for (const [role, db] of [["al ice", "a db"], ["postgres", "postgres"]] as const) {
-          const p = spawn(join(m.binDir!, "psql"), ["-X", "-qAt", "-c", "select pg_sleep(30)"], {
+        // The third: a walsender with a database (replication=database), which runs SQL too.
+        for (const [role, db, walsender] of [["al ice", "a db", false], ["postgres", "postgres", false], ["postgres", "postgres", true]] as const) {
+          const p = spawn(join(m.binDir!, "psql"), ["-X", "-qAt", ...(walsender ? ["-d", `dbname=${db} replication=database`] : []), "-c", "select pg_sleep(30)"], {
             env: { ...process.env, PGHOST: cluster.socketDir, PGPORT: String(cluster.port), PGUSER: role, PGDATABASE: db },
             stdio: "ignore",
           });
           try {
             let pid = "";
-            await waitFor(() => (pid = query(cluster, `select pid from pg_stat_activity where usename = '${role}' and query like 'select pg_sleep%'`)) !== "", 10_000, `${role}'s backend`);
-            assert.deepEqual(reader.read(Number(pid)), { user: role, database: db });
+            await waitFor(() => (pid = query(cluster, `select pid from pg_stat_activity where usename = '${role}' and backend_type = '${walsender ? "walsender" : "client backend"}' and query like 'select pg_sleep%'`)) !== "", 10_000, `${role}'s backend`);
+            assert.deepEqual(reader.read(Number(pid)), { user: role, database: db, walsender });
           } finally {
             p.kill();
           }
         }
         // The genuine row passes the check: alice may exec, and her session is classified as alice.
         assert.match(query(cluster, "copy (select 1) to program 'cat > /dev/null'", { role: "alice" }), /COPY 1/);
+        // And a walsender with a database (replication=database) of alice's is hers too.
+        assert.match(query(cluster, "copy (select 1) to program 'cat > /dev/null'", { role: "alice", db: "dbname=postgres replication=database" }), /COPY 1/);
         assert.doesNotMatch(s.stderr(), /inconsistent: the server's row|cannot be read to confirm/);
       } finally {
         await stop(s);

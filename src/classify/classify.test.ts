@@ -64,11 +64,11 @@ test("classification: postmaster, children, exec'd grandchildren inherit, pins s
 test("a client process's row must name who it logged in as (its own memory): a forged row pins the most restrictive context", () => {
   const row = { backendType: "client backend", role: "alice", database: "db" };
   const base = { activity: row, clientConnection: true, title: "", forkedAfterReady: true };
-  assert.deepEqual(classifyChild({ ...base, startupNames: { user: "alice", database: "db" } }), { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
-  const forgedRole = classifyChild({ ...base, startupNames: { user: "bob", database: "db" } });
+  assert.deepEqual(classifyChild({ ...base, startupNames: { user: "alice", database: "db", walsender: false } }), { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
+  const forgedRole = classifyChild({ ...base, startupNames: { user: "bob", database: "db", walsender: false } });
   assert.deepEqual([forgedRole.ctx, forgedRole.pin], [{ context: "unclassified" }, true]);
   assert.match(forgedRole.note!, /^inconsistent: the server's row names role "alice", the process logged in as "bob"/);
-  const forgedDb = classifyChild({ ...base, startupNames: { user: "alice", database: "other" } });
+  const forgedDb = classifyChild({ ...base, startupNames: { user: "alice", database: "other", walsender: false } });
   assert.deepEqual([forgedDb.ctx, forgedDb.pin], [{ context: "unclassified" }, true]);
   assert.match(forgedDb.note!, /database "db", the process connected to "other"/);
   const unreadable = classifyChild({ ...base, startupNames: "unreadable" });
@@ -77,7 +77,15 @@ test("a client process's row must name who it logged in as (its own memory): a f
   assert.deepEqual(classifyChild(base), { ctx: { context: "session", role: "alice", database: "db" }, pin: true });
   // A physical walsender: no database in the row, "" in its startup packet.
   const ws = { ...base, activity: { backendType: "walsender", role: "rep" } };
-  assert.deepEqual(classifyChild({ ...ws, startupNames: { user: "rep", database: "" } }), { ctx: { context: "walsender" }, pin: true });
-  assert.equal(classifyChild({ ...ws, startupNames: { user: "postgres", database: "" } }).pin, true);
-  assert.equal(classifyChild({ ...ws, startupNames: { user: "postgres", database: "" } }).ctx.context, "unclassified");
+  assert.deepEqual(classifyChild({ ...ws, startupNames: { user: "rep", database: "", walsender: true } }), { ctx: { context: "walsender" }, pin: true });
+  assert.equal(classifyChild({ ...ws, startupNames: { user: "postgres", database: "", walsender: true } }).pin, true);
+  assert.equal(classifyChild({ ...ws, startupNames: { user: "postgres", database: "", walsender: true } }).ctx.context, "unclassified");
+  // The row's type must agree with whether the process asked for replication (its own memory).
+  const forgedType = classifyChild({ ...base, activity: { backendType: "walsender", role: "alice", database: "db" }, startupNames: { user: "alice", database: "db", walsender: false } });
+  assert.deepEqual([forgedType.ctx, forgedType.pin], [{ context: "unclassified" }, true]);
+  assert.match(forgedType.note!, /^inconsistent: the server's row says "walsender", the process did not ask for replication/);
+  const forgedClient = classifyChild({ ...base, startupNames: { user: "alice", database: "db", walsender: true } });
+  assert.deepEqual([forgedClient.ctx, forgedClient.pin], [{ context: "unclassified" }, true]);
+  assert.match(forgedClient.note!, /row says "client backend", the process asked for replication/);
+  assert.deepEqual(classifyChild({ ...base, activity: { backendType: "walsender", role: "alice", database: "db" }, startupNames: { user: "alice", database: "db", walsender: true } }).ctx, { context: "walsender", role: "alice", database: "db" });
 });

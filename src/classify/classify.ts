@@ -183,13 +183,13 @@ export interface ChildFacts {
    * process with a client connection; "unreadable" when they could not be read; undefined when
    * the launcher has no reader for this server (the row alone decides).
    */
-  startupNames?: { user: string | null; database: string | null } | "unreadable";
+  startupNames?: { user: string | null; database: string | null; walsender: boolean } | "unreadable";
 }
 
 /**
  * Does the row name what the process itself says it logged in as? The row is shared memory any
- * server process can write; the startup names are not (ChildFacts.startupNames). A physical
- * walsender has no database (the row none, the Port "" or NULL).
+ * server process can write; the startup names are not (ChildFacts.startupNames), nor whether it
+ * asked for replication. A physical walsender has no database (the row none, the Port "" or NULL).
  */
 function rowMismatch(row: ActivityRow, names: ChildFacts["startupNames"]): ChildClassification | undefined {
   if (names === undefined) return undefined;
@@ -197,6 +197,10 @@ function rowMismatch(row: ActivityRow, names: ChildFacts["startupNames"]): Child
   if (names === "unreadable") return { ctx: UNCLASSIFIED, pin: false, note: "alarm: its own record of who it logged in as cannot be read to confirm the server's row" };
   const inconsistent = (note: string): ChildClassification => ({ ctx: UNCLASSIFIED, pin: true, note: `inconsistent: ${note}` });
   const quote = (x: string | null | undefined) => (x === null || x === undefined || x === "" ? "none" : JSON.stringify(x.slice(0, 64)));
+  // Client backend or walsender: the kernel cannot tell them apart, the row's type is writable,
+  // and a walsender with a database gets the walsender's lists, not the session's.
+  const rowWalsender = row.backendType === "walsender";
+  if (rowWalsender !== names.walsender) return inconsistent(rowWalsender ? `the server's row says "walsender", the process did not ask for replication` : `the server's row says "${row.backendType}", the process asked for replication`);
   if (names.user !== row.role) return inconsistent(`the server's row names role ${quote(row.role)}, the process logged in as ${quote(names.user)}`);
   const database = names.database === "" ? null : names.database;
   if ((database ?? undefined) !== row.database) return inconsistent(`the server's row names database ${quote(row.database)}, the process connected to ${quote(database)}`);

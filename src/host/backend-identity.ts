@@ -38,6 +38,12 @@ export interface StartupNames {
   user: string | null;
   /** The database; "" or null for a physical replication connection. */
   database: string | null;
+  /**
+   * Whether its startup packet asked for replication (`am_walsender`, set from the packet's
+   * `replication` option before authentication): a walsender, else a client backend. The
+   * kernel's facts cannot tell the two apart, and the row's type is as writable as its role.
+   */
+  walsender: boolean;
 }
 
 /**
@@ -76,11 +82,13 @@ function readName(pid: number, addr: bigint): string | null | undefined {
 }
 
 /**
- * The user and database names in process `pid`'s Port: `myProcPortAddress` is where the
- * global `MyProcPort` is in it. Undefined when anything cannot be read or is not a name (a
- * process that is not a client backend has no Port: MyProcPort is NULL).
+ * The user and database names in process `pid`'s Port, and whether it is a walsender:
+ * `addresses` are where the globals `MyProcPort` and `am_walsender` (a C bool) are in it.
+ * Undefined when anything cannot be read or is not a name (a process that is not a client
+ * backend has no Port: MyProcPort is NULL).
  */
-export function readStartupNames(pid: number, myProcPortAddress: bigint, offsets: { database: number; user: number }): StartupNames | undefined {
+export function readStartupNames(pid: number, addresses: { myProcPort: bigint; amWalsender: bigint }, offsets: { database: number; user: number }): StartupNames | undefined {
+  const myProcPortAddress = addresses.myProcPort;
   const port = readPointer(pid, myProcPortAddress);
   if (port === undefined || port === 0n) return undefined;
   const userPtr = readPointer(pid, port + BigInt(offsets.user));
@@ -89,5 +97,7 @@ export function readStartupNames(pid: number, myProcPortAddress: bigint, offsets
   const user = readName(pid, userPtr);
   const database = readName(pid, dbPtr);
   if (user === undefined || database === undefined) return undefined;
-  return { user, database };
+  const walsender = readProcessMemory(pid, addresses.amWalsender, 1);
+  if (!walsender || walsender.length !== 1 || walsender[0]! > 1) return undefined;
+  return { user, database, walsender: walsender[0] === 1 };
 }

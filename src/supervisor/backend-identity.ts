@@ -1,4 +1,5 @@
-// The row cross-check's reader (src/host/backend-identity.ts says why): where `MyProcPort` is in
+// The row cross-check's reader (src/host/backend-identity.ts says why): where `MyProcPort` and
+// `am_walsender` are in
 // the server's processes, from the postgres executable's dynamic symbols (the server exports its
 // globals for extensions) and its load address in the postmaster, which every child shares (fork,
 // no exec). Built once per launcher; the postgres executable is root's input (the command line),
@@ -24,27 +25,32 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
   const offsets = major !== undefined ? PORT_NAME_OFFSETS[major] : undefined;
   if (!offsets) return { unavailable: `the layout of PostgreSQL ${major ?? "(unknown major)"}'s Port is not known to this pg_seccomp (known: ${Object.keys(PORT_NAME_OFFSETS).join(", ")})` };
   let value: number;
+  let walsenderValue: number;
   let pie: boolean;
   let exe: string;
   try {
     exe = realpathSync(postgresPath);
     const elf = parseElf(readFileSync(exe));
-    const sym = dynamicSymbols(elf).find((s) => s.name === "MyProcPort" && s.shndx !== 0);
+    const symbols = dynamicSymbols(elf);
+    const sym = symbols.find((s) => s.name === "MyProcPort" && s.shndx !== 0);
     if (!sym) return { unavailable: `${exe} exports no MyProcPort` };
+    const walsender = symbols.find((s) => s.name === "am_walsender" && s.shndx !== 0);
+    if (!walsender) return { unavailable: `${exe} exports no am_walsender` };
     value = sym.value;
+    walsenderValue = walsender.value;
     pie = elf.type === ET_DYN;
   } catch (e) {
     return { unavailable: `${postgresPath} cannot be read as an ELF executable (${(e as Error).message})` };
   }
-  let address: bigint | undefined;
+  let addresses: { myProcPort: bigint; amWalsender: bigint } | undefined;
   return {
     read(pid) {
-      if (address === undefined) {
+      if (addresses === undefined) {
         const base = pie ? executableBase(postmasterPid, exe) : 0n;
         if (base === undefined) return undefined;
-        address = base + BigInt(value);
+        addresses = { myProcPort: base + BigInt(value), amWalsender: base + BigInt(walsenderValue) };
       }
-      return readStartupNames(pid, address, offsets);
+      return readStartupNames(pid, addresses, offsets);
     },
   };
 }

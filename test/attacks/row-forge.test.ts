@@ -91,3 +91,38 @@ test("code in one backend rewrites an unclassified backend's status row: bob's s
     await stop(s);
   }
 });
+
+// The same forge, of the backend TYPE: bob's row keeps his role and database (so the names check
+// passes) but says "walsender" (PostgreSQL 15's B_WAL_SENDER, 9). A client connection is a client
+// backend or a walsender by the kernel's word alike, and a walsender with a database gets the
+// walsender's lists (`walsender_syscall_*`, which may open calls sessions may not make: `check`
+// warns), so bob's session would get them. Fixed: whether the process is a walsender is read from
+// its own memory too (`am_walsender`, set from its startup packet's `replication` option).
+const B_WAL_SENDER = 9;
+test("code in one backend rewrites an unclassified backend's row type: bob's session must not get the walsender's lists", {
+  skip,
+  timeout: 120_000,
+}, async () => {
+  const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nwalsender_syscall_allow = '*, execve'\n`);
+  const s = await startReady(cluster, ["--policy", policy]);
+  try {
+    // The roles are the first test's (the same cluster).
+    const control = await bobWaitsThenExecs(0);
+    assert.match(control.stderr, /program "cat > \/dev\/null" failed|could not execute|Operation not permitted|Permission denied/i, `bob's exec is denied: ${control.stderr}`);
+    writeFileSync(out, "");
+    const bob = bobWaitsThenExecs(6);
+    let pid = "";
+    await waitFor(() => (pid = query(cluster, "select pid from pg_stat_activity where usename = 'bob'")) !== "", 3_000, "bob's row");
+    writeFileSync(args, `${pid} ${query(cluster, "select 'bob'::regrole::oid")} ${B_WAL_SENDER}\n`);
+    const load = psql(cluster, `load '${lib}'`, { role: "etl" });
+    assert.match(load.stderr, /magic block/, "the library was mapped (its constructor ran, then LOAD refused it)");
+    assert.equal(readFileSync(out, "utf8").trim(), "forged 1", "bob's row was found and rewritten");
+    const r = await bob;
+    assert.doesNotMatch(r.stdout, /COPY 1/, `bob's session exec'd as a walsender:\n${r.stdout}\n${r.stderr}\n${s.stderr().slice(-2000)}`);
+    await waitFor(() => /inconsistent: the server's row says "walsender", the process did not ask for replication/.test(s.stderr()), 10_000, "the launcher's note").catch(() => {
+      throw new Error(`no "inconsistent" note in the launcher's output:\n${s.stderr().slice(-3000)}`);
+    });
+  } finally {
+    await stop(s);
+  }
+});
