@@ -73,12 +73,69 @@ function readPointer(pid: number, addr: bigint): bigint | undefined {
   return b && b.length === 8 ? b.readBigUInt64LE(0) : undefined;
 }
 
-function readName(pid: number, addr: bigint): string | null | undefined {
+/** Decodes a name's bytes as the server's encoding does for the monitor's UTF8 session; undefined: cannot be decoded. */
+export type NameDecoder = (bytes: Buffer) => string | undefined;
+
+/**
+ * WHATWG labels of PostgreSQL server encodings whose decoding here is the server's conversion to
+ * UTF8 (TextDecoder, fatal). LATIN1 is not among them (the WHATWG "latin1" label is
+ * windows-1252): it is ISO 8859-1 itself, as Buffer's latin1. WIN1252 is left out: Node 20's
+ * "windows-1252" decoder is ISO 8859-1 (0x80 gives U+0080, not "€"), so it compares ASCII names only.
+ */
+const WHATWG_LABELS: Readonly<Record<string, string>> = {
+  LATIN2: "iso-8859-2", LATIN3: "iso-8859-3", LATIN4: "iso-8859-4", LATIN6: "iso-8859-10", LATIN7: "iso-8859-13",
+  LATIN8: "iso-8859-14", LATIN9: "iso-8859-15", LATIN10: "iso-8859-16", ISO_8859_5: "iso-8859-5", ISO_8859_6: "iso-8859-6",
+  ISO_8859_7: "iso-8859-7", ISO_8859_8: "iso-8859-8", WIN866: "ibm866", WIN874: "windows-874", WIN1250: "windows-1250",
+  WIN1251: "windows-1251", WIN1253: "windows-1253", WIN1254: "windows-1254", WIN1255: "windows-1255",
+  WIN1256: "windows-1256", WIN1257: "windows-1257", WIN1258: "windows-1258", KOI8R: "koi8-r", KOI8U: "koi8-u",
+  EUC_JP: "euc-jp", EUC_KR: "euc-kr",
+};
+
+/**
+ * How to read the names a backend keeps as the server stores them (the startup packet's bytes,
+ * which must equal pg_authid's and pg_database's to log in) so that they compare with the names
+ * the monitor's session receives, converted from `serverEncoding` to UTF8. SQL_ASCII converts
+ * nothing: the monitor's client reads the same bytes as UTF8, and so does this. An encoding not
+ * known here decodes ASCII names only (the rest cannot be compared: undefined).
+ */
+export function nameDecoder(serverEncoding: string | undefined): NameDecoder {
+  const enc = (serverEncoding ?? "").toUpperCase();
+  if (enc === "UTF8" || enc === "UNICODE") {
+    const d = new TextDecoder("utf-8", { fatal: true });
+    return (b) => {
+      try {
+        return d.decode(b);
+      } catch {
+        return undefined;
+      }
+    };
+  }
+  if (enc === "SQL_ASCII") return (b) => b.toString("utf8");
+  if (enc === "LATIN1") return (b) => b.toString("latin1");
+  const label = WHATWG_LABELS[enc];
+  if (label) {
+    try {
+      const d = new TextDecoder(label, { fatal: true });
+      return (b) => {
+        try {
+          return d.decode(b);
+        } catch {
+          return undefined;
+        }
+      };
+    } catch {
+      /* this Node has no such decoder: ASCII only, below */
+    }
+  }
+  return (b) => (b.every((c) => c < 0x80) ? b.toString("ascii") : undefined);
+}
+
+function readName(pid: number, addr: bigint, decode: NameDecoder): string | null | undefined {
   if (addr === 0n) return null;
   const b = readProcessMemory(pid, addr, NAME_MAX);
   if (!b) return undefined;
   const end = b.indexOf(0);
-  return end < 0 ? undefined : b.subarray(0, end).toString("utf8");
+  return end < 0 ? undefined : decode(b.subarray(0, end));
 }
 
 /**
@@ -87,15 +144,15 @@ function readName(pid: number, addr: bigint): string | null | undefined {
  * Undefined when anything cannot be read or is not a name (a process that is not a client
  * backend has no Port: MyProcPort is NULL).
  */
-export function readStartupNames(pid: number, addresses: { myProcPort: bigint; amWalsender: bigint }, offsets: { database: number; user: number }): StartupNames | undefined {
+export function readStartupNames(pid: number, addresses: { myProcPort: bigint; amWalsender: bigint }, offsets: { database: number; user: number }, decode: NameDecoder = nameDecoder("UTF8")): StartupNames | undefined {
   const myProcPortAddress = addresses.myProcPort;
   const port = readPointer(pid, myProcPortAddress);
   if (port === undefined || port === 0n) return undefined;
   const userPtr = readPointer(pid, port + BigInt(offsets.user));
   const dbPtr = readPointer(pid, port + BigInt(offsets.database));
   if (userPtr === undefined || dbPtr === undefined) return undefined;
-  const user = readName(pid, userPtr);
-  const database = readName(pid, dbPtr);
+  const user = readName(pid, userPtr, decode);
+  const database = readName(pid, dbPtr, decode);
   if (user === undefined || database === undefined) return undefined;
   const walsender = readProcessMemory(pid, addresses.amWalsender, 1);
   if (!walsender || walsender.length !== 1 || walsender[0]! > 1) return undefined;

@@ -208,6 +208,8 @@ function parseDataRow(body: Buffer): Array<string | null> {
 export class PgWireConnection {
   /** The pid the server named in BackendKeyData (its word only: callers check it with kernel facts). */
   backendKeyPid: number | undefined;
+  /** ParameterStatus values the server sent (server_encoding, ...), at most 64, each bounded. */
+  readonly parameters = new Map<string, string>();
   closed = false;
   private readonly reader = new MessageReader();
   private waiter: ((m: Message | Error) => void) | undefined;
@@ -249,7 +251,16 @@ export class PgWireConnection {
   }
 
   private deliver(m: Message): void {
-    if (m.type === "N" || m.type === "A" || m.type === "S") return; // notices, notifications, parameter changes
+    if (m.type === "S") {
+      // ParameterStatus: name\0value\0 (bounded by the reader's message limit; at most 64 kept).
+      const z = m.body.indexOf(0);
+      if (z > 0 && z <= 64 && (this.parameters.size < 64 || this.parameters.has(m.body.toString("utf8", 0, z)))) {
+        const end = m.body.indexOf(0, z + 1);
+        if (end > z && end - z <= 256) this.parameters.set(m.body.toString("utf8", 0, z), m.body.toString("utf8", z + 1, end));
+      }
+      return;
+    }
+    if (m.type === "N" || m.type === "A") return; // notices, notifications
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = undefined;

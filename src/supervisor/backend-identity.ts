@@ -7,13 +7,13 @@
 
 import { readFileSync, realpathSync } from "node:fs";
 import { dynamicSymbols, parseElf } from "../analyze/elf.js";
-import { executableBase, PORT_NAME_OFFSETS, readStartupNames, type StartupNames } from "../host/backend-identity.js";
+import { executableBase, PORT_NAME_OFFSETS, readStartupNames, type NameDecoder, type StartupNames } from "../host/backend-identity.js";
 
 const ET_DYN = 3;
 
 export interface BackendIdentityReader {
   /** The startup names in `pid`'s Port, or undefined when they cannot be read. */
-  read(pid: number): StartupNames | undefined;
+  read(pid: number, decode?: NameDecoder): StartupNames | undefined;
 }
 
 /**
@@ -44,13 +44,13 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
   }
   let addresses: { myProcPort: bigint; amWalsender: bigint } | undefined;
   return {
-    read(pid) {
+    read(pid, decode) {
       if (addresses === undefined) {
         const base = pie ? executableBase(postmasterPid, exe) : 0n;
         if (base === undefined) return undefined;
         addresses = { myProcPort: base + BigInt(value), amWalsender: base + BigInt(walsenderValue) };
       }
-      return readStartupNames(pid, addresses, offsets);
+      return readStartupNames(pid, addresses, offsets, decode);
     },
   };
 }

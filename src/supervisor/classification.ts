@@ -9,6 +9,7 @@ import { clientConnection, listenSockets, type ListenSockets } from "../host/soc
 import { bootTicksNow, readParentAndStart, readTitle } from "../host/proc.js";
 import type { Classification } from "./supervisor-core.js";
 import type { BackendIdentityReader } from "./backend-identity.js";
+import { nameDecoder } from "../host/backend-identity.js";
 
 export class ClassificationService {
   private readonly pins = new Map<number, { start: string; ctx: ContextSpec }>();
@@ -94,7 +95,7 @@ export class ClassificationService {
     const forkedAfterReady = this.readyAt !== undefined && !(Number(start) < this.readyAt);
     // The row is shared memory any server process can write; who the process logged in as is in
     // its own (src/host/backend-identity.ts). Read while the call that asked is held.
-    const startupNames = hasClient && this.identity && activity && activity !== "none" ? (this.identity.read(pid) ?? "unreadable") : undefined;
+    const startupNames = hasClient && this.identity && activity && activity !== "none" ? (this.identity.read(pid, nameDecoder(this.monitor?.serverEncoding)) ?? "unreadable") : undefined;
     const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady, ...(startupNames ? { startupNames } : {}) });
     // The answer is about this process only if the pid still names it.
     if (readParentAndStart(pid)?.start !== start) return gone;

@@ -202,6 +202,11 @@ export class MonitorConnection {
   }
 
   /** Connected and logged in. */
+  /** The server_encoding of the monitor's database (ParameterStatus), while a session is open: the encoding its names are converted from. */
+  get serverEncoding(): string | undefined {
+    return this.up ? this.conn!.parameters.get("server_encoding") : undefined;
+  }
+
   get up(): boolean {
     return this.conn !== undefined && !this.conn.closed && !this.closed;
   }

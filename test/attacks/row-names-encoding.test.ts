@@ -8,11 +8,10 @@
 // context ("inconsistent: the server's row names role ..."): a session the policy lets exec
 // cannot, and every session of a role or database named outside ASCII in such a cluster is
 // denied what its policy allows.
-// Open (todo): the Port's names are bytes in the server's encoding; the fix is to compare them as
-// bytes with the row's name encoded in the server's encoding (the monitor learns it from the
-// server_encoding ParameterStatus; exact for UTF8, SQL_ASCII and LATIN1 with Node's own codecs,
-// other encodings need the server's conversion, e.g. the monitor asking for the names'
-// bytes as well), or failing that to say at start that the check is off for this encoding.
+// Fixed: the Port's bytes are decoded as the monitor's server_encoding converts them to UTF8
+// (src/host/backend-identity.ts, nameDecoder: LATIN1 as ISO 8859-1, UTF8, SQL_ASCII, and the
+// other single- and multi-byte encodings Node decodes; an encoding it does not know compares
+// ASCII names only).
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
@@ -50,7 +49,6 @@ function jurgenExecs(): Promise<{ stdout: string; stderr: string }> {
 
 test("a LATIN1 cluster's role named outside ASCII gets its own context (the cross-check compares the names in the server's encoding)", {
   skip,
-  todo: "the Port's LATIN1 bytes are decoded as UTF-8 and the row's name is converted to UTF-8: a legitimate session is pinned as inconsistent",
   timeout: 120_000,
 }, async () => {
   const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow."jürgen" = '*, execve'\n`);
