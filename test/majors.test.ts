@@ -66,6 +66,8 @@ for (const m of majors()) {
           throw new Error(`${e.message}\nexpected: ${JSON.stringify([...expected])}\npinned: ${JSON.stringify(pins.map((p) => [p.pid, p.ctx.context]))}\n${s.stderr().slice(-2000)}`);
         });
         const kinds = new Set(expected.values());
+        // Each row agreed with what its process keeps in its own memory (the row cross-check: names, walsender flag, backend type).
+        assert.doesNotMatch(s.stderr(), /inconsistent: the server's row|cannot be read to confirm the server's row/, s.stderr().slice(-2000));
         for (const k of ["checkpointer", "background_writer", "walwriter", "autovacuum_launcher", "logical_replication_launcher"]) assert.ok(kinds.has(k), `${k} among ${[...kinds]}`);
         if (m.major === 14) assert.ok(kinds.has("stats_collector"), "14's stats collector");
         if (m.major >= 17) assert.ok(kinds.has("walsummarizer"), "17's WAL summarizer (summarize_wal = on)");

@@ -184,6 +184,28 @@ export interface ChildFacts {
    * the launcher has no reader for this server (the row alone decides).
    */
   startupNames?: { user: string | null; database: string | null; walsender: boolean } | "unreadable";
+  /**
+   * For a process without a client connection: the backend type it keeps in its own memory
+   * (`MyBackendType`, named as rows name types, "background worker" for any background worker);
+   * "unreadable" when it could not be read; undefined when there is no reader (the row decides).
+   */
+  ownBackendType?: string | "unreadable";
+}
+
+/** Row types that are a process kind of their own in MyBackendType; every other type a row shows without a client connection is a background worker's. */
+const OWN_TYPES = new Set(["checkpointer", "background writer", "walwriter", "autovacuum launcher", "autovacuum worker", "archiver", "startup", "walreceiver", "walsummarizer", "slotsync worker", "io worker", "logger", "stats collector"]);
+
+/**
+ * Does the row's type agree with the type the process keeps in its own memory
+ * (ChildFacts.ownBackendType)? The row's is as writable by other backends as its role: a
+ * parallel worker whose row says "archiver" would get the archiver's context.
+ */
+function typeMismatch(rowType: string, own: ChildFacts["ownBackendType"]): ChildClassification | undefined {
+  if (own === undefined) return undefined;
+  if (own === "unreadable") return { ctx: UNCLASSIFIED, pin: false, note: "alarm: its own backend type cannot be read to confirm the server's row" };
+  const expected = OWN_TYPES.has(rowType) ? rowType : "background worker";
+  if (own === expected) return undefined;
+  return { ctx: UNCLASSIFIED, pin: true, note: `inconsistent: the server's row says ${JSON.stringify(rowType.slice(0, 64))}, the process is a ${own}` };
 }
 
 /**
@@ -236,6 +258,10 @@ export function classifyChild(f: ChildFacts): ChildClassification {
         ctx: UNCLASSIFIED, pin: true,
         note: f.clientConnection ? `inconsistent: "${row.backendType}" with a client connection` : `inconsistent: "${row.backendType}" without a client connection`,
       };
+    }
+    if (!f.clientConnection) {
+      const mismatch = typeMismatch(row.backendType, f.ownBackendType);
+      if (mismatch) return mismatch;
     }
     if (row.backendType === "client backend" || row.backendType === "parallel worker") {
       if (row.role === undefined || row.database === undefined) return { ctx: UNCLASSIFIED, pin: false, note: "role or database not known yet" };

@@ -30,6 +30,30 @@ export const PORT_NAME_OFFSETS: Readonly<Record<number, { database: number; user
   18: { database: 384, user: 392 },
 };
 
+/**
+ * PostgreSQL's `enum BackendType` (src/include/miscadmin.h) per major, in value order, each
+ * named as pg_stat_activity's backend_type names it ("background worker" for B_BG_WORKER, whose
+ * row shows the worker's own type: "parallel worker", "logical replication launcher", ...). The
+ * values of the kinds a running server has (client backend, autovacuum launcher, background
+ * worker, background writer, checkpointer, walwriter, archiver, 14's stats collector, 18's io
+ * worker) were read from live processes of each major (`MyBackendType`); the rest follow the
+ * header's order.
+ */
+export const BACKEND_TYPES: Readonly<Record<number, readonly string[]>> = {
+  14: ["invalid", "autovacuum launcher", "autovacuum worker", "client backend", "background worker", "background writer", "checkpointer", "startup", "walreceiver", "walsender", "walwriter", "archiver", "stats collector", "logger"],
+  15: ["invalid", "autovacuum launcher", "autovacuum worker", "client backend", "background worker", "background writer", "checkpointer", "startup", "walreceiver", "walsender", "walwriter", "archiver", "logger"],
+  16: ["invalid", "archiver", "autovacuum launcher", "autovacuum worker", "client backend", "background worker", "background writer", "checkpointer", "logger", "standalone backend", "startup", "walreceiver", "walsender", "walwriter"],
+  17: ["invalid", "client backend", "autovacuum launcher", "autovacuum worker", "background worker", "walsender", "slotsync worker", "standalone backend", "archiver", "background writer", "checkpointer", "startup", "walreceiver", "walsummarizer", "walwriter", "logger"],
+  18: ["invalid", "client backend", "dead-end client backend", "autovacuum launcher", "autovacuum worker", "background worker", "walsender", "slotsync worker", "standalone backend", "archiver", "background writer", "checkpointer", "io worker", "startup", "walreceiver", "walsummarizer", "walwriter", "logger"],
+};
+
+/** The backend type process `pid` keeps in its own memory (`MyBackendType` at `address`), named as BACKEND_TYPES names it; undefined when unreadable or out of range. */
+export function readOwnBackendType(pid: number, address: bigint, types: readonly string[]): string | undefined {
+  const b = readProcessMemory(pid, address, 4);
+  if (!b || b.length !== 4) return undefined;
+  return types[b.readInt32LE(0)];
+}
+
 /** NAMEDATALEN: role and database names are shorter (63 bytes and a NUL). */
 const NAME_MAX = 64;
 

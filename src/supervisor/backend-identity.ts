@@ -7,13 +7,18 @@
 
 import { readFileSync, realpathSync } from "node:fs";
 import { dynamicSymbols, parseElf } from "../analyze/elf.js";
-import { executableBase, PORT_NAME_OFFSETS, readStartupNames, type NameDecoder, type StartupNames } from "../host/backend-identity.js";
+import { BACKEND_TYPES, executableBase, PORT_NAME_OFFSETS, readOwnBackendType, readStartupNames, type NameDecoder, type StartupNames } from "../host/backend-identity.js";
 
 const ET_DYN = 3;
 
 export interface BackendIdentityReader {
   /** The startup names in `pid`'s Port, or undefined when they cannot be read. */
   read(pid: number, decode?: NameDecoder): StartupNames | undefined;
+  /**
+   * The backend type `pid` keeps in its own memory (`MyBackendType`), named as the row names
+   * types ("background worker" for any background worker); undefined when it cannot be read.
+   */
+  backendType(pid: number): string | undefined;
 }
 
 /**
@@ -24,8 +29,11 @@ export interface BackendIdentityReader {
 export function backendIdentityReader(postgresPath: string, postmasterPid: number, major: number | undefined): BackendIdentityReader | { unavailable: string } {
   const offsets = major !== undefined ? PORT_NAME_OFFSETS[major] : undefined;
   if (!offsets) return { unavailable: `the layout of PostgreSQL ${major ?? "(unknown major)"}'s Port is not known to this pg_seccomp (known: ${Object.keys(PORT_NAME_OFFSETS).join(", ")})` };
+  const types = major !== undefined ? BACKEND_TYPES[major] : undefined;
+  if (!types) return { unavailable: `PostgreSQL ${major ?? "(unknown major)"}'s backend types are not known to this pg_seccomp` };
   let value: number;
   let walsenderValue: number;
+  let backendTypeValue: number;
   let pie: boolean;
   let exe: string;
   try {
@@ -36,21 +44,32 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
     if (!sym) return { unavailable: `${exe} exports no MyProcPort` };
     const walsender = symbols.find((s) => s.name === "am_walsender" && s.shndx !== 0);
     if (!walsender) return { unavailable: `${exe} exports no am_walsender` };
+    const backendType = symbols.find((s) => s.name === "MyBackendType" && s.shndx !== 0);
+    if (!backendType) return { unavailable: `${exe} exports no MyBackendType` };
     value = sym.value;
     walsenderValue = walsender.value;
+    backendTypeValue = backendType.value;
     pie = elf.type === ET_DYN;
   } catch (e) {
     return { unavailable: `${postgresPath} cannot be read as an ELF executable (${(e as Error).message})` };
   }
-  let addresses: { myProcPort: bigint; amWalsender: bigint } | undefined;
+  let addresses: { myProcPort: bigint; amWalsender: bigint; myBackendType: bigint } | undefined;
+  const resolve = () => {
+    if (addresses === undefined) {
+      const base = pie ? executableBase(postmasterPid, exe) : 0n;
+      if (base === undefined) return undefined;
+      addresses = { myProcPort: base + BigInt(value), amWalsender: base + BigInt(walsenderValue), myBackendType: base + BigInt(backendTypeValue) };
+    }
+    return addresses;
+  };
   return {
     read(pid, decode) {
-      if (addresses === undefined) {
-        const base = pie ? executableBase(postmasterPid, exe) : 0n;
-        if (base === undefined) return undefined;
-        addresses = { myProcPort: base + BigInt(value), amWalsender: base + BigInt(walsenderValue) };
-      }
-      return readStartupNames(pid, addresses, offsets, decode);
+      const a = resolve();
+      return a && readStartupNames(pid, a, offsets, decode);
+    },
+    backendType(pid) {
+      const a = resolve();
+      return a && readOwnBackendType(pid, a.myBackendType, types);
     },
   };
 }

@@ -96,7 +96,9 @@ export class ClassificationService {
     // The row is shared memory any server process can write; who the process logged in as is in
     // its own (src/host/backend-identity.ts). Read while the call that asked is held.
     const startupNames = hasClient && this.identity && activity && activity !== "none" ? (this.identity.read(pid, nameDecoder(this.monitor?.serverEncoding)) ?? "unreadable") : undefined;
-    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady, ...(startupNames ? { startupNames } : {}) });
+    // Without a client connection the row's type decides the kind: checked against the process's own.
+    const ownBackendType = !hasClient && this.identity && activity && activity !== "none" ? (this.identity.backendType(pid) ?? "unreadable") : undefined;
+    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady, ...(startupNames ? { startupNames } : {}), ...(ownBackendType ? { ownBackendType } : {}) });
     // The answer is about this process only if the pid still names it.
     if (readParentAndStart(pid)?.start !== start) return gone;
     if (c.pin) {

@@ -374,7 +374,9 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       });
       const needsRow = clientsNeedServerRow(r.policy, r.arch);
       let identity: BackendIdentityReader | undefined;
-      if (needsRow) {
+      // Every row the classifier reads is checked against the process's own memory: its names and
+      // walsender flag with a client connection, its backend type without one.
+      {
         let major: number | undefined;
         try {
           major = postgresMajorVersion(r.postgresPath);
@@ -382,7 +384,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           major = undefined;
         }
         const reader = backendIdentityReader(r.postgresPath, pid, major);
-        if ("unavailable" in reader) r.say(`pg_seccomp: warning: the server's status rows are not cross-checked with what each backend logged in as (${reader.unavailable}): code in one backend could change the role another backend that is not classified yet is classified as (docs/design.md, "Classification")`);
+        if ("unavailable" in reader) r.say(`pg_seccomp: warning: the server's status rows are not cross-checked with what each backend logged in as (${reader.unavailable}): code in one backend could change the role or kind another process that is not classified yet is classified as (docs/design.md, "Classification")`);
         else identity = reader;
       }
       const classifier = new ClassificationService(pid, monitor, r.say, needsRow, identity);

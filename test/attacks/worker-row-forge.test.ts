@@ -114,13 +114,12 @@ test("code in one backend rewrites a parallel worker's status row: etl's paralle
 // lists and their own: under this policy (only sessions are denied exec) the archiver's context
 // may exec, as archive_command needs. etl's parallel worker, its row rewritten to "archiver"
 // (PostgreSQL 15's B_ARCHIVER, 11), runs its module's shell.
-// Open (todo): a process's own `MyBackendType` (private, set by the postmaster's fork code)
-// tells aux processes, autovacuum and background workers apart (not one background worker from
-// another: their names are in shared memory), at per-major enum values.
+// Fixed: a process's own `MyBackendType` (private, set by the postmaster's fork code) must agree
+// with the row's type (src/host/backend-identity.ts, BACKEND_TYPES): a background worker whose
+// row says "archiver" pins the most restrictive context.
 const B_ARCHIVER = 11;
 test("code in one backend rewrites a parallel worker's row type: etl's parallel worker must not get the archiver's context", {
   skip,
-  todo: "a process without a client connection is classified by its row's type alone",
   timeout: 120_000,
 }, async () => {
   const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\n`);
@@ -146,6 +145,7 @@ test("code in one backend rewrites a parallel worker's row type: etl's parallel 
     const runs = readFileSync(execOut, "utf8").trim().split("\n");
     assert.equal(runs.length, 5, "the module ran in each parallel worker");
     assert.ok(!runs.includes("exec 0"), `etl's parallel worker exec'd as the archiver (${runs.join(", ")}):\n${s.stderr().slice(-3000)}`);
+    assert.match(s.stderr(), /inconsistent: the server's row says "archiver", the process is a background worker/);
   } finally {
     await stop(s);
   }
