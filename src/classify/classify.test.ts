@@ -89,3 +89,23 @@ test("a client process's row must name who it logged in as (its own memory): a f
   assert.match(forgedClient.note!, /row says "client backend", the process asked for replication/);
   assert.deepEqual(classifyChild({ ...base, activity: { backendType: "walsender", role: "alice", database: "db" }, startupNames: { user: "alice", database: "db", walsender: true } }).ctx, { context: "walsender", role: "alice", database: "db" });
 });
+
+test("a process without a client connection: the row's type must be the one it keeps itself (MyBackendType)", () => {
+  const base = { clientConnection: false, title: "", forkedAfterReady: true };
+  const archiverRow = { activity: { backendType: "archiver" }, ...base };
+  assert.deepEqual(classifyChild({ ...archiverRow, ownBackendType: "archiver" }), { ctx: { context: "archiver" }, pin: true });
+  const forged = classifyChild({ ...archiverRow, ownBackendType: "background worker" });
+  assert.deepEqual([forged.ctx, forged.pin], [{ context: "unclassified" }, true]);
+  assert.match(forged.note!, /inconsistent: the server's row says "archiver", the process is a background worker/);
+  // Every background worker's row shows its own type name; MyBackendType says "background worker".
+  for (const t of ["logical replication launcher", "logical replication worker"]) {
+    assert.equal(classifyChild({ activity: { backendType: t }, ...base, ownBackendType: "background worker" }).pin, true);
+    assert.notEqual(classifyChild({ activity: { backendType: t }, ...base, ownBackendType: "background worker" }).ctx.context, "unclassified");
+  }
+  const pw = classifyChild({ activity: { backendType: "parallel worker", role: "alice", database: "db" }, ...base, ownBackendType: "background worker" });
+  assert.deepEqual(pw.ctx, { context: "parallel_worker", role: "alice", database: "db" });
+  // A checkpointer claiming to be a parallel worker, or unreadable: the most restrictive.
+  assert.equal(classifyChild({ activity: { backendType: "parallel worker", role: "alice", database: "db" }, ...base, ownBackendType: "checkpointer" }).ctx.context, "unclassified");
+  const unreadable = classifyChild({ ...archiverRow, ownBackendType: "unreadable" });
+  assert.deepEqual([unreadable.ctx, unreadable.pin], [{ context: "unclassified" }, false]);
+});
