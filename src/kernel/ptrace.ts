@@ -444,7 +444,11 @@ function syscallInstruction(pid: number): bigint {
   }
   const target = vdsoRange(pid);
   if (!target) throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "the process has no vDSO mapping");
-  lastSyscallAddress = target.lo + vdsoSyscallOffset;
+  const at = target.lo + vdsoSyscallOffset;
+  // Checked before it is used: a vDSO that differs from ours would have the target execute
+  // whatever lies there.
+  if (!hasSyscallAt(pid, at)) throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, `its vDSO has no system call instruction at 0x${at.toString(16)}`);
+  lastSyscallAddress = at;
   return lastSyscallAddress;
 }
 
