@@ -806,7 +806,7 @@ export function seizeUntilExec(pid: number): void {
  * non-dumpable there, and detaches. Signals it gets meanwhile are passed on. Throws KernelError
  * (ESRCH: it ended first; ETIMEDOUT: no exec in time, it is then left traced until we exit).
  */
-export function undumpableAtExec(pid: number, timeoutMs: number): void {
+export function undumpableAtExec(pid: number, timeoutMs: number, stepTimeoutMs = 5000): void {
   const deadline = Date.now() + timeoutMs;
   const info = Buffer.alloc(128);
   for (;;) {
@@ -832,13 +832,24 @@ export function undumpableAtExec(pid: number, timeoutMs: number): void {
           const request = aarch64 ? PTRACE_SINGLESTEP : PTRACE_SYSCALL;
           const sys = ptrace(request, pid, 0n, 0n);
           if (sys.ret < 0n) throw new KernelError(`ptrace(${aarch64 ? "PTRACE_SINGLESTEP" : "PTRACE_SYSCALL"}, ${pid})`, sys.errno);
-          const exitStop = waitForStop(pid, 5000);
+          const exitStop = waitForStop(pid, stepTimeoutMs);
           if (exitStop.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, exitStop.kind === "dead" ? ESRCH : ETIMEDOUT);
-          makeUndumpableIn(pid);
+          makeUndumpableIn(pid, stepTimeoutMs);
         } catch (e) {
           failure = e;
         }
-        ptrace(PTRACE_DETACH, pid, 0n, 0n);
+        const detached = ptrace(PTRACE_DETACH, pid, 0n, 0n);
+        // Not in a stop (a step that did not end in time): it may be running with the injected
+        // registers, and a tracer that exits without PTRACE_DETACH leaves it single-stepping
+        // (aarch64: the next instruction traps, SIGTRAP). It must not run on: fail closed here,
+        // not when the launcher reads our error.
+        if (failure && detached.ret < 0n) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
         if (failure) throw failure;
         return;
       }
