@@ -12,9 +12,8 @@ import { TIME_SCALE } from "../supervisor/time-scale.js";
 const EXEC_WAIT_MS = 120_000 * TIME_SCALE;
 /**
  * How long each stop after the exec may take: the stage's injected prctl passes its filter (the
- * supervisor answers it when routed) and is single-stepped. Scaled: in the aarch64 VM lab under
- * emulation, postmasters ended with SIGTRAP at their start, which a step not done within an
- * unscaled 5 s explains (the tracer gave up and left them single-stepping; docs/lab.md, aarch64).
+ * supervisor answers it when routed) and is single-stepped: scaled, like every wait of the
+ * launcher, for emulation (the VM lab's TCG).
  */
 const STEP_WAIT_MS = 5000 * TIME_SCALE;
 
