@@ -10,10 +10,12 @@ import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../src/postgres/cluster.js";
 import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
+import { hostArch } from "../src/syscalls/index.js";
 import type { ViolationEvent } from "../src/host/violation-event.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+// The machine's own starter profile (aarch64's in the VM lab: injection runs there too).
+const profile = readFileSync(repoPath(`profiles/postgresql-15-${hostArch()}.conf`), "utf8");
 
 let cluster: Cluster;
 before(async () => {

@@ -3,16 +3,19 @@
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync, existsSync, chownSync, writeFileSync, chmodSync, readdirSync } from "node:fs";
+import { readFileSync, existsSync, chownSync, writeFileSync, chmodSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { spawnSync } from "node:child_process";
 import { destroyCluster, pgbench, postmasterPid, psql, query, waitReady, type Cluster } from "../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster, procStatusFields, startReady, startRun, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
 import { scaled } from "./support/time-scale.js";
+import { hostArch } from "../src/syscalls/index.js";
 
 const skip = integrationSkip();
-const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
+// The machine's own starter profile: the one run picks without --policy (x86_64 here, aarch64 in the VM lab).
+const ARCH = hostArch();
+const PROFILE = repoPath(`profiles/postgresql-15-${ARCH}.conf`);
 const profileText = readFileSync(PROFILE, "utf8");
 /** The starter profile with extra lines appended (later settings win). */
 const profileWith = (...lines: string[]) => writePolicy(profileText + "\n" + lines.join("\n") + "\n");
@@ -37,7 +40,7 @@ function serverPids(pm: number): number[] {
   return [pm, ...kids];
 }
 
-test("the server starts under the starter profile; pgbench -i and a pgbench run complete; every process is filtered", { skip }, async () => {
+test("the server starts under the starter profile; pgbench -i and a pgbench run complete; every process is filtered and non-dumpable", { skip }, async () => {
   const s = await startReady(cluster, []);
   try {
     const pm = postmasterPid(cluster.dataDir)!;
@@ -55,6 +58,10 @@ test("the server starts under the starter profile; pgbench -i and a pgbench run 
       assert.equal(st.NoNewPrivs, "1", `pid ${pid}`);
       assert.equal(st.Seccomp, "2", `pid ${pid}`);
       assert.equal(st.Seccomp_filters, "1", `pid ${pid}`);
+      // server_dumpable = off (the default): the launcher ran prctl(PR_SET_DUMPABLE, 0) in the
+      // postmaster through ptrace at its first instruction, and every child inherits it; the
+      // kernel gives a non-dumpable process's /proc files to root.
+      assert.equal(statSync(`/proc/${pid}/mem`).uid, 0, `pid ${pid} is non-dumpable`);
     }
     assert.equal(procStatusFields(pm).Uid!.split(/\s+/)[0], String(cluster.user.uid), "the server runs as the postgres user");
     // status reads the programs the kernel holds and finds the policy's on every process
@@ -92,8 +99,10 @@ test("with execve in an error list, COPY ... TO PROGRAM fails with an error the 
 });
 
 test("a syscall a backend needs in a kill list: that backend dies of SIGSYS, the postmaster recovers, committed rows survive", { skip }, async () => {
-  // symlink is what CREATE TABLESPACE does and nothing at startup does.
-  const policy = profileWith("global_syscall_allow = '" + profileText.match(/global_syscall_allow = '([^']*)'/)![1]!.replace(/\bsymlink, /, "") + "'", "global_syscall_kill = '@obsolete, @mount, symlink'");
+  // symlink (symlinkat on aarch64, which has no symlink) is what CREATE TABLESPACE does and
+  // nothing at startup does.
+  const symlink = ARCH === "aarch64" ? "symlinkat" : "symlink";
+  const policy = profileWith("global_syscall_allow = '" + profileText.match(/global_syscall_allow = '([^']*)'/)![1]!.replace(new RegExp(`\\b${symlink}, `), "") + "'", `global_syscall_kill = '@obsolete, @mount, ${symlink}'`);
   const s = await startReady(cluster, ["--policy", policy]);
   try {
     query(cluster, "create table if not exists survivors (id int primary key); truncate survivors; insert into survivors select generate_series(1, 1000)");
@@ -190,7 +199,7 @@ test("signals behave as with postgres itself: SIGHUP reloads, SIGINT and SIGQUIT
 test("run --check validates and prints what would be installed, starting nothing", { skip }, () => {
   const r = spawnSync(process.execPath, [BIN, "run", "--check", "--", join(cluster.binDir, "postgres"), "-D", cluster.dataDir], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stdout, /policy:\s+.*profiles\/postgresql-15-x86_64.conf/);
+  assert.match(r.stdout, new RegExp(`policy:\\s+.*profiles/postgresql-15-${ARCH}\\.conf`));
   assert.match(r.stdout, /filter:\s+\d+ BPF instructions/);
   assert.match(r.stdout, /nothing started/);
   assert.equal(existsSync(join(cluster.dataDir, "postmaster.pid")), false);

@@ -144,10 +144,7 @@ async function observe(binDir: string): Promise<Seen> {
     chmodSync(policyDir, 0o755);
     const floorFile = join(policyDir, "floor.conf");
     if (floorInArchNames) {
-      // server_dumpable = on: making the server non-dumpable runs prctl in it through ptrace,
-      // which src/kernel/ptrace.ts implements for x86_64 only (learn refuses to start otherwise).
-      // Dumpability changes no syscall the server makes.
-      writeFileSync(floorFile, floorText.replace(/^global_syscall_allow = '[^']*'$/m, `global_syscall_allow = '${baseFloorAllow.join(", ")}'`) + "server_dumpable = on\n");
+      writeFileSync(floorFile, floorText.replace(/^global_syscall_allow = '[^']*'$/m, `global_syscall_allow = '${baseFloorAllow.join(", ")}'`));
     } else {
       copyFileSync(join(repo, "profiles", "floor.conf"), floorFile);
     }

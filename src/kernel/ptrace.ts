@@ -34,6 +34,7 @@ import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { decodeProgram, encodeProgram, type Insn } from "../bpf/insn.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { hostKernelArch } from "./arch.js";
+import { findSyscallInstruction, imageBase, isSyscallInstruction, stackPointer, syscallRegisterLayout, syscallRegisters, syscallResult, type SyscallRegisterLayout } from "./syscall-regs.js";
 import { KernelError } from "./errors.js";
 import { addressOf, lastErrno, libcFunction, setErrno, syscall6 } from "./libc.js";
 
@@ -294,33 +295,98 @@ export function seccompFilters(pid: number, opts: SeccompFiltersOptions = {}): I
   }
 }
 
-// --- Installing a filter into another process (x86_64) ---------------------------------------
+// --- Installing a filter into another process ------------------------------------------------
 //
 // A filter can only be installed by the process it filters. To narrow a running backend from
 // outside (set_client_filter), the supervisor makes the backend itself call
 // seccomp(SECCOMP_SET_MODE_FILTER): it stops it, writes a sock_fprog below its stack pointer,
-// points it at a `syscall` instruction with the arguments in place, single-steps that one
+// points it at a system call instruction with the arguments in place, single-steps that one
 // instruction, and restores every register. The backend runs no code of its own meanwhile; a
 // system call it was in is restarted afterwards, as after any ptrace stop. Filters only ever add
 // restrictions, so the worst a failure can do is leave the backend as it was.
+//
+// One code path for x86_64 and aarch64; what differs is in syscall-regs.ts (register offsets,
+// the instruction) and in getRegs/setRegs and the in-progress system call below.
 
 const PTRACE_SINGLESTEP = 9;
 const PTRACE_GETREGS = 12;
 const PTRACE_SETREGS = 13;
-/** struct user_regs_struct on x86_64: 27 registers. Offsets of the ones used. */
-const REGS_SIZE = 27 * 8;
-const REG = { rax: 80, rdx: 96, rsi: 104, rdi: 112, orig_rax: 120, rip: 128, rsp: 152 } as const;
+const PTRACE_GETREGSET = 0x4204;
+const PTRACE_SETREGSET = 0x4205;
+const NT_PRSTATUS = 1;
+const NT_ARM_SYSTEM_CALL = 0x404;
 
+let registers: SyscallRegisterLayout | undefined;
+function layout(): SyscallRegisterLayout {
+  return (registers ??= syscallRegisterLayout(hostKernelArch().name));
+}
+
+/** PTRACE_GETREGSET/SETREGSET of one regset through an iovec; `buf` is read into or written from. */
+function regset(pid: number, request: number, type: number, buf: Buffer): void {
+  const iov = Buffer.alloc(16);
+  iov.writeBigUInt64LE(addressOf(buf), 0);
+  iov.writeBigUInt64LE(BigInt(buf.length), 8);
+  const name = request === PTRACE_GETREGSET ? "PTRACE_GETREGSET" : "PTRACE_SETREGSET";
+  const r = ptrace(request, pid, BigInt(type), addressOf(iov));
+  if (r.ret < 0n) throw new KernelError(`ptrace(${name}, ${pid}, ${type})`, r.errno);
+  // The kernel sets iov_len to what it transferred: a short regset is not one we understand.
+  if (iov.readBigUInt64LE(8) !== BigInt(buf.length)) throw new KernelError(`ptrace(${name}, ${pid}, ${type})`, EINVAL, `the kernel transferred ${iov.readBigUInt64LE(8)} bytes, not ${buf.length}`);
+}
+
+/** The tracee's general registers (x86_64: PTRACE_GETREGS, as before; aarch64 has no PTRACE_GETREGS: NT_PRSTATUS). */
 function getRegs(pid: number): Buffer {
-  const regs = Buffer.alloc(REGS_SIZE);
+  const regs = Buffer.alloc(layout().size);
+  if (layout().arch === "aarch64") {
+    regset(pid, PTRACE_GETREGSET, NT_PRSTATUS, regs);
+    return regs;
+  }
   const r = ptrace(PTRACE_GETREGS, pid, 0n, addressOf(regs));
   if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_GETREGS, ${pid})`, r.errno);
   return regs;
 }
 
 function setRegs(pid: number, regs: Buffer): void {
+  if (layout().arch === "aarch64") return regset(pid, PTRACE_SETREGSET, NT_PRSTATUS, regs);
   const r = ptrace(PTRACE_SETREGS, pid, 0n, addressOf(regs));
   if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_SETREGS, ${pid})`, r.errno);
+}
+
+/**
+ * aarch64: the system call the kernel considers in progress (pt_regs->syscallno, NT_ARM_SYSTEM_CALL;
+ * x86_64 keeps it in orig_rax, set by syscallRegisters). The tracee is told it is in none (-1)
+ * for the injected call, so that the kernel's restart logic never reads the registers we set (x0
+ * is the injected call's first argument, not an interrupted call's -ERESTART* value) as a call to
+ * restart, and the number found is put back afterwards. Why that is right, from
+ * arch/arm64/kernel/signal.c (do_signal) and ptrace.c (system_call_set): every stop we work in is
+ * a ptrace stop inside get_signal() (the PTRACE_INTERRUPT stop, the single step's SIGTRAP) or the
+ * exec's pseudo-step (undumpableAtExec). do_signal() has already prepared any restart before
+ * get_signal() (pc rewound to the svc, x0 = orig_x0) and then forgotten the call (syscallno = -1),
+ * so the registers we save and restore carry the restart and the number read is -1 there; setting
+ * -1 makes the injected call behave the same in any other stop. do_signal() skips its own
+ * restart handling when the tracer moved pc, which ours always does; so the one thing not carried
+ * by the registers is -ERESTART_RESTARTBLOCK's switch to restart_syscall: a nanosleep, poll or
+ * futex wait with a timeout, interrupted by the injection, is restarted from its arguments (it
+ * waits its full timeout again; never wrong for PostgreSQL's waits, which recheck their
+ * condition), as it is under gdb.
+ */
+function getInProgressNr(pid: number): number | undefined {
+  if (layout().arch !== "aarch64") return undefined;
+  const nr = Buffer.alloc(4);
+  regset(pid, PTRACE_GETREGSET, NT_ARM_SYSTEM_CALL, nr);
+  return nr.readInt32LE(0);
+}
+
+function setInProgressNr(pid: number, value: number | undefined): void {
+  if (value === undefined) return;
+  const nr = Buffer.alloc(4);
+  nr.writeInt32LE(value, 0);
+  regset(pid, PTRACE_SETREGSET, NT_ARM_SYSTEM_CALL, nr);
+}
+
+/** What startSyscallIn saved, to be restored by finishSyscallIn. */
+interface SavedState {
+  regs: Buffer;
+  inProgressNr: number | undefined;
 }
 
 /** Start and end of the [vdso] mapping in /proc/PID/maps (pid "self" for ours). */
@@ -344,19 +410,20 @@ let lastSyscallAddress: bigint | undefined;
 
 const PTRACE_PEEKTEXT = 1;
 
-/** True when the stopped tracee has a `syscall` instruction (0f 05) at `addr`. */
+/** True when the stopped tracee has the system call instruction (x86_64 `syscall`, aarch64 `svc #0`) at `addr`. */
 function hasSyscallAt(pid: number, addr: bigint): boolean {
   const word = Buffer.alloc(8);
   // The raw system call stores the word at `data` (glibc's wrapper returns it instead).
   const r = ptrace(PTRACE_PEEKTEXT, pid, addr, addressOf(word));
-  return r.ret === 0n && word[0] === 0x0f && word[1] === 0x05;
+  return r.ret === 0n && isSyscallInstruction(layout(), word);
 }
 
 /**
- * The address of a `syscall` instruction (0f 05) in the target's vDSO. The vDSO is one image for
+ * The address of a system call instruction (x86_64 `syscall`, 0f 05; aarch64 `svc #0`, at a
+ * 4-byte boundary: __kernel_rt_sigreturn has one) in the target's vDSO. The vDSO is one image for
  * every process of the kernel, mapped at a different address in each: the offset is found in our
  * own copy and added to the target's base (from its maps). Nothing of the target's memory is
- * read but those two bytes, so only ptrace access is needed (no DAC override on a
+ * read but that instruction, so only ptrace access is needed (no DAC override on a
  * /proc/PID/mem of another user).
  */
 function syscallInstruction(pid: number): bigint {
@@ -368,7 +435,7 @@ function syscallInstruction(pid: number): bigint {
     try {
       const buf = Buffer.alloc(Number(own.hi - own.lo));
       const n = readSync(mem, buf, 0, buf.length, Number(own.lo));
-      const at = buf.subarray(0, n).indexOf(Buffer.from([0x0f, 0x05]));
+      const at = findSyscallInstruction(layout(), buf.subarray(0, n)); // the vDSO is page-aligned: offsets keep the alignment
       if (at < 0) throw new KernelError("find a syscall instruction", ESRCH, "no syscall instruction in the vDSO");
       vdsoSyscallOffset = BigInt(at);
     } finally {
@@ -377,7 +444,11 @@ function syscallInstruction(pid: number): bigint {
   }
   const target = vdsoRange(pid);
   if (!target) throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, "the process has no vDSO mapping");
-  lastSyscallAddress = target.lo + vdsoSyscallOffset;
+  const at = target.lo + vdsoSyscallOffset;
+  // Checked before it is used: a vDSO that differs from ours would have the target execute
+  // whatever lies there.
+  if (!hasSyscallAt(pid, at)) throw new KernelError(`find a syscall instruction in ${pid}`, ESRCH, `its vDSO has no system call instruction at 0x${at.toString(16)}`);
+  lastSyscallAddress = at;
   return lastSyscallAddress;
 }
 
@@ -453,39 +524,44 @@ function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: 
   return finishSyscallIn(pid, saved);
 }
 
-/** runSyscallIn's first half: everything up to the single step. Returns the registers to restore. */
-function startSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[]): Buffer {
-  const saved = getRegs(pid);
+/** runSyscallIn's first half: everything up to the single step. Returns what to restore. */
+function startSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[]): SavedState {
+  const regs = getRegs(pid);
+  const inProgressNr = getInProgressNr(pid);
+  const saved: SavedState = { regs, inProgressNr };
   const at = syscallInstruction(pid);
-  const base = (saved.readBigUInt64LE(REG.rsp) - 8192n - BigInt(16 + (image?.length ?? 0))) & ~0xfn;
+  const base = imageBase(stackPointer(layout(), regs), image?.length ?? 0);
   const a = args(base); // may fill in pointers into the image
   if (image) writeImage(pid, base, image);
-  const regs = Buffer.from(saved);
-  regs.writeBigUInt64LE(BigInt(nr), REG.rax);
-  regs.writeBigUInt64LE(0xffffffffffffffffn, REG.orig_rax); // not in a syscall: no restart logic
-  regs.writeBigUInt64LE(a[0] ?? 0n, REG.rdi);
-  regs.writeBigUInt64LE(a[1] ?? 0n, REG.rsi);
-  regs.writeBigUInt64LE(a[2] ?? 0n, REG.rdx);
-  regs.writeBigUInt64LE(at, REG.rip);
-  setRegs(pid, regs);
-  const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
-  if (step.ret < 0n) {
-    setRegs(pid, saved);
-    throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
+  setRegs(pid, syscallRegisters(layout(), regs, nr, a, at)); // x86_64: orig_rax -1, not in a syscall
+  try {
+    setInProgressNr(pid, inProgressNr === undefined ? undefined : -1);
+    const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
+    if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
+  } catch (e) {
+    restore(pid, saved);
+    throw e;
   }
   return saved;
 }
 
+function restore(pid: number, saved: SavedState): void {
+  setRegs(pid, saved.regs);
+  setInProgressNr(pid, saved.inProgressNr);
+}
+
 /** runSyscallIn's second half, in the stop after the step: the result, and every register restored. */
-function finishSyscallIn(pid: number, saved: Buffer): bigint {
-  const result = BigInt.asIntN(64, getRegs(pid).readBigUInt64LE(REG.rax));
-  setRegs(pid, saved);
+function finishSyscallIn(pid: number, saved: SavedState): bigint {
+  const result = syscallResult(layout(), getRegs(pid));
+  restore(pid, saved);
   return result;
 }
 
-function requireX86(what: string): void {
-  if (hostKernelArch().name !== "x86_64") {
-    throw new KernelError(what, EINVAL, "running a system call in another process is implemented for x86_64 only");
+/** The architectures whose registers syscall-regs.ts knows. */
+function requireInjectable(what: string): void {
+  const arch = hostKernelArch().name;
+  if (arch !== "x86_64" && arch !== "aarch64") {
+    throw new KernelError(what, EINVAL, `running a system call in another process is implemented for x86_64 and aarch64, not ${arch}`);
   }
 }
 
@@ -519,7 +595,7 @@ function installCall(pid: number, prog: readonly Insn[], opts: InjectOptions): {
   const before = seccompFilterCount(pid);
   if (before === undefined) throw new KernelError(`seccomp(SECCOMP_SET_MODE_FILTER) in ${pid}`, EINVAL, "the kernel does not count a thread's filters (/proc/PID/status has no Seccomp_filters: Linux 5.9 or later is needed)");
   return {
-    nr: syscallNumber("x86_64", "seccomp")!,
+    nr: syscallNumber(hostKernelArch().name, "seccomp")!,
     image,
     before,
     args: (base) => {
@@ -538,7 +614,7 @@ function installResult(pid: number, result: bigint, before: number): void {
 }
 
 export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: InjectOptions = {}): void {
-  requireX86("injectSeccompFilter");
+  requireInjectable("injectSeccompFilter");
   libcFunction("waitid", WAITID);
   const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
   if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno);
@@ -574,13 +650,13 @@ export function injectSeccompFilter(pid: number, prog: readonly Insn[], opts: In
 export class PendingInjection {
   private phase: "stopping" | "stopped" | "stepping" | "settled" = "stopping";
   private injectSignal = 0;
-  private saved: Buffer | undefined;
+  private saved: SavedState | undefined;
   /** The thread's filter count before the step (installCall), which the result must raise by one. */
   private filtersBefore = 0;
   private stepDeadline = 0;
 
   constructor(readonly pid: number, private readonly prog: readonly Insn[], private readonly opts: InjectOptions = {}) {
-    requireX86("PendingInjection");
+    requireInjectable("PendingInjection");
     libcFunction("waitid", WAITID);
     const seize = ptrace(PTRACE_SEIZE, pid, 0n, 0n);
     if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid})`, seize.errno);
@@ -699,8 +775,8 @@ export class PendingInjection {
  * after execve reset dumpability and before the new program's first instruction).
  */
 export function makeUndumpableIn(pid: number, timeoutMs = 5000): void {
-  requireX86("makeUndumpableIn");
-  const result = runSyscallIn(pid, syscallNumber("x86_64", "prctl")!, undefined, () => [4n /* PR_SET_DUMPABLE */, 0n], timeoutMs);
+  requireInjectable("makeUndumpableIn");
+  const result = runSyscallIn(pid, syscallNumber(hostKernelArch().name, "prctl")!, undefined, () => [4n /* PR_SET_DUMPABLE */, 0n], timeoutMs);
   if (result !== 0n) throw new KernelError(`prctl(PR_SET_DUMPABLE, 0) in ${pid}`, Number(-result));
 }
 
@@ -719,7 +795,7 @@ const PTRACE_SYSCALL = 24;
 
 /** PTRACE_SEIZE with PTRACE_O_TRACEEXEC: `pid` stops at its next successful execve. */
 export function seizeUntilExec(pid: number): void {
-  requireX86("seizeUntilExec");
+  requireInjectable("seizeUntilExec");
   libcFunction("waitid", WAITID);
   const seize = ptrace(PTRACE_SEIZE, pid, 0n, PTRACE_O_TRACEEXEC);
   if (seize.ret < 0n) throw new KernelError(`ptrace(PTRACE_SEIZE, ${pid}, PTRACE_O_TRACEEXEC)`, seize.errno);
@@ -730,7 +806,7 @@ export function seizeUntilExec(pid: number): void {
  * non-dumpable there, and detaches. Signals it gets meanwhile are passed on. Throws KernelError
  * (ESRCH: it ended first; ETIMEDOUT: no exec in time, it is then left traced until we exit).
  */
-export function undumpableAtExec(pid: number, timeoutMs: number): void {
+export function undumpableAtExec(pid: number, timeoutMs: number, stepTimeoutMs = 5000): void {
   const deadline = Date.now() + timeoutMs;
   const info = Buffer.alloc(128);
   for (;;) {
@@ -745,16 +821,35 @@ export function undumpableAtExec(pid: number, timeoutMs: number): void {
         let failure: unknown;
         try {
           // The exec stop is inside execve: registers set now would be overwritten by its return
-          // value. Its syscall-exit-stop comes after that, still before the first instruction.
-          const sys = ptrace(PTRACE_SYSCALL, pid, 0n, 0n);
-          if (sys.ret < 0n) throw new KernelError(`ptrace(PTRACE_SYSCALL, ${pid})`, sys.errno);
-          const exitStop = waitForStop(pid, 5000);
+          // value. A stop after that, still before the first instruction: on x86_64 its
+          // syscall-exit-stop. On aarch64 a syscall-exit-stop shows x7 as 1 (the stop's
+          // direction) and discards what the tracer writes there (report_syscall_exit in
+          // arch/arm64/kernel/ptrace.c), so restoring the saved registers would leave x7 = 1 in
+          // the new program; a single step from the exec stop ends in the kernel's pseudo-step
+          // trap at the same place (the syscall exit with TIF_SINGLESTEP: x7 restored first, no
+          // register nobbled), a SIGTRAP that the detach below discards.
+          const aarch64 = layout().arch === "aarch64";
+          const request = aarch64 ? PTRACE_SINGLESTEP : PTRACE_SYSCALL;
+          const sys = ptrace(request, pid, 0n, 0n);
+          if (sys.ret < 0n) throw new KernelError(`ptrace(${aarch64 ? "PTRACE_SINGLESTEP" : "PTRACE_SYSCALL"}, ${pid})`, sys.errno);
+          const exitStop = waitForStop(pid, stepTimeoutMs);
           if (exitStop.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, exitStop.kind === "dead" ? ESRCH : ETIMEDOUT);
-          makeUndumpableIn(pid);
+          makeUndumpableIn(pid, stepTimeoutMs);
         } catch (e) {
           failure = e;
         }
-        ptrace(PTRACE_DETACH, pid, 0n, 0n);
+        const detached = ptrace(PTRACE_DETACH, pid, 0n, 0n);
+        // Not in a stop (a step that did not end in time): it may be running with the injected
+        // registers, and a tracer that exits without PTRACE_DETACH leaves it single-stepping
+        // (aarch64: the next instruction traps, SIGTRAP). It must not run on: fail closed here,
+        // not when the launcher reads our error.
+        if (failure && detached.ret < 0n) {
+          try {
+            process.kill(pid, "SIGKILL");
+          } catch {
+            // gone already
+          }
+        }
         if (failure) throw failure;
         return;
       }

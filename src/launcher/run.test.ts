@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { capabilityWarnings, dataDirOf, injectionRefusal, missingCapabilities, serverEnvironment, SERVER_PATH } from "./run.js";
+import { capabilityWarnings, dataDirOf, missingCapabilities, serverEnvironment, SERVER_PATH } from "./run.js";
 
 test("the data directory comes from -D, -DDIR, --pgdata or PGDATA", () => {
   assert.equal(dataDirOf(["-D", "/d"]), "/d");
@@ -39,14 +39,4 @@ test("run --user: the server's environment is the user's (passwd HOME, USER, LOG
   ]);
   // Without a user switch: the caller's own environment, without Node's variables.
   assert.deepEqual(serverEnvironment({ HOME: "/home/me", NODE_OPTIONS: "x" }, undefined), ["HOME=/home/me"]);
-});
-
-test("on an arch without ptrace injection (aarch64), what needs it is refused before the start, naming each thing, with the way out", () => {
-  const all = { perContext: true, nonDumpable: true, clientFilter: true };
-  assert.equal(injectionRefusal("x86_64", all), undefined);
-  const r = injectionRefusal("aarch64", all)!;
-  assert.match(r, /^on aarch64, run cannot do what this policy asks: making the server non-dumpable .*, per-context rules .*, set_client_filter = on: /);
-  assert.match(r, /\nhint: on aarch64 use a policy with global lists only and server_dumpable = on/);
-  assert.equal(injectionRefusal("aarch64", { perContext: false, nonDumpable: false, clientFilter: false }), undefined, "global lists, dumpable: runs");
-  assert.match(injectionRefusal("aarch64", { perContext: false, nonDumpable: true, clientFilter: false })!, /non-dumpable \(server_dumpable = off, the default\): each runs/);
 });

@@ -3,7 +3,6 @@
 // postmaster's parent: it forwards signals, answers the notifications the filter sends it,
 // writes the violation log, and exits as the postmaster exits.
 
-import { hostKernelArch } from "../kernel/arch.js";
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { accessSync, closeSync, existsSync, constants as fsc } from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
@@ -17,8 +16,7 @@ import { lookupUser, postgresMajorVersion, serverSetting, type OsUser } from "..
 import { kindsAbsentIn } from "../policy/policy.js";
 import { formatRisk, sqlKindsOpened } from "../policy/risks.js";
 import { checkLogPath, checkPolicyPermissions, type ServerIdentity } from "../host/permissions.js";
-import { compose, injectedProgram, type Composition } from "../compile/compose.js";
-import { policyContexts } from "../policy/decision.js";
+import { compose, type Composition } from "../compile/compose.js";
 import { execUnderFilter, type StageInstructions } from "./stage.js";
 import type { SuperviseInstructions } from "./supervise-main.js";
 import { superviseServer, SupervisionError, TIME_SCALE, type Supervision } from "../supervisor/supervision.js";
@@ -330,10 +328,6 @@ export function preflight(req: RunRequest): Preflight {
   // seccomp = off: compose() gives no program and no supervisor.
   const programs = compose(req.policy, req.arch);
   const kernel = req.policy.enabled ? checkKernel(programs, req.specAllow) : undefined;
-  if (req.policy.enabled) {
-    const unsupported = injectionRefusal(hostKernelArch().name, { perContext: policyContexts(req.policy).some((c) => injectedProgram(req.policy, req.arch, c, programs) !== undefined), nonDumpable: !req.policy.serverDumpable, clientFilter: !!req.policy.clientFilter });
-    if (unsupported) throw new LaunchError(unsupported);
-  }
   if (user) {
     const missing = missingCapabilities(programs.usesSupervisor);
     if (missing.length) {
@@ -361,24 +355,6 @@ export function preflight(req: RunRequest): Preflight {
   checkStateDir(req.say);
   if (user) checkLogLocation(req.logPath ?? defaultLogPath(dataDir ? resolve(dataDir) : "pid"), server, req);
   return { programs, user, dataDir, ...(resolved?.configDir ? { configDir: resolved.configDir } : {}), ...(major !== undefined ? { major } : {}), ...(kernel ? { kernel } : {}) };
-}
-
-/**
- * What needs a system call run inside another process (ptrace injection, src/kernel/ptrace.ts:
- * x86_64 only) that this arch cannot do, as a refusal with its hint; undefined when nothing.
- * Refused before the start: after it, a failed injection kills the process (fail closed), so a
- * per-context policy on aarch64 would kill every classified backend.
- */
-export function injectionRefusal(arch: string, needs: { perContext: boolean; nonDumpable: boolean; clientFilter: boolean }): string | undefined {
-  if (arch === "x86_64") return undefined;
-  const what = [
-    ...(needs.nonDumpable ? ["making the server non-dumpable (server_dumpable = off, the default)"] : []),
-    ...(needs.perContext ? ["per-context rules (each process's context is injected into it)"] : []),
-    ...(needs.clientFilter ? ["set_client_filter = on"] : []),
-  ];
-  if (what.length === 0) return undefined;
-  return `on ${arch}, run cannot do what this policy asks: ${what.join(", ")}: each runs a system call inside a server process through ptrace, which pg_seccomp implements for x86_64 only\n` +
-    `hint: on ${arch} use a policy with global lists only and server_dumpable = on (docs/policy.md, "server_dumpable"; docs/deploy.md, "Kernel"): server processes then stay dumpable, as without pg_seccomp`;
 }
 
 /**

@@ -10,6 +10,12 @@ import { TIME_SCALE } from "../supervisor/time-scale.js";
 
 /** How long the stage may take from "ready" to its exec (it waits for the supervisor to start). */
 const EXEC_WAIT_MS = 120_000 * TIME_SCALE;
+/**
+ * How long each stop after the exec may take: the stage's injected prctl passes its filter (the
+ * supervisor answers it when routed) and is single-stepped: scaled, like every wait of the
+ * launcher, for emulation (the VM lab's TCG).
+ */
+const STEP_WAIT_MS = 5000 * TIME_SCALE;
 
 function main(): number {
   const pid = Number(process.argv[2]);
@@ -20,7 +26,7 @@ function main(): number {
   try {
     seizeUntilExec(pid);
     writeSync(1, "ready\n");
-    undumpableAtExec(pid, EXEC_WAIT_MS);
+    undumpableAtExec(pid, EXEC_WAIT_MS, STEP_WAIT_MS);
     writeSync(1, "ok\n");
     return 0;
   } catch (e) {

@@ -59,8 +59,7 @@ export function learningPolicy(base: Policy | undefined): Policy {
     processes: mapAll(base.processes),
     ...(base.walsenderWithDatabase ? { walsenderWithDatabase: learningFilter(base.walsenderWithDatabase) } : {}),
     ...(base.hardening ? { hardening: base.hardening } : {}),
-    // The base's choice to leave the server dumpable holds while learning too (on aarch64 it is
-    // needed: making the server non-dumpable is ptrace injection, x86_64 only).
+    // The base's choice to leave the server dumpable holds while learning too.
     ...(base.serverDumpable ? { serverDumpable: true } : {}),
     notes: [],
     files: [...base.files],

@@ -90,8 +90,10 @@ export async function startReady(cluster: Cluster, runArgs: string[]): Promise<R
   try {
     await waitReady(cluster, s.alive, scaled(60_000));
   } catch (e) {
+    // How run ended (or that it was still running): a silent end says nothing else.
+    const ended = s.alive() ? "run was still running (killed now)" : await s.exited.then((r) => `run ended with ${r.signal ?? `code ${r.code}`}`);
     s.proc.kill("SIGKILL");
-    throw new Error(`${(e as Error).message}\n--- run's output ---\n${s.stderr()}`);
+    throw new Error(`${(e as Error).message} (${ended})\n--- run's output ---\n${s.stderr()}`);
   }
   return s;
 }
