@@ -26,19 +26,19 @@
 //   re-checks the file learn wrote; 15 shows it passing) and no standby (restoring and streaming
 //   are the startup process and the walreceiver, which crash recovery and 15 exercise): what
 //   differs between majors is the server's own calls, which learn and these steps exercise.
-// The five learns run side by side (before(): a learn mostly waits out its timers and crash
-// round), then each major's steps 2 and 3 in turn. Measured on this 2-core machine, quiet: each
-// learn 81-85 s side by side (70 s alone), the whole file 267 s; run one after another it took
-// about 555 s (14: 84 s, 15: 177 s, 16-18: 81-82 s each).
+// Measured here (2 cores, load average 15 to 20 from other jobs): 14: 91 s, 15: 206-219 s, 16:
+// 101 s, 17: 95 s, 18: 101 s, the whole file about 12.5 min; before, 15 and 17 both had the full
+// round (161 and 165 s in an earlier run at a lower load). On an idle machine learn takes about
+// 70 s. The verify-failure test takes 15's learned policy instead of learning its own (44 -> 8 s).
 //
 // Also: a failing workload makes learn fail and leaves the output as it was; -o may not be the
 // --merge input without --force; -o in a directory the server's user can write is refused at
 // the start; a policy missing a call the postmaster needs fails verify with the call named.
 
-import { test, after, before } from "node:test";
+import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCluster, destroyCluster, freePort, postgresArgs, type Cluster } from "../src/postgres/cluster.js";
@@ -159,61 +159,6 @@ async function crashRecovery(c: Cluster): Promise<void> {
 const archiveCommand = (dir: string) => `zstd -q %p -o ${dir}/%f.zst`;
 const restoreCommand = (dir: string) => `zstd -q -d -f ${dir}/%f.zst -o %p`;
 const FULL_ROUND = new Set([15]);
-
-/**
- * pg_seccomp with `args` on `cluster`, not blocking: its output goes to files, not pipes (a test's
- * spawnSync blocks this process's event loop meanwhile, and an undrained pipe would stop the
- * child), read when it exits.
- */
-function cliAsync(args: string[], cluster: Cluster, timeout = 600_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-learn-out-"));
-  dirs.push(dir);
-  const [o, e] = [openSync(join(dir, "stdout"), "w"), openSync(join(dir, "stderr"), "w")];
-  const p = spawn(process.execPath, [BIN, ...args, "--", ...postgresArgs(cluster)], { stdio: ["ignore", o, e] });
-  closeSync(o);
-  closeSync(e);
-  const timer = setTimeout(() => p.kill("SIGKILL"), timeout);
-  return new Promise((resolve) =>
-    p.on("exit", (code) => {
-      clearTimeout(timer);
-      resolve({ status: code, stdout: readFileSync(join(dir, "stdout"), "utf8"), stderr: readFileSync(join(dir, "stderr"), "utf8") });
-    }),
-  );
-}
-
-interface Round {
-  primary: Cluster;
-  archive: string;
-  out: string;
-  t0: number;
-  learn: Promise<{ status: number | null; stdout: string; stderr: string; seconds: number }>;
-}
-
-/**
- * Step 1 of every major's round, started together before the tests: a learn mostly waits (a timed
- * checkpoint: checkpoint_timeout's minimum is 30 s; the crash round), so five side by side take
- * about as long as one or two, not five (CI's budget). Each has its own cluster, port, run state
- * and violation log; a learner attributes kernel records only to its own server's processes.
- */
-async function startRound(major: number): Promise<Round> {
-  const t0 = Date.now();
-  const archive = mkdtempSync(join(tmpdir(), "pg_seccomp-archive-"));
-  dirs.push(archive);
-  const primary = await peerCluster(major, ["archive_mode = on", `archive_command = '${archiveCommand(archive)}'`]);
-  chownSync(archive, primary.user.uid, primary.user.gid);
-  const out = writePolicy("", `learned-${major}.conf`);
-  const learn = cliAsync(withOut(PROCEDURE.learn, out), primary).then((r) => ({ ...r, seconds: (Date.now() - t0) / 1000 }));
-  return { primary, archive, out, t0, learn };
-}
-const rounds = new Map<number, Promise<Round>>();
-before(() => {
-  for (const m of majors()) {
-    if (skip || m.skip) continue;
-    const round = startRound(m.major);
-    round.catch(() => undefined); // reported by the major's own test, which awaits it
-    rounds.set(m.major, round);
-  }
-});
 /** The policy 15's round learned: the verify-failure test below takes it. */
 let learned15: string | undefined;
 
@@ -225,10 +170,15 @@ for (const m of majors()) {
       : `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy a base backup, pgbench -i -s 10, archiving with zstd, crash recovery, unix_socket_group, gzip/zstd/cp -a archive and restore, KEYRING: nothing killed, nothing denied`,
     { skip: skip || m.skip, timeout: 1_200_000 },
     async (t) => {
-      // 1. learn, as docs/profiles.md shows it (started with the other majors' in before()).
-      const { primary, archive, out, learn } = await rounds.get(m.major)!;
-      const r = await learn;
-      const t0 = Date.now() - r.seconds * 1000;
+      const t0 = Date.now();
+      const archive = mkdtempSync(join(tmpdir(), "pg_seccomp-archive-"));
+      dirs.push(archive);
+      const primary = await peerCluster(m.major, ["archive_mode = on", `archive_command = '${archiveCommand(archive)}'`]);
+      chownSync(archive, primary.user.uid, primary.user.gid);
+      const out = writePolicy("", `learned-${m.major}.conf`);
+
+      // 1. learn, as docs/profiles.md shows it.
+      const r = cli(withOut(PROCEDURE.learn, out), primary);
       assert.equal(r.status, 0, r.stderr.slice(-5000));
       assert.match(r.stderr, /complete: every timer path and crash recovery ran/);
       assert.doesNotMatch(r.stderr, /pg_stat_checkpointer" does not exist|relation "pg_stat/);
