@@ -237,15 +237,6 @@ export function readParentAndStart(pid: number, proc: ProcReader = PROC): { ppid
 }
 
 /**
- * The process (thread group) thread `tid` belongs to, from the kernel's /proc/TID/status; undefined
- * when the thread is gone. A seccomp notification names the calling *thread*: every decision is
- * about its process.
- */
-export function readThreadGroup(tid: number, proc: ProcReader = PROC): number | undefined {
-  return readProcStatus(tid, proc)?.tgid ?? undefined;
-}
-
-/**
  * Now, in the unit of /proc/PID/stat's start time (clock ticks since boot; USER_HZ is 100 on
  * every Linux arch we support), rounded down: a process whose start time is below it was
  * forked before now.
