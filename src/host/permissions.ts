@@ -46,7 +46,7 @@ export function directoryProblem(st: Stats, server: ServerIdentity, strict: bool
 }
 
 /** What is wrong with a file the launcher trusts: undefined when nothing. */
-export function fileProblem(st: Stats, server: ServerIdentity): string | undefined {
+export function fileProblem(st: Pick<Stats, "uid" | "gid" | "mode">, server: ServerIdentity): string | undefined {
   if (server.uid !== 0 && st.uid === server.uid) return `file is owned by the server's user ${server.name}, who could change it`;
   if ((st.mode & 0o002) !== 0) return "file is world-writable";
   if ((st.mode & 0o020) !== 0) return `file is group-writable (group ${st.gid})`;

@@ -74,7 +74,7 @@ export function findServerCode(postgresPath: string, server: ServerIdentity): Se
         if (end.dev !== st.dev || end.ino !== st.ino) why.push(`${path}: changed while it was checked`);
         if (!end.isFile()) why.push(`${path}: not a regular file`);
         if (end.uid !== 0n) why.push(`${path}: not owned by root`);
-        const p = fileProblem({ uid: Number(end.uid), mode: Number(end.mode) } as Parameters<typeof fileProblem>[0], server);
+        const p = fileProblem({ uid: Number(end.uid), gid: Number(end.gid), mode: Number(end.mode) }, server);
         if (p) why.push(`${path}: ${p}`);
       }
       if (why.length === 0 && route && !holds(route.real, st)) why.push(`${path}: changed while it was checked`);
