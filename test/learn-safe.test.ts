@@ -12,7 +12,7 @@
 // minimum is 30 s) and crash round are waited out, and verify as much again):
 // - 15, the full round: learn, learn --verify (its standard set: WAL burst, CREATE DATABASE, temp
 //   files, base backup, archiver round), then under the policy `pg_basebackup -R` (the walsender's
-//   BASE_BACKUP), `pgbench -i -s 10`, archiving with `zstd -q %p -o`, a streaming standby under
+//   BASE_BACKUP), `pgbench -i -s 10`, archiving with `zstd -q -f %p -o`, a streaming standby under
 //   the same policy started from the backup once the archive holds those segments, so that its
 //   startup process restores them with `zstd -d ... -o %p` (restore_command) before it streams,
 //   and a backend killed (crash recovery); then test/support/kill-workloads.ts's full set under
@@ -26,19 +26,19 @@
 //   re-checks the file learn wrote; 15 shows it passing) and no standby (restoring and streaming
 //   are the startup process and the walreceiver, which crash recovery and 15 exercise): what
 //   differs between majors is the server's own calls, which learn and these steps exercise.
-// Measured here (2 cores, load average 15 to 20 from other jobs): 14: 91 s, 15: 206-219 s, 16:
-// 101 s, 17: 95 s, 18: 101 s, the whole file about 12.5 min; before, 15 and 17 both had the full
-// round (161 and 165 s in an earlier run at a lower load). On an idle machine learn takes about
-// 70 s. The verify-failure test takes 15's learned policy instead of learning its own (44 -> 8 s).
+// The five learns run side by side (before(): a learn mostly waits out its timers and crash
+// round), then each major's steps 2 and 3 in turn. Measured on this 2-core machine, quiet: each
+// learn 81-85 s side by side (70 s alone), the whole file 267 s; run one after another it took
+// about 555 s (14: 84 s, 15: 177 s, 16-18: 81-82 s each).
 //
 // Also: a failing workload makes learn fail and leaves the output as it was; -o may not be the
 // --merge input without --force; -o in a directory the server's user can write is refused at
 // the start; a policy missing a call the postmaster needs fails verify with the call named.
 
-import { test, after } from "node:test";
+import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { chownSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
+import { chownSync, closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, chmodSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createCluster, destroyCluster, freePort, postgresArgs, type Cluster } from "../src/postgres/cluster.js";
@@ -120,6 +120,12 @@ function events(path: string): ViolationEvent[] {
 const denied = (es: ViolationEvent[]) => es.filter((e) => e.action === "error" || e.action === "kill" || e.action === "trap");
 const KILLED = /signal 31|exit code 159|Bad system call|PANIC/;
 
+/** What the archiver last did, for a failure's message: a backup that waits on archiving says only that it waits. */
+function archiverState(c: Cluster): string {
+  const r = asServer(c, `psql -X -qAt -c "select format('archived %s, last %s; failed %s, last %s at %s', archived_count, last_archived_wal, failed_count, last_failed_wal, last_failed_time) from pg_stat_archiver"`, 30_000);
+  return `pg_stat_archiver: ${r.stdout.trim()}${r.stderr}`;
+}
+
 /** A base backup of `primary` for a standby: pg_basebackup -R, or the low-level backup over SQL when pg_basebackup is older than the server. */
 function baseBackup(primary: Cluster): { standby: Cluster; how: string } {
   const root = serverDir(primary, "pg_seccomp-standby-");
@@ -127,13 +133,13 @@ function baseBackup(primary: Cluster): { standby: Cluster; how: string } {
   const b = asServer(primary, `pg_basebackup -D ${dataDir} -X stream -R -c fast --no-sync`);
   let how = "pg_basebackup -R";
   if (b.status !== 0) {
-    assert.match(b.stderr, /incompatible server version/, b.stderr);
+    assert.match(b.stderr, /incompatible server version/, `${b.stderr}\n${archiverState(primary)}`);
     how = "the low-level backup over SQL";
     const start = "select pg_backup_start('standby', true)";
     const stopQ = "select labelfile from pg_backup_stop(true)";
     const copy = `mkdir -m 700 ${dataDir} && tar -C ${primary.dataDir} --exclude=./pg_wal/* --exclude=./postmaster.pid --exclude=./postmaster.opts -cf - . | tar -C ${dataDir} -xf -`;
     const r = asServer(primary, `psql -X -qAt <<'SQL'\n${start};\n\\! ${copy}\n\\o ${root}/backup_label\n${stopQ};\n\\o\nSQL\ncp ${root}/backup_label ${dataDir}/backup_label && touch ${dataDir}/standby.signal && echo "primary_conninfo = 'host=${primary.socketDir} port=${primary.port} user=postgres'" >> ${dataDir}/postgresql.auto.conf`);
-    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.status, 0, `${r.stderr}\n${archiverState(primary)}`);
   }
   const socketDir = join(root, "sock");
   mkdirSync(socketDir);
@@ -156,9 +162,66 @@ async function crashRecovery(c: Cluster): Promise<void> {
 }
 
 // The archive: zstd writing a named file (fchown: issue 17's killed archive tools), and reading it back into %p.
-const archiveCommand = (dir: string) => `zstd -q %p -o ${dir}/%f.zst`;
+// -f: a segment archived just before a crash (learn's crash round) is archived again after it; without
+// -f zstd refuses the existing file and the archiver retries it forever (a base backup then waits on it).
+const archiveCommand = (dir: string) => `zstd -q -f %p -o ${dir}/%f.zst`;
 const restoreCommand = (dir: string) => `zstd -q -d -f ${dir}/%f.zst -o %p`;
 const FULL_ROUND = new Set([15]);
+
+/**
+ * pg_seccomp with `args` on `cluster`, not blocking: its output goes to files, not pipes (a test's
+ * spawnSync blocks this process's event loop meanwhile, and an undrained pipe would stop the
+ * child), read when it exits.
+ */
+function cliAsync(args: string[], cluster: Cluster, timeout = 600_000): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  const dir = mkdtempSync(join(tmpdir(), "pg_seccomp-learn-out-"));
+  dirs.push(dir);
+  const [o, e] = [openSync(join(dir, "stdout"), "w"), openSync(join(dir, "stderr"), "w")];
+  const p = spawn(process.execPath, [BIN, ...args, "--", ...postgresArgs(cluster)], { stdio: ["ignore", o, e] });
+  closeSync(o);
+  closeSync(e);
+  const timer = setTimeout(() => p.kill("SIGKILL"), timeout);
+  return new Promise((resolve) =>
+    p.on("exit", (code) => {
+      clearTimeout(timer);
+      resolve({ status: code, stdout: readFileSync(join(dir, "stdout"), "utf8"), stderr: readFileSync(join(dir, "stderr"), "utf8") });
+    }),
+  );
+}
+
+interface Round {
+  primary: Cluster;
+  archive: string;
+  out: string;
+  t0: number;
+  learn: Promise<{ status: number | null; stdout: string; stderr: string; seconds: number }>;
+}
+
+/**
+ * Step 1 of every major's round, started together before the tests: a learn mostly waits (a timed
+ * checkpoint: checkpoint_timeout's minimum is 30 s; the crash round), so five side by side take
+ * about as long as one or two, not five (CI's budget). Each has its own cluster, port, run state
+ * and violation log; a learner attributes kernel records only to its own server's processes.
+ */
+async function startRound(major: number): Promise<Round> {
+  const t0 = Date.now();
+  const archive = mkdtempSync(join(tmpdir(), "pg_seccomp-archive-"));
+  dirs.push(archive);
+  const primary = await peerCluster(major, ["archive_mode = on", `archive_command = '${archiveCommand(archive)}'`]);
+  chownSync(archive, primary.user.uid, primary.user.gid);
+  const out = writePolicy("", `learned-${major}.conf`);
+  const learn = cliAsync(withOut(PROCEDURE.learn, out), primary).then((r) => ({ ...r, seconds: (Date.now() - t0) / 1000 }));
+  return { primary, archive, out, t0, learn };
+}
+const rounds = new Map<number, Promise<Round>>();
+before(() => {
+  for (const m of majors()) {
+    if (skip || m.skip) continue;
+    const round = startRound(m.major);
+    round.catch(() => undefined); // reported by the major's own test, which awaits it
+    rounds.set(m.major, round);
+  }
+});
 /** The policy 15's round learned: the verify-failure test below takes it. */
 let learned15: string | undefined;
 
@@ -170,15 +233,10 @@ for (const m of majors()) {
       : `PostgreSQL ${m.major}: the documented learn procedure on 10 s of pgbench; under its policy a base backup, pgbench -i -s 10, archiving with zstd, crash recovery, unix_socket_group, gzip/zstd/cp -a archive and restore, KEYRING: nothing killed, nothing denied`,
     { skip: skip || m.skip, timeout: 1_200_000 },
     async (t) => {
-      const t0 = Date.now();
-      const archive = mkdtempSync(join(tmpdir(), "pg_seccomp-archive-"));
-      dirs.push(archive);
-      const primary = await peerCluster(m.major, ["archive_mode = on", `archive_command = '${archiveCommand(archive)}'`]);
-      chownSync(archive, primary.user.uid, primary.user.gid);
-      const out = writePolicy("", `learned-${m.major}.conf`);
-
-      // 1. learn, as docs/profiles.md shows it.
-      const r = cli(withOut(PROCEDURE.learn, out), primary);
+      // 1. learn, as docs/profiles.md shows it (started with the other majors' in before()).
+      const { primary, archive, out, learn } = await rounds.get(m.major)!;
+      const r = await learn;
+      const t0 = Date.now() - r.seconds * 1000;
       assert.equal(r.status, 0, r.stderr.slice(-5000));
       assert.match(r.stderr, /complete: every timer path and crash recovery ran/);
       assert.doesNotMatch(r.stderr, /pg_stat_checkpointer" does not exist|relation "pg_stat/);
