@@ -132,9 +132,15 @@ function policyFilters(policy: Policy, c: ContextSpec): FilterSpec[] {
       // A parallel worker runs its leader's query: it gets the leader's session filters too. The
       // supervisor classifies one only with its leader's role and database (classify.ts); without
       // them this is the parallel_worker_syscall_* overlay alone, as `show --context` prints it.
+      // The role and database come from its shared-memory row, which code in any backend can
+      // rewrite, and no private fact of the worker's confirms them (it has no Port; its leader is
+      // named by the DSM segment, as writable): so the session's own filter is stacked too, and a
+      // role's overlay narrows a worker but never opens what the session denies
+      // (attacks/worker-row-forge.test.ts).
       const own = proc("parallel_worker");
       const leader = c.role !== undefined || c.database !== undefined ? sessionFilters(policy, c.role, c.database) : [];
-      return [policy.global, ...(own ? [own] : []), ...leader];
+      const session = leader.length > 0 && leader[0] !== policy.session ? [policy.session] : [];
+      return [policy.global, ...(own ? [own] : []), ...session, ...leader];
     }
     case "walsender": {
       // Physical (no database): replication commands only. With a database it runs SQL: a session.

@@ -168,6 +168,24 @@ test("process, database and unclassified contexts stack as the kernel would", ()
   assert.equal(leaf({ context: "parallel_worker", role: "etl", database: "analytics" }, "listen"), "session->error");
 });
 
+test("a parallel worker gets its row's role's narrowing, never its allowances beyond the session's (its row is forgeable)", () => {
+  const text = base + [
+    "global_syscall_allow = 'read, write, execve, socket'",
+    "session_syscall_error = '*, execve'",
+    "session_syscall_allow.alice = '*, execve'",
+    "session_syscall_error.bob = '*, execve, socket'",
+  ].join("\n");
+  const leaf = (c: Parameters<typeof contextDecisions>[2], name: string) => {
+    const d = decisionFor(contextDecisions(parsePolicyText(text, "t.conf"), "x86_64", c), nr(name));
+    return d.kind === "leaf" ? `${d.source}->${d.action.kind}` : "branch";
+  };
+  assert.equal(leaf({ context: "session", role: "alice" }, "execve"), "session->allow");
+  assert.equal(leaf({ context: "parallel_worker", role: "alice" }, "execve"), "session->error");
+  assert.equal(leaf({ context: "parallel_worker", role: "alice", database: "db" }, "execve"), "session->error");
+  assert.equal(leaf({ context: "parallel_worker", role: "bob" }, "socket"), "session->error");
+  assert.equal(leaf({ context: "parallel_worker", role: "carol" }, "socket"), "session->allow");
+});
+
 test("a database setting needs a name; process kinds cannot have per-role settings", () => {
   fails(base + "database_syscall_error = 'execve'\n", /needs a database name/, 3);
   fails(base + "checkpointer_syscall_error.bob = 'execve'\n", /per-role settings exist only for session lists/, 3);

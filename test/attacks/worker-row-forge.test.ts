@@ -9,14 +9,13 @@
 // gate's routed call, which classifies the worker from its row; a second backend of the attacker
 // (worker-row-forge.c) rewrites every parallel worker row of etl to alice in a loop meanwhile.
 // The module's constructor, in the worker, runs a shell: with alice's `session_syscall_allow`
-// (parallel workers get their leader's role's lists, docs/policy.md) it is allowed.
-// Open (todo): the fix is not small. A parallel worker has no private record of its leader or role
-// that another backend cannot write (its leader's pid, role and database come from the DSM segment
-// and the postmaster's copy of a shared-memory slot the leader fills in). Candidates: give a
-// parallel worker the most restrictive of its row's role's context and the plain session's (a
-// forged row then gains nothing beyond what any session may do, at the price of per-role
-// allowances in parallel workers); or classify it by its leader's pinned context, the leader
-// found by a fact the worker cannot forge (none known).
+// (parallel workers got their leader's role's lists, allowances too) it was allowed.
+// Fixed: a parallel worker has no private record of its leader or role that another backend
+// cannot write (its leader's pid, role and database come from the DSM segment and the postmaster's
+// copy of a shared-memory slot the leader fills in), so its row's role is believed only to narrow:
+// a parallel worker gets the session's own filter as well as its row's role's and database's
+// overlays (src/policy/decision.ts), and a role's allowances beyond the session's never reach a
+// parallel worker. A forged row then gains nothing beyond what any session may do.
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
@@ -75,7 +74,6 @@ function session(role: string, sql: string): Promise<{ stdout: string; stderr: s
 
 test("code in one backend rewrites a parallel worker's status row: etl's parallel worker must not exec as alice", {
   skip,
-  todo: "a parallel worker's row is not cross-checked (it has no Port): a forged row gives it another role's context",
   timeout: 120_000,
 }, async () => {
   const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`);
