@@ -7,7 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import {
-  descendants, maskHas, parseProcStat, readChildren, parseProcStatus, procReader, readProcessTree, readProcStat, readStartTime, readTitle, titleFromCmdline,
+  descendants, maskHas, parseProcStat, readChildren, parseProcStatus, procReader, readProcessTree, readProcStat, readStartTime, readTitle, readYamaPtraceScope, titleFromCmdline,
 } from "./proc.js";
 
 const STATUS = `Name:\tpostgres
@@ -143,6 +143,20 @@ test("procReader over a copy of /proc", () => {
     assert.deepEqual(readChildren(999, proc), [], "gone: no children");
     assert.equal(proc.status(100, 100), "Seccomp:\t2\n");
     assert.match(proc.status("self") ?? "", /CapEff/);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test("readYamaPtraceScope: the setting, or undefined where the kernel has no Yama", () => {
+  const root = mkdtempSync(join(tmpdir(), "pgsc-yama-"));
+  try {
+    assert.equal(readYamaPtraceScope(root), undefined);
+    mkdirSync(join(root, "sys/kernel/yama"), { recursive: true });
+    writeFileSync(join(root, "sys/kernel/yama/ptrace_scope"), "1\n");
+    assert.equal(readYamaPtraceScope(root), 1);
+    writeFileSync(join(root, "sys/kernel/yama/ptrace_scope"), "x\n");
+    assert.equal(readYamaPtraceScope(root), undefined);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

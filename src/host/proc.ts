@@ -302,3 +302,17 @@ export function spawnsShell(pid: number, pathAddr: bigint, argvAddr: bigint): bo
   const name = readProcessMemory(pid, argv0.readBigUInt64LE(0), SHELL_ARGV0.length);
   return name !== undefined && name.equals(SHELL_ARGV0);
 }
+
+/**
+ * Yama's `kernel.yama.ptrace_scope` (0 to 3), or undefined where the kernel has no Yama. At 1 and
+ * above a process may open another's /proc/PID/mem only as its ancestor: a program a session
+ * runs (dumpable again after its exec) is then out of other backends' reach.
+ */
+export function readYamaPtraceScope(procRoot = "/proc"): number | undefined {
+  try {
+    const n = Number(readFileSync(join(procRoot, "sys/kernel/yama/ptrace_scope"), "utf8").trim());
+    return Number.isInteger(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -34,7 +34,7 @@ import { DEFAULT_LOG_MAX_BYTES, defaultLogPath, ViolationLog } from "./violation
 import type { LogTarget } from "./log-sinks.js";
 import { killServerTree, startWatchdog } from "./watchdog.js";
 import { UsageProblem } from "../errors.js";
-import { readChildren, readParentAndStart, readStartTime, readTitle } from "../host/proc.js";
+import { readChildren, readParentAndStart, readStartTime, readTitle, readYamaPtraceScope } from "../host/proc.js";
 
 import { TIME_SCALE } from "./time-scale.js";
 export { TIME_SCALE, timeScale } from "./time-scale.js";
@@ -386,6 +386,15 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         const reader = backendIdentityReader(r.postgresPath, pid, major);
         if ("unavailable" in reader) r.say(`pg_seccomp: warning: the server's status rows are not cross-checked with what each backend logged in as (${reader.unavailable}): code in one backend could change the role or kind another process that is not classified yet is classified as (docs/design.md, "Classification")`);
         else identity = reader;
+      }
+      // Contexts differ only per process: a program one of them runs is dumpable again after its
+      // exec (the kernel resets it), so without Yama's relational ptrace another backend of the
+      // same user can open the program's memory and run code in the program's context.
+      if (r.installed && r.installed.perProcess.length > 0) {
+        const scope = readYamaPtraceScope();
+        if (scope === undefined || scope === 0) {
+          r.say(`pg_seccomp: note: ${scope === undefined ? "this kernel has no Yama" : "kernel.yama.ptrace_scope is 0"}: a program a server process runs (COPY ... TO PROGRAM's, archive_command's) can have its memory written by another backend, and run that backend's code in the program's context; set kernel.yama.ptrace_scope = 1 (docs/deploy.md, "Kernel settings")`);
+        }
       }
       const classifier = new ClassificationService(pid, monitor, r.say, needsRow, identity);
       // Contexts held by the kernel (docs/design.md): once a process is pinned, its context's
