@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { chmodSync, chownSync, closeSync, copyFileSync, mkdirSync, mkdtempSync, openSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { descriptorIdentity, findServerCode } from "./server-code.js";
+import { descriptorIdentity, findServerCode, parseFdinfoIdentity } from "./server-code.js";
 
 const asRoot = process.getuid?.() === 0;
 const server = { uid: 4242, gids: [4242], name: "pgtest" };
@@ -21,14 +21,25 @@ function installation(lib: string): { root: string; postgres: string; module: st
   return { root, postgres: join(root, "bin", "postgres"), module };
 }
 
-test("findServerCode takes plpgsql.so beside postgres (Debian's and the upstream layout) by device and inode", { skip: !asRoot && "needs root (files owned by root)" }, () => {
+/** The identity fdinfo gives a descriptor of `path` this process opens. */
+function identityOf(path: string) {
+  const fd = openSync(path, "r");
+  try {
+    return descriptorIdentity(process.pid, fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+test("findServerCode takes plpgsql.so beside postgres (Debian's and the upstream layout) by mount and inode", { skip: !asRoot && "needs root (files owned by root)" }, () => {
   for (const lib of ["lib", "lib/postgresql"]) {
     const i = installation(lib);
     try {
       const st = statSync(i.module, { bigint: true });
       const found = findServerCode(i.postgres, server);
       assert.deepEqual(found.refused, [], lib);
-      assert.deepEqual(found.files, [{ dev: st.dev.toString(), ino: st.ino.toString() }], lib);
+      assert.deepEqual(found.files, [identityOf(i.module)], lib);
+      assert.equal(found.files[0]?.ino, st.ino.toString(), lib);
     } finally {
       rmSync(i.root, { recursive: true, force: true });
     }
@@ -66,7 +77,7 @@ test("findServerCode holds the module it takes: replaced by a rename (an upgrade
       const f = join(i.root, "lib", `f${n}`);
       writeFileSync(f, "");
       const st = statSync(f, { bigint: true });
-      assert.notEqual(`${st.dev}:${st.ino}`, `${taken.dev}:${taken.ino}`, `file ${n} got the old module's inode`);
+      assert.notEqual(st.ino.toString(), taken.ino, `file ${n} got the old module's inode`);
     }
   } finally {
     rmSync(i.root, { recursive: true, force: true });
@@ -82,7 +93,9 @@ test("descriptorIdentity names the file behind a process's descriptor, whatever 
     try {
       const st = statSync(p, { bigint: true });
       rmSync(p); // unlinked: the descriptor still names the inode
-      assert.deepEqual(descriptorIdentity(process.pid, fd), { dev: st.dev.toString(), ino: st.ino.toString() });
+      const id = descriptorIdentity(process.pid, fd);
+      assert.equal(id?.ino, st.ino.toString());
+      assert.match(id?.mnt ?? "", /^\d+$/);
     } finally {
       closeSync(fd);
     }
@@ -90,4 +103,15 @@ test("descriptorIdentity names the file behind a process's descriptor, whatever 
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test("descriptorIdentity: another mount is another identity; parseFdinfoIdentity needs both lines", () => {
+  const here = identityOf("/proc/self/status");
+  const dev = identityOf("/dev/null");
+  assert.ok(here && dev);
+  assert.notEqual(here.mnt, dev.mnt);
+  assert.deepEqual(parseFdinfoIdentity("pos:\t0\nflags:\t0100000\nmnt_id:\t24\nino:\t3\n"), { mnt: "24", ino: "3" });
+  // A kernel whose fdinfo has no inode line: no identity (the module is then classified as any other).
+  assert.equal(parseFdinfoIdentity("pos:\t0\nflags:\t0100000\nmnt_id:\t24\n"), undefined);
+  assert.equal(parseFdinfoIdentity("pos:\t0\nino:\t3\n"), undefined);
 });

@@ -8,18 +8,32 @@
 // what nearly every connection that calls a function loads, so gating it made the classification
 // (a monitor query and a ptrace injection, several milliseconds) a cost of every such connection.
 //
-// Identified by device and inode, never by path: what the process maps is the file behind its
-// descriptor (read through /proc/PID/fd while its mmap call is held), and the launcher records
-// the inode at start, through a route the server's user cannot change (host/permissions.ts).
+// Identified by mount and inode, never by path: what the process maps is the file behind its
+// descriptor, read from /proc/PID/fdinfo while its mmap call is held (the kernel's own record of
+// the open file: never a call into the file's filesystem, which a FUSE mount could make wait
+// forever), and the launcher records the module at start, through a route the server's user
+// cannot change (host/permissions.ts), by the fdinfo of its own descriptor of it.
 
-import { closeSync, constants, fstatSync, openSync, statSync, type BigIntStats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, statSync, type BigIntStats } from "node:fs";
 import { dirname, join } from "node:path";
 import { checkRoute, fileProblem, Problems, type ServerIdentity } from "./permissions.js";
 
-/** A file by its identity: device and inode, as decimal strings (they cross to the worker thread). */
+/**
+ * An open file by its identity: the kernel's mount id and the inode number, as /proc/PID/fdinfo
+ * shows them (decimal strings: they cross to the worker thread). A mount id names one mount, so a
+ * bind mount or another mount namespace's copy of it is another identity (its module is then
+ * classified, as any other: slower, never weaker).
+ */
 export interface FileIdentity {
-  dev: string;
+  mnt: string;
   ino: string;
+}
+
+/** The mount id and inode of an fdinfo text ("pos:", "flags:", "mnt_id:", "ino:" lines); undefined without both. */
+export function parseFdinfoIdentity(text: string): FileIdentity | undefined {
+  const mnt = /^mnt_id:\s*(\d+)$/m.exec(text)?.[1];
+  const ino = /^ino:\s*(\d+)$/m.exec(text)?.[1];
+  return mnt !== undefined && ino !== undefined ? { mnt, ino } : undefined;
 }
 
 /** The server's own modules that run no code but the server's: PL/pgSQL's handler. */
@@ -34,11 +48,11 @@ const PKGLIB_FROM_BIN = ["../lib", "../lib/postgresql"] as const;
 
 /**
  * Each module taken, held open for the launcher's life (by identity): while a descriptor names
- * the inode it is not freed, so its device and inode cannot be given to another file (an upgrade
+ * the inode it is not freed, so its inode number cannot be given to another file (an upgrade
  * renames a new plpgsql.so over the old one; once no process maps the old, the next file created
  * in its block group, one of the server's user's, would get its number).
  */
-const held = new Map<string, number>();
+const held = new Map<string, { fd: number; id: FileIdentity }>();
 
 export interface ServerCode {
   files: FileIdentity[];
@@ -77,9 +91,10 @@ export function findServerCode(postgresPath: string, server: ServerIdentity): Se
         const p = fileProblem({ uid: Number(end.uid), gid: Number(end.gid), mode: Number(end.mode) }, server);
         if (p) why.push(`${path}: ${p}`);
       }
-      if (why.length === 0 && route && !holds(route.real, st)) why.push(`${path}: changed while it was checked`);
-      if (why.length > 0) refused.push(...why);
-      else files.push({ dev: st.dev.toString(), ino: st.ino.toString() });
+      const id = why.length === 0 && route ? holds(route.real, st) : undefined;
+      if (why.length === 0 && route && !id) why.push(`${path}: changed while it was checked, or this kernel's fdinfo shows no inode`);
+      if (why.length > 0 || !id) refused.push(...why);
+      else files.push(id);
     }
   }
   return { files, refused };
@@ -87,32 +102,38 @@ export function findServerCode(postgresPath: string, server: ServerIdentity): Se
 
 /**
  * Opens the checked module (its real path: no link at its end, never blocking) and keeps the
- * descriptor when it names the inode checked; false otherwise.
+ * descriptor when it names the inode checked: its identity as fdinfo shows it, else undefined
+ * (changed, or a kernel whose fdinfo has no inode line: the exception is then off).
  */
-function holds(real: string, checked: BigIntStats): boolean {
+function holds(real: string, checked: BigIntStats): FileIdentity | undefined {
   const key = `${checked.dev}:${checked.ino}`;
-  if (held.has(key)) return true;
+  const had = held.get(key);
+  if (had) return had.id;
   let fd: number;
   try {
     fd = openSync(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY);
   } catch {
-    return false;
+    return undefined;
   }
   const st = fstatSync(fd, { bigint: true });
-  if (!st.isFile() || st.dev !== checked.dev || st.ino !== checked.ino) {
+  const id = st.isFile() && st.dev === checked.dev && st.ino === checked.ino ? descriptorIdentity(process.pid, fd) : undefined;
+  if (!id || id.ino !== st.ino.toString()) {
     closeSync(fd);
-    return false;
+    return undefined;
   }
-  held.set(key, fd);
-  return true;
+  held.set(key, { fd, id });
+  return id;
 }
 
-/** The identity of the file behind process `pid`'s descriptor `fd`, or undefined (closed, gone, not a file). */
+/**
+ * The identity of the file behind process `pid`'s descriptor `fd`, or undefined (closed, gone).
+ * Read from fdinfo, which the kernel writes from the open file it holds: nothing here waits on
+ * the file's filesystem (a stat through /proc/PID/fd/N would ask a FUSE server, which could
+ * leave the worker waiting while every routed call waits behind it).
+ */
 export function descriptorIdentity(pid: number, fd: number): FileIdentity | undefined {
   try {
-    // stat (not lstat) of the /proc magic link: the open file itself, whatever its path now.
-    const st = statSync(`/proc/${pid}/fd/${fd}`, { bigint: true });
-    return st.isFile() ? { dev: st.dev.toString(), ino: st.ino.toString() } : undefined;
+    return parseFdinfoIdentity(readFileSync(`/proc/${pid}/fdinfo/${fd}`, "utf8"));
   } catch {
     return undefined;
   }

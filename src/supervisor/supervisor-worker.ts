@@ -45,7 +45,7 @@ export interface SupervisorWorkerData {
   port: MessagePort;
   /**
    * The exec gate's exception (src/host/server-code.ts): the calls routed for the gate alone,
-   * and the server's own modules by device and inode.
+   * and the server's own modules by mount id and inode (fdinfo).
    */
   serverCode: { gateOnly: number[]; files: FileIdentity[] };
 }
@@ -103,7 +103,7 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
 /** The last /proc/TID/status threadGroup() read: the notification at hand's, read once for both questions. */
 let lastStatus: { tid: number; status: ProcStatus } | undefined;
 const mmapNr = syscallNumber(data.arch, "mmap");
-const serverCodeFiles = new Set(data.serverCode.files.map((f) => `${f.dev}:${f.ino}`));
+const serverCodeFiles = new Set(data.serverCode.files.map((f) => `${f.mnt}:${f.ino}`));
 const PROT_WRITE = 2n;
 const PROT_EXEC = 4n;
 const MAP_ANONYMOUS = 0x20n; // the same on x86_64 and aarch64
@@ -111,7 +111,7 @@ const MAP_ANONYMOUS = 0x20n; // the same on x86_64 and aarch64
  * mmap(addr, len, prot, flags, fd, off) of the server's own code: executable and not writable
  * (a writable executable copy would be a place to write code to), of a file (not anonymous),
  * whose descriptor is one of serverCodeFiles, by a process with one thread. Its descriptor is
- * read through /proc while the call is held: with one thread nothing but the call itself uses
+ * read from /proc/PID/fdinfo while the call is held: with one thread nothing but the call itself uses
  * the process's descriptor table (PostgreSQL never shares one with CLONE_FILES), so the file the
  * kernel maps once the call runs is the one read here.
  */
@@ -126,7 +126,7 @@ function serverCodeMapping(pid: number, d: { nr: number; args: readonly bigint[]
   const threads = lastStatus?.tid === pid ? lastStatus.status.threads : readProcStatus(pid)?.threads;
   if (threads !== 1) return false;
   const id = descriptorIdentity(pid, fd);
-  return id !== undefined && serverCodeFiles.has(`${id.dev}:${id.ino}`);
+  return id !== undefined && serverCodeFiles.has(`${id.mnt}:${id.ino}`);
 }
 
 const gate: LaunchGate = { pending: true, stagePid: data.stagePid, execveNr: data.execveNr };
