@@ -13,7 +13,8 @@ import { createCluster, destroyCluster, postgresMajorVersion, postmasterPid, que
 import { backendIdentityReader } from "../src/supervisor/backend-identity.js";
 import { integrationSkip, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { majors } from "./support/majors.js";
-import { readFileSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, mkdtempSync, readFileSync, renameSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { repoPath } from "./support/paths.js";
 
 const skip = integrationSkip();
@@ -57,3 +58,31 @@ for (const m of majors()) {
     });
   });
 }
+
+// A package upgrade renames a new postgres over the one the server runs: the running processes'
+// maps then name "PATH (deleted)". The reader finds the executable by the device and inode of the
+// file it read its symbols from, not by path, so rows are still cross-checked (before: every
+// check "cannot be read", and each session got the most restrictive context until a restart).
+const relocatable = majors().find((m) => m.major === 16 && !m.skip && m.binDir);
+test("postgres replaced while the server runs (an upgrade's rename): rows are still cross-checked, alice may still exec", { skip: skip || (!relocatable && "no embedded PostgreSQL 16"), timeout: 120_000 }, async () => {
+  const root = mkdtempSync(join(tmpdir(), "pg_seccomp-upgrade-"));
+  chmodSync(root, 0o755);
+  cpSync(join(relocatable!.binDir!, ".."), join(root, "native"), { recursive: true });
+  const binDir = join(root, "native", "bin");
+  const cluster = await createCluster({ binDir });
+  const profile = readFileSync(repoPath("profiles/postgresql-16-x86_64.conf"), "utf8");
+  const s = await startReady(cluster, ["--policy", writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`)]);
+  try {
+    query(cluster, "create role alice login in role pg_execute_server_program");
+    const postgres = join(binDir, "postgres");
+    copyFileSync(postgres, `${postgres}.new`);
+    renameSync(`${postgres}.new`, postgres);
+    assert.match(readFileSync(`/proc/${postmasterPid(cluster.dataDir)}/maps`, "utf8"), / \(deleted\)$/m, "the running executable's path now names another file");
+    assert.match(query(cluster, "copy (select 1) to program 'cat > /dev/null'", { role: "alice" }), /COPY 1/);
+    assert.doesNotMatch(s.stderr(), /cannot be read to confirm|inconsistent: the server's row/, s.stderr().slice(-3000));
+  } finally {
+    await stop(s);
+    destroyCluster(cluster);
+    rmSync(root, { recursive: true, force: true });
+  }
+});

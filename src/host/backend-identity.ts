@@ -12,7 +12,7 @@
 // the launcher's privileges while the call that asked for the classification is held, and must
 // name what the row names.
 
-import { readFileSync, realpathSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readFileSync, realpathSync } from "node:fs";
 import { readProcessMemory } from "./proc.js";
 
 /**
@@ -70,26 +70,65 @@ export interface StartupNames {
   walsender: boolean;
 }
 
+/** A file as /proc/PID/maps names it: device (major, minor) and inode. */
+export interface MappedFile {
+  major: number;
+  minor: number;
+  ino: bigint;
+}
+
+/** Major and minor of a Linux dev_t (glibc's gnu_dev_major/minor encoding). */
+export function devParts(dev: bigint): { major: number; minor: number } {
+  return {
+    major: Number(((dev >> 8n) & 0xfffn) | ((dev >> 32n) & ~0xfffn)),
+    minor: Number((dev & 0xffn) | ((dev >> 12n) & ~0xffn)),
+  };
+}
+
 /**
- * The load address of `exe` in process `pid` (its mapping at file offset 0, from
- * /proc/PID/maps), for a position-independent executable. Children of the postmaster are forks
- * (no exec): they share its address. Undefined when it is not mapped.
+ * The address of `file`'s mapping at file offset 0 in a /proc/PID/maps text, matched by device
+ * and inode, not by path: a postgres replaced while the server runs (a package upgrade) shows as
+ * "PATH (deleted)", and its running children still have the old file's code and data.
  */
-export function executableBase(pid: number, exe: string): bigint | undefined {
-  let real: string;
-  let maps: string;
+export function baseInMaps(maps: string, file: MappedFile): bigint | undefined {
+  for (const line of maps.split("\n")) {
+    // start-end perms offset major:minor inode path
+    const m = /^([0-9a-f]+)-[0-9a-f]+ \S+ ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)/.exec(line);
+    if (!m || BigInt(`0x${m[2]}`) !== 0n) continue;
+    if (Number.parseInt(m[3]!, 16) === file.major && Number.parseInt(m[4]!, 16) === file.minor && BigInt(m[5]!) === file.ino) return BigInt(`0x${m[1]}`);
+  }
+  return undefined;
+}
+
+/**
+ * The load address of the executable `file` in process `pid` (its mapping at file offset 0), for
+ * a position-independent executable. Children of the postmaster are forks (no exec): they share
+ * its address. Undefined when it is not mapped. /proc/PID/maps is the kernel's text.
+ */
+export function executableBase(pid: number, file: MappedFile): bigint | undefined {
   try {
-    real = realpathSync(exe);
-    maps = readFileSync(`/proc/${pid}/maps`, "utf8");
+    return baseInMaps(readFileSync(`/proc/${pid}/maps`, "utf8"), file);
   } catch {
     return undefined;
   }
-  for (const line of maps.split("\n")) {
-    // start-end perms offset dev inode path (the path last, and it may hold spaces)
-    const m = /^([0-9a-f]+)-[0-9a-f]+ \S+ ([0-9a-f]+) \S+ \d+\s+(.*)$/.exec(line);
-    if (m && m[3] === real && BigInt(`0x${m[2]}`) === 0n) return BigInt(`0x${m[1]}`);
+}
+
+/**
+ * The postgres executable at `path` (root's input: the command line run was given, never a path
+ * the server names), read whole through one descriptor, with the device and inode of the file
+ * read: the file the server's processes map, found in their maps by those even after an upgrade
+ * renamed another file over the path. Throws when it cannot be read.
+ */
+export function readExecutable(path: string): { bytes: Buffer; file: MappedFile; real: string } {
+  const real = realpathSync(path);
+  const fd = openSync(real, constants.O_RDONLY | constants.O_NOCTTY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd, { bigint: true });
+    if (!st.isFile()) throw new Error("not a regular file");
+    return { bytes: readFileSync(fd), file: { ...devParts(st.dev), ino: st.ino }, real };
+  } finally {
+    closeSync(fd);
   }
-  return undefined;
 }
 
 function readPointer(pid: number, addr: bigint): bigint | undefined {

@@ -5,9 +5,8 @@
 // no exec). Built once per launcher; the postgres executable is root's input (the command line),
 // never a path the server names.
 
-import { readFileSync, realpathSync } from "node:fs";
 import { dynamicSymbols, parseElf } from "../analyze/elf.js";
-import { BACKEND_TYPES, executableBase, PORT_NAME_OFFSETS, readOwnBackendType, readStartupNames, type NameDecoder, type StartupNames } from "../host/backend-identity.js";
+import { BACKEND_TYPES, executableBase, PORT_NAME_OFFSETS, readExecutable, readOwnBackendType, readStartupNames, type MappedFile, type NameDecoder, type StartupNames } from "../host/backend-identity.js";
 
 const ET_DYN = 3;
 
@@ -36,9 +35,12 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
   let backendTypeValue: number;
   let pie: boolean;
   let exe: string;
+  let file: MappedFile;
   try {
-    exe = realpathSync(postgresPath);
-    const elf = parseElf(readFileSync(exe));
+    const read = readExecutable(postgresPath);
+    exe = read.real;
+    file = read.file;
+    const elf = parseElf(read.bytes);
     const symbols = dynamicSymbols(elf);
     const sym = symbols.find((s) => s.name === "MyProcPort" && s.shndx !== 0);
     if (!sym) return { unavailable: `${exe} exports no MyProcPort` };
@@ -56,7 +58,7 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
   let addresses: { myProcPort: bigint; amWalsender: bigint; myBackendType: bigint } | undefined;
   const resolve = () => {
     if (addresses === undefined) {
-      const base = pie ? executableBase(postmasterPid, exe) : 0n;
+      const base = pie ? executableBase(postmasterPid, file) : 0n;
       if (base === undefined) return undefined;
       addresses = { myProcPort: base + BigInt(value), amWalsender: base + BigInt(walsenderValue), myBackendType: base + BigInt(backendTypeValue) };
     }
