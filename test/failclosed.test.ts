@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { destroyCluster, postmasterPid, query, type Cluster } from "../src/postgres/cluster.js";
 import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "./support/server.js";
 import { repoPath } from "./support/paths.js";
+import { hostArch } from "../src/syscalls/index.js";
 
 const skip = integrationSkip();
 let cluster: Cluster;
@@ -30,7 +31,7 @@ function alive(pid: number): boolean {
 
 test("killing the supervisor under pgbench load stops the server; committed rows survive; a restart works", { skip }, async () => {
   // A policy with something for the supervisor to answer (sessions may not exec), so a listener exists.
-  const policy = writePolicy(readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8") + "\nsession_syscall_error = '*, execve'\n");
+  const policy = writePolicy(readFileSync(repoPath(`profiles/postgresql-15-${hostArch()}.conf`), "utf8") + "\nsession_syscall_error = '*, execve'\n");
   const s = await startReady(cluster, ["--policy", policy]);
   const pm = postmasterPid(cluster.dataDir)!;
   query(cluster, "create table committed (id int primary key)");

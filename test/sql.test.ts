@@ -10,9 +10,12 @@ import { destroyCluster, psql, query, type Cluster } from "../src/postgres/clust
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "./support/server.js";
 import { blocksTestedBy } from "./support/doc-blocks.js";
 import { repoPath } from "./support/paths.js";
+import { hostArch } from "../src/syscalls/index.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+// The machine's own starter profile (aarch64's in the VM lab).
+const ARCH = hostArch();
+const profile = readFileSync(repoPath(`profiles/postgresql-15-${ARCH}.conf`), "utf8");
 let cluster: Cluster;
 let server: RunningServer;
 let policy: string;
@@ -42,7 +45,7 @@ function cli(...args: string[]) {
 test("sql install: seccomp.pg_get_seccomp_filter() equals pg_seccomp show for the calling role and database", { skip }, () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
   for (const db of ["postgres", "analytics"]) {
-    const r = cli("sql", "install", "-d", conn.replace("dbname=postgres", `dbname=${db}`), "-D", cluster.dataDir, "--arch", "x86_64");
+    const r = cli("sql", "install", "-d", conn.replace("dbname=postgres", `dbname=${db}`), "-D", cluster.dataDir, "--arch", ARCH);
     assert.equal(r.status, 0, r.stderr);
   }
   for (const db of ["postgres", "analytics"]) {
@@ -57,7 +60,7 @@ test("sql install: seccomp.pg_get_seccomp_filter() equals pg_seccomp show for th
   for (const [role, db, showArgs] of cases) {
     const fromSql = psql(cluster, "copy (select * from seccomp.pg_get_seccomp_filter() order by 4,1) to stdout with (format csv, header)", { role, db });
     assert.ok(fromSql.ok, fromSql.stderr);
-    const shown = cli("show", policy, "--format", "csv", "--arch", "x86_64", ...showArgs);
+    const shown = cli("show", policy, "--format", "csv", "--arch", ARCH, ...showArgs);
     assert.equal(shown.status, 0, shown.stderr);
     // Same rows; ORDER BY in the database uses its collation (C here), so compare as sets per context.
     const norm = (t: string) => t.trim().split("\n").slice(1).sort();
@@ -126,7 +129,7 @@ test("seccomp.violations shows denied calls to pg_monitor members only", { skip 
 
 test("set_client_filter narrows the calling session only, once, and only for roles granted EXECUTE", { skip }, () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  const installed = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64", "--json");
+  const installed = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", ARCH, "--json");
   assert.equal(installed.status, 0, installed.stderr);
   assert.equal((JSON.parse(installed.stdout) as { schema: string }).schema, "seccomp");
   query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function seccomp.pg_get_seccomp_filter() to alice");
@@ -166,7 +169,7 @@ test("set_client_filter narrows the calling session only, once, and only for rol
 
 test("what a seccomp.set_client_filter() filter denies in the session itself is in the violation log", { skip }, async () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64").status, 0);
+  assert.equal(cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", ARCH).status, 0);
   query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice; grant execute on function pg_ls_dir(text) to alice");
   const before = query(cluster, "select count(*) from seccomp.violations where role = 'alice' and syscall in ('getdents64', 'execve')");
   assert.equal(before, "0");
@@ -189,12 +192,12 @@ test("what a seccomp.set_client_filter() filter denies in the session itself is 
 
 test("sql install without the data directory embeds the policy's rows: the same as show", { skip }, () => {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  const r = cli("sql", "install", "-d", conn, "--policy", policy, "--schema", "seccomp_embedded", "--arch", "x86_64");
+  const r = cli("sql", "install", "-d", conn, "--policy", policy, "--schema", "seccomp_embedded", "--arch", ARCH);
   assert.equal(r.status, 0, r.stderr);
   query(cluster, "grant execute on function seccomp_embedded.pg_get_seccomp_filter() to alice");
   const fromSql = psql(cluster, "copy (select * from seccomp_embedded.pg_get_seccomp_filter()) to stdout with (format csv)", { role: "alice" });
   assert.ok(fromSql.ok, fromSql.stderr);
-  const shown = cli("show", policy, "--format", "csv", "--arch", "x86_64", "--role", "alice");
+  const shown = cli("show", policy, "--format", "csv", "--arch", ARCH, "--role", "alice");
   const norm = (t: string) => t.trim().split("\n").filter((l) => !l.startsWith("syscall,")).sort();
   assert.deepEqual(norm(fromSql.stdout), norm(shown.stdout));
   assert.match(fromSql.stdout, /execve,59,session->allow,session/);
@@ -205,7 +208,7 @@ test("set_client_filter says so when the policy does not enable it, and touches 
   // schema of its own.
   const off = writePolicy(profile + "\nsession_syscall_allow.alice = '*, execve'\n");
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--policy", off, "--schema", "seccomp_off", "--arch", "x86_64");
+  const inst = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--policy", off, "--schema", "seccomp_off", "--arch", ARCH);
   assert.equal(inst.status, 0, inst.stderr);
   assert.match(inst.stderr, /note: .* does not set set_client_filter = on: set_client_filter\(\) raises an error saying so/);
   assert.doesNotMatch(inst.stderr, /NOTICE/, "the other installs of ours (schema seccomp, seccomp_embedded) are not look-alikes");
