@@ -8,14 +8,16 @@
 // type and its own MyBackendType (docs/design.md, "Classification"); both are the worker's to
 // write once its code runs. It rewrites both to the archiver and runs a shell: under a policy
 // that denies exec to sessions only, the archiver's context may exec (archive_command needs it).
-// The same shape reaches a role's allowances (session_syscall_allow.alice): a worker whose code
-// runs unclassified can also point its own MyProcPort at names of its choice, and hold a client
-// socket another backend of the attacker passes it (SCM_RIGHTS); not written here, the archiver
-// forge needs neither.
+// The second test reaches a role's allowances (session_syscall_allow.alice) the same way: the
+// worker connects as alice (its row names alice), holds the LOADing session's client socket,
+// which that session passes it (SCM_RIGHTS: a connection accepted on the server's listen socket,
+// the kernel's fact of a client), points its own MyProcPort at startup names "alice" and
+// "postgres", and sets its row's type to "client backend": every fact the row cross-check reads
+// then says "alice's session".
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -30,7 +32,7 @@ const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "ut
 let cluster: Cluster;
 let dir: string;
 let out: string;
-const libs: Record<"control" | "forge", string> = { control: "", forge: "" };
+const libs: Record<"control" | "forge" | "session", string> = { control: "", forge: "", session: "" };
 before(async () => {
   if (skip) return;
   cluster = await newCluster();
@@ -44,6 +46,9 @@ before(async () => {
     assert.equal(cc.status, 0, cc.stderr);
     libs[kind] = lib;
   }
+  libs.session = join(dir, "bgworker-session.so");
+  const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${SERVER_HEADERS}`, `-DROLE="alice"`, `-DOUT="${out}"`, `-DLIB="${libs.session}"`, "-o", libs.session, repoPath("test/fixtures/attack/bgworker-session.c")], { encoding: "utf8" });
+  assert.equal(cc.status, 0, cc.stderr);
 });
 after(() => {
   if (cluster) destroyCluster(cluster);
@@ -78,6 +83,27 @@ test("code in a backend registers a background worker that rewrites its own type
     assert.match(forgedRun ?? "", /^exec /);
     assert.notEqual(forgedRun, "exec 0", `the background worker exec'd as the archiver:\n${s.stderr().slice(-3000)}`);
     assert.match(s.stderr(), /inconsistent: the server's row says "archiver"|alarm: its own backend type/);
+  } finally {
+    await stop(s);
+  }
+});
+
+test("code in a backend registers a background worker that makes itself alice's session: it must not get alice's exec", {
+  skip,
+  timeout: 120_000,
+  todo: "open: the worker's code runs unclassified (no row when it maps its library), so it shapes every fact the cross-check reads: a client socket passed by SCM_RIGHTS, its own MyProcPort, its row",
+}, async () => {
+  const policy = writePolicy(`${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`);
+  const s = await startReady(cluster, ["--policy", policy]);
+  try {
+    // The roles are the first test's (the same cluster); alice may log in, etl is the attacker.
+    query(cluster, "create role alice login");
+    writeFileSync(out, "");
+    const attack = psql(cluster, `load '${libs.session}'`, { role: "etl" });
+    assert.ok(attack.ok, attack.stderr);
+    const [run] = await runs(1);
+    assert.match(run ?? "", /^exec /, `the worker got no client socket (${run}):\n${s.stderr().slice(-3000)}`);
+    assert.notEqual(run, "exec 0", `etl's background worker exec'd as alice's session:\n${s.stderr().slice(-3000)}`);
   } finally {
     await stop(s);
   }
