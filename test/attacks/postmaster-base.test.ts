@@ -1,14 +1,16 @@
-// Attack on the row cross-check's load address (src/host/backend-identity.ts, baseInMaps): the
-// reader finds the postgres executable in the POSTMASTER's /proc/PID/maps by the device and inode
-// of the file it read the symbols from, at file offset 0, and takes the first such mapping as the
+// Attack on the row cross-check's load address (src/host/backend-identity.ts, executableBase): the
+// reader found the postgres executable in the POSTMASTER's /proc/PID/maps by the device and inode
+// of the file it read the symbols from, at file offset 0, and took the first such mapping as the
 // executable's base for every child. The postmaster's maps change only by its own code, and a
 // superuser puts code there with SQL alone: ALTER SYSTEM SET shared_preload_libraries to a module
 // (here written by root in a directory of the test's; the superuser could write it with lo_export
 // as the server's user), loaded at the server's next start. The module (postmaster-decoy.c) maps
-// postgres itself at offset 0 below the real executable. Picking that mapping, the reader looks
-// for MyProcPort where nothing is, and every session's check reads "cannot be read": alice, who
-// may exec, gets the most restrictive context; a module that also put a fake Port there would
-// make every row's names read as it likes.
+// postgres itself at offset 0 below the real executable. Picking that mapping, the reader looked
+// for MyProcPort where nothing is, and every session's check read "cannot be read": alice, who
+// may exec, got the most restrictive context; a module that also put a fake Port there would
+// have made every row's names read as it liked. Fixed: the load address is the kernel's AT_ENTRY
+// for the postmaster (/proc/PID/auxv) less the executable's entry point, and the maps must show
+// the file at offset 0 there.
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
@@ -46,7 +48,6 @@ after(() => {
 test("a preloaded module maps postgres at offset 0 below the executable in the postmaster: rows are still cross-checked at the right address", {
   skip,
   timeout: 180_000,
-  todo: "open: baseInMaps takes the first offset-0 mapping of postgres's device and inode, which the postmaster's own code can place below the executable",
 }, async () => {
   let s = await startReady(cluster, ["--policy", writePolicy(policyText)]);
   try {
