@@ -1,7 +1,9 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
-import { baseInMaps, devParts, executableBase, nameDecoder, readExecutable } from "./backend-identity.js";
+import { existsSync, readFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { devParts, entryInAuxv, executableBase, mapsFileAt, nameDecoder, readExecutable } from "./backend-identity.js";
+import { parseElf } from "../analyze/elf.js";
 
 test("nameDecoder reads a name's bytes as the server's encoding converts them for a UTF8 client", () => {
   const jurgen = Buffer.from([0x6a, 0xfc, 0x72, 0x67, 0x65, 0x6e]); // "jürgen" in LATIN1
@@ -21,25 +23,54 @@ test("nameDecoder reads a name's bytes as the server's encoding converts them fo
   assert.equal(nameDecoder(undefined)(Buffer.from("alice")), "alice");
 });
 
-test("baseInMaps finds the executable by device and inode, its path replaced (\"(deleted)\") or not", () => {
+test("mapsFileAt: the file by device and inode at offset 0 at the address, its path replaced (\"(deleted)\") or not", () => {
   const file = { major: 0xfd, minor: 1, ino: 1234n };
   const maps = [
+    "200000000-200001000 r--p 00000000 fd:01 1234 /usr/lib/postgresql/15/bin/postgres",
     "55d0c0000000-55d0c0100000 r--p 00000000 fd:01 999 /usr/lib/x86_64-linux-gnu/libc.so.6",
     "55d0c1000000-55d0c1100000 r--p 00001000 fd:01 1234 /usr/lib/postgresql/15/bin/postgres (deleted)",
     "55d0c2000000-55d0c2100000 r--p 00000000 fd:01 1234 /usr/lib/postgresql/15/bin/postgres (deleted)",
   ].join("\n");
-  assert.equal(baseInMaps(maps, file), 0x55d0c2000000n);
-  assert.equal(baseInMaps(maps, { ...file, minor: 2 }), undefined, "another device");
-  assert.equal(baseInMaps(maps, { ...file, ino: 999n, major: 0xfe }), undefined);
+  assert.equal(mapsFileAt(maps, file, 0x55d0c2000000n), true);
+  assert.equal(mapsFileAt(maps, file, 0x200000000n), true, "a second mapping of the file is found only at its own address");
+  assert.equal(mapsFileAt(maps, file, 0x55d0c1000000n), false, "not at offset 0");
+  assert.equal(mapsFileAt(maps, file, 0x55d0c0000000n), false, "another file");
+  assert.equal(mapsFileAt(maps, { ...file, minor: 2 }, 0x55d0c2000000n), false, "another device");
   assert.deepEqual(devParts(0xfd01n), { major: 0xfd, minor: 1 });
   assert.deepEqual(devParts(0x10303n), { major: 259, minor: 3 });
   assert.deepEqual(devParts(0x1200034n), { major: 0, minor: 0x1234 }, "a minor above 255 (overlay, tmpfs: anonymous devices)");
 });
 
-test("executableBase: this process's own executable, read by readExecutable, is found in its maps", () => {
-  const exe = readExecutable(process.execPath);
-  const base = executableBase(process.pid, exe.file);
-  assert.ok(base !== undefined && base > 0n);
-  const first = readFileSync("/proc/self/maps", "utf8").split("\n").find((l) => l.endsWith(` ${exe.real}`) && / 00000000 /.test(l));
-  assert.equal(base, BigInt(`0x${first!.split("-")[0]}`));
+test("entryInAuxv reads AT_ENTRY up to AT_NULL", () => {
+  const auxv = (pairs: Array<[bigint, bigint]>) => {
+    const b = Buffer.alloc(pairs.length * 16);
+    pairs.forEach(([t, v], i) => {
+      b.writeBigUInt64LE(t, i * 16);
+      b.writeBigUInt64LE(v, i * 16 + 8);
+    });
+    return b;
+  };
+  assert.equal(entryInAuxv(auxv([[6n, 4096n], [9n, 0x55d0c2012340n], [0n, 0n]])), 0x55d0c2012340n);
+  assert.equal(entryInAuxv(auxv([[6n, 4096n], [0n, 0n], [9n, 1n]])), undefined, "nothing after AT_NULL");
+  assert.equal(entryInAuxv(Buffer.alloc(8)), undefined);
+});
+
+test("executableBase: a running position-independent executable's load address, from its AT_ENTRY, where its maps show it at offset 0", async () => {
+  const path = ["/usr/bin/sleep", "/bin/sleep"].find((p) => existsSync(p));
+  const exe = path ? readExecutable(path) : undefined;
+  const elf = exe ? parseElf(exe.bytes) : undefined;
+  if (!exe || !elf || elf.type !== 3) return; // no PIE sleep here: nothing to read
+  const child = spawn(exe.real, ["30"], { stdio: "ignore" });
+  try {
+    let first: string | undefined;
+    for (let i = 0; i < 100 && !first; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      first = readFileSync(`/proc/${child.pid}/maps`, "utf8").split("\n").find((l) => l.endsWith(` ${exe.real}`) && / 00000000 /.test(l));
+    }
+    assert.ok(first, "sleep's maps");
+    assert.equal(executableBase(child.pid!, exe.file, BigInt(elf.entry)), BigInt(`0x${first.split("-")[0]}`));
+    assert.equal(executableBase(child.pid!, exe.file, BigInt(elf.entry) + 0x1000n), undefined, "another entry: no mapping of the file there");
+  } finally {
+    child.kill();
+  }
 });

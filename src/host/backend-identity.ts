@@ -86,28 +86,49 @@ export function devParts(dev: bigint): { major: number; minor: number } {
 }
 
 /**
- * The address of `file`'s mapping at file offset 0 in a /proc/PID/maps text, matched by device
+ * Does a /proc/PID/maps text map `file` at file offset 0 at address `start`? Matched by device
  * and inode, not by path: a postgres replaced while the server runs (a package upgrade) shows as
  * "PATH (deleted)", and its running children still have the old file's code and data.
  */
-export function baseInMaps(maps: string, file: MappedFile): bigint | undefined {
+export function mapsFileAt(maps: string, file: MappedFile, start: bigint): boolean {
   for (const line of maps.split("\n")) {
     // start-end perms offset major:minor inode path
     const m = /^([0-9a-f]+)-[0-9a-f]+ \S+ ([0-9a-f]+) ([0-9a-f]+):([0-9a-f]+) (\d+)/.exec(line);
-    if (!m || BigInt(`0x${m[2]}`) !== 0n) continue;
-    if (Number.parseInt(m[3]!, 16) === file.major && Number.parseInt(m[4]!, 16) === file.minor && BigInt(m[5]!) === file.ino) return BigInt(`0x${m[1]}`);
+    if (!m || BigInt(`0x${m[1]}`) !== start || BigInt(`0x${m[2]}`) !== 0n) continue;
+    return Number.parseInt(m[3]!, 16) === file.major && Number.parseInt(m[4]!, 16) === file.minor && BigInt(m[5]!) === file.ino;
+  }
+  return false;
+}
+
+/** AT_ENTRY (elf.h): the program's entry point as the kernel loaded it. */
+const AT_ENTRY = 9n;
+
+/** AT_ENTRY's value in a 64-bit /proc/PID/auxv (pairs of type and value, up to AT_NULL), or undefined. */
+export function entryInAuxv(auxv: Buffer): bigint | undefined {
+  for (let o = 0; o + 16 <= auxv.length; o += 16) {
+    const type = auxv.readBigUInt64LE(o);
+    if (type === 0n) return undefined;
+    if (type === AT_ENTRY) return auxv.readBigUInt64LE(o + 8);
   }
   return undefined;
 }
 
 /**
- * The load address of the executable `file` in process `pid` (its mapping at file offset 0), for
- * a position-independent executable. Children of the postmaster are forks (no exec): they share
- * its address. Undefined when it is not mapped. /proc/PID/maps is the kernel's text.
+ * The load address of the position-independent executable `file` in process `pid`, whose ELF
+ * entry point is `entry`: the kernel's AT_ENTRY for the process (/proc/PID/auxv) less `entry`,
+ * where its maps must show `file` at offset 0. Not the first offset-0 mapping of the file in its
+ * maps: the process's own code can map the file again, lower (a module in the postmaster's
+ * shared_preload_libraries: attacks/postmaster-base.test.ts). auxv is the kernel's record of the
+ * exec; a process changes it only by prctl(PR_SET_MM_AUXV), which needs CAP_SYS_RESOURCE (the
+ * server has no capability). Children of the postmaster are forks (no exec): they share its
+ * address. Undefined when it cannot be read or the file is not mapped there.
  */
-export function executableBase(pid: number, file: MappedFile): bigint | undefined {
+export function executableBase(pid: number, file: MappedFile, entry: bigint): bigint | undefined {
   try {
-    return baseInMaps(readFileSync(`/proc/${pid}/maps`, "utf8"), file);
+    const loaded = entryInAuxv(readFileSync(`/proc/${pid}/auxv`));
+    if (loaded === undefined || loaded < entry) return undefined;
+    const base = loaded - entry;
+    return mapsFileAt(readFileSync(`/proc/${pid}/maps`, "utf8"), file, base) ? base : undefined;
   } catch {
     return undefined;
   }

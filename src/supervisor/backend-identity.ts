@@ -1,8 +1,8 @@
 // The row cross-check's reader (src/host/backend-identity.ts says why): where `MyProcPort` and
 // `am_walsender` are in
 // the server's processes, from the postgres executable's dynamic symbols (the server exports its
-// globals for extensions) and its load address in the postmaster, which every child shares (fork,
-// no exec). Built once per launcher; the postgres executable is root's input (the command line),
+// globals for extensions) and its load address in the postmaster (the kernel's AT_ENTRY less the
+// ELF entry point), which every child shares (fork, no exec). Built once per launcher; the postgres executable is root's input (the command line),
 // never a path the server names.
 
 import { dynamicSymbols, parseElf } from "../analyze/elf.js";
@@ -34,6 +34,7 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
   let walsenderValue: number;
   let backendTypeValue: number;
   let pie: boolean;
+  let entry: bigint;
   let exe: string;
   let file: MappedFile;
   try {
@@ -52,13 +53,14 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
     walsenderValue = walsender.value;
     backendTypeValue = backendType.value;
     pie = elf.type === ET_DYN;
+    entry = BigInt(elf.entry);
   } catch (e) {
     return { unavailable: `${postgresPath} cannot be read as an ELF executable (${(e as Error).message})` };
   }
   let addresses: { myProcPort: bigint; amWalsender: bigint; myBackendType: bigint } | undefined;
   const resolve = () => {
     if (addresses === undefined) {
-      const base = pie ? executableBase(postmasterPid, file) : 0n;
+      const base = pie ? executableBase(postmasterPid, file, entry) : 0n;
       if (base === undefined) return undefined;
       addresses = { myProcPort: base + BigInt(value), amWalsender: base + BigInt(walsenderValue), myBackendType: base + BigInt(backendTypeValue) };
     }
