@@ -186,8 +186,9 @@ export interface ChildFacts {
   startupNames?: { user: string | null; database: string | null; walsender: boolean } | "unreadable";
   /**
    * For a process without a client connection: the backend type it keeps in its own memory
-   * (`MyBackendType`, named as rows name types, "background worker" for any background worker);
-   * "unreadable" when it could not be read; undefined when there is no reader (the row decides).
+   * (`MyBackendType`, named as rows name types, "background worker" for any background worker),
+   * read with its row, or without one when the server has none for it; "unreadable" when it
+   * could not be read; undefined when there is no reader (the row decides).
    */
   ownBackendType?: string | "unreadable";
 }
@@ -283,6 +284,15 @@ export function classifyChild(f: ChildFacts): ChildClassification {
     return { ctx: UNCLASSIFIED, pin: true, note: `unknown backend type "${row.backendType.slice(0, 64)}"` };
   }
   if (f.clientConnection) return { ctx: UNCLASSIFIED, pin: false, note: "client connection not authenticated yet" };
+  if (f.activity === "none" && f.ownBackendType === "background worker") {
+    // A background worker before its row (a worker gets one only once it connects to a database):
+    // a dynamic one maps its library, which its registrant chose, before it has a row, and that
+    // library's code could then set every fact classification reads later (its own type, its row,
+    // a Port). Its own MyBackendType is still the postmaster's word here: only the server's code
+    // has run in it (new code enters only through this call, held). Pinned now, for good: the
+    // session's lists, as every background worker gets (attacks/bgworker-forge.test.ts).
+    return { ctx: { context: "background_worker" }, pin: true };
+  }
   if (f.forkedAfterReady) {
     return { ctx: UNCLASSIFIED, pin: false, note: f.activity === undefined ? "alarm: no answer from the monitor (titles are not a source once the server was ready)" : "alarm: the server has no row for it (titles are not a source once the server was ready)" };
   }

@@ -18,6 +18,12 @@ export interface BackendIdentityReader {
    * types ("background worker" for any background worker); undefined when it cannot be read.
    */
   backendType(pid: number): string | undefined;
+  /**
+   * Where every server process keeps its MyBackendType and the value that means a client backend,
+   * once the postmaster's load address is known; undefined until then. The supervisor's worker
+   * reads it for the exec gate's exception (supervisor-worker.ts, serverCodeMapping).
+   */
+  clientBackendProbe(): { address: bigint; value: number } | undefined;
 }
 
 /**
@@ -74,6 +80,11 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
     backendType(pid) {
       const a = resolve();
       return a && readOwnBackendType(pid, a.myBackendType, types);
+    },
+    clientBackendProbe() {
+      const a = resolve();
+      const value = types.indexOf("client backend");
+      return a && value >= 0 ? { address: a.myBackendType, value } : undefined;
     },
   };
 }

@@ -212,6 +212,11 @@ test("classification rules: names never decide, kernel facts must agree, missing
   // PostgreSQL 14's statistics collector has no row: its title decides.
   assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: stats collector " }).ctx, { context: "stats_collector" });
   assert.deepEqual(classifyChild({ activity: row("something new"), clientConnection: false, title: "" }).ctx, { context: "unclassified" });
+  // A background worker without a row yet (a dynamic one maps its library first): pinned by its
+  // own MyBackendType before that library's code can change any fact; other rowless processes not.
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", forkedAfterReady: true, ownBackendType: "unreadable" }).pin, false);
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", forkedAfterReady: true, ownBackendType: "archiver" }).pin, false);
   // Before the server answers: a client connection is never classified by title.
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: true, title: "postgres: checkpointer" }), { ctx: { context: "unclassified" }, pin: false, note: "client connection not authenticated yet" });
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: startup recovering 0001" }), { ctx: { context: "startup" }, pin: true });
