@@ -73,7 +73,8 @@ for a in "${args[@]}"; do
     core) tests+=(dist/test/run.test.js dist/test/contexts.test.js dist/test/failclosed.test.js) ;;
     # systemd boots its own image (systemd as PID 1), so it runs alone.
     systemd) INIT=systemd; tests+=(dist/test/lab-systemd.test.js) ;;
-    # kernel-contexts builds the library a superuser LOADs (cc); kernel-records kills calls from plperlu.
+    # kernel-contexts builds the library a superuser LOADs (cc); kernel-records kills calls from plperlu
+    # and forges records with a python3 script.
     attacks) DEV=1; tests+=(dist/test/attacks/kernel-contexts.test.js dist/test/attacks/supervisor.test.js dist/test/attacks/kernel-records.test.js) ;;
     learn) tests+=(dist/test/learn-safe.test.js) ;;
     dist/*.test.js) tests+=("$a") ;;
@@ -168,7 +169,7 @@ MIRROR=${LAB_MIRROR:-$(sed -n 's/^URIs: *\([^ ]*\/debian\)$/\1/p' /etc/apt/sourc
 PACKAGES="postgresql-15,postgresql-contrib,libstdc++6,kmod,initramfs-tools,procps,iproute2,$KPKG"
 # The attacks set's extras make an image of their own (the recipe names its packages), so the
 # images of the other sets, which CI uses, stay as they are.
-[ "$DEV" = 0 ] || PACKAGES="$PACKAGES,gcc,libc6-dev,postgresql-plperl-15"
+[ "$DEV" = 0 ] || PACKAGES="$PACKAGES,gcc,libc6-dev,postgresql-plperl-15,python3"
 
 # First-stage init, baked into the image: mounts the payload disk and hands over to its
 # second stage, so the test procedure can change without rebuilding the image.
