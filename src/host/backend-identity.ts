@@ -184,32 +184,24 @@ const WHATWG_LABELS: Readonly<Record<string, string>> = {
  */
 export function nameDecoder(serverEncoding: string | undefined): NameDecoder {
   const enc = (serverEncoding ?? "").toUpperCase();
-  if (enc === "UTF8" || enc === "UNICODE") {
-    const d = new TextDecoder("utf-8", { fatal: true });
+  if (enc === "SQL_ASCII") return (b) => b.toString("utf8");
+  if (enc === "LATIN1") return (b) => b.toString("latin1");
+  const label = enc === "UTF8" || enc === "UNICODE" ? "utf-8" : WHATWG_LABELS[enc];
+  let d: TextDecoder | undefined;
+  try {
+    d = label ? new TextDecoder(label, { fatal: true }) : undefined;
+  } catch {
+    d = undefined; // this Node has no such decoder: ASCII only, below
+  }
+  if (d) {
+    const fatal = d;
     return (b) => {
       try {
-        return d.decode(b);
+        return fatal.decode(b);
       } catch {
         return undefined;
       }
     };
-  }
-  if (enc === "SQL_ASCII") return (b) => b.toString("utf8");
-  if (enc === "LATIN1") return (b) => b.toString("latin1");
-  const label = WHATWG_LABELS[enc];
-  if (label) {
-    try {
-      const d = new TextDecoder(label, { fatal: true });
-      return (b) => {
-        try {
-          return d.decode(b);
-        } catch {
-          return undefined;
-        }
-      };
-    } catch {
-      /* this Node has no such decoder: ASCII only, below */
-    }
   }
   return (b) => (b.every((c) => c < 0x80) ? b.toString("ascii") : undefined);
 }

@@ -19,11 +19,11 @@ export interface BackendIdentityReader {
    */
   backendType(pid: number): string | undefined;
   /**
-   * Where every server process keeps its MyBackendType and the value that means a client backend,
-   * once the postmaster's load address is known; undefined until then. The supervisor's worker
+   * Where every server process keeps its MyBackendType and this major's type names (for
+   * readOwnBackendType), once the postmaster's load address is known; undefined until then. The supervisor's worker
    * reads it for the exec gate's exception (supervisor-worker.ts, serverCodeMapping).
    */
-  clientBackendProbe(): { address: bigint; value: number } | undefined;
+  clientBackendProbe(): { address: bigint; types: readonly string[] } | undefined;
 }
 
 /**
@@ -83,8 +83,7 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
     },
     clientBackendProbe() {
       const a = resolve();
-      const value = types.indexOf("client backend");
-      return a && value >= 0 ? { address: a.myBackendType, value } : undefined;
+      return a && { address: a.myBackendType, types };
     },
   };
 }

@@ -606,7 +606,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
           const probe = identity.clientBackendProbe();
           if (probe) {
             probeSent = true;
-            channel.port1.postMessage({ type: "client-backend-probe", address: probe.address.toString(), value: probe.value } satisfies WorkerAnswer);
+            channel.port1.postMessage({ type: "client-backend-probe", address: probe.address.toString(), types: [...probe.types] } satisfies WorkerAnswer);
           }
         }
         const pmStatus = dataDirAbs ? readPostmasterPidFile(dataDirAbs)?.status : undefined;
