@@ -284,13 +284,14 @@ export function classifyChild(f: ChildFacts): ChildClassification {
     return { ctx: UNCLASSIFIED, pin: true, note: `unknown backend type "${row.backendType.slice(0, 64)}"` };
   }
   if (f.clientConnection) return { ctx: UNCLASSIFIED, pin: false, note: "client connection not authenticated yet" };
-  if (f.activity === "none" && f.ownBackendType === "background worker") {
-    // A background worker before its row (a worker gets one only once it connects to a database):
-    // a dynamic one maps its library, which its registrant chose, before it has a row, and that
-    // library's code could then set every fact classification reads later (its own type, its row,
-    // a Port). Its own MyBackendType is still the postmaster's word here: only the server's code
-    // has run in it (new code enters only through this call, held). Pinned now, for good: the
-    // session's lists, as every background worker gets (attacks/bgworker-forge.test.ts).
+  if (f.ownBackendType === "background worker" && (f.activity === "none" || f.forkedAfterReady)) {
+    // A background worker before its row (a worker gets one only once it connects to a database),
+    // or while the monitor cannot answer (a locked catalog, a crash restart): a dynamic one maps
+    // its library, which its registrant chose, before it is classified, and that library's code
+    // could then set every fact classification reads later (its own type, its row, a Port). Its
+    // own MyBackendType is still the postmaster's word here: only the server's code has run in it
+    // (new code enters only through this call, held). Pinned now, for good: the session's lists,
+    // as every background worker gets (attacks/bgworker-forge.test.ts).
     return { ctx: { context: "background_worker" }, pin: true };
   }
   if (f.forkedAfterReady) {

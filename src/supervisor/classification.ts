@@ -97,9 +97,9 @@ export class ClassificationService {
     // its own (src/host/backend-identity.ts). Read while the call that asked is held.
     const startupNames = hasClient && this.identity && activity && activity !== "none" ? (this.identity.read(pid, nameDecoder(this.monitor?.serverEncoding)) ?? "unreadable") : undefined;
     // Without a client connection the row's type decides the kind: checked against the process's own.
-    // With no row (monitor up, none for the pid) too: a background worker before its row is
-    // told by it (classify.ts).
-    const ownBackendType = !hasClient && this.identity && activity ? (this.identity.backendType(pid) ?? "unreadable") : undefined;
+    // With no row (none for the pid, or no answer once the server was ready) too: a background
+    // worker before its row is told by it (classify.ts).
+    const ownBackendType = !hasClient && this.identity && (activity || forkedAfterReady) ? (this.identity.backendType(pid) ?? "unreadable") : undefined;
     const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady, ...(startupNames ? { startupNames } : {}), ...(ownBackendType ? { ownBackendType } : {}) });
     // The answer is about this process only if the pid still names it.
     if (readParentAndStart(pid)?.start !== start) return gone;

@@ -217,6 +217,8 @@ test("classification rules: names never decide, kernel facts must agree, missing
   assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
   assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", forkedAfterReady: true, ownBackendType: "unreadable" }).pin, false);
   assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", forkedAfterReady: true, ownBackendType: "archiver" }).pin, false);
+  // No answer from the monitor (a locked catalog) once the server was ready: the same.
+  assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
   // Before the server answers: a client connection is never classified by title.
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: true, title: "postgres: checkpointer" }), { ctx: { context: "unclassified" }, pin: false, note: "client connection not authenticated yet" });
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: startup recovering 0001" }), { ctx: { context: "startup" }, pin: true });

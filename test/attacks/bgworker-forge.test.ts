@@ -35,7 +35,7 @@ const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "ut
 let cluster: Cluster;
 let dir: string;
 let out: string;
-const libs: Record<"control" | "forge" | "session", string> = { control: "", forge: "", session: "" };
+const libs: Record<"control" | "forge" | "session" | "delayed", string> = { control: "", forge: "", session: "", delayed: "" };
 before(async () => {
   if (skip) return;
   cluster = await newCluster();
@@ -43,9 +43,9 @@ before(async () => {
   chmodSync(dir, 0o755);
   out = join(dir, "exec.txt");
   spawnSync("install", ["-m", "0666", "/dev/null", out]);
-  for (const kind of ["control", "forge"] as const) {
+  for (const kind of ["control", "forge", "delayed"] as const) {
     const lib = join(dir, `bgworker-${kind}.so`);
-    const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${SERVER_HEADERS}`, `-DFORGE=${kind === "forge" ? 1 : 0}`, `-DOUT="${out}"`, `-DLIB="${lib}"`, "-o", lib, repoPath("test/fixtures/attack/bgworker-forge.c")], { encoding: "utf8" });
+    const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${SERVER_HEADERS}`, `-DFORGE=${kind === "control" ? 0 : 1}`, ...(kind === "delayed" ? ["-DDELAY_US=3000000"] : []), `-DOUT="${out}"`, `-DLIB="${lib}"`, "-o", lib, repoPath("test/fixtures/attack/bgworker-forge.c")], { encoding: "utf8" });
     assert.equal(cc.status, 0, cc.stderr);
     libs[kind] = lib;
   }
@@ -84,6 +84,14 @@ test("code in a backend registers a background worker that rewrites its own type
     const [, forgedRun] = await runs(2);
     assert.match(forgedRun ?? "", /^exec /);
     assert.notEqual(forgedRun, "exec 0", `the background worker exec'd as the archiver:\n${s.stderr().slice(-3000)}`);
+    // The same with the monitor blinded while the worker maps its library (the registering
+    // transaction holds pg_proc, which the monitor's question reads): no answer is no pin, so
+    // its own type decides then too; its exec comes after the lock is gone.
+    const blind = psql(cluster, `begin; lock table pg_catalog.pg_proc in access exclusive mode; load '${libs.delayed}'; select pg_sleep(1.5); commit;`, { role: "etl" });
+    assert.ok(blind.ok, blind.stderr);
+    const [, , blindRun] = await runs(3);
+    assert.match(blindRun ?? "", /^exec /);
+    assert.notEqual(blindRun, "exec 0", `the background worker exec'd as the archiver while the monitor was blind:\n${s.stderr().slice(-3000)}`);
   } finally {
     await stop(s);
   }
