@@ -19,11 +19,32 @@ export interface BackendIdentityReader {
    */
   backendType(pid: number): string | undefined;
   /**
-   * Where every server process keeps its MyBackendType and this major's type names (for
-   * readOwnBackendType), once the postmaster's load address is known; undefined until then. The supervisor's worker
-   * reads it for the exec gate's exception (supervisor-worker.ts, serverCodeMapping).
+   * What the supervisor's worker needs to find any server process's own MyBackendType (the exec
+   * gate's exception, supervisor-worker.ts serverCodeMapping): known before the postmaster runs,
+   * so the worker resolves it itself when it first needs it, never waiting on this thread.
    */
-  clientBackendProbe(): { address: bigint; types: readonly string[] } | undefined;
+  readonly backendTypeLayout: BackendTypeLayout;
+}
+
+/** Where MyBackendType is in every process of one server, before its load address is known (structured-clone safe). */
+export interface BackendTypeLayout {
+  postmasterPid: number;
+  file: MappedFile;
+  /** The executable's ELF entry point and MyBackendType's symbol value (relative to the load address when pie). */
+  entry: bigint;
+  offset: bigint;
+  pie: boolean;
+  /** The major's type names, by enum value. */
+  types: readonly string[];
+}
+
+/**
+ * MyBackendType's address in the server's processes (all share the postmaster's executable base:
+ * fork, no exec), or undefined while the postmaster does not run the executable yet.
+ */
+export function backendTypeAddress(l: BackendTypeLayout): bigint | undefined {
+  const base = l.pie ? executableBase(l.postmasterPid, l.file, l.entry) : 0n;
+  return base === undefined ? undefined : base + l.offset;
 }
 
 /**
@@ -81,9 +102,6 @@ export function backendIdentityReader(postgresPath: string, postmasterPid: numbe
       const a = resolve();
       return a && readOwnBackendType(pid, a.myBackendType, types);
     },
-    clientBackendProbe() {
-      const a = resolve();
-      return a && { address: a.myBackendType, types };
-    },
+    backendTypeLayout: { postmasterPid, file, entry, offset: BigInt(backendTypeValue), pie, types },
   };
 }

@@ -498,7 +498,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       const wd: SupervisorWorkerData = {
         listenerFd, policy: r.policy, stagePid: pid, clientFilter, injecting, heartbeat, heartbeatOrigin, port: channel.port2,
         execveNr: syscallNumber(r.arch, "execve")!, arch: r.arch, stop,
-        serverCode: { gateOnly: execGateOnly(installedRoutes.routed), files: serverCode.files },
+        serverCode: { gateOnly: execGateOnly(installedRoutes.routed), files: serverCode.files, backendType: identity?.backendTypeLayout },
       };
       // The monitoring session opens on the first question (a policy whose contexts all agree and
       // that denies nothing never needs one). Every question is answered, asynchronously; the
@@ -574,7 +574,6 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // take seconds (and nothing runs meanwhile: the stage's exec of postgres waits for it).
       let lastTick = 0;
       let lastPinsWrite = -100;
-      let probeSent = false;
       beatTimer = setInterval(() => {
         const tickAt = Date.now();
         // This thread itself ran late (starved or paused): the worker's silence may be ours to
@@ -600,15 +599,6 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         // following links (host/server-files.ts): it can only make this latch sooner (more
         // restrictive), and code that could rewrite it runs only after a client reached the
         // server, by when the monitor or this has latched it.
-        // The exec gate's exception needs each process's own MyBackendType: its address is known
-        // once the postmaster runs postgres (the reader checks its maps and auxv).
-        if (!probeSent && identity) {
-          const probe = identity.clientBackendProbe();
-          if (probe) {
-            probeSent = true;
-            channel.port1.postMessage({ type: "client-backend-probe", address: probe.address.toString(), types: [...probe.types] } satisfies WorkerAnswer);
-          }
-        }
         const pmStatus = dataDirAbs ? readPostmasterPidFile(dataDirAbs)?.status : undefined;
         if (pmStatus === "ready") classifier.markReady();
         else if (pmStatus === "starting") classifier.markStarting();

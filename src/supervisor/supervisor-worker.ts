@@ -18,6 +18,7 @@ import type { ViolationEvent } from "../host/violation-event.js";
 import { SupervisorCore, type Classification } from "./supervisor-core.js";
 import { readParentAndStart, readTitle, spawnsShell } from "../host/proc.js";
 import { readOwnBackendType } from "../host/backend-identity.js";
+import { backendTypeAddress, type BackendTypeLayout } from "./backend-identity.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { PROC, readProcStatus, type ProcStatus } from "../host/proc.js";
 import { descriptorIdentity, type FileIdentity } from "../host/server-code.js";
@@ -46,17 +47,16 @@ export interface SupervisorWorkerData {
   port: MessagePort;
   /**
    * The exec gate's exception (src/host/server-code.ts): the calls routed for the gate alone,
-   * and the server's own modules by mount id and inode (fdinfo).
+   * the server's own modules by mount id and inode (fdinfo), and where each process's own
+   * MyBackendType is (none: no exception, every such mapping classifies first).
    */
-  serverCode: { gateOnly: number[]; files: FileIdentity[] };
+  serverCode: { gateOnly: number[]; files: FileIdentity[]; backendType?: BackendTypeLayout };
 }
 
 /** Messages the worker sends on `port` and receives back. */
 export type WorkerRequest = { type: "classify"; pid: number; start: string } | { type: "statement"; pid: number };
 export type WorkerAnswer =
   | { type: "classified"; pid: number; start: string; classification: Classification }
-  /** Where MyBackendType is and the major's type names (BackendIdentityReader.clientBackendProbe); a decimal address. */
-  | { type: "client-backend-probe"; address: string; types: string[] }
   | { type: "statement"; pid: number; query?: string; role?: string; database?: string };
 /** Messages the worker posts to parentPort. */
 export type WorkerEvent =
@@ -107,8 +107,8 @@ function answer(id: bigint, resp: { flags?: number; error?: number }): void {
 let lastStatus: { tid: number; status: ProcStatus } | undefined;
 const mmapNr = syscallNumber(data.arch, "mmap");
 const serverCodeFiles = new Set(data.serverCode.files.map((f) => `${f.mnt}:${f.ino}`));
-/** Where a process's own MyBackendType is, and the major's type names: until the main thread sends it, no exception. */
-let clientBackendProbe: { address: bigint; types: readonly string[] } | undefined;
+/** Where every server process's own MyBackendType is, once the postmaster runs the executable. */
+let backendTypeAt: bigint | undefined;
 const PROT_WRITE = 2n;
 const PROT_EXEC = 4n;
 const MAP_ANONYMOUS = 0x20n; // the same on x86_64 and aarch64
@@ -135,7 +135,10 @@ function serverCodeMapping(pid: number, d: { nr: number; args: readonly bigint[]
   // PG_FUNCTION_INFO_V1 record is asked for), so its mapping classifies it first
   // (attacks/server-code-bgworker.test.ts). MyBackendType is still the postmaster's word: nothing
   // but the server's code has run in an unclassified process.
-  if (!clientBackendProbe || readOwnBackendType(pid, clientBackendProbe.address, clientBackendProbe.types) !== "client backend") return false;
+  const layout = data.serverCode.backendType;
+  if (!layout) return false;
+  backendTypeAt ??= backendTypeAddress(layout);
+  if (backendTypeAt === undefined || readOwnBackendType(pid, backendTypeAt, layout.types) !== "client backend") return false;
   const id = descriptorIdentity(pid, fd);
   return id !== undefined && serverCodeFiles.has(`${id.mnt}:${id.ino}`);
 }
@@ -182,7 +185,6 @@ function drainAnswers(): void {
   for (let m = receiveMessageOnPort(port); m; m = receiveMessageOnPort(port)) {
     const a = m.message as WorkerAnswer;
     if (a.type === "classified") core.onClassified(a.pid, a.start, a.classification);
-    else if (a.type === "client-backend-probe") clientBackendProbe = { address: BigInt(a.address), types: a.types };
     else if (a.type === "statement") core.onStatement(a.pid, a.query, a.role, a.database);
   }
   // The main thread writes the log, forwards signals and classifies: if it has been stuck for
