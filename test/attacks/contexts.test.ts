@@ -12,11 +12,11 @@ import { spawn, spawnSync } from "node:child_process";
 import { join } from "node:path";
 import { destroyCluster, postmasterPid, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { integrationSkip, logFile, newCluster, startReady, startRun, stop, waitFor, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { repoPath, hostProfilePath } from "../support/paths.js";
 import type { ViolationEvent } from "../../src/host/violation-event.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const COPY = (tag: string) => `copy (select 1) to program 'cat > /dev/null' -- ${tag}`;
 
 // Names that a title parser once took for something else: backend types, title syntax, a role

@@ -13,7 +13,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { createCluster, destroyCluster, postmasterPid, query, waitReady, type Cluster } from "../../src/postgres/cluster.js";
 import { BIN, integrationSkip, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
 
 const skip = integrationSkip();
 const BIN_DIR = "/usr/lib/postgresql/15/bin";
@@ -57,7 +57,7 @@ describe("run --in-place as the server's user, a per-role policy, the supervisor
   });
 
   test("refuses the policy, or a stopped supervisor fails routed calls and stops the server", async () => {
-    const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+    const profile = readFileSync(hostProfilePath(), "utf8");
     const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n", "in-place-per-role.conf");
     const u = cluster.user;
     launcher = spawn(process.execPath, [BIN, "run", "--in-place", "--policy", policy, "--", join(BIN_DIR, "postgres"), "-D", cluster.dataDir], {

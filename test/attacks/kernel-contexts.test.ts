@@ -15,11 +15,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, postmasterPid, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { BIN, integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { repoPath, hostProfilePath } from "../support/paths.js";
 import type { ViolationEvent } from "../../src/host/violation-event.js";
+import { hostArch } from "../../src/syscalls/index.js";
 
 const skip = integrationSkip() || (spawnSync("cc", ["--version"]).status !== 0 ? "no C compiler (cc)" : false);
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const COPY = (tag: string) => `copy (select 1) to program 'cat > /dev/null' -- ${tag}`;
 
 let cluster: Cluster;
@@ -58,7 +59,7 @@ function results(out: string): Record<string, string> {
 /** seccomp.* in the cluster's postgres database, as the docs install it. */
 function sqlInstall(): void {
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+  const installed = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", hostArch()], { encoding: "utf8" });
   assert.equal(installed.status, 0, installed.stderr);
 }
 

@@ -11,11 +11,12 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
 import type { ViolationEvent } from "../../src/host/violation-event.js";
+import { hostArch } from "../../src/syscalls/index.js";
 
 const skip = integrationSkip() || (spawnSync("sh", ["-c", "ls /usr/lib/postgresql/15/lib/plperl.so"]).status !== 0 ? "plperl for PostgreSQL 15 is not installed" : false);
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 
 let cluster: Cluster;
 let server: RunningServer;
@@ -61,7 +62,7 @@ test("a call the policy kills in a program a session runs (COPY TO PROGRAM's per
   assert.ok(kill.decidedBy && kill.decidedBy !== kill.pid, "the session whose program it is");
   // And in SQL, once seccomp.violations is installed from this server's record.
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+  const inst = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", hostArch()], { encoding: "utf8" });
   assert.equal(inst.status, 0, inst.stderr);
   assert.match(query(cluster, "select program from seccomp.violations where syscall = 'kexec_load' and role = 'alice' and action = 'kill' limit 1"), /perl/);
   const line = /pg_seccomp: killed by the policy: kexec_load \(kill SIGSYS\) in pid \d+ \(session, role alice, database postgres\).*\(program \S*perl\S*\)/;

@@ -18,11 +18,11 @@ import { join } from "node:path";
 import { createCluster, destroyCluster, postgresArgs, postmasterPid, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { BIN, integrationSkip, newCluster, startReady, startRun, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
 import { waitReady } from "../../src/postgres/cluster.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
 import { majors } from "../support/majors.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const COPY = (tag: string) => `copy (select 1) to program 'cat > /dev/null' -- ${tag}`;
 const POLICY = profile + "\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\ndatabase_syscall_error.payments = '*, execve'\n";
 

@@ -13,10 +13,11 @@ import { join } from "node:path";
 import { destroyCluster, query, type Cluster } from "../../src/postgres/cluster.js";
 import { CLIENT_FILTER_KNOCK } from "../../src/compile/compose.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
+import { hostArch } from "../../src/syscalls/index.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const SECRET = `ROOT-ONLY-SECRET-${process.pid}`;
 
 let cluster: Cluster;
@@ -37,7 +38,7 @@ before(async () => {
   server = await startReady(cluster, ["--policy", policy]);
   query(cluster, "create role alice login in role pg_execute_server_program");
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+  const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", hostArch()], { encoding: "utf8" });
   assert.equal(r.status, 0, r.stderr);
   query(cluster, "grant execute on function seccomp.set_client_filter(text, text, text, text, text) to alice; grant usage on schema seccomp to alice");
 });

@@ -20,11 +20,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, postmasterPid, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { integrationSkip, newCluster, startReady, stop, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { repoPath, hostProfilePath } from "../support/paths.js";
 
 const SERVER_HEADERS = "/usr/include/postgresql/15/server";
 const skip = integrationSkip() || (spawnSync("cc", ["--version"]).status !== 0 ? "no C compiler (cc)" : !existsSync(join(SERVER_HEADERS, "fmgr.h")) ? "no PostgreSQL 15 server headers" : false);
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const policyText = `${profile}\nsession_syscall_error = '*, execve'\nsession_syscall_allow.alice = '*, execve'\n`;
 const COPY = "copy (select 1) to program 'cat > /dev/null'";
 

@@ -19,10 +19,10 @@ import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
 import { readYamaPtraceScope } from "../../src/host/proc.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 
 let cluster: Cluster;
 let dir: string;

@@ -10,10 +10,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
 
 const skip = integrationSkip() || (existsSync("/usr/bin/perl") ? false : "no perl");
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 
 let cluster: Cluster;
 let server: RunningServer;

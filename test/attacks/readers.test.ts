@@ -11,7 +11,8 @@ import { spawnSync } from "node:child_process";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { findRunState } from "../../src/host/run-state.js";
 import { BIN, integrationSkip, newCluster, startReady, stop, waitFor, writePolicy, type RunningServer } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
+import { hostArch } from "../../src/syscalls/index.js";
 
 const skip = integrationSkip();
 let cluster: Cluster;
@@ -31,11 +32,11 @@ const record = (over: Record<string, unknown>) =>
 before(async () => {
   if (skip) return;
   cluster = await newCluster();
-  const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+  const profile = readFileSync(hostProfilePath(), "utf8");
   const policy = writePolicy(profile + "\nsession_syscall_error = '*, execve'\n");
   server = await startReady(cluster, ["--policy", policy]);
   const conn = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=postgres`;
-  const r = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", "x86_64");
+  const r = cli("sql", "install", "-d", conn, "-D", cluster.dataDir, "--arch", hostArch());
   assert.equal(r.status, 0, r.stderr);
   logPath = findRunState({ dataDir: cluster.dataDir })!.logPath;
   // One real record from the launcher.

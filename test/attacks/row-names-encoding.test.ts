@@ -20,10 +20,10 @@ import { spawn } from "node:child_process";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { integrationSkip, newCluster, startReady, stop, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const COPY = "copy (select 1) to program 'cat > /dev/null'";
 
 let cluster: Cluster;

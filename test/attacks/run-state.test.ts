@@ -13,7 +13,7 @@ import { join, resolve } from "node:path";
 import { createCluster, destroyCluster, lookupUser, postmasterPid, query, type Cluster, type OsUser } from "../../src/postgres/cluster.js";
 import { dataDirKey, ensureRunStateDir, writeStateFile } from "../../src/host/run-state.js";
 import { BIN, withExecDeniedGlobally } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { repoPath, hostProfilePath } from "../support/paths.js";
 
 const BIN_DIR = "/usr/lib/postgresql/15/bin";
 const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
@@ -43,7 +43,7 @@ before(async () => {
   policyDir = mkdtempSync(join(tmpdir(), "pg_seccomp-squat-policy-"));
   chmodSync(policyDir, 0o755);
   // Global lists only: the wrapper run as the server's user refuses per-context rules.
-  writeFileSync(join(policyDir, "p.conf"), withExecDeniedGlobally(readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8")), { mode: 0o644 });
+  writeFileSync(join(policyDir, "p.conf"), withExecDeniedGlobally(readFileSync(hostProfilePath(), "utf8")), { mode: 0o644 });
   chmodSync(join(policyDir, "p.conf"), 0o644);
 });
 

@@ -23,11 +23,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { repoPath, hostProfilePath } from "../support/paths.js";
 
 const SERVER_HEADERS = "/usr/include/postgresql/15/server";
 const skip = integrationSkip() || (spawnSync("cc", ["--version"]).status !== 0 ? "no C compiler (cc)" : !existsSync(join(SERVER_HEADERS, "postmaster/bgworker.h")) ? "no PostgreSQL 15 server headers" : false);
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 
 let cluster: Cluster;
 let dir: string;

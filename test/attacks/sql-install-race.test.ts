@@ -17,6 +17,7 @@ import { BIN, integrationSkip, startReady, stop, waitFor, writePolicy, type Runn
 import { majors } from "../support/majors.js";
 import { readFileSync } from "node:fs";
 import { repoPath } from "../support/paths.js";
+import { hostArch } from "../../src/syscalls/index.js";
 
 const skip = integrationSkip();
 
@@ -59,7 +60,7 @@ for (const m of majors().filter((x) => x.major === 15)) {
           end $$`], { env, stdio: "ignore" });
         const racerDone = new Promise<void>((resolve) => racer.on("exit", () => resolve()));
         await new Promise((r) => setTimeout(r, 500));
-        const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conninfo, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+        const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conninfo, "-D", cluster.dataDir, "--arch", hostArch()], { encoding: "utf8" });
         await racerDone;
         owner = query(cluster, "select coalesce((select pg_get_userbyid(nspowner) from pg_namespace where nspname = 'seccomp'), '-')", { db: "shop" });
         const installed = query(cluster, "select count(*) from pg_proc where proname = 'filter_now'", { db: "shop" });
@@ -90,7 +91,7 @@ for (const m of majors().filter((x) => x.major === 15)) {
         const holderPid = query(cluster, "select pid from pg_stat_activity where query like 'begin; lock table pg_catalog.pg_namespace%'", { db: "shop" });
         const conninfo = `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=shop`;
         const t0 = Date.now();
-        const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conninfo, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8", timeout: 60_000 });
+        const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", conninfo, "-D", cluster.dataDir, "--arch", hostArch()], { encoding: "utf8", timeout: 60_000 });
         process.stderr.write(`# sql install gave up after ${Date.now() - t0} ms\n`);
         assert.notEqual(r.status, 0, r.stdout);
         assert.equal(r.signal, null, "install ended by itself (its lock timeout), not by the test's timeout");
@@ -102,7 +103,7 @@ for (const m of majors().filter((x) => x.major === 15)) {
         query(cluster, "select pg_terminate_backend(pid) from pg_stat_activity where query like 'begin; lock table pg_catalog.pg_namespace%'", { db: "shop" });
         await holderDone;
       }
-      const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=shop`, "-D", cluster.dataDir, "--arch", "x86_64"], { encoding: "utf8" });
+      const r = spawnSync(process.execPath, [BIN, "sql", "install", "-d", `host=${cluster.socketDir} port=${cluster.port} user=postgres dbname=shop`, "-D", cluster.dataDir, "--arch", hostArch()], { encoding: "utf8" });
       assert.equal(r.status, 0, r.stderr);
     });
   });

@@ -25,6 +25,7 @@ import { createCluster, destroyCluster, postmasterPid, psql, query, type Cluster
 import { BIN, integrationSkip, startReady, stop, waitFor, withExecDeniedGlobally, writePolicy, type RunningServer } from "../support/server.js";
 import { majors } from "../support/majors.js";
 import { repoPath } from "../support/paths.js";
+import { hostArch } from "../../src/syscalls/index.js";
 
 const skip = integrationSkip();
 const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
@@ -42,7 +43,7 @@ for (const m of majors().filter((x) => [14, 15, 18].includes(x.major))) {
 
     const conninfo = (db: string, user = "postgres") => `host=${cluster.socketDir} port=${cluster.port} user=${user} dbname=${db}`;
     const install = (db: string, user = "postgres", ...extra: string[]) =>
-      spawnSync(process.execPath, [BIN, "sql", "install", "-d", conninfo(db, user), "-D", cluster.dataDir, "--arch", "x86_64", ...extra], { encoding: "utf8" });
+      spawnSync(process.execPath, [BIN, "sql", "install", "-d", conninfo(db, user), "-D", cluster.dataDir, "--arch", hostArch(), ...extra], { encoding: "utf8" });
     const isSuper = (role: string) => query(cluster, `select rolsuper from pg_roles where rolname = '${role}'`);
     /** Objects install creates, by name, anywhere in the database. */
     const ours = (db: string) =>

@@ -13,11 +13,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { BIN, integrationSkip, logFile, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { hostProfilePath } from "../support/paths.js";
 import type { ViolationEvent } from "../../src/host/violation-event.js";
 
 const skip = integrationSkip();
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const SESSIONS_NO_EXEC = profile + "\nsession_syscall_error = '*, execve'\n";
 
 let cluster: Cluster;

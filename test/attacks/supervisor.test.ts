@@ -23,13 +23,13 @@ import { createCluster, destroyCluster, findPgBinDir, postmasterPid, query, wait
 import { seccompSupport } from "../../src/kernel/index.js";
 import { syscallNumber } from "../../src/syscalls/index.js";
 import { hostKernelArch } from "../../src/kernel/arch.js";
-import { repoPath } from "../support/paths.js";
+import { repoPath, hostProfilePath } from "../support/paths.js";
 import { pg15BinDir, writePolicy } from "../support/server.js";
 import { scaled } from "../support/time-scale.js";
 
 const BIN = repoPath("dist/src/cli/main.js");
 const WRAPPER = repoPath("contrib/pg_ctl/postgres-seccomp");
-const PROFILE = repoPath("profiles/postgresql-15-x86_64.conf");
+const PROFILE = hostProfilePath();
 
 const skip = process.getuid?.() !== 0 ? "needs root (pg_ctl as the postgres user, a root-owned policy)" : !pg15BinDir() ? "PostgreSQL 15 is not installed" : seccompSupport().ok ? false : "seccomp is unavailable";
 

@@ -25,10 +25,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
 import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
-import { repoPath } from "../support/paths.js";
+import { repoPath, hostProfilePath } from "../support/paths.js";
 
 const skip = integrationSkip() || (spawnSync("cc", ["--version"]).status !== 0 ? "no C compiler (cc)" : false);
-const profile = readFileSync(repoPath("profiles/postgresql-15-x86_64.conf"), "utf8");
+const profile = readFileSync(hostProfilePath(), "utf8");
 const PARALLEL = "set force_parallel_mode = on; set parallel_setup_cost = 0; set parallel_tuple_cost = 0; select count(*) from pg_class";
 
 let cluster: Cluster;
