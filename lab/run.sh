@@ -372,6 +372,9 @@ hostname pg-seccomp-lab
 ip link set lo up
 R=/lab/results
 . /lab/env.sh
+# Each server run's whole output (server log and launcher), kept where a failure can be read
+# afterwards: lab/out/<arch>-<kernel>/run-logs/ (test/support/server.ts, startRun).
+export PG_SECCOMP_TEST_RUN_LOGS=$R/run-logs
 uname -a > $R/uname.txt
 echo "lab: guest up: $(uname -r), $(nproc) cpu(s), node $(node --version)"
 mkdir -p /opt/pg_seccomp

@@ -2,9 +2,9 @@
 // would run it, a throwaway cluster, and helpers to wait and stop.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { chmodSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { appendFileSync, chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import { createCluster, findPgBinDir, postgresArgs, postmasterPid, waitReady, type Cluster } from "../../src/postgres/cluster.js";
 import { seccompSupport } from "../../src/kernel/index.js";
 import { scaled } from "./time-scale.js";
@@ -66,8 +66,15 @@ export function startRun(cluster: Cluster, runArgs: string[], postgresExtra: str
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
-  proc.stderr!.on("data", (d: Buffer) => (err += d.toString()));
-  proc.stdout!.on("data", (d: Buffer) => (err += d.toString()));
+  // PG_SECCOMP_TEST_RUN_LOGS=DIR keeps each run's whole output (the server's log with the
+  // launcher's) in DIR: the VM lab sets it, as a failed test there leaves nothing else behind.
+  const keep = runLogPath(cluster);
+  const take = (d: Buffer) => {
+    err += d.toString();
+    if (keep) appendFileSync(keep, d);
+  };
+  proc.stderr!.on("data", take);
+  proc.stdout!.on("data", take);
   let done = false;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((res) =>
     proc.on("exit", (code, signal) => {
@@ -76,6 +83,15 @@ export function startRun(cluster: Cluster, runArgs: string[], postgresExtra: str
     }),
   );
   return { proc, cluster, stderr: () => err, exited, alive: () => !done };
+}
+
+let runLogs = 0;
+function runLogPath(cluster: Cluster): string | undefined {
+  const dir = process.env.PG_SECCOMP_TEST_RUN_LOGS;
+  if (!dir) return undefined;
+  mkdirSync(dir, { recursive: true });
+  const test = basename(process.argv[1] ?? "test").replace(/\.test\.js$/, "");
+  return join(dir, `${test}-${process.pid}-${++runLogs}-port${cluster.port}.log`);
 }
 
 /** Starts under `policy` and waits until the server accepts connections. */
