@@ -34,7 +34,7 @@ import { closeSync, openSync, readFileSync, readSync } from "node:fs";
 import { decodeProgram, encodeProgram, type Insn } from "../bpf/insn.js";
 import { syscallNumber } from "../syscalls/index.js";
 import { hostKernelArch } from "./arch.js";
-import { findSyscallInstruction, imageBase, isSyscallInstruction, stackPointer, syscallRegisterLayout, syscallRegisters, syscallResult, type SyscallRegisterLayout } from "./syscall-regs.js";
+import { findSyscallInstruction, imageBase, isSyscallInstruction, programCounter, stackPointer, syscallRegisterLayout, syscallRegisters, syscallResult, type SyscallRegisterLayout } from "./syscall-regs.js";
 import { KernelError } from "./errors.js";
 import { addressOf, lastErrno, libcFunction, setErrno, syscall6 } from "./libc.js";
 
@@ -387,6 +387,10 @@ function setInProgressNr(pid: number, value: number | undefined): void {
 interface SavedState {
   regs: Buffer;
   inProgressNr: number | undefined;
+  /** Where the system call instruction the step runs is. */
+  at: bigint;
+  /** The thread's blocked signals, every blockable one blocked for the step. */
+  sigmask: Buffer;
 }
 
 /** Start and end of the [vdso] mapping in /proc/PID/maps (pid "self" for ours). */
@@ -519,23 +523,74 @@ const EBUSY = 16;
  */
 function runSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[], timeoutMs: number): bigint {
   const saved = startSyscallIn(pid, nr, image, args);
-  const after = waitForStop(pid, timeoutMs);
-  if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
-  return finishSyscallIn(pid, saved);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const after = waitForStop(pid, Math.max(deadline - Date.now(), 1));
+    if (after.kind !== "stopped") throw new KernelError(`waitid(P_PID, ${pid})`, after.kind === "dead" ? ESRCH : ETIMEDOUT);
+    if (after.injectSignal === 0 && !stepRan(pid, saved)) {
+      stepAgain(pid, saved);
+      continue;
+    }
+    return finishSyscallIn(pid, saved, after.injectSignal);
+  }
+}
+
+/**
+ * In a stop with no signal before the instruction ran: a PTRACE_INTERRUPT still pending (the
+ * first stop seen was a signal's, which came first) stops the target as soon as it is resumed.
+ * Nothing to deliver: step again.
+ */
+function stepAgain(pid: number, saved: SavedState): void {
+  const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
+  if (step.ret < 0n) {
+    restore(pid, saved);
+    throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
+  }
+}
+
+/**
+ * Did the single step run the system call instruction? Every signal that can be blocked is
+ * blocked during the step (startSyscallIn), as one that arrived between the step's start and the
+ * instruction gave a signal-delivery stop first, the call not run and its registers unchanged:
+ * the "result" read then was the call's number (seccomp's, 317 on x86_64, read as TSYNC's thread
+ * id; test/inject-signals.test.ts). Only a signal that cannot be blocked stops it so now.
+ */
+function stepRan(pid: number, saved: SavedState): boolean {
+  return programCounter(layout(), getRegs(pid)) !== saved.at;
+}
+
+const PTRACE_GETSIGMASK = 0x420a;
+const PTRACE_SETSIGMASK = 0x420b;
+/** The kernel's sigset_t: 64 signals. */
+const SIGSET_BYTES = 8n;
+
+function getSigmask(pid: number): Buffer {
+  const mask = Buffer.alloc(Number(SIGSET_BYTES));
+  const r = ptrace(PTRACE_GETSIGMASK, pid, SIGSET_BYTES, addressOf(mask));
+  if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_GETSIGMASK, ${pid})`, r.errno);
+  return mask;
+}
+
+function setSigmask(pid: number, mask: Buffer): void {
+  const r = ptrace(PTRACE_SETSIGMASK, pid, SIGSET_BYTES, addressOf(mask));
+  if (r.ret < 0n) throw new KernelError(`ptrace(PTRACE_SETSIGMASK, ${pid})`, r.errno);
 }
 
 /** runSyscallIn's first half: everything up to the single step. Returns what to restore. */
 function startSyscallIn(pid: number, nr: number, image: Buffer | undefined, args: (base: bigint) => bigint[]): SavedState {
   const regs = getRegs(pid);
   const inProgressNr = getInProgressNr(pid);
-  const saved: SavedState = { regs, inProgressNr };
   const at = syscallInstruction(pid);
+  const saved: SavedState = { regs, inProgressNr, at, sigmask: getSigmask(pid) };
   const base = imageBase(stackPointer(layout(), regs), image?.length ?? 0);
   const a = args(base); // may fill in pointers into the image
   if (image) writeImage(pid, base, image);
   setRegs(pid, syscallRegisters(layout(), regs, nr, a, at)); // x86_64: orig_rax -1, not in a syscall
   try {
     setInProgressNr(pid, inProgressNr === undefined ? undefined : -1);
+    // Pending signals wait for the step (the kernel keeps SIGKILL and SIGSTOP unblockable):
+    // they are delivered once the mask is back and the target runs on (stepRan).
+    setSigmask(pid, Buffer.alloc(Number(SIGSET_BYTES), 0xff));
     const step = ptrace(PTRACE_SINGLESTEP, pid, 0n, 0n);
     if (step.ret < 0n) throw new KernelError(`ptrace(PTRACE_SINGLESTEP, ${pid})`, step.errno);
   } catch (e) {
@@ -548,12 +603,15 @@ function startSyscallIn(pid: number, nr: number, image: Buffer | undefined, args
 function restore(pid: number, saved: SavedState): void {
   setRegs(pid, saved.regs);
   setInProgressNr(pid, saved.inProgressNr);
+  setSigmask(pid, saved.sigmask);
 }
 
-/** runSyscallIn's second half, in the stop after the step: the result, and every register restored. */
-function finishSyscallIn(pid: number, saved: SavedState): bigint {
+/** runSyscallIn's second half, in the stop after the step (whose signal is `signal`): the result, and every register restored. */
+function finishSyscallIn(pid: number, saved: SavedState, signal: number): bigint {
+  const ran = stepRan(pid, saved);
   const result = syscallResult(layout(), getRegs(pid));
   restore(pid, saved);
+  if (!ran) throw new KernelError(`seccomp(2) in ${pid}`, EINTR, `a signal (${signal}) stopped it before the call ran`);
   return result;
 }
 
@@ -759,10 +817,19 @@ export class PendingInjection {
       this.opts.stepping?.(false);
       throw new KernelError(`waitid(P_PID, ${this.pid})`, ETIMEDOUT);
     }
+    if ((stop.event !== 0 || stop.signal === SIGTRAP) && !stepRan(this.pid, this.saved!)) {
+      try {
+        stepAgain(this.pid, this.saved!);
+      } catch (e) {
+        this.opts.stepping?.(false);
+        this.giveUp(e);
+      }
+      return "waiting";
+    }
     this.opts.stepping?.(false);
     this.phase = "settled";
     try {
-      installResult(this.pid, finishSyscallIn(this.pid, this.saved!), this.filtersBefore);
+      installResult(this.pid, finishSyscallIn(this.pid, this.saved!, stop.event === 0 ? stop.signal : 0), this.filtersBefore);
       return "done";
     } finally {
       ptrace(PTRACE_DETACH, this.pid, 0n, BigInt(this.injectSignal));

@@ -79,6 +79,11 @@ export function syscallResult(layout: SyscallRegisterLayout, regs: Buffer): bigi
   return BigInt.asIntN(64, regs.readBigUInt64LE(layout.result));
 }
 
+/** The program counter in `regs`. */
+export function programCounter(layout: SyscallRegisterLayout, regs: Buffer): bigint {
+  return regs.readBigUInt64LE(layout.pc);
+}
+
 export function stackPointer(layout: SyscallRegisterLayout, regs: Buffer): bigint {
   return regs.readBigUInt64LE(layout.sp);
 }
