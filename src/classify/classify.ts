@@ -162,6 +162,11 @@ export interface ActivityRow {
 /** What the launcher knows about a child of the postmaster when it classifies it. */
 export interface ChildFacts {
   /**
+   * The held call that asked brings new code into the process (an executable mapping, an exec):
+   * a background worker without a row is pinned then, and only then (classifyChild).
+   */
+  entersCode?: boolean;
+  /**
    * The pg_stat_activity row; "none" when the monitoring connection is up and the server has no
    * row for the pid (a backend still authenticating, the logger); undefined when the monitoring
    * connection is not up (the server is starting).
@@ -236,6 +241,11 @@ export interface ChildClassification {
   ctx: ContextSpec;
   pin: boolean;
   note?: string;
+  /**
+   * Not pinned, and right only for calls that bring no new code: a call that does must ask again
+   * with entersCode (then it pins). A background worker before its row.
+   */
+  provisional?: boolean;
 }
 
 const UNCLASSIFIED: ContextSpec = { context: "unclassified" };
@@ -284,15 +294,29 @@ export function classifyChild(f: ChildFacts): ChildClassification {
     return { ctx: UNCLASSIFIED, pin: true, note: `unknown backend type "${row.backendType.slice(0, 64)}"` };
   }
   if (f.clientConnection) return { ctx: UNCLASSIFIED, pin: false, note: "client connection not authenticated yet" };
-  if (f.ownBackendType === "background worker" && (f.activity === "none" || f.forkedAfterReady)) {
-    // A background worker before its row (a worker gets one only once it connects to a database),
-    // or while the monitor cannot answer (a locked catalog, a crash restart): a dynamic one maps
-    // its library, which its registrant chose, before it is classified, and that library's code
-    // could then set every fact classification reads later (its own type, its row, a Port). Its
-    // own MyBackendType is still the postmaster's word here: only the server's code has run in it
-    // (new code enters only through this call, held). Pinned now, for good: the session's lists,
-    // as every background worker gets (attacks/bgworker-forge.test.ts).
-    return { ctx: { context: "background_worker" }, pin: true };
+  // No row (none for the pid, or no answer from the monitor): the type the process keeps in its
+  // own memory decides, whenever it can be read, and the title never does then. MyBackendType is
+  // the postmaster's word here: the server's code sets it right after the fork, and new code
+  // enters a process only through a routed call held for this classification (the exec gate),
+  // so nothing else has written it yet; pinned now, for good. A title is the process's too, but a
+  // background worker's is its registrant's bgw_name, and whether the server is "ready" (which
+  // once decided whether titles count) is postmaster.pid's word, which a superuser's COPY can
+  // rewrite (attacks/bgworker-forge.test.ts).
+  if (f.ownBackendType === "background worker") {
+    // Any background worker before its row, whatever its title: a dynamic one maps its library,
+    // which its registrant chose, before it gets a row, and that library's code could then set
+    // every fact classification reads later (its own type, its row, a Port). So the call that
+    // brings that code pins the background worker's context (the session's lists), for good.
+    // Other calls only run the server's code: the same context for that call alone, so that a
+    // worker whose library is the server's (the logical replication launcher, an apply worker)
+    // is told by its row once it has one.
+    return f.entersCode ? { ctx: { context: "background_worker" }, pin: true } : { ctx: { context: "background_worker" }, pin: false, provisional: true };
+  }
+  const ownKind = f.ownBackendType !== undefined && OWN_TYPES.has(f.ownBackendType) ? KINDS[f.ownBackendType] : undefined;
+  if (ownKind) return { ctx: { context: ownKind }, pin: true };
+  // A client's type without a client connection (or another that is no kind): not a title either.
+  if (f.ownBackendType !== undefined && f.ownBackendType !== "invalid" && f.ownBackendType !== "unreadable") {
+    return { ctx: UNCLASSIFIED, pin: false, note: `its own type, ${JSON.stringify(f.ownBackendType)}, is no process kind without a client connection` };
   }
   if (f.forkedAfterReady) {
     return { ctx: UNCLASSIFIED, pin: false, note: f.activity === undefined ? "alarm: no answer from the monitor (titles are not a source once the server was ready)" : "alarm: the server has no row for it (titles are not a source once the server was ready)" };

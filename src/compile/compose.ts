@@ -136,9 +136,10 @@ export function supervisorProgram(policy: Policy, arch: Arch, context: ContextSp
   });
 }
 
-const PROT_EXEC = 4n;
+/** mmap/mprotect's flag for executable memory. */
+export const PROT_EXEC = 4n;
 /** shmat's flag for an executable attachment (<sys/shm.h> SHM_EXEC, 0100000). */
-const SHM_EXEC = 0o100000n;
+export const SHM_EXEC = 0o100000n;
 
 /**
  * Calls whose `error` decision stays with the supervisor, never injected: execve and execveat,

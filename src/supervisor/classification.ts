@@ -13,6 +13,8 @@ import { nameDecoder } from "../host/backend-identity.js";
 
 export class ClassificationService {
   private readonly pins = new Map<number, { start: string; ctx: ContextSpec }>();
+  /** Background workers answered provisionally (classify.ts): pid → start, asked about again by revisit. */
+  private readonly provisional = new Map<number, string>();
   private listen: ListenSockets | undefined;
   private notes = { second: 0, count: 0 };
   /** Pins changed since pinnedEntries() was last called. */
@@ -58,7 +60,7 @@ export class ClassificationService {
     return this.readyAt !== undefined;
   }
 
-  async classify(pid: number, start: string): Promise<Classification> {
+  async classify(pid: number, start: string, entersCode = false): Promise<Classification> {
     const gone: Classification = { ctx: { context: "unclassified" }, pin: false, note: "process gone" };
     const st = readParentAndStart(pid);
     if (!st || st.start !== start || st.ppid !== this.postmasterPid) return gone;
@@ -87,7 +89,13 @@ export class ClassificationService {
     // starting does not, and then the kernel facts and the title decide (src/classify/classify.ts).
     // (The monitor's own backend returned above: it never waits here.) Waiting or not never
     // changes which facts decide.
-    if (this.monitor && !this.monitor.up) await this.monitor.whenUp(hasClient ? 700 : 50);
+    // Without a client connection the row's type decides the kind: checked against the process's own.
+    // With no row (none for the pid, or no answer from the monitor) the process's own type
+    // decides, never its title, before the server is ready as after (classify.ts).
+    const ownBackendType = !hasClient && this.identity ? (this.identity.backendType(pid) ?? "unreadable") : undefined;
+    // A background worker is told apart (a logical replication launcher, an extension's worker)
+    // only by its row: worth the wait a client gets.
+    if (this.monitor && !this.monitor.up) await this.monitor.whenUp(hasClient || ownBackendType === "background worker" ? 700 : 50);
     if (this.monitor?.up) this.markReady();
     const activity = this.monitor ? await this.monitor.activity(pid) : undefined;
     if (this.monitor?.up) this.markReady();
@@ -96,13 +104,13 @@ export class ClassificationService {
     // The row is shared memory any server process can write; who the process logged in as is in
     // its own (src/host/backend-identity.ts). Read while the call that asked is held.
     const startupNames = hasClient && this.identity && activity && activity !== "none" ? (this.identity.read(pid, nameDecoder(this.monitor?.serverEncoding)) ?? "unreadable") : undefined;
-    // Without a client connection the row's type decides the kind: checked against the process's own.
-    // With no row (none for the pid, or no answer once the server was ready) too: a background
-    // worker before its row is told by it (classify.ts).
-    const ownBackendType = !hasClient && this.identity && (activity || forkedAfterReady) ? (this.identity.backendType(pid) ?? "unreadable") : undefined;
-    const c = classifyChild({ activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady, ...(startupNames ? { startupNames } : {}), ...(ownBackendType ? { ownBackendType } : {}) });
+    const c = classifyChild({ entersCode, activity, clientConnection: hasClient, title: readTitle(pid), forkedAfterReady, ...(startupNames ? { startupNames } : {}), ...(ownBackendType ? { ownBackendType } : {}) });
     // The answer is about this process only if the pid still names it.
     if (readParentAndStart(pid)?.start !== start) return gone;
+    if (c.provisional) {
+      if (this.provisional.size > 4096) this.provisional.clear();
+      this.provisional.set(pid, start);
+    } else this.provisional.delete(pid);
     if (c.pin) {
       if (this.pins.size > 65_536) this.pins.clear();
       this.pins.set(pid, { start, ctx: c.ctx });
@@ -110,6 +118,30 @@ export class ClassificationService {
     }
     if (c.note && (c.pin || c.note.startsWith("alarm"))) this.note(`pg_seccomp: pid ${pid} gets the most restrictive context: ${c.note}`);
     return c;
+  }
+
+  /**
+   * Is there a provisional answer (a background worker before its row was known) to ask about
+   * again, now that the monitor can answer?
+   */
+  get revisitDue(): boolean {
+    return this.provisional.size > 0 && this.monitor?.up === true;
+  }
+
+  /**
+   * Classifies again each process answered provisionally, and gives `answer` every classification
+   * that pins now (its row is there). A process pinned meanwhile (a call that brought code pins
+   * it at once) or gone is dropped. Its facts are read as for any call: the same trust.
+   */
+  async revisit(answer: (pid: number, start: string, c: Classification) => void): Promise<void> {
+    for (const [pid, start] of [...this.provisional]) {
+      if (this.pins.get(pid)?.start === start || readParentAndStart(pid)?.start !== start) {
+        this.provisional.delete(pid);
+        continue;
+      }
+      const c = await this.classify(pid, start);
+      if (c.pin) answer(pid, start, c);
+    }
   }
 
   /** The pinned context of a live process, if any. */

@@ -336,10 +336,17 @@ export class MonitorConnection {
 
   /** Resolves when the session is up, or after `ms` (false). Opens it if needed. */
   async whenUp(ms: number): Promise<boolean> {
-    if (this.up) return true;
-    const c = this.connect();
-    const r = await Promise.race([c, new Promise<undefined>((res) => setTimeout(() => res(undefined), ms).unref())]);
-    return r !== undefined && this.up;
+    const deadline = Date.now() + ms;
+    // Attempts within the wait as the backoff allows: a wait that began in a backoff (the server
+    // refused while starting) still sees the session opened once the server accepts it.
+    while (!this.up && !this.closed) {
+      const left = deadline - Date.now();
+      if (left <= 0) return false;
+      const attempt = this.connect();
+      const pause = this.connecting ? left : Math.min(left, Math.max(this.nextAttempt - Date.now(), 10));
+      await Promise.race([attempt, new Promise<undefined>((res) => setTimeout(() => res(undefined), pause).unref())]);
+    }
+    return this.up;
   }
 
   /** The classifier's question: the server's verified row for `pid` (see the top of this file). */

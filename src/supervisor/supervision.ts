@@ -11,6 +11,7 @@ import { close, closeProcEvents, injectSeccompFilter, KernelError, MINIMUM_KERNE
 import type { Policy } from "../policy/policy.js";
 import { syscallNumber, type Arch } from "../syscalls/index.js";
 import { ClassificationService } from "./classification.js";
+import type { Classification } from "./supervisor-core.js";
 import {
   ClientFilterRefusal, clientFilterProgram, clientFilterSpec, describeRequestError, launcherTable, openClientFilterSpool,
   takeClientFilterRequest, writeClientResult, writeClientRows, writeLauncherTable, type ClientFilterResult, type ClientFilterSpool,
@@ -397,6 +398,8 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         }
       }
       const classifier = new ClassificationService(pid, monitor, r.say, needsRow, identity);
+      /** Set once the worker's channel is up: asks again about provisional answers (each tick). */
+      let revisitProvisional: () => void = () => undefined;
       // Contexts held by the kernel (docs/design.md): once a process is pinned, its context's
       // denials are installed *in it*, on every thread, so that nothing the process does later
       // (a thread, a new title, losing the monitor or the supervisor) gives back what they deny.
@@ -504,6 +507,25 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
       // that denies nothing never needs one). Every question is answered, asynchronously; the
       // worker holds the call meanwhile (bounded by its own deadline).
       const mon = monitor;
+      const answerClassified = (cpid: number, start: string, classification: Classification) => {
+        // The answer first: the supervisor decides for the pinned context meanwhile (and a
+        // held call the injection interrupts comes back afresh, decided in the kernel).
+        if (classification.pin) remember(cpid, start, classification.ctx);
+        channel.port1.postMessage({ type: "classified", pid: cpid, start, classification } satisfies WorkerAnswer);
+        try {
+          if (classification.pin) holdInKernel(cpid, start, classification.ctx);
+        } catch (e) {
+          failClosed(`the context of pid ${cpid} cannot be compiled for the kernel (${(e as Error).message})`);
+        }
+      };
+      // A background worker answered provisionally (no row known yet) is asked about again once
+      // the monitor can answer, and pinned by its row then (classification.ts, revisit).
+      let revisiting = false;
+      revisitProvisional = () => {
+        if (revisiting || !classifier.revisitDue) return;
+        revisiting = true;
+        classifier.revisit(answerClassified).finally(() => (revisiting = false));
+      };
       channel.port1.on("message", (m: WorkerRequest) => {
         if (m.type === "classify") {
           const t0 = performance.now();
@@ -513,18 +535,8 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
             stats.classifyMsTotal += ms;
             stats.classifyMsMax = Math.max(stats.classifyMsMax, ms);
           };
-          classifier.classify(m.pid, m.start).finally(took).then(
-            (classification) => {
-              // The answer first: the supervisor decides for the pinned context meanwhile (and a
-              // held call the injection interrupts comes back afresh, decided in the kernel).
-              if (classification.pin) remember(m.pid, m.start, classification.ctx);
-              channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification } satisfies WorkerAnswer);
-              try {
-                if (classification.pin) holdInKernel(m.pid, m.start, classification.ctx);
-              } catch (e) {
-                failClosed(`the context of pid ${m.pid} cannot be compiled for the kernel (${(e as Error).message})`);
-              }
-            },
+          classifier.classify(m.pid, m.start, m.entersCode).finally(took).then(
+            (classification) => answerClassified(m.pid, m.start, classification),
             () => channel.port1.postMessage({ type: "classified", pid: m.pid, start: m.start, classification: { ctx: { context: "unclassified" }, pin: false, note: "classification failed" } } satisfies WorkerAnswer),
           );
         } else {
@@ -602,6 +614,7 @@ export async function superviseServer(r: SupervisionRequest): Promise<Supervisio
         const pmStatus = dataDirAbs ? readPostmasterPidFile(dataDirAbs)?.status : undefined;
         if (pmStatus === "ready") classifier.markReady();
         else if (pmStatus === "starting") classifier.markStarting();
+        revisitProvisional();
         const workerBeat = Atomics.load(beats, 0);
         if (!failing && workerBeat === 0 && now * 100 > SUPERVISOR_START_MS) {
           failClosed(`the supervisor did not start within ${SUPERVISOR_START_MS / 1000} s`);

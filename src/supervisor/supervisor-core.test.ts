@@ -25,6 +25,7 @@ function harness(limits = DEFAULT_LIMITS, pol = policy) {
   const threads = new Map<number, number>();
   const answers: Array<{ id: bigint; a: { continue: true } | { errno: number } }> = [];
   const asked: Array<[number, string]> = [];
+  const askedCode: boolean[] = [];
   const statements: number[] = [];
   const emitted: ViolationEvent[] = [];
   const notes: string[] = [];
@@ -40,7 +41,10 @@ function harness(limits = DEFAULT_LIMITS, pol = policy) {
     respond: (id, a) => answers.push({ id, a }),
     kill: (pid) => killed.push(pid),
     spawnsShell: (pid) => shells.has(pid),
-    requestClassification: (pid, start) => asked.push([pid, start]),
+    requestClassification: (pid, start, entersCode) => {
+      asked.push([pid, start]);
+      askedCode.push(entersCode);
+    },
     requestStatement: (pid) => statements.push(pid),
     emit: (e) => emitted.push(e),
     note: (l) => notes.push(l),
@@ -59,8 +63,28 @@ function harness(limits = DEFAULT_LIMITS, pol = policy) {
     return n.id;
   };
   const answerOf = (nid: bigint) => answers.find((x) => x.id === nid)?.a;
-  return { core, io, procs, threads, answers, asked, statements, emitted, notes, killed, shells, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
+  return { core, io, procs, threads, answers, asked, askedCode, statements, emitted, notes, killed, shells, call, answerOf, advance: (ms: number) => { now += ms; core.tick(); } };
 }
+
+test("a provisional answer (a background worker before its row) decides calls that bring no code; one that does asks again and waits", () => {
+  const h = harness();
+  h.procs.set(PM, { ppid: 1, start: "1" });
+  h.procs.set(300, { ppid: PM, start: "60" });
+  const EPOLL_WAIT = 232;
+  const wait = h.call(300, EPOLL_WAIT);
+  const exec = h.call(300);
+  assert.deepEqual([h.asked, h.askedCode], [[[300, "60"]], [false]], "asked once, for a call that brings no code");
+  h.core.onClassified(300, "60", { ctx: { context: "background_worker" }, pin: false, provisional: true });
+  assert.notEqual(h.answerOf(wait), undefined, "the call without code is answered");
+  assert.equal(h.answerOf(exec), undefined, "the exec is still held");
+  assert.deepEqual([h.asked, h.askedCode], [[[300, "60"], [300, "60"]], [false, true]], "asked again, as a call that brings code");
+  h.core.onClassified(300, "60", { ctx: { context: "background_worker" }, pin: true });
+  assert.notEqual(h.answerOf(exec), undefined);
+  // The first call of a process that brings code asks as such.
+  h.procs.set(301, { ppid: PM, start: "61" });
+  h.call(301);
+  assert.equal(h.askedCode.at(-1), true);
+});
 
 test("the postmaster is decided at once; an unclassified child of it is held until the classifier answers", () => {
   const h = harness();
@@ -214,11 +238,22 @@ test("classification rules: names never decide, kernel facts must agree, missing
   assert.deepEqual(classifyChild({ activity: row("something new"), clientConnection: false, title: "" }).ctx, { context: "unclassified" });
   // A background worker without a row yet (a dynamic one maps its library first): pinned by its
   // own MyBackendType before that library's code can change any fact; other rowless processes not.
-  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
+  assert.deepEqual(classifyChild({ entersCode: true, activity: "none", clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
+  // A call that brings no code (only the server's runs in it): that context for the call alone.
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: false, provisional: true });
   assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", forkedAfterReady: true, ownBackendType: "unreadable" }).pin, false);
-  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", forkedAfterReady: true, ownBackendType: "archiver" }).pin, false);
+  // Any process kind of its own, by its own type: the title is not read.
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: alice db [local] idle", forkedAfterReady: true, ownBackendType: "archiver" }), { ctx: { context: "archiver" }, pin: true });
+  assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: archiver", ownBackendType: "startup" }), { ctx: { context: "startup" }, pin: true });
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", ownBackendType: "stats collector" }), { ctx: { context: "stats_collector" }, pin: true });
+  // Before the server is said to be ready (postmaster.pid "starting", which a superuser can
+  // write) a background worker is still told by its own type, never by its bgw_name title.
+  assert.deepEqual(classifyChild({ entersCode: true, activity: undefined, clientConnection: false, title: "postgres: archiver", forkedAfterReady: false, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
+  // Own types that are no kind: "invalid" (not set yet), a client's without a connection: not pinned.
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "", forkedAfterReady: true, ownBackendType: "invalid" }).pin, false);
+  assert.deepEqual(classifyChild({ activity: "none", clientConnection: false, title: "postgres: checkpointer", forkedAfterReady: true, ownBackendType: "client backend" }).pin, false);
   // No answer from the monitor (a locked catalog) once the server was ready: the same.
-  assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
+  assert.deepEqual(classifyChild({ entersCode: true, activity: undefined, clientConnection: false, title: "postgres: archiver", forkedAfterReady: true, ownBackendType: "background worker" }), { ctx: { context: "background_worker" }, pin: true });
   // Before the server answers: a client connection is never classified by title.
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: true, title: "postgres: checkpointer" }), { ctx: { context: "unclassified" }, pin: false, note: "client connection not authenticated yet" });
   assert.deepEqual(classifyChild({ activity: undefined, clientConnection: false, title: "postgres: startup recovering 0001" }), { ctx: { context: "startup" }, pin: true });

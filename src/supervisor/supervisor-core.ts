@@ -11,7 +11,8 @@
 import type { CompiledFilter } from "../bpf/emulator.js";
 import type { SeccompData } from "../seccomp/index.js";
 import type { ContextSpec } from "../policy/decision.js";
-import { syscallName, type Arch } from "../syscalls/index.js";
+import { syscallName, syscallNumber, type Arch } from "../syscalls/index.js";
+import { PROT_EXEC, SHM_EXEC } from "../compile/compose.js";
 import { decide, killSignalFor, type LaunchGate, type Verdict } from "./supervisor.js";
 import type { ViolationEvent } from "../host/violation-event.js";
 
@@ -31,6 +32,8 @@ export interface Classification {
   pin: boolean;
   /** Why it is not the process's own context (ambiguous, inconsistent, unknown), for the log. */
   note?: string;
+  /** Not pinned, and for calls that bring no new code only: one that does asks again (classify.ts, ChildClassification). */
+  provisional?: boolean;
 }
 
 export interface SupervisorIO {
@@ -54,7 +57,8 @@ export interface SupervisorIO {
    */
   spawnsShell(pid: number, data: SeccompData): boolean;
   /** Asks the classifier about a child of the postmaster; the answer comes to onClassified. */
-  requestClassification(pid: number, start: string): void;
+  /** entersCode: the held call that asks brings new code into `pid` itself (SupervisorCore.entersCode). */
+  requestClassification(pid: number, start: string, entersCode: boolean): void;
   /** Asks for a session's running statement; the answer comes to onStatement. */
   requestStatement(pid: number): void;
   emit(event: ViolationEvent): void;
@@ -144,6 +148,8 @@ function endsSession(ctx: ContextSpec): boolean {
   return ctx.context === "session" || ctx.context === "parallel_worker";
 }
 const MAX_ANCESTRY = 32;
+/** The calls that can bring new code into their own process (SupervisorCore.entersCode). */
+const CODE_CALLS = ["mmap", "mprotect", "pkey_mprotect", "shmat", "execve", "execveat"] as const;
 /** Kinds of (process, syscall, action) summed at once; more are counted in one line of the launcher's output. */
 const MAX_SUMMARY_KINDS = 10_000;
 
@@ -219,7 +225,7 @@ export class SupervisorCore {
     if ("waitFor" in where && this.mayHold(n.pid)) {
       if (this.asked.get(where.waitFor) !== where.start) {
         this.asked.set(where.waitFor, where.start);
-        this.io.requestClassification(where.waitFor, where.start);
+        this.io.requestClassification(where.waitFor, where.start, where.waitFor === n.pid && this.entersCode(n));
       }
       this.hold(n, { n, until: this.io.now() + this.limits.classifyWaitMs, classify: where.waitFor });
       return;
@@ -258,14 +264,42 @@ export class SupervisorCore {
     else this.heldPer.set(h.n.pid, c);
   }
 
+  /**
+   * Does call `n` bring new code into its own process: an executable mapping (the exec gate's
+   * calls, compile/compose.ts withExecGate) or an exec?
+   */
+  private entersCode(n: Notification): boolean {
+    const nr = n.data.nr;
+    const flags = n.data.args[2] ?? 0n;
+    if (nr === this.codeCalls.mmap || nr === this.codeCalls.mprotect || nr === this.codeCalls.pkey_mprotect) return (flags & PROT_EXEC) !== 0n;
+    if (nr === this.codeCalls.shmat) return (flags & SHM_EXEC) !== 0n;
+    return nr === this.codeCalls.execve || nr === this.codeCalls.execveat;
+  }
+
+  private codeCallNumbers: Record<(typeof CODE_CALLS)[number], number> | undefined;
+  private get codeCalls(): Record<(typeof CODE_CALLS)[number], number> {
+    return (this.codeCallNumbers ??= Object.fromEntries(CODE_CALLS.map((name) => [name, syscallNumber(this.arch, name) ?? -1])) as Record<(typeof CODE_CALLS)[number], number>);
+  }
+
   /** The classifier's answer about a postmaster child. */
   onClassified(pid: number, start: string, c: Classification): void {
     if (this.asked.get(pid) === start) this.asked.delete(pid);
     if (c.pin) this.pins.set(pid, { start, ctx: c.ctx });
+    let askAgain = false;
     for (const [id, h] of this.held) {
       if (h.classify !== pid) continue;
+      // A provisional answer is not for a call that brings code into the process: it stays held
+      // and that call asks again, as such (it pins then).
+      if (c.provisional && h.n.pid === pid && this.entersCode(h.n)) {
+        askAgain = true;
+        continue;
+      }
       this.release(id, h);
       this.decideAndAnswer(h.n, { ctx: c.ctx, source: pid, ...(c.note ? { note: c.note } : {}) });
+    }
+    if (askAgain && this.asked.get(pid) !== start) {
+      this.asked.set(pid, start);
+      this.io.requestClassification(pid, start, true);
     }
   }
 

@@ -11,7 +11,7 @@ import { writeSync } from "node:fs";
 import { compileFilter, type CompiledFilter } from "../bpf/emulator.js";
 import { contextKey, type ContextSpec } from "../policy/decision.js";
 import type { Policy } from "../policy/policy.js";
-import { CLIENT_FILTER_KNOCK, supervisorProgram } from "../compile/compose.js";
+import { CLIENT_FILTER_KNOCK, PROT_EXEC, supervisorProgram } from "../compile/compose.js";
 import { KernelError, notifIdValid, notifRecv, notifSend, pollListener, SECCOMP_USER_NOTIF_FLAG_CONTINUE } from "../kernel/index.js";
 import type { LaunchGate } from "./supervisor.js";
 import type { ViolationEvent } from "../host/violation-event.js";
@@ -54,7 +54,7 @@ export interface SupervisorWorkerData {
 }
 
 /** Messages the worker sends on `port` and receives back. */
-export type WorkerRequest = { type: "classify"; pid: number; start: string } | { type: "statement"; pid: number };
+export type WorkerRequest = { type: "classify"; pid: number; start: string; entersCode: boolean } | { type: "statement"; pid: number };
 export type WorkerAnswer =
   | { type: "classified"; pid: number; start: string; classification: Classification }
   | { type: "statement"; pid: number; query?: string; role?: string; database?: string };
@@ -110,7 +110,6 @@ const serverCodeFiles = new Set(data.serverCode.files.map((f) => `${f.mnt}:${f.i
 /** Where every server process's own MyBackendType is, once the postmaster runs the executable. */
 let backendTypeAt: bigint | undefined;
 const PROT_WRITE = 2n;
-const PROT_EXEC = 4n;
 const MAP_ANONYMOUS = 0x20n; // the same on x86_64 and aarch64
 /**
  * mmap(addr, len, prot, flags, fd, off) of the server's own code: executable and not writable
@@ -164,7 +163,7 @@ const core = new SupervisorCore(data.stagePid, decisionsFor, gate, data.arch, {
     }
   },
   spawnsShell: (pid, d) => spawnsShell(pid, d.args[0] ?? 0n, d.args[1] ?? 0n),
-  requestClassification: (pid, start) => port.postMessage({ type: "classify", pid, start } satisfies WorkerRequest),
+  requestClassification: (pid, start, entersCode) => port.postMessage({ type: "classify", pid, start, entersCode } satisfies WorkerRequest),
   requestStatement: (pid) => port.postMessage({ type: "statement", pid } satisfies WorkerRequest),
   emit: (e) => parentPort!.postMessage(e),
   note: (line) => parentPort!.postMessage({ type: "note", line }),

@@ -16,7 +16,9 @@
 // then says "alice's session".
 // Fixed: a background worker without a row is pinned at its first routed call (its library's
 // mapping) by its own MyBackendType, which only the server's code has touched by then: the
-// background worker's context (the session's lists), for good (src/classify/classify.ts).
+// background worker's context (the session's lists), for good (src/classify/classify.ts). The
+// fourth step forges the server's readiness (postmaster.pid) and the worker's title instead:
+// its own type decides then too, never its title.
 
 import { test, after, before } from "node:test";
 import assert from "node:assert/strict";
@@ -35,7 +37,7 @@ const profile = readFileSync(hostProfilePath(), "utf8");
 let cluster: Cluster;
 let dir: string;
 let out: string;
-const libs: Record<"control" | "forge" | "session" | "delayed", string> = { control: "", forge: "", session: "", delayed: "" };
+const libs: Record<"control" | "forge" | "session" | "delayed" | "titled", string> = { control: "", forge: "", session: "", delayed: "", titled: "" };
 before(async () => {
   if (skip) return;
   cluster = await newCluster();
@@ -43,9 +45,10 @@ before(async () => {
   chmodSync(dir, 0o755);
   out = join(dir, "exec.txt");
   spawnSync("install", ["-m", "0666", "/dev/null", out]);
-  for (const kind of ["control", "forge", "delayed"] as const) {
+  for (const kind of ["control", "forge", "delayed", "titled"] as const) {
     const lib = join(dir, `bgworker-${kind}.so`);
-    const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${SERVER_HEADERS}`, `-DFORGE=${kind === "control" ? 0 : 1}`, ...(kind === "delayed" ? ["-DDELAY_US=3000000"] : []), `-DOUT="${out}"`, `-DLIB="${lib}"`, "-o", lib, repoPath("test/fixtures/attack/bgworker-forge.c")], { encoding: "utf8" });
+    // titled: no forge of its own type, only its bgw_name (its title): "archiver".
+    const cc = spawnSync("cc", ["-shared", "-fPIC", "-O1", `-I${SERVER_HEADERS}`, `-DFORGE=${kind === "control" || kind === "titled" ? 0 : 1}`, ...(kind === "delayed" || kind === "titled" ? ["-DDELAY_US=3000000"] : []), ...(kind === "titled" ? ['-DWORKER_NAME="archiver"'] : []), `-DOUT="${out}"`, `-DLIB="${lib}"`, "-o", lib, repoPath("test/fixtures/attack/bgworker-forge.c")], { encoding: "utf8" });
     assert.equal(cc.status, 0, cc.stderr);
     libs[kind] = lib;
   }
@@ -92,6 +95,21 @@ test("code in a backend registers a background worker that rewrites its own type
     const [, , blindRun] = await runs(3);
     assert.match(blindRun ?? "", /^exec /);
     assert.notEqual(blindRun, "exec 0", `the background worker exec'd as the archiver while the monitor was blind:\n${s.stderr().slice(-3000)}`);
+    // Titles again: the session rewrites postmaster.pid's status line to "starting" (COPY TO a
+    // file: a superuser's SQL), which once made the launcher take processes forked from then on
+    // as forked before the server was ready, whose titles were a source; then, the monitor
+    // blinded as above, it registers a worker whose bgw_name (so its title) is "archiver". The
+    // session classifies itself first (auto_explain), so no new client reaches the launcher
+    // meanwhile to say the server is up.
+    const pidFile = join(cluster.dataDir, "postmaster.pid");
+    const lines = readFileSync(pidFile, "utf8").replace(/\n$/, "").split("\n");
+    lines[lines.length - 1] = "starting";
+    const values = lines.map((l) => `('${l.replace(/'/g, "''")}')`).join(", ");
+    const titled = psql(cluster, `load 'auto_explain'; copy (values ${values}) to '${pidFile}'; select pg_sleep(1); begin; lock table pg_catalog.pg_proc in access exclusive mode; load '${libs.titled}'; select pg_sleep(1.5); commit;`, { role: "etl" });
+    assert.ok(titled.ok, titled.stderr);
+    const [, , , titledRun] = await runs(4);
+    assert.match(titledRun ?? "", /^exec /);
+    assert.notEqual(titledRun, "exec 0", `a background worker titled "archiver" exec'd while postmaster.pid said "starting":\n${s.stderr().slice(-3000)}`);
   } finally {
     await stop(s);
   }
