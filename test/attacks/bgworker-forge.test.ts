@@ -27,7 +27,7 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
-import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
+import { integrationSkip, newCluster, reportLines, startReady, stop, writePolicy } from "../support/server.js";
 import { repoPath, hostProfilePath } from "../support/paths.js";
 
 const SERVER_HEADERS = "/usr/include/postgresql/15/server";
@@ -61,12 +61,6 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The status lines the background workers appended, once `n` are there. */
-async function runs(n: number): Promise<string[]> {
-  await waitFor(() => readFileSync(out, "utf8").trim().split("\n").filter(Boolean).length >= n, 20_000, "the background worker's report");
-  return readFileSync(out, "utf8").trim().split("\n");
-}
-
 test("code in a backend registers a background worker that rewrites its own type to the archiver: it must not exec", {
   skip,
   timeout: 120_000,
@@ -79,12 +73,12 @@ test("code in a backend registers a background worker that rewrites its own type
     // its bgw_type, no kind pg_seccomp knows: the most restrictive context): no exec.
     const control = psql(cluster, `load '${libs.control}'`, { role: "etl" });
     assert.ok(control.ok, control.stderr);
-    const [controlRun] = await runs(1);
+    const [controlRun] = await reportLines(out, 1);
     assert.match(controlRun ?? "", /^exec [1-9]/, `the background worker exec'd without a forge:\n${s.stderr().slice(-3000)}`);
     // The attack.
     const forge = psql(cluster, `load '${libs.forge}'`, { role: "etl" });
     assert.ok(forge.ok, forge.stderr);
-    const [, forgedRun] = await runs(2);
+    const [, forgedRun] = await reportLines(out, 2);
     assert.match(forgedRun ?? "", /^exec /);
     assert.notEqual(forgedRun, "exec 0", `the background worker exec'd as the archiver:\n${s.stderr().slice(-3000)}`);
     // The same with the monitor blinded while the worker maps its library (the registering
@@ -92,7 +86,7 @@ test("code in a backend registers a background worker that rewrites its own type
     // its own type decides then too; its exec comes after the lock is gone.
     const blind = psql(cluster, `begin; lock table pg_catalog.pg_proc in access exclusive mode; load '${libs.delayed}'; select pg_sleep(1.5); commit;`, { role: "etl" });
     assert.ok(blind.ok, blind.stderr);
-    const [, , blindRun] = await runs(3);
+    const [, , blindRun] = await reportLines(out, 3);
     assert.match(blindRun ?? "", /^exec /);
     assert.notEqual(blindRun, "exec 0", `the background worker exec'd as the archiver while the monitor was blind:\n${s.stderr().slice(-3000)}`);
     // Titles again: the session rewrites postmaster.pid's status line to "starting" (COPY TO a
@@ -107,7 +101,7 @@ test("code in a backend registers a background worker that rewrites its own type
     const values = lines.map((l) => `('${l.replace(/'/g, "''")}')`).join(", ");
     const titled = psql(cluster, `load 'auto_explain'; copy (values ${values}) to '${pidFile}'; select pg_sleep(1); begin; lock table pg_catalog.pg_proc in access exclusive mode; load '${libs.titled}'; select pg_sleep(1.5); commit;`, { role: "etl" });
     assert.ok(titled.ok, titled.stderr);
-    const [, , , titledRun] = await runs(4);
+    const [, , , titledRun] = await reportLines(out, 4);
     assert.match(titledRun ?? "", /^exec /);
     assert.notEqual(titledRun, "exec 0", `a background worker titled "archiver" exec'd while postmaster.pid said "starting":\n${s.stderr().slice(-3000)}`);
   } finally {
@@ -127,7 +121,7 @@ test("code in a backend registers a background worker that makes itself alice's 
     writeFileSync(out, "");
     const attack = psql(cluster, `load '${libs.session}'`, { role: "etl" });
     assert.ok(attack.ok, attack.stderr);
-    const [run] = await runs(1);
+    const [run] = await reportLines(out, 1);
     assert.match(run ?? "", /^exec /, `the worker got no client socket (${run}):\n${s.stderr().slice(-3000)}`);
     assert.notEqual(run, "exec 0", `etl's background worker exec'd as alice's session:\n${s.stderr().slice(-3000)}`);
   } finally {

@@ -22,7 +22,7 @@ import { spawnSync } from "node:child_process";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { destroyCluster, psql, query, type Cluster } from "../../src/postgres/cluster.js";
-import { integrationSkip, newCluster, startReady, stop, waitFor, writePolicy } from "../support/server.js";
+import { integrationSkip, newCluster, reportLines, startReady, stop, writePolicy } from "../support/server.js";
 import { repoPath, hostProfilePath } from "../support/paths.js";
 
 const SERVER_HEADERS = "/usr/include/postgresql/15/server";
@@ -52,12 +52,6 @@ after(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** The status lines the workers appended, once `n` are there. */
-async function runs(n: number): Promise<string[]> {
-  await waitFor(() => readFileSync(out, "utf8").trim().split("\n").filter(Boolean).length >= n, 20_000, "the background worker's report");
-  return readFileSync(out, "utf8").trim().split("\n");
-}
-
 test("code in a backend starts a parallel worker whose bgw_type is \"logical replication launcher\": it must not exec", {
   skip,
   // Open (found by the attack6 helper; docs/design.md, "Classification"): a background worker's
@@ -73,11 +67,11 @@ test("code in a backend starts a parallel worker whose bgw_type is \"logical rep
     query(cluster, "create role etl superuser login");
     const control = psql(cluster, `create function launch_control() returns int language c as '${libs.control}', 'launch_worker'; select launch_control();`, { role: "etl" });
     assert.ok(control.ok, control.stderr);
-    const [controlRun] = await runs(1);
+    const [controlRun] = await reportLines(out, 1);
     assert.match(controlRun ?? "", /^exec [1-9]/, `the parallel worker exec'd:\n${s.stderr().slice(-3000)}`);
     const attack = psql(cluster, `create function launch_launcher() returns int language c as '${libs.launcher}', 'launch_worker'; select launch_launcher();`, { role: "etl" });
     assert.ok(attack.ok, attack.stderr);
-    const [, attackRun] = await runs(2);
+    const [, attackRun] = await reportLines(out, 2);
     assert.match(attackRun ?? "", /^exec /);
     assert.notEqual(attackRun, "exec 0", `a parallel worker whose bgw_type is "logical replication launcher" exec'd:\n${s.stderr().slice(-3000)}`);
   } finally {

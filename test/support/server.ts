@@ -156,3 +156,9 @@ export function withExecDeniedGlobally(profile: string): string {
   if (out === profile || !/^global_syscall_error = 'execve, /m.test(out)) throw new Error("withExecDeniedGlobally: the profile's allow or error list was not found");
   return out;
 }
+
+/** The lines an attack fixture appended to `path` (one per worker run), once there are `n`. */
+export async function reportLines(path: string, n: number): Promise<string[]> {
+  await waitFor(() => readFileSync(path, "utf8").trim().split("\n").filter(Boolean).length >= n, 20_000, "the background worker's report");
+  return readFileSync(path, "utf8").trim().split("\n");
+}
